@@ -1,0 +1,303 @@
+"""The alert state machine (docs/spec/settlement.md, section 6).
+
+Modelled on Prometheus and its Alertmanager: an alert is identified by
+(kind, key); a rule says whether its condition holds ("raise" / "clear"
+observations); an alert waits `for` seconds in pending before it fires;
+firing alerts repeat their notification every `repeat` seconds, escalate
+from warning to critical at `escalate_at`, and resolve when the condition
+clears.  Inhibition: while a source alert is pending or firing, its target
+kinds neither start, nor fire, nor escalate, nor repeat (an untrusted clock
+holds deadline alerts and never invents overdue ones).
+
+Every state change is an action: a dict holding the alert's whole record
+after the change, to be journaled and published.  `restore(action)` replays
+one; a machine restored from the journaled actions equals the one that
+emitted them.  All transitions are in TRANSITIONS (one table, this file);
+an event the table does not allow raises IllegalTransition and changes
+nothing.  Portable core: no time import, `now` is an argument.
+"""
+
+from daozhang.agent.core.errors import LocalError
+
+STATES = ("inactive", "pending", "firing", "resolved")
+EVENTS = ("raise", "clear", "for_elapsed", "escalate", "repeat")
+
+# (state, event) -> (new state, action name or None for "no change")
+TRANSITIONS = {
+    ("inactive", "raise"): ("pending", "pending"),
+    ("resolved", "raise"): ("pending", "pending"),
+    ("pending", "raise"): ("pending", None),
+    ("firing", "raise"): ("firing", None),
+    ("pending", "for_elapsed"): ("firing", "firing"),
+    ("pending", "clear"): ("inactive", "withdrawn"),
+    ("firing", "clear"): ("resolved", "resolved"),
+    ("inactive", "clear"): ("inactive", None),
+    ("resolved", "clear"): ("resolved", None),
+    ("firing", "escalate"): ("firing", "escalated"),
+    ("firing", "repeat"): ("firing", "repeated"),
+}
+
+HOUR = 3600
+# kind -> severity it fires with, `for` (seconds pending), repeat interval,
+# and the display nouns (singular, plural); "count": False shows the title
+# alone (one-instance kinds).
+KINDS = {
+    "security": {"severity": "critical", "for": 0, "repeat": 4 * HOUR,
+                 "nouns": ("rejected message", "rejected messages")},
+    "journal_full": {"severity": "critical", "for": 0, "repeat": HOUR,
+                     "nouns": ("journal full: sales refused",), "count": False},
+    "clock_untrusted": {"severity": "warning", "for": 0, "repeat": 4 * HOUR,
+                        "nouns": ("clock not trusted: deadlines on hold",), "count": False},
+    "settlement_overdue": {"severity": "warning", "for": 0, "repeat": 4 * HOUR,
+                           "nouns": ("payment overdue", "payments overdue")},
+    "settlement_short": {"severity": "critical", "for": 0, "repeat": 12 * HOUR,
+                         "nouns": ("settlement short", "settlements short")},
+    "fee_over_contract": {"severity": "warning", "for": 0, "repeat": 12 * HOUR,
+                          "nouns": ("fee over contract", "fees over contract")},
+    "mcc_jump": {"severity": "critical", "for": 0, "repeat": 12 * HOUR,
+                 "nouns": ("settled under another MCC", "settled under another MCC")},
+    "region_jump": {"severity": "critical", "for": 0, "repeat": 12 * HOUR,
+                    "nouns": ("settled under another region", "settled under another region")},
+    "unknown_settlement": {"severity": "warning", "for": 0, "repeat": 12 * HOUR,
+                           "nouns": ("unknown settlement", "unknown settlements")},
+    "duplicate_settlement": {"severity": "warning", "for": 0, "repeat": 12 * HOUR,
+                             "nouns": ("duplicate settlement", "duplicate settlements")},
+    "cancelled_settled": {"severity": "warning", "for": 0, "repeat": 12 * HOUR,
+                          "nouns": ("cancelled sale settled", "cancelled sales settled")},
+    "sync_backlog": {"severity": "warning", "for": 600, "repeat": 4 * HOUR,
+                     "nouns": ("sync backlog",), "count": False},
+    "journal_near_full": {"severity": "warning", "for": 0, "repeat": 4 * HOUR,
+                          "nouns": ("journal nearly full",), "count": False},
+}
+KIND_ORDER = ("security", "journal_full", "clock_untrusted", "settlement_overdue",
+              "settlement_short", "fee_over_contract", "mcc_jump", "region_jump",
+              "unknown_settlement", "duplicate_settlement", "cancelled_settled",
+              "sync_backlog", "journal_near_full")
+# source kind -> kinds it holds while pending or firing (Alertmanager inhibit_rules)
+INHIBIT = {"clock_untrusted": ("settlement_overdue",),
+           "journal_full": ("journal_near_full",)}
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "HKD": "HK$", "GBP": "£", "JPY": "¥"}
+ZERO_DECIMAL = ("JPY", "KRW")
+# Record fields an action carries (besides type, action, at).
+FIELDS = ("kind", "key", "state", "severity", "since", "pending_since", "fired_at",
+          "resolved_at", "escalate_at", "last_notified", "amount", "currency", "detail")
+
+
+class IllegalTransition(LocalError):
+    """An event the transition table does not allow in the alert's state."""
+
+
+class ReplayMismatch(LocalError):
+    """A journaled action that cannot follow the machine's current state."""
+
+
+def format_money(minor, currency):
+    symbol = CURRENCY_SYMBOLS.get(currency, currency + " ")
+    sign = "-" if minor < 0 else ""
+    minor = abs(minor)
+    if currency in ZERO_DECIMAL:
+        whole, cents = minor, None
+    else:
+        whole, cents = minor // 100, minor % 100
+    digits = str(whole)
+    groups = []
+    while len(digits) > 3:
+        groups.insert(0, digits[-3:])
+        digits = digits[:-3]
+    groups.insert(0, digits)
+    text = ",".join(groups)
+    if cents is not None:
+        text += ".%02d" % cents
+    return sign + symbol + text
+
+
+def transition_table_dot():
+    """Graphviz text of TRANSITIONS (no-op entries left out)."""
+    lines = ["digraph alert {", "  rankdir=LR;"]
+    for (state, event) in sorted(TRANSITIONS):
+        new, action = TRANSITIONS[(state, event)]
+        if action is not None:
+            lines.append('  %s -> %s [label="%s / %s"];' % (state, new, event, action))
+    lines.append("}")
+    return "\n".join(lines)
+
+
+class AlertMachine:
+    def __init__(self, currency="CNY", kinds=None):
+        self.kinds = kinds or KINDS
+        self.currency = currency
+        self.alerts = {}  # (kind, key) -> record dict; inactive alerts are absent
+
+    # -- the strict core: one event through the table ------------------------
+
+    def handle(self, kind, key, event, now, fields=None):
+        """Apply one event; returns the action dict, or None for a no-op.
+
+        Raises IllegalTransition (state unchanged) when the table has no
+        entry for (state, event), or for an unknown kind."""
+        if kind not in self.kinds:
+            raise IllegalTransition("unknown alert kind %r (expected one of %s)"
+                                    % (kind, ", ".join(KIND_ORDER)))
+        old = self.alerts.get((kind, key))
+        state = old["state"] if old else "inactive"
+        entry = TRANSITIONS.get((state, event))
+        if entry is None:
+            allowed = [e for e in EVENTS if (state, e) in TRANSITIONS]
+            raise IllegalTransition("alert %s/%s: event %r not allowed in state %r (allowed: %s)"
+                                    % (kind, key, event, state, ", ".join(allowed)))
+        new_state, action = entry
+        if action is None:
+            return None
+        if event == "raise":
+            f = fields or {}
+            rec = {"kind": kind, "key": key, "state": new_state,
+                   "severity": self.kinds[kind]["severity"],
+                   "since": f.get("since", now), "pending_since": now, "fired_at": None,
+                   "resolved_at": None, "escalate_at": f.get("escalate_at"),
+                   "last_notified": None, "amount": f.get("amount"),
+                   "currency": f.get("currency", self.currency), "detail": f.get("detail")}
+        else:
+            rec = dict(old)
+            rec["state"] = new_state
+            if event == "for_elapsed":
+                rec["fired_at"] = now
+                rec["last_notified"] = now
+            elif event == "escalate":
+                rec["severity"] = "critical"
+                rec["last_notified"] = now
+            elif event == "repeat":
+                rec["last_notified"] = now
+            elif event == "clear":
+                rec["resolved_at"] = now
+        if new_state == "inactive":
+            del self.alerts[(kind, key)]
+        else:
+            self.alerts[(kind, key)] = rec
+        out = {"type": "alert", "action": action, "at": now}
+        for name in FIELDS:
+            out[name] = rec[name]
+        return out
+
+    def restore(self, action):
+        """Replay one journaled action; raises ReplayMismatch if it cannot
+        follow the current state (state unchanged)."""
+        kind, key = action.get("kind"), action.get("key")
+        old = self.alerts.get((kind, key))
+        state = old["state"] if old else "inactive"
+        for (src, event), (dst, name) in TRANSITIONS.items():
+            if src == state and name == action.get("action") and dst == action.get("state"):
+                break
+        else:
+            raise ReplayMismatch("alert %s/%s: journaled action %r to %r cannot follow state %r"
+                                 % (kind, key, action.get("action"), action.get("state"), state))
+        if dst == "inactive":
+            del self.alerts[(kind, key)]
+        else:
+            rec = {}
+            for name in FIELDS:
+                rec[name] = action.get(name)
+            self.alerts[(kind, key)] = rec
+
+    # -- the level-based face the watchdog and daemon use ----------------------
+
+    def inhibited_kinds(self):
+        held = set()
+        for (kind, _), rec in self.alerts.items():
+            if kind in INHIBIT and rec["state"] in ("pending", "firing"):
+                for target in INHIBIT[kind]:
+                    held.add(target)
+        return held
+
+    def observe(self, obs):
+        """An observation {"kind", "key", "active", "at", and for raising:
+        "since", "escalate_at", "amount", "detail"} -> list of actions."""
+        kind, key, now = obs["kind"], obs["key"], obs["at"]
+        if not obs["active"]:
+            action = self.handle(kind, key, "clear", now)
+            return [action] if action else []
+        rec = self.alerts.get((kind, key))
+        if kind in self.inhibited_kinds() and (rec is None or rec["state"] == "resolved"):
+            return []  # inhibition: held kinds do not start
+        actions = []
+        action = self.handle(kind, key, "raise", now, obs)
+        if action:
+            actions.append(action)
+        actions.extend(self._advance((kind, key), now, False))
+        return actions
+
+    def _advance(self, ident, now, with_repeat):
+        rec = self.alerts.get(ident)
+        actions = []
+        if rec is None or ident[0] in self.inhibited_kinds():
+            return actions
+        kind, key = ident
+        if rec["state"] == "pending" and now >= rec["pending_since"] + self.kinds[kind]["for"]:
+            actions.append(self.handle(kind, key, "for_elapsed", now))
+            rec = self.alerts[ident]
+        if rec["state"] != "firing":
+            return actions
+        if (rec["severity"] != "critical" and rec["escalate_at"] is not None
+                and now >= rec["escalate_at"]):
+            actions.append(self.handle(kind, key, "escalate", now))
+        elif with_repeat and now >= rec["last_notified"] + self.kinds[kind]["repeat"]:
+            actions.append(self.handle(kind, key, "repeat", now))
+        return actions
+
+    def tick(self, now):
+        """Time passes: pending alerts fire, firing ones escalate or repeat.
+        Alerts are visited in (kind, key) order, so output is deterministic."""
+        actions = []
+        for ident in sorted(self.alerts):
+            actions.extend(self._advance(ident, now, True))
+        return actions
+
+    # -- views -----------------------------------------------------------------
+
+    def state(self):
+        """A plain, comparable copy of every alert record."""
+        out = {}
+        for ident in sorted(self.alerts):
+            out[ident[0] + "/" + str(ident[1])] = dict(self.alerts[ident])
+        return out
+
+    def firing(self):
+        return [self.alerts[i] for i in sorted(self.alerts) if self.alerts[i]["state"] == "firing"]
+
+    def group_lines(self):
+        """One display line per firing kind, worst first:
+        "3 payments overdue, ¥1,250.00"."""
+        groups = {}
+        for rec in self.firing():
+            groups.setdefault(rec["kind"], []).append(rec)
+        ranked = []
+        for kind in groups:
+            worst = min(SEVERITY_RANK[r["severity"]] for r in groups[kind])
+            ranked.append((worst, KIND_ORDER.index(kind) if kind in KIND_ORDER else 99, kind))
+        lines = []
+        for _, _, kind in sorted(ranked):
+            recs = groups[kind]
+            spec = self.kinds[kind]
+            nouns = spec["nouns"]
+            if not spec.get("count", True):
+                lines.append(nouns[0])
+                continue
+            text = "%d %s" % (len(recs), nouns[0] if len(recs) == 1 else nouns[-1])
+            amounts = [r["amount"] for r in recs if r["amount"] is not None]
+            if amounts:
+                text += ", " + format_money(sum(amounts), recs[0]["currency"] or self.currency)
+            lines.append(text)
+        return lines
+
+    def status_summary(self):
+        """For the retained `status` message and the device outputs."""
+        counts = {"pending": 0, "firing": 0, "critical": 0, "warning": 0}
+        for rec in self.alerts.values():
+            if rec["state"] in ("pending", "firing"):
+                counts[rec["state"]] += 1
+            if rec["state"] == "firing" and rec["severity"] in counts:
+                counts[rec["severity"]] += 1
+        worst = "critical" if counts["critical"] else ("warning" if counts["warning"] else None)
+        counts["worst"] = worst
+        counts["lines"] = self.group_lines()
+        return counts

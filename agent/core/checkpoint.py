@@ -1,0 +1,107 @@
+"""Checkpoints: what is signed, the batch root and audit paths (SPEC 3.6).
+
+The signature covers the chain head, so one signature vouches for every
+record before it; the batch root lets a receipt prove one record of a group
+commit with log2(batch) hashes instead of the whole batch.
+Portable: CPython and MicroPython.
+"""
+
+import hashlib
+
+from . import cbor
+
+DOMAIN = "daozhang/checkpoint/v1"
+ALG_NONE = 0
+ALG_ED25519 = 1
+STATE_NORMAL = 0
+STATE_OUTAGE = 1
+STATE_RECOVERY = 2
+KID_SIZE = 8
+
+
+def key_id(public_key_bytes):
+    """SPEC 3.6: first 8 bytes of SHA-256 of the raw public key."""
+    return hashlib.sha256(public_key_bytes).digest()[:KID_SIZE]
+
+
+def signed_message(dev, seq, head, wall_ms, kid, alg, first, root, acked, released, state):
+    return cbor.dumps([DOMAIN, dev, seq, head, wall_ms, kid, alg, first, root, acked, released, state])
+
+
+def message_for(payload, seq, head, wall_ms):
+    """The signed message of a checkpoint record given its payload and body fields."""
+    return signed_message(payload["dev"], seq, head, wall_ms, payload["kid"], payload["alg"],
+                          payload["first"], payload["root"], payload["acked"], payload["released"],
+                          payload["state"])
+
+
+def _leaf(h):
+    return hashlib.sha256(b"\x00" + h).digest()
+
+
+def _node(left, right):
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def _split(n):
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def _mth(hashes, lo, hi):
+    n = hi - lo
+    if n == 1:
+        return _leaf(hashes[lo])
+    k = _split(n)
+    return _node(_mth(hashes, lo, lo + k), _mth(hashes, lo + k, hi))
+
+
+def batch_root(hashes):
+    """RFC 6962 Merkle tree hash over record hashes (SPEC 3.6.1)."""
+    if not hashes:
+        return hashlib.sha256(b"").digest()
+    return _mth(hashes, 0, len(hashes))
+
+
+def audit_path(hashes, index):
+    """RFC 6962 audit path for leaf `index`: sibling hashes, bottom up."""
+    path = []
+    lo, hi = 0, len(hashes)
+    frames = []
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            frames.append(_mth(hashes, lo + k, hi))
+            hi = lo + k
+        else:
+            frames.append(_mth(hashes, lo, lo + k))
+            lo = lo + k
+    while frames:
+        path.append(frames.pop())
+    return path
+
+
+def root_from_path(leaf_hash, index, count, path):
+    """Recompute the batch root from one record hash and its audit path (RFC 9162 2.1.3.2)."""
+    if index >= count:
+        return None
+    fn, sn = index, count - 1
+    r = _leaf(leaf_hash)
+    for p in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        return None
+    return r

@@ -1,0 +1,262 @@
+"""The journal's ring: where the next commit goes, what it may overwrite.
+
+Sans-IO.  `Ring` holds the writer's state; `prepare()` turns records into a
+`Commit` (the exact writes, and the results to report), the adapter performs
+the writes and one fdatasync, and only then calls `apply(commit)`.  A failed
+write or fsync means `apply` is never called: the state stays at the last
+durable commit and nothing is reported committed (SPEC 3.6, 3.10).
+Portable: CPython and MicroPython.
+"""
+
+from . import checkpoint
+from . import layout
+from . import recovery
+from . import record
+from .errors import JournalCorrupt, JournalFull, LocalError
+
+
+class SignerUnavailable(Exception):
+    """Raised by a signer whose key cannot be used now (SPEC 3.7)."""
+
+
+class Clock:
+    """The three times every record carries (SPEC 3.4)."""
+
+    __slots__ = ("wall_ms", "boot_id", "mono_ms")
+
+    def __init__(self, wall_ms, boot_id, mono_ms):
+        self.wall_ms = wall_ms
+        self.boot_id = boot_id
+        self.mono_ms = mono_ms
+
+
+class Appended:
+    """What a committed record's writer learns: enough for a signed receipt."""
+
+    __slots__ = ("seq", "hash", "offset", "leaf_index", "leaf_count", "audit_path",
+                 "checkpoint_seq", "checkpoint_head", "checkpoint_wall_ms", "checkpoint",
+                 "checkpoint_hash")
+
+    def __init__(self, seq, rhash, offset):
+        self.seq = seq
+        self.hash = rhash
+        self.offset = offset
+
+
+class Commit:
+    """The writes for one commit and the state it leads to once durable."""
+
+    __slots__ = ("writes", "results", "next_seq", "head_hash", "head_index", "write_pos",
+                 "new_segment", "checkpoint", "outage")
+
+    def __init__(self):
+        self.writes = []
+        self.results = []
+
+
+class Ring:
+    """Writer state of one journal, rebuilt by `recover` and advanced by commits."""
+
+    def __init__(self, geometry):
+        self.geo = geometry
+        self.first_seqs = [None] * geometry.segment_count   # per segment, if in use
+        self.head_index = None       # segment holding the tail
+        self.write_pos = None        # absolute file offset of the tail
+        self.next_seq = 0
+        self.head_hash = record.ZERO_HASH
+        self.checkpoint = None       # payload of the newest checkpoint
+        self.acked = 0
+        self.released = 0
+        self.outage = False
+        self.recovered = None        # boot-record payload describing what recovery cut
+
+    # -- recovery ---------------------------------------------------------
+
+    def recover(self, headers, read_segment):
+        """Rebuild state; return writes that must be made durable before anything else.
+
+        `headers[i]` are segment i's first 96 bytes; `read_segment(i)` returns
+        segment i's bytes (called for at most the head segment and the one
+        before it).  SPEC 3.9.
+        """
+        geo = self.geo
+        segs = recovery.in_use_segments(geo, headers)
+        writes = []
+        voided = []
+        scan = None
+        while segs:
+            index, first_seq, prev = segs[-1]
+            scan = recovery.scan_segment(read_segment(index), index, first_seq, prev)
+            if scan.tail is not None:
+                break
+            if voided:
+                raise JournalCorrupt("segments %d and %d both hold no valid checkpoint" % (voided[0], index))
+            # A commit that started this segment was torn: nothing in it was committed.
+            writes.append((geo.segment_offset(index), bytes(layout.SEGMENT_HEADER_SIZE)))
+            voided.append(index)
+            segs.pop()
+            scan = None
+        cut = {"cut_bytes": 0, "cut_records": 0, "cut_offset": 0, "voided_segments": voided}
+        for index, first_seq, _ in segs:
+            self.first_seqs[index] = first_seq
+        if scan is None:
+            self.recovered = cut
+            return writes
+        base = geo.segment_offset(scan.index)
+        if scan.dirty_end > scan.tail:
+            writes.append((base + scan.tail, bytes(scan.dirty_end - scan.tail)))
+            cut["cut_bytes"] = scan.dirty_end - scan.tail
+            cut["cut_offset"] = base + scan.tail
+            cut["cut_records"] = scan.cut_records
+        self.head_index = scan.index
+        self.write_pos = base + scan.tail
+        self.next_seq = scan.next_seq
+        self.head_hash = scan.head_hash
+        self._adopt_checkpoint(scan.checkpoint.payload)
+        self.recovered = cut
+        return writes
+
+    def _adopt_checkpoint(self, payload):
+        self.checkpoint = payload
+        self.acked = payload.get("acked", 0)
+        self.released = payload.get("released", 0)
+        self.outage = payload.get("state") == checkpoint.STATE_OUTAGE
+
+    # -- space --------------------------------------------------------------
+
+    def _segment_last_seq(self, index):
+        """Last sequence in an in-use segment: the next newer segment's first - 1."""
+        own = self.first_seqs[index]
+        newer = [s for s in self.first_seqs if s is not None and s > own]
+        if newer:
+            return min(newer) - 1
+        return self.next_seq - 1
+
+    def capacity(self):
+        return self.geo.segment_size - layout.SEGMENT_HEADER_SIZE
+
+    def segments_in_use(self):
+        return sum(1 for s in self.first_seqs if s is not None)
+
+    def segments_unreleased(self):
+        """Segments holding at least one record that may not be overwritten yet."""
+        count = 0
+        for index, first in enumerate(self.first_seqs):
+            if first is not None and (index == self.head_index or self._segment_last_seq(index) >= self.released):
+                count += 1
+        return count
+
+    def _next_segment(self, released):
+        """Index of the segment the next commit may start, or JournalFull."""
+        n = self.geo.segment_count
+        index = 0 if self.head_index is None else (self.head_index + 1) % n
+        if self.first_seqs[index] is not None and index != self.head_index:
+            last = self._segment_last_seq(index)
+            if last >= released:
+                raise JournalFull("journal full: segment %d holds records up to %d, released only below %d"
+                                  % (index, last, released))
+        return index
+
+    # -- commits ------------------------------------------------------------
+
+    def prepare(self, entries, clock, signer, acked=None, released=None):
+        """Build the commit of `entries` [(type, payload), ...] and its checkpoint.
+
+        `signer` has .alg, .kid and .sign(message); None or SignerUnavailable
+        from .sign means a signer outage: the commit is written unsigned and
+        flagged (SPEC 3.7).  `acked`/`released` move the cursors forward.
+        """
+        acked = self.acked if acked is None else acked
+        released = self.released if released is None else released
+        if not (self.released <= released <= acked <= self.next_seq + len(entries)) or acked < self.acked:
+            raise LocalError("cursors must not move back or past the head: acked %d, released %d, next %d"
+                             % (acked, released, self.next_seq))
+        if signer is not None:
+            try:
+                return self._build(entries, clock, signer, acked, released)
+            except SignerUnavailable:
+                pass
+        return self._build(entries, clock, None, acked, released)
+
+    def _build(self, entries, clock, signer, acked, released):
+        geo = self.geo
+        outage = signer is None
+        flags = record.FLAG_OUTAGE if outage else 0
+        commit = Commit()
+        seq = self.next_seq
+        prev = self.head_hash
+        frames = []
+        hashes = []
+        for rtype, payload in entries:
+            if rtype == record.TYPE_CHECKPOINT:
+                raise LocalError("checkpoints are written by the ring, not appended")
+            frame, rhash = record.encode(rtype, flags, seq, prev, clock.wall_ms, clock.boot_id,
+                                         clock.mono_ms, payload)
+            frames.append(frame)
+            hashes.append(rhash)
+            commit.results.append(Appended(seq, rhash, 0))
+            prev = rhash
+            seq += 1
+        first = self.next_seq
+        root = checkpoint.batch_root(hashes)
+        if outage:
+            alg, kid, state = checkpoint.ALG_NONE, b"", checkpoint.STATE_OUTAGE
+        else:
+            alg, kid = signer.alg, signer.kid
+            state = checkpoint.STATE_RECOVERY if self.outage else checkpoint.STATE_NORMAL
+        payload = {"alg": alg, "kid": kid, "dev": geo.device_id, "first": first, "root": root,
+                   "acked": acked, "released": released, "state": state, "sig": b""}
+        if not outage:
+            payload["sig"] = signer.sign(checkpoint.signed_message(
+                geo.device_id, seq, prev, clock.wall_ms, kid, alg, first, root, acked, released, state))
+        ck_frame, ck_hash = record.encode(record.TYPE_CHECKPOINT, flags, seq, prev, clock.wall_ms,
+                                          clock.boot_id, clock.mono_ms, payload)
+        frames.append(ck_frame)
+        blob = b"".join(frames)
+        if len(blob) > self.capacity():
+            raise LocalError("commit of %d bytes exceeds a segment's %d" % (len(blob), self.capacity()))
+
+        seg_end = None if self.head_index is None else geo.segment_offset(self.head_index) + geo.segment_size
+        if seg_end is not None and self.write_pos + len(blob) <= seg_end:
+            start = self.write_pos
+            commit.writes.append((start, blob))
+            commit.head_index = self.head_index
+            commit.new_segment = None
+        else:
+            index = self._next_segment(released)
+            base = geo.segment_offset(index)
+            header = layout.encode_segment_header(index, self.next_seq, self.head_hash, geo.journal_id)
+            start = base + layout.SEGMENT_HEADER_SIZE
+            # The whole segment in one write: stale bytes of an earlier lap become zeros.
+            image = header + blob + bytes(geo.segment_size - layout.SEGMENT_HEADER_SIZE - len(blob))
+            commit.writes.append((base, image))
+            commit.head_index = index
+            commit.new_segment = index
+        offset = start
+        for i, result in enumerate(commit.results):
+            result.offset = offset
+            offset += len(frames[i])
+            result.leaf_index = i
+            result.leaf_count = len(hashes)
+            result.audit_path = checkpoint.audit_path(hashes, i)
+            result.checkpoint_seq = seq
+            result.checkpoint_head = prev
+            result.checkpoint_wall_ms = clock.wall_ms
+            result.checkpoint = payload
+            result.checkpoint_hash = ck_hash
+        commit.write_pos = start + len(blob)
+        commit.next_seq = seq + 1
+        commit.head_hash = ck_hash
+        commit.checkpoint = payload
+        commit.outage = outage
+        return commit
+
+    def apply(self, commit):
+        """Adopt a commit after its writes were made durable."""
+        if commit.new_segment is not None:
+            self.first_seqs[commit.new_segment] = self.next_seq
+        self.head_index = commit.head_index
+        self.write_pos = commit.write_pos
+        self.next_seq = commit.next_seq
+        self.head_hash = commit.head_hash
+        self._adopt_checkpoint(commit.checkpoint)

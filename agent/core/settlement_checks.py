@@ -1,0 +1,318 @@
+"""Settlement checks: each acquirer settlement held against its transaction
+and the merchant profile (docs/spec/settlement.md, sections 3 and 4).
+
+The same code serves the watchdog on the terminal (one event at a time) and
+the reconcile tool (a whole journal and a whole CSV): both feed a
+`SettlementLedger`; `reconcile()` is the whole-batch entry point.
+
+Inputs are plain dicts.  A transaction is the journal's transaction JSON plus
+`seq`; its `time` is the RFC 3339 string as journaled (epoch seconds as an int
+are accepted too).  A settlement row has the CSV columns with ints already
+parsed: amount, fee, settled_amount (signed minor units), txn_time and
+settled_at (UTC epoch seconds; txn_time may be None).  Portable core.
+"""
+
+from daozhang.agent.core.business_calendar import parse_mode, parse_rfc3339
+from daozhang.agent.core.errors import LocalError, ValidationError
+from daozhang.agent.core.fees import contracted_fee
+
+# Every check name, in the order results list them.  The first eight are the
+# issue's; `cancelled_settled` is ours: money settled for a voided or
+# reversed sale (or for the void/reversal record itself), where none should.
+CHECKS = ("not_arrived", "late", "short", "over_fee", "mcc_jump", "region_jump",
+          "duplicate_settlement", "unknown_settlement", "cancelled_settled")
+# The reconcile summary's counts, under exactly these names.
+COUNT_NAMES = ("ok", "not_arrived", "late", "short", "over_fee", "mcc_jump", "region_jump",
+               "unknown_settlement", "duplicate_settlement")
+TOTAL_NAMES = ("gross", "expected_net", "settled", "missing")
+
+SALE_KINDS = ("sale", "preauth_completion")
+CANCEL_KINDS = ("void", "reversal")
+KINDS = SALE_KINDS + ("refund",) + CANCEL_KINDS
+DEFAULT_MATCH_WINDOW = 900  # seconds between POS time and acquirer time
+
+
+def txn_epoch(txn):
+    t = txn.get("time")
+    if isinstance(t, int) and not isinstance(t, bool):
+        return t
+    return parse_rfc3339(t, "time")
+
+
+def _sorted_checks(names):
+    return [c for c in CHECKS if c in names]
+
+
+def _code4(value, merchant_id, start):
+    """A 4-digit code as a string, from the column or else from the
+    15-digit merchant number (digits 4-7 region, 8-11 MCC, 1-indexed)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "%04d" % value
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(merchant_id, str) and len(merchant_id) == 15 and merchant_id.isdigit():
+        return merchant_id[start:start + 4]
+    return None
+
+
+def _need_int(row, name, optional=False):
+    v = row.get(name)
+    if v is None and optional:
+        return None
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ValidationError(name, "expected an integer, got %r" % (v,))
+    return v
+
+
+class Matcher:
+    """Settlement row -> transaction: terminal_id + rrn first; else
+    auth_code + |amount| within a time window, closest in time, then lowest
+    seq.  Only a transaction of the same money direction matches (a refund
+    row never matches the sale it refunds)."""
+
+    def __init__(self, window_seconds=DEFAULT_MATCH_WINDOW):
+        self.window = window_seconds
+        self.by_rrn = {}
+        self.by_auth = {}
+
+    def add(self, entry):
+        txn = entry["txn"]
+        if txn.get("rrn"):
+            self.by_rrn.setdefault((txn.get("terminal_id"), txn["rrn"]), []).append(entry)
+        if txn.get("auth_code"):
+            self.by_auth.setdefault((txn["auth_code"], txn["amount"]), []).append(entry)
+
+    def match(self, row):
+        refund = row.get("kind") == "refund" or (row.get("settled_amount", 0) < 0)
+        if row.get("rrn"):
+            for entry in self.by_rrn.get((row.get("terminal_id"), row["rrn"]), ()):
+                if (entry["kind"] == "refund") == refund:
+                    return entry
+        if row.get("auth_code") and row.get("txn_time") is not None:
+            best = None
+            for entry in self.by_auth.get((row["auth_code"], abs(row["amount"])), ()):
+                if (entry["kind"] == "refund") != refund:
+                    continue
+                gap = abs(entry["time"] - row["txn_time"])
+                if gap <= self.window and (best is None or gap < best[0]):
+                    best = (gap, entry)
+            if best is not None:
+                return best[1]
+        return None
+
+
+class SettlementLedger:
+    """Transactions, the settlements matched to them, and their checks."""
+
+    def __init__(self, profile, calendar, match_window_seconds=DEFAULT_MATCH_WINDOW):
+        self.profile = profile
+        self.calendar = calendar
+        self.matcher = Matcher(match_window_seconds)
+        self.entries = {}       # pos_txn_id -> entry
+        self.order = []         # pos_txn_ids in arrival (seq) order
+        self.results = {}       # acquirer_ref -> check result (idempotent re-delivery)
+        self.unknown = []       # results of settlements matching nothing
+        self.cancellations = {}  # original pos_txn_id -> void/reversal pos_txn_id
+
+    # -- transactions ------------------------------------------------------
+
+    def add_transaction(self, txn):
+        """Record a transaction; the same one twice is a no-op."""
+        key = txn.get("pos_txn_id")
+        if not isinstance(key, str) or not key:
+            raise ValidationError("pos_txn_id", "expected a non-empty string, got %r" % (key,))
+        kind = txn.get("kind")
+        if kind not in KINDS:
+            raise ValidationError("kind", "expected one of %s, got %r" % ("|".join(KINDS), kind))
+        if key in self.entries:
+            if self.entries[key]["txn"] != txn:
+                raise LocalError("transaction %s recorded twice with different content" % key)
+            return self.entries[key]
+        amount = _need_int(txn, "amount")
+        when = txn_epoch(txn)
+        mode = txn.get("settlement") or self.profile["settlement"]["mode"]
+        parse_mode(mode)
+        entry = {"txn": txn, "pos_txn_id": key, "seq": txn.get("seq"), "kind": kind,
+                 "time": when, "amount": amount, "mode": mode, "deadline": None,
+                 "cancelled": False, "settlements": [], "first": None, "checks": []}
+        if kind in CANCEL_KINDS:
+            original = txn.get("original_pos_txn_id")
+            if original:
+                self.cancellations[original] = key
+                if original in self.entries:
+                    self.entries[original]["cancelled"] = True
+        else:
+            entry["deadline"] = self.calendar.deadline(
+                when, mode, self.profile["settlement"]["d0_within_minutes"])
+            entry["cancelled"] = key in self.cancellations
+        self.entries[key] = entry
+        self.order.append(key)
+        self.matcher.add(entry)
+        return entry
+
+    def expects_settlement(self, entry):
+        return entry["kind"] not in CANCEL_KINDS and not entry["cancelled"]
+
+    # -- settlements -------------------------------------------------------
+
+    def add_settlement(self, row):
+        """Match and check one settlement row; returns its check result.
+
+        The same acquirer_ref delivered again returns the first result and
+        changes nothing (an ack re-delivered is not a duplicate settlement).
+        """
+        ref = row.get("acquirer_ref")
+        if not isinstance(ref, str) or not ref:
+            raise ValidationError("acquirer_ref", "expected a non-empty string, got %r" % (ref,))
+        if ref in self.results:
+            return self.results[ref]
+        for name in ("amount", "fee", "settled_amount", "settled_at"):
+            _need_int(row, name)
+        _need_int(row, "txn_time", optional=True)
+        entry = self.matcher.match(row)
+        result = self._check(entry, row)
+        self.results[ref] = result
+        if entry is None:
+            self.unknown.append(result)
+        else:
+            entry["settlements"].append(ref)
+            if entry["first"] is None:
+                entry["first"] = result
+            for name in result["checks"]:
+                if name not in entry["checks"]:
+                    entry["checks"].append(name)
+            entry["checks"] = _sorted_checks(entry["checks"])
+        return result
+
+    def _check(self, entry, row):
+        p = self.profile
+        tolerance = p["fees"]["tolerance"]
+        result = {"acquirer_ref": row["acquirer_ref"], "pos_txn_id": None, "seq": None,
+                  "checks": [], "settled_at": row["settled_at"],
+                  "settled_amount": row["settled_amount"], "reported_fee": row["fee"],
+                  "contracted_fee": None, "deadline": None, "expected_settled": None,
+                  "shortfall": 0, "fee_excess": 0,
+                  "mcc": _code4(row.get("mcc"), row.get("merchant_id"), 7),
+                  "region": _code4(row.get("region"), row.get("merchant_id"), 3)}
+        if entry is None:
+            result["checks"] = ["unknown_settlement"]
+            return result
+        result["pos_txn_id"] = entry["pos_txn_id"]
+        result["seq"] = entry["seq"]
+        result["deadline"] = entry["deadline"]
+        if not self.expects_settlement(entry):
+            result["checks"] = ["cancelled_settled"]
+            return result
+        if entry["settlements"]:
+            result["checks"] = ["duplicate_settlement"]
+            return result
+        checks = []
+        if row["settled_at"] > entry["deadline"]:
+            checks.append("late")
+        sign = -1 if entry["kind"] == "refund" else 1
+        expected_settled = sign * entry["amount"] - row["fee"]
+        result["expected_settled"] = expected_settled
+        result["shortfall"] = expected_settled - row["settled_amount"]
+        if result["shortfall"] > tolerance:
+            checks.append("short")
+        fee = self.contracted(entry, row["settled_at"])
+        result["contracted_fee"] = fee
+        if fee is not None:
+            result["fee_excess"] = row["fee"] - fee
+            if result["fee_excess"] > tolerance:
+                checks.append("over_fee")
+        if result["mcc"] is not None and result["mcc"] != p["mcc"]:
+            checks.append("mcc_jump")
+        if result["region"] is not None and result["region"] != p["region"]:
+            checks.append("region_jump")
+        result["checks"] = checks
+        return result
+
+    def contracted(self, entry, settled_at=None):
+        """Contracted fee of an entry; a refund's is 0 (fees are on sales).
+
+        The D0 surcharge is owed only when the sale asked for D0 and settled
+        within the D0 window (or has not settled yet: expected D0)."""
+        if entry["kind"] == "refund":
+            return 0
+        d0 = entry["mode"] == "D0" and (settled_at is None or settled_at <= entry["deadline"])
+        return contracted_fee(entry["amount"], entry["txn"].get("card_type"),
+                              self.profile["fees"], d0)
+
+    # -- statuses ----------------------------------------------------------
+
+    def status(self, pos_txn_id, as_of):
+        entry = self.entries[pos_txn_id]
+        checks = list(entry["checks"])
+        first = entry["first"]
+        expects = self.expects_settlement(entry)
+        if expects and first is None and as_of > entry["deadline"]:
+            checks = _sorted_checks(checks + ["not_arrived"])
+        if checks:
+            state = "problem"
+        elif not expects:
+            state = "cancelled"
+        elif first is None:
+            state = "pending"
+        else:
+            state = "ok"
+        return {"pos_txn_id": pos_txn_id, "seq": entry["seq"], "kind": entry["kind"],
+                "amount": entry["amount"], "time": entry["time"], "mode": entry["mode"],
+                "deadline": entry["deadline"], "status": state, "checks": checks,
+                "settled_at": first["settled_at"] if first else None,
+                "settled_amount": first["settled_amount"] if first else None,
+                "acquirer_refs": list(entry["settlements"])}
+
+    def summary(self, as_of):
+        """Per-transaction statuses, counts and money totals at `as_of`."""
+        counts = {}
+        for name in COUNT_NAMES:
+            counts[name] = 0
+        other = {"pending": 0, "cancelled": 0, "cancelled_settled": 0}
+        totals = {}
+        for name in TOTAL_NAMES:
+            totals[name] = 0
+        statuses = []
+        for key in self.order:
+            st = self.status(key, as_of)
+            statuses.append(st)
+            if st["status"] in ("ok", "pending", "cancelled"):
+                if st["status"] == "ok":
+                    counts["ok"] += 1
+                else:
+                    other[st["status"]] += 1
+            for name in st["checks"]:
+                if name in counts:
+                    counts[name] += 1
+                else:
+                    other[name] += 1
+            entry = self.entries[key]
+            if not self.expects_settlement(entry):
+                continue
+            sign = -1 if entry["kind"] == "refund" else 1
+            fee = self.contracted(entry, st["settled_at"]) or 0
+            net = sign * entry["amount"] - fee
+            totals["gross"] += sign * entry["amount"]
+            totals["expected_net"] += net
+            if entry["first"] is not None:
+                totals["settled"] += entry["first"]["settled_amount"]
+                if "short" in entry["first"]["checks"]:
+                    totals["missing"] += entry["first"]["shortfall"]
+            elif "not_arrived" in st["checks"]:
+                totals["missing"] += net
+        counts["unknown_settlement"] = len(self.unknown)
+        return {"as_of": as_of, "counts": counts, "other_counts": other, "totals": totals,
+                "transactions": statuses, "unknown_settlements": list(self.unknown)}
+
+
+def reconcile(profile, calendar, transactions, settlements, as_of,
+              match_window_seconds=DEFAULT_MATCH_WINDOW):
+    """Whole batch: every transaction (in seq order), then every settlement
+    (in settled_at, acquirer_ref order, so "the second" settlement is
+    well defined) -> the summary of SettlementLedger.summary()."""
+    ledger = SettlementLedger(profile, calendar, match_window_seconds)
+    for txn in sorted(transactions, key=lambda t: (t.get("seq") or 0)):
+        ledger.add_transaction(txn)
+    for row in sorted(settlements, key=lambda r: (r["settled_at"], r["acquirer_ref"])):
+        ledger.add_settlement(row)
+    return ledger.summary(as_of)

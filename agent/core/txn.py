@@ -1,0 +1,445 @@
+"""The transaction JSON: validation before anything reaches a disk (intake.md 4).
+
+`validate(obj) -> dict` returns the canonical payload to journal (record type
+1) or raises:
+
+- PaymentDataRefused (code pan_refused, cvv_refused, track_refused,
+  card_not_masked) when any key or value, known field or not, carries a full
+  card number, a CVV or track data.  This scan runs FIRST, over the whole
+  object, so a PAN hidden in an unknown field is refused as a PAN and never
+  merely reported as "unknown field";
+- ValidationError (code missing_field, unknown_field, wrong_type, bad_format,
+  ...) naming the field, for everything else.
+
+No message ever echoes a submitted value: a value may be card data, and
+messages end up in logs and on POS screens.
+
+Identifier fields have strict formats of their own (4.3) that cannot hold a
+13-19 digit run, except merchant_id (exactly 15 digits, exempt by rule: a
+Luhn-valid merchant number is an identifier, not a PAN).  Every other string,
+pos_txn_id included, is scanned as free text.
+
+Portable: CPython and MicroPython (no re, no datetime; hand-written scanners).
+"""
+
+from .errors import PaymentDataRefused, ValidationError
+
+KINDS = ("sale", "refund", "void", "reversal", "preauth_completion")
+NEEDS_ORIGINAL = ("refund", "void", "reversal")
+MAX_AMOUNT = 999999999999          # 12 digits: an amount can never look like a PAN
+MAX_TEXT = 256                     # free-text fields, in characters
+MAX_ID = 64                        # pos_txn_id, original_pos_txn_id
+
+# ISO 4217 alphabetic codes in use (2024 list, plus the fund codes).
+CURRENCIES = frozenset((
+    "AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB "
+    "BOV BRL BSD BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC "
+    "CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF "
+    "GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF "
+    "KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU "
+    "MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR "
+    "PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP "
+    "STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU "
+    "UYW UZS VED VES VND VUV WST XAF XAG XAU XBA XBB XBC XBD XCD XCG XDR XOF XPD "
+    "XPF XPT XSU XTS XUA YER ZAR ZMW ZWG ZWL").split())
+
+# Field names that only ever carry sensitive authentication data.
+_CVV_NAMES = frozenset(("cvv", "cvv2", "cvc", "cvc2", "cav2", "cid", "csc", "cvn", "cvd",
+                        "security_code", "card_security_code", "card_verification_value",
+                        "card_verification_code", "verification_code"))
+_TRACK_NAMES = frozenset(("track", "track1", "track2", "track3", "track_data", "track1_data",
+                          "track2_data", "magstripe", "magnetic_stripe", "equivalent_data"))
+_PAN_NAMES = frozenset(("pan", "card_number", "cardnumber", "card_no", "full_card",
+                        "full_pan", "account_number", "primary_account_number"))
+# Words that introduce a CVV in free text ("cvv 123", "CVC2: 4567").
+_CVV_WORDS = ("cvv2", "cvc2", "cvv", "cvc", "cav2", "csc", "cid", "security code")
+
+_DIGITS = "0123456789"
+_ALNUM = _DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_ID_CHARS = _ALNUM + "._:-"
+_MASK = "*Xx"
+_CARD_SEPARATORS = " -"
+
+
+# --- payment data (SPEC 4.4) ------------------------------------------------
+
+def luhn_ok(digits):
+    total = 0
+    double = False
+    for i in range(len(digits) - 1, -1, -1):
+        d = ord(digits[i]) - 48
+        if double:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+        double = not double
+    return total % 10 == 0
+
+
+def _digit_chains(text):
+    """Yield lists of digit groups joined by single spaces or dashes.
+
+    "pay 4111 1111-1111 1111 now" yields [["4111", "1111", "1111", "1111"]].
+    """
+    n = len(text)
+    i = 0
+    while i < n:
+        if text[i] not in _DIGITS:
+            i += 1
+            continue
+        groups = []
+        while True:
+            j = i
+            while j < n and text[j] in _DIGITS:
+                j += 1
+            groups.append(text[i:j])
+            if j + 1 < n and text[j] in _CARD_SEPARATORS and text[j + 1] in _DIGITS:
+                i = j + 1
+                continue
+            i = j
+            break
+        yield groups
+
+
+def contains_pan(text):
+    """True when `text` holds a run of 13-19 digits that passes Luhn.
+
+    Digits may be grouped by single spaces or dashes; every contiguous run of
+    groups totalling 13-19 digits is tried, so a PAN followed by a short
+    number ("4111111111111111 123") is still found.  A single group of more
+    than 19 digits is treated as hiding one (it almost always contains a
+    Luhn-valid window, and no field of ours needs such a run).
+    """
+    for groups in _digit_chains(text):
+        for start in range(len(groups)):
+            if len(groups[start]) > 19:
+                return True
+            joined = ""
+            for k in range(start, len(groups)):
+                joined += groups[k]
+                if len(joined) > 19:
+                    break
+                if len(joined) >= 13 and luhn_ok(joined):
+                    return True
+    return False
+
+
+def contains_track_data(text):
+    """Track 1 (%B<PAN>^NAME^...), track 2 (;<PAN>=YYMM...?) or its EMV twin (D)."""
+    n = len(text)
+    for i in range(n - 2):
+        if text[i] == "%" and text[i + 1] in "Bb" and text[i + 2] in _DIGITS:
+            return True
+    # A 12-19 digit run followed by '=' or 'D' and 4+ digits (expiry, service code).
+    i = 0
+    while i < n:
+        if text[i] in _DIGITS:
+            j = i
+            while j < n and text[j] in _DIGITS:
+                j += 1
+            if 12 <= j - i <= 19 and j < n and text[j] in "=Dd":
+                k = j + 1
+                while k < n and text[k] in _DIGITS:
+                    k += 1
+                if k - j - 1 >= 4:
+                    return True
+            i = j
+        else:
+            i += 1
+    # Name field framed by carets after a digit run: "...1111^DOE/J^2512..."
+    first = text.find("^")
+    if first > 0 and text.find("^", first + 1) > first and text[first - 1] in _DIGITS:
+        return True
+    return False
+
+
+def contains_cvv(text):
+    low = text.lower()
+    for word in _CVV_WORDS:
+        start = 0
+        while True:
+            at = low.find(word, start)
+            if at < 0:
+                break
+            start = at + 1
+            if at > 0 and low[at - 1] in _ALNUM:
+                continue
+            k = at + len(word)
+            while k < len(low) and low[k] in " :=#-":
+                k += 1
+            j = k
+            while j < len(low) and low[j] in _DIGITS:
+                j += 1
+            if 3 <= j - k <= 4:
+                return True
+    return False
+
+
+def _scan_text(field, text):
+    if contains_track_data(text):
+        raise PaymentDataRefused(field, "track data is refused; it must never leave the card reader",
+                                 "track_refused")
+    if contains_pan(text):
+        raise PaymentDataRefused(field, "a full card number (PAN) is refused; "
+                                 "send only the masked number", "pan_refused")
+    if contains_cvv(text):
+        raise PaymentDataRefused(field, "a card verification code (CVV/CVC) is refused", "cvv_refused")
+
+
+def _scan(field, value, depth):
+    """Refuse payment data anywhere in `value`, whatever its key or type."""
+    if depth > 8:
+        raise ValidationError(field, "nested deeper than 8 levels", "bad_format")
+    if isinstance(value, str):
+        _scan_text(field, value)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        digits = str(-value if value < 0 else value)
+        if len(digits) > 19 or (len(digits) >= 13 and luhn_ok(digits)):
+            raise PaymentDataRefused(field, "a number shaped like a card number is refused",
+                                     "pan_refused")
+    elif isinstance(value, dict):
+        for key in value:
+            name = key if isinstance(key, str) else "?"
+            where = field + "." + name if field else name
+            if isinstance(key, str):
+                _scan_key(where, key)
+            _scan(where, value[key], depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for i in range(len(value)):
+            _scan(field + "[" + str(i) + "]", value[i], depth + 1)
+
+
+def _scan_key(where, key):
+    low = key.lower().replace("-", "_")
+    if low in _CVV_NAMES:
+        raise PaymentDataRefused(where, "a card verification code field is refused", "cvv_refused")
+    if low in _TRACK_NAMES:
+        raise PaymentDataRefused(where, "a track data field is refused", "track_refused")
+    if low in _PAN_NAMES:
+        raise PaymentDataRefused(where, "a full card number field is refused; use `card` with "
+                                 "the masked number", "pan_refused")
+    _scan_text(where, key)
+
+
+def refuse_payment_data(obj):
+    """Raise PaymentDataRefused if anything in `obj` is card data."""
+    _scan("", obj, 0)
+
+
+# --- field formats (SPEC 4.3) -----------------------------------------------
+
+def _all_in(text, chars):
+    for c in text:
+        if c not in chars:
+            return False
+    return True
+
+
+def _two(text, at):
+    if not _all_in(text[at:at + 2], _DIGITS) or len(text) < at + 2:
+        return -1
+    return int(text[at:at + 2])
+
+
+def _days_in_month(year, month):
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def rfc3339_ok(text):
+    """YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), ranges checked."""
+    if len(text) < 20 or len(text) > 35:
+        return False
+    if not _all_in(text[0:4], _DIGITS) or text[4] != "-" or text[7] != "-" or text[10] != "T":
+        return False
+    if text[13] != ":" or text[16] != ":":
+        return False
+    year = int(text[0:4])
+    month, day = _two(text, 5), _two(text, 8)
+    hour, minute, second = _two(text, 11), _two(text, 14), _two(text, 17)
+    if not (1 <= month <= 12) or day < 1 or day > _days_in_month(year, month):
+        return False
+    if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 60):
+        return False
+    rest = text[19:]
+    if rest[:1] == ".":
+        k = 1
+        while k < len(rest) and rest[k] in _DIGITS:
+            k += 1
+        if k == 1 or k > 10:
+            return False
+        rest = rest[k:]
+    if rest == "Z":
+        return True
+    if len(rest) != 6 or rest[0] not in "+-" or rest[3] != ":":
+        return False
+    oh, om = _two(rest, 1), _two(rest, 4)
+    return 0 <= oh <= 23 and 0 <= om <= 59
+
+
+def _card(field, value):
+    """Canonical masked card: digits and '*', separators dropped (4.4)."""
+    plain = ""
+    for c in value:
+        if c in _CARD_SEPARATORS:
+            continue
+        if c in _MASK:
+            plain += "*"
+        elif c in _DIGITS:
+            plain += c
+        else:
+            raise ValidationError(field, "only digits, '*' or 'X' and separators are allowed",
+                                  "bad_format")
+    if not (12 <= len(plain) <= 19):
+        raise ValidationError(field, "expected a masked card number of 12-19 positions, got %d"
+                              % len(plain), "bad_format")
+    middle = plain[6:len(plain) - 4]
+    if "*" not in plain or not _all_in(middle, "*"):
+        raise PaymentDataRefused(field, "the card number must be masked: at most the first 6 "
+                                 "and last 4 digits in clear", "card_not_masked")
+    return plain
+
+
+def _pattern(field, value, chars, low, high, code, what):
+    if not (low <= len(value) <= high) or not _all_in(value, chars):
+        raise ValidationError(field, "expected " + what, code)
+    return value
+
+
+def _id(field, value):
+    if not (1 <= len(value) <= MAX_ID) or not _all_in(value, _ID_CHARS) or value[0] not in _ALNUM:
+        raise ValidationError(field, "expected 1-%d of A-Z a-z 0-9 . _ : - starting with a "
+                              "letter or digit" % MAX_ID, "bad_format")
+    return value
+
+
+def _kind(field, value):
+    if value not in KINDS:
+        raise ValidationError(field, "expected one of " + " | ".join(KINDS), "bad_kind")
+    return value
+
+
+def _time(field, value):
+    if not rfc3339_ok(value):
+        raise ValidationError(field, "expected RFC 3339 with an offset, e.g. "
+                              "2026-11-26T09:30:00+08:00", "bad_time")
+    return value
+
+
+def _amount(field, value):
+    if not (1 <= value <= MAX_AMOUNT):
+        raise ValidationError(field, "expected a positive integer of minor units, at most "
+                              "%d" % MAX_AMOUNT, "bad_amount")
+    return value
+
+
+def _currency(field, value):
+    if value not in CURRENCIES:
+        raise ValidationError(field, "expected an ISO 4217 code such as CNY", "unknown_currency")
+    return value
+
+
+def _card_type(field, value):
+    ok = 1 <= len(value) <= 32 and value[0] in "abcdefghijklmnopqrstuvwxyz"
+    return _pattern(field, value if ok else "", "abcdefghijklmnopqrstuvwxyz0123456789_", 1, 32,
+                    "bad_format", "a lower-case name such as debit or credit")
+
+
+def _settlement(field, value):
+    ok = value == "D0" or (len(value) in (2, 3) and value[0] == "T" and value[1] in "123456789"
+                           and _all_in(value[1:], _DIGITS))
+    if not ok:
+        raise ValidationError(field, "expected D0, T1, T2 ... T99", "bad_settlement")
+    return value
+
+
+def _text(field, value):
+    if len(value) > MAX_TEXT:
+        raise ValidationError(field, "expected at most %d characters, got %d" % (MAX_TEXT, len(value)),
+                              "too_long")
+    return value
+
+
+# field -> (type, checker). Every field is a string except amount.
+FIELDS = {
+    "kind": (str, _kind),
+    "pos_txn_id": (str, _id),
+    "time": (str, _time),
+    "amount": (int, _amount),
+    "currency": (str, _currency),
+    "card": (str, _card),
+    "card_type": (str, _card_type),
+    "auth_code": (str, lambda f, v: _pattern(f, v, _ALNUM, 6, 6, "bad_auth_code",
+                                              "6 letters or digits")),
+    "rrn": (str, lambda f, v: _pattern(f, v, _ALNUM, 12, 12, "bad_rrn", "12 letters or digits")),
+    "merchant_id": (str, lambda f, v: _pattern(f, v, _DIGITS, 15, 15, "bad_merchant_id",
+                                                "15 digits")),
+    "terminal_id": (str, lambda f, v: _pattern(f, v, _ALNUM, 8, 8, "bad_terminal_id",
+                                                "8 letters or digits")),
+    "mcc": (str, lambda f, v: _pattern(f, v, _DIGITS, 4, 4, "bad_mcc", "4 digits as text")),
+    "settlement": (str, _settlement),
+    "original_pos_txn_id": (str, _id),
+    "operator": (str, _text),
+    "note": (str, _text),
+}
+REQUIRED = ("kind", "pos_txn_id", "time", "amount", "currency", "card", "card_type",
+            "merchant_id", "terminal_id", "mcc", "settlement")
+# auth_code and rrn exist once an acquirer approved the sale.
+REQUIRED_FOR_KIND = {
+    "sale": ("auth_code", "rrn"),
+    "preauth_completion": ("auth_code", "rrn"),
+    "refund": ("original_pos_txn_id",),
+    "void": ("original_pos_txn_id",),
+    "reversal": ("original_pos_txn_id",),
+}
+# Identifier formats too short or too strict to hold a PAN; exempt from the
+# free-text scan (merchant_id: a 15-digit merchant number is not a card).
+_IDENTIFIERS = ("merchant_id", "terminal_id", "rrn", "auth_code", "mcc", "amount")
+
+
+def _type_name(t):
+    return "integer" if t is int else "string"
+
+
+def validate(obj):
+    """Check a decoded transaction JSON object; return the canonical payload."""
+    if not isinstance(obj, dict):
+        raise ValidationError("", "a transaction must be a JSON object", "not_an_object")
+    # Payment data first, over everything except the strict identifiers.
+    for key in obj:
+        if not isinstance(key, str):
+            raise ValidationError("", "field names must be strings", "wrong_type")
+        if key in _IDENTIFIERS:
+            continue
+        _scan_key(key, key)
+        _scan(key, obj[key], 0)
+    out = {}
+    for key in sorted(obj):
+        spec = FIELDS.get(key)
+        if spec is None:
+            raise ValidationError(key if len(key) <= 40 else key[:40], "unknown field",
+                                  "unknown_field")
+        value = obj[key]
+        want, check = spec
+        if isinstance(value, bool) or not isinstance(value, want):
+            raise ValidationError(key, "expected " + _type_name(want), "wrong_type")
+        out[key] = check(key, value)
+    required = REQUIRED
+    if "kind" in out:
+        required = required + REQUIRED_FOR_KIND[out["kind"]]
+    for key in required:
+        if key not in out:
+            raise ValidationError(key, "missing", "missing_field")
+    if "original_pos_txn_id" in out:
+        if out["kind"] == "sale":
+            raise ValidationError("original_pos_txn_id", "a sale has no original",
+                                  "original_forbidden")
+        if out["original_pos_txn_id"] == out["pos_txn_id"]:
+            raise ValidationError("original_pos_txn_id", "must differ from pos_txn_id",
+                                  "bad_format")
+    return out

@@ -1,0 +1,278 @@
+"""The journal on a real file: recovery at open, group commit, reading back.
+
+Thin adapter around the sans-IO ring (agent/core/ring.py): it performs the
+ring's writes, one fdatasync per commit, and reports a record committed only
+after that fdatasync returned.  Concurrent appenders share a commit (leader /
+follower group commit): whoever finds no flush running takes everything
+queued, writes it with one checkpoint, syncs once, and wakes the others.
+
+After any write or fsync failure the handle is poisoned: a failed fsync is
+never retried and then reported committed (the page cache may already have
+dropped the dirty pages); the caller reopens, and recovery reads what is
+really on the disk.
+"""
+
+import os
+import threading
+import time
+
+from daozhang import __version__
+from daozhang.agent.core import cbor
+from daozhang.agent.core import layout
+from daozhang.agent.core import record
+from daozhang.agent.core.errors import JournalCorrupt, LocalError, StorageError
+from daozhang.agent.core.ring import Clock, Ring
+from daozhang.agent.storage import FileStorage, create_file
+
+MAX_BATCH_RECORDS = 256
+
+
+def create_journal(path, device_id, size=64 * 1024 * 1024, segment_size=None, journal_id=None,
+                   created_ms=None):
+    """Create a preallocated, empty journal file (SPEC 3.1); refuse to overwrite one."""
+    if os.path.exists(path):
+        raise LocalError("%s exists: refusing to overwrite a journal" % path)
+    seg_size, count = layout.geometry_for(size, segment_size)
+    geo = layout.Geometry(seg_size, count, journal_id or os.urandom(layout.JOURNAL_ID_SIZE),
+                          device_id, int(time.time() * 1000) if created_ms is None else created_ms)
+    create_file(path, geo.encode(), geo.file_size)
+    return geo
+
+
+def read_geometry(path):
+    """(segment_size, segment_count) of a journal file, from its superblock."""
+    storage = FileStorage(path, readonly=True)
+    try:
+        geo = layout.decode_superblock(storage.pread(0, layout.SUPERBLOCK_SIZE))
+    finally:
+        storage.close()
+    return geo.segment_size, geo.segment_count
+
+
+class _Ticket:
+    __slots__ = ("entries", "results", "error", "done")
+
+    def __init__(self, entries):
+        self.entries = entries
+        self.results = None
+        self.error = None
+        self.done = False
+
+
+class SystemClock:
+    """Wall and monotonic milliseconds plus a random boot id per open."""
+
+    def __init__(self):
+        self.boot_id = os.urandom(record.BOOT_ID_SIZE)
+
+    def now(self):
+        return Clock(time.time_ns() // 1000000, self.boot_id, time.monotonic_ns() // 1000000)
+
+
+class JournalFile:
+    def __init__(self, storage, geometry, ring, signer, clock):
+        self.storage = storage
+        self.geo = geometry
+        self.ring = ring
+        self.signer = signer
+        self.clock = clock
+        self.device_id = geometry.device_id
+        self._cv = threading.Condition()
+        self._queue = []
+        self._flushing = False
+        self._failed = None
+        self.commits = 0
+
+    @classmethod
+    def open(cls, path, signer, clock=None, storage=None, boot=True):
+        """Open and recover a journal; commit a boot record saying what was cut."""
+        storage = storage or FileStorage(path)
+        try:
+            geo = layout.decode_superblock(storage.pread(0, layout.SUPERBLOCK_SIZE))
+            if storage.size() < geo.file_size:
+                raise JournalCorrupt("journal %s is %d bytes, its superblock says %d: truncated"
+                                     % (path, storage.size(), geo.file_size))
+            headers = [storage.pread(geo.segment_offset(i), layout.SEGMENT_HEADER_SIZE)
+                       for i in range(geo.segment_count)]
+            ring = Ring(geo)
+            fixes = ring.recover(headers, lambda i: storage.pread(geo.segment_offset(i), geo.segment_size))
+            for offset, data in fixes:
+                storage.pwrite(offset, data)
+            if fixes:
+                storage.sync()
+        except BaseException:
+            storage.close()
+            raise
+        journal = cls(storage, geo, ring, signer, clock or SystemClock())
+        if boot:
+            payload = {"reason": "init" if ring.next_seq == 0 else "open", "version": __version__}
+            payload.update(ring.recovered)
+            journal.append(record.TYPE_BOOT, payload)
+        return journal
+
+    # -- writing ------------------------------------------------------------
+
+    def append(self, rtype, payload):
+        """Append one record; return its Appended once durable and signed."""
+        return self.append_many([(rtype, payload)])[0]
+
+    def append_many(self, entries, acked=None, released=None):
+        """Append records in one commit (shared with concurrent callers)."""
+        if acked is not None or released is not None:
+            return self._commit_now(list(entries), acked, released)
+        ticket = _Ticket(list(entries))
+        with self._cv:
+            self._check_usable()
+            self._queue.append(ticket)
+            while not ticket.done:
+                if self._flushing:
+                    self._cv.wait()
+                    continue
+                self._flushing = True
+                batch = self._take_batch()
+                self._cv.release()
+                try:
+                    self._flush(batch)
+                finally:
+                    self._cv.acquire()
+                    self._flushing = False
+                    self._cv.notify_all()
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.results
+
+    def set_cursors(self, acked=None, released=None, entries=()):
+        """Commit new cursor values (with optional records, e.g. a sync ack)."""
+        return self.append_many(list(entries), acked=acked, released=released)
+
+    def _commit_now(self, entries, acked, released):
+        ticket = _Ticket(entries)
+        with self._cv:
+            self._check_usable()
+            while self._flushing:
+                self._cv.wait()
+            self._flushing = True
+        try:
+            self._flush([ticket], acked, released)
+        finally:
+            with self._cv:
+                self._flushing = False
+                self._cv.notify_all()
+        if ticket.error is not None:
+            raise ticket.error
+        return ticket.results
+
+    def _check_usable(self):
+        if self._failed is not None:
+            raise StorageError("journal unusable after an earlier I/O failure (%s): reopen it" % self._failed)
+        if self.storage is None:
+            raise LocalError("journal is closed")
+
+    def _take_batch(self):
+        budget = self.ring.capacity() // 2
+        batch = []
+        used = 0
+        while self._queue:
+            ticket = self._queue[0]
+            size = sum(len(cbor.dumps(p)) + 96 for _, p in ticket.entries)
+            if batch and (used + size > budget or len(batch) >= MAX_BATCH_RECORDS):
+                break
+            batch.append(self._queue.pop(0))
+            used += size
+        return batch
+
+    def _flush(self, tickets, acked=None, released=None):
+        entries = [e for t in tickets for e in t.entries]
+        try:
+            if self._failed is not None:
+                raise StorageError("journal unusable after an earlier I/O failure (%s): reopen it" % self._failed)
+            commit = self.ring.prepare(entries, self.clock.now(), self.signer, acked, released)
+        except Exception as exc:
+            if len(tickets) > 1 and not isinstance(exc, StorageError):
+                # One bad entry must not fail its neighbours: commit each alone.
+                for ticket in tickets:
+                    self._flush([ticket], acked, released)
+                return
+            for ticket in tickets:
+                ticket.error = exc
+                ticket.done = True
+            return
+        try:
+            for offset, data in commit.writes:
+                self.storage.pwrite(offset, data)
+            self.storage.sync()
+        except StorageError as exc:
+            self._failed = str(exc)
+            for ticket in tickets:
+                ticket.error = exc
+                ticket.done = True
+            return
+        self.ring.apply(commit)
+        self.commits += 1
+        results = commit.results
+        for ticket in tickets:
+            ticket.results = results[:len(ticket.entries)]
+            results = results[len(ticket.entries):]
+            ticket.done = True
+
+    # -- reading ------------------------------------------------------------
+
+    def records(self, from_seq=None, with_frames=False):
+        """Committed records in sequence order, from `from_seq` (default: oldest kept)."""
+        with self._cv:
+            first_seqs = list(self.ring.first_seqs)
+            tail_seq = self.ring.next_seq
+            tail_pos = self.ring.write_pos
+            head_index = self.ring.head_index
+        order = sorted((s, i) for i, s in enumerate(first_seqs) if s is not None)
+        for k, (first, index) in enumerate(order):
+            next_first = order[k + 1][0] if k + 1 < len(order) else tail_seq
+            if from_seq is not None and next_first <= from_seq:
+                continue
+            base = self.geo.segment_offset(index)
+            end = tail_pos - base if index == head_index else self.geo.segment_size
+            buf = self.storage.pread(base, end)
+            off = layout.SEGMENT_HEADER_SIZE
+            while off < len(buf):
+                rec = record.decode_at(buf, off)
+                if rec is None or rec.seq >= tail_seq:
+                    break
+                if from_seq is None or rec.seq >= from_seq:
+                    if with_frames:
+                        yield rec, buf[off:off + rec.size]
+                    else:
+                        yield rec
+                off += rec.size
+
+    def stats(self):
+        ring = self.ring
+        oldest = min((s for s in ring.first_seqs if s is not None), default=0)
+        return {
+            "device_id": self.device_id,
+            "first_seq": oldest,
+            "next_seq": ring.next_seq,
+            "acked": ring.acked,
+            "released": ring.released,
+            "unsynced": ring.next_seq - ring.acked,
+            "segments": self.geo.segment_count,
+            "segment_size": self.geo.segment_size,
+            "segments_in_use": ring.segments_in_use(),
+            "segments_unreleased": ring.segments_unreleased(),
+            "fill": ring.segments_unreleased() / self.geo.segment_count,
+            "outage": ring.outage,
+            "commits": self.commits,
+        }
+
+    def close(self):
+        with self._cv:
+            while self._flushing:
+                self._cv.wait()
+            if self.storage is not None:
+                self.storage.close()
+                self.storage = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

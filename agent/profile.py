@@ -1,0 +1,176 @@
+"""The merchant profile: load and validate a TOML file (CPython).
+
+Returns a plain dict the portable core consumes (docs/spec/settlement.md,
+section 1, gives the format; examples/merchant.toml is a commented one):
+
+    {"path": str, "merchant_id": "310290058120001", "terminal_id": "SH000001",
+     "mcc": "5812", "region": "2900", "timezone": "Asia/Shanghai", "currency": "CNY",
+     "settlement": {"mode": "T1", "cutoff": "23:00", "cutoff_minutes": 1380,
+                    "d0_within_minutes": 120, "holidays": ["2026-10-01", ...],
+                    "workdays": ["2026-10-10", ...]},
+     "fees": {"tolerance": 1, "d0_surcharge": 0,
+              "card_types": {"debit": {"bp": 55, "cap": 2000}, ...}}}
+
+Consistency of the merchant number: digits 4-7 (1-indexed) of the 15-digit
+merchant_id are the region and digits 8-11 the MCC.  A profile whose number
+disagrees with its own `mcc` or `region` is refused (ProfileError): every
+mcc_jump/region_jump verdict would otherwise depend on which of the two
+the reader believes, and a number registered under a category other than
+the shop's is itself the code jumping the watchdog exists to catch.
+"""
+
+import tomllib
+import zoneinfo
+
+from daozhang.agent.core.business_calendar import parse_date, parse_hhmm, parse_mode
+from daozhang.agent.core.errors import LocalError, ValidationError
+
+TOP_KEYS = {"merchant_id", "terminal_id", "mcc", "region", "timezone", "currency",
+            "name", "settlement", "fees"}
+SETTLEMENT_KEYS = {"mode", "cutoff", "d0_within_minutes", "holidays", "workdays"}
+FEE_KEYS = {"tolerance", "d0_surcharge"}
+CARD_KEYS = {"bp", "cap"}
+
+
+class ProfileError(LocalError):
+    """An invalid merchant profile: names the file, the key and the fault."""
+
+    def __init__(self, path, key, message):
+        super().__init__("%s: %s: %s" % (path, key, message))
+        self.path = path
+        self.key = key
+
+
+def _int(path, key, value, low=0, high=None):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ProfileError(path, key, "expected an integer, got %r" % (value,))
+    if value < low or (high is not None and value > high):
+        bound = "%d..%d" % (low, high) if high is not None else ">= %d" % low
+        raise ProfileError(path, key, "expected %s, got %d" % (bound, value))
+    return value
+
+
+def _digits(path, key, value, count):
+    if not isinstance(value, str) or len(value) != count or not value.isdigit():
+        raise ProfileError(path, key, "expected a string of %d digits, got %r" % (count, value))
+    return value
+
+
+def _unknown(path, prefix, table, allowed):
+    extra = sorted(set(table) - allowed)
+    if extra:
+        raise ProfileError(path, prefix + extra[0], "unknown key (expected one of %s)"
+                           % ", ".join(sorted(allowed)))
+
+
+def _dates(path, key, value):
+    if not isinstance(value, list):
+        raise ProfileError(path, key, "expected a list of dates, got %r" % (value,))
+    out = []
+    for i, item in enumerate(value):
+        text = item.isoformat() if hasattr(item, "isoformat") and not isinstance(item, str) else item
+        try:
+            parse_date(text, key)
+        except ValidationError:
+            raise ProfileError(path, "%s[%d]" % (key, i),
+                               "expected a date such as 2026-10-01, got %r" % (item,)) from None
+        out.append(text)
+    return sorted(set(out))
+
+
+def validate_profile(data, path="<profile>"):
+    """A parsed TOML table -> the profile dict; raises ProfileError."""
+    if not isinstance(data, dict):
+        raise ProfileError(path, "(top)", "expected a TOML table")
+    _unknown(path, "", data, TOP_KEYS)
+    for key in ("merchant_id", "terminal_id", "mcc", "region", "timezone", "settlement", "fees"):
+        if key not in data:
+            raise ProfileError(path, key, "missing")
+    merchant_id = _digits(path, "merchant_id", data["merchant_id"], 15)
+    mcc = _digits(path, "mcc", data["mcc"], 4)
+    region = _digits(path, "region", data["region"], 4)
+    terminal_id = data["terminal_id"]
+    if not isinstance(terminal_id, str) or not 1 <= len(terminal_id) <= 16 or not terminal_id.isalnum():
+        raise ProfileError(path, "terminal_id", "expected 1 to 16 letters or digits, got %r"
+                           % (terminal_id,))
+    if merchant_id[3:7] != region:
+        raise ProfileError(path, "merchant_id", "digits 4-7 are region %s, but region is %s"
+                           % (merchant_id[3:7], region))
+    if merchant_id[7:11] != mcc:
+        raise ProfileError(path, "merchant_id", "digits 8-11 are MCC %s, but mcc is %s"
+                           % (merchant_id[7:11], mcc))
+    tz = data["timezone"]
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ProfileError(path, "timezone", "expected an IANA time zone such as "
+                           "Asia/Shanghai, got %r" % (tz,)) from None
+    currency = data.get("currency", "CNY")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha() \
+            or not currency.isupper():
+        raise ProfileError(path, "currency", "expected an ISO 4217 code such as CNY, got %r"
+                           % (currency,))
+
+    s = data["settlement"]
+    if not isinstance(s, dict):
+        raise ProfileError(path, "settlement", "expected a table [settlement]")
+    _unknown(path, "settlement.", s, SETTLEMENT_KEYS)
+    for key in ("mode", "cutoff"):
+        if key not in s:
+            raise ProfileError(path, "settlement." + key, "missing")
+    try:
+        parse_mode(s["mode"])
+    except ValidationError:
+        raise ProfileError(path, "settlement.mode", "expected D0, T1, T2 or Tn, got %r"
+                           % (s["mode"],)) from None
+    try:
+        cutoff_minutes = parse_hhmm(s["cutoff"], "settlement.cutoff")
+    except ValidationError:
+        raise ProfileError(path, "settlement.cutoff", "expected local time HH:MM such as "
+                           "23:00, got %r" % (s["cutoff"],)) from None
+    if s["mode"] == "D0" and "d0_within_minutes" not in s:
+        raise ProfileError(path, "settlement.d0_within_minutes", "missing (mode is D0)")
+    d0 = _int(path, "settlement.d0_within_minutes", s.get("d0_within_minutes", 120), 1, 1440)
+    settlement = {"mode": s["mode"], "cutoff": s["cutoff"], "cutoff_minutes": cutoff_minutes,
+                  "d0_within_minutes": d0,
+                  "holidays": _dates(path, "settlement.holidays", s.get("holidays", [])),
+                  "workdays": _dates(path, "settlement.workdays", s.get("workdays", []))}
+
+    f = data["fees"]
+    if not isinstance(f, dict):
+        raise ProfileError(path, "fees", "expected a table [fees]")
+    cards = {}
+    for name, table in f.items():
+        if name in FEE_KEYS:
+            continue
+        key = "fees." + name
+        if not isinstance(table, dict):
+            raise ProfileError(path, key, "expected a table [%s] with bp and optional cap, "
+                               "or one of tolerance, d0_surcharge" % key)
+        _unknown(path, key + ".", table, CARD_KEYS)
+        if "bp" not in table:
+            raise ProfileError(path, key + ".bp", "missing (basis points: 55 is 0.55%)")
+        entry = {"bp": _int(path, key + ".bp", table["bp"], 0, 10000), "cap": None}
+        if "cap" in table:
+            entry["cap"] = _int(path, key + ".cap", table["cap"])
+        cards[name] = entry
+    if not cards:
+        raise ProfileError(path, "fees", "no card type table (expected e.g. [fees.debit])")
+    fees = {"tolerance": _int(path, "fees.tolerance", f.get("tolerance", 0)),
+            "d0_surcharge": _int(path, "fees.d0_surcharge", f.get("d0_surcharge", 0)),
+            "card_types": cards}
+    return {"path": path, "name": data.get("name", ""), "merchant_id": merchant_id,
+            "terminal_id": terminal_id, "mcc": mcc, "region": region, "timezone": tz,
+            "currency": currency, "settlement": settlement, "fees": fees}
+
+
+def load_profile(path):
+    """Read and validate a merchant profile TOML file."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ProfileError(path, "(file)", "cannot read: %s" % exc.strerror) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(path, "(syntax)", "not valid TOML: %s" % exc) from None
+    return validate_profile(data, str(path))

@@ -1,0 +1,124 @@
+"""Ed25519 keys on the device: generate, store (0600), load, sign.
+
+The portable ring only needs `.alg`, `.kid` and `.sign(message)`; this is
+the CPython signer built on `cryptography`.  A key that cannot be read or
+used raises SignerUnavailable, which the ring turns into a signer outage
+(SPEC 3.7) instead of refusing transactions.
+"""
+
+import os
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from daozhang.agent.core import checkpoint
+from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.ring import SignerUnavailable
+
+
+def raw_public(public_key):
+    return public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def fingerprint(public_bytes):
+    """Human-checkable key id: the SPEC 3.6 kid in hex, grouped."""
+    kid = checkpoint.key_id(public_bytes).hex()
+    return ":".join(kid[i:i + 4] for i in range(0, len(kid), 4))
+
+
+def generate_keypair(prefix):
+    """Write PREFIX.key (PKCS8 PEM, mode 0600) and PREFIX.pub; return raw public bytes."""
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    key_path = prefix + ".key"
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private_pem)
+    with open(prefix + ".pub", "wb") as f:
+        f.write(public_pem)
+    return raw_public(key.public_key())
+
+
+def load_public_key(path_or_bytes):
+    """An Ed25519 public key from a PEM file path, PEM bytes or 32 raw bytes."""
+    data = path_or_bytes
+    if isinstance(path_or_bytes, str):
+        try:
+            with open(path_or_bytes, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise LocalError("cannot read public key %s: %s" % (path_or_bytes, exc.strerror)) from None
+    if len(data) == 32:
+        return Ed25519PublicKey.from_public_bytes(data)
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, UnsupportedAlgorithm):
+        raise LocalError("not a PEM public key: %s" % (path_or_bytes if isinstance(path_or_bytes, str) else "<bytes>")) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise LocalError("public key is not Ed25519")
+    return key
+
+
+class Ed25519Signer:
+    alg = checkpoint.ALG_ED25519
+
+    def __init__(self, private_key):
+        self._key = private_key
+        self.public_bytes = raw_public(private_key.public_key())
+        self.kid = checkpoint.key_id(self.public_bytes)
+
+    def sign(self, message):
+        return self._key.sign(message)
+
+
+class FileSigner:
+    """Loads the key from its file on first use and again after a failure.
+
+    Until the file can be read, every sign() raises SignerUnavailable, so
+    the journal keeps committing in a flagged outage (SPEC 3.7).
+    """
+
+    alg = checkpoint.ALG_ED25519
+
+    def __init__(self, path):
+        self.path = path
+        self._signer = None
+        self.kid = None
+        self.public_bytes = None
+        self._try_load()
+
+    def _try_load(self):
+        try:
+            self._signer = load_signer(self.path)
+        except LocalError:
+            self._signer = None
+            return False
+        self.kid = self._signer.kid
+        self.public_bytes = self._signer.public_bytes
+        return True
+
+    def sign(self, message):
+        if self._signer is None and not self._try_load():
+            raise SignerUnavailable(self.path)
+        return self._signer.sign(message)
+
+
+def load_signer(path):
+    """Ed25519Signer from a PKCS8 PEM private key file (PREFIX.key)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise LocalError("cannot read key %s: %s (create one with `daozhang keys new`)"
+                         % (path, exc.strerror)) from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise LocalError("%s is not an unencrypted PEM private key" % path) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise LocalError("%s is not an Ed25519 key" % path)
+    return Ed25519Signer(key)

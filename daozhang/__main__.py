@@ -1,0 +1,3 @@
+from daozhang.cli.main import main
+
+main()

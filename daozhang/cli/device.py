@@ -1,0 +1,8 @@
+"""`daozhang device ...`: the technician's commands for one terminal."""
+
+from daozhang.cli._lazy import lazy_group
+
+device = lazy_group("device", "Provision a device; pull its journal over USB.", {
+    "provision": ("daozhang.cli.device_provision:provision", "Create a device's key, config and journal."),
+    "pull": ("daozhang.cli.device_pull:pull", "Pull a terminal's journal over its USB service port."),
+})

@@ -1,0 +1,477 @@
+"""A real mosquitto for tests: TLS + ACL from examples/mosquitto/, or plain.
+
+    from dztest.broker import Broker, fleet_pki, tls_broker, plain_broker  # fixtures
+
+    def test_x(tls_broker):
+        a = tls_broker.connect("dev-a")            # MqttProbe: MQTT 5, TLS, client cert
+        a.publish("daozhang/v1/dev-a/receipts", b"x")
+        tls_broker.kill(); tls_broker.start()      # SIGKILL, then the same port again
+        settings = tls_broker.settings("dev-a")    # host, port, ca, cert, key for an agent
+
+The broker runs from its own temp directory (config, ACL, persistence, log)
+on a free 127.0.0.1 port; `start()` returns once a TCP connect succeeds, and
+raises with the broker's log if it exits first.  The config is the example
+file with only paths, port and persistence directory rewritten, so the tests
+exercise the configuration we ship.  Missing mosquitto: skip, or fail when
+the CI environment variable is set.
+"""
+
+import os
+import queue
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLES = os.path.join(REPO, "examples", "mosquitto")
+HOST = "127.0.0.1"
+
+# Directives the fixture owns; everything else comes from the example file.
+_TLS_ONLY = ("cafile", "certfile", "keyfile", "require_certificate",
+             "use_identity_as_username", "acl_file", "tls_version")
+
+
+class BrokerFailed(AssertionError):
+    """mosquitto did not start, or exited while we waited for it."""
+
+
+def mosquitto_path():
+    """The mosquitto binary; skip the test without one (fail under CI)."""
+    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto"
+                                         if os.access("/usr/sbin/mosquitto", os.X_OK) else None)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("mosquitto is not installed, and CI is set: the broker tests must run")
+        pytest.skip("mosquitto is not installed")
+    return path
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def render_config(template, settings, drop=()):
+    """Rewrite `key value` lines of a mosquitto.conf: keys in `settings` get
+    the new value (first occurrence; a missing key is appended), keys in
+    `drop` are removed.  Comments and other lines stay as they are."""
+    out, done = [], set()
+    for line in template.splitlines():
+        words = line.split(None, 1)
+        key = words[0] if words and not words[0].startswith("#") else None
+        if key in drop:
+            continue
+        if key in settings:
+            if key in done:
+                continue
+            out.append("%s %s" % (key, settings[key]))
+            done.add(key)
+            continue
+        out.append(line)
+    for key, value in settings.items():
+        if key not in done:
+            out.append("%s %s" % (key, value))
+    return "\n".join(out) + "\n"
+
+
+class Broker:
+    """One mosquitto process; restartable on the same port; `close()` always
+    kills it and removes its directory (use as a context manager)."""
+
+    def __init__(self, pki=None, tls=True, acl=True, persistence=True, directory=None,
+                 extra=None, port=None):
+        self.binary = mosquitto_path()
+        if tls and pki is None:
+            raise ValueError("a TLS broker needs a PKI (host_tools.pki.make_test_pki)")
+        self.pki = pki
+        self.tls = tls
+        self.acl = acl and tls  # the ACL keys on certificate CNs
+        self.persistence = persistence
+        self._own_dir = directory is None
+        self.directory = directory or tempfile.mkdtemp(prefix="dz-mosquitto-")
+        self.port = port or free_port()
+        self._fixed_port = port is not None
+        self.host = HOST
+        self.extra = dict(extra or {})
+        self.process = None
+        self.log_path = os.path.join(self.directory, "mosquitto.log")
+        self.config_path = os.path.join(self.directory, "mosquitto.conf")
+        self.acl_path = os.path.join(self.directory, "acl")
+        self.data_dir = os.path.join(self.directory, "data")
+        os.makedirs(self.data_dir, exist_ok=True)
+        self._probes = []
+
+    # -- config -----------------------------------------------------------------
+
+    def _write_config(self):
+        with open(os.path.join(EXAMPLES, "mosquitto.conf")) as f:
+            template = f.read()
+        settings = {"listener": "%d %s" % (self.port, HOST),
+                    "persistence": "true" if self.persistence else "false",
+                    "persistence_location": self.data_dir + "/",
+                    "log_dest": "stderr"}
+        drop = ()
+        if os.geteuid() == 0:
+            # As root mosquitto switches to user "mosquitto", who cannot read
+            # our 0600 keys; stay as the test's user instead.
+            settings["user"] = "root"
+        if self.tls:
+            settings.update({"cafile": self.pki.ca_cert, "certfile": self.pki.server.cert,
+                             "keyfile": self.pki.server.key})
+            if self.acl:
+                shutil.copyfile(os.path.join(EXAMPLES, "acl"), self.acl_path)
+                settings["acl_file"] = self.acl_path
+            else:
+                drop = ("acl_file",)
+        else:
+            settings["allow_anonymous"] = "true"
+            drop = _TLS_ONLY
+        settings.update(self.extra)
+        with open(self.config_path, "w") as f:
+            f.write(render_config(template, settings, drop))
+
+    # -- process ----------------------------------------------------------------
+
+    @property
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout=15):
+        """Start mosquitto and return once it accepts TCP connections."""
+        if self.running:
+            raise BrokerFailed("mosquitto already running (pid %d)" % self.process.pid)
+        for attempt in range(3):
+            self._write_config()
+            log = open(self.log_path, "ab")
+            try:
+                self.process = subprocess.Popen([self.binary, "-c", self.config_path],
+                                                stdout=log, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, start_new_session=True)
+            finally:
+                log.close()
+            try:
+                self.wait_ready(timeout)
+                return self
+            except BrokerFailed:
+                # Someone took our free port between probe and bind: try
+                # another, unless the caller (or a restart) needs this one.
+                if "Address already in use" in self.log() and not self._fixed_port \
+                        and attempt < 2:
+                    self.port = free_port()
+                    continue
+                raise
+
+    def wait_ready(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise BrokerFailed("mosquitto exited with %s before accepting connections; "
+                                   "log:\n%s" % (self.process.returncode, self.log()[-3000:]))
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BrokerFailed("mosquitto not accepting on %s:%d after %ss; log:\n%s"
+                                   % (self.host, self.port, timeout, self.log()[-3000:]))
+            try:  # waits on the process (not a sleep): wakes early if it dies
+                self.process.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def kill(self):
+        """SIGKILL: no goodbye, no save of the in-memory store."""
+        if self.running:
+            os.kill(self.process.pid, signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(timeout=30)
+        # A restart must bind this port again, whoever chose it.
+        self._fixed_port = True
+
+    def stop(self):
+        """SIGTERM: mosquitto saves its store and exits."""
+        if self.running:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=30)
+        self._fixed_port = True
+
+    def restart(self, timeout=15):
+        """SIGKILL (if running) and start again on the same port."""
+        self.kill()
+        return self.start(timeout)
+
+    def close(self):
+        for probe in self._probes:
+            probe.close()
+        self._probes = []
+        if self.process is not None:
+            self.kill()
+        if self._own_dir:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start() if not self.running else self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    # -- clients ----------------------------------------------------------------
+
+    def settings(self, identity=None):
+        """What an agent or backend needs to connect as `identity` (a name in
+        the PKI, or None for a plain broker)."""
+        out = {"host": self.host, "port": self.port, "tls": self.tls}
+        if self.tls:
+            paths = self.pki.identity(identity)
+            out.update({"ca": self.pki.ca_cert, "cert": paths.cert, "key": paths.key})
+        return out
+
+    def client(self, identity=None, cert=None, client_id=None, clean_start=True,
+               session_expiry=None, ca=None):
+        """A paho 2.x client, MQTT 5, configured but not connected.
+
+        `identity`: a device id or backend name from the PKI; or `cert`: any
+        CertPaths (an expired or foreign one); neither on a TLS broker means
+        TLS without a client certificate.  `session_expiry` (seconds) makes
+        the session outlive the connection.
+        """
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.properties import Properties
+        from paho.mqtt.packettypes import PacketTypes
+
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=client_id or "t-" + uuid.uuid4().hex[:12],
+                             protocol=mqtt.MQTTv5)
+        if self.tls:
+            if cert is None and identity is not None:
+                cert = self.pki.identity(identity)
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                                 cafile=ca or self.pki.ca_cert)
+            if cert is not None:
+                context.load_cert_chain(cert.cert, cert.key)
+            client.tls_set_context(context)
+        properties = None
+        if session_expiry is not None:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = session_expiry
+        client._dz_connect_args = {"clean_start": clean_start, "properties": properties}
+        return client
+
+    def connect(self, identity=None, timeout=10, **kwargs):
+        """An MqttProbe connected as `identity` (raises if refused)."""
+        probe = MqttProbe(self.client(identity, **kwargs))
+        outcome = probe.open(self.host, self.port, timeout)
+        if not outcome.connected:
+            probe.close()
+            raise BrokerFailed("connect as %r refused: %s" % (identity, outcome.detail))
+        self._probes.append(probe)
+        return probe
+
+    def try_connect(self, identity=None, cert=None, timeout=10, **kwargs):
+        """ConnectOutcome(connected, detail); closes the connection either way."""
+        probe = MqttProbe(self.client(identity, cert=cert, **kwargs))
+        try:
+            return probe.open(self.host, self.port, timeout)
+        finally:
+            probe.close()
+
+    def tls_refusal(self, cert=None, ca=None, timeout=10):
+        """Why the broker refuses a TLS client, as the client's OpenSSL says
+        it (e.g. "SSLV3_ALERT_CERTIFICATE_EXPIRED"); None if the broker
+        answers an MQTT 5 CONNECT with a CONNACK.  Under TLS 1.3 the server's
+        verdict on a client certificate comes after the handshake, so this
+        sends a CONNECT and reads: the answer is either a CONNACK or an alert.
+        """
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
+                                             cafile=ca or self.pki.ca_cert)
+        if cert is not None:
+            context.load_cert_chain(cert.cert, cert.key)
+        client_id = b"probe"
+        # MQTT 5 CONNECT: "MQTT", level 5, clean start, keepalive 60, no props.
+        variable = b"\x00\x04MQTT\x05\x02\x00\x3c\x00"
+        payload = len(client_id).to_bytes(2, "big") + client_id
+        body = variable + payload
+        packet = b"\x10" + bytes([len(body)]) + body
+        try:
+            with socket.create_connection((self.host, self.port), timeout=timeout) as raw:
+                with context.wrap_socket(raw, server_hostname=self.host) as tls:
+                    tls.sendall(packet)
+                    first = tls.recv(1)
+        except ssl.SSLError as exc:
+            return exc.reason or str(exc)
+        except OSError as exc:
+            return "%s: %s" % (type(exc).__name__, exc)
+        if first == b"\x20":
+            return None
+        return "no CONNACK: %r" % first
+
+
+class ConnectOutcome:
+    def __init__(self, connected, detail):
+        self.connected = connected
+        self.detail = detail
+
+    def __repr__(self):
+        return "ConnectOutcome(connected=%r, detail=%r)" % (self.connected, self.detail)
+
+
+class MqttProbe:
+    """A paho client wrapped for tests: every wait is on an event or a queue
+    with a timeout.  Received messages go to `messages` (a queue.Queue of
+    paho MQTTMessage)."""
+
+    def __init__(self, client):
+        self.client = client
+        self.messages = queue.Queue()
+        self._lock = threading.Lock()
+        self._events = queue.Queue()  # ("connect", rc) / ("disconnect", rc) / ("fail", None)
+        self._acks = {}               # mid -> threading.Event
+        self._results = {}            # mid -> reason code(s)
+        self._started = False
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_message = lambda c, u, msg: self.messages.put(msg)
+        client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        self._events.put(("connect", reason_code))
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self._events.put(("disconnect", reason_code))
+
+    def _on_connect_fail(self, client, userdata):
+        self._events.put(("fail", None))
+
+    def _done(self, mid, result):
+        with self._lock:
+            self._results[mid] = result
+            event = self._acks.setdefault(mid, threading.Event())
+        event.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        self._done(mid, [int(rc.value) if hasattr(rc, "value") else int(rc) for rc in reason_codes])
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        self._done(mid, int(reason_code.value) if hasattr(reason_code, "value") else int(reason_code))
+
+    def _wait(self, mid, timeout, what):
+        with self._lock:
+            event = self._acks.setdefault(mid, threading.Event())
+        if not event.wait(timeout):
+            raise TimeoutError("no %s for mid %d within %ss" % (what, mid, timeout))
+        with self._lock:
+            self._acks.pop(mid, None)
+            return self._results.pop(mid)
+
+    def open(self, host, port, timeout=10):
+        args = getattr(self.client, "_dz_connect_args", {})
+        try:
+            self.client.connect(host, port, keepalive=30, clean_start=args.get("clean_start", True),
+                                properties=args.get("properties"))
+        except (ssl.SSLError, OSError) as exc:
+            return ConnectOutcome(False, "%s: %s" % (type(exc).__name__, exc))
+        self.client.loop_start()
+        self._started = True
+        try:
+            kind, rc = self._events.get(timeout=timeout)
+        except queue.Empty:
+            return ConnectOutcome(False, "no CONNACK within %ss" % timeout)
+        if kind == "connect" and not rc.is_failure:
+            return ConnectOutcome(True, str(rc))
+        return ConnectOutcome(False, "%s: %s" % (kind, rc))
+
+    def subscribe(self, topic, qos=1, timeout=10):
+        """Subscribe and wait for SUBACK; returns its reason codes (ints)."""
+        rc, mid = self.client.subscribe(topic, qos)
+        if rc != 0:
+            raise BrokerFailed("subscribe %r not sent: rc %d" % (topic, rc))
+        return self._wait(mid, timeout, "SUBACK")
+
+    def publish(self, topic, payload, qos=1, retain=False, timeout=10, properties=None):
+        """Publish; for QoS >= 1 wait for the PUBACK and return its reason code."""
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
+        if info.rc != 0:
+            raise BrokerFailed("publish to %r not sent: rc %d" % (topic, info.rc))
+        if qos == 0:
+            return 0
+        return self._wait(info.mid, timeout, "PUBACK")
+
+    def next_message(self, timeout=10):
+        try:
+            return self.messages.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError("no message within %ss" % timeout)
+
+    def messages_until(self, predicate, timeout=10):
+        """Collect messages until one satisfies `predicate` (included last)."""
+        seen = []
+        deadline = time.monotonic() + timeout
+        while True:
+            msg = self.next_message(max(0.0, deadline - time.monotonic()))
+            seen.append(msg)
+            if predicate(msg):
+                return seen
+
+    def close(self):
+        try:
+            self.client.disconnect()
+        except Exception:
+            pass
+        if self._started:
+            self.client.loop_stop()
+            self._started = False
+
+
+# -- pytest fixtures (import them into a conftest.py or test module) -------------
+
+@pytest.fixture(scope="session")
+def fleet_pki(tmp_path_factory):
+    """host_tools.pki.TestPki: CA, broker, dev-a, dev-b, backend, plus an
+    expired dev-a certificate and a dev-a certificate from a foreign CA."""
+    from daozhang.host_tools.pki import make_test_pki
+    return make_test_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture
+def tls_broker(fleet_pki):
+    """mosquitto with examples/mosquitto (TLS, client certs, ACL), started."""
+    broker = Broker(pki=fleet_pki)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.close()
+
+
+@pytest.fixture
+def plain_broker():
+    """mosquitto without TLS or ACL (anonymous), started."""
+    broker = Broker(tls=False)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.close()
