@@ -18,10 +18,11 @@ import time
 
 from daozhang import __version__
 from daozhang.agent.core import cbor
+from daozhang.agent.core import driver
 from daozhang.agent.core import layout
 from daozhang.agent.core import record
-from daozhang.agent.core.errors import JournalCorrupt, LocalError, StorageError
-from daozhang.agent.core.ring import Clock, Ring
+from daozhang.agent.core.errors import LocalError, StorageError
+from daozhang.agent.core.ring import Clock
 from daozhang.agent.storage import FileStorage, create_file
 
 MAX_BATCH_RECORDS = 256
@@ -88,26 +89,14 @@ class JournalFile:
         """Open and recover a journal; commit a boot record saying what was cut."""
         storage = storage or FileStorage(path)
         try:
-            geo = layout.decode_superblock(storage.pread(0, layout.SUPERBLOCK_SIZE))
-            if storage.size() < geo.file_size:
-                raise JournalCorrupt("journal %s is %d bytes, its superblock says %d: truncated"
-                                     % (path, storage.size(), geo.file_size))
-            headers = [storage.pread(geo.segment_offset(i), layout.SEGMENT_HEADER_SIZE)
-                       for i in range(geo.segment_count)]
-            ring = Ring(geo)
-            fixes = ring.recover(headers, lambda i: storage.pread(geo.segment_offset(i), geo.segment_size))
-            for offset, data in fixes:
-                storage.pwrite(offset, data)
-            if fixes:
-                storage.sync()
+            ring = driver.open_ring(storage)
         except BaseException:
             storage.close()
             raise
+        geo = ring.geo
         journal = cls(storage, geo, ring, signer, clock or SystemClock())
         if boot:
-            payload = {"reason": "init" if ring.next_seq == 0 else "open", "version": __version__}
-            payload.update(ring.recovered)
-            journal.append(record.TYPE_BOOT, payload)
+            journal.append(record.TYPE_BOOT, driver.boot_payload(ring, __version__))
         return journal
 
     # -- writing ------------------------------------------------------------
@@ -198,9 +187,7 @@ class JournalFile:
                 ticket.done = True
             return
         try:
-            for offset, data in commit.writes:
-                self.storage.pwrite(offset, data)
-            self.storage.sync()
+            driver.write_commit(self.storage, commit)
         except StorageError as exc:
             self._failed = str(exc)
             for ticket in tickets:

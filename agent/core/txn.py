@@ -14,10 +14,11 @@
 No message ever echoes a submitted value: a value may be card data, and
 messages end up in logs and on POS screens.
 
-Identifier fields have strict formats of their own (4.3) that cannot hold a
-13-19 digit run, except merchant_id (exactly 15 digits, exempt by rule: a
-Luhn-valid merchant number is an identifier, not a PAN).  Every other string,
-pos_txn_id included, is scanned as free text.
+Identifier fields have strict formats of their own (4.3): rrn (12), auth_code
+(6) and mcc (4) are too short to hold a card number, and merchant_id (exactly
+15 digits) is exempt by rule: a Luhn-valid merchant number is an identifier,
+not a PAN.  Every other string, pos_txn_id and terminal_id included, is
+scanned as free text.
 
 Portable: CPython and MicroPython (no re, no datetime; hand-written scanners).
 """
@@ -379,8 +380,8 @@ FIELDS = {
     "rrn": (str, lambda f, v: _pattern(f, v, _ALNUM, 12, 12, "bad_rrn", "12 letters or digits")),
     "merchant_id": (str, lambda f, v: _pattern(f, v, _DIGITS, 15, 15, "bad_merchant_id",
                                                 "15 digits")),
-    "terminal_id": (str, lambda f, v: _pattern(f, v, _ALNUM, 8, 8, "bad_terminal_id",
-                                                "8 letters or digits")),
+    "terminal_id": (str, lambda f, v: _pattern(f, v, _ALNUM, 1, 16, "bad_terminal_id",
+                                                "1-16 letters or digits")),
     "mcc": (str, lambda f, v: _pattern(f, v, _DIGITS, 4, 4, "bad_mcc", "4 digits as text")),
     "settlement": (str, _settlement),
     "original_pos_txn_id": (str, _id),
@@ -399,7 +400,8 @@ REQUIRED_FOR_KIND = {
 }
 # Identifier formats too short or too strict to hold a PAN; exempt from the
 # free-text scan (merchant_id: a 15-digit merchant number is not a card).
-_IDENTIFIERS = ("merchant_id", "terminal_id", "rrn", "auth_code", "mcc", "amount")
+# terminal_id (up to 16 characters, as the profile allows) is scanned.
+_IDENTIFIERS = ("merchant_id", "rrn", "auth_code", "mcc", "amount")
 
 
 def _type_name(t):

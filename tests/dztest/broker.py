@@ -299,12 +299,17 @@ class Broker:
     def tls_refusal(self, cert=None, ca=None, timeout=10):
         """Why the broker refuses a TLS client, as the client's OpenSSL says
         it (e.g. "SSLV3_ALERT_CERTIFICATE_EXPIRED"); None if the broker
-        answers an MQTT 5 CONNECT with a CONNACK.  Under TLS 1.3 the server's
-        verdict on a client certificate comes after the handshake, so this
-        sends a CONNECT and reads: the answer is either a CONNACK or an alert.
+        answers an MQTT 5 CONNECT with a CONNACK.
+
+        Speaks TLS 1.2 on purpose: there the server judges the client
+        certificate inside the handshake, so its alert always reaches us.
+        Under TLS 1.3 the verdict comes after the client's handshake is done,
+        and a CONNECT already in flight can make the server's close a reset
+        that destroys the alert.  (try_connect covers TLS 1.3 with paho.)
         """
         context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH,
                                              cafile=ca or self.pki.ca_cert)
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
         if cert is not None:
             context.load_cert_chain(cert.cert, cert.key)
         client_id = b"probe"
