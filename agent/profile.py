@@ -22,7 +22,8 @@ the shop's is itself the code jumping the watchdog exists to catch.
 import tomllib
 import zoneinfo
 
-from daozhang.agent.core.business_calendar import parse_date, parse_hhmm, parse_mode
+from daozhang.agent.core.business_calendar import (
+    is_ascii_digits, parse_date, parse_hhmm, parse_mode)
 from daozhang.agent.core.errors import LocalError, ValidationError
 
 TOP_KEYS = {"merchant_id", "terminal_id", "mcc", "region", "timezone", "currency",
@@ -51,7 +52,7 @@ def _int(path, key, value, low=0, high=None):
 
 
 def _digits(path, key, value, count):
-    if not isinstance(value, str) or len(value) != count or not value.isdigit():
+    if not isinstance(value, str) or len(value) != count or not is_ascii_digits(value):
         raise ProfileError(path, key, "expected a string of %d digits, got %r" % (count, value))
     return value
 
@@ -90,7 +91,8 @@ def validate_profile(data, path="<profile>"):
     mcc = _digits(path, "mcc", data["mcc"], 4)
     region = _digits(path, "region", data["region"], 4)
     terminal_id = data["terminal_id"]
-    if not isinstance(terminal_id, str) or not 1 <= len(terminal_id) <= 16 or not terminal_id.isalnum():
+    if (not isinstance(terminal_id, str) or not 1 <= len(terminal_id) <= 16
+            or not terminal_id.isascii() or not terminal_id.isalnum()):
         raise ProfileError(path, "terminal_id", "expected 1 to 16 letters or digits, got %r"
                            % (terminal_id,))
     if merchant_id[3:7] != region:

@@ -13,6 +13,7 @@ other fault is logged and the loop goes on.  Nothing it does writes.
 import logging
 import os
 import select
+import termios
 import threading
 import time
 import tty
@@ -29,6 +30,7 @@ from daozhang.agent.core.service_session import (
 log = logging.getLogger("daozhang.service_port")
 
 _READ_SIZE = 65536
+_POLL = 0.05
 
 
 class LinkDown(Exception):
@@ -145,29 +147,30 @@ class _FdLink:
 class _SerialLink:
     def __init__(self, url, baudrate, write_timeout):
         import serial
-        self._serial_error = serial.SerialException
+        # pyserial lets termios.error through when the device vanishes mid-call.
+        self._errors = (serial.SerialException, OSError, termios.error)
         try:
-            self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=0,
+            self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=_POLL,
                                               write_timeout=write_timeout)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except self._errors + (ValueError,) as exc:
             raise LinkDown("open %s: %s" % (url, exc))
 
     def read(self, timeout):
         try:
-            self.port.timeout = timeout
+            # The port's own timeout stays fixed (_POLL): changing it re-runs tcsetattr.
             first = self.port.read(1)
             if not first:
                 return b""
-            self.port.timeout = 0
-            return first + self.port.read(_READ_SIZE)
-        except (self._serial_error, OSError) as exc:
+            waiting = self.port.in_waiting
+            return first + (self.port.read(min(waiting, _READ_SIZE)) if waiting else b"")
+        except self._errors as exc:
             raise LinkDown("read: %s" % exc)
 
     def write(self, data, timeout):
         try:
             self.port.write(data)
             self.port.flush()
-        except (self._serial_error, OSError) as exc:
+        except self._errors as exc:
             raise LinkDown("write: %s" % exc)
 
     def close(self):

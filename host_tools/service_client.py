@@ -19,6 +19,7 @@ from daozhang.agent.core.service_frames import (
 from daozhang.agent.core.service_session import auth_message
 
 _READ_SIZE = 65536
+_POLL = 0.05
 
 
 class LinkLost(DaozhangError):
@@ -52,21 +53,24 @@ class SerialTransport:
 
     def __init__(self, url, baudrate=115200):
         import serial
-        self._errors = (serial.SerialException, OSError)
-        try:
-            self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=0, write_timeout=10)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise LinkLost("cannot open %s: %s" % (url, exc))
+        import termios
+        # pyserial lets termios.error through when the device vanishes mid-call.
+        self._errors = (serial.SerialException, OSError, termios.error)
         self.url = url
+        try:
+            self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=_POLL, write_timeout=10)
+        except self._errors + (ValueError,) as exc:
+            raise LinkLost("cannot open %s: %s" % (url, exc))
 
     def read(self, timeout):
+        """Bytes that arrived within about `timeout` (at least one poll), or b""."""
         try:
-            self.port.timeout = timeout
+            # The port's own timeout stays fixed: changing it re-runs tcsetattr.
             first = self.port.read(1)
             if not first:
                 return b""
-            self.port.timeout = 0
-            return first + self.port.read(_READ_SIZE)
+            waiting = self.port.in_waiting
+            return first + (self.port.read(min(waiting, _READ_SIZE)) if waiting else b"")
         except self._errors as exc:
             raise LinkLost("link to %s lost: %s; run the same command again to resume" % (self.url, exc))
 

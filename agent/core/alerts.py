@@ -20,7 +20,7 @@ nothing.  Portable core: no time import, `now` is an argument.
 from daozhang.agent.core.errors import LocalError
 
 STATES = ("inactive", "pending", "firing", "resolved")
-EVENTS = ("raise", "clear", "for_elapsed", "escalate", "repeat")
+EVENTS = ("raise", "clear", "for_elapsed", "escalate", "repeat", "expire")
 
 # (state, event) -> (new state, action name or None for "no change")
 TRANSITIONS = {
@@ -35,14 +35,19 @@ TRANSITIONS = {
     ("resolved", "clear"): ("resolved", None),
     ("firing", "escalate"): ("firing", "escalated"),
     ("firing", "repeat"): ("firing", "repeated"),
+    ("firing", "expire"): ("resolved", "expired"),
 }
 
 HOUR = 3600
+DAY = 86400
 # kind -> severity it fires with, `for` (seconds pending), repeat interval,
-# and the display nouns (singular, plural); "count": False shows the title
-# alone (one-instance kinds).
+# `ttl` (a one-shot finding resolves itself, action "expired", this long
+# after it fired: nothing else would ever clear it), and the display nouns
+# (singular, plural); "count": False shows the title alone (one-instance
+# kinds).  Conditions that can clear (overdue, clock, journal, backlog)
+# have no ttl.
 KINDS = {
-    "security": {"severity": "critical", "for": 0, "repeat": 4 * HOUR,
+    "security": {"ttl": DAY, "severity": "critical", "for": 0, "repeat": 4 * HOUR,
                  "nouns": ("rejected message", "rejected messages")},
     "journal_full": {"severity": "critical", "for": 0, "repeat": HOUR,
                      "nouns": ("journal full: sales refused",), "count": False},
@@ -50,19 +55,19 @@ KINDS = {
                         "nouns": ("clock not trusted: deadlines on hold",), "count": False},
     "settlement_overdue": {"severity": "warning", "for": 0, "repeat": 4 * HOUR,
                            "nouns": ("payment overdue", "payments overdue")},
-    "settlement_short": {"severity": "critical", "for": 0, "repeat": 12 * HOUR,
+    "settlement_short": {"ttl": 7 * DAY, "severity": "critical", "for": 0, "repeat": 12 * HOUR,
                          "nouns": ("settlement short", "settlements short")},
-    "fee_over_contract": {"severity": "warning", "for": 0, "repeat": 12 * HOUR,
+    "fee_over_contract": {"ttl": 7 * DAY, "severity": "warning", "for": 0, "repeat": 12 * HOUR,
                           "nouns": ("fee over contract", "fees over contract")},
-    "mcc_jump": {"severity": "critical", "for": 0, "repeat": 12 * HOUR,
+    "mcc_jump": {"ttl": 7 * DAY, "severity": "critical", "for": 0, "repeat": 12 * HOUR,
                  "nouns": ("settled under another MCC", "settled under another MCC")},
-    "region_jump": {"severity": "critical", "for": 0, "repeat": 12 * HOUR,
+    "region_jump": {"ttl": 7 * DAY, "severity": "critical", "for": 0, "repeat": 12 * HOUR,
                     "nouns": ("settled under another region", "settled under another region")},
-    "unknown_settlement": {"severity": "warning", "for": 0, "repeat": 12 * HOUR,
+    "unknown_settlement": {"ttl": 7 * DAY, "severity": "warning", "for": 0, "repeat": 12 * HOUR,
                            "nouns": ("unknown settlement", "unknown settlements")},
-    "duplicate_settlement": {"severity": "warning", "for": 0, "repeat": 12 * HOUR,
+    "duplicate_settlement": {"ttl": 7 * DAY, "severity": "warning", "for": 0, "repeat": 12 * HOUR,
                              "nouns": ("duplicate settlement", "duplicate settlements")},
-    "cancelled_settled": {"severity": "warning", "for": 0, "repeat": 12 * HOUR,
+    "cancelled_settled": {"ttl": 7 * DAY, "severity": "warning", "for": 0, "repeat": 12 * HOUR,
                           "nouns": ("cancelled sale settled", "cancelled sales settled")},
     "sync_backlog": {"severity": "warning", "for": 600, "repeat": 4 * HOUR,
                      "nouns": ("sync backlog",), "count": False},
@@ -168,7 +173,7 @@ class AlertMachine:
                 rec["last_notified"] = now
             elif event == "repeat":
                 rec["last_notified"] = now
-            elif event == "clear":
+            elif event in ("clear", "expire"):
                 rec["resolved_at"] = now
         if new_state == "inactive":
             del self.alerts[(kind, key)]
@@ -236,6 +241,10 @@ class AlertMachine:
             actions.append(self.handle(kind, key, "for_elapsed", now))
             rec = self.alerts[ident]
         if rec["state"] != "firing":
+            return actions
+        ttl = self.kinds[kind].get("ttl")
+        if ttl is not None and now >= rec["fired_at"] + ttl:
+            actions.append(self.handle(kind, key, "expire", now))
             return actions
         if (rec["severity"] != "critical" and rec["escalate_at"] is not None
                 and now >= rec["escalate_at"]):

@@ -63,9 +63,19 @@ def _days_in_month(year, month):
     return 30 if month in (4, 6, 9, 11) else 31
 
 
+def is_ascii_digits(text):
+    """str.isdigit() also accepts '²' and '３'; identifiers and times may not."""
+    if not isinstance(text, str) or not text:
+        return False
+    for c in text:
+        if c < "0" or c > "9":
+            return False
+    return True
+
+
 def _digits(text, start, count, field):
     part = text[start:start + count]
-    if len(part) != count or not part.isdigit():
+    if len(part) != count or not is_ascii_digits(part):
         raise ValidationError(field, "expected digits at offset %d in %r" % (start, text))
     return int(part)
 
@@ -117,7 +127,7 @@ def parse_rfc3339(text, field="time"):
     rest = text[19:]
     if rest[:1] == ".":
         end = 1
-        while end < len(rest) and rest[end].isdigit():
+        while end < len(rest) and "0" <= rest[end] <= "9":
             end += 1
         if end == 1:
             raise ValidationError(field, "empty fraction in %r" % (text,))
@@ -168,7 +178,7 @@ class FixedOffset:
 
 def parse_mode(mode):
     """'D0' -> ('D', 0); 'T1', 'T2', 'Tn' -> ('T', n).  Raises ValidationError."""
-    if isinstance(mode, str) and len(mode) >= 2 and mode[1:].isdigit():
+    if isinstance(mode, str) and len(mode) >= 2 and is_ascii_digits(mode[1:]):
         if mode == "D0":
             return ("D", 0)
         if mode[0] == "T":

@@ -112,7 +112,12 @@ def frame_length_at(buf, offset):
     and that the frame fits in `buf`.
     """
     end = len(buf)
-    if offset + 2 <= end and buf[offset] == 0 and buf[offset + 1] == 0:
+    if offset + 2 > end:
+        # One byte left in the segment: erased space if it is zero.
+        if offset >= end or buf[offset] == 0:
+            return 0
+        raise FrameError(offset, "short", "frame header runs past the end")
+    if buf[offset] == 0 and buf[offset + 1] == 0:
         return 0
     if offset + HEADER_SIZE > end:
         raise FrameError(offset, "short", "frame header runs past the end")

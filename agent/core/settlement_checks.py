@@ -12,7 +12,7 @@ parsed: amount, fee, settled_amount (signed minor units), txn_time and
 settled_at (UTC epoch seconds; txn_time may be None).  Portable core.
 """
 
-from daozhang.agent.core.business_calendar import parse_mode, parse_rfc3339
+from daozhang.agent.core.business_calendar import is_ascii_digits, parse_mode, parse_rfc3339
 from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.core.fees import contracted_fee
 
@@ -50,7 +50,7 @@ def _code4(value, merchant_id, start):
         return "%04d" % value
     if isinstance(value, str) and value:
         return value
-    if isinstance(merchant_id, str) and len(merchant_id) == 15 and merchant_id.isdigit():
+    if isinstance(merchant_id, str) and len(merchant_id) == 15 and is_ascii_digits(merchant_id):
         return merchant_id[start:start + 4]
     return None
 

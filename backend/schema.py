@@ -1,0 +1,111 @@
+"""The backend's tables, for SQLite and PostgreSQL (docs/spec/backend-schema.md).
+
+One logical schema, two spellings: the differences are only the column
+types (BLOB/BYTEA, TEXT/JSONB, INTEGER/BIGINT) and how an id column counts.
+Every statement the store runs is the same text on both, so behaviour does
+not drift between the default SQLite file and a shared PostgreSQL.
+
+Times are integer milliseconds since the Unix epoch (UTC) in both, so a
+value reads back identically whichever database holds it.
+"""
+
+SCHEMA_VERSION = 1
+
+# {blob} bytes, {json} JSON text, {int} 64-bit integer, {id} an auto id.
+_TABLES = """
+CREATE TABLE IF NOT EXISTS meta (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL
+);
+
+-- The registry: who may send records, and how far each chain is stored.
+CREATE TABLE IF NOT EXISTS devices (
+    device_id       TEXT PRIMARY KEY,
+    public_key      {blob} NOT NULL,
+    key_id          {blob} NOT NULL,
+    added_at        {int} NOT NULL,
+    first_seq       {int} NOT NULL,
+    contiguous_seq  {int},
+    head_hash       {blob}
+);
+
+-- Every journal record exactly once per (device, seq); the first one stored
+-- for a seq wins, a different one later is a fork finding, never stored over.
+CREATE TABLE IF NOT EXISTS records (
+    device_id   TEXT NOT NULL REFERENCES devices (device_id),
+    seq         {int} NOT NULL CHECK (seq >= 0),
+    type        INTEGER NOT NULL,
+    hash        {blob} NOT NULL CHECK ({length}(hash) = 32),
+    prev_hash   {blob},
+    frame       {blob} NOT NULL,
+    payload     {json} NOT NULL,
+    received_at {int} NOT NULL,
+    PRIMARY KEY (device_id, seq)
+);
+CREATE INDEX IF NOT EXISTS records_by_type ON records (type, device_id, seq);
+
+-- What the backend found wrong (forks, gaps, chain breaks, bad signatures).
+-- dedup_key makes re-delivery of the same evidence a no-op; NULL never dedups.
+CREATE TABLE IF NOT EXISTS findings (
+    id          {id},
+    device_id   TEXT NOT NULL,
+    seq         {int},
+    kind        TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    evidence    {blob},
+    dedup_key   TEXT UNIQUE,
+    at          {int} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS findings_by_device ON findings (device_id, seq);
+
+-- Alerts sent by devices; the same alert delivered twice is stored once.
+CREATE TABLE IF NOT EXISTS alerts (
+    id          {id},
+    device_id   TEXT NOT NULL,
+    seq         {int},
+    kind        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    severity    TEXT NOT NULL,
+    payload     {json} NOT NULL,
+    at          {int} NOT NULL,
+    UNIQUE (device_id, seq, kind, state)
+);
+
+-- The last signed ack sent to each device (only ever moves forward).
+CREATE TABLE IF NOT EXISTS acks (
+    device_id   TEXT PRIMARY KEY,
+    last_seq    {int} NOT NULL,
+    head_hash   {blob} NOT NULL,
+    at          {int} NOT NULL
+);
+
+-- Acquirer settlement rows and the receipt each was matched to.
+CREATE TABLE IF NOT EXISTS settlements (
+    id           {id},
+    acquirer_ref TEXT NOT NULL UNIQUE,
+    row          {json} NOT NULL,
+    device_id    TEXT,
+    seq          {int},
+    status       TEXT NOT NULL,
+    at           {int} NOT NULL
+);
+"""
+
+_SPELLING = {
+    "sqlite": {"blob": "BLOB", "json": "TEXT", "int": "INTEGER", "length": "length",
+               "id": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgres": {"blob": "BYTEA", "json": "JSONB", "int": "BIGINT", "length": "octet_length",
+                 "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+}
+
+
+def statements(dialect):
+    """The DDL for `dialect` ("sqlite" or "postgres"), one statement each."""
+    text = _TABLES.format(**_SPELLING[dialect])
+    out = []
+    for chunk in text.split(";"):
+        lines = [line for line in chunk.splitlines() if not line.strip().startswith("--")]
+        statement = "\n".join(lines).strip()
+        if statement:
+            out.append(statement)
+    return out

@@ -1,0 +1,108 @@
+"""PostgreSQL under the backend store (psycopg 3), for several backend hosts.
+
+Concurrency: store_batch first locks the device's registry row
+(SELECT ... FOR UPDATE), so batches of one device are stored one after
+another whichever worker got them, while other devices proceed in
+parallel.  Inserts still say ON CONFLICT DO NOTHING: the lock makes the
+read-then-insert exact, the clause makes a bug there harmless.
+Commits are durable with PostgreSQL's defaults (synchronous_commit on).
+"""
+
+import contextlib
+
+from daozhang.agent.core.errors import StorageError
+from daozhang.backend import schema
+
+# Any constant: serialises CREATE TABLE IF NOT EXISTS between processes
+# starting together (it is not atomic against a concurrent create).
+_SCHEMA_LOCK = 0x64617A68
+
+
+def _psycopg():
+    try:
+        import psycopg
+    except ImportError as exc:  # an install without the [postgres] bits
+        raise StorageError("PostgreSQL needs psycopg 3: pip install 'psycopg[binary]' (%s)" % exc)
+    return psycopg
+
+
+class PostgresTx:
+    def __init__(self, cursor):
+        self._cur = cursor
+
+    def execute(self, sql, params=()):
+        self._cur.execute(sql, params)
+        return self._cur
+
+    def executemany(self, sql, rows):
+        if rows:
+            self._cur.executemany(sql, rows)
+
+    def all(self, sql, params=()):
+        self._cur.execute(sql, params)
+        return self._cur.fetchall()
+
+    def one(self, sql, params=()):
+        self._cur.execute(sql, params)
+        return self._cur.fetchone()
+
+    def lock_device(self, device_id):
+        self._cur.execute("SELECT device_id FROM devices WHERE device_id = %s FOR UPDATE",
+                          (device_id,))
+
+
+def _redact(url):
+    """The URL without a password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return "%s://%s@%s" % (scheme, user, host)
+    return url
+
+
+class PostgresDatabase:
+    dialect = "postgres"
+
+    def __init__(self, url):
+        self.url = _redact(url)
+        psycopg = _psycopg()
+        self._errors = psycopg.Error
+        try:
+            self._conn = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as exc:
+            raise StorageError("cannot connect to PostgreSQL %s: %s"
+                               % (self.url, str(exc).strip().splitlines()[0]))
+
+    def _storage_error(self, exc):
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return StorageError("PostgreSQL %s: %s" % (self.url, first))
+
+    @contextlib.contextmanager
+    def transaction(self):
+        try:
+            with self._conn.transaction():
+                with self._conn.cursor() as cur:
+                    yield PostgresTx(cur)
+        except self._errors as exc:
+            raise self._storage_error(exc)
+
+    @contextlib.contextmanager
+    def read(self):
+        # REPEATABLE READ: every statement of the read sees one snapshot.
+        try:
+            with self._conn.transaction():
+                with self._conn.cursor() as cur:
+                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    yield PostgresTx(cur)
+        except self._errors as exc:
+            raise self._storage_error(exc)
+
+    def create_schema(self):
+        with self.transaction() as tx:
+            tx.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            for statement in schema.statements("postgres"):
+                tx.execute(statement)
+
+    def close(self):
+        self._conn.close()
