@@ -52,16 +52,27 @@ class IntakeService:
         self._receipts = collections.OrderedDict()   # pos_txn_id -> result dict
         self.accepting = True
         self.last_wall_ms = 0
+        self._wall_by_boot = {}                # boot_id -> newest wall_ms journaled
         self.committed = 0
+        # Hook: called with (seq, payload) after each committed transaction
+        # (the settlement watchdog listens here).
+        self.on_commit = lambda seq, payload: None
         self._rebuild_index()
 
     def _rebuild_index(self):
         for rec in self.journal.records():
             self.last_wall_ms = max(self.last_wall_ms, rec.wall_ms)
+            if rec.wall_ms > self._wall_by_boot.get(rec.boot_id, -1):
+                self._wall_by_boot[rec.boot_id] = rec.wall_ms
             if rec.type == record.TYPE_TRANSACTION:
                 pid = rec.payload.get("pos_txn_id")
                 if isinstance(pid, str):
                     self._index[pid] = (content_digest(rec.payload), rec.seq)
+
+    def last_wall_before(self, own_boot_id):
+        """Newest wall time journaled by earlier boots (ours has just written a boot record)."""
+        walls = [w for b, w in self._wall_by_boot.items() if b != own_boot_id]
+        return max(walls) if walls else 0
 
     # -- the one entry point ---------------------------------------------------
 
@@ -100,6 +111,7 @@ class IntakeService:
             with self._lock:
                 del self._pending[pid]
             done.set()
+        self.on_commit(result["seq"], payload)
         self.log("txn_committed", seq=result["seq"], pos_txn_id=pid, kind=payload["kind"],
                  amount=payload["amount"], currency=payload["currency"])
         return result

@@ -102,10 +102,6 @@ _SPELLING = {
 def statements(dialect):
     """The DDL for `dialect` ("sqlite" or "postgres"), one statement each."""
     text = _TABLES.format(**_SPELLING[dialect])
-    out = []
-    for chunk in text.split(";"):
-        lines = [line for line in chunk.splitlines() if not line.strip().startswith("--")]
-        statement = "\n".join(lines).strip()
-        if statement:
-            out.append(statement)
-    return out
+    # Comments first (they may contain ';'), then one statement per ';'.
+    text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
+    return [chunk.strip() for chunk in text.split(";") if chunk.strip()]

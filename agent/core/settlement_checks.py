@@ -168,6 +168,9 @@ class SettlementLedger:
             return self.results[ref]
         for name in ("amount", "fee", "settled_amount", "settled_at"):
             _need_int(row, name)
+        for name in ("merchant_id", "terminal_id", "rrn", "auth_code", "kind"):
+            if row.get(name) is not None and not isinstance(row[name], str):
+                raise ValidationError(name, "expected a string, got %r" % (row[name],))
         _need_int(row, "txn_time", optional=True)
         entry = self.matcher.match(row)
         result = self._check(entry, row)

@@ -153,3 +153,40 @@ def _write_all(fd, data):
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+class MemoryJournal:
+    """A journal-shaped byte string the session can only read (no other method)."""
+
+    def __init__(self, data, segment_size, segment_count):
+        self.data = bytes(data)
+        self.segment_size = segment_size
+        self.segment_count = segment_count
+        self.size = 4096 + segment_size * segment_count
+        self.reads = 0
+        self.on_read = None  # hook: called with (offset, length) before each read
+
+    def read(self, offset, length):
+        self.reads += 1
+        if self.on_read is not None:
+            self.on_read(offset, length)
+        return self.data[offset:offset + length]
+
+
+class MemoryTransport:
+    """The laptop's transport wired straight into a DeviceSession (no port)."""
+
+    def __init__(self, session, now=lambda: 0):
+        self.session = session
+        self.now = now
+        self.pending = b""
+
+    def write(self, data):
+        self.pending += self.session.receive_data(data, self.now())
+
+    def read(self, timeout):
+        data, self.pending = self.pending, b""
+        return data
+
+    def close(self):
+        pass

@@ -1,0 +1,540 @@
+"""The backend's storage: devices, journal records, findings, alerts, acks,
+settlements (docs/spec/backend-schema.md).
+
+    store = open_store("backend.db")                 # SQLite file (default)
+    store = open_store("postgresql://postgres@127.0.0.1/daozhang")
+    store.add_device("dev-a", public_key_bytes)
+    result = store.store_batch("dev-a", [record, ...])  # one transaction
+    result.new, result.duplicate, result.forked, result.contiguous_seq
+
+What the store guarantees, whichever database and however many backend
+processes share it:
+- a record is stored once per (device, seq); the first stored wins;
+- the same record again (same hash) is a no-op; a different one for a
+  stored seq is a fork: a finding with the offered frame as evidence, never
+  stored over the original;
+- a batch commits all or nothing, durably, before store_batch returns
+  (the backend acks only after that);
+- `contiguous_seq` / `head_hash` advance only over an unbroken run from the
+  device's first_seq in which each record's prev_hash is the previous
+  record's hash: the backend never acks past a gap or a chain break.
+What it does not do: decode frames or check signatures (the sync core does,
+before it calls store_batch).
+
+Not thread-safe per se; one Store serialises its own calls with a lock, so a
+paho callback thread and a main thread may share it.
+"""
+
+import hashlib
+import json
+import threading
+import time
+
+from daozhang.agent.core.errors import LocalError
+
+# Journal record types that are transactions, counted as "receipts".  The
+# journal's type table is the journal module's; until it is importable from
+# here this is {1} (transaction).  Pass transaction_types= to open_store to
+# count others.
+TRANSACTION_TYPES = frozenset({1})
+
+# The first sequence number a device's journal uses unless add_device says
+# otherwise; contiguity is counted from here.
+FIRST_SEQ = 0
+
+HASH_SIZE = 32
+
+# Finding kinds the store itself records.
+FINDING_FORK = "fork"
+FINDING_CHAIN_BREAK = "chain_break"
+
+_WALK_PAGE = 1000
+
+
+class UnknownDevice(LocalError):
+    """A call named a device that is not in the registry."""
+
+
+class DeviceKeyConflict(LocalError):
+    """add_device for a registered device with another key (without replace)."""
+
+
+class BadRecord(LocalError):
+    """A record handed to store_batch is not what the store takes."""
+
+
+class BatchResult:
+    """What store_batch did: lists of seqs, and the device's progress after."""
+
+    __slots__ = ("new", "duplicate", "forked", "contiguous_seq", "head_hash")
+
+    def __init__(self, new, duplicate, forked, contiguous_seq, head_hash):
+        self.new = new
+        self.duplicate = duplicate
+        self.forked = forked
+        self.contiguous_seq = contiguous_seq
+        self.head_hash = head_hash
+
+    def __repr__(self):
+        return ("BatchResult(new=%d, duplicate=%d, forked=%r, contiguous_seq=%r)"
+                % (len(self.new), len(self.duplicate), self.forked, self.contiguous_seq))
+
+
+def default_key_id(public_key):
+    """First 8 bytes of SHA-256 of the raw public key (when none is given)."""
+    return hashlib.sha256(bytes(public_key)).digest()[:8]
+
+
+def _json_text(value, what):
+    """JSON text from a str (checked) or a JSON-able value (canonical dump).
+
+    Refuses what only one database would take, so both behave alike:
+    NaN/Infinity, and a NUL character (PostgreSQL's JSONB cannot hold one).
+    """
+    if isinstance(value, str):
+        text = value
+        try:
+            json.loads(text, parse_constant=_refuse_constant)
+        except ValueError as exc:
+            raise BadRecord("%s: not JSON text (%s)" % (what, exc))
+    else:
+        try:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise BadRecord("%s: cannot be JSON (%s); encode bytes as hex first" % (what, exc))
+    if "\\u0000" in text or "\x00" in text:
+        raise BadRecord("%s: contains a NUL character (\\u0000), which PostgreSQL JSON refuses"
+                        % what)
+    return text
+
+
+def _refuse_constant(name):
+    raise ValueError("%s is not JSON" % name)
+
+
+def _json_value(stored):
+    # SQLite hands back the text, PostgreSQL's JSONB an already parsed value.
+    return json.loads(stored) if isinstance(stored, str) else stored
+
+
+def _bytes_or_none(value):
+    return None if value is None else bytes(value)
+
+
+_RECORD_FIELDS = ("seq", "type", "hash", "prev_hash", "frame", "payload")
+
+
+def _normalise_record(record, index):
+    """(seq, type, hash, prev_hash, frame, payload_json) from a dict or tuple."""
+    if isinstance(record, dict):
+        missing = [f for f in _RECORD_FIELDS if f not in record]
+        if missing:
+            raise BadRecord("record %d: missing %s" % (index, ", ".join(missing)))
+        values = [record[f] for f in _RECORD_FIELDS]
+    else:
+        values = list(record)
+        if len(values) != len(_RECORD_FIELDS):
+            raise BadRecord("record %d: expected %d fields (%s), got %d"
+                            % (index, len(_RECORD_FIELDS), ", ".join(_RECORD_FIELDS), len(values)))
+    seq, rtype, rhash, prev_hash, frame, payload = values
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or seq >= 2 ** 63:
+        raise BadRecord("record %d: seq %r, expected an integer 0..2^63-1" % (index, seq))
+    if not isinstance(rtype, int) or isinstance(rtype, bool) or not 0 <= rtype < 2 ** 31:
+        raise BadRecord("record %d (seq %d): type %r, expected an integer 0..2^31-1"
+                        % (index, seq, rtype))
+    for name, value, optional in (("hash", rhash, False), ("prev_hash", prev_hash, True)):
+        if value is None and optional:
+            continue
+        if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) != HASH_SIZE:
+            raise BadRecord("record %d (seq %d): %s must be %d bytes, got %r"
+                            % (index, seq, name, HASH_SIZE, type(value).__name__ if not
+                               isinstance(value, (bytes, bytearray, memoryview)) else len(value)))
+    if not isinstance(frame, (bytes, bytearray, memoryview)):
+        raise BadRecord("record %d (seq %d): frame must be bytes, got %s"
+                        % (index, seq, type(frame).__name__))
+    return (seq, rtype, bytes(rhash), _bytes_or_none(prev_hash), bytes(frame),
+            _json_text(payload, "record %d (seq %d) payload" % (index, seq)))
+
+
+def _fork_detail(seq, stored_hash, offered_hash):
+    return json.dumps({"seq": seq, "stored_hash": stored_hash.hex(),
+                       "offered_hash": offered_hash.hex()}, sort_keys=True)
+
+
+_DEVICE_COLUMNS = ("device_id", "public_key", "key_id", "added_at", "first_seq",
+                   "contiguous_seq", "head_hash")
+_RECORD_COLUMNS = ("device_id", "seq", "type", "hash", "prev_hash", "frame", "payload",
+                   "received_at")
+_FINDING_COLUMNS = ("id", "device_id", "seq", "kind", "detail", "evidence", "dedup_key", "at")
+_ALERT_COLUMNS = ("id", "device_id", "seq", "kind", "state", "severity", "payload", "at")
+_SETTLEMENT_COLUMNS = ("id", "acquirer_ref", "row", "device_id", "seq", "status", "at")
+
+
+def _rows(columns, rows, json_columns=(), bytes_columns=()):
+    out = []
+    for row in rows:
+        item = dict(zip(columns, row))
+        for name in json_columns:
+            item[name] = _json_value(item[name])
+        for name in bytes_columns:
+            item[name] = _bytes_or_none(item[name])
+        out.append(item)
+    return out
+
+
+class Store:
+    def __init__(self, database, transaction_types=TRANSACTION_TYPES, clock=None):
+        self.db = database
+        self.url = database.url
+        self.dialect = database.dialect
+        self.transaction_types = tuple(sorted(int(t) for t in transaction_types))
+        if not self.transaction_types:
+            raise LocalError("transaction_types: expected at least one record type")
+        self._clock = clock or (lambda: int(time.time() * 1000))
+        self._lock = threading.RLock()
+
+    def close(self):
+        with self._lock:
+            self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _now(self):
+        return int(self._clock())
+
+    def _type_filter(self):
+        return "type IN (%s)" % ", ".join(str(t) for t in self.transaction_types)
+
+    # -- devices ----------------------------------------------------------------
+
+    def add_device(self, device_id, public_key, key_id=None, first_seq=FIRST_SEQ, replace=False):
+        """Register a device; True if new.  The same key again is a no-op; another
+        key is refused unless replace=True (a key rotation the operator chose)."""
+        public_key = bytes(public_key)
+        key_id = bytes(key_id) if key_id is not None else default_key_id(public_key)
+        if not isinstance(first_seq, int) or first_seq < 0:
+            raise LocalError("first_seq %r: expected an integer >= 0" % (first_seq,))
+        with self._lock, self.db.transaction() as tx:
+            cur = tx.execute("INSERT INTO devices (device_id, public_key, key_id, added_at, "
+                             "first_seq) VALUES (%s, %s, %s, %s, %s) "
+                             "ON CONFLICT (device_id) DO NOTHING",
+                             (device_id, public_key, key_id, self._now(), first_seq))
+            if cur.rowcount == 1:
+                return True
+            tx.lock_device(device_id)
+            row = tx.one("SELECT public_key, key_id FROM devices WHERE device_id = %s",
+                         (device_id,))
+            if bytes(row[0]) == public_key and bytes(row[1]) == key_id:
+                return False
+            if not replace:
+                raise DeviceKeyConflict("device %s is registered with key id %s, not %s: "
+                                        "pass replace=True (--replace) to rotate its key"
+                                        % (device_id, bytes(row[1]).hex(), key_id.hex()))
+            tx.execute("UPDATE devices SET public_key = %s, key_id = %s WHERE device_id = %s",
+                       (public_key, key_id, device_id))
+            return False
+
+    def device(self, device_id):
+        """The registry row as a dict, or None."""
+        with self._lock, self.db.read() as tx:
+            rows = tx.all("SELECT %s FROM devices WHERE device_id = %%s"
+                          % ", ".join(_DEVICE_COLUMNS), (device_id,))
+        found = _rows(_DEVICE_COLUMNS, rows, bytes_columns=("public_key", "key_id", "head_hash"))
+        return found[0] if found else None
+
+    def devices(self):
+        with self._lock, self.db.read() as tx:
+            rows = tx.all("SELECT %s FROM devices ORDER BY device_id" % ", ".join(_DEVICE_COLUMNS))
+        return _rows(_DEVICE_COLUMNS, rows, bytes_columns=("public_key", "key_id", "head_hash"))
+
+    # -- records ----------------------------------------------------------------
+
+    def store_batch(self, device_id, records):
+        """Store records of one device in ONE transaction, idempotently.
+
+        Each record: a dict with seq, type, hash (32 bytes), prev_hash (32
+        bytes or None), frame (bytes), payload (JSON text, or a JSON-able
+        value); or a tuple in that order.  Returns a BatchResult; forks are
+        recorded as findings in the same transaction.
+        """
+        normalised = [_normalise_record(r, i) for i, r in enumerate(records)]
+        now = self._now()
+        with self._lock, self.db.transaction() as tx:
+            tx.lock_device(device_id)
+            progress = tx.one("SELECT first_seq, contiguous_seq, head_hash FROM devices "
+                              "WHERE device_id = %s", (device_id,))
+            if progress is None:
+                raise UnknownDevice("device %s is not registered: add it with its public key "
+                                    "first (daozhang backend device add)" % device_id)
+            first_seq, contiguous, head = progress[0], progress[1], _bytes_or_none(progress[2])
+            stored = self._stored_hashes(tx, device_id, sorted({r[0] for r in normalised}))
+            new, duplicate, forked, rows, findings = [], [], [], [], []
+            for seq, rtype, rhash, prev_hash, frame, payload in normalised:
+                if seq not in stored:
+                    stored[seq] = rhash
+                    new.append(seq)
+                    rows.append((device_id, seq, rtype, rhash, prev_hash, frame, payload, now))
+                elif stored[seq] == rhash:
+                    duplicate.append(seq)
+                else:
+                    forked.append(seq)
+                    findings.append((device_id, seq, FINDING_FORK,
+                                     _fork_detail(seq, stored[seq], rhash), frame,
+                                     "fork:%s:%d:%s" % (device_id, seq, rhash.hex()), now))
+            tx.executemany("INSERT INTO records (device_id, seq, type, hash, prev_hash, frame, "
+                           "payload, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                           "ON CONFLICT (device_id, seq) DO NOTHING", rows)
+            self._insert_findings(tx, findings)
+            contiguous, head = self._advance(tx, device_id, first_seq, contiguous, head, now)
+        return BatchResult(new, duplicate, forked, contiguous, head)
+
+    def _stored_hashes(self, tx, device_id, seqs):
+        stored = {}
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start:start + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            for seq, rhash in tx.all("SELECT seq, hash FROM records WHERE device_id = %%s "
+                                     "AND seq IN (%s)" % marks, [device_id] + chunk):
+                stored[seq] = bytes(rhash)
+        return stored
+
+    def _insert_findings(self, tx, findings):
+        tx.executemany("INSERT INTO findings (device_id, seq, kind, detail, evidence, dedup_key, "
+                       "at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                       "ON CONFLICT (dedup_key) DO NOTHING", findings)
+
+    def _advance(self, tx, device_id, first_seq, contiguous, head, now):
+        """Walk forward from the stored contiguous point while the next seq
+        is there and links to the previous hash.  Amortised O(new records):
+        a gap or a break stops the walk at its first row."""
+        seq = first_seq - 1 if contiguous is None else contiguous
+        start = seq
+        while True:
+            page = tx.all("SELECT seq, hash, prev_hash FROM records WHERE device_id = %s "
+                          "AND seq > %s ORDER BY seq LIMIT %s", (device_id, seq, _WALK_PAGE))
+            stopped = False
+            for next_seq, rhash, prev_hash in page:
+                if next_seq != seq + 1:
+                    stopped = True
+                    break
+                prev_hash = _bytes_or_none(prev_hash)
+                if head is not None and prev_hash != head:
+                    self._insert_findings(tx, [(
+                        device_id, next_seq, FINDING_CHAIN_BREAK,
+                        json.dumps({"seq": next_seq, "expected_prev_hash": head.hex(),
+                                    "prev_hash": prev_hash.hex() if prev_hash else None},
+                                   sort_keys=True),
+                        None, "chain_break:%s:%d:%s" % (device_id, next_seq, head.hex()), now)])
+                    stopped = True
+                    break
+                seq, head = next_seq, bytes(rhash)
+            if stopped or len(page) < _WALK_PAGE:
+                break
+        if seq != start:
+            tx.execute("UPDATE devices SET contiguous_seq = %s, head_hash = %s "
+                       "WHERE device_id = %s", (seq, head, device_id))
+        return (None, None) if seq < first_seq else (seq, head)
+
+    def last_contiguous_seq(self, device_id):
+        """The highest seq such that first_seq..seq are all stored and chained;
+        None if first_seq itself is not stored yet."""
+        found = self.head(device_id)
+        return None if found is None else found[0]
+
+    def head(self, device_id):
+        """(contiguous_seq, head_hash), or None (nothing contiguous yet)."""
+        row = self.device(device_id)
+        if row is None:
+            raise UnknownDevice("device %s is not registered" % device_id)
+        if row["contiguous_seq"] is None:
+            return None
+        return row["contiguous_seq"], row["head_hash"]
+
+    def records(self, device_id, from_seq=None, to_seq=None, limit=None, types=None):
+        """Stored records of a device in seq order (dicts, payload parsed)."""
+        where, params = ["device_id = %s"], [device_id]
+        if from_seq is not None:
+            where.append("seq >= %s")
+            params.append(from_seq)
+        if to_seq is not None:
+            where.append("seq <= %s")
+            params.append(to_seq)
+        if types is not None:
+            where.append("type IN (%s)" % ", ".join(str(int(t)) for t in types))
+        sql = "SELECT %s FROM records WHERE %s ORDER BY seq" % (", ".join(_RECORD_COLUMNS),
+                                                                " AND ".join(where))
+        if limit is not None:
+            sql += " LIMIT %d" % int(limit)
+        with self._lock, self.db.read() as tx:
+            rows = tx.all(sql, params)
+        return _rows(_RECORD_COLUMNS, rows, json_columns=("payload",),
+                     bytes_columns=("hash", "prev_hash", "frame"))
+
+    def receipts(self, device_id, from_seq=None, limit=None):
+        """The device's transaction records (type in transaction_types)."""
+        return self.records(device_id, from_seq=from_seq, limit=limit,
+                            types=self.transaction_types)
+
+    # -- findings and alerts -------------------------------------------------------
+
+    def add_finding(self, device_id, seq, kind, detail, evidence=None, dedup_key=None):
+        """Record what the backend found wrong; True if stored (False: the
+        same dedup_key was already there).  `detail`: text or a JSON-able value."""
+        if not isinstance(detail, str):
+            detail = json.dumps(detail, sort_keys=True, default=str)
+        with self._lock, self.db.transaction() as tx:
+            cur = tx.execute("INSERT INTO findings (device_id, seq, kind, detail, evidence, "
+                             "dedup_key, at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                             "ON CONFLICT (dedup_key) DO NOTHING",
+                             (device_id, seq, kind, detail, _bytes_or_none(evidence), dedup_key,
+                              self._now()))
+            return cur.rowcount == 1
+
+    def findings(self, device_id=None, kind=None):
+        where, params = [], []
+        if device_id is not None:
+            where.append("device_id = %s")
+            params.append(device_id)
+        if kind is not None:
+            where.append("kind = %s")
+            params.append(kind)
+        sql = "SELECT %s FROM findings" % ", ".join(_FINDING_COLUMNS)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._lock, self.db.read() as tx:
+            rows = tx.all(sql + " ORDER BY id", params)
+        return _rows(_FINDING_COLUMNS, rows, bytes_columns=("evidence",))
+
+    def add_alert(self, device_id, seq, kind, state, severity, payload):
+        """Store a device's alert; True if new (the same (device, seq, kind,
+        state) again is a no-op: MQTT may deliver twice)."""
+        payload = _json_text(payload, "alert payload")
+        with self._lock, self.db.transaction() as tx:
+            cur = tx.execute("INSERT INTO alerts (device_id, seq, kind, state, severity, payload, "
+                             "at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                             "ON CONFLICT (device_id, seq, kind, state) DO NOTHING",
+                             (device_id, seq, kind, state, severity, payload, self._now()))
+            return cur.rowcount == 1
+
+    def alerts(self, device_id=None):
+        sql = "SELECT %s FROM alerts" % ", ".join(_ALERT_COLUMNS)
+        params = []
+        if device_id is not None:
+            sql += " WHERE device_id = %s"
+            params.append(device_id)
+        with self._lock, self.db.read() as tx:
+            rows = tx.all(sql + " ORDER BY id", params)
+        return _rows(_ALERT_COLUMNS, rows, json_columns=("payload",))
+
+    # -- acks -----------------------------------------------------------------------
+
+    def record_ack(self, device_id, last_seq, head_hash):
+        """Remember the ack sent to a device; only ever moves forward.
+        True if this ack is newer than the one stored."""
+        with self._lock, self.db.transaction() as tx:
+            cur = tx.execute("INSERT INTO acks (device_id, last_seq, head_hash, at) "
+                             "VALUES (%s, %s, %s, %s) ON CONFLICT (device_id) DO UPDATE SET "
+                             "last_seq = excluded.last_seq, head_hash = excluded.head_hash, "
+                             "at = excluded.at WHERE acks.last_seq < excluded.last_seq",
+                             (device_id, last_seq, bytes(head_hash), self._now()))
+            return cur.rowcount == 1
+
+    def last_ack(self, device_id):
+        """(last_seq, head_hash) of the newest ack sent, or None."""
+        with self._lock, self.db.read() as tx:
+            row = tx.one("SELECT last_seq, head_hash FROM acks WHERE device_id = %s",
+                         (device_id,))
+        return None if row is None else (row[0], bytes(row[1]))
+
+    # -- settlements ------------------------------------------------------------------
+
+    def add_settlement(self, acquirer_ref, row, status="unmatched"):
+        """Store an acquirer's settlement row once per acquirer_ref; True if new."""
+        row = _json_text(row, "settlement row")
+        with self._lock, self.db.transaction() as tx:
+            cur = tx.execute("INSERT INTO settlements (acquirer_ref, row, status, at) "
+                             "VALUES (%s, %s, %s, %s) ON CONFLICT (acquirer_ref) DO NOTHING",
+                             (acquirer_ref, row, status, self._now()))
+            return cur.rowcount == 1
+
+    def match_settlement(self, acquirer_ref, device_id, seq, status):
+        """Record which receipt a settlement row matched, and the verdict."""
+        with self._lock, self.db.transaction() as tx:
+            cur = tx.execute("UPDATE settlements SET device_id = %s, seq = %s, status = %s "
+                             "WHERE acquirer_ref = %s", (device_id, seq, status, acquirer_ref))
+            if cur.rowcount != 1:
+                raise LocalError("no settlement row with acquirer_ref %r" % acquirer_ref)
+
+    def settlements(self, status=None):
+        sql = "SELECT %s FROM settlements" % ", ".join(_SETTLEMENT_COLUMNS)
+        params = []
+        if status is not None:
+            sql += " WHERE status = %s"
+            params.append(status)
+        with self._lock, self.db.read() as tx:
+            rows = tx.all(sql + " ORDER BY id", params)
+        return _rows(_SETTLEMENT_COLUMNS, rows, json_columns=("row",))
+
+    # -- totals ---------------------------------------------------------------------------
+
+    def stats(self):
+        """{"devices", "records", "receipts", "alerts", "findings"}: counts from
+        one consistent snapshot.  receipts: records whose type is in
+        transaction_types."""
+        with self._lock, self.db.read() as tx:
+            counts = tx.one(
+                "SELECT (SELECT COUNT(*) FROM devices), (SELECT COUNT(*) FROM records), "
+                "(SELECT COUNT(*) FROM records WHERE %s), (SELECT COUNT(*) FROM alerts), "
+                "(SELECT COUNT(*) FROM findings)" % self._type_filter())
+        return dict(zip(("devices", "records", "receipts", "alerts", "findings"),
+                        (int(c) for c in counts)))
+
+
+def _open_database(url_or_path):
+    from daozhang.backend import store_postgres, store_sqlite
+
+    target = str(url_or_path)
+    if target.startswith(("postgresql://", "postgres://")):
+        return store_postgres.PostgresDatabase(target)
+    if target.startswith("sqlite://"):
+        target = target[len("sqlite://"):]  # sqlite:///abs/path, sqlite://rel/path
+        if not target:
+            raise LocalError("database URL %r: expected sqlite:///PATH" % url_or_path)
+        return store_sqlite.SqliteDatabase(target)
+    if "://" in target:
+        raise LocalError("database %r: expected a file path (SQLite), sqlite:///PATH or "
+                         "postgresql://..." % url_or_path)
+    return store_sqlite.SqliteDatabase(target)
+
+
+def open_store(url_or_path, transaction_types=TRANSACTION_TYPES, clock=None):
+    """A Store on a SQLite file path (or sqlite:///PATH) or a postgresql:// URL;
+    creates the tables if missing.  `clock`: a function returning epoch ms."""
+    from daozhang.agent.core.errors import StorageError
+
+    database = _open_database(url_or_path)
+    try:
+        database.create_schema()
+        _check_version(database)
+    except BaseException:
+        database.close()
+        raise
+    return Store(database, transaction_types=transaction_types, clock=clock)
+
+
+def _check_version(database):
+    from daozhang.agent.core.errors import StorageError
+    from daozhang.backend.schema import SCHEMA_VERSION
+
+    with database.transaction() as tx:
+        tx.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
+                   "ON CONFLICT (key) DO NOTHING", (str(SCHEMA_VERSION),))
+        found = int(tx.one("SELECT value FROM meta WHERE key = 'schema_version'")[0])
+    if found != SCHEMA_VERSION:
+        raise StorageError("database %s has schema version %d, this daozhang knows %d: "
+                           "use a matching daozhang (or migrate)" % (database.url, found,
+                                                                     SCHEMA_VERSION))
