@@ -47,6 +47,7 @@ BUILD_DATE = "2026-11-25"
 BUILD_MS = 1795564800000
 STOP_TIMEOUT_S = 20.0          # the unit's TimeoutStopSec is 30
 PLUGINS = []                   # factories: f(daemon) -> object with start(), stop(), alive()
+JOURNAL_CLASS = JournalFile    # MQTT sync hook: agent/sync_plugin.install() sets SyncJournal
 
 
 class EventLog:
@@ -105,7 +106,7 @@ class Daemon:
     def start(self):
         cfg = self.config
         profile = load_profile(cfg["profile"])
-        self.journal = JournalFile.open(cfg["journal"]["path"], FileSigner(cfg["key"]))
+        self.journal = JOURNAL_CLASS.open(cfg["journal"]["path"], FileSigner(cfg["key"]))
         stats = self.journal.stats()
         self.log("journal_open", path=cfg["journal"]["path"], next_seq=stats["next_seq"],
                  fill="%.3f" % stats["fill"], outage=stats["outage"], version=__version__)
@@ -234,3 +235,9 @@ def run_from_config(path):
         raise
     finally:
         os.environ.pop("NOTIFY_SOCKET", None)
+
+
+# -- MQTT sync hook (docs/spec/mqtt-sync.md): journal class + PLUGINS entry ----
+from daozhang.agent import sync_plugin as _sync_plugin  # noqa: E402
+
+_sync_plugin.install(sys.modules[__name__])

@@ -17,7 +17,6 @@ import threading
 import time
 
 from daozhang import __version__
-from daozhang.agent.core import cbor
 from daozhang.agent.core import driver
 from daozhang.agent.core import layout
 from daozhang.agent.core import record
@@ -158,13 +157,15 @@ class JournalFile:
             raise LocalError("journal is closed")
 
     def _take_batch(self):
-        budget = self.ring.capacity() // 2
+        # Bounded by a record count sized to the segment: cheaper than
+        # encoding twice to measure bytes.  A batch that still does not fit
+        # is retried ticket by ticket in _flush.
+        limit = max(1, min(MAX_BATCH_RECORDS, self.ring.capacity() // 512))
         batch = []
         used = 0
         while self._queue:
-            ticket = self._queue[0]
-            size = sum(len(cbor.dumps(p)) + 96 for _, p in ticket.entries)
-            if batch and (used + size > budget or len(batch) >= MAX_BATCH_RECORDS):
+            size = len(self._queue[0].entries)
+            if batch and used + size > limit:
                 break
             batch.append(self._queue.pop(0))
             used += size

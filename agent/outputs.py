@@ -36,6 +36,7 @@ import sys
 
 # pattern name -> (period ms, on ms); time drives the blink, no thread needed.
 LED_PATTERNS = {"off": (1000, 0), "slow": (2000, 200), "fast": (400, 200)}
+# (on, ms) steps
 BUZZER_PATTERNS = {"fire": [(1, 150), (0, 100), (1, 150)], "critical": [(1, 600)]}
 
 
@@ -74,6 +75,7 @@ class DeviceOutputs:
         self.last_display = None
         self.buzz_queue = []     # [(on, ms), ...] still to play
         self.buzz_until = None   # when the current buzzer step ends
+        self.line_values = {}    # name -> last value written
         self.led = self._line("led", gpiod_module)
         self.buzzer = self._line("buzzer", gpiod_module)
 
@@ -127,16 +129,16 @@ class DeviceOutputs:
                 self.buzz_until = None
 
     def refresh(self, now_ms):
-        """Drive the LED blink and the buzzer; call every 100 ms or so."""
+        """Drive the LED blink and the buzzer; call every 100 ms or so.
+        A line is written only when its value changes."""
         if self.led is not None:
             pattern = {"critical": "fast", "warning": "slow"}.get(self.summary["worst"], "off")
             period, on_ms = LED_PATTERNS[pattern]
-            self._safe("led", lambda: self.led.set(now_ms % period < on_ms))
-        if self.buzzer is not None:
-            if self.buzz_until is None or now_ms >= self.buzz_until:
-                on, duration = self.buzz_queue.pop(0) if self.buzz_queue else (0, None)
-                self.buzz_until = now_ms + duration if duration else None
-                self._safe("buzzer", lambda: self.buzzer.set(bool(on)))
+            self._set("led", now_ms % period < on_ms)
+        if self.buzzer is not None and (self.buzz_until is None or now_ms >= self.buzz_until):
+            on, duration = self.buzz_queue.pop(0) if self.buzz_queue else (0, None)
+            self.buzz_until = now_ms + duration if duration else None
+            self._set("buzzer", bool(on))
 
     def close(self):
         for name in ("led", "buzzer"):
@@ -145,6 +147,11 @@ class DeviceOutputs:
                 self._safe(name, line.close)
 
     # -- writers -------------------------------------------------------------------
+
+    def _set(self, name, on):
+        if self.line_values.get(name) != on:
+            self.line_values[name] = on
+            self._safe(name, lambda: getattr(self, name).set(on))
 
     def _safe(self, name, fn):
         try:

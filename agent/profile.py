@@ -69,7 +69,8 @@ def _dates(path, key, value):
         raise ProfileError(path, key, "expected a list of dates, got %r" % (value,))
     out = []
     for i, item in enumerate(value):
-        text = item.isoformat() if hasattr(item, "isoformat") and not isinstance(item, str) else item
+        # tomllib gives datetime.date for a bare TOML date; strings pass as they are
+        text = item if isinstance(item, str) else getattr(item, "isoformat", lambda: item)()
         try:
             parse_date(text, key)
         except ValidationError:

@@ -32,14 +32,14 @@ import time
 
 from daozhang.agent.core.errors import LocalError
 
-# Journal record types that are transactions, counted as "receipts".  The
-# journal's type table is the journal module's; until it is importable from
-# here this is {1} (transaction).  Pass transaction_types= to open_store to
-# count others.
+# Journal record types counted as "receipts" (docs/spec/journal.md 3.5:
+# type 1 is the transaction record; sale, refund, void, ... are its `kind`).
+# A constant here so the store needs no journal import; pass
+# transaction_types= to open_store to count others.
 TRANSACTION_TYPES = frozenset({1})
 
-# The first sequence number a device's journal uses unless add_device says
-# otherwise; contiguity is counted from here.
+# Journal sequence numbers start at 0 (docs/spec/journal.md 3.4); contiguity
+# is counted from a device's first_seq, this unless add_device says otherwise.
 FIRST_SEQ = 0
 
 HASH_SIZE = 32
@@ -373,6 +373,19 @@ class Store:
             rows = tx.all(sql, params)
         return _rows(_RECORD_COLUMNS, rows, json_columns=("payload",),
                      bytes_columns=("hash", "prev_hash", "frame"))
+
+    def latest_record(self, device_id, types=None):
+        """The device's stored record with the highest seq (among `types`, a
+        set of type numbers, if given), as a dict; None if there is none."""
+        where, params = "device_id = %s", [device_id]
+        if types is not None:
+            where += " AND type IN (%s)" % ", ".join(str(int(t)) for t in types)
+        with self._lock, self.db.read() as tx:
+            rows = tx.all("SELECT %s FROM records WHERE %s ORDER BY seq DESC LIMIT 1"
+                          % (", ".join(_RECORD_COLUMNS), where), params)
+        found = _rows(_RECORD_COLUMNS, rows, json_columns=("payload",),
+                      bytes_columns=("hash", "prev_hash", "frame"))
+        return found[0] if found else None
 
     def receipts(self, device_id, from_seq=None, limit=None):
         """The device's transaction records (type in transaction_types)."""

@@ -66,13 +66,29 @@ class PostgresDatabase:
 
     def __init__(self, url):
         self.url = _redact(url)
-        psycopg = _psycopg()
-        self._errors = psycopg.Error
+        self._dsn = url
+        self._psycopg = _psycopg()
+        self._errors = self._psycopg.Error
+        self._conn = None
+        self._connect()
+
+    def _connect(self):
         try:
-            self._conn = psycopg.connect(url, autocommit=True)
-        except psycopg.Error as exc:
+            self._conn = self._psycopg.connect(self._dsn, autocommit=True)
+        except self._psycopg.Error as exc:
             raise StorageError("cannot connect to PostgreSQL %s: %s"
-                               % (self.url, str(exc).strip().splitlines()[0]))
+                               % (self.url, (str(exc).strip().splitlines() or ["?"])[0]))
+
+    def _connection(self):
+        """The connection, made anew if the last one broke (a server restart,
+        an idle timeout): the call that saw it break failed with
+        StorageError, and nothing of its transaction was committed; the next
+        call works again."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+            self._connect()
+        return self._conn
 
     def _storage_error(self, exc):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -80,9 +96,10 @@ class PostgresDatabase:
 
     @contextlib.contextmanager
     def transaction(self):
+        conn = self._connection()
         try:
-            with self._conn.transaction():
-                with self._conn.cursor() as cur:
+            with conn.transaction():
+                with conn.cursor() as cur:
                     yield PostgresTx(cur)
         except self._errors as exc:
             raise self._storage_error(exc)
@@ -90,9 +107,10 @@ class PostgresDatabase:
     @contextlib.contextmanager
     def read(self):
         # REPEATABLE READ: every statement of the read sees one snapshot.
+        conn = self._connection()
         try:
-            with self._conn.transaction():
-                with self._conn.cursor() as cur:
+            with conn.transaction():
+                with conn.cursor() as cur:
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     yield PostgresTx(cur)
         except self._errors as exc:
@@ -105,4 +123,5 @@ class PostgresDatabase:
                 tx.execute(statement)
 
     def close(self):
-        self._conn.close()
+        if self._conn is not None:
+            self._conn.close()

@@ -36,6 +36,7 @@ TYPE_NAMES = {1: "transaction", 2: "settlement_ack", 3: "alert", 4: "boot", 5: "
 TYPE_CHECKPOINT = 8
 TYPE_KEY_ROTATION = 7
 TYPE_TRANSACTION = 1
+TYPE_BOOT = 4
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 _U64 = 1 << 64
@@ -256,5 +257,41 @@ def iter_records(source):
                 yield RecordView(value[0], rtype, TYPE_NAMES[rtype], flags, sha256(frame).digest(), pos,
                                  value[2], value[3], value[4], value[5], value[1])
                 pos += FRAME_OVERHEAD + n
+    finally:
+        close()
+
+
+def latest_signed_checkpoint(source):
+    """(Superblock, seq, frame with CRC) of the newest signed checkpoint (SPEC 3.11).
+
+    Reads the newest segments only, newest first, so `journal head` is quick
+    on any journal size.  Raises a finding class if the superblock is bad or
+    no signed checkpoint is found.
+    """
+    data, close = load(source)
+    try:
+        try:
+            sb = parse_superblock(data[0:SUPERBLOCK_SIZE])
+        except LayoutProblem as exc:
+            raise errors.BadSuperblock("BadSuperblock at offset 0: %s" % exc) from None
+        in_use = [h for _, _, h in segment_headers(data, sb) if isinstance(h, SegmentHeader)]
+        for header in sorted(in_use, key=lambda h: h.first_seq, reverse=True):
+            found = None
+            end = min(header.offset + sb.segment_size, len(data))
+            pos = header.offset + SEGMENT_HEADER_SIZE
+            while pos + FRAME_OVERHEAD <= end and data[pos:pos + 2] == FRAME_MAGIC:
+                rtype, flags, n = struct.unpack_from(">BBI", data, pos + 2)
+                stop = pos + FRAME_OVERHEAD + n
+                if not 1 <= n <= MAX_BODY or stop > end or \
+                        crc32(data[pos:stop - 4]) != struct.unpack_from(">I", data, stop - 4)[0]:
+                    break
+                if rtype == TYPE_CHECKPOINT:
+                    value, problem = decode_body(rtype, data[pos + FRAME_HEADER:stop - 4])
+                    if problem is None and value[5]["alg"] != 0:
+                        found = (value[0], bytes(data[pos:stop]))
+                pos = stop
+            if found is not None:
+                return sb, found[0], found[1]
+        raise errors.TruncatedJournal("TruncatedJournal: no signed checkpoint in the journal")
     finally:
         close()

@@ -318,7 +318,8 @@ def check_certificate(ca_cert, cert, now=None):
                                   % (cert.subject.rfc4514_string(),
                                      ca_cert.subject.rfc4514_string(), exc))
     except Exception as exc:  # cryptography's InvalidSignature has no common base
-        raise CertificateRejected("certificate %s: signature does not verify with CA %s (%s)"
+        raise CertificateRejected("certificate %s is not issued by CA %s: its signature "
+                                  "does not verify (%s)"
                                   % (cert.subject.rfc4514_string(),
                                      ca_cert.subject.rfc4514_string(), type(exc).__name__))
     if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 
-from daozhang.agent.core.errors import DaozhangError, FindingError, LocalError, RemoteError
+from daozhang.agent.core.errors import DaozhangError, LocalError, RemoteError
 from daozhang.agent.core.service_session import SUPERBLOCK_SIZE
 
 STATE_FILE = "pull-state.json"
@@ -30,12 +30,17 @@ class SegmentKeepsChanging(RemoteError):
 
 def read_image_geometry(path, offset=0):
     """(segment_size, segment_count) from the superblock at `offset` of `path`."""
-    from daozhang.agent.core.layout import decode_superblock
+    from daozhang.agent.core.layout import SUPERBLOCK_MAGIC, decode_superblock
     fd = os.open(path, os.O_RDONLY)
     try:
         head = os.pread(fd, SUPERBLOCK_SIZE, offset)
     finally:
         os.close(fd)
+    if head[:len(SUPERBLOCK_MAGIC)] != SUPERBLOCK_MAGIC:
+        # Most likely the wrong place, not a damaged journal: a usage error (2).
+        raise LocalError("no daozhang journal superblock at offset %d of %s (found %s, expected %s): "
+                         "check --offset" % (offset, path, head[:8].hex(), SUPERBLOCK_MAGIC.hex()))
+    # A superblock with our magic that fails its checks is damage: JournalCorrupt (1).
     geometry = decode_superblock(head)
     return geometry.segment_size, geometry.segment_count
 
@@ -302,8 +307,3 @@ def verify_pulled_journal(path, pubkeys):
         raise LocalError("journal verifier not available (%s)" % exc)
     return verify_journal(path, pubkeys)
 
-
-def raise_for_report(report):
-    if not report.ok:
-        raise FindingError("journal NOT intact: %d finding(s), first: %s"
-                           % (len(report.findings), report.findings[0].message))

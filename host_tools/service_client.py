@@ -37,8 +37,12 @@ class DeviceRefused(RemoteError):
 
 def load_technician_key(path):
     """The Ed25519 private key written by `daozhang keys new` (PKCS8 PEM)."""
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise LocalError("cannot read technician key %s: %s (create one with `daozhang keys new`)"
+                         % (path, exc.strerror)) from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -103,6 +107,7 @@ class ServiceClient:
         # a re-send of the last one a previous run made.
         self.seq = first_seq if first_seq is not None else int.from_bytes(os.urandom(2), "big")
         self.token = None
+        self._unfed = b""
         self.counters = {"requests": 0, "bad_frames": 0, "naks_sent": 0, "naks_received": 0,
                          "resends": 0, "timeouts": 0}
 
@@ -122,6 +127,9 @@ class ServiceClient:
         while True:
             event = self.codec.next_event()
             if event is NEED_DATA:
+                if self._unfed:
+                    self._feed(b"")
+                    continue
                 chunk = self.transport.read(max(0.0, deadline - self.clock()))
                 if chunk:
                     self._feed(chunk)
@@ -160,13 +168,12 @@ class ServiceClient:
                 raise DeviceRefused(str(event.payload.get("code")), str(event.payload.get("message")))
 
     def _feed(self, chunk):
-        step = self.codec.max_frame
-        for start in range(0, len(chunk), step):
-            piece = chunk[start:start + step]
-            if self.codec.buffered + len(piece) > self.codec.buffer_limit:
-                # Only a flood of garbage gets here: a frame is at most max_frame.
-                self.codec.discard_partial()
-            self.codec.receive_data(piece)
+        # Fed only when the codec said NEED_DATA (it holds < max_frame), at
+        # most max_frame at a time, so its limit of two frames is never hit.
+        self._unfed += chunk
+        piece = self._unfed[:self.codec.max_frame]
+        self._unfed = self._unfed[len(piece):]
+        self.codec.receive_data(piece)
 
     def _resend(self, data):
         self.counters["resends"] += 1

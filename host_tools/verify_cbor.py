@@ -3,12 +3,13 @@
 cbor2 decodes more than SPEC 2 allows (floats, tags, simple values, bignums,
 indefinite lengths) and is lenient about form, so a body passes only if:
 
-1. cbor2 decodes it;
+1. cbor2 decodes it, refusing indefinite lengths, duplicate keys, bignum
+   tags and nesting deeper than 16 (STRICT_DECODE);
 2. cbor2 re-encodes the decoded value (keeping the decoded key order) to the
    very same bytes: this rejects non-shortest heads, indefinite lengths,
    duplicate map keys and trailing bytes;
 3. every item is of a type SPEC 2 allows (no float, tag, undefined or other
-   simple value; integers within 64 bits: a tag-2 bignum decodes to an int),
+   simple value; integers within 64 bits),
    nesting is at most 16 deep, and map keys are sorted by their encodings
    (RFC 8949 §4.2.1 bytewise order, which cbor2's `canonical=True` does not
    use for mixed key types, hence our own check).
@@ -16,9 +17,8 @@ indefinite lengths) and is lenient about form, so a body passes only if:
 Step 3 has a fast path for the common flat payload (text keys, scalar values):
 a set test over the value types and a cache of key tuples already known to be
 sorted, so a transaction costs one decode, one encode and two C-level scans.
+(max_depth counts the top-level body array as well, hence MAX_DEPTH + 1.)
 """
-
-import re
 
 import cbor2
 
@@ -28,7 +28,16 @@ _INT_MAX = (1 << 64) - 1
 _SCALARS = frozenset((int, str, bytes, bool, type(None)))
 # A tag-2/3 bignum too big for 64 bits: tag head 0xc2/0xc3 then a byte string
 # of at least 9 bytes.  Only a prefilter: a match sends the body to the walk.
-_BIGNUM_HINT = re.compile(rb"[\xc2\xc3][\x49-\x5b]")
+
+
+def _reject_tag(decoder):
+    raise CborProblem("tagged item (SPEC 2 forbids tags)")
+
+
+# cbor2 itself refuses indefinite lengths, duplicate keys and the bignum tags
+# (2, 3) that would otherwise decode to plain ints and re-encode identically.
+STRICT_DECODE = {"semantic_decoders": {2: _reject_tag, 3: _reject_tag}, "allow_indefinite": False,
+                 "allow_duplicate_keys": False, "max_depth": MAX_DEPTH + 1}
 _sorted_key_tuples = {}
 _KEY_CACHE_LIMIT = 4096
 
@@ -47,7 +56,7 @@ def decode_canonical(data):
 def decode_roundtrip(data):
     """Steps 1 and 2 only: the caller checks the item types (step 3)."""
     try:
-        value = cbor2.loads(data)
+        value = cbor2.loads(data, **STRICT_DECODE)
     except Exception as exc:  # cbor2 raises several types; all mean "not CBOR"
         raise CborProblem("not well-formed CBOR: %s" % _short(exc)) from None
     try:
@@ -70,7 +79,7 @@ def check_flat_payload(payload, body):
             _sorted_key_tuples[keys] = sorted_ok
     if not sorted_ok:
         raise CborProblem("payload map keys are not text sorted by their encodings")
-    if _SCALARS.issuperset(map(type, payload.values())) and _BIGNUM_HINT.search(body) is None:
+    if _SCALARS.issuperset(map(type, payload.values())):
         return
     _check_item(payload, 1)
 

@@ -2,8 +2,8 @@
 
 Modelled on Prometheus and its Alertmanager: an alert is identified by
 (kind, key); a rule says whether its condition holds ("raise" / "clear"
-observations); an alert waits `for` seconds in pending before it fires;
-firing alerts repeat their notification every `repeat` seconds, escalate
+observations); an alert waits `for` ms in pending before it fires;
+firing alerts repeat their notification every `repeat` ms, escalate
 from warning to critical at `escalate_at`, and resolve when the condition
 clears.  Inhibition: while a source alert is pending or firing, its target
 kinds neither start, nor fire, nor escalate, nor repeat (an untrusted clock
@@ -38,45 +38,45 @@ TRANSITIONS = {
     ("firing", "expire"): ("resolved", "expired"),
 }
 
-HOUR = 3600
-DAY = 86400
-# kind -> severity it fires with, `for` (seconds pending), repeat interval,
+HOUR = 3600000  # every time and duration here is Unix milliseconds (SPEC 2)
+DAY = 24 * HOUR
+# kind -> severity it fires with, `for` (ms pending), repeat interval,
 # `ttl` (a one-shot finding resolves itself, action "expired", this long
 # after it fired: nothing else would ever clear it), and the display nouns
 # (singular, plural); "count": False shows the title alone (one-instance
 # kinds).  Conditions that can clear (overdue, clock, journal, backlog)
 # have no ttl.
+def _kind(severity, repeat, nouns, ttl=None, pending_for=0, count=True):
+    return {"severity": severity, "for": pending_for, "repeat": repeat, "ttl": ttl,
+            "nouns": nouns, "count": count}
+
+
 KINDS = {
-    "security": {"ttl": DAY, "severity": "critical", "for": 0, "repeat": 4 * HOUR,
-                 "nouns": ("rejected message", "rejected messages")},
-    "journal_full": {"severity": "critical", "for": 0, "repeat": HOUR,
-                     "nouns": ("journal full: sales refused",), "count": False},
-    "clock_untrusted": {"severity": "warning", "for": 0, "repeat": 4 * HOUR,
-                        "nouns": ("clock not trusted: deadlines on hold",), "count": False},
-    "settlement_overdue": {"severity": "warning", "for": 0, "repeat": 4 * HOUR,
-                           "nouns": ("payment overdue", "payments overdue")},
-    "settlement_short": {"ttl": 7 * DAY, "severity": "critical", "for": 0, "repeat": 12 * HOUR,
-                         "nouns": ("settlement short", "settlements short")},
-    "fee_over_contract": {"ttl": 7 * DAY, "severity": "warning", "for": 0, "repeat": 12 * HOUR,
-                          "nouns": ("fee over contract", "fees over contract")},
-    "mcc_jump": {"ttl": 7 * DAY, "severity": "critical", "for": 0, "repeat": 12 * HOUR,
-                 "nouns": ("settled under another MCC", "settled under another MCC")},
-    "region_jump": {"ttl": 7 * DAY, "severity": "critical", "for": 0, "repeat": 12 * HOUR,
-                    "nouns": ("settled under another region", "settled under another region")},
-    "unknown_settlement": {"ttl": 7 * DAY, "severity": "warning", "for": 0, "repeat": 12 * HOUR,
-                           "nouns": ("unknown settlement", "unknown settlements")},
-    "duplicate_settlement": {"ttl": 7 * DAY, "severity": "warning", "for": 0, "repeat": 12 * HOUR,
-                             "nouns": ("duplicate settlement", "duplicate settlements")},
-    "cancelled_settled": {"ttl": 7 * DAY, "severity": "warning", "for": 0, "repeat": 12 * HOUR,
-                          "nouns": ("cancelled sale settled", "cancelled sales settled")},
-    "sync_backlog": {"severity": "warning", "for": 600, "repeat": 4 * HOUR,
-                     "nouns": ("sync backlog",), "count": False},
-    "journal_near_full": {"severity": "warning", "for": 0, "repeat": 4 * HOUR,
-                          "nouns": ("journal nearly full",), "count": False},
+    "security": _kind("critical", 4 * HOUR, ("rejected message", "rejected messages"), DAY),
+    "journal_full": _kind("critical", HOUR, ("journal full: sales refused",), count=False),
+    "storage_error": _kind("critical", HOUR, ("storage error", "storage errors"), DAY),
+    "clock_untrusted": _kind("warning", 4 * HOUR, ("clock not trusted: deadlines on hold",),
+                             count=False),
+    "settlement_overdue": _kind("warning", 4 * HOUR, ("payment overdue", "payments overdue")),
+    "settlement_short": _kind("critical", 12 * HOUR, ("settlement short", "settlements short"),
+                              7 * DAY),
+    "fee_over_contract": _kind("warning", 12 * HOUR, ("fee over contract", "fees over contract"),
+                               7 * DAY),
+    "mcc_jump": _kind("critical", 12 * HOUR, ("settled under another MCC",), 7 * DAY),
+    "region_jump": _kind("critical", 12 * HOUR, ("settled under another region",), 7 * DAY),
+    "unknown_settlement": _kind("warning", 12 * HOUR,
+                                ("unknown settlement", "unknown settlements"), 7 * DAY),
+    "duplicate_settlement": _kind("warning", 12 * HOUR,
+                                  ("duplicate settlement", "duplicate settlements"), 7 * DAY),
+    "cancelled_settled": _kind("warning", 12 * HOUR,
+                               ("cancelled sale settled", "cancelled sales settled"), 7 * DAY),
+    "sync_backlog": _kind("warning", 4 * HOUR, ("sync backlog",), pending_for=10 * 60000,
+                          count=False),
+    "journal_near_full": _kind("warning", 4 * HOUR, ("journal nearly full",), count=False),
 }
-KIND_ORDER = ("security", "journal_full", "clock_untrusted", "settlement_overdue",
-              "settlement_short", "fee_over_contract", "mcc_jump", "region_jump",
-              "unknown_settlement", "duplicate_settlement", "cancelled_settled",
+KIND_ORDER = ("security", "journal_full", "storage_error", "clock_untrusted",
+              "settlement_overdue", "settlement_short", "fee_over_contract", "mcc_jump",
+              "region_jump", "unknown_settlement", "duplicate_settlement", "cancelled_settled",
               "sync_backlog", "journal_near_full")
 # source kind -> kinds it holds while pending or firing (Alertmanager inhibit_rules)
 INHIBIT = {"clock_untrusted": ("settlement_overdue",),
@@ -84,7 +84,7 @@ INHIBIT = {"clock_untrusted": ("settlement_overdue",),
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "HKD": "HK$", "GBP": "£", "JPY": "¥"}
 ZERO_DECIMAL = ("JPY", "KRW")
-# Record fields an action carries (besides type, action, at).
+# Record fields an action carries (besides action and at).
 FIELDS = ("kind", "key", "state", "severity", "since", "pending_since", "fired_at",
           "resolved_at", "escalate_at", "last_notified", "amount", "currency", "detail")
 
@@ -179,7 +179,7 @@ class AlertMachine:
             del self.alerts[(kind, key)]
         else:
             self.alerts[(kind, key)] = rec
-        out = {"type": "alert", "action": action, "at": now}
+        out = {"action": action, "at": now}
         for name in FIELDS:
             out[name] = rec[name]
         return out
@@ -288,7 +288,7 @@ class AlertMachine:
             recs = groups[kind]
             spec = self.kinds[kind]
             nouns = spec["nouns"]
-            if not spec.get("count", True):
+            if not spec["count"]:
                 lines.append(nouns[0])
                 continue
             text = "%d %s" % (len(recs), nouns[0] if len(recs) == 1 else nouns[-1])

@@ -2,8 +2,9 @@
 
 Portable: civil-date arithmetic is done by hand (Howard Hinnant's
 days-from-civil), so this runs unchanged on MicroPython, which has no
-datetime.  Every instant is an int of UTC epoch seconds.  A "day" is an int:
-days since 1970-01-01 (the civil date, not an instant).  "Local epoch
+datetime.  Every instant here is an int of UTC epoch seconds (the checks,
+watchdog and alerts work in Unix milliseconds, SPEC 2, through the *_ms
+methods).  A "day" is an int: days since 1970-01-01 (the civil date, not an instant).  "Local epoch
 seconds" are the seconds since 1970-01-01T00:00 of local wall time, counted
 as if the wall clock were UTC; a time zone converts between the two.
 
@@ -112,6 +113,17 @@ def parse_rfc3339(text, field="time"):
 
     Accepts 'T', 't' or ' ' between date and time, and 'Z', 'z' or +HH:MM.
     """
+    return _parse_rfc3339(text, field)[0]
+
+
+def parse_rfc3339_ms(text, field="time"):
+    """RFC 3339 date-time with offset -> Unix milliseconds (SPEC 2: the
+    unit of every journaled time); digits beyond the millisecond dropped."""
+    seconds, millis = _parse_rfc3339(text, field)
+    return seconds * 1000 + millis
+
+
+def _parse_rfc3339(text, field):
     if not isinstance(text, str) or len(text) < 20:
         raise ValidationError(field, "expected RFC 3339 time with offset, got %r" % (text,))
     day = parse_date(text[:10], field)
@@ -125,12 +137,14 @@ def parse_rfc3339(text, field="time"):
     if hours > 23 or minutes > 59 or seconds > 60:
         raise ValidationError(field, "time of day out of range in %r" % (text,))
     rest = text[19:]
+    millis = 0
     if rest[:1] == ".":
         end = 1
         while end < len(rest) and "0" <= rest[end] <= "9":
             end += 1
         if end == 1:
             raise ValidationError(field, "empty fraction in %r" % (text,))
+        millis = int((rest[1:end] + "00")[:3])
         rest = rest[end:]
     if rest in ("Z", "z"):
         offset = 0
@@ -144,7 +158,7 @@ def parse_rfc3339(text, field="time"):
         raise ValidationError(field, "expected 'Z' or +HH:MM offset in %r" % (text,))
     # A leap second (:60) is counted as the next second's start.
     local = day * DAY_SECONDS + hours * 3600 + minutes * 60 + seconds
-    return local - offset
+    return (local - offset, millis)
 
 
 def format_rfc3339(utc, offset_seconds=0):
@@ -186,6 +200,11 @@ def parse_mode(mode):
     raise ValidationError("settlement", "expected D0 or Tn (T1, T2, ...), got %r" % (mode,))
 
 
+def _day_set(dates, field):
+    """'YYYY-MM-DD' strings or day numbers -> a set of day numbers."""
+    return set(d if isinstance(d, int) else parse_date(d, field) for d in dates)
+
+
 class BusinessCalendar:
     """Business days of one merchant: Monday to Friday, minus `holidays`,
     plus `workdays` (weekend days that are working days, 调休).
@@ -198,8 +217,8 @@ class BusinessCalendar:
             raise LocalError("cutoff_minutes must be 0..1439, got %r" % (cutoff_minutes,))
         self.tz = tz
         self.cutoff_seconds = cutoff_minutes * 60
-        self.holidays = set(d if isinstance(d, int) else parse_date(d, "holidays") for d in holidays)
-        self.workdays = set(d if isinstance(d, int) else parse_date(d, "workdays") for d in workdays)
+        self.holidays = _day_set(holidays, "holidays")
+        self.workdays = _day_set(workdays, "workdays")
 
     @classmethod
     def from_profile(cls, profile, tz):
@@ -259,3 +278,16 @@ class BusinessCalendar:
         """The same local wall time on the next business day (escalation)."""
         day, sod = self.local_day(utc)
         return self.at_local(self.next_business_day(day), sod)
+
+    # -- the same in Unix milliseconds (SPEC 2), for checks, watchdog, alerts --
+
+    def deadline_ms(self, sale_ms, mode, d0_within_minutes):
+        """deadline() for a sale time in ms; the business date is judged on
+        the whole second (a sale at 22:59:59.999 is before a 23:00 cut-off)."""
+        letter, _ = parse_mode(mode)
+        if letter == "D":
+            return sale_ms + d0_within_minutes * 60000
+        return self.deadline(sale_ms // 1000, mode, d0_within_minutes) * 1000
+
+    def one_business_day_later_ms(self, utc_ms):
+        return self.one_business_day_later(utc_ms // 1000) * 1000 + utc_ms % 1000

@@ -14,6 +14,7 @@ host-side verifier decodes with cbor2 and checks canonical form independently.
 
 import struct
 
+from ._compat import fast_dumps
 from .errors import DecodeError, LocalError
 
 MAX_DEPTH = 16
@@ -80,6 +81,9 @@ def _encode(obj, out, depth):
 
 def dumps(obj):
     """Encode `obj` deterministically; LocalError for unsupported values."""
+    fast = fast_dumps(obj)
+    if fast is not None:
+        return fast
     out = []
     _encode(obj, out, 0)
     return b"".join(out)

@@ -50,37 +50,58 @@ def _split(n):
     return k
 
 
-def _mth(hashes, lo, hi):
-    n = hi - lo
-    if n == 1:
-        return _leaf(hashes[lo])
-    k = _split(n)
-    return _node(_mth(hashes, lo, lo + k), _mth(hashes, lo + k, hi))
+class MerkleBatch:
+    """RFC 6962 tree over one commit's record hashes, each subtree hashed once.
+
+    `root()` and `path(i)` share a memo of subtree hashes, so the root plus
+    every record's audit path cost O(n log n) hashes, not O(n^2).
+    """
+
+    def __init__(self, hashes):
+        self.hashes = hashes
+        self._memo = {}
+
+    def _mth(self, lo, hi):
+        key = (lo, hi)
+        value = self._memo.get(key)
+        if value is None:
+            if hi - lo == 1:
+                value = _leaf(self.hashes[lo])
+            else:
+                k = _split(hi - lo)
+                value = _node(self._mth(lo, lo + k), self._mth(lo + k, hi))
+            self._memo[key] = value
+        return value
+
+    def root(self):
+        if not self.hashes:
+            return hashlib.sha256(b"").digest()
+        return self._mth(0, len(self.hashes))
+
+    def path(self, index):
+        """Audit path for leaf `index`: sibling hashes, bottom up."""
+        frames = []
+        lo, hi = 0, len(self.hashes)
+        while hi - lo > 1:
+            k = _split(hi - lo)
+            if index < lo + k:
+                frames.append(self._mth(lo + k, hi))
+                hi = lo + k
+            else:
+                frames.append(self._mth(lo, lo + k))
+                lo = lo + k
+        frames.reverse()
+        return frames
 
 
 def batch_root(hashes):
     """RFC 6962 Merkle tree hash over record hashes (SPEC 3.6.1)."""
-    if not hashes:
-        return hashlib.sha256(b"").digest()
-    return _mth(hashes, 0, len(hashes))
+    return MerkleBatch(hashes).root()
 
 
 def audit_path(hashes, index):
     """RFC 6962 audit path for leaf `index`: sibling hashes, bottom up."""
-    path = []
-    lo, hi = 0, len(hashes)
-    frames = []
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index < lo + k:
-            frames.append(_mth(hashes, lo + k, hi))
-            hi = lo + k
-        else:
-            frames.append(_mth(hashes, lo, lo + k))
-            lo = lo + k
-    while frames:
-        path.append(frames.pop())
-    return path
+    return MerkleBatch(hashes).path(index)
 
 
 def root_from_path(leaf_hash, index, count, path):

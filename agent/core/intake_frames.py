@@ -72,9 +72,22 @@ class Request:
         self.txn = txn
 
 
+def _sorted_json(obj):
+    # MicroPython's json.dumps has no sort_keys and its dicts are unordered.
+    if isinstance(obj, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + _sorted_json(obj[k]) for k in sorted(obj)) + "}"
+    if isinstance(obj, (list, tuple)):
+        return "[" + ",".join(_sorted_json(v) for v in obj) + "]"
+    return json.dumps(obj)
+
+
 def encode(obj):
-    """One frame holding `obj` as compact JSON (keys sorted: stable bytes)."""
-    body = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    """One frame holding `obj` as compact JSON, keys sorted (stable bytes)."""
+    try:
+        text = json.dumps(obj, separators=(",", ":"), sort_keys=True)
+    except TypeError:
+        text = _sorted_json(obj)
+    body = text.encode("utf-8")
     if not 1 <= len(body) <= MAX_FRAME:
         raise LocalError("frame body of %d bytes, limit %d" % (len(body), MAX_FRAME))
     return struct.pack(">I", len(body)) + body

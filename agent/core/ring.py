@@ -33,7 +33,7 @@ class Clock:
 class Appended:
     """What a committed record's writer learns: enough for a signed receipt."""
 
-    __slots__ = ("seq", "hash", "offset", "leaf_index", "leaf_count", "audit_path",
+    __slots__ = ("seq", "hash", "offset", "leaf_index", "leaf_count", "merkle",
                  "checkpoint_seq", "checkpoint_head", "checkpoint_wall_ms", "checkpoint",
                  "checkpoint_hash")
 
@@ -41,6 +41,11 @@ class Appended:
         self.seq = seq
         self.hash = rhash
         self.offset = offset
+
+    @property
+    def audit_path(self):
+        # Computed on demand: only receipts need it, and the tree is shared.
+        return self.merkle.path(self.leaf_index)
 
 
 class Commit:
@@ -198,7 +203,8 @@ class Ring:
             prev = rhash
             seq += 1
         first = self.next_seq
-        root = checkpoint.batch_root(hashes)
+        merkle = checkpoint.MerkleBatch(hashes)
+        root = merkle.root()
         if outage:
             alg, kid, state = checkpoint.ALG_NONE, b"", checkpoint.STATE_OUTAGE
         else:
@@ -238,7 +244,7 @@ class Ring:
             offset += len(frames[i])
             result.leaf_index = i
             result.leaf_count = len(hashes)
-            result.audit_path = checkpoint.audit_path(hashes, i)
+            result.merkle = merkle
             result.checkpoint_seq = seq
             result.checkpoint_head = prev
             result.checkpoint_wall_ms = clock.wall_ms

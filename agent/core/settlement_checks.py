@@ -6,13 +6,14 @@ the reconcile tool (a whole journal and a whole CSV): both feed a
 `SettlementLedger`; `reconcile()` is the whole-batch entry point.
 
 Inputs are plain dicts.  A transaction is the journal's transaction JSON plus
-`seq`; its `time` is the RFC 3339 string as journaled (epoch seconds as an int
-are accepted too).  A settlement row has the CSV columns with ints already
-parsed: amount, fee, settled_amount (signed minor units), txn_time and
-settled_at (UTC epoch seconds; txn_time may be None).  Portable core.
+`seq`; its `time` is the RFC 3339 string as journaled (Unix milliseconds as
+an int are accepted too).  A settlement row has the CSV columns with ints
+already parsed: amount, fee, settled_amount (signed minor units), txn_time
+and settled_at (Unix milliseconds, SPEC 2; txn_time may be None).  Every
+time in and out of this module is Unix milliseconds.  Portable core.
 """
 
-from daozhang.agent.core.business_calendar import is_ascii_digits, parse_mode, parse_rfc3339
+from daozhang.agent.core.business_calendar import is_ascii_digits, parse_mode, parse_rfc3339_ms
 from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.core.fees import contracted_fee
 
@@ -29,14 +30,15 @@ TOTAL_NAMES = ("gross", "expected_net", "settled", "missing")
 SALE_KINDS = ("sale", "preauth_completion")
 CANCEL_KINDS = ("void", "reversal")
 KINDS = SALE_KINDS + ("refund",) + CANCEL_KINDS
-DEFAULT_MATCH_WINDOW = 900  # seconds between POS time and acquirer time
+DEFAULT_MATCH_WINDOW = 900000  # ms between POS time and acquirer time (15 min)
 
 
-def txn_epoch(txn):
+def txn_time_ms(txn):
+    """A transaction's time in Unix milliseconds (RFC 3339 text or an int)."""
     t = txn.get("time")
     if isinstance(t, int) and not isinstance(t, bool):
         return t
-    return parse_rfc3339(t, "time")
+    return parse_rfc3339_ms(t, "time")
 
 
 def _sorted_checks(names):
@@ -70,8 +72,8 @@ class Matcher:
     seq.  Only a transaction of the same money direction matches (a refund
     row never matches the sale it refunds)."""
 
-    def __init__(self, window_seconds=DEFAULT_MATCH_WINDOW):
-        self.window = window_seconds
+    def __init__(self, window_ms=DEFAULT_MATCH_WINDOW):
+        self.window = window_ms
         self.by_rrn = {}
         self.by_auth = {}
 
@@ -104,10 +106,10 @@ class Matcher:
 class SettlementLedger:
     """Transactions, the settlements matched to them, and their checks."""
 
-    def __init__(self, profile, calendar, match_window_seconds=DEFAULT_MATCH_WINDOW):
+    def __init__(self, profile, calendar, match_window_ms=DEFAULT_MATCH_WINDOW):
         self.profile = profile
         self.calendar = calendar
-        self.matcher = Matcher(match_window_seconds)
+        self.matcher = Matcher(match_window_ms)
         self.entries = {}       # pos_txn_id -> entry
         self.order = []         # pos_txn_ids in arrival (seq) order
         self.results = {}       # acquirer_ref -> check result (idempotent re-delivery)
@@ -129,7 +131,7 @@ class SettlementLedger:
                 raise LocalError("transaction %s recorded twice with different content" % key)
             return self.entries[key]
         amount = _need_int(txn, "amount")
-        when = txn_epoch(txn)
+        when = txn_time_ms(txn)
         mode = txn.get("settlement") or self.profile["settlement"]["mode"]
         parse_mode(mode)
         entry = {"txn": txn, "pos_txn_id": key, "seq": txn.get("seq"), "kind": kind,
@@ -142,7 +144,7 @@ class SettlementLedger:
                 if original in self.entries:
                     self.entries[original]["cancelled"] = True
         else:
-            entry["deadline"] = self.calendar.deadline(
+            entry["deadline"] = self.calendar.deadline_ms(
                 when, mode, self.profile["settlement"]["d0_within_minutes"])
             entry["cancelled"] = key in self.cancellations
         self.entries[key] = entry
@@ -242,6 +244,37 @@ class SettlementLedger:
         return contracted_fee(entry["amount"], entry["txn"].get("card_type"),
                               self.profile["fees"], d0)
 
+    def forget(self, keys, unknown_before=None):
+        """Drop transactions (and their settlements) from memory: the
+        watchdog's pruning of expired ones.  Unknown settlements settled
+        before `unknown_before` go too."""
+        keys = set(keys)
+        if not keys and unknown_before is None:
+            return
+        for key in keys:
+            entry = self.entries.pop(key)
+            for ref in entry["settlements"]:
+                self.results.pop(ref, None)
+            original = entry["txn"].get("original_pos_txn_id")
+            if self.cancellations.get(original) == key:
+                del self.cancellations[original]
+        self.order = [k for k in self.order if k not in keys]
+        for index in (self.matcher.by_rrn, self.matcher.by_auth):
+            for ident in list(index):
+                kept = [e for e in index[ident] if e["pos_txn_id"] not in keys]
+                if kept:
+                    index[ident] = kept
+                else:
+                    del index[ident]
+        if unknown_before is not None:
+            kept = []
+            for result in self.unknown:
+                if result["settled_at"] < unknown_before:
+                    self.results.pop(result["acquirer_ref"], None)
+                else:
+                    kept.append(result)
+            self.unknown = kept
+
     # -- statuses ----------------------------------------------------------
 
     def status(self, pos_txn_id, as_of):
@@ -309,11 +342,11 @@ class SettlementLedger:
 
 
 def reconcile(profile, calendar, transactions, settlements, as_of,
-              match_window_seconds=DEFAULT_MATCH_WINDOW):
+              match_window_ms=DEFAULT_MATCH_WINDOW):
     """Whole batch: every transaction (in seq order), then every settlement
     (in settled_at, acquirer_ref order, so "the second" settlement is
     well defined) -> the summary of SettlementLedger.summary()."""
-    ledger = SettlementLedger(profile, calendar, match_window_seconds)
+    ledger = SettlementLedger(profile, calendar, match_window_ms)
     for txn in sorted(transactions, key=lambda t: (t.get("seq") or 0)):
         ledger.add_transaction(txn)
     for row in sorted(settlements, key=lambda r: (r["settled_at"], r["acquirer_ref"])):

@@ -129,9 +129,14 @@ def contains_pan(text):
 def contains_track_data(text):
     """Track 1 (%B<PAN>^NAME^...), track 2 (;<PAN>=YYMM...?) or its EMV twin (D)."""
     n = len(text)
-    for i in range(n - 2):
-        if text[i] == "%" and text[i + 1] in "Bb" and text[i + 2] in _DIGITS:
-            return True
+    for sentinel in ("%B", "%b"):
+        at = text.find(sentinel)
+        while at >= 0:
+            if at + 2 < n and text[at + 2] in _DIGITS:
+                return True
+            at = text.find(sentinel, at + 1)
+    if n < 12:
+        return False
     # A 12-19 digit run followed by '=' or 'D' and 4+ digits (expiry, service code).
     i = 0
     while i < n:
@@ -178,10 +183,12 @@ def contains_cvv(text):
 
 
 def _scan_text(field, text):
+    if len(text) < 3:
+        return                  # too short for "%B9", a CVV word or 12+ digits
     if contains_track_data(text):
         raise PaymentDataRefused(field, "track data is refused; it must never leave the card reader",
                                  "track_refused")
-    if contains_pan(text):
+    if len(text) >= 13 and contains_pan(text):
         raise PaymentDataRefused(field, "a full card number (PAN) is refused; "
                                  "send only the masked number", "pan_refused")
     if contains_cvv(text):
@@ -222,7 +229,8 @@ def _scan_key(where, key):
     if low in _PAN_NAMES:
         raise PaymentDataRefused(where, "a full card number field is refused; use `card` with "
                                  "the masked number", "pan_refused")
-    _scan_text(where, key)
+    # The key itself may be the card data: never echo it as the field name.
+    _scan_text(where[:len(where) - len(key)] + "<key>", key)
 
 
 def refuse_payment_data(obj):
@@ -299,8 +307,12 @@ def _card(field, value):
     if not (12 <= len(plain) <= 19):
         raise ValidationError(field, "expected a masked card number of 12-19 positions, got %d"
                               % len(plain), "bad_format")
+    if "*" not in plain:
+        # Unmasked: a card number whether or not its check digit is right.
+        raise PaymentDataRefused(field, "a full card number (PAN) is refused; send only the "
+                                 "masked number", "pan_refused")
     middle = plain[6:len(plain) - 4]
-    if "*" not in plain or not _all_in(middle, "*"):
+    if not _all_in(middle, "*"):
         raise PaymentDataRefused(field, "the card number must be masked: at most the first 6 "
                                  "and last 4 digits in clear", "card_not_masked")
     return plain

@@ -20,18 +20,23 @@ ones: the checks depend on the events only, never on `now`); then call
 tick(now).  Its first tick re-observes every overdue sale; the alert
 machine, restored from its own journaled actions, treats those as no-ops.
 
+Memory: a transaction expired by policy is forgotten by the next hourly
+prune (in tick), like the journal forgets its record.
+
 Release (journal reclamation): a transaction record may be reclaimed once
-its sale is settled, or expired by policy: `expire_after` seconds past its
+its sale is settled, or expired by policy: `expire_after` ms past its
 deadline (past its time for voids and reversals), judged on a trusted clock
 only.  release_cursor() gives the seq below which every transaction is
-released.  Portable core.
+released.  Every time (now, deadlines, expire_after) is Unix milliseconds
+(SPEC 2).  Portable core.
 """
 
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.core.settlement_checks import (
     DEFAULT_MATCH_WINDOW, SALE_KINDS, SettlementLedger)
 
-DEFAULT_EXPIRE_AFTER = 35 * 86400
+DEFAULT_EXPIRE_AFTER = 35 * 86400 * 1000  # ms: five weeks
+PRUNE_EVERY = 3600 * 1000                 # ms between pruning passes
 
 # check name -> (alert kind, key from "txn" or "ref", amount field)
 CHECK_ALERTS = {
@@ -47,16 +52,17 @@ CHECK_ALERTS = {
 
 class SettlementWatchdog:
     def __init__(self, profile, calendar, expire_after=DEFAULT_EXPIRE_AFTER,
-                 match_window_seconds=DEFAULT_MATCH_WINDOW):
+                 match_window_ms=DEFAULT_MATCH_WINDOW):
         self.profile = profile
         self.calendar = calendar
         self.expire_after = expire_after
-        self.ledger = SettlementLedger(profile, calendar, match_window_seconds)
+        self.ledger = SettlementLedger(profile, calendar, match_window_ms)
         self.currency = profile.get("currency", "CNY")
         self.clock_trusted = True
         self.unsettled = {}        # pos_txn_id -> entry, sales awaiting money
         self.overdue_seen = set()  # bookkeeping only: overdue already observed
         self.last_trusted_now = None
+        self.last_prune = None
 
     def handle(self, event):
         name = event[0]
@@ -122,6 +128,8 @@ class SettlementWatchdog:
         if not self.clock_trusted:
             return []
         self.last_trusted_now = now
+        if self.last_prune is None or now - self.last_prune >= PRUNE_EVERY:
+            self.prune(now)
         due = []
         for key, entry in self.unsettled.items():
             if key not in self.overdue_seen and now > entry["deadline"]:
@@ -132,7 +140,7 @@ class SettlementWatchdog:
             self.overdue_seen.add(key)
             obs = self._obs("settlement_overdue", key, True, now)
             obs["since"] = deadline
-            obs["escalate_at"] = self.calendar.one_business_day_later(deadline)
+            obs["escalate_at"] = self.calendar.one_business_day_later_ms(deadline)
             obs["amount"] = entry["amount"]
             obs["detail"] = {"pos_txn_id": key, "deadline": deadline}
             outputs.append(("alert", obs))
@@ -145,7 +153,9 @@ class SettlementWatchdog:
     # -- journal reclamation ----------------------------------------------------
 
     def is_released(self, pos_txn_id):
-        entry = self.ledger.entries[pos_txn_id]
+        entry = self.ledger.entries.get(pos_txn_id)
+        if entry is None:
+            return True  # pruned: expired by policy
         if entry["first"] is not None:
             return True
         if self.last_trusted_now is None:
@@ -164,6 +174,22 @@ class SettlementWatchdog:
                 if low is None or entry["seq"] < low:
                     low = entry["seq"]
         return low
+
+    def prune(self, now):
+        """Forget transactions expired by policy (settled or not) and old
+        unknown settlements, so memory stays bounded on a long-running
+        terminal.  Run from tick at most once an hour, on a trusted clock."""
+        self.last_prune = now
+        gone = []
+        for key in self.ledger.order:
+            entry = self.ledger.entries[key]
+            since = entry["deadline"] if entry["deadline"] is not None else entry["time"]
+            if now > since + self.expire_after:
+                gone.append(key)
+        for key in gone:
+            self.unsettled.pop(key, None)
+            self.overdue_seen.discard(key)
+        self.ledger.forget(gone, now - self.expire_after)
 
     def summary(self, as_of):
         return self.ledger.summary(as_of)

@@ -1,6 +1,7 @@
 """`daozhang device pull`: the technician copies a terminal's journal and checks it."""
 
 import json
+import os
 import sys
 
 import click
@@ -67,18 +68,26 @@ def _hex(value):
 
 
 def _device_pubkeys(paths, info):
-    from daozhang.agent.signer import load_public_key, raw_public
+    """What the verifier trusts: PEM paths it loads itself, or the device's reported raw key."""
     if paths:
-        return [raw_public(load_public_key(p)) for p in paths], "the given --device-pubkey"
+        return list(paths), "the given --device-pubkey"
     reported = info.get("device_pubkey") if info else None
     if isinstance(reported, bytes) and len(reported) == 32:
         return [reported], "the key the device reported (pass --device-pubkey to check against the enrolled key)"
     raise LocalError("no device public key to verify against: pass --device-pubkey DEVICE.pub")
 
 
+def _describe(finding):
+    if hasattr(finding, "describe"):
+        return finding.describe()
+    return "seq %s at offset %s: %s" % (getattr(finding, "seq", None), getattr(finding, "offset", None),
+                                        getattr(finding, "message", finding))
+
+
 def _report(out, result, report, key_note):
     findings = [{"seq": getattr(f, "seq", None), "offset": getattr(f, "offset", None),
-                 "message": getattr(f, "message", str(f))} for f in report.findings]
+                 "message": getattr(f, "message", str(f)), "kind": getattr(f, "kind", None),
+                 "informational": bool(getattr(f, "informational", False))} for f in report.findings]
     if out.as_json:
         out.line("", event="result", intact=bool(report.ok), findings=findings,
                  verified_with=key_note, **result.as_dict())
@@ -88,12 +97,14 @@ def _report(out, result, report, key_note):
                  % (result.pulled_bytes, result.path, how, result.pulled_segments, result.skipped_segments))
         if report.ok:
             out.line("journal intact: verified with %s" % key_note)
+            for f in report.findings:  # only informational ones, e.g. a crash's uncommitted tail
+                out.line("  note: %s" % _describe(f))
         else:
             out.line("journal NOT intact: %d finding(s):" % len(findings))
-            for f in findings:
-                out.line("  seq %s at offset %s: %s" % (f["seq"], f["offset"], f["message"]))
+            for f in report.findings:
+                out.line("  %s" % _describe(f))
     if not report.ok:
-        raise FindingError("journal NOT intact: %d finding(s)" % len(findings))
+        raise FindingError("journal NOT intact: %d finding(s); see above" % len(findings))
 
 
 @click.command(epilog=EPILOG)
@@ -150,7 +161,6 @@ def pull(port, image, offset, key_path, out_dir, pubkey_paths, timeout, as_json)
 
 
 def _open_port(port, key_path, out_dir, timeout, out):
-    import os
     key = load_technician_key(key_path) if key_path else None
     transport = SerialTransport(port)
     try:

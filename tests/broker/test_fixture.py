@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from dztest.broker import Broker, MqttProbe, render_config
+from dztest.broker import Broker, render_config
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(90)]
 
@@ -28,8 +28,8 @@ def test_sigkill_and_restart_on_the_same_port(tls_broker):
 def test_queued_message_survives_a_graceful_restart(tls_broker):
     """A persistent session (clean_start False, session expiry) keeps a QoS 1
     message queued while its subscriber is away, across SIGTERM + start."""
-    backend = MqttProbe(tls_broker.client("backend", client_id="backend-1",
-                                          clean_start=False, session_expiry=3600))
+    backend = tls_broker.probe("backend", client_id="backend-1", clean_start=False,
+                               session_expiry=3600)
     assert backend.open(tls_broker.host, tls_broker.port).connected
     backend.subscribe("$share/backend/daozhang/v1/+/receipts")
     backend.close()
@@ -39,8 +39,8 @@ def test_queued_message_survives_a_graceful_restart(tls_broker):
     assert os.path.exists(os.path.join(tls_broker.data_dir, "mosquitto.db"))
     tls_broker.start()
 
-    backend = MqttProbe(tls_broker.client("backend", client_id="backend-1",
-                                          clean_start=False, session_expiry=3600))
+    backend = tls_broker.probe("backend", client_id="backend-1", clean_start=False,
+                               session_expiry=3600)
     assert backend.open(tls_broker.host, tls_broker.port).connected
     try:
         msg = backend.next_message()

@@ -247,18 +247,15 @@ class Broker:
             out.update({"ca": self.pki.ca_cert, "cert": paths.cert, "key": paths.key})
         return out
 
-    def client(self, identity=None, cert=None, client_id=None, clean_start=True,
-               session_expiry=None, ca=None):
-        """A paho 2.x client, MQTT 5, configured but not connected.
+    def client(self, identity=None, cert=None, client_id=None, ca=None):
+        """A paho 2.x client, MQTT 5, TLS configured, not connected.
 
         `identity`: a device id or backend name from the PKI; or `cert`: any
         CertPaths (an expired or foreign one); neither on a TLS broker means
-        TLS without a client certificate.  `session_expiry` (seconds) makes
-        the session outlive the connection.
+        TLS without a client certificate.  `ca`: what the client trusts for
+        the broker (default: the fleet CA).
         """
         import paho.mqtt.client as mqtt
-        from paho.mqtt.properties import Properties
-        from paho.mqtt.packettypes import PacketTypes
 
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=client_id or "t-" + uuid.uuid4().hex[:12],
@@ -271,16 +268,19 @@ class Broker:
             if cert is not None:
                 context.load_cert_chain(cert.cert, cert.key)
             client.tls_set_context(context)
-        properties = None
-        if session_expiry is not None:
-            properties = Properties(PacketTypes.CONNECT)
-            properties.SessionExpiryInterval = session_expiry
-        client._dz_connect_args = {"clean_start": clean_start, "properties": properties}
         return client
 
+    def probe(self, identity=None, cert=None, client_id=None, ca=None, clean_start=True,
+              session_expiry=None):
+        """An MqttProbe (not yet open).  `clean_start=False` with
+        `session_expiry` (seconds) gives a persistent session."""
+        return MqttProbe(self.client(identity, cert=cert, client_id=client_id, ca=ca),
+                         clean_start=clean_start, session_expiry=session_expiry)
+
     def connect(self, identity=None, timeout=10, **kwargs):
-        """An MqttProbe connected as `identity` (raises if refused)."""
-        probe = MqttProbe(self.client(identity, **kwargs))
+        """An MqttProbe connected as `identity` (raises if refused); closed
+        with the broker."""
+        probe = self.probe(identity, **kwargs)
         outcome = probe.open(self.host, self.port, timeout)
         if not outcome.connected:
             probe.close()
@@ -290,7 +290,7 @@ class Broker:
 
     def try_connect(self, identity=None, cert=None, timeout=10, **kwargs):
         """ConnectOutcome(connected, detail); closes the connection either way."""
-        probe = MqttProbe(self.client(identity, cert=cert, **kwargs))
+        probe = self.probe(identity, cert=cert, **kwargs)
         try:
             return probe.open(self.host, self.port, timeout)
         finally:
@@ -346,8 +346,16 @@ class MqttProbe:
     with a timeout.  Received messages go to `messages` (a queue.Queue of
     paho MQTTMessage)."""
 
-    def __init__(self, client):
+    def __init__(self, client, clean_start=True, session_expiry=None):
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
         self.client = client
+        self._clean_start = clean_start
+        self._properties = None
+        if session_expiry is not None:
+            self._properties = Properties(PacketTypes.CONNECT)
+            self._properties.SessionExpiryInterval = session_expiry
         self.messages = queue.Queue()
         self._lock = threading.Lock()
         self._events = queue.Queue()  # ("connect", rc) / ("disconnect", rc) / ("fail", None)
@@ -392,19 +400,27 @@ class MqttProbe:
             return self._results.pop(mid)
 
     def open(self, host, port, timeout=10):
-        args = getattr(self.client, "_dz_connect_args", {})
         try:
-            self.client.connect(host, port, keepalive=30, clean_start=args.get("clean_start", True),
-                                properties=args.get("properties"))
+            self.client.connect(host, port, keepalive=30, clean_start=self._clean_start,
+                                properties=self._properties)
         except (ssl.SSLError, OSError) as exc:
             return ConnectOutcome(False, "%s: %s" % (type(exc).__name__, exc))
-        self.client.loop_start()
-        self._started = True
+        # Drive the network loop ourselves until CONNACK or a close: a
+        # refused client then never starts paho's thread (whose reconnect
+        # backoff would hold up loop_stop by a second).
+        deadline = time.monotonic() + timeout
+        while self._events.empty() and time.monotonic() < deadline:
+            try:
+                self.client.loop(timeout=0.05)
+            except (ssl.SSLError, OSError) as exc:
+                return ConnectOutcome(False, "%s: %s" % (type(exc).__name__, exc))
         try:
-            kind, rc = self._events.get(timeout=timeout)
+            kind, rc = self._events.get_nowait()
         except queue.Empty:
             return ConnectOutcome(False, "no CONNACK within %ss" % timeout)
         if kind == "connect" and not rc.is_failure:
+            self.client.loop_start()
+            self._started = True
             return ConnectOutcome(True, str(rc))
         return ConnectOutcome(False, "%s: %s" % (kind, rc))
 

@@ -1,8 +1,12 @@
-"""A fresh PostgreSQL database per test, dropped afterwards.
+"""A fresh PostgreSQL schema (or database) per test, dropped afterwards.
 
-    from dztest.pg import postgres_url      # fixture: "postgresql://.../dz_t_<hex>"
+    from dztest.pg import postgres_url      # fixture: a URL whose search_path is a new schema
 
-    with fresh_database() as url: ...      # the same, as a context manager
+    with fresh_schema() as url: ...        # the same, as a context manager (fast: ~10 ms)
+    with fresh_database() as url: ...      # a whole new database (slower: ~0.5 s)
+
+A schema URL looks like postgresql://postgres@127.0.0.1:5432/dz_tests?options=-csearch_path%3Ddz_s_<hex>:
+every unqualified table the code creates or uses lands in that schema.
 
 The server is the one at DZ_PG_URL (default postgresql://postgres@127.0.0.1:5432/postgres,
 trust auth).  Unreachable: the test is skipped, or fails when CI is set.
@@ -52,7 +56,41 @@ def fresh_database():
             admin.execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % name)
 
 
+SHARED_DATABASE = "dz_tests"
+
+
+def _ensure_shared_database():
+    import psycopg
+
+    with _admin_connection() as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                         (SHARED_DATABASE,)).fetchone():
+            return
+        try:
+            admin.execute('CREATE DATABASE "%s"' % SHARED_DATABASE)
+        except psycopg.errors.DuplicateDatabase:
+            pass  # another test process made it first
+        except psycopg.errors.UniqueViolation:
+            pass  # the same race, reported by the catalog
+
+
+@contextlib.contextmanager
+def fresh_schema():
+    import psycopg
+
+    _ensure_shared_database()
+    name = "dz_s_" + uuid.uuid4().hex[:16]
+    shared = database_url(SHARED_DATABASE)
+    with psycopg.connect(shared, autocommit=True) as conn:
+        conn.execute('CREATE SCHEMA "%s"' % name)
+    try:
+        yield shared + "?options=-csearch_path%3D" + name
+    finally:
+        with psycopg.connect(shared, autocommit=True) as conn:
+            conn.execute('DROP SCHEMA IF EXISTS "%s" CASCADE' % name)
+
+
 @pytest.fixture
 def postgres_url():
-    with fresh_database() as url:
+    with fresh_schema() as url:
         yield url

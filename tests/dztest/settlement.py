@@ -18,8 +18,10 @@ from daozhang.agent.core.fees import contracted_fee
 from daozhang.agent.core.watchdog import SettlementWatchdog
 from daozhang.agent.profile import validate_profile
 
-CST = 8 * 3600
-HOUR = 3600
+CST = 8 * 3600          # seconds (time zone offsets are seconds)
+SECOND = 1000
+MINUTE = 60 * SECOND
+HOUR = 3600 * SECOND    # every other time here is Unix milliseconds (SPEC 2)
 
 
 def shanghai_profile(**settlement):
@@ -36,8 +38,38 @@ def shanghai_profile(**settlement):
 
 
 def local(y, m, d, hh=0, mm=0, ss=0):
-    """UTC epoch seconds of a Shanghai wall time."""
-    return days_from_civil(y, m, d) * DAY_SECONDS + hh * 3600 + mm * 60 + ss - CST
+    """Unix milliseconds of a Shanghai wall time."""
+    return (days_from_civil(y, m, d) * DAY_SECONDS + hh * 3600 + mm * 60 + ss - CST) * 1000
+
+
+def make_txn(n, kind="sale", amount=100000, mode="T1", when=None, card_type="debit", **more):
+    """A transaction dict (journal shape plus seq); default time Mon 2027-01-04 10:00."""
+    when = local(2027, 1, 4, 10) if when is None else when
+    t = {"seq": n, "pos_txn_id": "P%d" % n, "kind": kind, "time": format_rfc3339(when // 1000, CST),
+         "amount": amount, "currency": "CNY", "card": "622202******0001",
+         "card_type": card_type, "auth_code": "A%05d" % n, "rrn": "R%011d" % n,
+         "merchant_id": "102290058120001", "terminal_id": "SH000001", "mcc": "5812",
+         "settlement": mode}
+    t.update(more)
+    return t
+
+
+def make_row(t, ref="X1", settled_at=None, fee=None, settled=None, profile=None, **more):
+    """The acquirer's settlement row for `t`, correct unless told otherwise;
+    default settled_at one hour before the T1 deadline of a Monday sale."""
+    profile = profile or shanghai_profile()
+    settled_at = local(2027, 1, 5, 22) if settled_at is None else settled_at
+    sign = -1 if t["kind"] == "refund" else 1
+    if fee is None:
+        fee = 0 if sign < 0 else contracted_fee(t["amount"], t["card_type"], profile["fees"],
+                                                t["settlement"] == "D0")
+    r = {"acquirer_ref": ref, "merchant_id": "102290058120001", "terminal_id": "SH000001",
+         "rrn": t["rrn"], "auth_code": t["auth_code"], "txn_time": local(2027, 1, 4, 10),
+         "kind": t["kind"], "card": t["card"], "amount": sign * t["amount"], "fee": fee,
+         "settled_amount": sign * t["amount"] - fee if settled is None else settled,
+         "settled_at": settled_at, "mcc": 5812, "region": 2900}
+    r.update(more)
+    return r
 
 
 class SimTerminal:
@@ -86,7 +118,7 @@ class SimTerminal:
 
 def _txn(seq, kind, when, amount, card_type, rng, mode="T1", original=None):
     t = {"seq": seq, "pos_txn_id": "P%05d" % seq, "kind": kind,
-         "time": format_rfc3339(when, CST), "amount": amount, "currency": "CNY",
+         "time": format_rfc3339(when // 1000, CST), "amount": amount, "currency": "CNY",
          "card": "622202******%04d" % rng.randrange(10000), "card_type": card_type,
          "auth_code": "%06d" % rng.randrange(1, 999999), "rrn": "%012d" % (100000 + seq),
          "merchant_id": "102290058120001", "terminal_id": "SH000001", "mcc": "5812",
@@ -118,7 +150,7 @@ def build_scenario(seed=5):
         for _ in range(200):
             seq += 1
             # 09:00 to 23:59: some after the 23:00 cut-off roll to the next day
-            when = local(y, m, d, 9) + rng.randrange(15 * HOUR)
+            when = local(y, m, d, 9) + SECOND * rng.randrange(15 * 3600)
             mode = "D0" if rng.random() < 0.05 else "T1"
             t = _txn(seq, "sale", when, rng.randrange(500, 300000),
                      rng.choice(("debit", "credit")), rng, mode)
@@ -138,7 +170,7 @@ def build_scenario(seed=5):
     extra = []
     for t in void_targets:
         seq += 1
-        when = _epoch(t) + 60 * rng.randrange(1, 10)
+        when = _epoch(t) + MINUTE * rng.randrange(1, 10)
         extra.append(_txn(seq, "void", when, t["amount"], t["card_type"], rng,
                           original=t["pos_txn_id"]))
     for t in refund_targets:
@@ -167,15 +199,15 @@ def build_scenario(seed=5):
         if key in cats["unsettled"]:
             continue
         when = _epoch(t)
-        deadline = cal.deadline(when, t["settlement"], 120)
+        deadline = cal.deadline_ms(when, t["settlement"], 120)
         if t["settlement"] == "D0":
-            settled_at = when + 60 * rng.randrange(20, 110)
+            settled_at = when + MINUTE * rng.randrange(20, 110)
         else:
-            settled_at = deadline - rng.randrange(HOUR, 20 * HOUR)
+            settled_at = deadline - SECOND * rng.randrange(3600, 20 * 3600)
         if key in cats["very_late"]:
-            settled_at = cal.one_business_day_later(deadline) + rng.randrange(HOUR, 5 * HOUR)
+            settled_at = cal.one_business_day_later_ms(deadline) + SECOND * rng.randrange(3600, 5 * 3600)
         elif key in cats["late"]:
-            settled_at = deadline + rng.randrange(HOUR, 20 * HOUR)
+            settled_at = deadline + SECOND * rng.randrange(3600, 20 * 3600)
         refund = t["kind"] == "refund"
         fee = 0 if refund else contracted_fee(t["amount"], t["card_type"], profile["fees"],
                                               t["settlement"] == "D0")
@@ -215,13 +247,13 @@ def build_scenario(seed=5):
 
 
 def _epoch(t):
-    from daozhang.agent.core.settlement_checks import txn_epoch
-    return txn_epoch(t)
+    from daozhang.agent.core.settlement_checks import txn_time_ms
+    return txn_time_ms(t)
 
 
-def timeline(scenario, tick_every=600, start=START, end=END):
+def timeline(scenario, tick_every=10 * MINUTE, start=START, end=END):
     """Every event in time order: transactions at their time, settlements at
-    settled_at, a tick every `tick_every` seconds.  At equal times:
+    settled_at, a tick every `tick_every` ms.  At equal times:
     transaction, settlement, then tick."""
     items = []
     for t in scenario["transactions"]:

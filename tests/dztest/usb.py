@@ -190,3 +190,22 @@ class MemoryTransport:
 
     def close(self):
         pass
+
+
+def write_signed_journal(path, key_path, segment_size=16384, segment_count=24,
+                         device_id="dev-usb-1", batches=100):
+    """A real journal (the agent's writer, signed checkpoints) with records in many segments."""
+    from daozhang.agent.core import record
+    from daozhang.agent.journal_file import JournalFile, create_journal
+    from daozhang.agent.signer import load_signer
+    create_journal(path, device_id, size=4096 + segment_size * segment_count,
+                   segment_size=segment_size, created_ms=1764115200000)
+    journal = JournalFile.open(path, load_signer(key_path))
+    try:
+        for b in range(batches):
+            journal.append_many([(record.TYPE_TRANSACTION, {"n": b * 10 + i, "memo": "z" * ((b * 10 + i) % 200)})
+                                 for i in range(10)])
+    finally:
+        journal.close()
+    with open(path, "rb") as f:
+        return f.read()

@@ -11,7 +11,10 @@ from daozhang.agent.core.alerts import (
     EVENTS, KINDS, STATES, TRANSITIONS, AlertMachine, IllegalTransition, ReplayMismatch,
     format_money, transition_table_dot)
 
-T0 = 1_800_000_000
+T0 = 1_800_000_000_000  # Unix ms
+MINUTE = 60000
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
 
 
 def raise_obs(kind, key, at, **more):
@@ -32,10 +35,10 @@ def machine_in(state, kind="sync_backlog"):
     m.handle(kind, "k", "raise", T0)
     if state == "pending":
         return m
-    m.handle(kind, "k", "for_elapsed", T0 + 600)
+    m.handle(kind, "k", "for_elapsed", T0 + 10 * MINUTE)
     if state == "firing":
         return m
-    m.handle(kind, "k", "clear", T0 + 700)
+    m.handle(kind, "k", "clear", T0 + 11 * MINUTE)
     assert state == "resolved"
     return m
 
@@ -44,11 +47,11 @@ def test_lifecycle_pending_firing_resolved():
     m = AlertMachine()
     acts = m.observe(raise_obs("sync_backlog", "backlog", T0))
     assert [a["action"] for a in acts] == ["pending"]
-    assert m.tick(T0 + 599) == []
-    assert [a["action"] for a in m.tick(T0 + 600)] == ["firing"]
-    acts = m.observe(clear_obs("sync_backlog", "backlog", T0 + 700))
+    assert m.tick(T0 + 10 * MINUTE - 1) == []
+    assert [a["action"] for a in m.tick(T0 + 10 * MINUTE)] == ["firing"]
+    acts = m.observe(clear_obs("sync_backlog", "backlog", T0 + 11 * MINUTE))
     assert [(a["action"], a["state"], a["resolved_at"]) for a in acts] == [
-        ("resolved", "resolved", T0 + 700)]
+        ("resolved", "resolved", T0 + 11 * MINUTE)]
 
 
 def test_pending_that_clears_is_withdrawn_not_resolved():
@@ -61,15 +64,15 @@ def test_pending_that_clears_is_withdrawn_not_resolved():
 
 def test_escalation_and_repeat():
     m = AlertMachine()
-    acts = m.observe(raise_obs("settlement_overdue", "P1", T0, escalate_at=T0 + 86400,
+    acts = m.observe(raise_obs("settlement_overdue", "P1", T0, escalate_at=T0 + DAY,
                                amount=125000, since=T0 - 60))
     assert [(a["action"], a["severity"]) for a in acts] == [("pending", "warning"),
                                                             ("firing", "warning")]
-    assert [a["action"] for a in m.tick(T0 + 4 * 3600)] == ["repeated"]
-    acts = m.tick(T0 + 86400)
+    assert [a["action"] for a in m.tick(T0 + 4 * HOUR)] == ["repeated"]
+    acts = m.tick(T0 + DAY)
     assert [(a["action"], a["severity"]) for a in acts] == [("escalated", "critical")]
-    assert m.tick(T0 + 86400 + 60) == []
-    assert [a["action"] for a in m.tick(T0 + 86400 + 4 * 3600)] == ["repeated"]
+    assert m.tick(T0 + DAY + MINUTE) == []
+    assert [a["action"] for a in m.tick(T0 + DAY + 4 * HOUR)] == ["repeated"]
 
 
 def test_findings_expire_after_their_ttl():
@@ -83,20 +86,20 @@ def test_findings_expire_after_their_ttl():
 
 def test_clock_untrusted_holds_deadline_alerts():
     m = AlertMachine()
-    m.observe(raise_obs("settlement_overdue", "P1", T0, escalate_at=T0 + 3600))
+    m.observe(raise_obs("settlement_overdue", "P1", T0, escalate_at=T0 + HOUR))
     m.observe(raise_obs("settlement_overdue", "P4", T0))
     m.observe(raise_obs("clock_untrusted", "clock", T0 + 10))
     # a new overdue is not invented, the firing one neither escalates nor repeats
     assert m.observe(raise_obs("settlement_overdue", "P2", T0 + 20)) == []
-    acts = m.tick(T0 + 10 * 3600)
+    acts = m.tick(T0 + 10 * HOUR)
     assert [a["kind"] for a in acts] == ["clock_untrusted"]  # its own repeat only
     assert m.alerts[("settlement_overdue", "P1")]["severity"] == "warning"
     # a settlement still resolves it: that needs no clock
     acts = m.observe(clear_obs("settlement_overdue", "P4", T0 + 30))
     assert [a["action"] for a in acts] == ["resolved"]
     # trusted again: the held one escalates on the next tick
-    m.observe(clear_obs("clock_untrusted", "clock", T0 + 11 * 3600))
-    acts = m.tick(T0 + 11 * 3600)
+    m.observe(clear_obs("clock_untrusted", "clock", T0 + 11 * HOUR))
+    acts = m.tick(T0 + 11 * HOUR)
     assert [(a["kind"], a["action"]) for a in acts] == [("settlement_overdue", "escalated")]
 
 
@@ -134,10 +137,10 @@ def test_every_illegal_transition_raises_and_changes_nothing(state, event):
     m = machine_in(state)
     before = copy.deepcopy(m.state())
     if (state, event) in TRANSITIONS:
-        m.handle("sync_backlog", "k", event, T0 + 800)
+        m.handle("sync_backlog", "k", event, T0 + 12 * MINUTE)
         return
     with pytest.raises(IllegalTransition, match="not allowed in state"):
-        m.handle("sync_backlog", "k", event, T0 + 800)
+        m.handle("sync_backlog", "k", event, T0 + 12 * MINUTE)
     assert m.state() == before
 
 
@@ -164,7 +167,7 @@ KIND_CHOICES = ["settlement_overdue", "clock_untrusted", "sync_backlog", "mcc_ju
                 "journal_full", "journal_near_full"]
 ops = st.lists(st.tuples(st.sampled_from(["observe", "handle", "tick"]),
                          st.sampled_from(KIND_CHOICES), st.sampled_from(["a", "b"]),
-                         st.sampled_from(EVENTS), st.booleans(), st.integers(0, 3 * 86400)),
+                         st.sampled_from(EVENTS), st.booleans(), st.integers(0, 3 * DAY)),
                max_size=60)
 
 
@@ -185,7 +188,7 @@ def test_machine_properties(operations):
         before = copy.deepcopy(m.state())
         if op == "observe":
             acts = m.observe({"kind": kind, "key": key, "active": active, "at": now,
-                              "escalate_at": now + 3600})
+                              "escalate_at": now + HOUR})
         elif op == "tick":
             acts = m.tick(now)
         else:
@@ -204,3 +207,17 @@ def test_machine_properties(operations):
     for a in emitted:
         rebuilt.restore(a)
     assert rebuilt.state() == m.state()
+
+
+def test_spec_table_is_the_code_table():
+    """docs/spec/settlement.md 7.6 lists exactly TRANSITIONS."""
+    import os
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = open(os.path.join(here, "..", "..", "docs", "spec", "settlement.md"),
+                encoding="utf-8").read()
+    rows = set()
+    for line in spec.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] in STATES and cells[1] in EVENTS:
+            rows.add((cells[0], cells[1], cells[2], None if cells[3] == "(no change)" else cells[3]))
+    assert rows == set((s, e, n, a) for (s, e), (n, a) in TRANSITIONS.items())

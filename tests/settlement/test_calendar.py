@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.core.business_calendar import (
     BusinessCalendar, FixedOffset, civil_from_days, days_from_civil, format_rfc3339,
-    parse_date, parse_hhmm, parse_rfc3339, weekday)
+    parse_date, parse_hhmm, parse_rfc3339, parse_rfc3339_ms, weekday)
 from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.timezone import timezone_for
 
@@ -213,3 +213,23 @@ def test_rfc3339_parses_or_raises_validation_error(text):
 def test_fixed_offset_round_trip(offset, utc):
     tz = FixedOffset(offset)
     assert tz.local_to_utc(utc + tz.utcoffset_seconds(utc)) == utc
+
+
+@given(st.datetimes(min_value=datetime.datetime(1971, 1, 1), max_value=datetime.datetime(2999, 1, 1)),
+       st.integers(-23 * 60 - 59, 23 * 60 + 59))
+def test_rfc3339_ms_matches_datetime(when, offset_minutes):
+    aware = when.replace(tzinfo=datetime.timezone(datetime.timedelta(minutes=offset_minutes)))
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    want = (aware - epoch) // datetime.timedelta(milliseconds=1)
+    assert parse_rfc3339_ms(aware.isoformat(timespec="microseconds")) == want
+
+
+@settings(max_examples=100, deadline=None)
+@given(calendars(), st.integers(0, 999))
+def test_deadline_ms_agrees_with_seconds(case, millis):
+    zone, cutoff, holidays, workdays, sale_utc = case
+    cal = BusinessCalendar(timezone_for(zone), cutoff.hour * 60 + cutoff.minute, holidays=[
+        d.isoformat() for d in holidays], workdays=[d.isoformat() for d in workdays])
+    sale_ms = sale_utc * 1000 + millis
+    assert cal.deadline_ms(sale_ms, "T1", 5) == cal.deadline(sale_utc, "T1", 5) * 1000
+    assert cal.deadline_ms(sale_ms, "D0", 5) == sale_ms + 300000

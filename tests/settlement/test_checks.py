@@ -5,11 +5,11 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core.business_calendar import BusinessCalendar, FixedOffset, format_rfc3339
+from daozhang.agent.core.business_calendar import BusinessCalendar, FixedOffset
 from daozhang.agent.core.errors import DaozhangError, ValidationError
 from daozhang.agent.core.fees import contracted_fee, rate_fee
 from daozhang.agent.core.settlement_checks import SettlementLedger, reconcile
-from dztest.settlement import local, shanghai_profile
+from dztest.settlement import HOUR, MINUTE, local, make_row, make_txn, shanghai_profile
 
 CST = 8 * 3600
 PROFILE = shanghai_profile()
@@ -19,27 +19,11 @@ DEADLINE = local(2027, 1, 5, 23)  # T1 of a Monday-morning sale
 
 
 def txn(n, kind="sale", amount=100000, mode="T1", when=MONDAY, card_type="debit", **more):
-    t = {"seq": n, "pos_txn_id": "P%d" % n, "kind": kind, "time": format_rfc3339(when, CST),
-         "amount": amount, "currency": "CNY", "card": "622202******0001",
-         "card_type": card_type, "auth_code": "A%05d" % n, "rrn": "R%011d" % n,
-         "merchant_id": "102290058120001", "terminal_id": "SH000001", "mcc": "5812",
-         "settlement": mode}
-    t.update(more)
-    return t
+    return make_txn(n, kind, amount, mode, when, card_type, **more)
 
 
-def row(t, ref="X1", settled_at=DEADLINE - 3600, fee=None, settled=None, **more):
-    sign = -1 if t["kind"] == "refund" else 1
-    if fee is None:
-        fee = 0 if sign < 0 else contracted_fee(t["amount"], t["card_type"], PROFILE["fees"],
-                                                t["settlement"] == "D0")
-    r = {"acquirer_ref": ref, "merchant_id": "102290058120001", "terminal_id": "SH000001",
-         "rrn": t["rrn"], "auth_code": t["auth_code"], "txn_time": local(2027, 1, 4, 10),
-         "kind": t["kind"], "card": t["card"], "amount": sign * t["amount"], "fee": fee,
-         "settled_amount": sign * t["amount"] - fee if settled is None else settled,
-         "settled_at": settled_at, "mcc": 5812, "region": 2900}
-    r.update(more)
-    return r
+def row(t, ref="X1", settled_at=DEADLINE - HOUR, fee=None, settled=None, **more):
+    return make_row(t, ref, settled_at, fee, settled, PROFILE, **more)
 
 
 def check(t, r, *others):
@@ -84,7 +68,7 @@ def test_clean_settlement_has_no_findings():
 def test_late_is_strictly_after_the_deadline():
     t = txn(1)
     assert check(t, row(t, settled_at=DEADLINE)) == []
-    assert check(t, row(t, settled_at=DEADLINE + 1)) == ["late"]
+    assert check(t, row(t, settled_at=DEADLINE + 1)) == ["late"]  # one ms
 
 
 def test_short_beyond_tolerance_only():
@@ -102,10 +86,10 @@ def test_over_fee_beyond_tolerance_only():
 
 def test_d0_surcharge_on_a_sale_that_did_not_settle_d0_is_over_fee():
     t = txn(1, mode="D0")
-    in_time = MONDAY + 3600
+    in_time = MONDAY + HOUR
     assert check(t, row(t, settled_at=in_time, fee=550 + 200)) == []
     # settled after the D0 window: late, and the surcharge is not owed
-    assert check(t, row(t, settled_at=MONDAY + 3 * 3600, fee=550 + 200)) == ["late", "over_fee"]
+    assert check(t, row(t, settled_at=MONDAY + 3 * HOUR, fee=550 + 200)) == ["late", "over_fee"]
     # a T1 sale charged the D0 surcharge
     t1 = txn(2)
     assert check(t1, row(t1, fee=550 + 200)) == ["over_fee"]
@@ -140,7 +124,7 @@ def test_voided_sale_expects_no_settlement():
     ledger.add_transaction(void)
     assert ledger.add_settlement(row(sale))["checks"] == ["cancelled_settled"]
     assert ledger.add_settlement(row(void, ref="X2"))["checks"] == ["cancelled_settled"]
-    summary = ledger.summary(DEADLINE + 86400)
+    summary = ledger.summary(DEADLINE + 24 * HOUR)
     assert summary["other_counts"]["cancelled_settled"] == 2
     assert summary["counts"]["not_arrived"] == 0
 
@@ -159,9 +143,9 @@ def test_match_falls_back_to_auth_code_amount_and_window():
     t = txn(1)
     ledger = SettlementLedger(PROFILE, CAL)
     ledger.add_transaction(t)
-    near = row(t, ref="X1", rrn="", txn_time=MONDAY + 899)
+    near = row(t, ref="X1", rrn="", txn_time=MONDAY + 15 * MINUTE)
     assert ledger.add_settlement(near)["pos_txn_id"] == "P1"
-    far = row(t, ref="X2", rrn="", txn_time=MONDAY + 901)
+    far = row(t, ref="X2", rrn="", txn_time=MONDAY + 15 * MINUTE + 1)
     assert ledger.add_settlement(far)["checks"] == ["unknown_settlement"]
 
 
@@ -179,7 +163,7 @@ def test_reconcile_counts_and_totals():
     rows = [row(a, "X1"), row(b, "X2", settled=20000 - 110 - 500), row(refund, "X4"),
             {"acquirer_ref": "U1", "rrn": "nope", "amount": 7, "fee": 0, "settled_amount": 7,
              "settled_at": DEADLINE, "txn_time": None, "mcc": 5812, "region": 2900}]
-    out = reconcile(PROFILE, CAL, [a, b, c, refund], rows, DEADLINE + 60)
+    out = reconcile(PROFILE, CAL, [a, b, c, refund], rows, DEADLINE + MINUTE)
     assert out["counts"] == {"ok": 2, "not_arrived": 1, "late": 0, "short": 1, "over_fee": 0,
                              "mcc_jump": 0, "region_jump": 0, "unknown_settlement": 1,
                              "duplicate_settlement": 0}

@@ -1,7 +1,7 @@
 """Clock stepped back by a day at boot: clock_untrusted fires, and no
 deadline alert fires until the clock is trusted again."""
 
-from dztest.settlement import SimTerminal, local, shanghai_profile
+from dztest.settlement import HOUR, MINUTE, SimTerminal, local, shanghai_profile
 from daozhang.agent.core.business_calendar import format_rfc3339
 
 CST = 8 * 3600
@@ -9,7 +9,7 @@ CST = 8 * 3600
 
 def sale(seq, when, amount=10000):
     return {"seq": seq, "pos_txn_id": "S%d" % seq, "kind": "sale",
-            "time": format_rfc3339(when, CST), "amount": amount, "currency": "CNY",
+            "time": format_rfc3339(when // 1000, CST), "amount": amount, "currency": "CNY",
             "card": "622202******1234", "card_type": "debit", "auth_code": "%06d" % seq,
             "rrn": "%012d" % seq, "merchant_id": "102290058120001", "terminal_id": "SH000001",
             "mcc": "5812", "settlement": "T1"}
@@ -31,14 +31,14 @@ def test_clock_stepped_back_holds_deadline_alerts_until_trusted():
     for s in sales:
         term.feed(("transaction", s))
     real_boot = local(2027, 1, 5, 20)
-    stepped = real_boot - 86400
+    stepped = real_boot - 24 * HOUR
     acts = term.feed(("clock", False, stepped))
     assert [(a["kind"], a["action"]) for a in acts] == [("clock_untrusted", "pending"),
                                                         ("clock_untrusted", "firing")]
     # The untrusted clock wanders, even past the deadline: nothing is overdue.
     held = []
     for minutes in range(0, 3 * 24 * 60, 10):
-        held.extend(term.feed(("tick", stepped + minutes * 60)))
+        held.extend(term.feed(("tick", stepped + minutes * MINUTE)))
     assert set(a["kind"] for a in held) == {"clock_untrusted"}
     # One settlement arrives meanwhile: checked on the acquirer's times, fine.
     term.feed(("settlement", row(sales[0], local(2027, 1, 5, 18), "A1"), stepped))
@@ -64,7 +64,7 @@ def test_clock_untrusted_holds_escalation_of_firing_overdue():
     term.feed(("clock", False, local(2027, 1, 5, 23, 20)))
     # escalation would be Wed 23:00; the untrusted clock holds it
     for hours in range(1, 48):
-        acts = term.feed(("tick", local(2027, 1, 5, 23, 20) + hours * 3600))
+        acts = term.feed(("tick", local(2027, 1, 5, 23, 20) + hours * HOUR))
         assert not [a for a in acts if a["kind"] == "settlement_overdue"]
     assert term.machine.alerts[("settlement_overdue", "S1")]["severity"] == "warning"
     term.feed(("clock", True, local(2027, 1, 7, 23)))

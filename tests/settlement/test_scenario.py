@@ -8,7 +8,9 @@ import collections
 import pytest
 
 from daozhang.agent.core.settlement_checks import reconcile
-from dztest.settlement import END, SimTerminal, build_scenario, local, timeline
+from dztest.settlement import END, HOUR, MINUTE, SimTerminal, build_scenario, local, timeline
+
+DAY = 24 * HOUR
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def test_overdue_escalate_and_resolve(run, scenario):
     assert resolved == cats["late"]
     assert _by(run.actions, "resolved") == {"settlement_overdue": 40}
     # one-shot findings resolve themselves a week after they fired, no sooner
-    ttl = 7 * 86400
+    ttl = 7 * DAY
     fired = dict(((a["kind"], a["key"]), a["at"]) for a in run.actions if a["action"] == "firing")
     expired = dict(((a["kind"], a["key"]), a["at"]) for a in run.actions if a["action"] == "expired")
     assert expired, "the week should be long enough for some findings to expire"
@@ -71,7 +73,7 @@ def test_overdue_escalate_and_resolve(run, scenario):
         if ident[0] == "settlement_overdue":
             assert ident not in expired
         elif at + ttl <= END:
-            assert expired[ident] - at - ttl < 600  # on the first tick after the ttl
+            assert expired[ident] - at - ttl < 10 * MINUTE  # the first tick after the ttl
         else:
             assert ident not in expired
     # escalation happens a business day after the deadline, never before

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from dztest.pg import fresh_database
+from dztest.pg import fresh_schema
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -11,5 +11,5 @@ def store_url(request, tmp_path):
     if request.param == "sqlite":
         yield os.path.join(str(tmp_path), "backend.db")
     else:
-        with fresh_database() as url:
+        with fresh_schema() as url:
             yield url

@@ -84,5 +84,5 @@ def test_micropython_reproduces_cpython_bytes():
     with contextlib.redirect_stdout(buf):
         exec(compile(EXCHANGE, "exchange", "exec"), {"__name__": "exchange"})
     cpython = buf.getvalue()
-    assert cpython.count("OUT ") == 14 and "authenticated" in cpython
+    assert cpython.count("OUT ") == 13 and "authenticated" in cpython
     assert run_micropython(EXCHANGE) == cpython

@@ -16,7 +16,7 @@ from daozhang.agent.service_port import ServicePort
 from daozhang.host_tools import pull as pulling
 from daozhang.host_tools.service_client import (
     DeviceRefused, LinkLost, SerialTransport, ServiceClient, load_technician_key)
-from dztest.usb import PtyCable, write_key_pair, write_random_journal
+from dztest.usb import PtyCable, write_key_pair, write_signed_journal
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,15 +28,17 @@ DEVICE_ID = "dev-usb-1"
 class Device:
     def __init__(self, tmp_path, cable):
         self.journal_path = str(tmp_path / "device-journal.bin")
-        self.data = write_random_journal(self.journal_path, SEGMENT_SIZE, SEGMENT_COUNT, DEVICE_ID)
-        self.mtime = os.stat(self.journal_path).st_mtime_ns
         self.tech = write_key_pair(str(tmp_path / "tech"))
         self.tech_key = str(tmp_path / "tech.key")
         self.dev_key = write_key_pair(str(tmp_path / "device"))
         self.dev_pub = str(tmp_path / "device.pub")
+        self.data = write_signed_journal(self.journal_path, str(tmp_path / "device.key"),
+                                         SEGMENT_SIZE, SEGMENT_COUNT, DEVICE_ID)
+        self.mtime = os.stat(self.journal_path).st_mtime_ns
         self.port = ServicePort(
             cable.device_fd, self.journal_path, DEVICE_ID, [str(tmp_path / "tech.pub")],
-            callbacks={"info": lambda: {"backlog": 7, "journal_range": [1, 99]},
+            callbacks={"info": lambda: {"backlog": 7, "journal_range": [1, 99],
+                                        "device_pubkey": self.dev_key.public_key().public_bytes_raw()},
                        "alerts": lambda: [{"kind": "late", "seq": 12}],
                        "health": lambda: {"sync": "ok"}},
             silence=0.2, reopen_delay=0.05).start()
@@ -54,7 +56,7 @@ def rig(tmp_path):
 def _pull_once(path, key_path, out_dir, timeout=1.0):
     """One technician run over the port, as the CLI does it; (result, client)."""
     transport = SerialTransport(path)
-    client = ServiceClient(transport, timeout=timeout, tries=4)
+    client = ServiceClient(transport, timeout=timeout, tries=10)  # patient under CI load
     try:
         info = client.info()
         client.authenticate(load_technician_key(key_path))
@@ -93,6 +95,8 @@ def test_pull_survives_twenty_cable_cuts_and_ends_byte_identical(rig, tmp_path):
     assert result.resumed
     assert result.skipped_segments > 0
     assert _pulled(out_dir) == device.data
+    report = pulling.verify_pulled_journal(os.path.join(out_dir, pulling.JOURNAL_FILE), [device.dev_pub])
+    assert report.ok and report.records > 1000, [f.describe() for f in report.findings]
     # Read-only: the device's journal is untouched.
     with open(device.journal_path, "rb") as f:
         assert f.read() == device.data
@@ -160,12 +164,13 @@ def test_cli_pull_json_then_verification_findings_exit_1(rig, tmp_path, capsys, 
     from daozhang.cli.main import main
     cable, device = rig
     seen = []
+    real_verify = pulling.verify_pulled_journal
 
-    def fake_verify(path, pubkeys):
+    def spy_verify(path, pubkeys):
         seen.append((path, pubkeys))
-        return _Report([])
+        return real_verify(path, pubkeys)
 
-    monkeypatch.setattr(pulling, "verify_pulled_journal", fake_verify)
+    monkeypatch.setattr(pulling, "verify_pulled_journal", spy_verify)
     out_dir = str(tmp_path / "out")
     argv = ["device", "pull", "--port", cable.tool_path, "--key", device.tech_key, "--out", out_dir,
             "--device-pubkey", device.dev_pub, "--json", "--timeout", "1"]
@@ -177,20 +182,46 @@ def test_cli_pull_json_then_verification_findings_exit_1(rig, tmp_path, capsys, 
     assert any(line["event"] == "progress" for line in lines)
     assert lines[-1]["event"] == "result" and lines[-1]["intact"] is True
     assert _pulled(out_dir) == device.data
-    assert seen[0][1][0] == device.dev_key.public_key().public_bytes_raw()
+    assert seen[0][1] == [device.dev_pub]
     assert json.load(open(os.path.join(out_dir, "alerts.json")))["alerts"][0]["kind"] == "late"
 
-    monkeypatch.setattr(pulling, "verify_pulled_journal", lambda path, keys: _Report([_Finding()]))
+    def finds_tampering(path, pubkeys):
+        seen.append((path, pubkeys))
+        return _Report([_Finding()])
+
+    monkeypatch.setattr(pulling, "verify_pulled_journal", finds_tampering)
     argv.remove("--json")  # human output this time
+    del argv[argv.index("--device-pubkey"):argv.index("--device-pubkey") + 2]
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 1
     out = capsys.readouterr()
     assert "journal NOT intact" in out.out and "seq 41" in out.out
     assert "0 segments pulled, 24 unchanged and skipped" in out.out
+    # Without --device-pubkey the key the device reported in info is used, and said so.
+    assert seen[1][1] == [device.dev_key.public_key().public_bytes_raw()]
 
 
 def test_service_port_opens_the_journal_read_only(rig):
     _, device = rig
     flags = fcntl.fcntl(device.port.journal._fd, fcntl.F_GETFL)
     assert flags & os.O_ACCMODE == os.O_RDONLY
+
+
+def test_port_survives_a_garbage_flood_and_half_frames(rig, tmp_path):
+    import serial
+    from daozhang.agent.core.service_frames import REQUEST, Frame, FrameCodec
+    cable, device = rig
+    rng = random.Random(5)
+    port = serial.Serial(cable.tool_path, timeout=0.05)
+    try:
+        half = FrameCodec().send(Frame(REQUEST, 1, {"cmd": "auth_begin"}))[:20]
+        for _ in range(20):
+            port.write(bytes(rng.getrandbits(8) for _ in range(4000)) + half)
+            port.read(65536)  # drain the NAKs
+    finally:
+        port.close()
+    assert device.port.session.counters["naks_sent"] > 0
+    result, _ = _pull_once(cable.tool_path, device.tech_key, str(tmp_path / "out"))
+    assert _pulled(str(tmp_path / "out")) == device.data
+    assert device.port.faults == 0

@@ -3,9 +3,8 @@
 import hashlib
 import os
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from daozhang.agent.core.service_frames import (
@@ -255,3 +254,26 @@ class SessionMachine(RuleBasedStateMachine):
 
 SessionMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 test_session_state_machine = SessionMachine.TestCase
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=300) | st.builds(
+    lambda seq, cmd: FrameCodec().send(Frame(REQUEST, seq, {"cmd": cmd})),
+    st.integers(0, 0xFFFF), st.sampled_from(COMMANDS + ("x",))), max_size=10))
+def test_fuzz_session_answers_any_bytes_with_frames_and_never_raises(chunks):
+    # Invariant: whatever arrives, the device only writes whole frames back,
+    # never raises, never leaves the unauthenticated state without a key.
+    session = make_session()
+    reader = FrameCodec()
+    for chunk in chunks:
+        out = session.receive_data(chunk, 0)
+        reader.receive_data(out)
+        while True:
+            event = reader.next_event()
+            if event is NEED_DATA:
+                break
+            assert isinstance(event, Frame) and event.type in (RESPONSE, ERROR, NAK)
+            if event.type == RESPONSE:
+                assert set(event.payload) & {"nonce", "device_id"}
+        assert session.state in (UNAUTHENTICATED, CHALLENGE_ISSUED)
+    assert reader.buffered == 0

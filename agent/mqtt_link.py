@@ -1,0 +1,417 @@
+"""The thin paho-mqtt adapter around the sync core (SPEC 6).
+
+One thread owns the paho client (MQTT 5, TLS client certificate, persistent
+session) and the SyncCore.  It runs paho's external-loop API
+(loop_read/loop_write/loop_misc on our own select), so every protocol
+decision stays in agent/core/sync.py and paho callbacks only queue events.
+Reconnects follow the core's backoff (paho's own reconnect is not used).
+Other threads talk to it through `wake()`: the journal's commit listener
+(new records to send), `publish_alert()`, `stop()`.
+
+The agent keeps journaling while offline: nothing here blocks a commit.
+"""
+
+import json
+import os
+import random
+import select
+import socket
+import ssl
+import threading
+import time
+
+from daozhang.agent.core import cbor
+from daozhang.agent.core import checkpoint
+from daozhang.agent.core import record
+from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
+from daozhang.agent.core.sync import SyncCore
+from daozhang.agent.sync_journal import FrameReader, save_anchor, load_anchor
+
+TOPIC_ROOT = "daozhang/v1/"
+SESSION_EXPIRY_S = 14 * 86400
+
+
+def now_ms():
+    return time.time_ns() // 1000000
+
+
+def ed25519_verify(pub, message, sig):
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    try:
+        Ed25519PublicKey.from_public_bytes(pub).verify(sig, message)
+        return True
+    except (InvalidSignature, ValueError):
+        return False
+
+
+def describe_connect_error(exc):
+    """One line naming the cause of a failed connect (TLS, refused, DNS)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls: broker certificate not trusted (%s): check mqtt.ca" % exc.verify_message
+    if isinstance(exc, ssl.SSLError):
+        reason = getattr(exc, "reason", None) or str(exc)
+        hint = ""
+        if "CERTIFICATE" in str(reason).upper() or "UNKNOWN_CA" in str(reason).upper():
+            hint = ": the broker refused our client certificate (expired, or not from the fleet CA?)"
+        return "tls: %s%s" % (reason, hint)
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused: nothing listening (broker down?)"
+    if isinstance(exc, socket.gaierror):
+        return "dns: %s" % exc
+    if isinstance(exc, OSError):
+        return "network: %s" % (exc.strerror or exc)
+    return "%s: %s" % (type(exc).__name__, exc)
+
+
+class MqttLink:
+    """Runs the sync core against a broker; start(), stop(), alive()."""
+
+    def __init__(self, journal, journal_path, device_id, backend_pub, mqtt, sync_settings=None,
+                 log=None, alert=None, release_floor=None, settlement_hook=None,
+                 near_full=0.8, status_file=None, status_interval_s=1.0):
+        self.journal = journal
+        self.journal_path = journal_path
+        self.device_id = device_id
+        self.backend_pub = backend_pub
+        self.backend_kid = checkpoint.key_id(backend_pub)
+        self.mqtt = mqtt
+        self.log = log or (lambda event, level="info", **kw: None)
+        self.alert = alert or (lambda kind, severity, detail: None)
+        self.release_floor = release_floor
+        self.settlement_hook = settlement_hook
+        self.near_full = near_full
+        self.status_file = status_file
+        self.status_interval_ms = int(status_interval_s * 1000)
+        self.reader = FrameReader(journal)
+        self.topic = TOPIC_ROOT + device_id + "/"
+        self.core = SyncCore(device_id, backend_pub, self.backend_kid, ed25519_verify,
+                             self.reader.hash_at, journal.noted_cursors()[0],
+                             journal.ring.next_seq, sync_settings)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._lock = threading.Lock()
+        self._alerts_in = []
+        self._events = []
+        self._mids = {}
+        self._stop = threading.Event()
+        self._thread = None
+        self._client = None
+        self._near_full_raised = False
+        self._last_status = 0
+        self._status_dirty = True
+        self.failed = None
+        self._adopt_anchor()
+        journal.commit_listeners.append(self._on_commit)
+
+    # -- start-up: the saved anchor ---------------------------------------------
+
+    def _adopt_anchor(self):
+        """The saved ack may be newer than the cursors in the last checkpoint
+        (they ride on the next commit): take it back after a restart, once it
+        passes the same checks as a fresh ack."""
+        payload = load_anchor(self.journal_path)
+        if payload is None:
+            return
+        probe = SyncCore(self.device_id, self.backend_pub, self.backend_kid, ed25519_verify,
+                         self.reader.hash_at, 0, self.journal.ring.next_seq)
+        actions = probe.message("acks", payload, now_ms())
+        kind = actions[0][0] if actions else None
+        if kind == "ack" or (kind == "duplicate" and actions[0][1] == 0):
+            to = probe.acked
+            if to > self.core.acked:
+                self._move_cursors(to)
+                self.core.acked = self.core.next_send = to
+            self.log("sync_anchor_loaded", to=to)
+        else:
+            reason = actions[0][1] if kind == "reject" else kind
+            self.log("sync_anchor_rejected", level="error", reason=reason)
+            # An anchor beyond the journal: rollback or truncation (SPEC 3.11, 6.6).
+            self.alert("security", "critical", {"detail": "saved ack anchor does not match the "
+                                                           "journal: %s" % reason})
+
+    # -- thread-safe entry points -------------------------------------------------------
+
+    def wake(self):
+        try:
+            self._wake_w.send(b"!")
+        except (BlockingIOError, OSError):
+            pass
+
+    def _on_commit(self, next_seq):
+        self.wake()
+
+    def publish_alert(self, alert):
+        """Queue an alert transition (a dict) for the `alerts` topic."""
+        payload = cbor.dumps({"v": 1, "dev": self.device_id, "at": now_ms(),
+                              "alert": _cbor_safe(alert)})
+        with self._lock:
+            self._alerts_in.append(payload)
+        self.wake()
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="mqtt-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout=5.0):
+        self._stop.set()
+        self.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._write_status(force=True)
+
+    def alive(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                self._step()
+        except Exception as exc:   # never take the daemon down; alive() turns False
+            self.failed = "%s: %s" % (type(exc).__name__, exc)
+            self.log("sync_crashed", level="error", error=self.failed)
+        finally:
+            self._disconnect()
+
+    def _step(self):
+        now = now_ms()
+        with self._lock:
+            alerts, self._alerts_in = self._alerts_in, []
+        for payload in alerts:
+            self.core.queue_alert(payload)
+        self.core.journal_progress(self.journal.ring.next_seq)
+        self._check_fill()
+        self._perform(self.core.poll(now))
+        self._write_status()
+        wait = self.core.next_wakeup(now_ms())
+        timeout = 1.0 if wait is None else min(1.0, wait / 1000.0)
+        sock = self._client.socket() if self._client is not None else None
+        rlist = [self._wake_r] + ([sock] if sock is not None else [])
+        wlist = [sock] if sock is not None and self._client.want_write() else []
+        try:
+            readable, writable, _ = select.select(rlist, wlist, [], timeout)
+        except (OSError, ValueError):
+            readable, writable = [], []
+        if self._wake_r in readable:
+            try:
+                while self._wake_r.recv(4096):
+                    pass
+            except (BlockingIOError, OSError):
+                pass
+        if sock is not None and self._client is not None:
+            try:
+                if sock in readable:
+                    self._client.loop_read()
+                if self._client is not None and (sock in writable or self._client.want_write()):
+                    self._client.loop_write()
+                if self._client is not None:
+                    self._client.loop_misc()
+            except (ssl.SSLError, OSError) as exc:
+                self._events.append(("lost", describe_connect_error(exc)))
+        self._handle_events()
+
+    def _handle_events(self):
+        while self._events:
+            event = self._events.pop(0)
+            now = now_ms()
+            name = event[0]
+            if name == "connack":
+                reason = event[1]
+                if reason.is_failure:
+                    cause = "auth: broker refused the connection: %s" % reason
+                    self.log("sync_connect_refused", level="error", cause=cause)
+                    self._drop(cause)
+                else:
+                    self._subscribe()
+                    self._perform(self.core.connected(now))
+            elif name == "lost":
+                if self.core.state != "offline":
+                    self._drop(event[1])
+            elif name == "puback":
+                token = self._mids.pop(event[1], None)
+                if token is not None:
+                    self._perform(self.core.puback(token, now))
+            elif name == "message":
+                self._perform(self.core.message(event[1], event[2], now))
+            self._status_dirty = True
+
+    # -- actions -------------------------------------------------------------------------
+
+    def _perform(self, actions):
+        for action in actions:
+            name = action[0]
+            if name == "connect":
+                self._connect()
+            elif name == "read":
+                try:
+                    records, end, last_hash = self.reader.read(action[1], action[2])
+                except (KeyError, DaozhangError, OSError) as exc:
+                    self.log("sync_read_failed", level="error", seq=action[1], error=str(exc))
+                    records, end, last_hash = [], action[1], None
+                self._perform(self.core.frames(records, end, last_hash, now_ms()))
+            elif name == "publish":
+                self._publish(action[1], action[2], action[3], action[4])
+            elif name == "ack":
+                self._accept_ack(action[1], action[3])
+            elif name == "reject":
+                self.log("sync_rejected", level="warning", reason=action[1], detail=action[2])
+                self.alert("security", "critical", {"detail": "rejected down message: " + action[1],
+                                                    "reason": action[1]})
+            elif name == "duplicate":
+                self.log("sync_duplicate_ack", to=action[1])
+            elif name == "settlement":
+                if self.settlement_hook is not None:
+                    self.settlement_hook(action[1], action[2])
+            elif name == "log":
+                self.log(action[1], **action[2])
+            self._status_dirty = True
+
+    def _move_cursors(self, to):
+        released = to
+        if self.release_floor is not None:
+            released = min(to, self.release_floor())
+        self.journal.note_cursors(to, max(released, self.journal.noted_cursors()[1]))
+
+    def _accept_ack(self, to, payload):
+        # The anchor first: after a crash the cursors come back from it.
+        save_anchor(self.journal_path, payload)
+        self._move_cursors(to)
+        self.log("sync_acked", to=to, backlog=self.core.next_seq - to)
+
+    def _check_fill(self):
+        fill = self.journal.effective_fill()
+        if fill >= self.near_full and not self._near_full_raised:
+            self._near_full_raised = True
+            if self.journal.noted_cursors() != (self.journal.ring.acked, self.journal.ring.released):
+                # Near full: make the freed space durable now (SPEC 6.6).
+                try:
+                    self.journal.set_cursors()
+                except (JournalFull, StorageError):
+                    pass
+                fill = self.journal.effective_fill()
+                if fill < self.near_full:
+                    self._near_full_raised = False
+                    return
+            self.log("journal_near_full", level="warning", fill="%.3f" % fill)
+            self.alert("journal_near_full", "warning", {"fill": "%.3f" % fill,
+                                                        "threshold": "%.3f" % self.near_full})
+        elif fill < self.near_full and self._near_full_raised:
+            self._near_full_raised = False
+            self.log("journal_near_full_cleared", fill="%.3f" % fill)
+            self.alert("journal_near_full", "info", {"state": "clear", "fill": "%.3f" % fill})
+
+    # -- paho -----------------------------------------------------------------------------
+
+    def _make_client(self):
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        cfg = self.mqtt
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=cfg.get("client_id") or self.device_id,
+                             protocol=mqtt.MQTTv5)
+        if cfg.get("tls", True):
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg["ca"])
+            context.load_cert_chain(cfg["cert"], cfg["key"])
+            client.tls_set_context(context)
+        client.will_set(self.topic + "status", msgs.encode_status(self.device_id, "offline", 0),
+                        qos=1, retain=True)
+        client.max_inflight_messages_set(max(20, self.core.settings["max_inflight"] + 12))
+        client.on_connect = lambda c, u, flags, rc, props: self._events.append(("connack", rc))
+        client.on_disconnect = lambda c, u, flags, rc, props: self._events.append(
+            ("lost", "disconnected: %s" % rc))
+        client.on_publish = lambda c, u, mid, rc, props: self._events.append(("puback", mid))
+        client.on_message = self._on_message
+        self._connect_props = Properties(PacketTypes.CONNECT)
+        self._connect_props.SessionExpiryInterval = int(cfg.get("session_expiry_s", SESSION_EXPIRY_S))
+        return client
+
+    def _on_message(self, client, userdata, message):
+        topic = message.topic
+        if topic.startswith(self.topic):
+            self._events.append(("message", topic[len(self.topic):], bytes(message.payload)))
+
+    def _connect(self):
+        cfg = self.mqtt
+        try:
+            if self._client is None:
+                self._client = self._make_client()
+            self._client.connect(cfg["host"], int(cfg.get("port", 8883)),
+                                 keepalive=int(cfg.get("keepalive", 30)), clean_start=False,
+                                 properties=self._connect_props)
+        except Exception as exc:
+            cause = describe_connect_error(exc)
+            self.log("sync_connect_failed", level="warning", cause=cause)
+            self._drop(cause)
+
+    def _subscribe(self):
+        self._client.subscribe([(self.topic + "acks", 1), (self.topic + "config", 1)])
+
+    def _publish(self, topic, payload, token, retain):
+        if self._client is None:
+            return
+        info = self._client.publish(self.topic + topic, payload, qos=1, retain=retain)
+        self._mids[info.mid] = token
+
+    def _drop(self, cause):
+        self._disconnect()
+        self._mids = {}
+        self._perform(self.core.lost(now_ms(), random.random(), cause))
+
+    def _disconnect(self):
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.disconnect()
+            except Exception:
+                pass
+            try:
+                sock = client.socket()
+                if sock is not None:
+                    sock.close()
+            except Exception:
+                pass
+
+    # -- health ---------------------------------------------------------------------------
+
+    def health(self):
+        out = self.core.health()
+        out["device"] = self.device_id
+        out["failed"] = self.failed
+        out["at"] = now_ms()
+        return out
+
+    def _write_status(self, force=False):
+        if self.status_file is None:
+            return
+        now = now_ms()
+        if not force and (not self._status_dirty or now - self._last_status < self.status_interval_ms):
+            return
+        self._last_status = now
+        self._status_dirty = False
+        write_json_atomic(self.status_file, self.health())
+
+
+def write_json_atomic(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, sort_keys=True)
+        f.flush()
+    os.replace(tmp, path)
+
+
+def _cbor_safe(value):
+    if isinstance(value, dict):
+        return {str(k): _cbor_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_cbor_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, int):
+        return value if -2 ** 63 <= value < 2 ** 64 else str(value)
+    return str(value)

@@ -1,0 +1,161 @@
+"""Plugs MQTT sync into the agent daemon (agent/daemon.py's PLUGINS hook).
+
+Configuration: a file `mqtt.toml` next to agent.toml (docs/readme/sync-backend.md).
+Without it the daemon runs as before, journaling only.
+
+    [mqtt]
+    host = "mqtt.example.com"
+    port = 8883
+    ca = "ca.crt"            # the fleet CA (verifies the broker)
+    cert = "device.crt"      # this device's client certificate (CN = device id)
+    key = "device-tls.key"
+    keepalive = 30
+
+    [sync]
+    max_inflight = 8
+    max_batch_bytes = 65536
+    ack_timeout_s = 15
+    idle_checkpoint_s = 300
+    backoff_base_ms = 500
+    backoff_cap_ms = 60000
+    near_full = 0.8          # journal fill that raises journal_near_full
+    status_file = "sync-status.json"
+
+The backend public key is the agent config's device.backend_pubkey.
+"""
+
+import os
+import tomllib
+
+from daozhang.agent.config import ConfigError
+from daozhang.agent.sync_journal import SyncJournal
+
+MQTT_KEYS = {"host", "port", "ca", "cert", "key", "keepalive", "tls", "client_id", "session_expiry_s"}
+SYNC_KEYS = {"max_inflight", "max_batch_bytes", "ack_timeout_s", "idle_checkpoint_s",
+             "backoff_base_ms", "backoff_cap_ms", "near_full", "status_file", "status_interval_s"}
+
+
+def sync_config_path(agent_config_path):
+    return os.path.join(os.path.dirname(os.path.abspath(agent_config_path)), "mqtt.toml")
+
+
+def status_file_path(agent_config_path, sync_cfg=None):
+    base = os.path.dirname(os.path.abspath(agent_config_path))
+    name = (sync_cfg or {}).get("status_file", "sync-status.json")
+    return name if os.path.isabs(name) else os.path.join(base, name)
+
+
+def load_sync_config(path):
+    """{"mqtt": {...}, "sync": {...}} with paths resolved, or None if no file."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(path, "(file)", "cannot read: %s" % exc) from None
+    base = os.path.dirname(os.path.abspath(path))
+    for section, allowed in (("mqtt", MQTT_KEYS), ("sync", SYNC_KEYS)):
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(path, section, "expected a table")
+        for key in table:
+            if key not in allowed:
+                raise ConfigError(path, section + "." + key, "unknown key (allowed: %s)"
+                                  % ", ".join(sorted(allowed)))
+    for section in data:
+        if section not in ("mqtt", "sync"):
+            raise ConfigError(path, section, "unknown table (allowed: mqtt, sync)")
+    mqtt = dict(data.get("mqtt", {}))
+    if not isinstance(mqtt.get("host"), str):
+        raise ConfigError(path, "mqtt.host", "missing or not text")
+    for key in ("ca", "cert", "key"):
+        if key in mqtt:
+            mqtt[key] = mqtt[key] if os.path.isabs(mqtt[key]) else os.path.join(base, mqtt[key])
+        elif mqtt.get("tls", True):
+            raise ConfigError(path, "mqtt." + key, "missing (TLS needs ca, cert and key)")
+    return {"mqtt": mqtt, "sync": dict(data.get("sync", {}))}
+
+
+def core_settings(sync_cfg):
+    out = {}
+    for key in ("max_inflight", "max_batch_bytes", "backoff_base_ms", "backoff_cap_ms"):
+        if key in sync_cfg:
+            out[key] = int(sync_cfg[key])
+    if "ack_timeout_s" in sync_cfg:
+        out["ack_timeout_ms"] = int(float(sync_cfg["ack_timeout_s"]) * 1000)
+    if "idle_checkpoint_s" in sync_cfg:
+        out["idle_checkpoint_ms"] = int(float(sync_cfg["idle_checkpoint_s"]) * 1000)
+    return out
+
+
+class _NoSync:
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def alive(self):
+        return True
+
+
+class SyncPlugin:
+    """The daemon plugin: builds an MqttLink once the journal is open."""
+
+    def __init__(self, daemon, cfg):
+        from daozhang.agent.mqtt_link import MqttLink
+        from daozhang.agent.signer import load_public_key, raw_public
+
+        config = daemon.config
+        if not config.get("backend_pubkey"):
+            raise ConfigError(config["path"], "device.backend_pubkey",
+                              "MQTT sync needs the backend's public key")
+        backend_pub = raw_public(load_public_key(config["backend_pubkey"]))
+        sync_cfg = cfg["sync"]
+        inner_alert = daemon.alert_hook
+        self.link = MqttLink(
+            daemon.journal, config["journal"]["path"], config["device_id"], backend_pub,
+            cfg["mqtt"], core_settings(sync_cfg), log=daemon.log, alert=self._alert,
+            release_floor=getattr(daemon, "release_floor", None),
+            settlement_hook=getattr(daemon, "settlement_hook", None),
+            near_full=float(sync_cfg.get("near_full", 0.8)),
+            status_file=status_file_path(config["path"], sync_cfg),
+            status_interval_s=float(sync_cfg.get("status_interval_s", 1.0)))
+        self._inner_alert = inner_alert
+        self.daemon = daemon
+        daemon.sync_link = self.link
+        # Every alert the daemon raises also goes up on the alerts topic.
+        daemon.alert_hook = self._alert
+
+    def _alert(self, kind, severity, detail):
+        try:
+            self._inner_alert(kind, severity, detail)
+        finally:
+            state = detail.get("state", "firing") if isinstance(detail, dict) else "firing"
+            self.link.publish_alert({"kind": kind, "severity": severity, "state": state,
+                                     "detail": detail})
+
+    def start(self):
+        self.link.start()
+
+    def stop(self):
+        self.link.stop()
+
+    def alive(self):
+        return self.link.alive()
+
+
+def sync_plugin(daemon):
+    """PLUGINS factory: MQTT sync if mqtt.toml exists next to agent.toml."""
+    cfg = load_sync_config(sync_config_path(daemon.config["path"]))
+    if cfg is None:
+        return _NoSync()
+    return SyncPlugin(daemon, cfg)
+
+
+def install(daemon_module):
+    """Called by agent/daemon.py: the journal class and the plugin."""
+    daemon_module.JOURNAL_CLASS = SyncJournal
+    if sync_plugin not in daemon_module.PLUGINS:
+        daemon_module.PLUGINS.append(sync_plugin)

@@ -1,0 +1,187 @@
+"""Verify one receipts message from a device before anything is stored (SPEC 6.7).
+
+`check_batch(device_id, public_key, payload)` decodes the payload and walks
+its frames: framing and CRC, record body, consecutive sequence numbers, the
+hash chain inside the batch, and every checkpoint: device, key id, Ed25519
+signature, cursors, and its batch root when every record it covers is in
+this batch (otherwise the chain does the vouching: the signed head hashes
+back through every `prev`).  Links to records stored earlier are the
+store's job (store_batch / _advance: forks and chain breaks).
+
+The result lists the records that may be stored (the prefix up to the last
+good checkpoint before the first failure, or everything when all is well)
+and findings for what failed.  Nothing here raises on bad device bytes.
+"""
+
+import hashlib
+import json
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from daozhang.agent.core import checkpoint
+from daozhang.agent.core import record
+from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core.errors import DecodeError
+
+# Finding kinds (backend-schema findings.kind), besides the store's fork/chain_break.
+MALFORMED = "malformed"
+WRONG_DEVICE = "wrong_device"
+UNKNOWN_DEVICE = "unknown_device"
+BAD_FRAME = "bad_frame"
+GAP = "gap"
+CHAIN = "chain_break"
+WRONG_KEY = "wrong_key"
+BAD_SIGNATURE = "bad_signature"
+BAD_CHECKPOINT = "bad_checkpoint"
+REPLAY = "replay"
+
+
+class Finding:
+    __slots__ = ("kind", "seq", "detail", "evidence")
+
+    def __init__(self, kind, seq, detail, evidence=None):
+        self.kind = kind
+        self.seq = seq
+        self.detail = detail
+        self.evidence = evidence
+
+    def dedup_key(self, device_id):
+        digest = hashlib.sha256(self.evidence or self.detail.encode()).hexdigest()[:32]
+        return "%s:%s:%s:%s" % (self.kind, device_id, self.seq, digest)
+
+    def __repr__(self):
+        return "Finding(%s, seq=%s, %s)" % (self.kind, self.seq, self.detail)
+
+
+class BatchCheck:
+    __slots__ = ("records", "findings", "first", "end", "frames")
+
+    def __init__(self):
+        self.records = []     # dicts for Store.store_batch
+        self.findings = []
+        self.first = None     # seq of the first frame offered
+        self.end = None       # one past the last frame offered
+        self.frames = 0
+
+
+def jsonable(value):
+    """A record payload as JSON-able data: bytes become lowercase hex."""
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")   # PostgreSQL JSON cannot hold NUL
+    return value
+
+
+def _verify(public_key, message, sig):
+    try:
+        public_key.verify(sig, message)
+        return True
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+
+
+def check_batch(topic_device, public_key_bytes, payload):
+    """BatchCheck of one receipts payload from `topic_device`."""
+    out = BatchCheck()
+    try:
+        dev, frames = msgs.decode_receipts(payload)
+    except DecodeError as exc:
+        out.findings.append(Finding(MALFORMED, None, "receipts payload: %s" % exc,
+                                    bytes(payload[:4096]) if isinstance(payload, bytes) else None))
+        return out
+    if dev != topic_device:
+        out.findings.append(Finding(WRONG_DEVICE, None, "payload names device %r on %r's topic"
+                                    % (dev, topic_device)))
+        return out
+    out.frames = len(frames)
+    public_key = Ed25519PublicKey.from_public_bytes(public_key_bytes)
+    kid = checkpoint.key_id(public_key_bytes)
+    decoded = []
+    hashes = {}
+    last_good = 0       # records before this index are vouched or may be stored
+    failure = None
+    for i, frame in enumerate(frames):
+        try:
+            rec = record.decode_at(frame, 0)
+            if rec is None or rec.size != len(frame):
+                raise record.FrameError(0, "length", "frame is %d bytes, its header says %s"
+                                        % (len(frame), rec.size if rec else 0))
+        except DecodeError as exc:
+            failure = Finding(BAD_FRAME, decoded[-1].seq + 1 if decoded else None,
+                              "frame %d of the batch: %s" % (i, exc), frame)
+            break
+        if out.first is None:
+            out.first = rec.seq
+        if decoded:
+            prev = decoded[-1]
+            if rec.seq != prev.seq + 1:
+                failure = Finding(GAP, rec.seq, "batch jumps from seq %d to %d" % (prev.seq, rec.seq),
+                                  frame)
+                break
+            if rec.prev != prev.hash:
+                failure = Finding(CHAIN, rec.seq, "record %d's prev is not record %d's hash"
+                                  % (rec.seq, prev.seq), frame)
+                break
+        if rec.type == record.TYPE_CHECKPOINT:
+            problem = _check_checkpoint(rec, topic_device, public_key, kid, hashes)
+            if problem is not None:
+                failure = Finding(problem[0], rec.seq, problem[1], frame)
+                break
+            last_good = i + 1
+        decoded.append(rec)
+        hashes[rec.seq] = rec.hash
+    if failure is None:
+        keep = decoded
+    else:
+        out.findings.append(failure)
+        keep = decoded[:last_good]
+    if decoded:
+        out.end = decoded[-1].seq + 1
+    for rec, frame in zip(keep, frames):
+        out.records.append({"seq": rec.seq, "type": rec.type, "hash": rec.hash,
+                            "prev_hash": rec.prev, "frame": bytes(frame),
+                            "payload": json.dumps(jsonable(rec.payload), sort_keys=True,
+                                                  separators=(",", ":"))})
+    return out
+
+
+def _check_checkpoint(rec, device_id, public_key, kid, hashes):
+    """(finding kind, detail) if this checkpoint is not right, else None."""
+    p = rec.payload
+    try:
+        alg, ck_kid, dev, first, root = p["alg"], p["kid"], p["dev"], p["first"], p["root"]
+        acked, released, state, sig = p["acked"], p["released"], p["state"], p["sig"]
+    except KeyError as exc:
+        return BAD_CHECKPOINT, "checkpoint %d lacks %s" % (rec.seq, exc)
+    if dev != device_id:
+        return WRONG_DEVICE, "checkpoint %d names device %r" % (rec.seq, dev)
+    if not (isinstance(first, int) and isinstance(acked, int) and isinstance(released, int)
+            and 0 <= first <= rec.seq and released <= acked <= rec.seq):
+        return BAD_CHECKPOINT, "checkpoint %d: first %r, acked %r, released %r out of order" \
+            % (rec.seq, first, acked, released)
+    if alg == checkpoint.ALG_NONE:
+        if state != checkpoint.STATE_OUTAGE or not rec.flags & record.FLAG_OUTAGE:
+            return BAD_CHECKPOINT, "unsigned checkpoint %d outside a signer outage" % rec.seq
+    elif alg == checkpoint.ALG_ED25519:
+        if ck_kid != kid:
+            return WRONG_KEY, "checkpoint %d signed by key %s, the device's key is %s" \
+                % (rec.seq, bytes(ck_kid).hex(), kid.hex())
+        try:
+            message = checkpoint.message_for(p, rec.seq, rec.prev, rec.wall_ms)
+        except Exception as exc:
+            return BAD_CHECKPOINT, "checkpoint %d: %s" % (rec.seq, exc)
+        if not isinstance(sig, bytes) or not _verify(public_key, message, sig):
+            return BAD_SIGNATURE, "checkpoint %d: signature does not verify" % rec.seq
+    else:
+        return BAD_CHECKPOINT, "checkpoint %d: unknown alg %r" % (rec.seq, alg)
+    if all(s in hashes for s in range(first, rec.seq)):
+        if checkpoint.batch_root([hashes[s] for s in range(first, rec.seq)]) != root:
+            return BAD_CHECKPOINT, "checkpoint %d: batch root does not match records %d..%d" \
+                % (rec.seq, first, rec.seq - 1)
+    return None

@@ -1,0 +1,353 @@
+"""The reference backend worker: `daozhang backend run --config FILE` (SPEC 6.7).
+
+`Ingestor` is the logic, without MQTT: one receipts message in, the ack to
+publish (or None) out, findings and records into the store.  `run_service`
+connects it to a broker with an MQTT 5 shared subscription, so several
+worker processes split the devices' messages; each message is PUBACKed
+only after its records are committed (paho manual_ack), and its ack is
+computed from the database after that commit, so two workers seeing one
+device's batches out of order still ack only contiguous, chained ranges.
+
+Config (TOML):
+
+    [broker]
+    host = "127.0.0.1"
+    port = 8883
+    ca = "ca.crt"
+    cert = "backend.crt"
+    key = "backend-tls.key"
+    [backend]
+    key = "backend.key"          # Ed25519, signs acks (devices hold backend.pub)
+    db = "backend.db"            # SQLite path, or postgresql://...
+    share_group = "daozhang"
+    gap_grace_s = 30             # a gap still open this long becomes a finding
+    log = ""                     # a file for the event log (default stderr)
+"""
+
+import json
+import os
+import queue
+import signal
+import ssl
+import sys
+import threading
+import time
+import tomllib
+import uuid
+
+from daozhang.agent.core import cbor
+from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, StorageError
+from daozhang.backend import ingest
+from daozhang.backend.ack import AckSigner
+
+TOPIC_ROOT = "daozhang/v1/"
+BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id"}
+BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log"}
+
+
+def now_ms():
+    return time.time_ns() // 1000000
+
+
+class ConfigError(LocalError):
+    pass
+
+
+def load_backend_config(path):
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError("%s: cannot read: %s" % (path, exc.strerror)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("%s: not valid TOML: %s" % (path, exc)) from None
+    base = os.path.dirname(os.path.abspath(path))
+    for section, allowed in (("broker", BROKER_KEYS), ("backend", BACKEND_KEYS)):
+        for key in data.get(section, {}):
+            if key not in allowed:
+                raise ConfigError("%s: %s.%s: unknown key (allowed: %s)"
+                                  % (path, section, key, ", ".join(sorted(allowed))))
+    for section in data:
+        if section not in ("broker", "backend"):
+            raise ConfigError("%s: [%s]: unknown table (allowed: broker, backend)" % (path, section))
+    broker = dict(data.get("broker", {}))
+    backend = dict(data.get("backend", {}))
+
+    def resolve(value):
+        return value if os.path.isabs(value) or "://" in value else os.path.join(base, value)
+
+    for key in ("ca", "cert", "key"):
+        if key in broker:
+            broker[key] = resolve(broker[key])
+    if "db" not in backend or "key" not in backend:
+        raise ConfigError("%s: [backend] needs db and key" % path)
+    backend["key"] = resolve(backend["key"])
+    backend["db"] = resolve(backend["db"])
+    if backend.get("log"):
+        backend["log"] = resolve(backend["log"])
+    broker.setdefault("host", "127.0.0.1")
+    broker.setdefault("port", 8883)
+    backend.setdefault("share_group", "daozhang")
+    return {"path": path, "broker": broker, "backend": backend}
+
+
+class EventLog:
+    def __init__(self, path=None):
+        self.stream = open(path, "a", buffering=1) if path else sys.stderr
+        self._lock = threading.Lock()
+
+    def __call__(self, event, level="info", **fields):
+        parts = ["ts=%.3f" % time.time(), "level=" + level, "event=" + event]
+        for key in sorted(fields):
+            text = str(fields[key])
+            if not text or any(c in text for c in ' ="\n'):
+                text = '"' + text.replace('"', "'").replace("\n", " ") + '"'
+            parts.append("%s=%s" % (key, text))
+        with self._lock:
+            self.stream.write(" ".join(parts) + "\n")
+            self.stream.flush()
+
+
+class Ingestor:
+    """Receipts and alerts from devices into the store; acks out."""
+
+    def __init__(self, store, signer, log=None, gap_grace_ms=30000, clock=now_ms):
+        self.store = store
+        self.signer = signer
+        self.log = log or (lambda event, level="info", **kw: None)
+        self.gap_grace_ms = gap_grace_ms
+        self.clock = clock
+        self.gaps = {}          # device -> (missing_from, missing_to, first_seen_ms)
+        self.keys = {}          # device -> public key bytes (registry cache)
+        self.counts = {"messages": 0, "records": 0, "acks": 0, "findings": 0}
+
+    def _key(self, device_id):
+        key = self.keys.get(device_id)
+        if key is None:
+            row = self.store.device(device_id)
+            if row is None:
+                return None
+            key = self.keys[device_id] = row["public_key"]
+        return key
+
+    def _finding(self, device_id, finding):
+        stored = self.store.add_finding(device_id, finding.seq, finding.kind, finding.detail,
+                                        finding.evidence, finding.dedup_key(device_id))
+        self.counts["findings"] += 1
+        self.log("finding", level="warning", device=device_id, kind=finding.kind,
+                 seq=finding.seq, new=stored, detail=finding.detail)
+
+    def receipts(self, device_id, payload):
+        """Store one receipts message; return the ack payload to publish, or None."""
+        self.counts["messages"] += 1
+        key = self._key(device_id)
+        if key is None:
+            self._finding(device_id, ingest.Finding(ingest.UNKNOWN_DEVICE, None,
+                                                    "receipts from unregistered device %r" % device_id))
+            return None
+        check = ingest.check_batch(device_id, key, payload)
+        for finding in check.findings:
+            self._finding(device_id, finding)
+        if not check.records:
+            return None
+        result = self.store.store_batch(device_id, check.records)
+        self.counts["records"] += len(result.new)
+        if result.forked:
+            self.log("fork", level="warning", device=device_id, seqs=len(result.forked),
+                     first=result.forked[0])
+        contiguous = result.contiguous_seq
+        first = check.records[0]["seq"]
+        start = 0 if contiguous is None else contiguous + 1
+        if first > start:
+            self.gaps.setdefault(device_id, (start, first - 1, self.clock()))
+        elif device_id in self.gaps and contiguous is not None and contiguous >= self.gaps[device_id][1]:
+            del self.gaps[device_id]
+        if contiguous is None:
+            return None
+        to = contiguous + 1
+        if self.store.record_ack(device_id, contiguous, result.head_hash):
+            return self._ack(device_id, to, result.head_hash)
+        if not result.new and check.records[-1]["seq"] < to:
+            return self._republish(device_id, check, to, result.head_hash)
+        return None
+
+    def _republish(self, device_id, check, to, head):
+        """Records we already acknowledged came again.  A device resends from
+        its acked cursor when it lost our ack (a broker restart): send the
+        ack again.  But a device never sends records below an `acked` it
+        already committed in a checkpoint: that is a replay (a finding)."""
+        device_acked = self._device_acked(device_id)
+        if device_acked is not None and check.first is not None and check.first < device_acked:
+            self._finding(device_id, ingest.Finding(
+                ingest.REPLAY, check.first, "records %d..%d sent again, below the device's own "
+                "acked cursor %d" % (check.first, check.end - 1, device_acked)))
+        return self._ack(device_id, to, head)
+
+    def _device_acked(self, device_id):
+        """`acked` of the device's newest stored checkpoint."""
+        with self.store._lock, self.store.db.read() as tx:
+            row = tx.one("SELECT payload FROM records WHERE device_id = %s AND type = 8 "
+                         "ORDER BY seq DESC LIMIT 1", (device_id,))
+        if row is None:
+            return None
+        payload = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+        acked = payload.get("acked")
+        return acked if isinstance(acked, int) else None
+
+    def _ack(self, device_id, to, head):
+        self.counts["acks"] += 1
+        self.log("ack_sent", device=device_id, to=to)
+        return self.signer.receipts_ack(device_id, to, head, self.clock())
+
+    def check_gaps(self):
+        """Gaps open longer than the grace become findings (out-of-order
+        delivery between workers closes a gap within moments)."""
+        now = self.clock()
+        for device_id, (start, end, seen) in list(self.gaps.items()):
+            if now - seen < self.gap_grace_ms:
+                continue
+            head = self.store.head(device_id)
+            contiguous = -1 if head is None else head[0]
+            del self.gaps[device_id]
+            if contiguous < end:
+                self._finding(device_id, ingest.Finding(
+                    ingest.GAP, contiguous + 1, "records %d..%d missing for %d ms while later ones "
+                    "arrived" % (contiguous + 1, end, now - seen)))
+
+    def alert(self, device_id, payload):
+        try:
+            msg = cbor.loads(payload)
+            alert = msg["alert"]
+            if not isinstance(alert, dict) or msg.get("dev") != device_id:
+                raise DecodeError("alert payload: wrong shape or device")
+            kind = str(alert.get("kind", "unknown"))
+            state = str(alert.get("state", "firing"))
+            severity = str(alert.get("severity", "warning"))
+            seq = alert.get("seq") if isinstance(alert.get("seq"), int) else None
+        except (DecodeError, KeyError, TypeError) as exc:
+            self._finding(device_id, ingest.Finding(ingest.MALFORMED, None, "alert payload: %s" % exc,
+                                                    bytes(payload[:4096])))
+            return
+        body = ingest.jsonable(msg)
+        self.store.add_alert(device_id, seq, kind, state, severity, body)
+        self.log("device_alert", device=device_id, kind=kind, state=state, severity=severity)
+
+
+def _device_of(topic):
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[0] != "daozhang" or parts[1] != "v1":
+        return None, None
+    return parts[2], parts[3]
+
+
+def run_service(config, stop_event=None, ready=None):
+    """Run one worker until SIGTERM/SIGINT (or stop_event); return 0."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+    from daozhang.backend.store import open_store
+
+    backend, broker = config["backend"], config["broker"]
+    log = EventLog(backend.get("log") or None)
+    store = open_store(backend["db"])
+    signer = AckSigner.from_file(backend["key"])
+    worker = Ingestor(store, signer, log, gap_grace_ms=int(float(backend.get("gap_grace_s", 30)) * 1000))
+    stop = stop_event or threading.Event()
+    inbox = queue.Queue()
+    client_id = broker.get("client_id") or "backend-%s" % uuid.uuid4().hex[:12]
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5, manual_ack=True)
+    if broker.get("tls", True):
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=broker["ca"])
+        context.load_cert_chain(broker["cert"], broker["key"])
+        client.tls_set_context(context)
+    client.reconnect_delay_set(0.2, 10)
+    group = backend["share_group"]
+    subs = [("$share/%s/daozhang/v1/+/%s" % (group, leaf), 1) for leaf in ("receipts", "alerts", "status")]
+
+    def on_connect(c, u, flags, rc, props):
+        if rc.is_failure:
+            log("broker_refused", level="error", cause="auth: %s" % rc)
+            return
+        c.subscribe(subs)
+        log("broker_connected", client_id=client_id, session_present=flags.session_present)
+
+    def on_disconnect(c, u, flags, rc, props):
+        log("broker_lost", level="warning", cause=str(rc))
+
+    def on_subscribe(c, u, mid, reason_codes, props):
+        log("subscribed", codes=",".join(str(r) for r in reason_codes))
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_disconnect = on_disconnect
+    client.on_message = lambda c, u, m: inbox.put(m)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0
+    try:
+        client.connect(broker["host"], int(broker["port"]), keepalive=int(broker.get("keepalive", 30)),
+                       clean_start=True, properties=props)
+    except (ssl.SSLError, OSError) as exc:
+        # The broker may not be up yet: keep trying in the background.
+        log("broker_connect_failed", level="warning", cause=str(exc))
+        client.connect_async(broker["host"], int(broker["port"]),
+                             keepalive=int(broker.get("keepalive", 30)), clean_start=True,
+                             properties=props)
+    client.loop_start()
+    if stop_event is None:
+        signal.signal(signal.SIGTERM, lambda *a: stop.set())
+        signal.signal(signal.SIGINT, lambda *a: stop.set())
+    log("backend_ready", db=store.url, group=group, client_id=client_id)
+    if ready is not None:
+        ready.set()
+    last_gap_check = now_ms()
+    try:
+        while not stop.is_set():
+            try:
+                message = inbox.get(timeout=0.5)
+            except queue.Empty:
+                message = None
+            if message is not None:
+                _handle(client, worker, log, message)
+            if now_ms() - last_gap_check > 1000:
+                last_gap_check = now_ms()
+                try:
+                    worker.check_gaps()
+                except DaozhangError as exc:
+                    log("gap_check_failed", level="error", error=str(exc))
+    finally:
+        client.loop_stop()
+        try:
+            client.disconnect()
+        except Exception:
+            pass
+        store.close()
+        log("backend_stopped", **worker.counts)
+    return 0
+
+
+def _handle(client, worker, log, message):
+    device_id, leaf = _device_of(message.topic)
+    payload = bytes(message.payload)
+    try:
+        if device_id is None:
+            log("bad_topic", level="warning", topic=message.topic)
+        elif leaf == "receipts":
+            ack = worker.receipts(device_id, payload)
+            if ack is not None:
+                client.publish(TOPIC_ROOT + device_id + "/acks", ack, qos=1)
+        elif leaf == "alerts":
+            worker.alert(device_id, payload)
+        elif leaf == "status":
+            try:
+                status = cbor.loads(payload) if payload else {}
+                log("device_status", device=device_id, state=status.get("state") if isinstance(status, dict) else "?")
+            except DecodeError:
+                log("device_status_malformed", level="warning", device=device_id)
+    except StorageError as exc:
+        # Not committed: do not PUBACK; the device resends after no ack.
+        log("store_failed", level="error", device=device_id, error=str(exc))
+        return
+    except DaozhangError as exc:
+        log("message_failed", level="error", device=device_id, error=str(exc))
+    client.ack(message.mid, message.qos)

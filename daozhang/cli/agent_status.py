@@ -1,0 +1,26 @@
+"""`daozhang agent status --config FILE [--json]`: backlog and sync health."""
+
+import json
+
+import click
+
+
+@click.command("status")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="The agent.toml of the device.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def status(config_path, as_json):
+    """Backlog depth, oldest unacknowledged record, reconnects, rejected messages."""
+    from daozhang.agent.sync_status import agent_status
+
+    out = agent_status(config_path)
+    if as_json:
+        click.echo(json.dumps(out, sort_keys=True))
+        return
+    age = out["oldest_unacked_age_ms"]
+    click.echo("device       %s (%s)" % (out["device"], out["connection"]))
+    click.echo("backlog      %d records (acked below %d, next %d)" % (out["backlog"], out["acked"], out["next_seq"]))
+    click.echo("oldest       %s" % ("-" if age is None else "%.1f s unacknowledged" % (age / 1000.0)))
+    click.echo("journal      %.0f%% full (%d of %d segments in use)" % (out["fill"] * 100, out["segments_in_use"], out["segments"]))
+    click.echo("reconnects   %s" % ("-" if out["reconnects"] is None else out["reconnects"]))
+    click.echo("rejected     %s down messages" % ("-" if out["rejected"] is None else out["rejected"]))

@@ -1,0 +1,606 @@
+"""The technician's journal verifier: every rule of SPEC 3, every finding.
+
+    report = verify_journal("journal.dzj", ["device.pub"], anchor="head.anchor")
+    report.ok, report.findings          # every problem, with seq and offset
+    check_journal(...)                  # raises the first finding as its class
+
+An independent reader of docs/spec/journal.md: it imports nothing of the
+writer.  Pure rules over bytes (python-tuf's TrustedMetadataSet habit): the
+only I/O is mapping the file read-only, so verify never changes the journal,
+the keys or the anchor.
+
+The walk, in the order findings are reported:
+1. superblock (3.1): if it is bad nothing else can be read;
+2. file size against the geometry; every segment header (3.2);
+3. segment order: in-use segments by first_seq must agree with ring order;
+4. per segment, oldest first: frames (3.3), CRC, deterministic CBOR, body
+   shape (3.4) - then sequence, chain, checkpoints (3.6), outages (3.7),
+   keys (3.8), with one record of lookahead to name a reorder precisely;
+5. the end: free segments hold only zeros, an open outage, the anchor (3.11).
+
+After a finding the walk resynchronises (next valid frame, next segment) so
+one tampered byte gives one finding, not a cascade.
+"""
+
+import gc
+import struct
+from hashlib import sha256
+
+from daozhang.host_tools import journal_reader as reader
+from daozhang.host_tools.verify_anchor import Anchor, check_anchor_signature, read_anchor
+from daozhang.host_tools.verify_fast import FastPath as _FastPath
+from daozhang.host_tools.verify_errors import INFORMATIONAL
+from daozhang.host_tools.verify_keys import (ALG_ED25519, ALG_NONE, batch_root, checkpoint_message, key_from_raw,
+                                             key_id, load_public_keys, signature_valid)
+from daozhang.host_tools.verify_report import Finding, VerificationReport
+
+_unpack_head = struct.Struct(">BBI").unpack_from
+_unpack_crc = struct.Struct(">I").unpack_from
+_crc32 = reader.crc32
+_MAGIC = reader.FRAME_MAGIC
+_ERASED = b"\x00\x00"
+_LOOKAHEAD = 16          # records searched for a missing seq before calling it a gap
+_STATE_NORMAL, _STATE_OUTAGE, _STATE_RECOVERY = 0, 1, 2
+
+
+class _FirstFinding(Exception):
+    """Internal: stops the walk at the first finding (check_journal)."""
+
+
+def verify_journal(source, pubkeys, anchor=None, progress=None):
+    """Verify a journal (path or bytes); return a VerificationReport listing every finding.
+
+    `pubkeys`: trusted Ed25519 keys (PEM paths, PEM bytes, raw 32 bytes);
+    `anchor`: an anchor path, bytes or Anchor (SPEC 3.11); `progress(done, total)`
+    is called once per segment.  Raises BadTrustInput for unreadable keys or
+    anchor, OSError if the journal cannot be read; findings never raise.
+    """
+    return _run(source, pubkeys, anchor, progress, stop_at_first=False)
+
+
+def check_journal(source, pubkeys, anchor=None, progress=None):
+    """Like verify_journal, but raise the first (non-informational) finding as its
+    own VerificationError subclass; return the report if there is none."""
+    return _run(source, pubkeys, anchor, progress, stop_at_first=True)
+
+
+def _run(source, pubkeys, anchor, progress, stop_at_first):
+    if isinstance(pubkeys, (str, bytes, bytearray)) or hasattr(pubkeys, "__fspath__"):
+        pubkeys = [pubkeys]
+    trusted = load_public_keys(pubkeys)
+    if anchor is not None and not isinstance(anchor, Anchor):
+        anchor = read_anchor(anchor)
+    if anchor is not None:
+        check_anchor_signature(anchor, trusted)
+    data, close = reader.load(source)
+    # The walk creates no reference cycles; pausing the cyclic GC keeps it from
+    # rescanning the batches of decoded records (about a tenth of the time).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        walk = _Walk(data, trusted, anchor, progress, stop_at_first)
+        try:
+            walk.run()
+        except _FirstFinding:
+            raise walk.report.findings[-1].to_error() from None
+        return walk.report
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+        close()
+
+
+class _Walk:
+    def __init__(self, data, trusted, anchor, progress, stop_at_first):
+        self.data = data
+        self.trusted = dict(trusted)   # grows with rotations; the caller's dict never does
+        self.anchor = anchor
+        self.progress = progress
+        self.stop_at_first = stop_at_first
+        self.report = VerificationReport()
+        self.report.trusted_kids = list(trusted)
+        self.sb = None
+        self.truncated = False
+        # sequence and chain
+        self.expect_seq = None       # E: the next sequence number, None before the first record
+        self.expect_prev = None      # P: hash the next record must carry, None if unknown
+        self.loose = False           # after damage: accept any seq >= E without a gap finding
+        self.recent = {}             # seq -> (hash, prev) of recently accepted records
+        self.last_is_checkpoint = False
+        self.last_offset = None
+        self.segment_records = 0
+        self.type_counts = [0] * 256
+        # the commit being covered by the next checkpoint
+        self.leaves = []
+        self.hole = False            # a record of this commit is missing or damaged
+        self.flagged = False         # some covered record has the outage flag
+        self.unflagged = False       # some covered record lacks it
+        self.pending_rotation = None
+        # checkpoints and keys
+        self.last_cp = None          # (seq, acked, released)
+        self.in_outage = None        # None: unknown (the journal starts mid-history)
+        self.current_kid = None
+        self.anchor_hash = None
+        self.foreign_reported = None
+        self.voided = set()          # segments a boot record says recovery voided
+        self.free_segments = []
+
+    # -- findings -------------------------------------------------------------
+
+    def emit(self, kind, seq, offset, message):
+        self.report.findings.append(Finding(kind, seq, offset, message))
+        if self.stop_at_first and kind not in INFORMATIONAL:
+            raise _FirstFinding()
+
+    # -- 1..3: superblock, headers, order -------------------------------------
+
+    def run(self):
+        data = self.data
+        try:
+            sb = reader.parse_superblock(data[0:reader.SUPERBLOCK_SIZE])
+        except reader.LayoutProblem as exc:
+            self.emit("BadSuperblock", None, 0, str(exc))
+            return
+        self.sb = sb
+        report = self.report
+        report.device_id, report.journal_id = sb.device_id, sb.journal_id
+        report.segment_size, report.segment_count = sb.segment_size, sb.segment_count
+        report.bytes_total = sb.segment_count * (sb.segment_size - reader.SEGMENT_HEADER_SIZE)
+        geometry_end = reader.SUPERBLOCK_SIZE + sb.segment_count * sb.segment_size
+        if len(data) < geometry_end:
+            self.truncated = True
+            self.emit("TruncatedJournal", None, len(data), "file is %d bytes, its geometry needs %d (%d segments of %d)"
+                      % (len(data), geometry_end, sb.segment_count, sb.segment_size))
+        elif len(data) > geometry_end:
+            self.emit("GarbageAfterTail", None, geometry_end, "%d bytes past the end of the geometry (%d bytes)"
+                      % (len(data) - geometry_end, geometry_end))
+        segments = self._headers()
+        report.segments_in_use = len(segments)
+        segments = self._order(segments)
+        fast = _FastPath(self)
+        for number, header in enumerate(segments):
+            end = min(header.offset + sb.segment_size, len(data))
+            is_head = number == len(segments) - 1
+            resume = fast.segment(header, end, is_head)
+            if resume is not None:   # something is unusual: the careful path from there on
+                entries = self._scan(header, end, None if resume < 0 else resume)
+                self._sequence(header, entries, is_head, first=resume < 0)
+            self._segment_end(header, is_head)
+            if self.progress is not None:
+                self.progress(number + 1, len(segments))
+        self._finish(segments)
+
+    def _headers(self):
+        segments = []
+        for index, offset, parsed in reader.segment_headers(self.data, self.sb):
+            if isinstance(parsed, reader.ForeignHeader):
+                self.emit("ForeignSegment", None, offset, "segment %d: %s" % (index, parsed))
+            elif isinstance(parsed, reader.LayoutProblem):
+                self.emit("BadSegmentHeader", None, offset, "segment %d: %s" % (index, parsed))
+                salvaged = self._salvage_header(index, offset)
+                if salvaged is not None:
+                    segments.append(salvaged)
+            elif parsed is not None:
+                segments.append(parsed)
+            else:
+                self.free_segments.append((index, offset))
+        return segments
+
+    def _salvage_header(self, index, offset):
+        """A damaged header over intact records: walk them anyway, ordered by
+        their first record, so one flipped header bit gives one finding."""
+        pos = offset + reader.SEGMENT_HEADER_SIZE
+        end = min(offset + self.sb.segment_size, len(self.data))
+        if self._frame_ok(pos, end):
+            n = _unpack_head(self.data, pos + 2)[2]
+            value, problem = reader.decode_body(0, self.data[pos + 8:pos + 8 + n])
+            if problem is None:
+                return _Salvaged(index, offset, value[0], value[1])
+        return None
+
+    def _order(self, segments):
+        """SPEC 3.2: in-use segments, oldest first; ring order must agree."""
+        by_seq = sorted(segments, key=lambda h: (h.first_seq, h.index))
+        unique = []
+        for header in by_seq:
+            if unique and unique[-1].first_seq == header.first_seq:
+                self.emit("SegmentOrder", header.first_seq, header.offset,
+                          "segments %d and %d both claim first_seq %d" % (unique[-1].index, header.index,
+                                                                           header.first_seq))
+                continue
+            unique.append(header)
+        if len(unique) > 1:
+            n = self.sb.segment_count
+            head = unique[-1].index
+            ring = sorted(unique, key=lambda h: (h.index - head - 1) % n)
+            for expected, found in zip(unique, ring):
+                if expected is not found:
+                    self.emit("SegmentOrder", found.first_seq, found.offset,
+                              "segment %d (first_seq %d) is out of ring order: after newest segment %d, "
+                              "ring order should reach first_seq %d (segment %d) here"
+                              % (found.index, found.first_seq, head, expected.first_seq, expected.index))
+                    break
+        return unique
+
+    # -- 4a: frames of one segment ------------------------------------------
+
+    def _frame_ok(self, pos, end):
+        data = self.data
+        if pos + 12 > end or data[pos:pos + 2] != _MAGIC:
+            return False
+        n = _unpack_head(data, pos + 2)[2]
+        stop = pos + 12 + n
+        return 1 <= n <= reader.MAX_BODY and stop <= end and \
+            _crc32(data[pos:stop - 4]) == _unpack_crc(data, stop - 4)[0]
+
+    def _resync(self, start, end):
+        data = self.data
+        while True:
+            q = data.find(_MAGIC, start, end)
+            if q < 0:
+                return None
+            if self._frame_ok(q, end):
+                return q
+            start = q + 1
+
+    def _scan(self, header, end, start=None):
+        """Frames of one segment from `start`: [(offset, type, flags, hash, body value | None)].
+
+        A None value is damage (a finding was emitted); its hash is None when
+        its bytes cannot be trusted at all.
+        """
+        data = self.data
+        decode_body = reader.decode_body
+        type_names = reader.TYPE_NAMES
+        entries = []
+        append = entries.append
+        pos = header.offset + reader.SEGMENT_HEADER_SIZE if start is None else start
+        torn_end = self.truncated and end == len(data)
+        while True:
+            if pos + 2 > end:
+                if pos < end and data[pos] != 0:
+                    self.emit("GarbageAfterTail", None, pos, "non-zero byte in the last byte of segment %d"
+                              % header.index)
+                break
+            magic = data[pos:pos + 2]
+            if magic == _ERASED:
+                self._zero_tail(header, pos, end)
+                break
+            if magic == _MAGIC and pos + 12 <= end:
+                rtype, flags, n = _unpack_head(data, pos + 2)
+                stop = pos + 12 + n
+                if 1 <= n <= 65536 and stop <= end:
+                    frame = data[pos:stop - 4]
+                    if _crc32(frame) == _unpack_crc(data, stop - 4)[0]:
+                        rhash = sha256(frame).digest()
+                        if flags & 0xFE:
+                            self.emit("BadFrame", None, pos, "flags 0x%02x: bits 1-7 must be zero" % flags)
+                        if rtype not in type_names:
+                            self.emit("UnknownRecordType", None, pos, "record type %d is not in SPEC 3.5" % rtype)
+                        value, problem = decode_body(rtype, frame[8:])
+                        if problem is not None:
+                            self.emit(problem[0], None, pos, problem[1])
+                        append((pos, rtype, flags, rhash, value))
+                        pos = stop
+                        continue
+                    # A plausible length but a wrong CRC: damage inside the frame, if a
+                    # valid frame or erased space follows; else fall through to resync.
+                    nxt = self._resync(pos + 1, end)
+                    if nxt is not None or not any(data[stop:end]):
+                        self.emit("CrcMismatch", None, pos, "record frame CRC 0x%08x, computed 0x%08x"
+                                  % (_unpack_crc(data, stop - 4)[0], _crc32(frame)))
+                        append((pos, rtype, flags, None, None))
+                        if nxt is None:
+                            pos = stop
+                            break
+                        pos = nxt
+                        continue
+            if torn_end and self._resync(pos + 1, end) is None:
+                break   # the file ends inside this segment: TruncatedJournal was reported
+            nxt = self._resync(pos + 1, end)
+            if nxt is None:
+                self.emit("GarbageAfterTail", None, pos, "%d bytes after the last valid record of segment %d "
+                          "are neither a record frame nor zero" % (end - pos, header.index))
+                break
+            self.emit("BadFrame", None, pos, "no valid record frame (magic, length) at this offset; "
+                      "next valid frame at %d" % nxt)
+            append((pos, None, 0, None, None))
+            pos = nxt
+        self.report.bytes_used += pos - header.offset - reader.SEGMENT_HEADER_SIZE
+        return entries
+
+    def _zero_tail(self, header, pos, end):
+        rest = self.data[pos:end]
+        if any(rest):
+            first = pos + len(rest) - len(rest.lstrip(b"\x00"))
+            self.emit("GarbageAfterTail", None, first, "non-zero bytes after the end of the records of segment %d "
+                      "(which end at %d)" % (header.index, pos))
+
+    # -- 4b: sequence, chain, checkpoints -----------------------------------
+
+    def _sequence(self, header, entries, is_head, first=True):
+        recent = self.recent
+        if len(recent) > 64:
+            last = max(recent)
+            self.recent = recent = {last: recent[last]}
+        i = 0
+        while i < len(entries):
+            pos, rtype, flags, rhash, value = entries[i]
+            if value is None:                      # damage, already reported
+                self.loose = True
+                self.hole = True
+                self.expect_prev = rhash
+                self.last_is_checkpoint = False
+                i += 1
+                continue
+            seq, prev = value[0], value[1]
+            if first:
+                first = False
+                if not isinstance(header, _Salvaged) and (seq != header.first_seq or prev != header.prev_hash):
+                    self.emit("BadSegmentHeader", seq, header.offset,
+                              "header says first_seq %d prev %s, its first record has seq %d prev %s"
+                              % (header.first_seq, header.prev_hash.hex()[:16], seq, prev.hex()[:16]))
+            if rtype == reader.TYPE_CHECKPOINT and value[5]["dev"] != self.sb.device_id:
+                # name the cause before its symptom (the chain break at a splice)
+                self.emit("ForeignRecord", seq, pos, "checkpoint names device %r, this journal is %r"
+                          % (value[5]["dev"], self.sb.device_id))
+                self.foreign_reported = pos
+            expected = self.expect_seq
+            if expected is None:
+                self.report.first_seq = seq
+                if seq == 0 and prev != reader.ZERO_HASH:
+                    self.emit("ChainBroken", seq, pos, "record 0 must carry a zero prev hash")
+            elif self.loose and seq >= expected:
+                if seq > expected:
+                    self.hole = True
+            elif seq == expected:
+                if self.expect_prev is not None and prev != self.expect_prev:
+                    self.emit("ChainBroken", seq, pos, "prev %s, expected the hash of record %d: %s"
+                              % (prev.hex(), seq - 1, self.expect_prev.hex()))
+            elif seq < expected:
+                seen = recent.get(seq)
+                if seen is not None and seen[0] == rhash:
+                    self.emit("DuplicateRecord", seq, pos, "record %d already appeared (same hash %s)"
+                              % (seq, rhash.hex()[:16]))
+                    i += 1
+                    continue
+                if seen is not None and seen[1] == prev and seq == expected - 1:
+                    self.emit("ChainBroken", seq, pos,
+                              "two different records claim seq %d after the same record: the one at offset %d "
+                              "is not part of the chain" % (seq, self.last_offset))
+                    if self.leaves and self.leaves[-1] == seen[0]:
+                        self.leaves[-1] = rhash
+                    recent[seq] = (rhash, prev)
+                    self.expect_prev = rhash
+                    self.last_offset = pos
+                    i += 1
+                    continue
+                self.emit("ReorderedRecord", seq, pos, "seq %d appears after seq %d" % (seq, expected - 1))
+                i += 1
+                continue
+            else:
+                j = self._find_seq(entries, i + 1, expected)
+                if j is not None:
+                    self.emit("ReorderedRecord", seq, pos, "seq %d appears before seq %d (at offset %d)"
+                              % (seq, expected, entries[j][0]))
+                    entries.insert(i, entries.pop(j))
+                    continue
+                self.emit("SequenceGap", seq, pos, "expected seq %d, found %d: %d record(s) missing"
+                          % (expected, seq, seq - expected))
+                self.hole = True
+            self._accept(pos, rtype, flags, rhash, value)
+            i += 1
+
+    def _segment_end(self, header, is_head):
+        """SPEC 3.6: every in-use segment ends with a checkpoint, but for a torn tail."""
+        if self.segment_records and not self.last_is_checkpoint:
+            last = self.report.last_seq
+            if is_head:
+                self.emit("UncommittedTail", last, self.last_offset,
+                          "records after the last checkpoint (up to seq %d) were never committed" % last)
+            else:
+                self.emit("BadCheckpoint", last, self.last_offset,
+                          "segment %d ends with seq %d, which is not a checkpoint" % (header.index, last))
+        self.segment_records = 0
+
+    @staticmethod
+    def _find_seq(entries, start, seq):
+        for j in range(start, min(len(entries), start + _LOOKAHEAD)):
+            value = entries[j][4]
+            if value is not None and value[0] == seq:
+                return j
+        return None
+
+    def _accept(self, pos, rtype, flags, rhash, value):
+        seq = value[0]
+        report = self.report
+        self.expect_seq = seq + 1
+        self.expect_prev = rhash
+        self.loose = False
+        self.recent[seq] = (rhash, value[1])
+        self.last_offset = pos
+        report.records += 1
+        report.last_seq = seq
+        self.segment_records += 1
+        self.type_counts[rtype] += 1
+        if self.anchor is not None and seq == self.anchor.seq:
+            self.anchor_hash = rhash
+        if flags & reader.FLAG_OUTAGE:
+            self.flagged = True
+        else:
+            self.unflagged = True
+        if rtype == reader.TYPE_CHECKPOINT:
+            self._checkpoint(pos, seq, value, flags, rhash)
+            self.last_is_checkpoint = True
+        else:
+            self.last_is_checkpoint = False
+            self.leaves.append(rhash)
+            if rtype == reader.TYPE_KEY_ROTATION:
+                self._rotation(pos, seq, value[5])
+            elif rtype == reader.TYPE_BOOT:
+                self.note_boot(value[5])
+
+    def note_boot(self, payload):
+        voided = payload.get("voided_segments")
+        if type(voided) is list:
+            self.voided.update(i for i in voided if type(i) is int)
+
+    def _rotation(self, pos, seq, payload):
+        key = key_from_raw(payload["pub"]) if payload["alg"] == ALG_ED25519 else None
+        if key is None or key_id(payload["pub"]) != payload["kid"]:
+            self.emit("BadRecordBody", seq, pos, "key rotation: alg %d, kid %s does not name a valid Ed25519 key"
+                      % (payload["alg"], payload["kid"].hex()))
+            return
+        self.pending_rotation = (payload["kid"], key)
+
+    def _checkpoint(self, pos, seq, value, flags, rhash):
+        payload = value[5]
+        head, wall_ms = value[1], value[2]
+        alg, state = payload["alg"], payload["state"]
+        acked, released = payload["acked"], payload["released"]
+        if payload["dev"] != self.sb.device_id and self.foreign_reported != pos:
+            self.emit("ForeignRecord", seq, pos, "checkpoint names device %r, this journal is %r"
+                      % (payload["dev"], self.sb.device_id))
+        first = self.last_cp[0] + 1 if self.last_cp is not None else self.report.first_seq
+        if payload["first"] != first:
+            self.emit("BadCheckpoint", seq, pos, "first %d, expected %d" % (payload["first"], first))
+        elif not self.hole and len(self.leaves) == seq - first:
+            root = batch_root(self.leaves)
+            if root != payload["root"]:
+                self.emit("BadCheckpoint", seq, pos, "root %s, computed %s over records %d..%d"
+                          % (payload["root"].hex(), root.hex(), first, seq - 1))
+        if not released <= acked <= seq:
+            self.emit("BadCheckpoint", seq, pos, "cursors must satisfy released <= acked <= seq: %d, %d, %d"
+                      % (released, acked, seq))
+        elif self.last_cp is not None and (acked < self.last_cp[1] or released < self.last_cp[2]):
+            self.emit("BadCheckpoint", seq, pos, "cursors moved back: acked %d -> %d, released %d -> %d"
+                      % (self.last_cp[1], acked, self.last_cp[2], released))
+        if state not in (_STATE_NORMAL, _STATE_OUTAGE, _STATE_RECOVERY):
+            self.emit("BadCheckpoint", seq, pos, "state %d, expected 0, 1 or 2" % state)
+        self._outage_rules(pos, seq, payload, flags)
+        if alg == ALG_ED25519:
+            self._signature(pos, seq, head, wall_ms, payload)
+        elif alg != ALG_NONE:
+            self.emit("UnknownKey", seq, pos, "signature algorithm %d is not supported (1 = Ed25519)" % alg)
+        self.last_cp = (seq, acked, released)
+        self.report.checkpoints += 1
+        self.report.last_checkpoint = {"seq": seq, "hash": rhash, "offset": pos, "alg": alg, "kid": payload["kid"],
+                                       "state": state, "acked": acked, "released": released, "wall_ms": wall_ms}
+        if alg == ALG_ED25519:
+            self.report.last_signed_checkpoint = self.report.last_checkpoint
+        self.leaves = []
+        self.hole = self.flagged = self.unflagged = False
+
+    def _outage_rules(self, pos, seq, payload, flags):
+        """SPEC 3.7."""
+        state = payload["state"]
+        if payload["alg"] == ALG_NONE:
+            if state != _STATE_OUTAGE or payload["kid"] or payload["sig"]:
+                self.emit("UnsignedOutsideOutage", seq, pos, "unsigned checkpoint (alg 0) with state %d, kid %s, "
+                          "sig of %d bytes: only a state 1 outage checkpoint may be unsigned"
+                          % (state, payload["kid"].hex() or "empty", len(payload["sig"])))
+            elif self.unflagged:
+                self.emit("UnsignedOutsideOutage", seq, pos, "unsigned outage checkpoint covers records "
+                          "not flagged as written during the outage")
+        elif state == _STATE_OUTAGE:
+            self.emit("BadCheckpoint", seq, pos, "state 1 (signer outage) on a signed checkpoint")
+        if state != _STATE_OUTAGE and self.flagged:
+            self.emit("OutageFlagMisuse", seq, pos, "records flagged as written in a signer outage are covered "
+                      "by a state %d checkpoint, expected state 1" % state)
+        if state == _STATE_NORMAL and self.in_outage:
+            self.emit("OutageNotRecovered", seq, pos, "state 0 checkpoint right after a signer outage: "
+                      "expected a state 2 (recovery) checkpoint first")
+        elif state == _STATE_RECOVERY and self.in_outage is False:
+            self.emit("RecoveryWithoutOutage", seq, pos, "state 2 (recovery) checkpoint after a state 0 one")
+        self.in_outage = state == _STATE_OUTAGE
+
+    def _signature(self, pos, seq, head, wall_ms, payload):
+        """SPEC 3.6 signature, 3.8 key rules."""
+        kid = payload["kid"]
+        key = self.trusted.get(kid)
+        rotation = self.pending_rotation
+        if key is None:
+            if rotation is not None and kid == rotation[0]:
+                self.emit("UnknownKey", seq, pos, "signed by the rotated-to key %s before an already trusted "
+                          "key vouched for the rotation" % kid.hex())
+            else:
+                self.emit("UnknownKey", seq, pos, "signed by key %s, not among the trusted keys (%s)"
+                          % (kid.hex(), ", ".join(k.hex() for k in self.trusted) or "none given"))
+            return
+        if self.current_kid is not None and kid != self.current_kid and not (rotation and kid == rotation[0]):
+            self.emit("WrongKey", seq, pos, "signed by trusted key %s, but the journal's current key is %s"
+                      % (kid.hex(), self.current_kid.hex()))
+            return
+        message = checkpoint_message(payload["dev"], seq, head, wall_ms, payload)
+        if not signature_valid(key, payload["sig"], message):
+            self.emit("BadSignature", seq, pos, "Ed25519 signature (%d bytes) by key %s does not verify over "
+                      "checkpoint seq %d head %s" % (len(payload["sig"]), kid.hex(), seq, head.hex()[:16]))
+            return
+        self.report.signatures_checked += 1
+        self.current_kid = kid
+        if rotation is not None:
+            self.trusted[rotation[0]] = rotation[1]
+            self.current_kid = rotation[0]
+            self.pending_rotation = None
+            self.report.trusted_kids.append(rotation[0])
+
+    # -- 5: the end -----------------------------------------------------------
+
+    def _free_segments_zero(self):
+        """SPEC 3.1: bytes never written are zero, and a segment is written whole
+        (3.10), so a free segment holds only zeros, unless recovery voided it."""
+        data = self.data
+        for index, offset in self.free_segments:
+            if index in self.voided:
+                continue
+            body = data[offset:min(offset + self.sb.segment_size, len(data))]
+            if any(body):
+                first = offset + len(body) - len(body.lstrip(b"\x00"))
+                self.emit("GarbageAfterTail", None, first, "free segment %d (all-zero header) holds non-zero "
+                          "bytes, and no boot record says recovery voided it" % index)
+
+    def _finish(self, segments):
+        report = self.report
+        self._free_segments_zero()
+        for rtype, count in enumerate(self.type_counts):
+            if count:
+                name = reader.TYPE_NAMES.get(rtype, "type_%d" % rtype)
+                report.counts[name] = count
+        if self.in_outage:
+            self.emit("UnrecoveredOutage", report.last_checkpoint["seq"], report.last_checkpoint["offset"],
+                      "the journal ends in a signer outage: records after the last signed checkpoint are "
+                      "chained but vouched for by no signature")
+        anchor = self.anchor
+        if anchor is None:
+            return
+        report.anchor_seq = anchor.seq
+        sb = self.sb
+        if anchor.journal_id != sb.journal_id or anchor.dev != sb.device_id:
+            self.emit("AnchorMismatch", anchor.seq, None, "anchor is for journal %s of %r, this is journal %s of %r"
+                      % (anchor.journal_id.hex(), anchor.dev, sb.journal_id.hex(), sb.device_id))
+        elif self.anchor_hash is not None:
+            if self.anchor_hash != anchor.hash:
+                self.emit("AnchorMismatch", anchor.seq, None, "record %d has hash %s, the anchor's checkpoint %s"
+                          % (anchor.seq, self.anchor_hash.hex(), anchor.hash.hex()))
+        elif report.last_seq is None or report.last_seq < anchor.seq:
+            last = -1 if report.last_seq is None else report.last_seq
+            torn = self.truncated or not self.last_is_checkpoint
+            if torn:
+                if not self.truncated:   # a short file was reported already
+                    self.emit("TruncatedJournal", last, None, "journal ends at seq %d without a checkpoint, "
+                              "before the anchor's seq %d" % (last, anchor.seq))
+            else:
+                self.emit("Rollback", last, None, "journal ends at seq %d, the anchor proves seq %d was committed: "
+                          "this is an older image" % (last, anchor.seq))
+        elif report.first_seq is not None and anchor.seq >= report.first_seq:
+            self.emit("AnchorMismatch", anchor.seq, None, "record %d (the anchor's checkpoint) is not intact "
+                      "in the journal" % anchor.seq)
+
+
+class _Salvaged:
+    """A segment whose header is damaged, placed by its first record."""
+
+    __slots__ = ("index", "offset", "first_seq", "prev_hash")
+
+    def __init__(self, index, offset, first_seq, prev_hash):
+        self.index, self.offset, self.first_seq, self.prev_hash = index, offset, first_seq, prev_hash

@@ -1,0 +1,94 @@
+"""The watchdog's event rules, one at a time."""
+
+import pytest
+
+from daozhang.agent.core.errors import LocalError
+from dztest.settlement import HOUR, SimTerminal, local, shanghai_profile
+from dztest.settlement import make_row as row, make_txn as txn
+
+MONDAY = local(2027, 1, 4, 10)
+AFTER_DEADLINE = local(2027, 1, 5, 23, 10)
+
+
+def kinds(actions):
+    return [(a["kind"], a["key"], a["action"]) for a in actions]
+
+
+def test_void_clears_an_overdue_sale():
+    term = SimTerminal(shanghai_profile())
+    term.feed(("transaction", txn(1)))
+    assert ("settlement_overdue", "P1", "firing") in kinds(term.feed(("tick", AFTER_DEADLINE)))
+    void = txn(2, kind="void", original_pos_txn_id="P1", when=AFTER_DEADLINE + HOUR)
+    assert kinds(term.feed(("transaction", void))) == [("settlement_overdue", "P1", "resolved")]
+    assert term.watchdog.summary(AFTER_DEADLINE + 2 * HOUR)["counts"]["not_arrived"] == 0
+
+
+def test_refunds_do_not_raise_overdue_but_count_as_not_arrived():
+    term = SimTerminal(shanghai_profile())
+    term.feed(("transaction", txn(1, kind="refund", original_pos_txn_id="P0")))
+    assert term.feed(("tick", AFTER_DEADLINE)) == []
+    assert term.watchdog.summary(AFTER_DEADLINE)["counts"]["not_arrived"] == 1
+
+
+def test_redelivered_ack_changes_nothing():
+    term = SimTerminal(shanghai_profile())
+    t = txn(1)
+    term.feed(("transaction", t))
+    r = row(t, mcc=5411)
+    first = term.feed(("settlement", r, MONDAY + HOUR))
+    assert kinds(first) == [("mcc_jump", "P1", "pending"), ("mcc_jump", "P1", "firing")]
+    before = term.watchdog.state()
+    assert term.watchdog.handle(("settlement", r, MONDAY + 2 * HOUR)) == []
+    assert term.watchdog.state() == before
+
+
+def test_check_results_go_out_with_each_settlement():
+    term = SimTerminal(shanghai_profile())
+    t = txn(1)
+    term.feed(("transaction", t))
+    outputs = term.watchdog.handle(("settlement", row(t, fee=700), MONDAY + HOUR))
+    checks = [o for tag, o in outputs if tag == "check"]
+    assert [c["checks"] for c in checks] == [["over_fee"]]
+    assert checks[0]["fee_excess"] == 150 and checks[0]["contracted_fee"] == 550
+
+
+def test_release_waits_for_a_trusted_clock():
+    term = SimTerminal(shanghai_profile())
+    term.feed(("transaction", txn(1)))
+    term.feed(("transaction", txn(2, when=MONDAY + 60000)))
+    t3 = txn(3, when=MONDAY + 120000)
+    term.feed(("transaction", t3))
+    term.feed(("settlement", row(t3), MONDAY + HOUR))
+    assert term.watchdog.release_cursor() == 1
+    later = AFTER_DEADLINE + 40 * 24 * HOUR
+    term.feed(("clock", False, later))
+    term.feed(("tick", later))
+    assert term.watchdog.release_cursor() == 1  # an untrusted clock expires nothing
+    term.feed(("clock", True, later))
+    assert term.watchdog.release_cursor() is None
+
+
+def test_unknown_event_is_a_local_error():
+    term = SimTerminal(shanghai_profile())
+    with pytest.raises(LocalError, match="unknown watchdog event"):
+        term.watchdog.handle(("coffee", 1))
+
+
+def test_prune_forgets_expired_transactions_and_stays_consistent():
+    term = SimTerminal(shanghai_profile())
+    old = txn(1)
+    term.feed(("transaction", old))
+    term.feed(("settlement", row(old), MONDAY + HOUR))
+    term.feed(("settlement", row(old, ref="U9", rrn="nope", auth_code=""), MONDAY + HOUR))
+    fresh_time = MONDAY + 40 * 24 * HOUR  # past P1 deadline + 35 days
+    fresh = txn(2, when=fresh_time)
+    term.feed(("transaction", fresh))
+    term.feed(("tick", fresh_time + HOUR))
+    ledger = term.watchdog.ledger
+    assert list(ledger.entries) == ["P2"] and ledger.order == ["P2"]
+    assert ledger.unknown == [] and "X1" not in ledger.results
+    assert all(e["pos_txn_id"] == "P2" for v in ledger.matcher.by_rrn.values() for e in v)
+    # the fresh one still matches and is checked as usual
+    out = term.watchdog.handle(("settlement", row(fresh, ref="X2", settled_at=fresh_time + HOUR),
+                                fresh_time + HOUR))
+    assert [o["checks"] for tag, o in out if tag == "check"] == [[]]
