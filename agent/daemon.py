@@ -129,6 +129,18 @@ class Daemon:
         sd_notify.notify("READY=1\nSTATUS=serving on %s" % intake["socket"])
         self.log("agent_ready", device=cfg["device_id"], socket=intake["socket"])
 
+    def _open_journal(self, cfg):
+        path = cfg["journal"]["path"]
+        try:
+            return JournalFile.open(path, FileSigner(cfg["key"]))
+        except JournalFull as exc:
+            # Even the boot record does not fit.  Serve anyway, without it: the
+            # POS gets a clear `journal_full` instead of a dead socket, and the
+            # sync loop can still release records.  A restart loop would not help.
+            self.log("journal_full", level="critical", detail=str(exc), at="open")
+            self._on_alert("journal_full", "critical", {"detail": "at start: " + str(exc)})
+            return JournalFile.open(path, FileSigner(cfg["key"]), boot=False)
+
     def _transaction_committed(self, seq, payload):
         for listener in self.transaction_listeners:
             try:

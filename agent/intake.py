@@ -209,7 +209,7 @@ class IntakeServer:
                 self.log("intake_bad_frame", level="warning", pid=pid, code=exc.code)
                 self._send(conn, frames.error_response(None, exc.code, str(exc)), pid)
                 return
-            if event is frames.CLOSED or event == frames.CLOSED:
+            if event == frames.CLOSED:
                 return
             if event == frames.NEED_DATA:
                 conn.settimeout(self.frame_timeout if decoder.buffered else self.idle_timeout)

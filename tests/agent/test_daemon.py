@@ -373,5 +373,12 @@ def test_socket_group_and_journal_full_alert(tmp_path):
         assert agent.terminate() == 0
         log = agent.log_tail(100000)
         assert "event=alert" in log and "kind=journal_full" in log and "level=critical" in log
+        # A restart on a full journal still serves, refusing clearly (no restart loop).
+        agent.start()
+        with Client(sock) as conn:
+            with pytest.raises(Refused) as info:
+                conn.submit(sale("JF-after-restart"))
+        assert info.value.code == "journal_full"
+        assert agent.terminate() == 0
     finally:
         agent.close()

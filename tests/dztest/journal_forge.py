@@ -225,10 +225,11 @@ class Journal:
 
     # -- an attacker's fix-ups ---------------------------------------------
 
-    def rechain(self, key=None, renumber=False, resign_all=False):
-        """Recompute every prev hash, checkpoint first/root, and (with `key`) every
-        checkpoint whose signed message changed, as an attacker holding `key` would.
-        Without a key the old signatures stay (and no longer verify where changed)."""
+    def rechain(self, key=None, renumber=False, resign_all=False, resign_from=0):
+        """Recompute every prev hash, checkpoint first/root, and (with `key`) re-sign
+        every signed checkpoint from seq `resign_from` on, as an attacker holding
+        `key` would.  Without a key the old signatures stay (and no longer verify
+        where the message changed)."""
         prev = None
         seq = None
         hashes = []
@@ -242,7 +243,7 @@ class Journal:
                 p = rec.payload
                 p["first"] = last_cp + 1 if last_cp is not None else p["first"]
                 p["root"] = merkle_root(hashes)
-                if key is not None and (resign_all or p["alg"] == 1):
+                if key is not None and rec.seq >= resign_from and (resign_all or p["alg"] == 1):
                     p["alg"], p["kid"] = 1, kid_of(key)
                     p["sig"] = key.sign(self.signed_message(rec, p))
                 last_cp = rec.seq

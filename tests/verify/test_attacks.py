@@ -163,7 +163,7 @@ def test_resigned_with_the_attackers_key(tmp_path, writer_image, attacker_key, p
     model = forge.Journal.parse(writer_image)
     seg, i = locate(model, txn_seqs(model, 2)[0])
     seg.records[i].payload["amount"] += 50000
-    model.rechain(key=attacker_key)
+    model.rechain(key=attacker_key, resign_from=seg.records[i].seq)
     report = expect(tmp_path, model.render(), errors.UnknownKey, [pub_file])
     assert forge.kid_of(attacker_key).hex() in report.findings[0].message
 
@@ -172,7 +172,7 @@ def test_resigned_with_another_trusted_key(tmp_path, writer_image, other_key, pu
     model = forge.Journal.parse(writer_image)
     seg, i = locate(model, txn_seqs(model, 2)[0])
     seg.records[i].payload["amount"] += 50000
-    model.rechain(key=other_key)
+    model.rechain(key=other_key, resign_from=seg.records[i].seq)     # re-sign what changed
     other_pub = write(tmp_path, "other.pub", forge.pem_public(other_key))
     expect(tmp_path, model.render(), errors.WrongKey, [pub_file, other_pub])
 
