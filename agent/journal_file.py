@@ -81,6 +81,7 @@ class JournalFile:
         self._queue = []
         self._flushing = False
         self._failed = None
+        self._noted_cursors = None
         self.commits = 0
 
     @classmethod
@@ -129,6 +130,18 @@ class JournalFile:
             raise ticket.error
         return ticket.results
 
+    def note_cursors(self, acked, released):
+        """Remember new cursor values for the next commit to carry.
+
+        A cursor-only commit is itself a record the backend must then ack:
+        committing one per ack would ping-pong forever.  Noted cursors ride
+        on the next commit instead; call set_cursors() when space must be
+        freed now.
+        """
+        with self._cv:
+            current = self._noted_cursors or (self.ring.acked, self.ring.released)
+            self._noted_cursors = (max(current[0], acked), max(current[1], released))
+
     def set_cursors(self, acked=None, released=None, entries=()):
         """Commit new cursor values (with optional records, e.g. a sync ack)."""
         return self.append_many(list(entries), acked=acked, released=released)
@@ -176,6 +189,9 @@ class JournalFile:
         try:
             if self._failed is not None:
                 raise StorageError("journal unusable after an earlier I/O failure (%s): reopen it" % self._failed)
+            noted = self._noted_cursors
+            if acked is None and released is None and noted is not None:
+                acked, released = noted
             commit = self.ring.prepare(entries, self.clock.now(), self.signer, acked, released)
         except Exception as exc:
             if len(tickets) > 1 and not isinstance(exc, StorageError):
@@ -197,6 +213,9 @@ class JournalFile:
             return
         self.ring.apply(commit)
         self.commits += 1
+        noted = self._noted_cursors
+        if noted is not None and noted[0] <= self.ring.acked and noted[1] <= self.ring.released:
+            self._noted_cursors = None
         results = commit.results
         for ticket in tickets:
             ticket.results = results[:len(ticket.entries)]

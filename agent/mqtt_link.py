@@ -30,6 +30,7 @@ from daozhang.agent.sync_journal import FrameReader, save_anchor, load_anchor
 
 TOPIC_ROOT = "daozhang/v1/"
 SESSION_EXPIRY_S = 14 * 86400
+CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 
 
 def now_ms():
@@ -94,6 +95,8 @@ class MqttLink:
         self._wake_w.setblocking(False)
         self._lock = threading.Lock()
         self._alerts_in = []
+        self._active_alerts = {}
+        self._resend_active = False
         self._events = []
         self._mids = {}
         self._stop = threading.Event()
@@ -149,6 +152,14 @@ class MqttLink:
                               "alert": _cbor_safe(alert)})
         with self._lock:
             self._alerts_in.append(payload)
+            # Remember what is still active: sent again once a backend ack
+            # proves a worker is subscribed (alerts published while no
+            # worker was are dropped by the broker; the backend dedups).
+            kind = alert.get("kind")
+            if alert.get("state") in CLEARED_STATES:
+                self._active_alerts.pop(kind, None)
+            else:
+                self._active_alerts[kind] = payload
         self.wake()
 
     def start(self):
@@ -227,6 +238,7 @@ class MqttLink:
                     self._drop(cause)
                 else:
                     self._subscribe()
+                    self._resend_active = True
                     self._perform(self.core.connected(now))
             elif name == "lost":
                 if self.core.state != "offline":
@@ -257,6 +269,10 @@ class MqttLink:
                 self._publish(action[1], action[2], action[3], action[4])
             elif name == "ack":
                 self._accept_ack(action[1], action[3])
+                if self._resend_active:
+                    self._resend_active = False
+                    with self._lock:
+                        self._alerts_in.extend(self._active_alerts.values())
             elif name == "reject":
                 self.log("sync_rejected", level="warning", reason=action[1], detail=action[2])
                 self.alert("security", "critical", {"detail": "rejected down message: " + action[1],

@@ -71,7 +71,7 @@ class DeviceOutputs:
         self.config = (board or {}).get("outputs", {})
         self.console = console if console is not None else sys.stderr
         self.skipped = {}
-        self.summary = {"worst": None, "lines": []}
+        self.summary = {"worst": None, "lines": [], "display": ""}
         self.last_display = None
         self.buzz_queue = []     # [(on, ms), ...] still to play
         self.buzz_until = None   # when the current buzzer step ends
@@ -109,7 +109,7 @@ class DeviceOutputs:
         """New alert summary (AlertMachine.status_summary()): status file,
         display line and console line."""
         self.summary = summary
-        text = " | ".join(summary["lines"]) if summary["lines"] else "all payments in order"
+        text = summary["display"]
         self._write_status(summary)
         if text != self.last_display:
             self.last_display = text

@@ -81,6 +81,7 @@ KIND_ORDER = ("security", "journal_full", "storage_error", "clock_untrusted",
 # source kind -> kinds it holds while pending or firing (Alertmanager inhibit_rules)
 INHIBIT = {"clock_untrusted": ("settlement_overdue",),
            "journal_full": ("journal_near_full",)}
+ALL_CLEAR = "all payments in order"
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "HKD": "HK$", "GBP": "£", "JPY": "¥"}
 ZERO_DECIMAL = ("JPY", "KRW")
@@ -298,6 +299,11 @@ class AlertMachine:
             lines.append(text)
         return lines
 
+    def display_line(self):
+        """Everything on one line for a small display, worst first."""
+        lines = self.group_lines()
+        return " | ".join(lines) if lines else ALL_CLEAR
+
     def status_summary(self):
         """For the retained `status` message and the device outputs."""
         counts = {"pending": 0, "firing": 0, "critical": 0, "warning": 0}
@@ -309,4 +315,5 @@ class AlertMachine:
         worst = "critical" if counts["critical"] else ("warning" if counts["warning"] else None)
         counts["worst"] = worst
         counts["lines"] = self.group_lines()
+        counts["display"] = " | ".join(counts["lines"]) if counts["lines"] else ALL_CLEAR
         return counts

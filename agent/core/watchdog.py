@@ -128,13 +128,13 @@ class SettlementWatchdog:
         if not self.clock_trusted:
             return []
         self.last_trusted_now = now
+        outputs = []
         if self.last_prune is None or now - self.last_prune >= PRUNE_EVERY:
-            self.prune(now)
+            outputs.extend(self.prune(now))
         due = []
         for key, entry in self.unsettled.items():
             if key not in self.overdue_seen and now > entry["deadline"]:
                 due.append((entry["deadline"], entry["seq"] or 0, key))
-        outputs = []
         for deadline, _, key in sorted(due):
             entry = self.unsettled[key]
             self.overdue_seen.add(key)
@@ -178,18 +178,23 @@ class SettlementWatchdog:
     def prune(self, now):
         """Forget transactions expired by policy (settled or not) and old
         unknown settlements, so memory stays bounded on a long-running
-        terminal.  Run from tick at most once an hour, on a trusted clock."""
+        terminal.  Run from tick at most once an hour, on a trusted clock.
+        A sale still unsettled stops being watched: its overdue alert is
+        cleared (the backend keeps the record; reconcile still reports it)."""
         self.last_prune = now
         gone = []
+        outputs = []
         for key in self.ledger.order:
             entry = self.ledger.entries[key]
             since = entry["deadline"] if entry["deadline"] is not None else entry["time"]
             if now > since + self.expire_after:
                 gone.append(key)
         for key in gone:
-            self.unsettled.pop(key, None)
+            if self.unsettled.pop(key, None) is not None:
+                outputs.append(("alert", self._obs("settlement_overdue", key, False, now)))
             self.overdue_seen.discard(key)
         self.ledger.forget(gone, now - self.expire_after)
+        return outputs
 
     def summary(self, as_of):
         return self.ledger.summary(as_of)

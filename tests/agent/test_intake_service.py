@@ -1,6 +1,5 @@
 """Intake rules on a real journal file: idempotency, conflicts, originals, JournalFull."""
 
-import os
 import threading
 
 import pytest

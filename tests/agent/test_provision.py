@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from daozhang.agent.config import ConfigError, load_agent_config
+from daozhang.agent.config import load_agent_config
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.journal_file import read_geometry
 from daozhang.agent.signer import fingerprint, generate_keypair, load_public_key, raw_public

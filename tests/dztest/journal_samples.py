@@ -55,10 +55,17 @@ def write_journal(path, key, device_id="pos-7", segment_size=8192, segment_count
 
 
 def append_sales(journal, records, per_commit=5, release=True, start=0):
+    """Append sales in commits of `per_commit`.  release=True acks and releases
+    them in a cursor-only commit after each; release="inline" in the same commit."""
     i = start
     while i < start + records:
-        results = journal.append_many([(TRANSACTION, sample_txn(i + k)) for k in range(per_commit)])
+        entries = [(TRANSACTION, sample_txn(i + k)) for k in range(per_commit)]
         i += per_commit
+        if release == "inline":
+            nxt = journal.ring.next_seq + len(entries)     # the checkpoint's own seq
+            journal.append_many(entries, acked=nxt, released=nxt)
+            continue
+        results = journal.append_many(entries)
         if release:
             nxt = results[-1].seq + 2      # the records and their checkpoint
             journal.set_cursors(acked=nxt, released=nxt)

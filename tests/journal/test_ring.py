@@ -155,3 +155,17 @@ def test_reopen_anywhere_gives_the_same_state(batches, seed):
         assert (again.next_seq, again.head_hash, again.write_pos, again.first_seqs, again.acked,
                 again.released) == (ring.next_seq, ring.head_hash, ring.write_pos, ring.first_seqs,
                                     ring.acked, ring.released)
+
+
+def test_noted_cursors_ride_on_the_next_commit(tmp_path):
+    from daozhang.agent.journal_file import JournalFile, create_journal
+    path = str(tmp_path / "j")
+    create_journal(path, "note-pos", size=1 << 20, segment_size=65536)
+    with JournalFile.open(path, SIGNER) as journal:
+        head = journal.append(record.TYPE_TRANSACTION, {"n": 1}).seq + 2
+        journal.note_cursors(head, head - 1)
+        assert journal.ring.acked == 0          # nothing committed for the note alone
+        journal.append(record.TYPE_TRANSACTION, {"n": 2})
+        assert (journal.ring.acked, journal.ring.released) == (head, head - 1)
+    with JournalFile.open(path, SIGNER) as journal:
+        assert (journal.ring.acked, journal.ring.released) == (head, head - 1)

@@ -119,6 +119,8 @@ def test_group_lines_and_money():
                                "3 payments overdue, ¥1,250.00"]
     summary = m.status_summary()
     assert (summary["firing"], summary["critical"], summary["worst"]) == (5, 1, "critical")
+    assert summary["display"] == m.display_line() == " | ".join(m.group_lines())
+    assert AlertMachine().display_line() == "all payments in order"
     assert format_money(123456789, "CNY") == "¥1,234,567.89"
     assert format_money(-7, "USD") == "-$0.07"
     assert format_money(5, "XAF") == "XAF 0.05"
@@ -221,3 +223,4 @@ def test_spec_table_is_the_code_table():
         if len(cells) == 4 and cells[0] in STATES and cells[1] in EVENTS:
             rows.add((cells[0], cells[1], cells[2], None if cells[3] == "(no change)" else cells[3]))
     assert rows == set((s, e, n, a) for (s, e), (n, a) in TRANSITIONS.items())
+    assert transition_table_dot() in spec  # the drawn diagram is the table's

@@ -133,6 +133,8 @@ def test_release_cursor(run, scenario):
                           if t["pos_txn_id"] in cats["unsettled"] | cats["voided"]
                           or t["kind"] == "void")
     assert cursor == first_unsettled
-    # five weeks later every unsettled sale has expired by policy
-    run.watchdog.tick(local(2027, 3, 1))
+    # five weeks later every unsettled sale has expired by policy, and its
+    # overdue alert is cleared
+    outputs = run.watchdog.tick(local(2027, 3, 1))
+    assert sorted(o["key"] for tag, o in outputs if not o["active"]) == sorted(cats["unsettled"])
     assert run.watchdog.release_cursor() is None

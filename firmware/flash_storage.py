@@ -1,0 +1,46 @@
+"""The journal's storage on a MicroPython board: a preallocated file on flash.
+
+Same four methods as agent/storage.py (pread, pwrite, sync, size), so the
+portable ring drives it unchanged.  On littlefs (the default filesystem of
+most MicroPython ports) a file write is copy-on-write and `flush()` commits
+it atomically, which is what `sync()` relies on.
+"""
+
+import os
+
+
+class FlashStorage:
+    def __init__(self, path):
+        self.path = path
+        self.f = open(path, "r+b")
+
+    def size(self):
+        return self.f.seek(0, 2)
+
+    def pread(self, offset, length):
+        self.f.seek(offset)
+        return self.f.read(length)
+
+    def pwrite(self, offset, data):
+        self.f.seek(offset)
+        self.f.write(data)
+
+    def sync(self):
+        self.f.flush()
+        if hasattr(os, "sync"):
+            os.sync()
+
+    def close(self):
+        self.f.close()
+
+
+def create(path, geometry_bytes, total_size, chunk=4096):
+    """Write a zero-filled journal file of `total_size` bytes, superblock first."""
+    with open(path, "wb") as f:
+        f.write(geometry_bytes)
+        remaining = total_size - len(geometry_bytes)
+        zeros = bytes(chunk)
+        while remaining > 0:
+            n = min(chunk, remaining)
+            f.write(zeros[:n])
+            remaining -= n

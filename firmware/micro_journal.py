@@ -1,0 +1,55 @@
+"""The journal on a microcontroller terminal: the portable ring, no threads.
+
+One writer (the main loop), one commit per call.  The board's signer is
+injected: a secure element, or none (every commit is then a flagged signer
+outage, SPEC 3.7, until a key is provisioned).
+"""
+
+import os
+import time
+
+from daozhang.agent.core import driver, record
+from daozhang.agent.core.ring import Clock
+
+VERSION = "0.1.0-mpy"
+
+
+def random_bytes(n):
+    # Boards have os.urandom (a hardware RNG); the WebAssembly port does not.
+    if hasattr(os, "urandom"):
+        return os.urandom(n)
+    import random
+    return bytes(random.getrandbits(8) for _ in range(n))
+
+
+class MicroClock:
+    """Wall ms from the RTC, monotonic ms from ticks (wrap-safe), a boot id."""
+
+    def __init__(self):
+        self.boot_id = random_bytes(record.BOOT_ID_SIZE)
+        self._start = time.ticks_ms() if hasattr(time, "ticks_ms") else 0
+        self._mono = 0
+        self._last = self._start
+
+    def now(self):
+        if hasattr(time, "ticks_ms"):
+            t = time.ticks_ms()
+            self._mono += time.ticks_diff(t, self._last)
+            self._last = t
+        wall = int(time.time() * 1000) if not hasattr(time, "time_ns") else time.time_ns() // 1000000
+        return Clock(wall, self.boot_id, self._mono)
+
+
+class MicroJournal:
+    def __init__(self, storage, signer=None, clock=None):
+        self.storage = storage
+        self.signer = signer
+        self.clock = clock or MicroClock()
+        self.ring = driver.open_ring(storage)
+        self.append(record.TYPE_BOOT, driver.boot_payload(self.ring, VERSION))
+
+    def append(self, rtype, payload):
+        return driver.commit(self.storage, self.ring, [(rtype, payload)], self.clock.now(), self.signer)[0]
+
+    def set_cursors(self, acked, released):
+        return driver.commit(self.storage, self.ring, [], self.clock.now(), self.signer, acked, released)

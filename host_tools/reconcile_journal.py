@@ -1,0 +1,121 @@
+"""The transactions of a journal, for reconciliation, even a damaged one.
+
+`verify_journal` decides whether the journal is intact; this module only
+reads.  It must not stop at the first damaged byte (a tampered journal is
+still reconciled, with the tampering reported, docs/readme/reconcile.md),
+so it walks the frames with the independent reader's primitives
+(journal_reader.py) and resynchronises on the next frame whose CRC and
+body check out.
+
+What is left out, and why (each transaction left out is listed with its
+reason, so the report can say what it did not count):
+- a record whose seq a verification finding names (ChainBroken,
+  DuplicateRecord...): its content is not what the device signed;
+- every record of a commit whose checkpoint a finding names (BadSignature,
+  UnknownKey...): nothing vouches for them;
+- records after the last checkpoint: never committed (a crash before the
+  fdatasync), so the POS never got a receipt for them (SPEC 3.9).
+"""
+
+import struct
+
+from daozhang.host_tools import journal_reader as reader
+
+_frame_head = struct.Struct(">BBI").unpack_from
+_crc_at = struct.Struct(">I").unpack_from
+
+
+def _segments(data):
+    """(Superblock or None, [(offset, end)] of every segment that may hold records)."""
+    try:
+        sb = reader.parse_superblock(data[0:reader.SUPERBLOCK_SIZE])
+    except reader.LayoutProblem:
+        return None, []
+    spans = []
+    for _index, offset, parsed in reader.segment_headers(data, sb):
+        if parsed is None or isinstance(parsed, reader.ForeignHeader):
+            continue        # free, or another journal's: nothing of ours there
+        # A damaged header (LayoutProblem) may sit over intact records: read them.
+        spans.append((offset, min(offset + sb.segment_size, len(data))))
+    return sb, spans
+
+
+def _frames(data, start, end):
+    """(seq, type, payload) of every intact frame in [start, end)."""
+    pos = start
+    while pos + reader.FRAME_OVERHEAD <= end:
+        if data[pos:pos + 2] == reader.FRAME_MAGIC:
+            rtype, _flags, n = _frame_head(data, pos + 2)
+            stop = pos + reader.FRAME_OVERHEAD + n
+            if 1 <= n <= reader.MAX_BODY and stop <= end and rtype in reader.TYPE_NAMES and \
+                    reader.crc32(data[pos:stop - 4]) == _crc_at(data, stop - 4)[0]:
+                value, problem = reader.decode_body(rtype, bytes(data[pos + reader.FRAME_HEADER:stop - 4]))
+                if problem is None:
+                    yield value[0], rtype, value[5]
+                    pos = stop
+                    continue
+        # Not a good frame here: resynchronise on the next frame magic.
+        nxt = data.find(reader.FRAME_MAGIC, pos + 1, end)
+        if nxt < 0:
+            return
+        pos = nxt
+
+
+def read_records(source):
+    """Every intact record, by seq (first copy of a repeated seq): [(seq, type, payload)]."""
+    data, close = reader.load(source)
+    try:
+        _sb, spans = _segments(data)
+        records = {}
+        for start, end in spans:
+            for seq, rtype, payload in _frames(data, start + reader.SEGMENT_HEADER_SIZE, end):
+                records.setdefault(seq, (seq, rtype, payload))
+        return [records[s] for s in sorted(records)]
+    finally:
+        close()
+
+
+def journal_transactions(source, findings=()):
+    """(transactions, excluded) of a journal.
+
+    transactions: the type-1 payloads as dicts plus `seq`, in seq order.
+    excluded: [{"seq", "pos_txn_id", "reason"}] for transactions left out
+    (see the module doc).  `findings` are the verifier's Finding objects.
+    """
+    bad = {}
+    for f in findings:
+        if f.seq is not None and not f.informational:
+            bad.setdefault(f.seq, f.kind)
+    records = read_records(source)
+    last_checkpoint = None
+    for seq, rtype, _payload in records:
+        if rtype == reader.TYPE_CHECKPOINT:
+            last_checkpoint = seq
+    transactions, excluded, commit = [], [], []
+
+    def close_commit(reason):
+        for txn in commit:
+            if reason is None:
+                transactions.append(txn)
+            else:
+                excluded.append({"seq": txn["seq"], "pos_txn_id": txn.get("pos_txn_id"),
+                                 "reason": reason})
+        del commit[:]
+
+    for seq, rtype, payload in records:
+        if rtype == reader.TYPE_CHECKPOINT:
+            close_commit(None if seq not in bad else
+                         "in a commit whose checkpoint (seq %d) has finding %s" % (seq, bad[seq]))
+        elif rtype == reader.TYPE_TRANSACTION:
+            txn = dict(payload)
+            txn["seq"] = seq
+            if seq in bad:
+                excluded.append({"seq": seq, "pos_txn_id": txn.get("pos_txn_id"),
+                                 "reason": "record has finding %s" % bad[seq]})
+            elif last_checkpoint is None or seq > last_checkpoint:
+                excluded.append({"seq": seq, "pos_txn_id": txn.get("pos_txn_id"),
+                                 "reason": "uncommitted (after the last checkpoint)"})
+            else:
+                commit.append(txn)
+    close_commit(None)      # cannot hold anything: every committed record precedes a checkpoint
+    return transactions, excluded
