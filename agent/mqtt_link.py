@@ -22,7 +22,6 @@ import time
 
 from daozhang.agent.core import cbor
 from daozhang.agent.core import checkpoint
-from daozhang.agent.core import record
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.sync import SyncCore
@@ -103,6 +102,7 @@ class MqttLink:
         self._thread = None
         self._client = None
         self._near_full_raised = False
+        self._last_fill_check = 0
         self._last_status = 0
         self._status_dirty = True
         self.failed = None
@@ -262,6 +262,7 @@ class MqttLink:
                 try:
                     records, end, last_hash = self.reader.read(action[1], action[2])
                 except (KeyError, DaozhangError, OSError) as exc:
+                    # A damaged journal: keep trying, slowly (the core backs off).
                     self.log("sync_read_failed", level="error", seq=action[1], error=str(exc))
                     records, end, last_hash = [], action[1], None
                 self._perform(self.core.frames(records, end, last_hash, now_ms()))
@@ -299,6 +300,11 @@ class MqttLink:
         self.log("sync_acked", to=to, backlog=self.core.next_seq - to)
 
     def _check_fill(self):
+        # O(segments^2) in the ring's bookkeeping: at most 5 times a second.
+        now = now_ms()
+        if now - self._last_fill_check < 200:
+            return
+        self._last_fill_check = now
         fill = self.journal.effective_fill()
         if fill >= self.near_full and not self._near_full_raised:
             self._near_full_raised = True
@@ -360,6 +366,7 @@ class MqttLink:
             self._client.connect(cfg["host"], int(cfg.get("port", 8883)),
                                  keepalive=int(cfg.get("keepalive", 30)), clean_start=False,
                                  properties=self._connect_props)
+            set_nodelay(self._client)
         except Exception as exc:
             cause = describe_connect_error(exc)
             self.log("sync_connect_failed", level="warning", cause=cause)
@@ -411,6 +418,16 @@ class MqttLink:
         self._last_status = now
         self._status_dirty = False
         write_json_atomic(self.status_file, self.health())
+
+
+def set_nodelay(client):
+    """Small publishes and acks must not wait for Nagle (paho leaves it on)."""
+    try:
+        sock = client.socket()
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
 
 
 def write_json_atomic(path, obj):

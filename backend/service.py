@@ -38,9 +38,11 @@ import uuid
 from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, StorageError
 from daozhang.backend import ingest
+from daozhang.agent.mqtt_link import set_nodelay
 from daozhang.backend.ack import AckSigner
 
 TOPIC_ROOT = "daozhang/v1/"
+MAX_GROUP = 64          # queued messages handled (and committed) together
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id"}
 BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log"}
 
@@ -139,24 +141,38 @@ class Ingestor:
 
     def receipts(self, device_id, payload):
         """Store one receipts message; return the ack payload to publish, or None."""
-        self.counts["messages"] += 1
+        return self.receipts_many(device_id, [payload])
+
+    def receipts_many(self, device_id, payloads):
+        """Store several receipts messages of one device in ONE transaction
+        (a worker drains what queued up while it was busy: one commit and
+        one ack for all); each message is checked on its own.  Returns the
+        ack payload to publish, or None."""
+        self.counts["messages"] += len(payloads)
         key = self._key(device_id)
         if key is None:
             self._finding(device_id, ingest.Finding(ingest.UNKNOWN_DEVICE, None,
                                                     "receipts from unregistered device %r" % device_id))
             return None
-        check = ingest.check_batch(device_id, key, payload)
-        for finding in check.findings:
-            self._finding(device_id, finding)
-        if not check.records:
+        records = []
+        checks = []
+        for payload in payloads:
+            check = ingest.check_batch(device_id, key, payload)
+            for finding in check.findings:
+                self._finding(device_id, finding)
+            if check.records:
+                records.extend(check.records)
+                checks.append(check)
+        if not records:
             return None
-        result = self.store.store_batch(device_id, check.records)
+        result = self.store.store_batch(device_id, records)
         self.counts["records"] += len(result.new)
         if result.forked:
             self.log("fork", level="warning", device=device_id, seqs=len(result.forked),
                      first=result.forked[0])
         contiguous = result.contiguous_seq
-        first = check.records[0]["seq"]
+        first = min(r["seq"] for r in records)
+        last = max(r["seq"] for r in records)
         start = 0 if contiguous is None else contiguous + 1
         if first > start:
             self.gaps.setdefault(device_id, (start, first - 1, self.clock()))
@@ -167,8 +183,8 @@ class Ingestor:
         to = contiguous + 1
         if self.store.record_ack(device_id, contiguous, result.head_hash):
             return self._ack(device_id, to, result.head_hash)
-        if not result.new and check.records[-1]["seq"] < to:
-            return self._republish(device_id, check, to, result.head_hash)
+        if not result.new and last < to:
+            return self._republish(device_id, checks[0], to, result.head_hash)
         return None
 
     def _republish(self, device_id, check, to, head):
@@ -273,6 +289,7 @@ def run_service(config, stop_event=None, ready=None):
         if rc.is_failure:
             log("broker_refused", level="error", cause="auth: %s" % rc)
             return
+        set_nodelay(c)
         c.subscribe(subs)
         log("broker_connected", client_id=client_id, session_present=flags.session_present)
 
@@ -308,11 +325,16 @@ def run_service(config, stop_event=None, ready=None):
     try:
         while not stop.is_set():
             try:
-                message = inbox.get(timeout=0.5)
+                batch = [inbox.get(timeout=0.5)]
             except queue.Empty:
-                message = None
-            if message is not None:
-                _handle(client, worker, log, message)
+                batch = []
+            while batch and len(batch) < MAX_GROUP:
+                try:
+                    batch.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            if batch:
+                _handle_group(client, worker, log, batch)
             if now_ms() - last_gap_check > 1000:
                 last_gap_check = now_ms()
                 try:
@@ -328,6 +350,30 @@ def run_service(config, stop_event=None, ready=None):
         store.close()
         log("backend_stopped", **worker.counts)
     return 0
+
+
+def _handle_group(client, worker, log, messages):
+    """Receipts of one device that queued up together go in one commit."""
+    groups = {}
+    for message in messages:
+        device_id, leaf = _device_of(message.topic)
+        if leaf == "receipts" and device_id is not None:
+            groups.setdefault(device_id, []).append(message)
+        else:
+            _handle(client, worker, log, message)
+    for device_id, group in groups.items():
+        try:
+            ack = worker.receipts_many(device_id, [bytes(m.payload) for m in group])
+            if ack is not None:
+                client.publish(TOPIC_ROOT + device_id + "/acks", ack, qos=1)
+        except StorageError as exc:
+            # Not committed: no PUBACK; the device resends after no ack.
+            log("store_failed", level="error", device=device_id, error=str(exc))
+            continue
+        except DaozhangError as exc:
+            log("message_failed", level="error", device=device_id, error=str(exc))
+        for m in group:
+            client.ack(m.mid, m.qos)
 
 
 def _handle(client, worker, log, message):

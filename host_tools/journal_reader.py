@@ -50,6 +50,11 @@ class LayoutProblem(Exception):
     """Internal: why a superblock or header is invalid (becomes a finding)."""
 
 
+def is_zero(buf):
+    """True if every byte is zero (fast: compares with calloc'd zeros)."""
+    return buf == bytes(len(buf))
+
+
 def crc32(data):
     """SPEC 3: ISO-HDLC CRC-32, as zlib computes it."""
     return zlib.crc32(data) & 0xFFFFFFFF
@@ -84,7 +89,7 @@ def parse_superblock(block):
         device_id = ""
     if not _DEVICE_ID.match(device_id):
         raise LayoutProblem("device id %r is not [A-Za-z0-9._-]{1,64}" % raw_id[:id_len])
-    if any(block[113:SUPERBLOCK_SIZE]):
+    if not is_zero(block[113:SUPERBLOCK_SIZE]):
         raise LayoutProblem("padding bytes 113..4095 are not zero")
     created_ms = struct.unpack_from(">Q", block, 101)[0]
     return Superblock(seg_size, seg_count, bytes(block[20:36]), device_id, created_ms)
@@ -218,7 +223,9 @@ def iter_records(source):
 
     A plain decoder for show/export: framing, CRC and CBOR are checked, the
     chain and signatures are not (that is `verify_journal`).  Raises the first
-    problem as its finding class; stops quietly at the end of each segment.
+    problem as its finding class, except a torn tail at the end of the newest
+    segment (bytes after the last valid frame, as a crash leaves them), where
+    the records simply end.
     """
     data, close = load(source)
     try:
@@ -235,20 +242,18 @@ def iter_records(source):
             if parsed is not None:
                 in_use.append(parsed)
         in_use.sort(key=lambda h: h.first_seq)
-        for header in in_use:
+        for number, header in enumerate(in_use):
             end = min(header.offset + sb.segment_size, len(data))
             pos = header.offset + SEGMENT_HEADER_SIZE
+            is_head = number == len(in_use) - 1
             while pos + 2 <= end and data[pos:pos + 2] != b"\x00\x00":
-                if data[pos:pos + 2] != FRAME_MAGIC or pos + FRAME_OVERHEAD > end:
-                    raise errors.BadFrame("BadFrame at offset %d: no record frame magic" % pos)
+                problem = _frame_problem(data, pos, end)
+                if problem is not None:
+                    if is_head and _next_valid_frame(data, pos + 1, end) is None:
+                        return      # a torn tail (crash residue): the records end here
+                    raise problem
                 rtype, flags, n = struct.unpack_from(">BBI", data, pos + 2)
-                if not 1 <= n <= MAX_BODY or pos + FRAME_OVERHEAD + n > end:
-                    raise errors.BadFrame("BadFrame at offset %d: body length %d does not fit" % (pos, n))
                 frame = data[pos:pos + FRAME_HEADER + n]
-                stored = struct.unpack_from(">I", data, pos + FRAME_HEADER + n)[0]
-                if crc32(frame) != stored:
-                    raise errors.CrcMismatch("CrcMismatch at offset %d: CRC 0x%08x, computed 0x%08x"
-                                             % (pos, stored, crc32(frame)))
                 if rtype not in TYPE_NAMES:
                     raise errors.UnknownRecordType("UnknownRecordType at offset %d: type %d" % (pos, rtype))
                 value, problem = decode_body(rtype, frame[FRAME_HEADER:])
@@ -259,6 +264,30 @@ def iter_records(source):
                 pos += FRAME_OVERHEAD + n
     finally:
         close()
+
+
+def _frame_problem(data, pos, end):
+    """None if a valid frame (magic, length, CRC) starts at pos, else its finding."""
+    if data[pos:pos + 2] != FRAME_MAGIC or pos + FRAME_OVERHEAD > end:
+        return errors.BadFrame("BadFrame at offset %d: no record frame magic" % pos)
+    n = struct.unpack_from(">I", data, pos + 4)[0]
+    if not 1 <= n <= MAX_BODY or pos + FRAME_OVERHEAD + n > end:
+        return errors.BadFrame("BadFrame at offset %d: body length %d does not fit" % (pos, n))
+    stored = struct.unpack_from(">I", data, pos + FRAME_HEADER + n)[0]
+    actual = crc32(data[pos:pos + FRAME_HEADER + n])
+    if stored != actual:
+        return errors.CrcMismatch("CrcMismatch at offset %d: CRC 0x%08x, computed 0x%08x" % (pos, stored, actual))
+    return None
+
+
+def _next_valid_frame(data, start, end):
+    while True:
+        q = data.find(FRAME_MAGIC, start, end)
+        if q < 0:
+            return None
+        if _frame_problem(data, q, end) is None:
+            return q
+        start = q + 1
 
 
 def latest_signed_checkpoint(source):

@@ -193,9 +193,10 @@ def issued(directory):
 
 
 def _check_kind(ca, cn, kind):
+    """A client name is one kind for ever (server names are host names: the
+    broker's certificate cannot act as a client, its EKU says serverAuth)."""
     for entry in issued(ca.directory):
-        if entry["cn"] == cn and entry["kind"] != kind and kind != KIND_SERVER \
-                and entry["kind"] != KIND_SERVER:
+        if entry["cn"] == cn and entry["kind"] not in (kind, KIND_SERVER):
             raise IdentityConflict("%r is already issued as a %s identity, not a %s: "
                                    "one name cannot be both (it would share ACL rights)"
                                    % (cn, entry["kind"], kind))

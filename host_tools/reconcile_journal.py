@@ -10,7 +10,8 @@ body check out.
 What is left out, and why (each transaction left out is listed with its
 reason, so the report can say what it did not count):
 - a record whose seq a verification finding names (ChainBroken,
-  DuplicateRecord...): its content is not what the device signed;
+  DuplicateRecord...): its content is not what the device signed; for
+  ChainBroken also the record before it (either may be the altered one);
 - every record of a commit whose checkpoint a finding names (BadSignature,
   UnknownKey...): nothing vouches for them;
 - records after the last checkpoint: never committed (a crash before the
@@ -49,7 +50,8 @@ def _frames(data, start, end):
             stop = pos + reader.FRAME_OVERHEAD + n
             if 1 <= n <= reader.MAX_BODY and stop <= end and rtype in reader.TYPE_NAMES and \
                     reader.crc32(data[pos:stop - 4]) == _crc_at(data, stop - 4)[0]:
-                value, problem = reader.decode_body(rtype, bytes(data[pos + reader.FRAME_HEADER:stop - 4]))
+                body = bytes(data[pos + reader.FRAME_HEADER:stop - 4])
+                value, problem = reader.decode_body(rtype, body)
                 if problem is None:
                     yield value[0], rtype, value[5]
                     pos = stop
@@ -75,17 +77,27 @@ def read_records(source):
         close()
 
 
+def _txn_id(payload):
+    """The pos_txn_id to name in a report, if it is text (a damaged one may not be)."""
+    value = payload.get("pos_txn_id")
+    return value if isinstance(value, str) else None
+
+
 def journal_transactions(source, findings=()):
     """(transactions, excluded) of a journal.
 
     transactions: the type-1 payloads as dicts plus `seq`, in seq order.
-    excluded: [{"seq", "pos_txn_id", "reason"}] for transactions left out
-    (see the module doc).  `findings` are the verifier's Finding objects.
+    excluded: [{"seq", "pos_txn_id", "why", "reason"}] for transactions left
+    out (see the module doc); `why` is "finding" or "uncommitted".
+    `findings` are the verifier's Finding objects.
     """
     bad = {}
     for f in findings:
         if f.seq is not None and not f.informational:
             bad.setdefault(f.seq, f.kind)
+            if f.kind == "ChainBroken":
+                # Record seq carries the wrong prev: it or the one before it changed.
+                bad.setdefault(f.seq - 1, f.kind + " at seq %d" % f.seq)
     records = read_records(source)
     last_checkpoint = None
     for seq, rtype, _payload in records:
@@ -98,8 +110,8 @@ def journal_transactions(source, findings=()):
             if reason is None:
                 transactions.append(txn)
             else:
-                excluded.append({"seq": txn["seq"], "pos_txn_id": txn.get("pos_txn_id"),
-                                 "reason": reason})
+                excluded.append({"seq": txn["seq"], "pos_txn_id": _txn_id(txn),
+                                 "why": "finding", "reason": reason})
         del commit[:]
 
     for seq, rtype, payload in records:
@@ -110,10 +122,10 @@ def journal_transactions(source, findings=()):
             txn = dict(payload)
             txn["seq"] = seq
             if seq in bad:
-                excluded.append({"seq": seq, "pos_txn_id": txn.get("pos_txn_id"),
+                excluded.append({"seq": seq, "pos_txn_id": _txn_id(txn), "why": "finding",
                                  "reason": "record has finding %s" % bad[seq]})
             elif last_checkpoint is None or seq > last_checkpoint:
-                excluded.append({"seq": seq, "pos_txn_id": txn.get("pos_txn_id"),
+                excluded.append({"seq": seq, "pos_txn_id": _txn_id(txn), "why": "uncommitted",
                                  "reason": "uncommitted (after the last checkpoint)"})
             else:
                 commit.append(txn)

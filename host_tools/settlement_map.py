@@ -150,6 +150,7 @@ def mapping_from_dict(data, path="<mapping>"):
     mapping = Mapping(encoding, delimiter, skip, header, scale, time_format, tz, kinds, fixed,
                       path)
     # A fixed value is checked once here, with the row rules, not once per row.
+    # Imported here: settlement_csv imports this module at its top.
     from daozhang.host_tools.settlement_csv import RowProblem, parse_field
     for ours, value in fixed.items():
         try:

@@ -22,7 +22,6 @@ After a finding the walk resynchronises (next valid frame, next segment) so
 one tampered byte gives one finding, not a cascade.
 """
 
-import gc
 import struct
 from hashlib import sha256
 
@@ -30,9 +29,9 @@ from daozhang.host_tools import journal_reader as reader
 from daozhang.host_tools.verify_anchor import Anchor, check_anchor_signature, read_anchor
 from daozhang.host_tools.verify_fast import FastPath as _FastPath
 from daozhang.host_tools.verify_errors import INFORMATIONAL
-from daozhang.host_tools.verify_keys import (ALG_ED25519, ALG_NONE, batch_root, checkpoint_message, key_from_raw,
-                                             key_id, load_public_keys, signature_valid)
+from daozhang.host_tools.verify_keys import load_public_keys
 from daozhang.host_tools.verify_report import Finding, VerificationReport
+from daozhang.host_tools.verify_rules import CheckpointRules
 
 _unpack_head = struct.Struct(">BBI").unpack_from
 _unpack_crc = struct.Struct(">I").unpack_from
@@ -40,7 +39,6 @@ _crc32 = reader.crc32
 _MAGIC = reader.FRAME_MAGIC
 _ERASED = b"\x00\x00"
 _LOOKAHEAD = 16          # records searched for a missing seq before calling it a gap
-_STATE_NORMAL, _STATE_OUTAGE, _STATE_RECOVERY = 0, 1, 2
 
 
 class _FirstFinding(Exception):
@@ -73,10 +71,6 @@ def _run(source, pubkeys, anchor, progress, stop_at_first):
     if anchor is not None:
         check_anchor_signature(anchor, trusted)
     data, close = reader.load(source)
-    # The walk creates no reference cycles; pausing the cyclic GC keeps it from
-    # rescanning the batches of decoded records (about a tenth of the time).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
     try:
         walk = _Walk(data, trusted, anchor, progress, stop_at_first)
         try:
@@ -85,12 +79,10 @@ def _run(source, pubkeys, anchor, progress, stop_at_first):
             raise walk.report.findings[-1].to_error() from None
         return walk.report
     finally:
-        if gc_was_enabled:
-            gc.enable()
         close()
 
 
-class _Walk:
+class _Walk(CheckpointRules):
     def __init__(self, data, trusted, anchor, progress, stop_at_first):
         self.data = data
         self.trusted = dict(trusted)   # grows with rotations; the caller's dict never does
@@ -286,7 +278,7 @@ class _Walk:
                     # A plausible length but a wrong CRC: damage inside the frame, if a
                     # valid frame or erased space follows; else fall through to resync.
                     nxt = self._resync(pos + 1, end)
-                    if nxt is not None or not any(data[stop:end]):
+                    if nxt is not None or reader.is_zero(data[stop:end]):
                         self.emit("CrcMismatch", None, pos, "record frame CRC 0x%08x, computed 0x%08x"
                                   % (_unpack_crc(data, stop - 4)[0], _crc32(frame)))
                         append((pos, rtype, flags, None, None))
@@ -295,9 +287,9 @@ class _Walk:
                             break
                         pos = nxt
                         continue
-            if torn_end and self._resync(pos + 1, end) is None:
-                break   # the file ends inside this segment: TruncatedJournal was reported
             nxt = self._resync(pos + 1, end)
+            if nxt is None and torn_end:
+                break   # the file ends inside this segment: TruncatedJournal was reported
             if nxt is None:
                 self.emit("GarbageAfterTail", None, pos, "%d bytes after the last valid record of segment %d "
                           "are neither a record frame nor zero" % (end - pos, header.index))
@@ -311,7 +303,7 @@ class _Walk:
 
     def _zero_tail(self, header, pos, end):
         rest = self.data[pos:end]
-        if any(rest):
+        if not reader.is_zero(rest):
             first = pos + len(rest) - len(rest.lstrip(b"\x00"))
             self.emit("GarbageAfterTail", None, first, "non-zero bytes after the end of the records of segment %d "
                       "(which end at %d)" % (header.index, pos))
@@ -440,128 +432,32 @@ class _Walk:
             elif rtype == reader.TYPE_BOOT:
                 self.note_boot(value[5])
 
-    def note_boot(self, payload):
-        voided = payload.get("voided_segments")
-        if type(voided) is list:
-            self.voided.update(i for i in voided if type(i) is int)
-
-    def _rotation(self, pos, seq, payload):
-        key = key_from_raw(payload["pub"]) if payload["alg"] == ALG_ED25519 else None
-        if key is None or key_id(payload["pub"]) != payload["kid"]:
-            self.emit("BadRecordBody", seq, pos, "key rotation: alg %d, kid %s does not name a valid Ed25519 key"
-                      % (payload["alg"], payload["kid"].hex()))
-            return
-        self.pending_rotation = (payload["kid"], key)
-
-    def _checkpoint(self, pos, seq, value, flags, rhash):
-        payload = value[5]
-        head, wall_ms = value[1], value[2]
-        alg, state = payload["alg"], payload["state"]
-        acked, released = payload["acked"], payload["released"]
-        if payload["dev"] != self.sb.device_id and self.foreign_reported != pos:
-            self.emit("ForeignRecord", seq, pos, "checkpoint names device %r, this journal is %r"
-                      % (payload["dev"], self.sb.device_id))
-        first = self.last_cp[0] + 1 if self.last_cp is not None else self.report.first_seq
-        if payload["first"] != first:
-            self.emit("BadCheckpoint", seq, pos, "first %d, expected %d" % (payload["first"], first))
-        elif not self.hole and len(self.leaves) == seq - first:
-            root = batch_root(self.leaves)
-            if root != payload["root"]:
-                self.emit("BadCheckpoint", seq, pos, "root %s, computed %s over records %d..%d"
-                          % (payload["root"].hex(), root.hex(), first, seq - 1))
-        if not released <= acked <= seq:
-            self.emit("BadCheckpoint", seq, pos, "cursors must satisfy released <= acked <= seq: %d, %d, %d"
-                      % (released, acked, seq))
-        elif self.last_cp is not None and (acked < self.last_cp[1] or released < self.last_cp[2]):
-            self.emit("BadCheckpoint", seq, pos, "cursors moved back: acked %d -> %d, released %d -> %d"
-                      % (self.last_cp[1], acked, self.last_cp[2], released))
-        if state not in (_STATE_NORMAL, _STATE_OUTAGE, _STATE_RECOVERY):
-            self.emit("BadCheckpoint", seq, pos, "state %d, expected 0, 1 or 2" % state)
-        self._outage_rules(pos, seq, payload, flags)
-        if alg == ALG_ED25519:
-            self._signature(pos, seq, head, wall_ms, payload)
-        elif alg != ALG_NONE:
-            self.emit("UnknownKey", seq, pos, "signature algorithm %d is not supported (1 = Ed25519)" % alg)
-        self.last_cp = (seq, acked, released)
-        self.report.checkpoints += 1
-        self.report.last_checkpoint = {"seq": seq, "hash": rhash, "offset": pos, "alg": alg, "kid": payload["kid"],
-                                       "state": state, "acked": acked, "released": released, "wall_ms": wall_ms}
-        if alg == ALG_ED25519:
-            self.report.last_signed_checkpoint = self.report.last_checkpoint
-        self.leaves = []
-        self.hole = self.flagged = self.unflagged = False
-
-    def _outage_rules(self, pos, seq, payload, flags):
-        """SPEC 3.7."""
-        state = payload["state"]
-        if payload["alg"] == ALG_NONE:
-            if state != _STATE_OUTAGE or payload["kid"] or payload["sig"]:
-                self.emit("UnsignedOutsideOutage", seq, pos, "unsigned checkpoint (alg 0) with state %d, kid %s, "
-                          "sig of %d bytes: only a state 1 outage checkpoint may be unsigned"
-                          % (state, payload["kid"].hex() or "empty", len(payload["sig"])))
-            elif self.unflagged:
-                self.emit("UnsignedOutsideOutage", seq, pos, "unsigned outage checkpoint covers records "
-                          "not flagged as written during the outage")
-        elif state == _STATE_OUTAGE:
-            self.emit("BadCheckpoint", seq, pos, "state 1 (signer outage) on a signed checkpoint")
-        if state != _STATE_OUTAGE and self.flagged:
-            self.emit("OutageFlagMisuse", seq, pos, "records flagged as written in a signer outage are covered "
-                      "by a state %d checkpoint, expected state 1" % state)
-        if state == _STATE_NORMAL and self.in_outage:
-            self.emit("OutageNotRecovered", seq, pos, "state 0 checkpoint right after a signer outage: "
-                      "expected a state 2 (recovery) checkpoint first")
-        elif state == _STATE_RECOVERY and self.in_outage is False:
-            self.emit("RecoveryWithoutOutage", seq, pos, "state 2 (recovery) checkpoint after a state 0 one")
-        self.in_outage = state == _STATE_OUTAGE
-
-    def _signature(self, pos, seq, head, wall_ms, payload):
-        """SPEC 3.6 signature, 3.8 key rules."""
-        kid = payload["kid"]
-        key = self.trusted.get(kid)
-        rotation = self.pending_rotation
-        if key is None:
-            if rotation is not None and kid == rotation[0]:
-                self.emit("UnknownKey", seq, pos, "signed by the rotated-to key %s before an already trusted "
-                          "key vouched for the rotation" % kid.hex())
-            else:
-                self.emit("UnknownKey", seq, pos, "signed by key %s, not among the trusted keys (%s)"
-                          % (kid.hex(), ", ".join(k.hex() for k in self.trusted) or "none given"))
-            return
-        if self.current_kid is not None and kid != self.current_kid and not (rotation and kid == rotation[0]):
-            self.emit("WrongKey", seq, pos, "signed by trusted key %s, but the journal's current key is %s"
-                      % (kid.hex(), self.current_kid.hex()))
-            return
-        message = checkpoint_message(payload["dev"], seq, head, wall_ms, payload)
-        if not signature_valid(key, payload["sig"], message):
-            self.emit("BadSignature", seq, pos, "Ed25519 signature (%d bytes) by key %s does not verify over "
-                      "checkpoint seq %d head %s" % (len(payload["sig"]), kid.hex(), seq, head.hex()[:16]))
-            return
-        self.report.signatures_checked += 1
-        self.current_kid = kid
-        if rotation is not None:
-            self.trusted[rotation[0]] = rotation[1]
-            self.current_kid = rotation[0]
-            self.pending_rotation = None
-            self.report.trusted_kids.append(rotation[0])
-
     # -- 5: the end -----------------------------------------------------------
 
-    def _free_segments_zero(self):
+    def _free_segments_zero(self, segments):
         """SPEC 3.1: bytes never written are zero, and a segment is written whole
-        (3.10), so a free segment holds only zeros, unless recovery voided it."""
+        (3.10), so a free segment holds only zeros, unless recovery voided it
+        (a boot record lists it) or it is the one after the head, where a new
+        segment's write torn by a power cut (header lost, body kept) lands:
+        crash residue, reported like an uncommitted tail."""
         data = self.data
+        after_head = (segments[-1].index + 1) % self.sb.segment_count if segments else None
         for index, offset in self.free_segments:
             if index in self.voided:
                 continue
             body = data[offset:min(offset + self.sb.segment_size, len(data))]
-            if any(body):
+            if not reader.is_zero(body):
                 first = offset + len(body) - len(body.lstrip(b"\x00"))
-                self.emit("GarbageAfterTail", None, first, "free segment %d (all-zero header) holds non-zero "
-                          "bytes, and no boot record says recovery voided it" % index)
+                if index == after_head:
+                    self.emit("UncommittedTail", None, first, "free segment %d, next after the head, holds "
+                              "non-zero bytes: a new segment's write torn before its header landed" % index)
+                else:
+                    self.emit("GarbageAfterTail", None, first, "free segment %d (all-zero header) holds non-zero "
+                              "bytes, and no boot record says recovery voided it" % index)
 
     def _finish(self, segments):
         report = self.report
-        self._free_segments_zero()
+        self._free_segments_zero(segments)
         for rtype, count in enumerate(self.type_counts):
             if count:
                 name = reader.TYPE_NAMES.get(rtype, "type_%d" % rtype)

@@ -93,7 +93,7 @@ def _check_item(item, depth):
             raise CborProblem("integer %d outside 64 bits (a tagged bignum)" % item)
     elif kind is str or kind is bytes or kind is bool or item is None:
         return
-    elif kind is list or kind is tuple:  # cbor2 turns arrays used as map keys into tuples
+    elif kind is list:
         for element in item:
             _check_item(element, depth + 1)
     elif kind is dict:
@@ -101,6 +101,8 @@ def _check_item(item, depth):
         if not _keys_sorted(keys):
             raise CborProblem("map keys are not sorted by their encodings")
         for key, value in item.items():
+            if type(key) not in _SCALARS:   # cbor2 turns array keys into tuples; the writer refuses them
+                raise CborProblem("a map key is an array or a map")
             _check_item(key, depth + 1)
             _check_item(value, depth + 1)
     else:

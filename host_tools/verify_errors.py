@@ -143,7 +143,7 @@ class UnrecoveredOutage(VerificationError):
 
 
 class GarbageAfterTail(VerificationError):
-    """Non-zero bytes after the last record of a segment or past the file's geometry."""
+    """Non-zero bytes after the last record of a segment, in a free segment, or past the geometry."""
     kind = "GarbageAfterTail"
 
 

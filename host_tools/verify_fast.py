@@ -1,37 +1,47 @@
-"""The verifier's fast path: a whole clean segment at the cost of little more than decoding it.
+"""The verifier's fast path: a clean segment checked in batches, mostly in C.
 
 Almost every segment a technician checks is intact, so verify.py first hands
-each segment to `FastPath.segment`, which does the same checks as the careful
-path but batched:
+each segment to `FastPath.segment`, which makes the same checks as the careful
+path, batched so that per-record work stays inside C calls:
 
-1. one loop over the frames: magic, length, CRC-32, SHA-256 (the record hash);
-2. the bodies joined into CBOR arrays of up to 512 items, decoded with ONE
-   cbor2.loads and re-encoded with ONE cbor2.dumps, compared byte for byte
-   (SPEC 2 form: shortest heads, definite lengths, no duplicate keys, no
-   trailing bytes); per-call overhead is most of cbor2's cost on small items;
-3. one loop over the decoded bodies: shape (3.4), types and key order of the
-   payload (SPEC 2), sequence and chain, then the shared checkpoint rules.
+1. one short loop walks the frame lengths (magic, length); then map() slices
+   the frames and computes every CRC-32 and SHA-256 (the record hashes);
+2. each body is decoded by cbor2 (bignum tags refused); the decoded bodies of
+   up to 64 records are re-encoded with ONE cbor2.dumps and compared byte for
+   byte with the bodies joined as a CBOR array (SPEC 2 form: shortest heads,
+   definite lengths, no duplicate keys, no trailing bytes);
+3. `_batch_clean` checks the batch column-wise (zip(*bodies)): shape (3.4),
+   exact types, sequence and chain as whole tuples, payload key order (cached
+   per key tuple) and value types; `_accept_clean` then only looks at
+   checkpoints, rotations and boot records and moves the rest by slices.  A
+   batch that is not clean goes record by record (`_accept_batch`), which
+   finds the first record the careful path must take.
 
 It never reports a framing or sequence finding itself: at the first thing it
 does not like it returns where the careful path must take over (-1: the whole
 segment, else the offset of the first record not yet accepted), so findings
 and their messages come from one place.  Checkpoint findings are emitted by
-the shared `_checkpoint` logic in either path.
+the shared `_checkpoint` rules (verify_rules.py) from either path.
 """
 
 import struct
 import zlib
+from collections import Counter
+from functools import partial
 from hashlib import sha256
+from itertools import chain, repeat
+from operator import add, itemgetter, methodcaller
 
 import cbor2
 
 from daozhang.host_tools import journal_reader as reader
 from daozhang.host_tools.verify_cbor import STRICT_DECODE, CborProblem, _check_item, _keys_sorted
 
+_REJECT_BIGNUMS = STRICT_DECODE["semantic_decoders"]
+loads, dumps = cbor2.loads, cbor2.dumps
+
 _unpack_frame_head = struct.Struct(">HBBI").unpack_from
-_unpack_crc = struct.Struct(">I").unpack_from
 _crc32 = zlib.crc32   # SPEC 3 CRC-32; unsigned on Python 3
-_MAGIC = reader.FRAME_MAGIC
 _U64 = 1 << 64
 _BATCH = 64
 _SCALARS = frozenset((int, str, bytes, bool, type(None)))
@@ -39,6 +49,12 @@ _CHECKPOINT = reader.TYPE_CHECKPOINT
 _ROTATION = reader.TYPE_KEY_ROTATION
 _BOOT = reader.TYPE_BOOT
 _KNOWN = bytes(1 if t in reader.TYPE_NAMES else 0 for t in range(256))
+_LIST_ONLY, _INT_ONLY, _BYTES_ONLY, _DICT_ONLY = {list}, {int}, {bytes}, {dict}
+_SIX, _EIGHT = {6}, {8}
+_SPECIAL = frozenset((reader.TYPE_CHECKPOINT, reader.TYPE_KEY_ROTATION, reader.TYPE_BOOT))
+_digest = methodcaller("digest")
+_byte2, _byte3 = itemgetter(2), itemgetter(3)
+_loads_strict = partial(loads, semantic_decoders=_REJECT_BIGNUMS)
 
 
 def _array_head(n):
@@ -55,42 +71,143 @@ class FastPath:
         walk = self.walk
         data = walk.data
         pos = header.offset + reader.SEGMENT_HEADER_SIZE
-        offsets, types, flag_list, hashes, bodies = [], [], [], [], []
+        starts, ends = [], []          # frame start; end of the frame's CRC'd bytes
         while pos + 12 <= end:
-            magic, rtype, flags, n = _unpack_frame_head(data, pos)
+            magic, _, _, n = _unpack_frame_head(data, pos)
             if magic != 0xDA5A:
                 break
-            stop = pos + 12 + n
-            if n > 65536 or n < 1 or stop > end:
+            if n > 65536 or n < 1 or pos + 12 + n > end:
                 return -1
-            frame = data[pos:stop - 4]
-            if _crc32(frame) != _unpack_crc(data, stop - 4)[0]:
-                return -1
-            offsets.append(pos)
-            types.append(rtype)
-            flag_list.append(flags)
-            hashes.append(sha256(frame).digest())
-            bodies.append(frame[8:])
-            pos = stop
-        if pos < end and any(data[pos:end]):
+            starts.append(pos)
+            pos += 8 + n
+            ends.append(pos)
+            pos += 4
+        if pos < end and not reader.is_zero(data[pos:end]):
             return -1
+        # Everything per record from here is C-level map() over the frame list.
+        get = data.__getitem__
+        frames = list(map(get, map(slice, starts, ends)))
+        stored = list(map(int.from_bytes, map(get, map(slice, ends, map(add, ends, repeat(4))))))
+        if list(map(_crc32, frames)) != stored:
+            return -1
+        hashes = list(map(_digest, map(sha256, frames)))
+        types = list(map(_byte2, frames))
+        flag_list = list(map(_byte3, frames))
+        bodies = list(map(get, map(slice, map(add, starts, repeat(8)), ends)))
         self._start_segment(header)
         for start in range(0, len(bodies), _BATCH):
             part = bodies[start:start + _BATCH]
-            joined = _array_head(len(part)) + b"".join(part)
             try:
-                decoded = cbor2.loads(joined, **STRICT_DECODE)
-                if cbor2.dumps(decoded) != joined:
+                # One loads per body keeps every record aligned with its own frame (a
+                # body with trailing bytes cannot lend them to the next); one dumps
+                # per batch re-encodes them all, bodies joined as one CBOR array.
+                decoded = list(map(_loads_strict, part))
+                if dumps(decoded) != _array_head(len(part)) + b"".join(part):
                     decoded = None
             except Exception:
                 decoded = None
             if decoded is None:   # the careful path finds which record and why
-                return offsets[start] if start else -1
+                return starts[start] if start else -1
             # Accept batch by batch, so decoded records die young and memory stays hot.
-            k = self._accept_batch(offsets, types, flag_list, hashes, decoded, start)
+            if self._batch_clean(types, flag_list, hashes, decoded, start):
+                k = self._accept_clean(starts, types, flag_list, hashes, decoded, start)
+            else:
+                k = self._accept_batch(starts, types, flag_list, hashes, decoded, start)
             if k is not None:
-                return offsets[k] if k else -1
+                return starts[k] if k else -1
         walk.report.bytes_used += pos - header.offset - reader.SEGMENT_HEADER_SIZE
+        return None
+
+    def _batch_clean(self, types, flag_list, hashes, values, base):
+        """True if every record of the batch passes the per-record checks of
+        _accept_batch, tested column-wise; False sends it to _accept_batch."""
+        walk = self.walk
+        m = len(values)
+        if set(map(type, values)) != _LIST_ONLY or set(map(len, values)) != _SIX:
+            return False
+        seqs, prevs, walls, boots, monos, payloads = zip(*values)
+        expect, prev_hash = walk.expect_seq, walk.expect_prev
+        if expect is None:
+            expect, prev_hash = self.header.first_seq, self.header.prev_hash
+        elif base == 0 and (expect != self.header.first_seq or prev_hash != self.header.prev_hash):
+            return False
+        if (set(map(type, seqs)) != _INT_ONLY or seqs != tuple(range(expect, expect + m))
+                or prevs != (prev_hash,) + tuple(hashes[base:base + m - 1])):
+            return False
+        if (set(map(type, walls)) != _INT_ONLY or set(map(type, monos)) != _INT_ONLY or min(walls) < 0
+                or max(walls) >= _U64 or min(monos) < 0 or max(monos) >= _U64):
+            return False
+        if set(map(type, boots)) != _BYTES_ONLY or set(map(len, boots)) != _EIGHT:
+            return False
+        if set(map(type, payloads)) != _DICT_ONLY:
+            return False
+        key_tuples = self.key_tuples
+        for keys in set(map(tuple, payloads)):
+            if not key_tuples.get(keys):
+                return False          # unseen or unsorted: the per-record path decides
+        if not _SCALARS.issuperset(map(type, chain.from_iterable(map(dict.values, payloads)))):
+            return False
+        rtypes = types[base:base + m]
+        if max(flag_list[base:base + m]) > 1 or not all(map(_KNOWN.__getitem__, rtypes)):
+            return False
+        for i, rtype in enumerate(rtypes):
+            if (rtype == _CHECKPOINT or rtype == _ROTATION) and reader.payload_problem(rtype, payloads[i]):
+                return False
+        return True
+
+    def _accept_clean(self, starts, types, flag_list, hashes, values, base):
+        """Accept a batch _batch_clean passed: only checkpoints, rotations and boot
+        records need a look of their own; the rest is bookkeeping by slices."""
+        walk = self.walk
+        report = walk.report
+        m = len(values)
+        rtypes = types[base:base + m]
+        flags = flag_list[base:base + m]
+        if self.starting and self.accepted == 0:
+            report.first_seq = values[0][0]
+        type_counts = walk.type_counts
+        for rtype, count in Counter(rtypes).items():
+            type_counts[rtype] += count
+        anchor = walk.anchor
+        first_seq = values[0][0]
+        if anchor is not None and first_seq <= anchor.seq < first_seq + m:
+            walk.anchor_hash = hashes[base + anchor.seq - first_seq]
+        any_flag, all_flag = walk.flagged, not walk.unflagged
+        done = 0
+        for i in [i for i, t in enumerate(rtypes) if t in _SPECIAL] + [m]:
+            run = flags[done:i + 1 if i < m else m]
+            if run:
+                any_flag = any_flag or any(run)
+                all_flag = all_flag and all(run)
+            if i == m:
+                walk.leaves.extend(hashes[base + done:base + m])
+                break
+            rtype, value, k = rtypes[i], values[i], base + i
+            if rtype == _CHECKPOINT:
+                walk.leaves.extend(hashes[base + done:k])
+                walk.flagged, walk.unflagged = any_flag, not all_flag
+                walk.expect_seq, walk.expect_prev = value[0] + 1, hashes[k]
+                report.last_seq = value[0]
+                walk._checkpoint(starts[k], value[0], value, flags[i], hashes[k])
+                any_flag, all_flag = False, True
+            else:
+                walk.leaves.extend(hashes[base + done:k + 1])
+                if rtype == _ROTATION:
+                    walk._rotation(starts[k], value[0], value[5])
+                else:
+                    walk.note_boot(value[5])
+            done = i + 1
+        last = values[-1]
+        walk.flagged, walk.unflagged = any_flag, not all_flag
+        walk.last_is_checkpoint = rtypes[-1] == _CHECKPOINT
+        report.records += m
+        walk.segment_records += m
+        walk.expect_seq, walk.expect_prev = last[0] + 1, hashes[base + m - 1]
+        walk.loose = False
+        walk.recent = {last[0]: (hashes[base + m - 1], last[1])}
+        walk.last_offset = starts[base + m - 1]
+        report.last_seq = last[0]
+        self.accepted += m
         return None
 
     def _start_segment(self, header):

@@ -40,6 +40,8 @@ CONNECTION = {
 }
 
 TYPE_CHECKPOINT = 8
+READ_RETRY_MS = 1000
+MAX_SENT_HASHES = 256
 
 DEFAULTS = {
     "max_inflight": 8,            # receipts messages published but not yet acked by the backend
@@ -83,6 +85,7 @@ class SyncCore:
         self.window = []                # [token, first, end] of receipts messages, in order
         self.sent_hashes = {}           # end -> hash of record end-1, for ack checks
         self.reading = False
+        self.read_retry_at = 0
         self.hold_end = None            # pending frames up to here are checkpoints only
         self.last_data_at = None
         self.last_progress = 0
@@ -179,7 +182,7 @@ class SyncCore:
             self.last_progress = now
         if self.reading or len(self.window) >= self.settings["max_inflight"]:
             return out
-        if self.next_send >= self.next_seq:
+        if self.next_send >= self.next_seq or now < self.read_retry_at:
             return out
         if self.hold_end is not None and self.next_seq <= self.hold_end and not self._idle_due(now):
             return out
@@ -216,7 +219,11 @@ class SyncCore:
         if not self.reading:
             return []      # a read answered after a disconnect: drop it
         self.reading = False
-        if not records or self.state != ONLINE:
+        if not records:
+            # Nothing readable at next_send (a damaged journal): retry later, not in a loop.
+            self.read_retry_at = now + READ_RETRY_MS
+            return []
+        if self.state != ONLINE:
             return []
         first = records[0][0]
         if first != self.next_send or end != records[-1][0] + 1:
@@ -239,6 +246,8 @@ class SyncCore:
             self.last_progress = now
         self.window.append([token, first, end])
         self.sent_hashes[end] = last_hash
+        if len(self.sent_hashes) > MAX_SENT_HASHES:
+            del self.sent_hashes[min(self.sent_hashes)]
         self.next_send = end
         self.published += 1
         return [("publish", "receipts", payload, token, False)]

@@ -35,8 +35,9 @@ def _progress_for(label):
     """(callback, finish) drawing a rich bar on a TTY only (mpremote's habit)."""
     if not sys.stderr.isatty():
         return None, lambda: None
+    from rich.console import Console
     from rich.progress import Progress
-    bar = Progress(transient=True)
+    bar = Progress(console=Console(stderr=True), transient=True)
     task = bar.add_task(label, total=None)
     bar.start()
 

@@ -54,3 +54,46 @@ def test_device_cannot_read_others_through_a_share(tls_broker):
     backend.publish("daozhang/v1/dev-a/acks", b"sentinel")
     seen = a.messages_until(lambda m: m.payload == b"sentinel")
     assert [m.payload for m in seen] == [b"sentinel"]
+
+
+def test_a_device_inside_the_backends_share_group_swallows_messages(tls_broker):
+    """Characterisation of Mosquitto 2.0 (why the group name must be secret):
+    acl_file cannot refuse a SUBSCRIBE, so a device may join the backend's
+    share group; the broker then hands it its turn of the round robin, the
+    read check denies delivery, and that message is dropped, not given to
+    another member.  If this test starts failing after a Mosquitto upgrade,
+    the broker got safer: update docs/spec/mqtt-topics.md section 4."""
+    backend = tls_broker.connect("backend")
+    backend.subscribe(SHARE)
+    intruder = tls_broker.connect("dev-a")
+    intruder.subscribe(SHARE)
+    device = tls_broker.connect("dev-b")
+    sent = [b"r%d" % i for i in range(10)]
+    for payload in sent:
+        device.publish("daozhang/v1/dev-b/receipts", payload)
+    # Sync point: four sentinels; the round robin alternates, so some reach
+    # the backend.  Messages from one publisher to one subscriber keep their
+    # order, so once the first sentinel is in, everything before it is too.
+    for _ in range(4):
+        device.publish("daozhang/v1/dev-b/receipts", b"sentinel")
+    received = [m.payload for m in backend.messages_until(lambda m: m.payload == b"sentinel")]
+    got = [p for p in received if p in sent]
+    assert 0 < len(got) < len(sent), received   # some lost to the intruder's turn
+    assert intruder.messages.empty()            # ... who could not read them either
+
+
+def test_a_secret_share_group_keeps_intruders_out(tls_broker):
+    secret = "$share/backend-5f0c9e2a/daozhang/v1/+/receipts"
+    backend = tls_broker.connect("backend")
+    backend.subscribe(secret)
+    intruder = tls_broker.connect("dev-a")
+    for guess in ("$share/backend/daozhang/v1/+/receipts",
+                  "$share/daozhang/daozhang/v1/+/receipts", "daozhang/v1/+/receipts"):
+        intruder.subscribe(guess)
+    device = tls_broker.connect("dev-b")
+    sent = [b"r%d" % i for i in range(10)] + [b"sentinel"]
+    for payload in sent:
+        device.publish("daozhang/v1/dev-b/receipts", payload)
+    received = [m.payload for m in backend.messages_until(lambda m: m.payload == b"sentinel")]
+    assert received == sent
+    assert intruder.messages.empty()

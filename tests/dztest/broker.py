@@ -13,22 +13,24 @@ on a free 127.0.0.1 port; `start()` returns once a TCP connect succeeds, and
 raises with the broker's log if it exits first.  The config is the example
 file with only paths, port and persistence directory rewritten, so the tests
 exercise the configuration we ship.  Missing mosquitto: skip, or fail when
-the CI environment variable is set.
+the CI environment variable is set.  mosquitto is SIGKILLed if the thread
+that started it dies (PR_SET_PDEATHSIG), so start brokers from the main
+thread (fixtures do) and none outlives a crashed test run.
 """
 
 import os
-import queue
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 
 import pytest
+
+from dztest.mqtt_probe import BrokerFailed, ConnectOutcome, MqttProbe  # noqa: F401 (re-exported)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(REPO, "examples", "mosquitto")
@@ -37,10 +39,6 @@ HOST = "127.0.0.1"
 # Directives the fixture owns; everything else comes from the example file.
 _TLS_ONLY = ("cafile", "certfile", "keyfile", "require_certificate",
              "use_identity_as_username", "acl_file", "tls_version")
-
-
-class BrokerFailed(AssertionError):
-    """mosquitto did not start, or exited while we waited for it."""
 
 
 def mosquitto_path():
@@ -52,6 +50,17 @@ def mosquitto_path():
             pytest.fail("mosquitto is not installed, and CI is set: the broker tests must run")
         pytest.skip("mosquitto is not installed")
     return path
+
+
+def _die_with_parent():
+    """In the child before exec: SIGKILL mosquitto if the test process dies
+    (even by SIGKILL), so no broker outlives a crashed test run (Linux)."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port():
@@ -155,7 +164,8 @@ class Broker:
             try:
                 self.process = subprocess.Popen([self.binary, "-c", self.config_path],
                                                 stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                                preexec_fn=_die_with_parent)
             finally:
                 log.close()
             try:
@@ -312,7 +322,7 @@ class Broker:
         context.maximum_version = ssl.TLSVersion.TLSv1_2
         if cert is not None:
             context.load_cert_chain(cert.cert, cert.key)
-        client_id = b"probe"
+        client_id = ("probe-" + uuid.uuid4().hex[:12]).encode()
         # MQTT 5 CONNECT: "MQTT", level 5, clean start, keepalive 60, no props.
         variable = b"\x00\x04MQTT\x05\x02\x00\x3c\x00"
         payload = len(client_id).to_bytes(2, "big") + client_id
@@ -330,140 +340,6 @@ class Broker:
         if first == b"\x20":
             return None
         return "no CONNACK: %r" % first
-
-
-class ConnectOutcome:
-    def __init__(self, connected, detail):
-        self.connected = connected
-        self.detail = detail
-
-    def __repr__(self):
-        return "ConnectOutcome(connected=%r, detail=%r)" % (self.connected, self.detail)
-
-
-class MqttProbe:
-    """A paho client wrapped for tests: every wait is on an event or a queue
-    with a timeout.  Received messages go to `messages` (a queue.Queue of
-    paho MQTTMessage)."""
-
-    def __init__(self, client, clean_start=True, session_expiry=None):
-        from paho.mqtt.packettypes import PacketTypes
-        from paho.mqtt.properties import Properties
-
-        self.client = client
-        self._clean_start = clean_start
-        self._properties = None
-        if session_expiry is not None:
-            self._properties = Properties(PacketTypes.CONNECT)
-            self._properties.SessionExpiryInterval = session_expiry
-        self.messages = queue.Queue()
-        self._lock = threading.Lock()
-        self._events = queue.Queue()  # ("connect", rc) / ("disconnect", rc) / ("fail", None)
-        self._acks = {}               # mid -> threading.Event
-        self._results = {}            # mid -> reason code(s)
-        self._started = False
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_connect_fail = self._on_connect_fail
-        client.on_message = lambda c, u, msg: self.messages.put(msg)
-        client.on_subscribe = self._on_subscribe
-        client.on_publish = self._on_publish
-
-    def _on_connect(self, client, userdata, flags, reason_code, properties):
-        self._events.put(("connect", reason_code))
-
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
-        self._events.put(("disconnect", reason_code))
-
-    def _on_connect_fail(self, client, userdata):
-        self._events.put(("fail", None))
-
-    def _done(self, mid, result):
-        with self._lock:
-            self._results[mid] = result
-            event = self._acks.setdefault(mid, threading.Event())
-        event.set()
-
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
-        self._done(mid, [int(rc.value) if hasattr(rc, "value") else int(rc) for rc in reason_codes])
-
-    def _on_publish(self, client, userdata, mid, reason_code, properties):
-        self._done(mid, int(reason_code.value) if hasattr(reason_code, "value") else int(reason_code))
-
-    def _wait(self, mid, timeout, what):
-        with self._lock:
-            event = self._acks.setdefault(mid, threading.Event())
-        if not event.wait(timeout):
-            raise TimeoutError("no %s for mid %d within %ss" % (what, mid, timeout))
-        with self._lock:
-            self._acks.pop(mid, None)
-            return self._results.pop(mid)
-
-    def open(self, host, port, timeout=10):
-        try:
-            self.client.connect(host, port, keepalive=30, clean_start=self._clean_start,
-                                properties=self._properties)
-        except (ssl.SSLError, OSError) as exc:
-            return ConnectOutcome(False, "%s: %s" % (type(exc).__name__, exc))
-        # Drive the network loop ourselves until CONNACK or a close: a
-        # refused client then never starts paho's thread (whose reconnect
-        # backoff would hold up loop_stop by a second).
-        deadline = time.monotonic() + timeout
-        while self._events.empty() and time.monotonic() < deadline:
-            try:
-                self.client.loop(timeout=0.05)
-            except (ssl.SSLError, OSError) as exc:
-                return ConnectOutcome(False, "%s: %s" % (type(exc).__name__, exc))
-        try:
-            kind, rc = self._events.get_nowait()
-        except queue.Empty:
-            return ConnectOutcome(False, "no CONNACK within %ss" % timeout)
-        if kind == "connect" and not rc.is_failure:
-            self.client.loop_start()
-            self._started = True
-            return ConnectOutcome(True, str(rc))
-        return ConnectOutcome(False, "%s: %s" % (kind, rc))
-
-    def subscribe(self, topic, qos=1, timeout=10):
-        """Subscribe and wait for SUBACK; returns its reason codes (ints)."""
-        rc, mid = self.client.subscribe(topic, qos)
-        if rc != 0:
-            raise BrokerFailed("subscribe %r not sent: rc %d" % (topic, rc))
-        return self._wait(mid, timeout, "SUBACK")
-
-    def publish(self, topic, payload, qos=1, retain=False, timeout=10, properties=None):
-        """Publish; for QoS >= 1 wait for the PUBACK and return its reason code."""
-        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
-        if info.rc != 0:
-            raise BrokerFailed("publish to %r not sent: rc %d" % (topic, info.rc))
-        if qos == 0:
-            return 0
-        return self._wait(info.mid, timeout, "PUBACK")
-
-    def next_message(self, timeout=10):
-        try:
-            return self.messages.get(timeout=timeout)
-        except queue.Empty:
-            raise TimeoutError("no message within %ss" % timeout)
-
-    def messages_until(self, predicate, timeout=10):
-        """Collect messages until one satisfies `predicate` (included last)."""
-        seen = []
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = self.next_message(max(0.0, deadline - time.monotonic()))
-            seen.append(msg)
-            if predicate(msg):
-                return seen
-
-    def close(self):
-        try:
-            self.client.disconnect()
-        except Exception:
-            pass
-        if self._started:
-            self.client.loop_stop()
-            self._started = False
 
 
 # -- pytest fixtures (import them into a conftest.py or test module) -------------

@@ -101,6 +101,7 @@ class Segment:
     def __init__(self, index, records):
         self.index = index
         self.records = records
+        self.used = None          # bytes used, cached while building (None: recount)
 
 
 class Journal:
@@ -125,13 +126,16 @@ class Journal:
     def records(self):
         return [r for seg in self.segments for r in seg.records]
 
+    def last_record(self):
+        return self.segments[-1].records[-1] if self.segments and self.segments[-1].records else None
+
     def next_seq(self):
-        recs = self.records()
-        return recs[-1].seq + 1 if recs else 0
+        last = self.last_record()
+        return last.seq + 1 if last else 0
 
     def head_hash(self):
-        recs = self.records()
-        return recs[-1].hash() if recs else ZERO32
+        last = self.last_record()
+        return last.hash() if last else ZERO32
 
     def commit(self, entries, key=None, acked=None, released=None, outage=None):
         """Append records [(type, payload)] and a checkpoint, placed as SPEC 3.10 says."""
@@ -178,9 +182,10 @@ class Journal:
         size = sum(len(r.frame()) for r in new)
         if self.segments:
             head = self.segments[-1]
-            used = 96 + sum(len(r.frame()) for r in head.records)
+            used = getattr(head, "used", None) or 96 + sum(len(r.frame()) for r in head.records)
             if used + size <= self.segment_size:
                 head.records.extend(new)
+                head.used = used + size
                 return
             index = (head.index + 1) % self.segment_count
         else:
@@ -234,6 +239,8 @@ class Journal:
         seq = None
         hashes = []
         last_cp = None
+        for seg in self.segments:
+            seg.used = None
         for rec in self.records():
             if prev is not None:
                 rec.prev = prev
@@ -301,7 +308,7 @@ def build(n_records, key, device_id="dev-1", segment_size=8192, segment_count=No
     j.commit([(BOOT, {"reason": "init", "version": "forge", "cut_bytes": 0, "cut_records": 0, "cut_offset": 0,
                       "voided_segments": []})], key)
     i = 0
-    while len(j.records()) < n_records:
+    while sum(len(s.records) for s in j.segments) < n_records:
         entries = [(TRANSACTION, sample_txn(i + k)) for k in range(per_commit)]
         i += per_commit
         seq = j.next_seq() + per_commit

@@ -80,8 +80,12 @@ def test_wrong_key_and_bad_signature(pair):
         p = body[5]
         p["kid"] = other.kid
     bad = reframe(f[ck], resign)
-    assert pair.ingestor.receipts(DEVICE, msgs.encode_receipts(DEVICE, f[:ck] + [bad])) is None or True
+    ack = pair.ingestor.receipts(DEVICE, msgs.encode_receipts(DEVICE, f[:ck] + [bad]))
     assert "wrong_key" in kinds(pair.store)
+    # Only what a good checkpoint vouched for is stored and acknowledged.
+    last_good = max(i for i in range(ck) if f[i][2] == record.TYPE_CHECKPOINT)
+    assert ack is not None and cbor.loads(ack)["to"] == last_good + 1
+    assert pair.store.head(DEVICE)[0] == last_good
 
     def flip(body):
         body[5]["sig"] = bytes(64)

@@ -136,12 +136,23 @@ def test_uncommitted_tail_is_informational(base, key):
     assert report.ok and report.kinds() == ["UncommittedTail"]
 
 
-def test_non_zero_bytes_in_a_free_segment(base, key):
+def free_segment_with_a_byte(base, which):
+    head = base.segments[-1].index
+    free = [(head + k) % base.segment_count for k in range(1, base.segment_count)]
+    free = [i for i in free if i not in [s.index for s in base.segments]]
     image = bytearray(base.render())
-    free = [i for i in range(base.segment_count) if i not in [s.index for s in base.segments]][0]
-    image[4096 + free * 8192 + 4000] = 0x40
-    kind, _ = first_kind(bytes(image), key)
+    image[4096 + free[which] * 8192 + 4000] = 0x40
+    return bytes(image)
+
+
+def test_non_zero_bytes_in_a_free_segment(base, key):
+    kind, _ = first_kind(free_segment_with_a_byte(base, -1), key)
     assert kind == "GarbageAfterTail"
+
+
+def test_torn_new_segment_after_the_head_is_informational(base, key):
+    report = check_journal(free_segment_with_a_byte(base, 0), [forge.raw_public(key)])
+    assert report.ok and report.kinds() == ["UncommittedTail"]
 
 
 def test_bytes_past_the_geometry(base, key):
@@ -163,3 +174,26 @@ def test_report_counts_and_fill(base, key):
     assert 0 < report.fill_level < 1
     assert report.last_checkpoint["seq"] == report.last_seq
     assert report.device_id == "pos-7"
+
+
+def test_trailing_byte_in_a_body(base, key):
+    def trailing(rec):
+        rec.raw_body = rec.body() + b"\x00"
+    kind, _ = first_kind(resigned_with(parse(base), key, trailing), key)
+    assert kind == "NonCanonicalCbor"
+
+
+def test_body_split_across_two_frames(base, key):
+    """Each frame must hold exactly its own body: one byte of record k+1's body
+    moved into record k's frame re-encodes identically when joined, and is still caught."""
+    model = parse(base)
+    seg = model.segments[-1]
+    i = max(j for j, r in enumerate(seg.records[:-1]) if r.rtype == forge.TRANSACTION and
+            seg.records[j + 1].rtype == forge.TRANSACTION)
+    a, b = seg.records[i], seg.records[i + 1]
+    model.rechain(key=key)
+    body_a, body_b = a.body(), b.body()
+    a.raw_body, b.raw_body = body_a + body_b[:1], body_b[1:]
+    model.rechain(key=key)              # frames, CRCs, chain and signatures all fixed up
+    kind, _ = first_kind(model.render(), key)
+    assert kind == "NonCanonicalCbor"
