@@ -194,7 +194,8 @@ class IntakeService:
             hashes.append(rec.hash)
         p = cp.payload
         rc = {"v": receipt.VERSION, "dev": self.dev, "seq": seq, "hash": hashes[seq - first],
-              "cp_seq": cp.seq, "head": cp.prev, "wall_ms": cp.wall_ms, "alg": p["alg"],
+              "cp_seq": cp.seq, "head": cp.prev, "wall_ms": cp.wall_ms, "boot_id": cp.boot_id,
+              "mono_ms": cp.mono_ms, "alg": p["alg"],
               "kid": p["kid"], "first": first, "acked": p["acked"], "released": p["released"],
               "state": p["state"], "path": audit_path(hashes, seq - first), "sig": p["sig"]}
         return self._result(rc)

@@ -65,6 +65,24 @@ def describe_connect_error(exc):
     return "%s: %s" % (type(exc).__name__, exc)
 
 
+def describe_socket_error(text):
+    """Name the cause in paho's socket error text (TLS alerts come after the
+    handshake in TLS 1.3: the broker refusing our certificate shows here)."""
+    up = text.upper()
+    if "SSL" in up or "ALERT" in up or "CERTIFICATE" in up:
+        if "EXPIRED" in up:
+            hint = "our client certificate has expired: renew it (daozhang pki device)"
+        elif "UNKNOWN_CA" in up or "BAD_CERTIFICATE" in up or "CERTIFICATE_REQUIRED" in up \
+                or "UNSUPPORTED_CERTIFICATE" in up:
+            hint = "the broker refused our client certificate (not issued by the fleet CA?)"
+        elif "REVOKED" in up:
+            hint = "our client certificate is revoked"
+        else:
+            hint = "TLS failure"
+        return "tls: %s (%s)" % (text, hint)
+    return "network: " + text
+
+
 class MqttLink:
     """Runs the sync core against a broker; start(), stop(), alive()."""
 
@@ -102,6 +120,7 @@ class MqttLink:
         self._thread = None
         self._client = None
         self._near_full_raised = False
+        self._paho_error = None
         self._last_fill_check = 0
         self._last_status = 0
         self._status_dirty = True
@@ -289,8 +308,9 @@ class MqttLink:
 
     def _move_cursors(self, to):
         released = to
-        if self.release_floor is not None:
-            released = min(to, self.release_floor())
+        floor = self.release_floor() if self.release_floor is not None else None
+        if floor is not None:
+            released = min(to, floor)
         self.journal.note_cursors(to, max(released, self.journal.noted_cursors()[1]))
 
     def _accept_ack(self, to, payload):
@@ -346,12 +366,24 @@ class MqttLink:
         client.max_inflight_messages_set(max(20, self.core.settings["max_inflight"] + 12))
         client.on_connect = lambda c, u, flags, rc, props: self._events.append(("connack", rc))
         client.on_disconnect = lambda c, u, flags, rc, props: self._events.append(
-            ("lost", "disconnected: %s" % rc))
+            ("lost", self._disconnect_cause(rc)))
+        client.on_log = self._on_paho_log
         client.on_publish = lambda c, u, mid, rc, props: self._events.append(("puback", mid))
         client.on_message = self._on_message
         self._connect_props = Properties(PacketTypes.CONNECT)
         self._connect_props.SessionExpiryInterval = int(cfg.get("session_expiry_s", SESSION_EXPIRY_S))
         return client
+
+    def _on_paho_log(self, client, userdata, level, text):
+        import paho.mqtt.client as mqtt
+        if level == mqtt.MQTT_LOG_ERR:
+            self._paho_error = text
+
+    def _disconnect_cause(self, rc):
+        error, self._paho_error = self._paho_error, None
+        if error:
+            return describe_socket_error(error)
+        return "disconnected: %s" % rc
 
     def _on_message(self, client, userdata, message):
         topic = message.topic

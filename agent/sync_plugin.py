@@ -89,6 +89,10 @@ def core_settings(sync_cfg):
     return out
 
 
+def _call_or_none(fn, *args):
+    return None if fn is None else fn(*args)
+
+
 class _NoSync:
     def start(self):
         pass
@@ -117,8 +121,10 @@ class SyncPlugin:
         self.link = MqttLink(
             daemon.journal, config["journal"]["path"], config["device_id"], backend_pub,
             cfg["mqtt"], core_settings(sync_cfg), log=daemon.log, alert=self._alert,
-            release_floor=getattr(daemon, "release_floor", None),
-            settlement_hook=getattr(daemon, "settlement_hook", None),
+            # Looked up at each use: the settlement watchdog may plug in after us.
+            release_floor=lambda: _call_or_none(getattr(daemon, "release_floor", None)),
+            settlement_hook=lambda msg, payload: _call_or_none(
+                getattr(daemon, "settlement_hook", None), msg, payload),
             near_full=float(sync_cfg.get("near_full", 0.8)),
             status_file=status_file_path(config["path"], sync_cfg),
             status_interval_s=float(sync_cfg.get("status_interval_s", 1.0)))

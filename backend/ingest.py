@@ -255,7 +255,7 @@ def _check_checkpoint(rec, device_id, public_key, kid, hashes):
             return WRONG_KEY, "checkpoint %d signed by key %s, the device's key is %s" \
                 % (rec.seq, bytes(ck_kid).hex(), kid.hex())
         try:
-            message = checkpoint.message_for(p, rec.seq, rec.prev, rec.wall_ms)
+            message = checkpoint.message_for(p, rec.seq, rec.prev, rec.wall_ms, rec.boot_id, rec.mono_ms)
         except Exception as exc:
             return BAD_CHECKPOINT, "checkpoint %d: %s" % (rec.seq, exc)
         if not isinstance(sig, bytes) or not _verify(public_key, message, sig):

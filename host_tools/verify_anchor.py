@@ -17,7 +17,7 @@ from daozhang.host_tools.verify_cbor import CborProblem, decode_canonical
 from daozhang.host_tools.verify_errors import BadTrustInput
 from daozhang.host_tools.verify_keys import ALG_ED25519, checkpoint_message, signature_valid
 
-Anchor = namedtuple("Anchor", "journal_id dev seq frame hash head wall_ms payload")
+Anchor = namedtuple("Anchor", "journal_id dev seq frame hash head wall_ms boot_id mono_ms payload")
 
 
 def make_anchor(journal_id, dev, seq, frame_with_crc):
@@ -54,14 +54,14 @@ def parse_anchor(data):
     body, problem = reader.decode_body(rtype, frame[reader.FRAME_HEADER:-4])
     if problem is not None:
         raise BadTrustInput("anchor checkpoint body: %s" % problem[1])
-    seq, head, wall_ms, payload = body[0], body[1], body[2], body[5]
+    seq, head, wall_ms, boot_id, mono_ms, payload = body
     if seq != value["seq"] or payload["dev"] != value["dev"]:
         raise BadTrustInput("anchor says seq %d dev %s, its checkpoint says seq %d dev %s"
                             % (value["seq"], value["dev"], seq, payload["dev"]))
     if payload["alg"] != ALG_ED25519:
         raise BadTrustInput("anchor checkpoint is unsigned (alg %d)" % payload["alg"])
     return Anchor(value["journal_id"], value["dev"], seq, frame, sha256(frame[:-4]).digest(), head,
-                  wall_ms, payload)
+                  wall_ms, boot_id, mono_ms, payload)
 
 
 def check_anchor_signature(anchor, trusted):
@@ -70,7 +70,8 @@ def check_anchor_signature(anchor, trusted):
     if key is None:
         raise BadTrustInput("anchor is signed by key %s, which is not among the trusted keys"
                             % anchor.payload["kid"].hex())
-    message = checkpoint_message(anchor.dev, anchor.seq, anchor.head, anchor.wall_ms, anchor.payload)
+    message = checkpoint_message(anchor.dev, anchor.seq, anchor.head, anchor.wall_ms, anchor.boot_id,
+                                 anchor.mono_ms, anchor.payload)
     if not signature_valid(key, anchor.payload["sig"], message):
         raise BadTrustInput("anchor signature does not verify with key %s" % anchor.payload["kid"].hex())
 

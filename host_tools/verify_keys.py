@@ -73,9 +73,9 @@ def key_from_raw(raw):
         return None
 
 
-def checkpoint_message(dev, seq, head, wall_ms, payload):
+def checkpoint_message(dev, seq, head, wall_ms, boot_id, mono_ms, payload):
     """SPEC 3.6: the deterministic CBOR array a checkpoint signature covers."""
-    return cbor2.dumps([CHECKPOINT_DOMAIN, dev, seq, head, wall_ms, payload["kid"], payload["alg"],
+    return cbor2.dumps([CHECKPOINT_DOMAIN, dev, seq, head, wall_ms, boot_id, mono_ms, payload["kid"], payload["alg"],
                         payload["first"], payload["root"], payload["acked"], payload["released"],
                         payload["state"]])
 

@@ -8,6 +8,9 @@ missing or damaged, so the root cannot be recomputed), and `self.flagged` /
 `self.unflagged` (outage flags seen on covered records).
 """
 
+# SPEC 3.6: exactly these keys; anything else in a checkpoint is tampering.
+CHECKPOINT_KEYS = {"alg", "kid", "dev", "first", "root", "acked", "released", "state", "sig"}
+
 from daozhang.host_tools.verify_keys import (ALG_ED25519, ALG_NONE, batch_root, checkpoint_message, key_from_raw,
                                              key_id, signature_valid)
 
@@ -33,7 +36,11 @@ class CheckpointRules:
 
     def _checkpoint(self, pos, seq, value, flags, rhash):
         payload = value[5]
-        head, wall_ms = value[1], value[2]
+        head, wall_ms, boot_id, mono_ms = value[1], value[2], value[3], value[4]
+        extra = set(payload) - CHECKPOINT_KEYS
+        if extra:
+            self.emit("BadCheckpoint", seq, pos, "checkpoint payload has keys %s beyond the spec's %s"
+                      % (sorted(extra), sorted(CHECKPOINT_KEYS)))
         alg, state = payload["alg"], payload["state"]
         acked, released = payload["acked"], payload["released"]
         if payload["dev"] != self.sb.device_id and self.foreign_reported != pos:
@@ -57,7 +64,7 @@ class CheckpointRules:
             self.emit("BadCheckpoint", seq, pos, "state %d, expected 0, 1 or 2" % state)
         self._outage_rules(pos, seq, payload, flags)
         if alg == ALG_ED25519:
-            self._signature(pos, seq, head, wall_ms, payload)
+            self._signature(pos, seq, head, wall_ms, boot_id, mono_ms, payload)
         elif alg != ALG_NONE:
             self.emit("UnknownKey", seq, pos, "signature algorithm %d is not supported (1 = Ed25519)" % alg)
         self.last_cp = (seq, acked, released)
@@ -92,7 +99,7 @@ class CheckpointRules:
             self.emit("RecoveryWithoutOutage", seq, pos, "state 2 (recovery) checkpoint after a state 0 one")
         self.in_outage = state == _STATE_OUTAGE
 
-    def _signature(self, pos, seq, head, wall_ms, payload):
+    def _signature(self, pos, seq, head, wall_ms, boot_id, mono_ms, payload):
         """SPEC 3.6 signature, 3.8 key rules."""
         kid = payload["kid"]
         key = self.trusted.get(kid)
@@ -109,7 +116,7 @@ class CheckpointRules:
             self.emit("WrongKey", seq, pos, "signed by trusted key %s, but the journal's current key is %s"
                       % (kid.hex(), self.current_kid.hex()))
             return
-        message = checkpoint_message(payload["dev"], seq, head, wall_ms, payload)
+        message = checkpoint_message(payload["dev"], seq, head, wall_ms, boot_id, mono_ms, payload)
         if not signature_valid(key, payload["sig"], message):
             self.emit("BadSignature", seq, pos, "Ed25519 signature (%d bytes) by key %s does not verify over "
                       "checkpoint seq %d head %s" % (len(payload["sig"]), kid.hex(), seq, head.hex()[:16]))

@@ -24,13 +24,16 @@ def key_id(public_key_bytes):
     return hashlib.sha256(public_key_bytes).digest()[:KID_SIZE]
 
 
-def signed_message(dev, seq, head, wall_ms, kid, alg, first, root, acked, released, state):
-    return cbor.dumps([DOMAIN, dev, seq, head, wall_ms, kid, alg, first, root, acked, released, state])
+def signed_message(dev, seq, head, wall_ms, boot_id, mono_ms, kid, alg, first, root, acked, released, state):
+    # Every field of the checkpoint record but `sig` is signed, so even the
+    # newest checkpoint, which no later record chains, cannot be altered.
+    return cbor.dumps([DOMAIN, dev, seq, head, wall_ms, boot_id, mono_ms, kid, alg, first, root, acked,
+                       released, state])
 
 
-def message_for(payload, seq, head, wall_ms):
+def message_for(payload, seq, head, wall_ms, boot_id, mono_ms):
     """The signed message of a checkpoint record given its payload and body fields."""
-    return signed_message(payload["dev"], seq, head, wall_ms, payload["kid"], payload["alg"],
+    return signed_message(payload["dev"], seq, head, wall_ms, boot_id, mono_ms, payload["kid"], payload["alg"],
                           payload["first"], payload["root"], payload["acked"], payload["released"],
                           payload["state"])
 

@@ -6,8 +6,8 @@ covering checkpoint's signed fields and the record's RFC 6962 audit path to
 that checkpoint's batch root (SPEC 3.6.1).  Its code is the deterministic
 CBOR array
 
-    [1, dev, seq, hash, cp_seq, head, wall_ms, alg, kid, first, acked,
-     released, state, path, sig]
+    [1, dev, seq, hash, cp_seq, head, wall_ms, boot_id, mono_ms, alg, kid,
+     first, acked, released, state, path, sig]
 
 in RFC 4648 base32 (upper case, no padding) after the prefix "DZR:", so it
 prints as an alphanumeric-mode QR code.
@@ -29,7 +29,7 @@ from .errors import DecodeError, FindingError
 
 PREFIX = "DZR:"
 VERSION = 1
-FIELDS = ("v", "dev", "seq", "hash", "cp_seq", "head", "wall_ms", "alg", "kid", "first",
+FIELDS = ("v", "dev", "seq", "hash", "cp_seq", "head", "wall_ms", "boot_id", "mono_ms", "alg", "kid", "first",
           "acked", "released", "state", "path", "sig")
 MAX_PATH = 16          # a batch holds at most 2^16 records
 _B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -84,7 +84,8 @@ def from_appended(dev, appended):
     cp = appended.checkpoint
     return {"v": VERSION, "dev": dev, "seq": appended.seq, "hash": appended.hash,
             "cp_seq": appended.checkpoint_seq, "head": appended.checkpoint_head,
-            "wall_ms": appended.checkpoint_wall_ms, "alg": cp["alg"], "kid": cp["kid"],
+            "wall_ms": appended.checkpoint_wall_ms, "boot_id": appended.checkpoint_boot_id,
+            "mono_ms": appended.checkpoint_mono_ms, "alg": cp["alg"], "kid": cp["kid"],
             "first": cp["first"], "acked": cp["acked"], "released": cp["released"],
             "state": cp["state"], "path": list(appended.audit_path), "sig": cp["sig"]}
 
@@ -111,7 +112,8 @@ def decode(code):
         r[FIELDS[i]] = items[i]
     _want(r["v"] == VERSION, "version %r, expected %d" % (r["v"], VERSION))
     _want(isinstance(r["dev"], str), "dev is not text")
-    for k in ("seq", "cp_seq", "wall_ms", "alg", "first", "acked", "released", "state"):
+    _want(isinstance(r["boot_id"], bytes) and len(r["boot_id"]) == 8, "boot_id is not 8 bytes")
+    for k in ("seq", "cp_seq", "wall_ms", "mono_ms", "alg", "first", "acked", "released", "state"):
         _want(isinstance(r[k], int) and not isinstance(r[k], bool) and r[k] >= 0, k + " is not a uint")
     for k in ("hash", "head"):
         _want(isinstance(r[k], bytes) and len(r[k]) == 32, k + " is not 32 bytes")
@@ -139,5 +141,5 @@ def check(receipt):
         raise ReceiptInvalid("audit path of %d hashes does not fit leaf %d of %d"
                              % (len(receipt["path"]), seq - first, cp_seq - first))
     return signed_message(receipt["dev"], cp_seq, receipt["head"], receipt["wall_ms"],
-                          receipt["kid"], receipt["alg"], first, root, receipt["acked"],
+                          receipt["boot_id"], receipt["mono_ms"], receipt["kid"], receipt["alg"], first, root, receipt["acked"],
                           receipt["released"], receipt["state"])

@@ -34,8 +34,8 @@ class Appended:
     """What a committed record's writer learns: enough for a signed receipt."""
 
     __slots__ = ("seq", "hash", "offset", "leaf_index", "leaf_count", "merkle",
-                 "checkpoint_seq", "checkpoint_head", "checkpoint_wall_ms", "checkpoint",
-                 "checkpoint_hash")
+                 "checkpoint_seq", "checkpoint_head", "checkpoint_wall_ms", "checkpoint_boot_id",
+                 "checkpoint_mono_ms", "checkpoint", "checkpoint_hash")
 
     def __init__(self, seq, rhash, offset):
         self.seq = seq
@@ -214,7 +214,8 @@ class Ring:
                    "acked": acked, "released": released, "state": state, "sig": b""}
         if not outage:
             payload["sig"] = signer.sign(checkpoint.signed_message(
-                geo.device_id, seq, prev, clock.wall_ms, kid, alg, first, root, acked, released, state))
+                geo.device_id, seq, prev, clock.wall_ms, clock.boot_id, clock.mono_ms, kid, alg, first, root,
+                acked, released, state))
         ck_frame, ck_hash = record.encode(record.TYPE_CHECKPOINT, flags, seq, prev, clock.wall_ms,
                                           clock.boot_id, clock.mono_ms, payload)
         frames.append(ck_frame)
@@ -248,6 +249,8 @@ class Ring:
             result.checkpoint_seq = seq
             result.checkpoint_head = prev
             result.checkpoint_wall_ms = clock.wall_ms
+            result.checkpoint_boot_id = clock.boot_id
+            result.checkpoint_mono_ms = clock.mono_ms
             result.checkpoint = payload
             result.checkpoint_hash = ck_hash
         commit.write_pos = start + len(blob)

@@ -195,7 +195,7 @@ def _independent_check(records, pub_pem):
             if pending and pending[0].seq <= p["first"]:
                 assert p["root"] == batch_root(covered), "batch root wrong at %d" % rec.seq
             assert p["alg"] == 1, "unsigned checkpoint at %d" % rec.seq
-            key.verify(p["sig"], message_for(p, rec.seq, rec.prev, rec.wall_ms))
+            key.verify(p["sig"], message_for(p, rec.seq, rec.prev, rec.wall_ms, rec.boot_id, rec.mono_ms))
             pending = []
         else:
             pending.append(rec)

@@ -174,7 +174,8 @@ class Journal:
 
     @staticmethod
     def signed_message(cp, payload):
-        return cbor2.dumps(["daozhang/checkpoint/v1", payload["dev"], cp.seq, cp.prev, cp.wall_ms, payload["kid"],
+        return cbor2.dumps(["daozhang/checkpoint/v1", payload["dev"], cp.seq, cp.prev, cp.wall_ms, cp.boot_id,
+                            cp.mono_ms, payload["kid"],
                             payload["alg"], payload["first"], payload["root"], payload["acked"],
                             payload["released"], payload["state"]])
 

@@ -123,7 +123,8 @@ def test_checkpoint_signature_and_audit_paths_verify():
     results = driver.commit(storage, ring, [sale(i) for i in range(7)], clock(), SIGNER)
     pub = Ed25519PublicKey.from_public_bytes(SIGNER.public_bytes)
     for r in results:
-        msg = checkpoint.message_for(r.checkpoint, r.checkpoint_seq, r.checkpoint_head, r.checkpoint_wall_ms)
+        msg = checkpoint.message_for(r.checkpoint, r.checkpoint_seq, r.checkpoint_head, r.checkpoint_wall_ms,
+                                     r.checkpoint_boot_id, r.checkpoint_mono_ms)
         pub.verify(r.checkpoint["sig"], msg)
         assert checkpoint.root_from_path(r.hash, r.leaf_index, r.leaf_count, r.audit_path) == r.checkpoint["root"]
         assert checkpoint.root_from_path(hashlib.sha256(b"x").digest(), r.leaf_index, r.leaf_count,

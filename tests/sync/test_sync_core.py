@@ -237,3 +237,42 @@ def test_fuzz_backend_check_batch_never_raises(frames):
     from daozhang.backend.ingest import check_batch
     out = check_batch(DEVICE, signer(7).public_bytes, msgs.encode_receipts(DEVICE, frames))
     assert out.records == [] and out.findings
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_backend_frame_decoder(data):
+    """Invariant: decode_frame returns a record or raises DecodeError, nothing else."""
+    from daozhang.agent.core.errors import DecodeError
+    from daozhang.backend.ingest import decode_frame
+    try:
+        decode_frame(data)
+    except DecodeError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=200),
+                 st.recursive(st.one_of(st.integers(-5, 2 ** 40), st.text(max_size=8), st.binary(max_size=8),
+                                        st.none(), st.booleans()),
+                              lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+                              max_leaves=10).map(lambda v: cbor.dumps({"v": 1, "dev": DEVICE, "alert": v}))))
+def test_fuzz_backend_alert_payloads(tmp_path_factory, payload):
+    """Invariant: an alert payload is stored or becomes a `malformed` finding; never an exception."""
+    from daozhang.backend.service import Ingestor
+    store = _fuzz_store(tmp_path_factory)
+    before = store.stats()
+    Ingestor(store, KEY).alert(DEVICE, payload)
+    after = store.stats()
+    delta = after["alerts"] + after["findings"] - before["alerts"] - before["findings"]
+    assert delta in (0, 1)      # stored, a finding, or an identical alert again (a no-op)
+    assert after["records"] == before["records"]
+
+
+_STORES = {}
+
+
+def _fuzz_store(factory):
+    if "s" not in _STORES:
+        _STORES["s"] = open_store(str(factory.mktemp("fuzz") / "b.db"))
+    return _STORES["s"]

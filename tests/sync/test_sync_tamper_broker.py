@@ -139,3 +139,25 @@ def _continue_chain(last_frame, count):
         out.append(frame)
         seq, h = seq + 1, h2
     return out
+
+
+def test_tls_refusal_cause_is_named_in_the_log(world, tls_broker):
+    """An expired client certificate: the agent keeps journaling, and its log
+    says why it cannot connect."""
+    config, sock, pub = world.provision_agent("dev-a")
+    expired = tls_broker.pki.expired
+    mqtt_toml = os.path.join(os.path.dirname(config), "mqtt.toml")
+    with open(mqtt_toml) as f:
+        text = f.read()
+    cert = tls_broker.pki.identity("dev-a")
+    with open(mqtt_toml, "w") as f:
+        f.write(text.replace(cert.cert, expired.cert).replace(cert.key, expired.key))
+    agent = world.start_agent(config)
+
+    def log():
+        with open(config + ".log") as f:
+            return f.read()
+    wait_for(lambda: "cause=\"tls:" in log() and "expired" in log(), 30, "a named TLS cause")
+    with Client(sock) as pos:
+        assert pos.submit(sale("X-1"))["seq"] > 0          # journaling goes on
+    assert agent.proc.poll() is None

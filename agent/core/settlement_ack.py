@@ -1,0 +1,167 @@
+"""Settlement acks: the backend tells a device how one sale settled
+(docs/spec/settlement-acks.md).  Portable: CPython and MicroPython.
+
+A settlement ack is a down message on `daozhang/v1/<dev>/acks` with
+`kind` "settlement".  The common checks (decode, exact schema, device, key
+id, signature) are sync_messages.decode_down's, unchanged: importing this
+module registers the kind there.  What only a settlement ack has:
+
+- `id`: 16 random bytes chosen by the backend; the agent refuses an id it
+  already accepted (`replay`, SeenIds below), so a recorded ack cannot be
+  played again to settle a sale twice or to hide a later discrepancy;
+- `row`: the acquirer's settlement row (settlement-csv.md 7.4), exactly
+  the keys of ROW_FIELDS, each of its type (null where the file had none);
+- `seq`: the journal seq of the receipt the backend matched, or null for a
+  settlement matching no receipt (the device matches again itself, with
+  the same Matcher: the backend's verdict is informational).
+
+Signed bytes: the deterministic CBOR array
+    ["daozhang/settlement-ack/v1", dev, id, at, seq, row, kid]
+by the backend key (a domain of its own: a receipts ack signature never
+verifies as a settlement ack, nor the other way round).
+"""
+
+from . import cbor
+from . import sync_messages as msgs
+from .errors import RemoteError
+
+DOMAIN = "daozhang/settlement-ack/v1"
+KIND = "settlement"
+ID_SIZE = 16
+MAX_TEXT = 64
+MAX_MONEY = 10 ** 15
+
+# row key -> (predicate, description)
+def _text_or_none(v):
+    return v is None or (isinstance(v, str) and 0 < len(v) <= MAX_TEXT)
+
+
+def _digits_or_none(n):
+    def check(v):
+        if v is None:
+            return True
+        if not isinstance(v, str) or len(v) != n:
+            return False
+        for c in v:
+            if c not in "0123456789":
+                return False
+        return True
+    return check
+
+
+def _money(v):
+    return isinstance(v, int) and not isinstance(v, bool) and -MAX_MONEY < v < MAX_MONEY
+
+
+def _uint(v):
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2 ** 63
+
+
+def _uint_or_none(v):
+    return v is None or _uint(v)
+
+
+ROW_KINDS = ("sale", "refund", "void", "reversal", "preauth_completion")
+
+ROW_FIELDS = {
+    "acquirer_ref": (lambda v: isinstance(v, str) and 0 < len(v) <= MAX_TEXT, "1-64 characters"),
+    "merchant_id": (_digits_or_none(15), "15 digits or null"),
+    "terminal_id": (_text_or_none, "1-64 characters or null"),
+    "rrn": (_text_or_none, "1-64 characters or null"),
+    "auth_code": (_text_or_none, "1-64 characters or null"),
+    "txn_time": (_uint_or_none, "Unix ms or null"),
+    "kind": (lambda v: v is None or v in ROW_KINDS, "a transaction kind or null"),
+    "amount": (_money, "signed minor units"),
+    "fee": (_money, "signed minor units"),
+    "settled_amount": (_money, "signed minor units"),
+    "settled_at": (_uint, "Unix ms"),
+    "mcc": (_digits_or_none(4), "4 digits or null"),
+    "region": (_digits_or_none(4), "4 digits or null"),
+}
+
+
+def row_ok(row):
+    """True if `row` has exactly ROW_FIELDS, each of its type."""
+    if not isinstance(row, dict) or len(row) != len(ROW_FIELDS):
+        return False
+    for name in ROW_FIELDS:
+        if name not in row or not ROW_FIELDS[name][0](row[name]):
+            return False
+    return True
+
+
+def row_problem(row):
+    """The first thing wrong with a row, as text (None if it is fine)."""
+    if not isinstance(row, dict):
+        return "row: expected a map"
+    for name in row:
+        if name not in ROW_FIELDS:
+            return "row.%s: unexpected key" % name
+    for name in ROW_FIELDS:
+        check, what = ROW_FIELDS[name]
+        if name not in row:
+            return "row.%s: missing (expected %s)" % (name, what)
+        if not check(row[name]):
+            return "row.%s: expected %s, got %r" % (name, what, row[name])
+    return None
+
+
+def wire_row(row):
+    """A settlement row as read from a file (settlement_csv) -> the ack's row:
+    exactly ROW_FIELDS (`line`, `card` and anything else dropped)."""
+    out = {}
+    for name in ROW_FIELDS:
+        out[name] = row.get(name)
+    return out
+
+
+FIELDS = {
+    "v": (lambda v: v == msgs.VERSION, "1"),
+    "kind": (lambda v: v == KIND, '"settlement"'),
+    "dev": (msgs._text, "a device id"),
+    "id": (msgs._bytes_of(ID_SIZE), "16 bytes"),
+    "at": (_uint, "Unix milliseconds"),
+    "seq": (_uint_or_none, "a journal seq or null"),
+    "row": (row_ok, "a settlement row (settlement-acks.md 2)"),
+    "kid": (msgs._bytes_of(msgs.KID_SIZE), "8 bytes"),
+    "sig": (msgs._bytes_of(msgs.SIG_SIZE), "a 64-byte Ed25519 signature"),
+}
+
+
+def signed_bytes(msg):
+    return cbor.dumps([DOMAIN, msg["dev"], msg["id"], msg["at"], msg["seq"], msg["row"],
+                       msg["kid"]])
+
+
+def register():
+    """Make sync_messages.decode_down accept (and authenticate) this kind."""
+    if msgs.KINDS.get(KIND, {}).get("signed") is not signed_bytes:
+        msgs.register_kind(KIND, FIELDS, signed_bytes)
+
+
+def encode(dev, ack_id, at, seq, row, kid, sign):
+    """The payload the backend publishes; `sign(bytes) -> 64-byte signature`."""
+    msg = {"v": msgs.VERSION, "kind": KIND, "dev": dev, "id": ack_id, "at": at, "seq": seq,
+           "row": row, "kid": kid}
+    problem = row_problem(row)
+    if problem is not None:
+        raise RemoteError("settlement ack: " + problem)
+    msg["sig"] = sign(signed_bytes(msg))
+    return cbor.dumps(msg)
+
+
+class SeenIds:
+    """Ids of settlement acks already accepted (rebuilt from the journal's
+    type 2 records at start).  accept(id) -> True the first time only."""
+
+    def __init__(self):
+        self.ids = set()
+
+    def accept(self, ack_id):
+        if ack_id in self.ids:
+            return False
+        self.ids.add(ack_id)
+        return True
+
+
+register()

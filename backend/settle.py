@@ -1,0 +1,171 @@
+"""Ingest an acquirer settlement file at the backend; send settlement acks
+(docs/spec/settlement-acks.md).  `daozhang backend settle` is the CLI face.
+
+For each good row of the file (host_tools/settlement_csv.py), in file order:
+
+1. store it by acquirer_ref (store.add_settlement; status "new").  A row
+   whose acquirer_ref is already stored with a final status (sent, unknown,
+   unrouted) is skipped: re-ingesting a file changes nothing and sends
+   nothing.  A row stored but never sent (the broker failed mid-run) is
+   sent on the next run.
+2. match it to a stored receipt (settlement_checks.Matcher: terminal_id +
+   rrn, else auth_code + amount within the time window, same money
+   direction) over every device's transaction records;
+3. route it: the matched receipt's device; a row matching nothing goes to
+   the device whose receipts carry the row's terminal_id (the newest such
+   device), else nowhere ("unrouted": stored only, the operator sees it);
+4. sign the ack (agent/core/settlement_ack.py) and publish it QoS 1 on
+   daozhang/v1/<dev>/acks; once the broker has it (PUBACK), the row's
+   status becomes "sent" (matched) or "unknown" (routed by terminal only).
+
+`Settler` has no MQTT in it: `publish(device_id, payload)` is an input
+(returns once the broker holds the message, or raises).
+"""
+
+import os
+import time
+
+from daozhang.agent.core import settlement_ack
+from daozhang.agent.core.errors import DaozhangError, LocalError
+from daozhang.agent.core.settlement_checks import DEFAULT_MATCH_WINDOW, Matcher, txn_time_ms
+
+FINAL = ("sent", "unknown", "unrouted")
+
+
+def _entry(record, device_id):
+    txn = record["payload"]
+    try:
+        when = txn_time_ms(txn)
+    except DaozhangError:
+        return None
+    if not isinstance(txn.get("amount"), int):
+        return None
+    return {"txn": txn, "kind": txn.get("kind"), "time": when, "device_id": device_id,
+            "seq": record["seq"], "pos_txn_id": txn.get("pos_txn_id")}
+
+
+class Settler:
+    def __init__(self, store, signer, publish, clock=None, random_bytes=os.urandom,
+                 match_window_ms=DEFAULT_MATCH_WINDOW, log=None):
+        self.store = store
+        self.signer = signer
+        self.publish = publish
+        self.clock = clock or (lambda: time.time_ns() // 1000000)
+        self.random_bytes = random_bytes
+        self.log = log or (lambda event, level="info", **kw: None)
+        self.matcher = Matcher(match_window_ms)
+        self.terminals = {}     # terminal_id -> device_id (the newest receipt's)
+        self._index()
+
+    def _index(self):
+        newest = {}
+        for device in self.store.devices():
+            device_id = device["device_id"]
+            for rec in self.store.receipts(device_id):
+                entry = _entry(rec, device_id)
+                if entry is None:
+                    continue
+                self.matcher.add(entry)
+                terminal = entry["txn"].get("terminal_id")
+                if terminal and entry["time"] >= newest.get(terminal, -1):
+                    newest[terminal] = entry["time"]
+                    self.terminals[terminal] = device_id
+
+    def route(self, row):
+        """(device_id or None, seq or None, "sent" | "unknown" | "unrouted")."""
+        entry = self.matcher.match(row)
+        if entry is not None:
+            return entry["device_id"], entry["seq"], "sent"
+        device_id = self.terminals.get(row.get("terminal_id"))
+        if device_id is not None:
+            return device_id, None, "unknown"
+        return None, None, "unrouted"
+
+    def ack_payload(self, device_id, seq, row):
+        return settlement_ack.encode(device_id, self.random_bytes(settlement_ack.ID_SIZE),
+                                     self.clock(), seq, settlement_ack.wire_row(row),
+                                     self.signer.kid, self.signer.signer.sign)
+
+    def settle(self, parsed, progress=None):
+        """Ingest a SettlementFile; returns the report dict."""
+        stored = {}
+        for s in self.store.settlements():
+            stored[s["acquirer_ref"]] = s["status"]
+        report = {"path": parsed.name, "rows": len(parsed.rows), "bad_rows": list(parsed.bad_rows),
+                  "repeated": parsed.repeated, "new": 0, "already": 0, "sent": 0, "unknown": 0,
+                  "unrouted": 0, "devices": {}}
+        for i, row in enumerate(parsed.rows):
+            ref = row["acquirer_ref"]
+            status = stored.get(ref)
+            if status in FINAL:
+                report["already"] += 1
+            else:
+                if status is None:
+                    body = dict(row)
+                    body.pop("line", None)
+                    self.store.add_settlement(ref, body, "new")
+                    report["new"] += 1
+                device_id, seq, verdict = self.route(row)
+                if device_id is not None:
+                    self.publish(device_id, self.ack_payload(device_id, seq, row))
+                    report["devices"][device_id] = report["devices"].get(device_id, 0) + 1
+                self.store.match_settlement(ref, device_id, seq, verdict)
+                report[verdict] += 1
+                self.log("settlement_row", ref=ref, device=device_id or "-", seq=seq,
+                         verdict=verdict)
+            if progress is not None:
+                progress(i + 1, len(parsed.rows))
+        return report
+
+
+class MqttPublisher:
+    """Publishes settlement acks with the backend's broker identity, QoS 1;
+    `publish` returns once the broker PUBACKed (so "sent" means the broker
+    holds it for the device's persistent session)."""
+
+    def __init__(self, broker, timeout=30.0):
+        import ssl
+        import threading
+        import uuid
+        import paho.mqtt.client as mqtt
+
+        self.timeout = timeout
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                                  client_id="settle-%s" % uuid.uuid4().hex[:12],
+                                  protocol=mqtt.MQTTv5)
+        if broker.get("tls", True):
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=broker["ca"])
+            context.load_cert_chain(broker["cert"], broker["key"])
+            self.client.tls_set_context(context)
+        self._connected = threading.Event()
+        self._refused = None
+        self.client.on_connect = self._on_connect
+        try:
+            self.client.connect(broker["host"], int(broker["port"]),
+                                keepalive=int(broker.get("keepalive", 30)))
+        except (ssl.SSLError, OSError) as exc:
+            raise LocalError("cannot reach the broker %s:%s: %s: check [broker] in the config"
+                             % (broker["host"], broker["port"], exc)) from None
+        self.client.loop_start()
+        if not self._connected.wait(timeout) or self._refused:
+            self.close()
+            raise LocalError("broker %s:%s refused or did not answer: %s"
+                             % (broker["host"], broker["port"], self._refused or "timeout"))
+
+    def _on_connect(self, client, userdata, flags, rc, props):
+        if rc.is_failure:
+            self._refused = str(rc)
+        self._connected.set()
+
+    def publish(self, device_id, payload):
+        info = self.client.publish("daozhang/v1/%s/acks" % device_id, payload, qos=1)
+        info.wait_for_publish(self.timeout)
+        if not info.is_published():
+            raise LocalError("broker did not acknowledge the settlement ack for %s within %ss"
+                             % (device_id, self.timeout))
+
+    def close(self):
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
