@@ -239,7 +239,10 @@ class Daemon:
 
 def run_from_config(path):
     config = load_agent_config(path)
-    daemon = Daemon(config)
+    # Tests and the demo only: DAOZHANG_SIM_CLOCK names a simulated clock file
+    # (agent/sim_clock.py); unset, the system clock.
+    from daozhang.agent.sim_clock import from_environment
+    daemon = Daemon(config, now_ms=from_environment())
     try:
         return daemon.run()
     except BaseException:
@@ -254,3 +257,10 @@ def run_from_config(path):
 from daozhang.agent import sync_plugin as _sync_plugin  # noqa: E402
 
 _sync_plugin.install(sys.modules[__name__])
+
+# -- Settlement watchdog, alerts and the USB service port (settlement-acks.md) --
+from daozhang.agent import settlement_plugin as _settlement_plugin  # noqa: E402
+from daozhang.agent import service_port_plugin as _service_port_plugin  # noqa: E402
+
+_settlement_plugin.install(sys.modules[__name__])
+_service_port_plugin.install(sys.modules[__name__])

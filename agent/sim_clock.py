@@ -45,7 +45,7 @@ class FileClock:
     def _reload(self):
         try:
             st = os.stat(self.path)
-            stamp = (st.st_mtime_ns, st.st_size)
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError:
             stamp = None
         if stamp == self._stamp:

@@ -1,13 +1,12 @@
-"""What sync needs from the journal file (SPEC 6.6): cursors noted for the
-next commit, incremental frame reading, and the ack anchor file.
+"""What sync needs from the journal file (SPEC 6.6): commit notifications,
+the cursors noted for the next commit, incremental frame reading, and the
+ack anchor file.
 
-- `SyncJournal` is JournalFile plus `note_cursors(acked, released)`: the
-  new cursor values ride on the next commit's checkpoint (a transaction, a
-  heartbeat) instead of a checkpoint of their own per ack, which would be a
-  new record to send, acked again, and so on for ever.  A commit that must
-  start a new segment already uses the noted `released`, so reclaiming space
-  never waits for a cursor-only commit.  (The lead's JournalFile will grow
-  the same method; this subclass goes away then.)
+- `SyncJournal` is JournalFile (whose `note_cursors(acked, released)` makes
+  the next commit's checkpoint carry new cursors, instead of a checkpoint of
+  its own per ack: that would be a new record to send, acked again, for
+  ever) plus commit listeners (wake the sync loop), `noted_cursors()`,
+  `effective_fill()` counting noted cursors, and `snapshot()`.
 - `FrameReader.read(from_seq, max_bytes)` returns consecutive committed
   frames, raw as on disk, reading at most about max_bytes + one frame from
   the file, continuing where the previous read stopped: memory is bounded
@@ -30,39 +29,23 @@ READ_SLACK = record.MAX_BODY + record.OVERHEAD
 class SyncJournal(JournalFile):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._noted = None               # (acked, released) for the next commit
-        self._note_lock = threading.Lock()
         self.commit_listeners = []       # called with next_seq after each commit
 
-    def note_cursors(self, acked, released):
-        """Remember cursor values for the next commit; they only move forward."""
-        if released > acked:
-            raise ValueError("released %d > acked %d" % (released, acked))
-        with self._note_lock:
-            old = self._noted or (self.ring.acked, self.ring.released)
-            self._noted = (max(old[0], acked), max(old[1], released))
-
     def noted_cursors(self):
-        with self._note_lock:
-            return self._noted or (self.ring.acked, self.ring.released)
+        """(acked, released) the next commit will carry (noted or committed)."""
+        with self._cv:
+            return self._noted_cursors or (self.ring.acked, self.ring.released)
 
     def _flush(self, tickets, acked=None, released=None):
-        with self._note_lock:
-            noted = self._noted
-        if noted is not None:
-            acked = noted[0] if acked is None else max(acked, noted[0])
-            released = noted[1] if released is None else max(released, noted[1])
-            if acked < self.ring.acked:
-                acked = self.ring.acked
-            if released < self.ring.released:
-                released = self.ring.released
+        if acked is not None or released is not None:
+            # An explicit cursor commit must not move noted cursors back.
+            noted = self._noted_cursors
+            if noted is not None:
+                acked = noted[0] if acked is None else max(acked, noted[0])
+                released = noted[1] if released is None else max(released, noted[1])
         before = self.commits
         super()._flush(tickets, acked, released)
         if self.commits != before:
-            with self._note_lock:
-                if self._noted is not None and self._noted[0] <= self.ring.acked \
-                        and self._noted[1] <= self.ring.released:
-                    self._noted = None
             for listener in list(self.commit_listeners):
                 try:
                     listener(self.ring.next_seq)

@@ -122,7 +122,7 @@ def _payload_for_store(payload):
 
 
 class _Rec:
-    __slots__ = ("seq", "type", "flags", "prev", "wall_ms", "payload", "hash", "json")
+    __slots__ = ("seq", "type", "flags", "prev", "wall_ms", "boot_id", "mono_ms", "payload", "hash", "json")
 
 
 def decode_frame(frame):
@@ -159,6 +159,8 @@ def decode_frame(frame):
         raise DecodeError("body fields have the wrong types")
     rec = _Rec()
     rec.seq, rec.type, rec.flags, rec.prev, rec.wall_ms, rec.payload = seq, rtype, flags, prev, wall_ms, payload
+    rec.boot_id, rec.mono_ms = boot_id, mono_ms
+    rec.boot_id, rec.mono_ms = boot_id, mono_ms
     rec.hash = hashlib.sha256(head).digest()
     rec.json = _payload_for_store(payload)
     return rec

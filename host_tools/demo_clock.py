@@ -11,29 +11,36 @@ The POS stamps its sales with it, the acquirer its `settled_at`, and the
 agent daemon judges deadlines by it.  Every process evaluates the same
 formula against its own wall clock, so they agree without talking.
 
-THE CLOCK HOOK: `agent_clock_env()` below is the one place that tells the
-agent daemon about this clock.  It is the only code in the demo that knows
-how the daemon takes a simulated clock (docs/readme/settlement-e2e.md).
+THE CLOCK HOOK: `agent_clock_env()` and `DemoClock.align()` below are the one
+place that knows how the agent daemon takes a simulated clock
+(agent/sim_clock.py: DAOZHANG_SIM_CLOCK names a JSON file {"offset_ms",
+"speed"}; the agent's clock runs `speed` times as fast from the moment it
+first reads the file).  The demo writes the file before the agent starts,
+then aligns its own clock to the agent's first reading, which is when the
+daemon logs `journal_open` (its clock guard reads the clock right after).
 """
 
+import os
 import time
 
 DEFAULT_SPEED = 600         # 1 real second = 10 simulated minutes
-
-# How the agent daemon takes a simulated clock: an environment variable
-# "ANCHOR_REAL_MS:ANCHOR_SIM_MS:SPEED" read at start (agent/daemon.py).
-AGENT_CLOCK_ENV = "DAOZHANG_SIM_CLOCK"
+AGENT_CLOCK_ENV = "DAOZHANG_SIM_CLOCK"     # agent/sim_clock.py ENV
+AGENT_CLOCK_ALIGN_EVENT = "journal_open"   # the agent event whose ts anchors both clocks
 
 
 class DemoClock:
-    def __init__(self, speed=DEFAULT_SPEED, anchor_real_ms=None, anchor_sim_ms=None,
-                 wall_ms=None):
+    def __init__(self, speed=DEFAULT_SPEED, wall_ms=None):
         if not isinstance(speed, int) or speed < 1:
             raise ValueError("speed: expected an integer >= 1, got %r" % (speed,))
         self.wall_ms = wall_ms or (lambda: time.time_ns() // 1000000)
         self.speed = speed
-        self.anchor_real_ms = self.wall_ms() if anchor_real_ms is None else anchor_real_ms
-        self.anchor_sim_ms = self.anchor_real_ms if anchor_sim_ms is None else anchor_sim_ms
+        self.align(self.wall_ms())
+
+    def align(self, real_ms):
+        """Start simulated time at `real_ms`: from then on it runs `speed`
+        times as fast (the agent's clock does the same from its first read)."""
+        self.anchor_real_ms = int(real_ms)
+        self.anchor_sim_ms = int(real_ms)
 
     def now_ms(self):
         return self.sim_ms(self.wall_ms())
@@ -57,6 +64,22 @@ def _span(seconds):
     return "%d s" % seconds
 
 
-def agent_clock_env(clock):
-    """Environment for the agent daemon so it runs on `clock` (THE hook)."""
-    return {AGENT_CLOCK_ENV: "%d:%d:%d" % (clock.anchor_real_ms, clock.anchor_sim_ms, clock.speed)}
+def agent_clock_env(clock, directory):
+    """Write the agent's clock file in `directory`; return the environment
+    that makes the daemon use it (THE hook)."""
+    path = os.path.join(directory, "sim-clock.json")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write('{"offset_ms": 0, "speed": %d}\n' % clock.speed)
+    os.replace(tmp, path)
+    return {AGENT_CLOCK_ENV: path}
+
+
+def align_to_agent_event(clock, fields):
+    """Called with each agent log event: the first reading of the agent's
+    clock follows its `journal_open` line, so both clocks start there."""
+    if fields.get("event") == AGENT_CLOCK_ALIGN_EVENT:
+        try:
+            clock.align(int(float(fields["ts"]) * 1000))
+        except (KeyError, ValueError):
+            pass

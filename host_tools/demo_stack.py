@@ -22,7 +22,7 @@ from daozhang.agent.core.errors import LocalError
 from daozhang.agent.signer import generate_keypair
 from daozhang.host_tools import pki
 from daozhang.host_tools.demo_broker import DemoBroker, find_mosquitto
-from daozhang.host_tools.demo_clock import agent_clock_env
+from daozhang.host_tools.demo_clock import agent_clock_env, align_to_agent_event
 from daozhang.host_tools.demo_events import parse_logfmt
 from daozhang.host_tools.demo_processes import ManagedProcess, ProcessFailed, ProcessSet, run_once
 
@@ -200,6 +200,8 @@ class DemoStack:
                 return
             with self._seen_lock:
                 seen = self._seen.get((source, fields["event"]))
+            if source == "agent":
+                align_to_agent_event(self.clock, fields)
             if seen is not None:
                 seen.set()
             self.on_log(source, fields)
@@ -238,7 +240,7 @@ class DemoStack:
         self.processes.start(self.backend)
         self._wait_for(subscribed, self.backend, "subscription", timeout)
         ready, online = self._expect("agent", "agent_ready"), self._expect("agent", "sync_online")
-        agent_env = dict(self.env, **agent_clock_env(self.clock))
+        agent_env = dict(self.env, **agent_clock_env(self.clock, self.dirs["device"]))
         self.agent = ManagedProcess(
             "agent", daozhang_argv("agent", "run", "--config", self.agent_config),
             os.path.join(self.dirs["device"], "agent.log"), env=agent_env,

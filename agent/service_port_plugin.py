@@ -1,0 +1,128 @@
+"""The USB service port inside the agent daemon (docs/spec/usb.md; agent/
+daemon.py's PLUGINS hook).
+
+Started when agent.toml's [service_port] device names a device (provision
+copies it from the board: /dev/ttyGS0 on the Pi's USB gadget port).  The
+port opens the journal read-only and answers a technician's laptop; this
+plugin gives it the agent's live view through the callbacks:
+
+- info:   device_pubkey (32 raw bytes), journal_range [first_seq, last_seq],
+          last_checkpoint {seq, wall_ms, acked, released}, backlog, alerts
+          (count of pending or firing alerts);
+- alerts: every current alert record (the settlement plugin's machine);
+- health: journal stats, sync link health, clock trust.
+
+A device that is absent (no cable, no gadget driver) is not an error: the
+port retries opening it every few seconds and the agent runs on.
+"""
+
+from daozhang.agent.core import record
+
+
+def _plain(value):
+    """CBOR-safe (the service protocol has no floats)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return "%.3f" % value
+    if value is None or isinstance(value, (bool, int, str, bytes)):
+        return value
+    return str(value)
+
+
+class ServicePortPlugin:
+    def __init__(self, daemon, device):
+        from daozhang.agent.service_port import ServicePort
+
+        self.daemon = daemon
+        cfg = daemon.config
+        self.port = ServicePort(device, cfg["journal"]["path"], cfg["device_id"],
+                                cfg["technician_pubkeys"],
+                                callbacks={"info": self.info, "alerts": self.alerts,
+                                           "health": self.health},
+                                reopen_delay=3.0)
+        self.device = device
+
+    # -- callbacks (called on the port's thread) ---------------------------------
+
+    def _device_pubkey(self):
+        from daozhang.agent.signer import load_signer
+        try:
+            return load_signer(self.daemon.config["key"]).public_bytes
+        except Exception:
+            return None
+
+    def _last_checkpoint(self, stats):
+        start = max(stats["first_seq"], stats["next_seq"] - 512)
+        last = None
+        for rec in self.daemon.journal.records(from_seq=start):
+            if rec.type == record.TYPE_CHECKPOINT:
+                last = rec
+        if last is None:
+            return None
+        return {"seq": last.seq, "wall_ms": last.wall_ms, "acked": last.payload.get("acked"),
+                "released": last.payload.get("released")}
+
+    def _alert_records(self):
+        settlement = getattr(self.daemon, "settlement", None)
+        return settlement.current_alerts() if settlement is not None else []
+
+    def info(self):
+        stats = self.daemon.journal.stats()
+        out = {"journal_range": [stats["first_seq"], stats["next_seq"] - 1],
+               "last_checkpoint": self._last_checkpoint(stats),
+               "backlog": stats["next_seq"] - stats["acked"],
+               "alerts": len([a for a in self._alert_records()
+                              if a.get("state") in ("pending", "firing")])}
+        pub = self._device_pubkey()
+        if pub is not None:
+            out["device_pubkey"] = pub
+        return _plain(out)
+
+    def alerts(self):
+        return _plain(self._alert_records())
+
+    def health(self):
+        out = {"journal": self.daemon.journal.stats(),
+               "clock_trusted": bool(self.daemon.clock.trusted) if self.daemon.clock else None}
+        link = getattr(self.daemon, "sync_link", None)
+        if link is not None:
+            out["sync"] = link.health()
+        return _plain(out)
+
+    # -- plugin face ----------------------------------------------------------------
+
+    def start(self):
+        self.daemon.log("service_port_start", device=self.device)
+        self.port.start()
+
+    def stop(self):
+        self.port.stop()
+
+    def alive(self):
+        return True   # the port reopens by itself; its faults never stop the agent
+
+
+class _NoPort:
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
+
+    def alive(self):
+        return True
+
+
+def service_port_plugin(daemon):
+    device = daemon.config.get("service_port", {}).get("device", "")
+    if not device:
+        return _NoPort()
+    return ServicePortPlugin(daemon, device)
+
+
+def install(daemon_module):
+    if service_port_plugin not in daemon_module.PLUGINS:
+        daemon_module.PLUGINS.append(service_port_plugin)

@@ -1,0 +1,363 @@
+"""The settlement watchdog and the alert machine inside the agent daemon
+(docs/spec/settlement-acks.md 4; agent/daemon.py's PLUGINS hook).
+
+Wiring (the same as tests/dztest/settlement.py's SimTerminal, plus I/O):
+
+- every committed transaction (daemon.transaction_listeners) feeds the
+  watchdog;
+- every settlement ack that passed the sync layer's common checks
+  (daemon.settlement_hook, from agent/mqtt_link.py) is checked for replay
+  (its id), fed to the watchdog, and journaled as a type 2 record
+  {"ack": the payload as received, "checks": [check results]};
+- the daemon's alert hook (journal_full, storage_error, security from
+  rejected messages, journal_near_full) and this plugin's own observations
+  (clock_untrusted from the daemon's clock guard, sync_backlog from the
+  sync link) go into the same AlertMachine;
+- every alert transition is journaled (type 3, the action dict plus
+  nothing else), published on daozhang/v1/<dev>/alerts through the sync
+  link (with `seq`, the type 3 record's seq), summarised in the retained
+  status, written to alerts.json next to agent.toml (what `daozhang agent
+  alerts` reads), and shown on the board's outputs (agent/outputs.py);
+- the journal's `released` cursor: daemon.release_floor is the watchdog's
+  release_cursor() (a sale is released only when settled or expired).
+
+After a restart the state is rebuilt by replaying the journal: transactions,
+settlement acks and clock records into a fresh watchdog (outputs dropped),
+alert records restored into the machine.  Then the current clock state is
+observed and a first tick runs.
+
+Threads: intake threads (transactions), the MQTT thread (settlement acks,
+sync alerts), the daemon's main thread (journal_full from heartbeats) and
+this plugin's own thread (ticks every second, LED/buzzer every 100 ms) all
+go through one lock.
+"""
+
+import json
+import os
+import threading
+
+from daozhang.agent.core import cbor, record
+from daozhang.agent.core import settlement_ack
+from daozhang.agent.core.alerts import AlertMachine, ReplayMismatch
+from daozhang.agent.core.business_calendar import BusinessCalendar
+from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
+from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.outputs import DeviceOutputs
+from daozhang.agent.timezone import timezone_for
+
+TICK_S = 1.0
+REFRESH_S = 0.1
+CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
+# Alerts the daemon and the sync link raise through alert_hook, and their key.
+HOOK_KINDS = ("security", "journal_full", "storage_error", "journal_near_full", "sync_backlog")
+# sync_backlog: records waiting while the link is down, or this many at any time.
+BACKLOG_ALERT_RECORDS = 10000
+
+
+def alerts_file_path(agent_config_path):
+    return os.path.join(os.path.dirname(os.path.abspath(agent_config_path)), "alerts.json")
+
+
+def _plain(value):
+    """CBOR/JSON-safe copy of an alert detail (str keys, no floats, no tuples)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _write_json_atomic(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, sort_keys=True, ensure_ascii=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+_RECORD_FIELDS = ("kind", "key", "state", "severity", "since", "pending_since", "fired_at",
+                  "resolved_at", "escalate_at", "last_notified", "amount", "currency", "detail")
+
+
+def restore_action(machine, action):
+    """Replay one journaled alert action into `machine`, tolerantly."""
+    try:
+        machine.restore(action)
+    except ReplayMismatch:
+        # The journal is a ring: the alert's earlier transitions may have
+        # been reclaimed.  The action carries the alert's whole record.
+        ident = (action.get("kind"), action.get("key"))
+        if action.get("state") == "inactive" or action.get("action") == "withdrawn":
+            machine.alerts.pop(ident, None)
+        else:
+            machine.alerts[ident] = {name: action.get(name) for name in _RECORD_FIELDS}
+
+
+class SettlementPlugin:
+    def __init__(self, daemon):
+        self.daemon = daemon
+        self.log = daemon.log
+        self.journal = daemon.journal
+        self.device_id = daemon.config["device_id"]
+        profile = daemon.service.profile
+        self.profile = profile
+        calendar = BusinessCalendar.from_profile(profile, timezone_for(profile["timezone"]))
+        self.watchdog = SettlementWatchdog(profile, calendar)
+        self.machine = AlertMachine(profile.get("currency", "CNY"))
+        self.seen = settlement_ack.SeenIds()
+        self.outputs = DeviceOutputs({"outputs": daemon.config.get("outputs", {})})
+        self.alerts_file = alerts_file_path(daemon.config["path"])
+        self.link = None
+        self.counts = {"settlement_acks": 0, "duplicates": 0, "replays": 0, "invalid": 0}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._replay()
+        daemon.transaction_listeners.append(self.on_transaction)
+        daemon.settlement_hook = self.on_settlement
+        daemon.release_floor = self.release_floor
+        daemon.alert_hook = self.on_hook_alert
+        daemon.settlement = self
+
+    def now(self):
+        return self.daemon.now_ms()
+
+    # -- rebuild ---------------------------------------------------------------
+
+    def _replay(self):
+        counts = {"transactions": 0, "settlements": 0, "clock": 0, "alerts": 0, "mismatch": 0}
+        for rec in self.journal.records():
+            try:
+                if rec.type == record.TYPE_TRANSACTION:
+                    txn = dict(rec.payload)
+                    txn["seq"] = rec.seq
+                    self.watchdog.handle(("transaction", txn))
+                    counts["transactions"] += 1
+                elif rec.type == record.TYPE_SETTLEMENT_ACK:
+                    msg = cbor.loads(rec.payload["ack"])
+                    self.seen.accept(msg["id"])
+                    self.watchdog.handle(("settlement", msg["row"], rec.wall_ms))
+                    counts["settlements"] += 1
+                elif rec.type == record.TYPE_CLOCK:
+                    trusted = rec.payload.get("event") == "trusted"
+                    self.watchdog.handle(("clock", trusted, rec.wall_ms))
+                    counts["clock"] += 1
+                elif rec.type == record.TYPE_ALERT:
+                    self._restore(rec.payload)
+                    counts["alerts"] += 1
+            except (DaozhangError, KeyError, TypeError) as exc:
+                counts["mismatch"] += 1
+                self.log("settlement_replay_skipped", level="warning", seq=rec.seq,
+                         error="%s: %s" % (type(exc).__name__, exc))
+        self.log("settlement_rebuilt", **counts)
+
+    def _restore(self, action):
+        restore_action(self.machine, action)
+
+    # -- plugin face -------------------------------------------------------------
+
+    def start(self):
+        self.link = getattr(self.daemon, "sync_link", None)
+        if self.link is not None:
+            # The sync link's own alerts (security, journal_near_full) come here,
+            # and go up as alert machine transitions, not as raw hook calls.
+            self.link.alert = self.on_hook_alert
+            if hasattr(self.link, "status_extra"):
+                self.link.status_extra = self.status_summary
+        self.daemon.alert_hook = self.on_hook_alert
+        with self._lock:
+            now = self.now()
+            self._feed(("clock", bool(self.daemon.clock.trusted), now), now)
+            self._feed(("tick", now), now)
+            self._show()
+        self._thread = threading.Thread(target=self._run, name="settlement", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.outputs.close()
+
+    def alive(self):
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self):
+        last_tick = 0.0
+        import time
+        while not self._stop.wait(REFRESH_S):
+            try:
+                self.outputs.refresh(self.now())
+                mono = time.monotonic()
+                if mono - last_tick >= TICK_S:
+                    last_tick = mono
+                    self.tick()
+            except Exception as exc:  # never let the watchdog thread die silently
+                self.log("settlement_tick_error", level="error",
+                         error="%s: %s" % (type(exc).__name__, exc))
+
+    def tick(self):
+        with self._lock:
+            now = self.now()
+            trusted = bool(self.daemon.clock.trusted)
+            if trusted != self.watchdog.clock_trusted:
+                self._feed(("clock", trusted, now), now)
+            self._check_backlog(now)
+            self._feed(("tick", now), now)
+
+    def _check_backlog(self, now):
+        link = self.link
+        if link is None or not hasattr(link, "core"):
+            return
+        core = link.core
+        backlog = core.next_seq - core.acked
+        active = backlog >= BACKLOG_ALERT_RECORDS or (backlog > 0 and core.state != "online")
+        rec = self.machine.alerts.get(("sync_backlog", "device"))
+        if active or (rec is not None and rec["state"] in ("pending", "firing")):
+            self._observe({"kind": "sync_backlog", "key": "device", "active": active, "at": now,
+                           "detail": {"backlog": backlog, "link": core.state}}, now)
+
+    # -- inputs --------------------------------------------------------------------
+
+    def on_transaction(self, seq, payload):
+        txn = dict(payload)
+        txn["seq"] = seq
+        with self._lock:
+            now = self.now()
+            self._feed(("transaction", txn), now)
+
+    def on_settlement(self, msg, payload):
+        """A settlement ack that passed decode_down (schema, device, key, signature)."""
+        with self._lock:
+            now = self.now()
+            if not self.seen.accept(msg["id"]):
+                self.counts["replays"] += 1
+                self.log("sync_rejected", level="warning", reason="replay",
+                         detail="settlement ack id %s already accepted" % msg["id"].hex())
+                self._observe({"kind": "security", "key": "replay", "active": True, "at": now,
+                               "detail": {"reason": "replay", "what": "settlement ack",
+                                          "acquirer_ref": msg["row"]["acquirer_ref"]}}, now)
+                return
+            try:
+                outputs = self.watchdog.handle(("settlement", msg["row"], now))
+            except DaozhangError as exc:
+                self.counts["invalid"] += 1
+                self.log("settlement_invalid", level="error", error=str(exc))
+                return
+            checks = [out for tag, out in outputs if tag == "check"]
+            if not checks:
+                self.counts["duplicates"] += 1
+                self.log("settlement_duplicate", acquirer_ref=msg["row"]["acquirer_ref"])
+                return
+            self.counts["settlement_acks"] += 1
+            try:
+                self.journal.append(record.TYPE_SETTLEMENT_ACK,
+                                    {"ack": bytes(payload), "checks": checks})
+            except (JournalFull, StorageError) as exc:
+                self.log("settlement_journal_failed", level="error", error=str(exc))
+            for result in checks:
+                self.log("settlement_checked", acquirer_ref=result["acquirer_ref"],
+                         pos_txn_id=result["pos_txn_id"], seq=result["seq"],
+                         checks=",".join(result["checks"]) or "ok")
+            actions = []
+            for tag, out in outputs:
+                if tag == "alert":
+                    actions.extend(self.machine.observe(out))
+            self._emit(actions)
+
+    def on_hook_alert(self, kind, severity, detail):
+        """alert_hook(kind, severity, detail) of the daemon and the sync link."""
+        detail = detail if isinstance(detail, dict) else {"detail": detail}
+        if kind not in self.machine.kinds or kind == "clock_untrusted":
+            # clock_untrusted comes from the clock guard (tick); others are logged.
+            self.log("alert_hook", level=severity, kind=kind, detail=detail.get("detail"))
+            return
+        active = detail.get("state", "firing") not in CLEARED_STATES
+        key = str(detail.get("reason") or "message") if kind == "security" else "device"
+        with self._lock:
+            now = self.now()
+            self._observe({"kind": kind, "key": key, "active": active, "at": now,
+                           "detail": _plain(detail)}, now)
+
+    def release_floor(self):
+        with self._lock:
+            return self.watchdog.release_cursor()
+
+    # -- the machine ------------------------------------------------------------------
+
+    def _feed(self, event, now):
+        outputs = self.watchdog.handle(event)
+        actions = []
+        for tag, out in outputs:
+            if tag == "alert":
+                actions.extend(self.machine.observe(out))
+        if event[0] == "tick":
+            actions.extend(self.machine.tick(now))
+        self._emit(actions)
+
+    def _observe(self, obs, now):
+        self._emit(self.machine.observe(obs))
+
+    def _emit(self, actions):
+        if not actions:
+            return
+        actions = [_plain(a) for a in actions]
+        seqs = [None] * len(actions)
+        try:
+            done = self.journal.append_many([(record.TYPE_ALERT, a) for a in actions])
+            seqs = [d.seq for d in done]
+        except (JournalFull, StorageError) as exc:
+            # Shown and published anyway; a reboot will not remember these.
+            self.log("alert_journal_failed", level="error", error=str(exc))
+        for action, seq in zip(actions, seqs):
+            self.log("alert", level="warning" if action["state"] == "firing" else "info",
+                     action=action["action"], kind=action["kind"], key=action["key"],
+                     severity=action["severity"], seq=seq)
+            if self.link is not None:
+                published = dict(action)
+                published["seq"] = seq
+                self.link.publish_alert(published)
+        self.outputs.notify(actions)
+        self._show()
+
+    def _show(self):
+        summary = self.machine.status_summary()
+        self.outputs.show(summary)
+        try:
+            _write_json_atomic(self.alerts_file, {
+                "device": self.device_id, "at": self.now(), "summary": summary,
+                "alerts": self.current_alerts(), "counts": dict(self.counts),
+                "clock_trusted": self.watchdog.clock_trusted})
+        except OSError as exc:
+            self.log("alerts_file_failed", level="error", error=str(exc))
+
+    # -- views (alerts CLI, status, service port) -------------------------------------
+
+    def current_alerts(self):
+        with self._lock:
+            out = []
+            for ident in sorted(self.machine.alerts, key=lambda i: (i[0], str(i[1]))):
+                out.append(_plain(self.machine.alerts[ident]))
+            return out
+
+    def status_summary(self):
+        with self._lock:
+            s = self.machine.status_summary()
+            return {"alerts": {"firing": s["firing"], "pending": s["pending"],
+                               "worst": s["worst"], "display": s["display"]}}
+
+
+def settlement_plugin(daemon):
+    """PLUGINS factory: runs first, so release_floor is in place before the
+    sync link adopts its saved ack anchor (which moves the cursors)."""
+    return SettlementPlugin(daemon)
+
+
+def install(daemon_module):
+    if settlement_plugin not in daemon_module.PLUGINS:
+        daemon_module.PLUGINS.insert(0, settlement_plugin)
