@@ -121,6 +121,12 @@ class MqttLink:
         self._client = None
         self._near_full_raised = False
         self._paho_error = None
+        self._last_release_check = 0
+        self._floor_at = None
+        self._floor_value = None
+        # Settlement plugin hook: f() -> map merged into the retained status
+        # (the alert summary); the status is republished when alerts change.
+        self.status_extra = None
         self._last_fill_check = 0
         self._last_status = 0
         self._status_dirty = True
@@ -213,8 +219,13 @@ class MqttLink:
             alerts, self._alerts_in = self._alerts_in, []
         for payload in alerts:
             self.core.queue_alert(payload)
+        if alerts and self.status_extra is not None and self.core.state == "online":
+            self._publish("status", b"", None, True)
         self.core.journal_progress(self.journal.ring.next_seq)
         self._check_fill()
+        if now - self._last_release_check >= 1000:
+            self._last_release_check = now
+            self._refresh_release()
         self._perform(self.core.poll(now))
         self._write_status()
         wait = self.core.next_wakeup(now_ms())
@@ -306,12 +317,39 @@ class MqttLink:
                 self.log(action[1], **action[2])
             self._status_dirty = True
 
+    def _floor(self, max_age_ms=1000):
+        """The lowest seq not releasable, or None without a watchdog.
+
+        Asked of the watchdog at most once a second (it walks every unsettled
+        sale: too slow for every ack of a large backlog).  Its answer covers
+        the records committed when it was asked; its None ("all released")
+        therefore becomes the journal's next seq at that moment, so a sale
+        committed since is never released on a stale answer."""
+        if self.release_floor is None:
+            return None
+        now = now_ms()
+        if self._floor_at is None or now - self._floor_at >= max_age_ms:
+            known = self.journal.ring.next_seq
+            floor = self.release_floor()
+            self._floor_value = known if floor is None else min(floor, known)
+            self._floor_at = now
+        return self._floor_value
+
     def _move_cursors(self, to):
-        released = to
-        floor = self.release_floor() if self.release_floor is not None else None
-        if floor is not None:
-            released = min(to, floor)
+        floor = self._floor()
+        released = to if floor is None else min(to, floor)
         self.journal.note_cursors(to, max(released, self.journal.noted_cursors()[1]))
+
+    def _refresh_release(self):
+        """The settlement watchdog's floor moves on its own (a sale settles,
+        or expires): let `released` follow it up to `acked`."""
+        acked, released = self.journal.noted_cursors()
+        if released >= acked or self.release_floor is None:
+            return
+        floor = self._floor(max_age_ms=0)
+        if min(acked, floor) > released:
+            self.journal.note_cursors(acked, min(acked, floor))
+            self._status_dirty = True
 
     def _accept_ack(self, to, payload):
         # The anchor first: after a crash the cursors come back from it.
@@ -320,11 +358,6 @@ class MqttLink:
         self.log("sync_acked", to=to, backlog=self.core.next_seq - to)
 
     def _check_fill(self):
-        # O(segments^2) in the ring's bookkeeping: at most 5 times a second.
-        now = now_ms()
-        if now - self._last_fill_check < 200:
-            return
-        self._last_fill_check = now
         fill = self.journal.effective_fill()
         if fill >= self.near_full and not self._near_full_raised:
             self._near_full_raised = True
@@ -410,6 +443,13 @@ class MqttLink:
     def _publish(self, topic, payload, token, retain):
         if self._client is None:
             return
+        if topic == "status" and self.status_extra is not None:
+            try:
+                payload = msgs.encode_status(self.device_id, "online", now_ms(),
+                                             _cbor_safe(self.status_extra()))
+            except Exception as exc:   # the plain status still goes up
+                self.log("status_extra_failed", level="error", error=str(exc))
+                payload = payload or msgs.encode_status(self.device_id, "online", now_ms())
         info = self._client.publish(self.topic + topic, payload, qos=1, retain=retain)
         self._mids[info.mid] = token
 

@@ -35,6 +35,7 @@ go through one lock.
 import json
 import os
 import threading
+import time
 
 from daozhang.agent.core import cbor, record
 from daozhang.agent.core import settlement_ack
@@ -48,8 +49,6 @@ from daozhang.agent.timezone import timezone_for
 TICK_S = 1.0
 REFRESH_S = 0.1
 CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
-# Alerts the daemon and the sync link raise through alert_hook, and their key.
-HOOK_KINDS = ("security", "journal_full", "storage_error", "journal_near_full", "sync_backlog")
 # sync_backlog: records waiting while the link is down, or this many at any time.
 BACKLOG_ALERT_RECORDS = 10000
 
@@ -189,7 +188,6 @@ class SettlementPlugin:
 
     def _run(self):
         last_tick = 0.0
-        import time
         while not self._stop.wait(REFRESH_S):
             try:
                 self.outputs.refresh(self.now())
@@ -229,7 +227,17 @@ class SettlementPlugin:
         txn["seq"] = seq
         with self._lock:
             now = self.now()
+            full = self.machine.alerts.get(("journal_full", "device"))
+            if full is not None and full["state"] in ("pending", "firing"):
+                # A committed sale proves the journal takes records again.
+                self._observe({"kind": "journal_full", "key": "device", "active": False,
+                               "at": now}, now)
             self._feed(("transaction", txn), now)
+            entry = self.watchdog.unsettled.get(txn.get("pos_txn_id"))
+            if entry is not None and entry["deadline"] < now:
+                # Journaled after its deadline (a backlog from the POS): judge
+                # it now, before the POS gets its receipt, not at the next tick.
+                self._feed(("tick", now), now)
 
     def on_settlement(self, msg, payload):
         """A settlement ack that passed decode_down (schema, device, key, signature)."""
@@ -241,6 +249,17 @@ class SettlementPlugin:
                          detail="settlement ack id %s already accepted" % msg["id"].hex())
                 self._observe({"kind": "security", "key": "replay", "active": True, "at": now,
                                "detail": {"reason": "replay", "what": "settlement ack",
+                                          "acquirer_ref": msg["row"]["acquirer_ref"]}}, now)
+                return
+            if self.watchdog.clock_trusted and msg["at"] < now - self.watchdog.expire_after:
+                # Older than anything the watchdog still remembers: a replay of an
+                # ack whose journal record the ring has reclaimed would pass the id
+                # check; refuse it (settlement-acks.md 7.8.3).
+                self.counts["replays"] += 1
+                self.log("sync_rejected", level="warning", reason="stale",
+                         detail="settlement ack from %d, older than the watch window" % msg["at"])
+                self._observe({"kind": "security", "key": "stale", "active": True, "at": now,
+                               "detail": {"reason": "stale", "what": "settlement ack",
                                           "acquirer_ref": msg["row"]["acquirer_ref"]}}, now)
                 return
             try:

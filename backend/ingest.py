@@ -92,7 +92,7 @@ def jsonable(value):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise DecodeError("map key %r is not text" % (k,))
-            out[k] = jsonable(v)
+            out[k.replace("\x00", "\ufffd")] = jsonable(v)
         return out
     if isinstance(value, list):
         return [jsonable(v) for v in value]
@@ -118,6 +118,8 @@ def _payload_for_store(payload):
             out[k] = jsonable(v)
         if type(k) is not str:
             raise DecodeError("map key %r is not text" % (k,))
+        if "\x00" in k:
+            out[k.replace("\x00", "\ufffd")] = out.pop(k)
     return out
 
 

@@ -236,9 +236,9 @@ class Ingestor:
             alert = msg["alert"]
             if not isinstance(alert, dict) or msg.get("dev") != device_id:
                 raise DecodeError("alert payload: wrong shape or device")
-            kind = str(alert.get("kind", "unknown"))
-            state = str(alert.get("state", "firing"))
-            severity = str(alert.get("severity", "warning"))
+            kind = _text(alert.get("kind", "unknown"))
+            state = _text(alert.get("state", "firing"))
+            severity = _text(alert.get("severity", "warning"))
             seq = alert.get("seq") if isinstance(alert.get("seq"), int) else None
         except (DecodeError, KeyError, TypeError) as exc:
             self._finding(device_id, ingest.Finding(ingest.MALFORMED, None, "alert payload: %s" % exc,
@@ -251,6 +251,11 @@ class Ingestor:
             return      # the same alert sent again (after a reconnect)
         self.store.add_alert(device_id, seq, kind, state, severity, body)
         self.log("device_alert", device=device_id, kind=kind, state=state, severity=severity)
+
+
+def _text(value):
+    """A short text column value (PostgreSQL TEXT cannot hold NUL)."""
+    return str(value)[:64].replace("\x00", "\ufffd")
 
 
 def _device_of(topic):

@@ -133,19 +133,19 @@ class MqttPublisher:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                                   client_id="settle-%s" % uuid.uuid4().hex[:12],
                                   protocol=mqtt.MQTTv5)
-        if broker.get("tls", True):
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=broker["ca"])
-            context.load_cert_chain(broker["cert"], broker["key"])
-            self.client.tls_set_context(context)
         self._connected = threading.Event()
         self._refused = None
         self.client.on_connect = self._on_connect
         try:
+            if broker.get("tls", True):
+                context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=broker["ca"])
+                context.load_cert_chain(broker["cert"], broker["key"])
+                self.client.tls_set_context(context)
             self.client.connect(broker["host"], int(broker["port"]),
                                 keepalive=int(broker.get("keepalive", 30)))
-        except (ssl.SSLError, OSError) as exc:
+        except (ssl.SSLError, OSError, KeyError) as exc:
             raise LocalError("cannot reach the broker %s:%s: %s: check [broker] in the config"
-                             % (broker["host"], broker["port"], exc)) from None
+                             % (broker.get("host"), broker.get("port"), exc)) from None
         self.client.loop_start()
         if not self._connected.wait(timeout) or self._refused:
             self.close()

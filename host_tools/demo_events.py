@@ -90,7 +90,14 @@ def _agent_alert(f):
     return _alert_event(action, f)
 
 
+# Transitions not shown: with `for` = 0 (every settlement kind) "pending" is
+# followed at once by "firing"; "repeated" re-notifies an alert already shown.
+QUIET_ACTIONS = ("pending", "repeated")
+
+
 def _alert_event(action, f):
+    if action in QUIET_ACTIONS:
+        return None
     kind = f.get("kind", "?")
     what = f.get("key") or f.get("pos_txn_id") or ""
     extra = " ".join(x for x in (what, f.get("line") or f.get("display") or "") if x)
@@ -109,7 +116,10 @@ def _settlement_checked(f):
 
 
 def _backend_alert(f):
-    return DemoEvent("info", "backend received alert %s (%s)" % (f.get("kind", "?"), f.get("state", "?")),
+    if f.get("state") not in ("firing", "resolved"):
+        return None
+    return DemoEvent("info", "operator sees it: backend stored alert %s (%s)"
+                     % (f.get("kind", "?"), f.get("state", "?")),
                      {"kind": f.get("kind"), "state": f.get("state")})
 
 
@@ -202,6 +212,7 @@ class Tally:
         return {
             "transactions": self.transactions,
             "refused": self.refused,
+            "amount": self.amount,
             "synced": self.synced,
             "acked_to": self.acked_to,
             "settlement_rows": self.settlement_rows,

@@ -69,21 +69,21 @@ class Pos(threading.Thread):
         self.run_id = run_id or "%06d" % random.Random().randrange(1000000)
         self.number = 0
         self.failure = None
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
 
     def run(self):
         client = Client(self.socket_path, timeout=15)
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 self.number += 1
                 self._sell(client, make_sale(self.number, self.clock.now_ms(), self.rng,
                                              self.profile, self.run_id))
-                self._stop.wait(self.interval)
+                self._halt.wait(self.interval)
         except AgentUnavailable as exc:
-            if not self._stop.is_set():
+            if not self._halt.is_set():
                 self.failure = str(exc)
                 self.emit(DemoEvent("warn", "POS: agent unavailable: %s" % exc, {}))
         finally:

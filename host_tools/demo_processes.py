@@ -192,11 +192,13 @@ def run_once(argv, env=None, cwd=None, timeout=60):
                                start_new_session=True, preexec_fn=_die_with_parent)
     try:
         out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except BaseException as exc:        # a timeout, or Ctrl-C while it runs: no orphan
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        out, err = process.communicate()
-        raise ProcessFailed("%s timed out after %s s" % (" ".join(argv[:4]), timeout))
+        process.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise ProcessFailed("%s timed out after %s s" % (" ".join(argv[:4]), timeout))
+        raise
     return process.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")

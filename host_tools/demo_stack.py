@@ -258,6 +258,17 @@ class DemoStack:
                                     "log:\n%s" % (child.name, child.pid, child.process.returncode,
                                                   child.log_tail()))
 
+    def terminal_display(self):
+        """What the terminal's display shows now (its status file, written
+        by the agent's outputs), or None before the first alert."""
+        import json
+
+        try:
+            with open(os.path.join(self.dirs["device"], "status.json"), encoding="utf-8") as f:
+                return json.load(f).get("display")
+        except (OSError, ValueError, AttributeError):
+            return None
+
     def pids(self):
         return self.processes.pids()
 

@@ -14,25 +14,22 @@ import os
 
 import click
 
-from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.errors import DaozhangError, LocalError
 
 
 def alerts_from_journal(journal_path, currency="CNY"):
     """Alert records rebuilt from a journal file, without writing to it."""
     from daozhang.agent.core import record
     from daozhang.agent.core.alerts import AlertMachine
-    from daozhang.agent.settlement_plugin import _plain
+    from daozhang.agent.settlement_plugin import _plain, restore_action
     from daozhang.host_tools.journal_reader import iter_records
-    from daozhang.host_tools.verify_errors import Finding
-
-    from daozhang.agent.settlement_plugin import restore_action
 
     machine = AlertMachine(currency)
     try:
         for rec in iter_records(journal_path):
             if rec.type == record.TYPE_ALERT:
                 restore_action(machine, dict(rec.payload))
-    except (OSError, Finding) as exc:
+    except (OSError, DaozhangError) as exc:
         raise LocalError("cannot read the journal %s: %s" % (journal_path, exc)) from None
     alerts = [_plain(machine.alerts[i]) for i in sorted(machine.alerts,
                                                          key=lambda i: (i[0], str(i[1])))]

@@ -161,8 +161,8 @@ class SyncWorld:
         self.cli("backend", "device", "add", device_id, "--pubkey", pub, "--db", self.db)
         return config, sock, pub
 
-    def start_agent(self, config):
-        agent = AgentProcess(config, config + ".log")
+    def start_agent(self, config, env=None):
+        agent = AgentProcess(config, config + ".log", env=env)
         self.agents.append(agent)
         return agent.start()
 

@@ -12,6 +12,7 @@ import threading
 
 import pytest
 
+from daozhang.agent.sim_clock import write_clock_file
 from daozhang.client import Client, Refused
 
 from dztest.agent_daemon import sale
@@ -73,7 +74,9 @@ def test_long_outage_near_full_then_full_then_drains(tmp_path, tls_broker):
         world.start_backend("b1")
         config, sock, pub = world.provision_agent("pos-full", journal_size="260KiB",
                                                   segment_size="16KiB", near_full=0.7)
-        agent = world.start_agent(config)
+        clock = str(tmp_path / "clock.json")
+        write_clock_file(clock, 0)
+        agent = world.start_agent(config, env={"DAOZHANG_SIM_CLOCK": clock})
         with Client(sock) as pos:
             for i in range(5):
                 pos.submit(sale("F-%d" % i))
@@ -97,8 +100,24 @@ def test_long_outage_near_full_then_full_then_drains(tmp_path, tls_broker):
         tls_broker.start()
         store = world.store()
         wait_for(lambda: len(store.receipts("pos-full")) == n, 60, "backlog drained")
+        wait_for(lambda: world.status(config).get("backlog", 1) == 0, 30, "all acknowledged")
+        # Acknowledged is not yet releasable: the settlement watchdog keeps a
+        # sale until it settles or expires.  Move the agent's clock past the
+        # expiry (no settlement file in this test): the sales expire, the
+        # floor moves, space is reclaimed.
         with Client(sock) as pos:
-            receipt = pos.submit(sale("F-after"))                 # intake resumes
+            with pytest.raises(Refused):
+                pos.submit(sale("F-early"))
+        write_clock_file(clock, 40 * 86400 * 1000)
+
+        def resumed():
+            try:
+                with Client(sock) as pos:
+                    return pos.submit(sale("F-after"))
+            except Refused as exc:
+                assert exc.code == "journal_full"
+                return None
+        receipt = wait_for(resumed, 30, "intake resumes")
         assert receipt["seq"] > 0
         kinds = {a["kind"] for a in store.alerts("pos-full")}
         wait_for(lambda: {"journal_near_full", "journal_full"} <= {a["kind"] for a in store.alerts("pos-full")},

@@ -1,0 +1,186 @@
+"""Settlement acks without a broker: the codec (tamper, fuzz, MicroPython),
+and the backend's Settler (matching, routing, idempotent re-ingest)."""
+
+import os
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from daozhang.agent.core import cbor
+from daozhang.agent.core import settlement_ack as sa
+from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.mqtt_link import ed25519_verify
+from daozhang.backend.ack import AckSigner
+from daozhang.backend.settle import Settler
+from daozhang.backend.store import open_store
+from daozhang.host_tools.settlement_csv import parse_settlement_text
+from dztest.micropython import run_micropython
+from dztest.settlement_e2e import HEADER, plain_row
+from dztest.sync import signer, txn_payload
+
+DEV = "pos-ack-1"
+BACKEND = AckSigner(signer(9))
+OTHER = AckSigner(signer(11))
+
+
+def decode(payload, dev=DEV, backend=BACKEND):
+    return msgs.decode_down(payload, dev, backend.public_bytes, backend.kid, ed25519_verify)
+
+
+def ack(row=None, dev=DEV, by=BACKEND, seq=3, ack_id=b"\x01" * 16, at=1800000000000):
+    return sa.encode(dev, ack_id, at, seq, row or plain_row("R-1", "000000000001"), by.kid,
+                     by.signer.sign)
+
+
+def test_a_genuine_ack_decodes_with_its_row():
+    msg = decode(ack())
+    assert msg["kind"] == "settlement" and msg["row"]["acquirer_ref"] == "R-1"
+    assert msg["seq"] == 3 and msg["id"] == b"\x01" * 16
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda m: m.update(dev="pos-other"), msgs.WRONG_DEVICE),
+    (lambda m: m["row"].update(settled_amount=m["row"]["settled_amount"] + 1), msgs.BAD_SIGNATURE),
+    (lambda m: m.update(id=b"\x02" * 16), msgs.BAD_SIGNATURE),
+    (lambda m: m.update(seq=None), msgs.BAD_SIGNATURE),
+    (lambda m: m["row"].update(extra="x"), msgs.SCHEMA),
+    (lambda m: m["row"].update(mcc="54110"), msgs.SCHEMA),
+    (lambda m: m.update(kid=OTHER.kid), msgs.UNKNOWN_KEY),
+])
+def test_tampered_acks_are_refused_with_one_exact_reason(mutate, reason):
+    msg = cbor.loads(ack())
+    mutate(msg)
+    with pytest.raises(msgs.DownRejected) as exc:
+        decode(cbor.dumps(msg))
+    assert exc.value.reason == reason
+
+
+def test_a_receipts_ack_signature_does_not_verify_as_a_settlement_ack():
+    msg = cbor.loads(ack())
+    msg["sig"] = BACKEND.signer.sign(msgs.receipts_ack_message(DEV, 1, b"\x00" * 32, 1, BACKEND.kid))
+    with pytest.raises(msgs.DownRejected) as exc:
+        decode(cbor.dumps(msg))
+    assert exc.value.reason == msgs.BAD_SIGNATURE
+
+
+def test_an_ack_signed_by_another_key_with_our_kid_is_refused():
+    msg = cbor.loads(ack(by=OTHER))
+    msg["kid"] = BACKEND.kid
+    msg["sig"] = OTHER.signer.sign(sa.signed_bytes(msg))
+    with pytest.raises(msgs.DownRejected) as exc:
+        decode(cbor.dumps(msg))
+    assert exc.value.reason == msgs.BAD_SIGNATURE
+
+
+def test_seen_ids_accept_once():
+    seen = sa.SeenIds()
+    assert seen.accept(b"a" * 16) and not seen.accept(b"a" * 16) and seen.accept(b"b" * 16)
+
+
+# Invariant: whatever the bytes, decode_down returns a checked map or raises
+# DownRejected - nothing else.
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=600),
+                 st.builds(lambda data, i: data[:i] + bytes([data[i % len(data)] ^ 0x41]) + data[i + 1:],
+                           st.just(ack()), st.integers(0, len(ack()) - 1))))
+def test_fuzz_settlement_down_messages(payload):
+    try:
+        msg = decode(payload)
+    except msgs.DownRejected:
+        return
+    assert msg["kind"] in ("settlement", "receipts") and msg["dev"] == DEV
+
+
+def test_settlement_ack_core_runs_on_micropython():
+    payload = ack()
+    code = r'''
+import binascii
+from daozhang.agent.core import cbor, settlement_ack, sync_messages
+msg = cbor.loads(binascii.unhexlify("%s"))
+print(settlement_ack.row_ok(msg["row"]), sync_messages.KINDS["settlement"]["signed"] is settlement_ack.signed_bytes)
+print(binascii.hexlify(settlement_ack.signed_bytes(msg)).decode())
+''' % payload.hex()
+    out = run_micropython(code).split()
+    assert out[:2] == ["True", "True"]
+    assert out[2] == sa.signed_bytes(cbor.loads(payload)).hex()
+
+
+# -- the backend's Settler ------------------------------------------------------
+
+class Published(list):
+    def __call__(self, device_id, payload):
+        self.append((device_id, payload))
+
+
+def stored_receipts(store, device_id, payloads):
+    """Store transaction records as the ingest path would (payload JSON)."""
+    import hashlib
+    store.add_device(device_id, signer(7).public_bytes)
+    prev = None
+    records = []
+    for seq, payload in enumerate(payloads):
+        h = hashlib.sha256(b"%s-%d" % (device_id.encode(), seq)).digest()
+        records.append({"seq": seq, "type": 1, "hash": h, "prev_hash": prev,
+                        "frame": b"f", "payload": payload})
+        prev = h
+    store.store_batch(device_id, records)
+
+
+def csv_text(rows):
+    lines = [HEADER]
+    for r in rows:
+        lines.append(",".join(str(r.get(k, "")) for k in HEADER.split(",")))
+    return "\n".join(lines) + "\n"
+
+
+def test_settler_matches_routes_and_reingest_changes_nothing(tmp_path):
+    store = open_store(str(tmp_path / "b.db"))
+    t1, t2 = txn_payload(1, amount=10000), txn_payload(2, amount=20000)
+    stored_receipts(store, "pos-a", [t1, t2])
+    rows = [
+        {"acquirer_ref": "X1", "terminal_id": "SH000001", "rrn": t1["rrn"], "amount": 10000,
+         "fee": 55, "settled_amount": 9945, "settled_at": "2026-11-27T10:00:00+08:00"},
+        # no rrn: auth code + amount + time window
+        {"acquirer_ref": "X2", "terminal_id": "SH000001", "auth_code": t2["auth_code"],
+         "txn_time": t2["time"], "amount": 20000, "fee": 110, "settled_amount": 19890,
+         "settled_at": "2026-11-27T10:00:00+08:00"},
+        {"acquirer_ref": "X3", "terminal_id": "SH000001", "rrn": "nope", "amount": 5,
+         "fee": 0, "settled_amount": 5, "settled_at": "2026-11-27T10:00:00+08:00"},
+        {"acquirer_ref": "X4", "terminal_id": "OTHER01", "rrn": "nope", "amount": 5,
+         "fee": 0, "settled_amount": 5, "settled_at": "2026-11-27T10:00:00+08:00"},
+    ]
+    parsed = parse_settlement_text(csv_text(rows))
+    sent = Published()
+    report = Settler(store, BACKEND, sent, random_bytes=os.urandom).settle(parsed)
+    assert (report["new"], report["sent"], report["unknown"], report["unrouted"]) == (4, 2, 1, 1)
+    decoded = [decode(p, dev=d) for d, p in sent]
+    assert [(d, m["row"]["acquirer_ref"], m["seq"]) for (d, _), m in zip(sent, decoded)] == [
+        ("pos-a", "X1", 0), ("pos-a", "X2", 1), ("pos-a", "X3", None)]
+    assert len({m["id"] for m in decoded}) == 3
+    statuses = {s["acquirer_ref"]: s["status"] for s in store.settlements()}
+    assert statuses == {"X1": "sent", "X2": "sent", "X3": "unknown", "X4": "unrouted"}
+    before = store.settlements()
+    again = Published()
+    report2 = Settler(store, BACKEND, again).settle(parsed)
+    assert (report2["new"], report2["already"], again) == (0, 4, [])
+    assert store.settlements() == before
+    store.close()
+
+
+def test_a_row_stored_but_not_sent_is_sent_on_the_next_run(tmp_path):
+    store = open_store(str(tmp_path / "b.db"))
+    t1 = txn_payload(1)
+    stored_receipts(store, "pos-a", [t1])
+    parsed = parse_settlement_text(csv_text([
+        {"acquirer_ref": "Y1", "terminal_id": "SH000001", "rrn": t1["rrn"], "amount": 1250,
+         "fee": 7, "settled_amount": 1243, "settled_at": "2026-11-27T10:00:00+08:00"}]))
+
+    def broken(device_id, payload):
+        raise OSError("broker gone")
+
+    with pytest.raises(OSError):
+        Settler(store, BACKEND, broken).settle(parsed)
+    sent = Published()
+    report = Settler(store, BACKEND, sent).settle(parsed)
+    assert (report["new"], report["sent"], len(sent)) == (0, 1, 1)
+    store.close()

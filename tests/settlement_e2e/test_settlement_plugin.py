@@ -1,0 +1,146 @@
+"""The settlement plugin in-process on a real journal file (no broker):
+journaling of settlement acks and alert transitions, the release floor,
+hook alerts, and a restart that rebuilds the same state from the journal."""
+
+import os
+
+import pytest
+
+from daozhang.agent.core import cbor, record
+from daozhang.agent.core import settlement_ack as sa
+from daozhang.agent.core.errors import JournalFull
+from daozhang.agent.profile import load_profile
+from daozhang.agent.settlement_plugin import SettlementPlugin
+from daozhang.backend.ack import AckSigner
+from daozhang.cli.agent_alerts import alerts_from_journal
+from dztest.agent_daemon import PROFILE
+from dztest.settlement_e2e import backdated_sale, now_ms, plain_row
+from dztest.sync import make_journal, signer
+
+BACKEND = AckSigner(signer(9))
+
+
+class FakeClock:
+    trusted = True
+
+
+class FakeService:
+    def __init__(self, profile):
+        self.profile = profile
+
+
+class FakeDaemon:
+    """What SettlementPlugin uses of agent/daemon.py's Daemon."""
+
+    def __init__(self, tmp, journal):
+        self.journal = journal
+        self.config = {"device_id": "pos-plug-1", "path": os.path.join(str(tmp), "agent.toml"),
+                       "outputs": {"console": False}}
+        self.service = FakeService(load_profile(PROFILE))
+        self.clock = FakeClock()
+        self.now = now_ms()
+        self.now_ms = lambda: self.now
+        self.transaction_listeners = []
+        self.events = []
+        self.log = lambda event, level="info", **kw: self.events.append((event, kw))
+
+
+def commit(daemon, txn):
+    seq = daemon.journal.append(record.TYPE_TRANSACTION, txn).seq
+    for listener in daemon.transaction_listeners:
+        listener(seq, txn)
+    return seq
+
+
+def deliver(plugin, row, ack_id=None):
+    payload = sa.encode("pos-plug-1", ack_id or os.urandom(16), now_ms(), None, row, BACKEND.kid,
+                        BACKEND.signer.sign)
+    plugin.on_settlement(cbor.loads(payload), payload)
+    return payload
+
+
+@pytest.fixture
+def setup(tmp_path):
+    path, journal = make_journal(tmp_path, device="pos-plug-1")
+    daemon = FakeDaemon(tmp_path, journal)
+    yield tmp_path, path, journal, daemon
+    journal.close()
+
+
+def test_plugin_journals_and_rebuilds_the_same_state(setup):
+    tmp, path, journal, daemon = setup
+    plugin = SettlementPlugin(daemon)
+    seq_a = commit(daemon, backdated_sale("P-A", "400000000001"))
+    seq_b = commit(daemon, backdated_sale("P-B", "400000000002"))
+    assert plugin.machine.alerts[("settlement_overdue", "P-A")]["state"] == "firing"
+    assert plugin.release_floor() == seq_a
+    deliver(plugin, plain_row("R-A", "400000000001"))
+    assert plugin.release_floor() == seq_b
+    bad = plain_row("R-B", "400000000002")
+    bad["mcc"] = "5411"
+    replayed = deliver(plugin, bad, ack_id=b"\x07" * 16)
+    assert plugin.release_floor() is None
+    assert plugin.machine.alerts[("mcc_jump", "P-B")]["state"] == "firing"
+    # A replay and a duplicate delivery journal nothing as a settlement.
+    plugin.on_settlement(cbor.loads(replayed), replayed)
+    deliver(plugin, bad)                      # the same acquirer_ref under a new id
+    assert plugin.machine.alerts[("security", "replay")]["state"] == "firing"
+    assert plugin.counts == {"settlement_acks": 2, "duplicates": 1, "replays": 1, "invalid": 0}
+    # Hook alerts: journal_near_full raised and cleared by the sync link.
+    plugin.on_hook_alert("journal_near_full", "warning", {"fill": "0.810"})
+    plugin.on_hook_alert("journal_near_full", "info", {"state": "clear"})
+    assert plugin.machine.alerts[("journal_near_full", "device")]["state"] == "resolved"
+    records = list(journal.records())
+    acks = [r for r in records if r.type == record.TYPE_SETTLEMENT_ACK]
+    assert [a.payload["checks"][0]["acquirer_ref"] for a in acks] == ["R-A", "R-B"]
+    assert acks[1].payload["checks"][0]["checks"] == ["late", "mcc_jump"]
+    alert_actions = [r.payload for r in records if r.type == record.TYPE_ALERT]
+    assert len(alert_actions) >= 8
+
+    # Restart: a new plugin on the same journal rebuilds the same state.
+    again = SettlementPlugin(FakeDaemon(tmp, journal))
+    assert again.machine.state() == plugin.machine.state()
+    assert again.watchdog.state() == plugin.watchdog.state()
+    assert again.release_floor() is None
+    again.on_settlement(cbor.loads(replayed), replayed)        # still a replay
+    assert again.counts["replays"] == 1
+    # `daozhang agent alerts --from-journal` sees what the agent sees.
+    rebuilt = alerts_from_journal(path)
+    assert [(a["kind"], a["key"], a["state"]) for a in rebuilt["alerts"]] == [
+        (a["kind"], a["key"], a["state"]) for a in again.current_alerts()]
+
+
+def test_untrusted_clock_holds_overdue_and_journal_full_clears(setup):
+    tmp, path, journal, daemon = setup
+    daemon.clock.trusted = False
+    plugin = SettlementPlugin(daemon)
+    plugin.start()
+    try:
+        commit(daemon, backdated_sale("P-C", "400000000003"))
+        plugin.tick()
+        assert ("settlement_overdue", "P-C") not in plugin.machine.alerts
+        assert plugin.machine.alerts[("clock_untrusted", "clock")]["state"] == "firing"
+        daemon.clock.trusted = True
+        plugin.tick()
+        assert plugin.machine.alerts[("clock_untrusted", "clock")]["state"] == "resolved"
+        assert plugin.machine.alerts[("settlement_overdue", "P-C")]["state"] == "firing"
+        plugin.on_hook_alert("journal_full", "critical", {"detail": "full"})
+        assert plugin.machine.alerts[("journal_full", "device")]["state"] == "firing"
+        commit(daemon, backdated_sale("P-D", "400000000004"))
+        assert plugin.machine.alerts[("journal_full", "device")]["state"] == "resolved"
+    finally:
+        plugin.stop()
+
+
+def test_alerts_still_show_when_the_journal_refuses_them(setup, monkeypatch):
+    tmp, path, journal, daemon = setup
+    plugin = SettlementPlugin(daemon)
+
+    def full(entries, acked=None, released=None):
+        raise JournalFull("no segment can be reclaimed")
+
+    monkeypatch.setattr(journal, "append_many", full)
+    plugin.on_hook_alert("security", "critical", {"reason": "bad_signature"})
+    assert plugin.machine.alerts[("security", "bad_signature")]["state"] == "firing"
+    assert any(e == "alert_journal_failed" for e, _ in daemon.events)
+    assert "1 rejected message" in open(plugin.alerts_file).read()
