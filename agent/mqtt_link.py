@@ -127,7 +127,6 @@ class MqttLink:
         # Settlement plugin hook: f() -> map merged into the retained status
         # (the alert summary); the status is republished when alerts change.
         self.status_extra = None
-        self._last_fill_check = 0
         self._last_status = 0
         self._status_dirty = True
         self.failed = None

@@ -17,7 +17,6 @@ ack anchor file.
 
 import hashlib
 import os
-import threading
 
 from daozhang.agent.core import layout
 from daozhang.agent.core import record

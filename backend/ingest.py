@@ -15,7 +15,6 @@ and findings for what failed.  Nothing here raises on bad device bytes.
 
 import binascii
 import hashlib
-import json
 import struct
 
 import cbor2

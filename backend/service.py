@@ -42,6 +42,7 @@ from daozhang.agent.mqtt_link import set_nodelay
 from daozhang.backend.ack import AckSigner
 
 TOPIC_ROOT = "daozhang/v1/"
+TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
 MAX_GROUP = 64          # queued messages handled (and committed) together
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id"}
 BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log"}
@@ -167,6 +168,7 @@ class Ingestor:
             return None
         result = self.store.store_batch(device_id, records)
         self.counts["records"] += len(result.new)
+        self._journaled_alerts(device_id, records, result.new)
         if result.forked:
             self.log("fork", level="warning", device=device_id, seqs=len(result.forked),
                      first=result.forked[0])
@@ -186,6 +188,18 @@ class Ingestor:
         if not result.new and last < to:
             return self._republish(device_id, checks[0], to, result.head_hash)
         return None
+
+    def _journaled_alerts(self, device_id, records, new):
+        """Alert transitions the device journaled (type 3) are alerts too: the
+        durable path, when the alerts-topic copy was lost (it is best effort:
+        the broker drops it while no worker is subscribed)."""
+        new = set(new)
+        for r in records:
+            if r["type"] == TYPE_ALERT and r["seq"] in new and isinstance(r["payload"], dict):
+                p = r["payload"]
+                self.store.add_alert(device_id, r["seq"], _text(p.get("kind", "unknown")),
+                                     _text(p.get("state", "firing")), _text(p.get("severity", "warning")),
+                                     {"v": 1, "dev": device_id, "alert": p, "journaled": True})
 
     def _republish(self, device_id, check, to, head):
         """Records we already acknowledged came again.  A device resends from

@@ -12,8 +12,12 @@ All in one run against one local mosquitto (the shipped TLS + ACL config):
   per QoS 1 message, nothing stored.
 - e2e_p99_ms: POS submit (the real daemon's socket) to the row being in the
   backend's database, at 200 transactions/s; raw_fdatasync_p99_ms beside it.
-- agent_rss_mib_100k_backlog / agent_rss_mib_1m_backlog: peak RSS of the
-  agent's sync process draining those backlogs.
+- agent_rss_mib_100k_backlog / agent_rss_mib_1m_backlog: peak RSS (VmHWM)
+  of the agent's sync process (journal + MQTT link, exactly the daemon's
+  sync code, without intake and settlement) draining those backlogs.
+- daemon_rss_mib_100k_backlog: the whole daemon started on a 100,000-record
+  backlog (its start-up rebuilds intake and settlement state from the
+  journal), peak RSS until drained; with its start and drain seconds.
 """
 
 import argparse
@@ -167,6 +171,25 @@ def _proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def run_daemon_drain(world, count=100000):
+    """The whole daemon (intake, settlement watchdog, alerts, sync) started
+    on a `count`-record backlog: peak RSS (VmHWM) until drained."""
+    from dztest.sync_world import wait_for
+    device = DEVICE + "-daemon"
+    config, sock, pub = world.provision_agent(device, journal_size="80MiB", segment_size="1MiB",
+                                              ack_timeout_s=30, status_interval_s=0.5)
+    dev = os.path.dirname(config)
+    os.unlink(os.path.join(dev, "journal.dzj"))
+    n = build_backlog(os.path.join(dev, "journal.dzj"), count, os.path.join(dev, "device.key"), device)
+    t0 = time.monotonic()
+    agent = world.start_agent(config)
+    ready = time.monotonic() - t0
+    wait_for(lambda: world.status(config).get("acked", 0) >= n, 900, "daemon drain")
+    with open("/proc/%d/status" % agent.proc.pid) as f:
+        hwm = [int(line.split()[1]) / 1024.0 for line in f if line.startswith("VmHWM:")][0]
+    return {"peak_rss_mib": hwm, "ready_s": ready, "drain_s": time.monotonic() - t0 - ready}
+
+
 def percentile(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))]
@@ -246,7 +269,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="dzbench-", dir=os.environ.get("DZ_BENCH_DIR", "/tmp"))
     try:
         pki = make_test_pki(os.path.join(tmp, "pki"),
-                            devices=(DEVICE, DEVICE + "-d100k", DEVICE + "-d1m"))
+                            devices=(DEVICE, DEVICE + "-d100k", DEVICE + "-d1m", DEVICE + "-daemon"))
         with Broker(pki=pki, persistence=False) as broker:
             world = SyncWorld(tmp, broker, os.path.join(tmp, "backend.db"))
             try:
@@ -257,6 +280,7 @@ def main():
                 d100k = run_drain(world, tmp, 100000, "d100k")
                 ours = d100k["records"] / d100k["seconds"]
                 d1m = None if args.quick else run_drain(world, tmp, 1000000, "d1m")
+                daemon = run_daemon_drain(world)
             finally:
                 world.close()
         print(json.dumps({
@@ -268,6 +292,9 @@ def main():
             "agent_rss_mib_100k_backlog": round(d100k["peak_rss_mib"], 1),
             "agent_rss_mib_1m_backlog": None if d1m is None else round(d1m["peak_rss_mib"], 1),
             "drain_100k_seconds": round(d100k["seconds"], 2),
+            "daemon_rss_mib_100k_backlog": round(daemon["peak_rss_mib"], 1),
+            "daemon_start_s_100k_backlog": round(daemon["ready_s"], 1),
+            "daemon_drain_s_100k_backlog": round(daemon["drain_s"], 1),
             "drain_100k_agent_cpu_s": round(d100k["cpu_seconds"], 2),
             "drain_100k_backend_cpu_s": round(d100k["backend_cpu_seconds"], 2),
             "drain_1m_records_per_s": None if d1m is None else round(d1m["records"] / d1m["seconds"]),

@@ -26,7 +26,7 @@ from daozhang.agent.core.fees import contracted_fee
 from daozhang.agent.timezone import ZoneInfoTimezone
 from daozhang.host_tools.demo_events import DemoEvent
 from daozhang.host_tools.demo_pos import money, rfc3339
-from daozhang.host_tools.demo_processes import ProcessFailed, run_once
+from daozhang.host_tools.demo_processes import ProcessFailed
 
 COLUMNS = ("acquirer_ref", "merchant_id", "terminal_id", "rrn", "auth_code", "txn_time", "kind",
            "card", "amount", "fee", "settled_amount", "settled_at", "mcc", "region")
@@ -173,7 +173,9 @@ def backend_settle(run_cli, config_path):
     import json
 
     def settle(path):
-        out = run_cli("backend", "settle", path, "--config", config_path, "--json")
+        # Bounded below the demo's 30 s wait for the acquirer at shutdown.
+        out = run_cli("backend", "settle", path, "--config", config_path, "--json", timeout=20,
+                      show=False)
         try:
             return json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):

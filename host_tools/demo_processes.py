@@ -148,14 +148,16 @@ class ManagedProcess:
         except ProcessLookupError:
             pass
 
-    def log_tail(self, chars=2000):
+    def log_tail(self, lines=12, chars=4000):
+        """The last `lines` lines of the child's log (for error messages)."""
         try:
             with open(self.log_path, "rb") as f:
                 f.seek(0, os.SEEK_END)
                 f.seek(max(0, f.tell() - chars))
-                return f.read().decode("utf-8", "replace")
+                text = f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+        return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
 class ProcessSet:

@@ -10,12 +10,10 @@ SIGKILL; each verified gone) and prints the summary.
 """
 
 import json
-import os
 import queue
 import shutil
 import signal
 import tempfile
-import threading
 import time
 
 from daozhang.agent.profile import load_profile
@@ -60,12 +58,13 @@ class Demo:
     # -- events ------------------------------------------------------------------
 
     def emit(self, event):
-        self.events.put(event)
+        """Queue an event, stamped now (shown from the main thread)."""
+        self.events.put((self.elapsed(), event))
 
     def _on_log(self, source, fields):
         event = translate(source, fields)
         if event is not None:
-            self.events.put(event)
+            self.emit(event)
 
     def _pump(self, view, timeout):
         """Show queued events for up to `timeout` seconds (at least one wait)."""
@@ -73,12 +72,12 @@ class Demo:
         while True:
             left = deadline - time.monotonic()
             try:
-                event = self.events.get(timeout=max(0.0, left))
+                stamp, event = self.events.get(timeout=max(0.0, left))
             except queue.Empty:
                 view.refresh(self.elapsed())
                 return
             self.tally.add(event)
-            view.show(event, self.elapsed())
+            view.show(event, stamp)
             if time.monotonic() >= deadline:
                 return
 
@@ -90,7 +89,8 @@ class Demo:
     def run(self):
         """Run until the duration ends, Ctrl-C or SIGTERM; return the summary."""
         try:
-            self.stack = DemoStack(self.workdir, self.clock, on_log=self._on_log)
+            self.stack = DemoStack(self.workdir, self.clock, on_log=self._on_log,
+                                   on_command=lambda text: self.emit(DemoEvent("setup", text, {})))
         except BaseException:
             self._remove_workdir()
             raise
@@ -137,10 +137,9 @@ class Demo:
         self._pump(view, 0)
         self.stack.start()
         self.pids = self.stack.pids()
-        self.emit(DemoEvent("setup", "mosquitto on %s:%d (TLS, client certs, ACL), backend on "
-                            "SQLite, agent on %s (pids %s)"
-                            % (self.stack.broker.host, self.stack.broker.port,
-                               self.stack.socket_path, " ".join(map(str, self.pids))), {}))
+        self.emit(DemoEvent("setup", "ready: broker, backend (SQLite) and agent running (pids %s); "
+                            "the POS sells %g per second" % (" ".join(map(str, self.pids)),
+                                                             self.rate), {}))
         profile = load_profile(self.stack.profile_path)
         self.acquirer = Acquirer(self.stack.dirs["acquirer"], self.clock, profile, self.emit,
                                  synced=lambda seq: seq < self.tally.acked_to,

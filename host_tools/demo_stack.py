@@ -105,10 +105,11 @@ class DemoStack:
     backend logs (parsed), from reader threads.
     """
 
-    def __init__(self, workdir, clock, on_log=None, device_id=DEVICE_ID):
+    def __init__(self, workdir, clock, on_log=None, device_id=DEVICE_ID, on_command=None):
         self.workdir = os.path.abspath(workdir)
         self.clock = clock
         self.on_log = on_log or (lambda source, fields: None)
+        self.on_command = on_command or (lambda text: None)
         self.device_id = device_id
         self.processes = ProcessSet()
         self.mosquitto = find_mosquitto()       # MosquittoMissing before anything is written
@@ -183,7 +184,14 @@ class DemoStack:
                      "--profile", self.profile_path, "--backend-pubkey", self.backend_pub,
                      "--out", self.dirs["device"], "--json")
 
-    def run_cli(self, *args, timeout=60):
+    def shown(self, args):
+        """A command line as an operator would type it, paths relative to the workdir."""
+        return "$ daozhang " + " ".join(os.path.relpath(a, self.workdir)
+                                        if a.startswith(self.workdir + os.sep) else a for a in args)
+
+    def run_cli(self, *args, timeout=60, show=True):
+        if show:
+            self.on_command(self.shown(args))
         rc, out, err = run_once(daozhang_argv(*args), env=self.env, cwd=self.workdir,
                                 timeout=timeout)
         if rc != 0:
@@ -227,12 +235,15 @@ class DemoStack:
         self.broker = DemoBroker(self.dirs["broker"], self.ca_cert, self.server.cert,
                                  self.server.key, binary=self.mosquitto)
         self.broker.start(self.processes)
+        self.on_command("$ mosquitto -c broker/mosquitto.conf    # 127.0.0.1:%d, TLS, client "
+                        "certificates, ACL (examples/mosquitto)" % self.broker.port)
         self._write_backend_config()
         self.run_cli("backend", "device", "add", self.device_id, "--pubkey",
                      os.path.join(self.dirs["device"], "device.pub"),
                      "--config", self.backend_config)
         self._write_mqtt_config()
         subscribed = self._expect("backend", "subscribed")
+        self.on_command(self.shown(("backend", "run", "--config", self.backend_config)))
         self.backend = ManagedProcess(
             "backend", daozhang_argv("backend", "run", "--config", self.backend_config),
             os.path.join(self.dirs["backend"], "backend.log"), env=self.env,
@@ -241,6 +252,7 @@ class DemoStack:
         self._wait_for(subscribed, self.backend, "subscription", timeout)
         ready, online = self._expect("agent", "agent_ready"), self._expect("agent", "sync_online")
         agent_env = dict(self.env, **agent_clock_env(self.clock, self.dirs["device"]))
+        self.on_command(self.shown(("agent", "run", "--config", self.agent_config)))
         self.agent = ManagedProcess(
             "agent", daozhang_argv("agent", "run", "--config", self.agent_config),
             os.path.join(self.dirs["device"], "agent.log"), env=agent_env,

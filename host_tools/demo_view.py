@@ -78,6 +78,9 @@ class LiveView:
     """A rich Live screen: counters, the latest events, the firing alerts."""
 
     MAX_EVENTS = 18
+    # Acks come with every sale; the header counts them ("synced"), so the
+    # event list keeps room for sales, settlements and alerts.
+    LIST_SKIPS = ("sync",)
 
     def __init__(self, console, tally, title="daozhang demo", legend=""):
         from rich.live import Live
@@ -86,7 +89,8 @@ class LiveView:
         self.tally = tally
         self.title = title
         self.legend = legend
-        self.events = collections.deque(maxlen=self.MAX_EVENTS)
+        rows = max(self.MAX_EVENTS, (console.size.height or 0) - 16)
+        self.events = collections.deque(maxlen=rows)
         self.display = None                          # the terminal's display line
         self.elapsed = 0.0
         self._lock = threading.Lock()
@@ -103,7 +107,8 @@ class LiveView:
     def show(self, event, elapsed):
         with self._lock:
             self.elapsed = elapsed
-            self.events.append((elapsed, event))
+            if event.kind not in self.LIST_SKIPS:
+                self.events.append((elapsed, event))
             if event.kind == "display":
                 self.display = event.data.get("line")
 

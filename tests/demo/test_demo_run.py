@@ -115,7 +115,7 @@ def test_live_screen_and_ctrl_c_in_a_terminal(mosquitto, tmp_path):
         os.environ.update({"COLUMNS": "120", "LINES": "60", "TERM": "xterm"})
         os.execv(sys.executable, DEMO + ["--duration", "0", "--workdir", str(workdir)])
     try:
-        buf, ok = _read_until(fd, b"", lambda b: b"settlement acks" in b, 60)
+        buf, ok = _read_until(fd, b"", lambda b: b"paid out" in b, 60)
         assert ok, buf.decode("utf-8", "replace")[-3000:]
         assert b"what happens" in buf and b"Ctrl-C stops the demo" in buf
         os.write(fd, b"\x03")                         # Ctrl-C, as the terminal sends it

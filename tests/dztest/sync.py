@@ -10,7 +10,6 @@ import os
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent.core import checkpoint, record
 from daozhang.agent.core.sync import SyncCore
 from daozhang.agent.journal_file import create_journal
 from daozhang.agent.mqtt_link import ed25519_verify
@@ -18,7 +17,6 @@ from daozhang.agent.signer import Ed25519Signer
 from daozhang.agent.sync_journal import FrameReader, SyncJournal
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.service import Ingestor
-from daozhang.backend.store import open_store
 
 DEVICE = "pos-sync-1"
 

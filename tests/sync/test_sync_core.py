@@ -276,3 +276,76 @@ def _fuzz_store(factory):
     if "s" not in _STORES:
         _STORES["s"] = open_store(str(factory.mktemp("fuzz") / "b.db"))
     return _STORES["s"]
+
+
+# -- the state machine under random networks -------------------------------------------
+
+OPS = st.lists(st.sampled_from(["commit", "commit", "poll", "deliver_up", "drop_up", "deliver_down",
+                                "drop_down", "dup_down", "reorder_down", "lose", "timeout"]),
+               min_size=5, max_size=60)
+
+
+@settings(max_examples=25, deadline=None)
+@given(OPS)
+def test_property_random_network_never_loses_or_lies(tmp_path_factory, ops):
+    """Invariants, whatever the network does (drops, duplicates, reorders,
+    disconnects, timeouts): acked never moves back, never passes the
+    journal's head, only takes values the backend sent; once the network
+    behaves, everything is stored exactly once, in order, and acked."""
+    tmp = tmp_path_factory.mktemp("prop")
+    path, journal = make_journal(tmp)
+    store = open_store(str(tmp / "b.db"))
+    p = Pair(journal, store)
+    sent_to = {0}
+    k = [0]
+    try:
+        last_acked = 0
+        for op in ops:
+            if op == "commit":
+                commit_txns(journal, k[0], 3, per_commit=3)
+                k[0] += 3
+            elif op == "poll":
+                p.core.journal_progress(journal.ring.next_seq)
+                p.perform(p.core.poll(p.clock()))
+            elif op in ("deliver_up", "drop_up") and p.up:
+                topic, payload, token = p.up.pop(0)
+                p.perform(p.core.puback(token, p.clock()))
+                if op == "deliver_up" and topic == "receipts":
+                    ack = p.ingestor.receipts(DEVICE, payload)
+                    if ack is not None:
+                        sent_to.add(cbor.loads(ack)["to"])
+                        p.down.append(ack)
+            elif op == "deliver_down" and p.down:
+                p.perform(p.core.message("acks", p.down.pop(0), p.clock()))
+            elif op == "drop_down" and p.down:
+                p.down.pop(0)
+            elif op == "dup_down" and p.down:
+                p.perform(p.core.message("acks", p.down[0], p.clock()))
+            elif op == "reorder_down" and len(p.down) > 1:
+                p.down.append(p.down.pop(0))
+            elif op == "lose" and p.core.state != "offline":
+                p.up = []
+                p.perform(p.core.lost(p.clock(), 0.5, "prop"))
+                p.clock.t += p.core.settings["backoff_cap_ms"]
+            elif op == "timeout":
+                p.clock.t += p.core.settings["ack_timeout_ms"]
+            assert p.core.acked >= last_acked
+            assert p.core.acked <= journal.ring.next_seq
+            assert p.core.acked in sent_to
+            last_acked = p.core.acked
+        # The network behaves from here on.
+        p.up, p.down = [], []
+        if p.core.state == "offline":
+            p.clock.t += p.core.settings["backoff_cap_ms"]
+        p.clock.t += p.core.settings["ack_timeout_ms"]
+        p.drain()
+        p.clock.t += p.core.settings["ack_timeout_ms"]
+        p.drain()
+        assert p.core.acked == journal.ring.next_seq
+        assert [r["seq"] for r in store.records(DEVICE)] == list(range(journal.ring.next_seq))
+        assert store.findings() == []
+        # Replays of older acks were rejected as such, never adopted.
+        assert set(p.core.rejected) <= {msgs.REPLAY}
+    finally:
+        journal.close()
+        store.close()
