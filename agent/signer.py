@@ -109,6 +109,11 @@ class FileSigner:
 
 def load_signer(path):
     """Ed25519Signer from a PKCS8 PEM private key file (PREFIX.key)."""
+    return Ed25519Signer(load_private_key(path))
+
+
+def load_private_key(path):
+    """The Ed25519 private key in a PKCS8 PEM file written by `daozhang keys new`."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -121,4 +126,4 @@ def load_signer(path):
         raise LocalError("%s is not an unencrypted PEM private key" % path) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise LocalError("%s is not an Ed25519 key" % path)
-    return Ed25519Signer(key)
+    return key

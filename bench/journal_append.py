@@ -249,7 +249,7 @@ def bench_open(workdir, signer, segment_size, samples=15):
 
 def build_big_journal(path, count, signer):
     """A journal of `count` records (plus checkpoints), written in batches."""
-    per_record = 200
+    per_record = 330            # a sale's frame, plus its share of checkpoints
     size = max(8 << 20, int(count * per_record * 1.3))
     create_journal(path, "bench-pos", size=size, segment_size=1 << 20)
     n = 0

@@ -11,12 +11,12 @@ import os
 import time
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent.core.errors import DaozhangError, LocalError, RemoteError
+from daozhang.agent.core.errors import DaozhangError, RemoteError
 from daozhang.agent.core.service_frames import (
     ERROR, MAX_PAYLOAD, NAK, NEED_DATA, REQUEST, RESPONSE, BadFrame, Frame, FrameCodec)
 from daozhang.agent.core.service_session import auth_message
+from daozhang.agent.signer import load_private_key
 
 _READ_SIZE = 65536
 _POLL = 0.05
@@ -36,20 +36,8 @@ class DeviceRefused(RemoteError):
 
 
 def load_technician_key(path):
-    """The Ed25519 private key written by `daozhang keys new` (PKCS8 PEM)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise LocalError("cannot read technician key %s: %s (create one with `daozhang keys new`)"
-                         % (path, exc.strerror)) from None
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise LocalError("%s: not an unencrypted PEM private key (%s)" % (path, exc))
-    if not isinstance(key, Ed25519PrivateKey):
-        raise LocalError("%s: expected an Ed25519 private key, got %s" % (path, type(key).__name__))
-    return key
+    """The technician's Ed25519 private key (PREFIX.key from `daozhang keys new`)."""
+    return load_private_key(path)
 
 
 class SerialTransport:

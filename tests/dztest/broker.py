@@ -63,33 +63,9 @@ def _die_with_parent():
         pass
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def render_config(template, settings, drop=()):
-    """Rewrite `key value` lines of a mosquitto.conf: keys in `settings` get
-    the new value (first occurrence; a missing key is appended), keys in
-    `drop` are removed.  Comments and other lines stay as they are."""
-    out, done = [], set()
-    for line in template.splitlines():
-        words = line.split(None, 1)
-        key = words[0] if words and not words[0].startswith("#") else None
-        if key in drop:
-            continue
-        if key in settings:
-            if key in done:
-                continue
-            out.append("%s %s" % (key, settings[key]))
-            done.add(key)
-            continue
-        out.append(line)
-    for key, value in settings.items():
-        if key not in done:
-            out.append("%s %s" % (key, value))
-    return "\n".join(out) + "\n"
+# The product's broker launcher (used by `daozhang demo`) renders the same
+# shipped config; the tests use its helpers rather than a copy.
+from daozhang.host_tools.demo_broker import free_port, render_config  # noqa: E402
 
 
 class Broker:
