@@ -5,6 +5,13 @@ session) and the SyncCore.  It runs paho's external-loop API
 (loop_read/loop_write/loop_misc on our own select), so every protocol
 decision stays in agent/core/sync.py and paho callbacks only queue events.
 Reconnects follow the core's backoff (paho's own reconnect is not used).
+
+Down messages (acks, settlement acks, config) are acknowledged by hand
+(paho's manual_ack): the PUBACK goes out only after the message's actions
+are done, i.e. after the journal commit that records a settlement ack (or
+the saved anchor of a receipts ack), or after it was rejected.  An agent
+killed in between never acknowledged it, so the broker redelivers it from
+the persistent session when the agent reconnects (settlement-acks.md 7.8.3).
 Other threads talk to it through `wake()`: the journal's commit listener
 (new records to send), `publish_alert()`, `stop()`.
 
@@ -116,6 +123,8 @@ class MqttLink:
         self._resend_active = False
         self._events = []
         self._mids = {}
+        self._mid_topics = {}
+        self._down_dup = False
         self._stop = threading.Event()
         self._thread = None
         self._client = None
@@ -274,10 +283,20 @@ class MqttLink:
                     self._drop(event[1])
             elif name == "puback":
                 token = self._mids.pop(event[1], None)
+                self._mid_topics.pop(event[1], None)
                 if token is not None:
                     self._perform(self.core.puback(token, now))
+            elif name == "publish_refused":
+                self.log("sync_publish_refused", level="warning", mid=event[1],
+                         topic=self._mid_topics.get(event[1]), reason=event[2])
             elif name == "message":
-                self._perform(self.core.message(event[1], event[2], now))
+                # DUP: the broker redelivers it (we never acknowledged it).
+                self._down_dup = event[6]
+                try:
+                    self._perform(self.core.message(event[1], event[2], now))
+                finally:
+                    self._down_dup = False
+                self._ack_down(event[3], event[4], event[5])
             self._status_dirty = True
 
     # -- actions -------------------------------------------------------------------------
@@ -311,7 +330,7 @@ class MqttLink:
                 self.log("sync_duplicate_ack", to=action[1])
             elif name == "settlement":
                 if self.settlement_hook is not None:
-                    self.settlement_hook(action[1], action[2])
+                    self.settlement_hook(action[1], action[2], self._down_dup)
             elif name == "log":
                 self.log(action[1], **action[2])
             self._status_dirty = True
@@ -388,7 +407,7 @@ class MqttLink:
         cfg = self.mqtt
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=cfg.get("client_id") or self.device_id,
-                             protocol=mqtt.MQTTv5)
+                             protocol=mqtt.MQTTv5, manual_ack=True)
         if cfg.get("tls", True):
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg["ca"])
             context.load_cert_chain(cfg["cert"], cfg["key"])
@@ -400,7 +419,7 @@ class MqttLink:
         client.on_disconnect = lambda c, u, flags, rc, props: self._events.append(
             ("lost", self._disconnect_cause(rc)))
         client.on_log = self._on_paho_log
-        client.on_publish = lambda c, u, mid, rc, props: self._events.append(("puback", mid))
+        client.on_publish = self._on_puback
         client.on_message = self._on_message
         self._connect_props = Properties(PacketTypes.CONNECT)
         self._connect_props.SessionExpiryInterval = int(cfg.get("session_expiry_s", SESSION_EXPIRY_S))
@@ -417,10 +436,36 @@ class MqttLink:
             return describe_socket_error(error)
         return "disconnected: %s" % rc
 
+    def _on_puback(self, client, userdata, mid, reason, props):
+        # Success is 0x00, or 0x10 "no matching subscribers" (nobody is
+        # subscribed right now: no backend worker, or an alert nobody reads);
+        # both mean the broker took the message, neither that it is stored
+        # (only the backend's ack says so; mqtt-topics.md 3).  A failure code
+        # (0x80 and up, e.g. 0x87 not authorised: the ACL) is final for this
+        # message: resending would be refused again.  It is logged and the
+        # token completes all the same; receipts stay unacked and are resent
+        # after the ack timeout anyway.
+        if not puback_ok(reason):
+            self._events.append(("publish_refused", mid, str(reason)))
+        self._events.append(("puback", mid))
+
     def _on_message(self, client, userdata, message):
         topic = message.topic
         if topic.startswith(self.topic):
-            self._events.append(("message", topic[len(self.topic):], bytes(message.payload)))
+            self._events.append(("message", topic[len(self.topic):], bytes(message.payload),
+                                 message.mid, message.qos, client, bool(message.dup)))
+        elif message.qos:
+            client.ack(message.mid, message.qos)      # not ours to handle: never redeliver
+
+    def _ack_down(self, mid, qos, client):
+        """PUBACK a down message once its actions are done (journaled or
+        refused).  On a connection lost meanwhile the mid belongs to a dead
+        session: the broker redelivers the message instead."""
+        if qos and client is self._client and client is not None:
+            try:
+                client.ack(mid, qos)
+            except Exception as exc:      # a dying socket: the broker redelivers
+                self.log("sync_down_ack_failed", level="warning", error=str(exc))
 
     def _connect(self):
         cfg = self.mqtt
@@ -451,10 +496,12 @@ class MqttLink:
                 payload = payload or msgs.encode_status(self.device_id, "online", now_ms())
         info = self._client.publish(self.topic + topic, payload, qos=1, retain=retain)
         self._mids[info.mid] = token
+        self._mid_topics[info.mid] = topic
 
     def _drop(self, cause):
         self._disconnect()
         self._mids = {}
+        self._mid_topics = {}
         self._perform(self.core.lost(now_ms(), random.random(), cause))
 
     def _disconnect(self):
@@ -489,6 +536,17 @@ class MqttLink:
         self._last_status = now
         self._status_dirty = False
         write_json_atomic(self.status_file, self.health())
+
+
+def puback_ok(reason):
+    """A PUBACK reason code that means the broker accepted the message:
+    0x00 success or 0x10 no matching subscribers (MQTT 5, 3.4.2.1)."""
+    value = getattr(reason, "value", reason)
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return not getattr(reason, "is_failure", False)
+    return value < 0x80
 
 
 def set_nodelay(client):

@@ -32,17 +32,19 @@ this plugin's own thread (ticks every second, LED/buzzer every 100 ms) all
 go through one lock.
 """
 
+import hashlib
 import json
 import os
 import threading
 import time
 
 from daozhang.agent.core import cbor, record
-from daozhang.agent.core import settlement_ack
+from daozhang.agent.core import settlement_ack  # noqa: F401  (registers the settlement kind)
 from daozhang.agent.core.alerts import AlertMachine, ReplayMismatch
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.fault_hook import crash_point
 from daozhang.agent.outputs import DeviceOutputs
 from daozhang.agent.timezone import timezone_for
 
@@ -68,6 +70,11 @@ def _plain(value):
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
+
+
+def ack_digest(payload):
+    """8 bytes naming an ack's exact bytes: a redelivery is byte-identical."""
+    return hashlib.sha256(bytes(payload)).digest()[:8]
 
 
 def _write_json_atomic(path, obj):
@@ -108,11 +115,15 @@ class SettlementPlugin:
         calendar = BusinessCalendar.from_profile(profile, timezone_for(profile["timezone"]))
         self.watchdog = SettlementWatchdog(profile, calendar)
         self.machine = AlertMachine(profile.get("currency", "CNY"))
-        self.seen = settlement_ack.SeenIds()
+        # Accepted ack id -> ack_digest of its bytes (the replay guard; rebuilt
+        # from the type 2 records).  The digest tells a broker redelivery of
+        # the very same ack (harmless) from another message reusing its id.
+        self.seen = {}
         self.outputs = DeviceOutputs({"outputs": daemon.config.get("outputs", {})})
         self.alerts_file = alerts_file_path(daemon.config["path"])
         self.link = None
-        self.counts = {"settlement_acks": 0, "duplicates": 0, "replays": 0, "invalid": 0}
+        self.counts = {"settlement_acks": 0, "duplicates": 0, "replays": 0, "invalid": 0,
+                       "redelivered": 0}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = None
@@ -129,6 +140,11 @@ class SettlementPlugin:
     # -- rebuild ---------------------------------------------------------------
 
     def _replay(self):
+        # Alert observations of the type 2 records after the last alert
+        # record: a crash between the settlement's commit and its alert
+        # actions' commit lost those; start() observes them again (the
+        # machine ignores what it already holds).
+        self._unjournaled_obs = []
         counts = {"transactions": 0, "settlements": 0, "clock": 0, "alerts": 0, "mismatch": 0}
         for rec in self.journal.records():
             try:
@@ -139,8 +155,9 @@ class SettlementPlugin:
                     counts["transactions"] += 1
                 elif rec.type == record.TYPE_SETTLEMENT_ACK:
                     msg = cbor.loads(rec.payload["ack"])
-                    self.seen.accept(msg["id"])
-                    self.watchdog.handle(("settlement", msg["row"], rec.wall_ms))
+                    self.seen[msg["id"]] = ack_digest(rec.payload["ack"])
+                    outputs = self.watchdog.handle(("settlement", msg["row"], rec.wall_ms))
+                    self._unjournaled_obs.extend(out for tag, out in outputs if tag == "alert")
                     counts["settlements"] += 1
                 elif rec.type == record.TYPE_CLOCK:
                     trusted = rec.payload.get("event") == "trusted"
@@ -148,6 +165,10 @@ class SettlementPlugin:
                     counts["clock"] += 1
                 elif rec.type == record.TYPE_ALERT:
                     self._restore(rec.payload)
+                    # A settlement's alert actions are committed right after
+                    # its type 2 record: any alert record after it means they
+                    # made it (the machine holds them).
+                    self._unjournaled_obs = []
                     counts["alerts"] += 1
             except (DaozhangError, KeyError, TypeError) as exc:
                 counts["mismatch"] += 1
@@ -171,6 +192,9 @@ class SettlementPlugin:
         self.daemon.alert_hook = self.on_hook_alert
         with self._lock:
             now = self.now()
+            for obs in self._unjournaled_obs:
+                self._observe(obs, now)
+            self._unjournaled_obs = []
             self._feed(("clock", bool(self.daemon.clock.trusted), now), now)
             self._feed(("tick", now), now)
             self._show()
@@ -239,11 +263,25 @@ class SettlementPlugin:
                 # it now, before the POS gets its receipt, not at the next tick.
                 self._feed(("tick", now), now)
 
-    def on_settlement(self, msg, payload):
-        """A settlement ack that passed decode_down (schema, device, key, signature)."""
+    def on_settlement(self, msg, payload, redelivered=False):
+        """A settlement ack that passed decode_down (schema, device, key, signature).
+
+        `redelivered`: the broker's DUP flag (it sends again a message we did
+        not acknowledge: the PUBACK goes only after this returns).  The same
+        bytes redelivered under an id already accepted were journaled before
+        a crash or a lost connection ate our PUBACK: counted, not alerted."""
         with self._lock:
             now = self.now()
-            if not self.seen.accept(msg["id"]):
+            digest = ack_digest(payload)
+            known = self.seen.get(msg["id"])
+            if known is not None and redelivered and known == digest:
+                self.counts["redelivered"] += 1
+                self.log("settlement_redelivered", ack_id=msg["id"].hex(),
+                         acquirer_ref=msg["row"]["acquirer_ref"])
+                return
+            if known is None:
+                self.seen[msg["id"]] = digest
+            else:
                 self.counts["replays"] += 1
                 self.log("sync_rejected", level="warning", reason="replay",
                          detail="settlement ack id %s already accepted" % msg["id"].hex())
@@ -274,11 +312,13 @@ class SettlementPlugin:
                 self.log("settlement_duplicate", acquirer_ref=msg["row"]["acquirer_ref"])
                 return
             self.counts["settlement_acks"] += 1
+            crash_point("settlement_before_journal")
             try:
                 self.journal.append(record.TYPE_SETTLEMENT_ACK,
                                     {"ack": bytes(payload), "checks": checks})
             except (JournalFull, StorageError) as exc:
                 self.log("settlement_journal_failed", level="error", error=str(exc))
+            crash_point("settlement_after_journal")
             for result in checks:
                 self.log("settlement_checked", acquirer_ref=result["acquirer_ref"],
                          pos_txn_id=result["pos_txn_id"], seq=result["seq"],

@@ -123,8 +123,8 @@ class SyncPlugin:
             cfg["mqtt"], core_settings(sync_cfg), log=daemon.log, alert=self._alert,
             # Looked up at each use: the settlement watchdog may plug in after us.
             release_floor=lambda: _call_or_none(getattr(daemon, "release_floor", None)),
-            settlement_hook=lambda msg, payload: _call_or_none(
-                getattr(daemon, "settlement_hook", None), msg, payload),
+            settlement_hook=lambda msg, payload, redelivered=False: _call_or_none(
+                getattr(daemon, "settlement_hook", None), msg, payload, redelivered),
             near_full=float(sync_cfg.get("near_full", 0.8)),
             status_file=status_file_path(config["path"], sync_cfg),
             status_interval_s=float(sync_cfg.get("status_interval_s", 1.0)))

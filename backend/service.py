@@ -26,6 +26,7 @@ Config (TOML):
 
 import json
 import os
+import secrets
 import queue
 import signal
 import ssl
@@ -54,6 +55,32 @@ def now_ms():
 
 class ConfigError(LocalError):
     pass
+
+
+# The default this file once had, printed in the README: known to anyone.
+GUESSABLE_GROUPS = ("daozhang", "backend", "workers")
+
+
+def new_share_group():
+    """A fresh secret group name (mqtt-topics.md 4): 64 random bits."""
+    return "backend-" + secrets.token_hex(8)
+
+
+def check_share_group(path, group):
+    """The MQTT 5 share group must be a deployment secret: Mosquitto's ACL
+    cannot refuse a SUBSCRIBE, so a device that knows the name can join the
+    group and swallow its turn of every worker's messages (mqtt-topics.md 3)."""
+    if group is None:
+        raise ConfigError("%s: backend.share_group: missing; it must be a secret of this "
+                          "deployment, e.g. share_group = \"%s\" (freshly generated)"
+                          % (path, new_share_group()))
+    if not isinstance(group, str) or not group or any(c in group for c in "/+#"):
+        raise ConfigError("%s: backend.share_group: expected a name without / + #, got %r"
+                          % (path, group))
+    if group in GUESSABLE_GROUPS:
+        raise ConfigError("%s: backend.share_group: %r is guessable; use a random one, e.g. "
+                          "share_group = \"%s\"" % (path, group, new_share_group()))
+    return group
 
 
 def load_backend_config(path):
@@ -90,7 +117,7 @@ def load_backend_config(path):
         backend["log"] = resolve(backend["log"])
     broker.setdefault("host", "127.0.0.1")
     broker.setdefault("port", 8883)
-    backend.setdefault("share_group", "daozhang")
+    backend["share_group"] = check_share_group(path, backend.get("share_group"))
     return {"path": path, "broker": broker, "backend": backend}
 
 

@@ -13,23 +13,45 @@ except ImportError:  # MicroPython, or cbor2 not installed
     _cbor2_dumps = None
 
 
+_U64 = 18446744073709551616
+
+
 def _text_keys_only(obj, depth):
+    """True if every map key is text and every int fits 64 bits (cbor2 then
+    writes exactly our bytes).  Exact type tests, not isinstance: this walk
+    runs on every record, and any subclass simply takes the portable path."""
     if depth > 16:
         return False
-    if isinstance(obj, dict):
+    kind = type(obj)
+    if kind is dict:
         for key, value in obj.items():
-            if not isinstance(key, str) or not _text_keys_only(value, depth + 1):
+            if type(key) is not str:
                 return False
-        return True
-    if isinstance(obj, (list, tuple)):
-        for value in obj:
+            vt = type(value)
+            if vt is str or vt is bytes or vt is bool or value is None:
+                continue
+            if vt is int:
+                if not -_U64 <= value < _U64:
+                    return False
+                continue
             if not _text_keys_only(value, depth + 1):
                 return False
         return True
-    if isinstance(obj, int) and not isinstance(obj, bool):
-        # cbor2 would write a bignum tag where our encoder refuses.
-        return -18446744073709551616 <= obj <= 18446744073709551615
-    return not isinstance(obj, float)
+    if kind is list or kind is tuple:
+        for value in obj:
+            vt = type(value)
+            if vt is str or vt is bytes or vt is bool or value is None:
+                continue
+            if vt is int:
+                if not -_U64 <= value < _U64:
+                    return False
+                continue
+            if not _text_keys_only(value, depth + 1):
+                return False
+        return True
+    if kind is int:
+        return -_U64 <= obj < _U64
+    return kind is str or kind is bytes or kind is bool or obj is None
 
 
 def fast_dumps(obj):

@@ -84,6 +84,11 @@ def dumps(obj):
     fast = fast_dumps(obj)
     if fast is not None:
         return fast
+    return dumps_portable(obj)
+
+
+def dumps_portable(obj):
+    """The reference encoder, the only one on MicroPython."""
     out = []
     _encode(obj, out, 0)
     return b"".join(out)

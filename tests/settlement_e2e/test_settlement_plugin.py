@@ -85,7 +85,8 @@ def test_plugin_journals_and_rebuilds_the_same_state(setup):
     plugin.on_settlement(cbor.loads(replayed), replayed)
     deliver(plugin, bad)                      # the same acquirer_ref under a new id
     assert plugin.machine.alerts[("security", "replay")]["state"] == "firing"
-    assert plugin.counts == {"settlement_acks": 2, "duplicates": 1, "replays": 1, "invalid": 0}
+    assert plugin.counts == {"settlement_acks": 2, "duplicates": 1, "replays": 1, "invalid": 0,
+                             "redelivered": 0}
     # Hook alerts: journal_near_full raised and cleared by the sync link.
     plugin.on_hook_alert("journal_near_full", "warning", {"fill": "0.810"})
     plugin.on_hook_alert("journal_near_full", "info", {"state": "clear"})
@@ -104,6 +105,19 @@ def test_plugin_journals_and_rebuilds_the_same_state(setup):
     assert again.release_floor() is None
     again.on_settlement(cbor.loads(replayed), replayed)        # still a replay
     assert again.counts["replays"] == 1
+    # The broker redelivering (DUP) the journaled ack after a crash that ate
+    # our PUBACK: the same bytes, counted, no alert, nothing journaled.
+    before = len(list(journal.records()))
+    alerts_before = again.current_alerts()
+    again.on_settlement(cbor.loads(replayed), replayed, redelivered=True)
+    assert again.counts["redelivered"] == 1 and again.counts["replays"] == 1
+    assert [r for r in journal.records()][before:] == []
+    assert again.current_alerts() == alerts_before
+    # Another message under an accepted id is a replay even when marked DUP.
+    other = sa.encode("pos-plug-1", b"\x07" * 16, now_ms(), None, plain_row("R-X", "400000000009"),
+                      BACKEND.kid, BACKEND.signer.sign)
+    again.on_settlement(cbor.loads(other), other, redelivered=True)
+    assert again.counts["replays"] == 2
     # `daozhang agent alerts --from-journal` sees what the agent sees.
     rebuilt = alerts_from_journal(path)
     assert [(a["kind"], a["key"], a["state"]) for a in rebuilt["alerts"]] == [
