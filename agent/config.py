@@ -22,6 +22,24 @@ SECTIONS = {
     "watchdog": {"heartbeat_s"},
     "service_port": {"device"},
     "outputs": {"status_file", "display_file", "console", "led", "buzzer"},
+    # MQTT sync (docs/readme/agent.md, docs/spec/mqtt-sync.md); absent: journaling only.
+    "mqtt": {"host", "port", "ca", "cert", "key", "keepalive", "tls", "client_id",
+             "session_expiry_s"},
+    "sync": {"max_inflight", "max_batch_bytes", "ack_timeout_s", "idle_checkpoint_s",
+             "backoff_base_ms", "backoff_cap_ms", "near_full", "status_file", "status_interval_s"},
+}
+MQTT_KEYS = SECTIONS["mqtt"]
+SYNC_KEYS = SECTIONS["sync"]
+# [sync] key -> (kind, low, high): "int" whole numbers, "num" int or float.
+_SYNC_RANGES = {
+    "max_inflight": ("int", 1, 1000),
+    "max_batch_bytes": ("int", 1024, 16 << 20),
+    "backoff_base_ms": ("int", 1, 3600000),
+    "backoff_cap_ms": ("int", 1, 86400000),
+    "ack_timeout_s": ("num", 0.1, 86400),
+    "idle_checkpoint_s": ("num", 0.1, 86400),
+    "status_interval_s": ("num", 0.05, 3600),
+    "near_full": ("num", 0.01, 1.0),
 }
 REQUIRED = {"device": ("id", "key", "profile"), "journal": ("path",), "intake": ("socket",)}
 
@@ -35,6 +53,51 @@ class ConfigError(LocalError):
 
 def _resolve(base, value):
     return value if os.path.isabs(value) else os.path.normpath(os.path.join(base, value))
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def check_sync_tables(path, mqtt, sync, base):
+    """Validate [mqtt] and [sync] (of agent.toml, or of a legacy mqtt.toml);
+    return {"mqtt": {...}, "sync": {...}} with paths made absolute."""
+    mqtt = dict(mqtt)
+    sync = dict(sync)
+    if not isinstance(mqtt.get("host"), str) or not mqtt["host"]:
+        raise ConfigError(path, "mqtt.host", "missing or not text")
+    port = mqtt.get("port", 8883)
+    if not _is_int(port) or not 1 <= port <= 65535:
+        raise ConfigError(path, "mqtt.port", "expected a port 1..65535, got %r" % (port,))
+    tls = mqtt.get("tls", True)
+    if not isinstance(tls, bool):
+        raise ConfigError(path, "mqtt.tls", "expected true or false, got %r" % (tls,))
+    for key in ("keepalive", "session_expiry_s"):
+        if key in mqtt and (not _is_int(mqtt[key]) or mqtt[key] < 1):
+            raise ConfigError(path, "mqtt." + key, "expected whole seconds >= 1, got %r" % (mqtt[key],))
+    if "client_id" in mqtt and (not isinstance(mqtt["client_id"], str) or not mqtt["client_id"]):
+        raise ConfigError(path, "mqtt.client_id", "expected text")
+    for key in ("ca", "cert", "key"):
+        if key in mqtt:
+            if not isinstance(mqtt[key], str) or not mqtt[key]:
+                raise ConfigError(path, "mqtt." + key, "expected a file path")
+            mqtt[key] = _resolve(base, mqtt[key])
+        elif tls:
+            raise ConfigError(path, "mqtt." + key, "missing (TLS needs ca, cert and key; "
+                                                   "`daozhang device provision --ca --cert --key`)")
+    for key, (kind, low, high) in _SYNC_RANGES.items():
+        if key not in sync:
+            continue
+        v = sync[key]
+        ok = _is_int(v) if kind == "int" else (_is_int(v) or isinstance(v, float))
+        if not ok or not low <= v <= high:
+            raise ConfigError(path, "sync." + key, "expected %s %s..%s, got %r"
+                              % ("a whole number" if kind == "int" else "a number", low, high, v))
+    if "status_file" in sync:
+        if not isinstance(sync["status_file"], str) or not sync["status_file"]:
+            raise ConfigError(path, "sync.status_file", "expected a file path")
+        sync["status_file"] = _resolve(base, sync["status_file"])
+    return {"mqtt": mqtt, "sync": sync}
 
 
 def load_agent_config(path):
@@ -60,6 +123,8 @@ def load_agent_config(path):
             value = data.get(section, {}).get(key)
             if not isinstance(value, str) or not value:
                 raise ConfigError(path, section + "." + key, "missing or not text")
+    if "sync" in data and "mqtt" not in data:
+        raise ConfigError(path, "sync", "a [sync] table needs an [mqtt] table (the broker)")
     dev, jr, intake = data["device"], data["journal"], data["intake"]
     techs = dev.get("technician_pubkeys", [])
     if not isinstance(techs, list) or not all(isinstance(t, str) for t in techs):
@@ -93,6 +158,10 @@ def load_agent_config(path):
         "watchdog": {"heartbeat_s": heartbeat},
         "service_port": {"device": data.get("service_port", {}).get("device", "")},
         "outputs": outputs,
+        # {"mqtt": {...}, "sync": {...}}, or None: no [mqtt] table, no sync
+        # (agent/sync_plugin.py then looks for a legacy mqtt.toml).
+        "sync": (check_sync_tables(path, data["mqtt"], data.get("sync", {}), base)
+                 if "mqtt" in data else None),
     }
 
 

@@ -36,6 +36,20 @@ def content_digest(payload):
     return hashlib.sha256(cbor.dumps(payload)).digest()[:16]
 
 
+# The index holds one int per retained transaction: digest (128 bits) above
+# seq (64 bits).  A (bytes, int) tuple costs ~130 bytes, this ~50: the index
+# of a journal holding a million transactions is rebuilt at every start.
+_SEQ_BITS = 64
+
+
+def _pack(digest, seq):
+    return (int.from_bytes(digest, "big") << _SEQ_BITS) | seq
+
+
+def _unpack(packed):
+    return (packed >> _SEQ_BITS).to_bytes(16, "big"), packed & ((1 << _SEQ_BITS) - 1)
+
+
 class IntakeService:
     def __init__(self, journal, profile=None, log=None, alert_hook=None, clock_trusted=lambda: True):
         self.journal = journal
@@ -47,7 +61,7 @@ class IntakeService:
         self.alert_hook = alert_hook or (lambda kind, severity, detail: None)
         self.clock_trusted = clock_trusted
         self._lock = threading.Lock()
-        self._index = {}                       # pos_txn_id -> (digest, seq)
+        self._index = {}                       # pos_txn_id -> _pack(digest, seq)
         self._pending = {}                     # pos_txn_id -> threading.Event
         self._receipts = collections.OrderedDict()   # pos_txn_id -> result dict
         self.accepting = True
@@ -67,7 +81,7 @@ class IntakeService:
             if rec.type == record.TYPE_TRANSACTION:
                 pid = rec.payload.get("pos_txn_id")
                 if isinstance(pid, str):
-                    self._index[pid] = (content_digest(rec.payload), rec.seq)
+                    self._index[pid] = _pack(content_digest(rec.payload), rec.seq)
 
     def last_wall_before(self, own_boot_id):
         """Newest wall time journaled by earlier boots (ours has just written a boot record)."""
@@ -94,7 +108,7 @@ class IntakeService:
             with self._lock:
                 known = self._index.get(pid)
                 if known is not None:
-                    return self._duplicate(pid, digest, known)
+                    return self._duplicate(pid, digest, _unpack(known))
                 waiting = self._pending.get(pid)
                 if waiting is None:
                     self._check_original(payload)
@@ -104,7 +118,7 @@ class IntakeService:
         try:
             result = self._append(payload)
             with self._lock:
-                self._index[pid] = (digest, result["seq"])
+                self._index[pid] = _pack(digest, result["seq"])
                 self._remember(pid, result)
                 self.committed += 1
         finally:

@@ -1,7 +1,9 @@
 """Plugs MQTT sync into the agent daemon (agent/daemon.py's PLUGINS hook).
 
-Configuration: a file `mqtt.toml` next to agent.toml (docs/readme/sync-backend.md).
-Without it the daemon runs as before, journaling only.
+Configuration: the [mqtt] and [sync] tables of agent.toml (validated by
+agent/config.py; `daozhang device provision --broker --ca --cert --key`
+writes them; docs/readme/agent.md).  Without an [mqtt] table the daemon
+runs as before, journaling only.
 
     [mqtt]
     host = "mqtt.example.com"
@@ -21,21 +23,25 @@ Without it the daemon runs as before, journaling only.
     near_full = 0.8          # journal fill that raises journal_near_full
     status_file = "sync-status.json"
 
+Compatibility: a device provisioned before these tables existed keeps its
+settings in a separate `mqtt.toml` next to agent.toml (the same two
+tables); it is read only when agent.toml has no [mqtt] table.
+
 The backend public key is the agent config's device.backend_pubkey.
 """
 
 import os
 import tomllib
 
-from daozhang.agent.config import ConfigError
+from daozhang.agent.config import MQTT_KEYS, SYNC_KEYS, ConfigError, check_sync_tables
 from daozhang.agent.sync_journal import SyncJournal
 
-MQTT_KEYS = {"host", "port", "ca", "cert", "key", "keepalive", "tls", "client_id", "session_expiry_s"}
-SYNC_KEYS = {"max_inflight", "max_batch_bytes", "ack_timeout_s", "idle_checkpoint_s",
-             "backoff_base_ms", "backoff_cap_ms", "near_full", "status_file", "status_interval_s"}
+__all__ = ["MQTT_KEYS", "SYNC_KEYS", "sync_settings", "load_sync_config", "sync_config_path",
+           "status_file_path", "install"]
 
 
 def sync_config_path(agent_config_path):
+    """The legacy mqtt.toml next to agent.toml."""
     return os.path.join(os.path.dirname(os.path.abspath(agent_config_path)), "mqtt.toml")
 
 
@@ -45,8 +51,16 @@ def status_file_path(agent_config_path, sync_cfg=None):
     return name if os.path.isabs(name) else os.path.join(base, name)
 
 
+def sync_settings(agent_config):
+    """{"mqtt", "sync"} for a loaded agent config: its own [mqtt]/[sync]
+    tables, else a legacy mqtt.toml next to it, else None (no sync)."""
+    if agent_config.get("sync") is not None:
+        return agent_config["sync"]
+    return load_sync_config(sync_config_path(agent_config["path"]))
+
+
 def load_sync_config(path):
-    """{"mqtt": {...}, "sync": {...}} with paths resolved, or None if no file."""
+    """A legacy mqtt.toml: {"mqtt": {...}, "sync": {...}} with paths resolved, or None if no file."""
     if not os.path.exists(path):
         return None
     try:
@@ -66,15 +80,7 @@ def load_sync_config(path):
     for section in data:
         if section not in ("mqtt", "sync"):
             raise ConfigError(path, section, "unknown table (allowed: mqtt, sync)")
-    mqtt = dict(data.get("mqtt", {}))
-    if not isinstance(mqtt.get("host"), str):
-        raise ConfigError(path, "mqtt.host", "missing or not text")
-    for key in ("ca", "cert", "key"):
-        if key in mqtt:
-            mqtt[key] = mqtt[key] if os.path.isabs(mqtt[key]) else os.path.join(base, mqtt[key])
-        elif mqtt.get("tls", True):
-            raise ConfigError(path, "mqtt." + key, "missing (TLS needs ca, cert and key)")
-    return {"mqtt": mqtt, "sync": dict(data.get("sync", {}))}
+    return check_sync_tables(path, data.get("mqtt", {}), data.get("sync", {}), base)
 
 
 def core_settings(sync_cfg):
@@ -153,8 +159,8 @@ class SyncPlugin:
 
 
 def sync_plugin(daemon):
-    """PLUGINS factory: MQTT sync if mqtt.toml exists next to agent.toml."""
-    cfg = load_sync_config(sync_config_path(daemon.config["path"]))
+    """PLUGINS factory: MQTT sync if agent.toml has [mqtt] (or a legacy mqtt.toml exists)."""
+    cfg = sync_settings(daemon.config)
     if cfg is None:
         return _NoSync()
     return SyncPlugin(daemon, cfg)

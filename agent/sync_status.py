@@ -71,10 +71,10 @@ def journal_sync_view(journal_path, now_ms=None):
 
 def agent_status(agent_config_path):
     from daozhang.agent.config import load_agent_config
-    from daozhang.agent.sync_plugin import load_sync_config, status_file_path, sync_config_path
+    from daozhang.agent.sync_plugin import status_file_path, sync_settings
 
     config = load_agent_config(agent_config_path)
-    sync_cfg = load_sync_config(sync_config_path(agent_config_path))
+    sync_cfg = sync_settings(config)
     status_path = status_file_path(agent_config_path, sync_cfg["sync"] if sync_cfg else None)
     out = {"device": config["device_id"], "sync_configured": sync_cfg is not None}
     out.update(journal_sync_view(config["journal"]["path"]))

@@ -19,7 +19,7 @@ Config (TOML):
     [backend]
     key = "backend.key"          # Ed25519, signs acks (devices hold backend.pub)
     db = "backend.db"            # SQLite path, or postgresql://...
-    share_group = "daozhang"
+    share_group = "backend-5c1e9b0d7a3f2468"   # required: a random secret per deployment
     gap_grace_s = 30             # a gap still open this long becomes a finding
     log = ""                     # a file for the event log (default stderr)
 """

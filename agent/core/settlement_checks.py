@@ -32,6 +32,23 @@ CANCEL_KINDS = ("void", "reversal")
 KINDS = SALE_KINDS + ("refund",) + CANCEL_KINDS
 DEFAULT_MATCH_WINDOW = 900000  # ms between POS time and acquirer time (15 min)
 
+# A slim ledger (the agent's watchdog, which may hold every unsettled sale of
+# a large journal) keeps of each transaction only what matching and checks
+# read, as a tuple in this order, not the whole dict: about a tenth of the
+# memory.  The reconcile tool keeps whole transactions (its report shows them).
+SLIM_FIELDS = ("terminal_id", "rrn", "auth_code", "amount", "card_type", "original_pos_txn_id")
+# Values repeated across a terminal's transactions, shared rather than copied.
+_SHARED_FIELDS = ("terminal_id", "card_type")
+_NO_REFS = ()
+
+
+def txn_field(entry, name):
+    """A field of an entry's transaction, slim (a tuple) or whole (a dict)."""
+    txn = entry["txn"]
+    if isinstance(txn, tuple):
+        return txn[SLIM_FIELDS.index(name)]
+    return txn.get(name)
+
 
 def txn_time_ms(txn):
     """A transaction's time in Unix milliseconds (RFC 3339 text or an int)."""
@@ -78,11 +95,12 @@ class Matcher:
         self.by_auth = {}
 
     def add(self, entry):
-        txn = entry["txn"]
-        if txn.get("rrn"):
-            self.by_rrn.setdefault((txn.get("terminal_id"), txn["rrn"]), []).append(entry)
-        if txn.get("auth_code"):
-            self.by_auth.setdefault((txn["auth_code"], txn["amount"]), []).append(entry)
+        rrn = txn_field(entry, "rrn")
+        auth = txn_field(entry, "auth_code")
+        if rrn:
+            self.by_rrn.setdefault((txn_field(entry, "terminal_id"), rrn), []).append(entry)
+        if auth:
+            self.by_auth.setdefault((auth, txn_field(entry, "amount")), []).append(entry)
 
     def match(self, row):
         refund = row.get("kind") == "refund" or (row.get("settled_amount", 0) < 0)
@@ -106,9 +124,11 @@ class Matcher:
 class SettlementLedger:
     """Transactions, the settlements matched to them, and their checks."""
 
-    def __init__(self, profile, calendar, match_window_ms=DEFAULT_MATCH_WINDOW):
+    def __init__(self, profile, calendar, match_window_ms=DEFAULT_MATCH_WINDOW, slim=False):
         self.profile = profile
         self.calendar = calendar
+        self.slim = slim
+        self._shared = {}       # slim: one copy of each repeated value (_SHARED_FIELDS)
         self.matcher = Matcher(match_window_ms)
         self.entries = {}       # pos_txn_id -> entry
         self.order = []         # pos_txn_ids in arrival (seq) order
@@ -126,17 +146,26 @@ class SettlementLedger:
         kind = txn.get("kind")
         if kind not in KINDS:
             raise ValidationError("kind", "expected one of %s, got %r" % ("|".join(KINDS), kind))
+        stored = self._slim(txn) if self.slim else txn
         if key in self.entries:
-            if self.entries[key]["txn"] != txn:
+            known = self.entries[key]
+            if known["txn"] != stored or (self.slim and known["seq"] != txn.get("seq")):
                 raise LocalError("transaction %s recorded twice with different content" % key)
-            return self.entries[key]
+            return known
         amount = _need_int(txn, "amount")
         when = txn_time_ms(txn)
         mode = txn.get("settlement") or self.profile["settlement"]["mode"]
         parse_mode(mode)
-        entry = {"txn": txn, "pos_txn_id": key, "seq": txn.get("seq"), "kind": kind,
+        if self.slim:
+            mode = self._share(mode)
+            kind = self._share(kind)
+        # Slim: settlements/checks start as one shared empty tuple and become
+        # lists when something arrives (most entries never see one twice).
+        empty = _NO_REFS if self.slim else []
+        entry = {"txn": stored, "pos_txn_id": key, "seq": txn.get("seq"), "kind": kind,
                  "time": when, "amount": amount, "mode": mode, "deadline": None,
-                 "cancelled": False, "settlements": [], "first": None, "checks": []}
+                 "cancelled": False, "settlements": empty, "first": None,
+                 "checks": empty if self.slim else []}
         if kind in CANCEL_KINDS:
             original = txn.get("original_pos_txn_id")
             if original:
@@ -151,6 +180,23 @@ class SettlementLedger:
         self.order.append(key)
         self.matcher.add(entry)
         return entry
+
+    def _share(self, value):
+        if not isinstance(value, str):
+            return value
+        shared = self._shared.get(value)
+        if shared is None:
+            if len(self._shared) < 256:        # low-cardinality values only
+                self._shared[value] = value
+            return value
+        return shared
+
+    def _slim(self, txn):
+        out = []
+        for name in SLIM_FIELDS:
+            value = txn.get(name)
+            out.append(self._share(value) if name in _SHARED_FIELDS else value)
+        return tuple(out)
 
     def expects_settlement(self, entry):
         return entry["kind"] not in CANCEL_KINDS and not entry["cancelled"]
@@ -180,13 +226,14 @@ class SettlementLedger:
         if entry is None:
             self.unknown.append(result)
         else:
-            entry["settlements"].append(ref)
+            entry["settlements"] = list(entry["settlements"]) + [ref]
             if entry["first"] is None:
                 entry["first"] = result
+            checks = list(entry["checks"])
             for name in result["checks"]:
-                if name not in entry["checks"]:
-                    entry["checks"].append(name)
-            entry["checks"] = _sorted_checks(entry["checks"])
+                if name not in checks:
+                    checks.append(name)
+            entry["checks"] = _sorted_checks(checks)
         return result
 
     def _check(self, entry, row):
@@ -241,7 +288,7 @@ class SettlementLedger:
         if entry["kind"] == "refund":
             return 0
         d0 = entry["mode"] == "D0" and (settled_at is None or settled_at <= entry["deadline"])
-        return contracted_fee(entry["amount"], entry["txn"].get("card_type"),
+        return contracted_fee(entry["amount"], txn_field(entry, "card_type"),
                               self.profile["fees"], d0)
 
     def forget(self, keys, unknown_before=None):
@@ -255,17 +302,11 @@ class SettlementLedger:
             entry = self.entries.pop(key)
             for ref in entry["settlements"]:
                 self.results.pop(ref, None)
-            original = entry["txn"].get("original_pos_txn_id")
+            original = txn_field(entry, "original_pos_txn_id")
             if self.cancellations.get(original) == key:
                 del self.cancellations[original]
-        self.order = [k for k in self.order if k not in keys]
-        for index in (self.matcher.by_rrn, self.matcher.by_auth):
-            for ident in list(index):
-                kept = [e for e in index[ident] if e["pos_txn_id"] not in keys]
-                if kept:
-                    index[ident] = kept
-                else:
-                    del index[ident]
+        if keys:
+            self._drop_from_indexes(keys)
         if unknown_before is not None:
             kept = []
             for result in self.unknown:
@@ -274,6 +315,17 @@ class SettlementLedger:
                 else:
                     kept.append(result)
             self.unknown = kept
+
+    def _drop_from_indexes(self, keys):
+        # Only when something goes: rebuilding copies every list (hourly prune).
+        self.order = [k for k in self.order if k not in keys]
+        for index in (self.matcher.by_rrn, self.matcher.by_auth):
+            for ident in list(index):
+                kept = [e for e in index[ident] if e["pos_txn_id"] not in keys]
+                if kept:
+                    index[ident] = kept
+                else:
+                    del index[ident]
 
     # -- statuses ----------------------------------------------------------
 

@@ -56,7 +56,8 @@ class SettlementWatchdog:
         self.profile = profile
         self.calendar = calendar
         self.expire_after = expire_after
-        self.ledger = SettlementLedger(profile, calendar, match_window_ms)
+        # Slim: the watchdog may hold every unsettled sale of a large journal.
+        self.ledger = SettlementLedger(profile, calendar, match_window_ms, slim=True)
         self.currency = profile.get("currency", "CNY")
         self.clock_trusted = True
         self.unsettled = {}        # pos_txn_id -> entry, sales awaiting money

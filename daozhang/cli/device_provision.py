@@ -29,6 +29,69 @@ def _check_device_id(device_id):
         raise LocalError("--device-id: expected 1-64 of A-Z a-z 0-9 . _ - (SPEC 3.1), got %r" % device_id)
 
 
+def parse_broker(value):
+    """--broker HOST[:PORT] (an IPv6 host in brackets: [::1]:8883) -> (host, port)."""
+    text = value.strip()
+    host, port = text, 8883
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise LocalError("--broker: expected [IPv6]:PORT, got %r" % value)
+        host, rest = text[1:end], text[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise LocalError("--broker: expected [IPv6]:PORT, got %r" % value)
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not host or any(c in host for c in " /"):
+        raise LocalError("--broker: expected HOST:PORT, got %r" % value)
+    try:
+        port = int(port)
+    except ValueError:
+        raise LocalError("--broker: port %r is not a number (HOST:PORT)" % (port,)) from None
+    if not 1 <= port <= 65535:
+        raise LocalError("--broker: port %d out of range 1..65535" % port)
+    return host, port
+
+
+def _check_tls(device_id, ca, cert, key):
+    """The device's TLS files: PEM, the certificate's CN is the device id (the
+    broker's ACL names devices by CN) and the key is the certificate's."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
+    def read(option, path):
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise LocalError("%s %s: cannot read: %s" % (option, path, exc.strerror)) from None
+
+    try:
+        x509.load_pem_x509_certificates(read("--ca", ca))
+    except ValueError:
+        raise LocalError("--ca %s: expected PEM certificate(s) (the fleet CA)" % ca) from None
+    try:
+        crt = x509.load_pem_x509_certificate(read("--cert", cert))
+    except ValueError:
+        raise LocalError("--cert %s: expected a PEM certificate" % cert) from None
+    names = crt.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn = names[0].value if names else None
+    if cn != device_id:
+        raise LocalError("--cert %s: CN is %r, expected the device id %r (`daozhang pki device %s`)"
+                         % (cert, cn, device_id, device_id))
+    try:
+        private = serialization.load_pem_private_key(read("--key", key), password=None)
+    except (ValueError, TypeError):
+        raise LocalError("--key %s: expected an unencrypted PEM private key" % key) from None
+    pem = serialization.PublicFormat.SubjectPublicKeyInfo
+    enc = serialization.Encoding.PEM
+    if private.public_key().public_bytes(enc, pem) != crt.public_key().public_bytes(enc, pem):
+        raise LocalError("--key %s: not the key of --cert %s" % (key, cert))
+
+
 def _check_pubkey(option, path):
     try:
         return raw_public(load_public_key(path))
@@ -51,11 +114,36 @@ def _check_pubkey(option, path):
 @click.option("--segment-size", type=ByteSize(), default=None, help="Override the board's segment size.")
 @click.option("--socket", "socket_path", default=None, help="Override the board's intake socket path.")
 @click.option("--socket-group", default=None, help="Override the board's intake socket group (\"\": none).")
+@click.option("--broker", default=None, metavar="HOST:PORT",
+              help="The MQTT broker (TLS, port 8883 if omitted): turns sync on; needs --ca --cert --key.")
+@click.option("--ca", "ca_path", type=click.Path(dir_okay=False), default=None,
+              help="The fleet CA certificate (PEM) that verifies the broker.")
+@click.option("--cert", "cert_path", type=click.Path(dir_okay=False), default=None,
+              help="This device's TLS client certificate (PEM, CN = the device id).")
+@click.option("--key", "key_path", type=click.Path(dir_okay=False), default=None,
+              help="The private key of --cert (PEM); copied with mode 0600.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys, out_dir,
-              journal_size, segment_size, socket_path, socket_group, as_json):
-    """Create a device's Ed25519 key (0600), DIR/agent.toml and its journal."""
+              journal_size, segment_size, socket_path, socket_group, broker, ca_path, cert_path,
+              key_path, as_json):
+    """Create a device's Ed25519 key (0600), DIR/agent.toml and its journal.
+
+    With --broker HOST:PORT --ca --cert --key the device is complete: the TLS
+    files are copied in (ca.crt, device-tls.crt, device-tls.key) and
+    agent.toml gets its [mqtt] table, so `daozhang agent run` syncs."""
     _check_device_id(device_id)
+    tls_given = [o for o, v in (("--ca", ca_path), ("--cert", cert_path), ("--key", key_path)) if v]
+    mqtt_table = None
+    if broker is None and tls_given:
+        raise LocalError("%s given without --broker HOST:PORT" % ", ".join(tls_given))
+    if broker is not None:
+        missing = [o for o in ("--ca", "--cert", "--key") if o not in tls_given]
+        if missing:
+            raise LocalError("--broker needs the device's TLS files: missing %s" % ", ".join(missing))
+        host, port = parse_broker(broker)
+        _check_tls(device_id, ca_path, cert_path, key_path)
+        mqtt_table = {"host": host, "port": port, "ca": "ca.crt", "cert": "device-tls.crt",
+                      "key": "device-tls.key"}
     b = load_board(board)
     load_profile(profile_path)                  # ProfileError names the file and key
     _check_pubkey("--backend-pubkey", backend_pubkey)
@@ -69,6 +157,8 @@ def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys
         raise LocalError("%s: key.file: expected a name ending in .key, got %r" % (b["path"], names["key"]))
     os.makedirs(out_dir, mode=0o700, exist_ok=True)
     targets = [os.path.join(out_dir, n) for n in names.values()]
+    if mqtt_table is not None:
+        targets += [os.path.join(out_dir, mqtt_table[k]) for k in ("ca", "cert", "key")]
     targets.append(os.path.join(out_dir, names["key"][:-4] + ".pub"))
     for path in targets:
         if os.path.exists(path):
@@ -86,6 +176,17 @@ def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys
             techs.append("technician-%d.pub" % i)
             created.append(os.path.join(out_dir, techs[-1]))
             shutil.copyfile(src, created[-1])
+        if mqtt_table is not None:
+            for src, name, mode in [(ca_path, mqtt_table["ca"], 0o644),
+                                    (cert_path, mqtt_table["cert"], 0o644),
+                                    (key_path, mqtt_table["key"], 0o600)]:
+                dst = os.path.join(out_dir, name)
+                created.append(dst)
+                with open(src, "rb") as fin:
+                    data = fin.read()
+                fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+                with os.fdopen(fd, "wb") as fout:
+                    fout.write(data)
         created.append(os.path.join(out_dir, names["journal"]))
         create_journal(created[-1], device_id, size=size, segment_size=seg)
         tables = {
@@ -100,6 +201,8 @@ def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys
             "service_port": {"device": b["service_port"]["device"]},
             "outputs": b["outputs"],
         }
+        if mqtt_table is not None:
+            tables["mqtt"] = mqtt_table
         header = ("# daozhang agent config for device %s (board %s), written by\n"
                   "# `daozhang device provision`.  Relative paths are relative to this file.\n"
                   "# Run: daozhang agent run --config %s" % (device_id, b["name"], names["config"]))
@@ -116,7 +219,8 @@ def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys
     info = {"device_id": device_id, "board": b["name"], "dir": os.path.abspath(out_dir),
             "config": os.path.abspath(os.path.join(out_dir, names["config"])),
             "public_key": public.hex(), "fingerprint": fingerprint(public),
-            "journal_size": size, "segment_size": seg}
+            "journal_size": size, "segment_size": seg,
+            "broker": None if mqtt_table is None else "%s:%d" % (mqtt_table["host"], mqtt_table["port"])}
     if as_json:
         click.echo(json.dumps(info, sort_keys=True))
         return
@@ -124,3 +228,4 @@ def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys
     click.echo("config      %s" % info["config"])
     click.echo("public key  %s" % info["public_key"])
     click.echo("fingerprint %s" % info["fingerprint"])
+    click.echo("sync        %s" % (info["broker"] or "off (no --broker: journaling only)"))
