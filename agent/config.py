@@ -22,7 +22,7 @@ SECTIONS = {
     "watchdog": {"heartbeat_s"},
     "service_port": {"device"},
     "outputs": {"status_file", "display_file", "console", "led", "buzzer"},
-    # MQTT sync (docs/readme/agent.md, docs/spec/mqtt-sync.md); absent: journaling only.
+    # MQTT sync (README.md, docs/SPEC.md §6); absent: journaling only.
     "mqtt": {"host", "port", "ca", "cert", "key", "keepalive", "tls", "client_id",
              "session_expiry_s"},
     "sync": {"max_inflight", "max_batch_bytes", "ack_timeout_s", "idle_checkpoint_s",

@@ -253,7 +253,7 @@ def run_from_config(path):
         os.environ.pop("NOTIFY_SOCKET", None)
 
 
-# -- MQTT sync hook (docs/spec/mqtt-sync.md): journal class + PLUGINS entry ----
+# -- MQTT sync hook (docs/SPEC.md §6): journal class + PLUGINS entry ----
 from daozhang.agent import sync_plugin as _sync_plugin  # noqa: E402
 
 _sync_plugin.install(sys.modules[__name__])

@@ -1,4 +1,4 @@
-"""What the POS intake does with one transaction (docs/spec/intake.md 5.4).
+"""What the POS intake does with one transaction (docs/SPEC.md §5.4).
 
 `IntakeService.submit(obj)` validates, applies idempotency and the original
 rule, journals, and returns the receipt result; or raises `Refused` with a

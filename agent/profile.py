@@ -1,6 +1,6 @@
 """The merchant profile: load and validate a TOML file (CPython).
 
-Returns a plain dict the portable core consumes (docs/spec/settlement.md,
+Returns a plain dict the portable core consumes (docs/SPEC.md §7,
 section 1, gives the format; examples/merchant.toml is a commented one):
 
     {"path": str, "merchant_id": "310290058120001", "terminal_id": "SH000001",

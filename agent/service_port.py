@@ -1,6 +1,6 @@
 """The agent's USB service port: DeviceSession served on a serial device.
 
-A thin CPython adapter (docs/spec/usb.md).  It owns the I/O the portable core
+A thin CPython adapter (docs/SPEC.md §8).  It owns the I/O the portable core
 must not: the serial device (a pyserial URL or path such as /dev/ttyGS0, or a
 raw fd such as a pty), the journal file opened read-only, the clock, the
 random source, Ed25519 verification and the technician key files.

@@ -1,4 +1,4 @@
-"""The USB service port inside the agent daemon (docs/spec/usb.md; agent/
+"""The USB service port inside the agent daemon (docs/SPEC.md §8; agent/
 daemon.py's PLUGINS hook).
 
 Started when agent.toml's [service_port] device names a device (provision

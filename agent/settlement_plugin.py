@@ -1,5 +1,5 @@
 """The settlement watchdog and the alert machine inside the agent daemon
-(docs/spec/settlement-acks.md 4; agent/daemon.py's PLUGINS hook).
+(docs/SPEC.md §7.8.4; agent/daemon.py's PLUGINS hook).
 
 Wiring (the same as tests/dztest/settlement.py's SimTerminal, plus I/O):
 

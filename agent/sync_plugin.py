@@ -2,7 +2,7 @@
 
 Configuration: the [mqtt] and [sync] tables of agent.toml (validated by
 agent/config.py; `daozhang device provision --broker --ca --cert --key`
-writes them; docs/readme/agent.md).  Without an [mqtt] table the daemon
+writes them; README.md).  Without an [mqtt] table the daemon
 runs as before, journaling only.
 
     [mqtt]

@@ -1,4 +1,4 @@
-"""The backend's tables, for SQLite and PostgreSQL (docs/spec/backend-schema.md).
+"""The backend's tables, for SQLite and PostgreSQL (docs/SPEC.md §10).
 
 One logical schema, two spellings: the differences are only the column
 types (BLOB/BYTEA, TEXT/JSONB, INTEGER/BIGINT) and how an id column counts.

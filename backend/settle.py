@@ -1,5 +1,5 @@
 """Ingest an acquirer settlement file at the backend; send settlement acks
-(docs/spec/settlement-acks.md).  `daozhang backend settle` is the CLI face.
+(docs/SPEC.md §7.8).  `daozhang backend settle` is the CLI face.
 
 For each good row of the file (host_tools/settlement_csv.py), in file order:
 

@@ -1,5 +1,5 @@
 """The backend's storage: devices, journal records, findings, alerts, acks,
-settlements (docs/spec/backend-schema.md).
+settlements (docs/SPEC.md §10).
 
     store = open_store("backend.db")                 # SQLite file (default)
     store = open_store("postgresql://postgres@127.0.0.1/daozhang")
@@ -32,13 +32,13 @@ import time
 
 from daozhang.agent.core.errors import LocalError
 
-# Journal record types counted as "receipts" (docs/spec/journal.md 3.5:
+# Journal record types counted as "receipts" (docs/SPEC.md §3.5:
 # type 1 is the transaction record; sale, refund, void, ... are its `kind`).
 # A constant here so the store needs no journal import; pass
 # transaction_types= to open_store to count others.
 TRANSACTION_TYPES = frozenset({1})
 
-# Journal sequence numbers start at 0 (docs/spec/journal.md 3.4); contiguity
+# Journal sequence numbers start at 0 (docs/SPEC.md §3.4); contiguity
 # is counted from a device's first_seq, this unless add_device says otherwise.
 FIRST_SEQ = 0
 

@@ -1,4 +1,4 @@
-"""MQTT sync benchmark: prints ONE JSON line (docs/spec/mqtt-sync.md, issue 4).
+"""MQTT sync benchmark: prints ONE JSON line (docs/SPEC.md §6, issue 4).
 
     python bench/sync.py            # everything, including the 1,000,000-record backlog
     python bench/sync.py --quick    # skips the 1M case (agent_rss_mib_1m_backlog: null)

@@ -1,6 +1,6 @@
 """Submit transactions to a daozhang agent: a POS app may vendor this file.
 
-Standard library only (socket, json, struct).  Protocol: docs/spec/intake.md
+Standard library only (socket, json, struct).  Protocol: docs/SPEC.md §4-5
 section 5: a 4-byte big-endian length, then one JSON object.
 
     from daozhang.client import Client, Refused

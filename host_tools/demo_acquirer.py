@@ -7,7 +7,7 @@ late, short, fee over contract, settled under another MCC or region
 the acquirer will send (and when) out.
 
 The acquirer sends what has come due as a settlement file in the documented
-default CSV layout (docs/spec/settlement-csv.md) every `batch_s` seconds and
+default CSV layout (docs/SPEC.md §7.9) every `batch_s` seconds and
 runs the operator's step, `daozhang backend settle FILE --config ... --json`,
 which matches the rows to stored receipts and sends each device its signed
 settlement acks.  A row waits until its sale has reached the backend (the

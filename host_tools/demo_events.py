@@ -13,7 +13,7 @@ from collections import namedtuple
 # kind: setup | txn | sync | settle | check | alert | warn | info
 DemoEvent = namedtuple("DemoEvent", "kind text data")
 
-# The discrepancy names of the settlement checks (docs/spec/settlement.md 7.4), in order.
+# The discrepancy names of the settlement checks (docs/SPEC.md §7.4), in order.
 CHECK_KINDS = ("not_arrived", "late", "short", "over_fee", "mcc_jump", "region_jump",
                "duplicate_settlement", "unknown_settlement", "cancelled_settled")
 # Alert actions that start / end an alert (7.6): what "fired" and "resolved" count.

@@ -10,7 +10,7 @@ never overwritten.  The CA directory keeps an index of what it issued
 (issued.jsonl) so one name can never be both a device and a backend: a
 device called "backend" would otherwise inherit the backend's ACL.
 
-Layout (docs/readme/pki-broker.md):
+Layout (README.md):
     CA_DIR/ca.crt  CA_DIR/ca.key  CA_DIR/issued.jsonl
     PREFIX.crt     PREFIX.key        (server, device or backend)
 """

@@ -10,7 +10,7 @@ read, minus what the findings name); run the settlement checks of
 agent/core/settlement_checks.py, the same code the terminal's watchdog
 runs; enrich each transaction with what the report shows.
 
-Safe behaviour on a tampered journal (docs/readme/reconcile.md): the
+Safe behaviour on a tampered journal (README.md): the
 verdict says so first (`journal.ok` false, exit code 1, a banner in the
 report), and the reconciliation still runs on the records that remain, so
 a settlement for a record that was altered or removed appears as an

@@ -2,7 +2,7 @@
 
 `verify_journal` decides whether the journal is intact; this module only
 reads.  It must not stop at the first damaged byte (a tampered journal is
-still reconciled, with the tampering reported, docs/readme/reconcile.md),
+still reconciled, with the tampering reported, README.md),
 so it walks the frames with the independent reader's primitives
 (journal_reader.py) and resynchronises on the next frame whose CRC and
 body check out.

@@ -1,6 +1,6 @@
 """The laptop's end of the USB service port: requests, retries, NAKs, auth.
 
-`ServiceClient` speaks docs/spec/usb.md over a `transport` with two methods,
+`ServiceClient` speaks docs/SPEC.md §8 over a `transport` with two methods,
 `read(timeout) -> bytes` (b"" on a quiet line) and `write(bytes)`, both of
 which raise `LinkLost` when the link is gone.  One request is outstanding at
 a time; a timeout or a NAK re-sends it with the same seq, and answers for any

@@ -1,6 +1,6 @@
 """The acquirer's settlement file (CSV) -> settlement rows for the checks.
 
-docs/spec/settlement-csv.md (7.x).  A bad row is reported with its line
+docs/SPEC.md §7.9.  A bad row is reported with its line
 number and reason and left out; the good rows still count.  The reader
 raises only `SettlementFileError` (the file as a whole is unusable) and,
 for a mapping, `MappingError`.  `parse_settlement_text` is sans-IO (the

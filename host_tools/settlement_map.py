@@ -1,6 +1,6 @@
 """How an acquirer's settlement file is laid out: the column mapping (TOML).
 
-docs/spec/settlement-csv.md, 7.x.3.  The default `Mapping` is the
+docs/SPEC.md §7.9.3.  The default `Mapping` is the
 documented layout (7.x.1); `load_mapping(path)` reads another acquirer's
 from a TOML file.  The reader (settlement_csv.py) asks the mapping for
 everything layout-specific: the header name of each of our columns, the

@@ -4,7 +4,7 @@
     report.ok, report.findings          # every problem, with seq and offset
     check_journal(...)                  # raises the first finding as its class
 
-An independent reader of docs/spec/journal.md: it imports nothing of the
+An independent reader of docs/SPEC.md §3: it imports nothing of the
 writer.  Pure rules over bytes (python-tuf's TrustedMetadataSet habit): the
 only I/O is mapping the file read-only, so verify never changes the journal,
 the keys or the anchor.

@@ -1,4 +1,4 @@
-"""The alert state machine (docs/spec/settlement.md, section 6).
+"""The alert state machine (docs/SPEC.md §7.6).
 
 Modelled on Prometheus and its Alertmanager: an alert is identified by
 (kind, key); a rule says whether its condition holds ("raise" / "clear"

@@ -1,4 +1,4 @@
-"""Business days and settlement deadlines (docs/spec/settlement.md, section 2).
+"""Business days and settlement deadlines (docs/SPEC.md §7.2).
 
 Portable: civil-date arithmetic is done by hand (Howard Hinnant's
 days-from-civil), so this runs unchanged on MicroPython, which has no

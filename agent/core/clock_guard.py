@@ -1,4 +1,4 @@
-"""Is the wall clock trustworthy? (docs/spec/intake.md 6.3, journal record type 5)
+"""Is the wall clock trustworthy? (docs/SPEC.md §9.3, journal record type 5)
 
 A terminal without a battery-backed clock boots in 1970 or at its last
 shutdown until NTP answers; a technician may set it wrong.  Every record is

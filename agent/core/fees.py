@@ -1,4 +1,4 @@
-"""The contracted fee of a transaction (docs/spec/settlement.md, section 3).
+"""The contracted fee of a transaction (docs/SPEC.md §7.3).
 
     fee = min(round_half_up(amount * bp / 10000), cap) + d0_surcharge (if D0)
 

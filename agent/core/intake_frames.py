@@ -1,4 +1,4 @@
-"""POS intake frames, sans-IO (docs/spec/intake.md 5.1-5.3).
+"""POS intake frames, sans-IO (docs/SPEC.md §5.1-5.3).
 
 A frame is a 4-byte big-endian length n (1 <= n <= MAX_FRAME) followed by n
 bytes of UTF-8 JSON holding one object.  `FrameDecoder` turns bytes into

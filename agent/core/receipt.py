@@ -1,4 +1,4 @@
-"""Receipt codes: a committed record, provable offline (docs/spec/intake.md 5.5).
+"""Receipt codes: a committed record, provable offline (docs/SPEC.md §5.5).
 
 A receipt says "device DEV committed record SEQ with hash H" and carries what
 a verifier needs to check that with the device's public key alone: the

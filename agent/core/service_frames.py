@@ -1,4 +1,4 @@
-"""Frames of the USB service port, sans-IO (docs/spec/usb.md, "Frame layout").
+"""Frames of the USB service port, sans-IO (docs/SPEC.md §8, "Frame layout").
 
 The codec never touches a port: `receive_data(bytes)` feeds it, `next_event()`
 returns a `Frame`, a `BadFrame` or `NEED_DATA`, and `send(frame)` returns the

@@ -1,6 +1,6 @@
 """The device side of the USB service port: one session's state machine.
 
-Sans-IO and portable (docs/spec/usb.md, "Session states").  The adapter feeds
+Sans-IO and portable (docs/SPEC.md §8, "Session states").  The adapter feeds
 bytes with `receive_data(data, now)` and writes back what it returns; it calls
 `on_silence(now)` when the line has been quiet with a frame half-received, and
 `reset()` when it knows the link went away.  Everything from outside is an

@@ -1,5 +1,5 @@
 """Settlement acks: the backend tells a device how one sale settled
-(docs/spec/settlement-acks.md).  Portable: CPython and MicroPython.
+(docs/SPEC.md §7.8).  Portable: CPython and MicroPython.
 
 A settlement ack is a down message on `daozhang/v1/<dev>/acks` with
 `kind` "settlement".  The common checks (decode, exact schema, device, key

@@ -1,5 +1,5 @@
 """Settlement checks: each acquirer settlement held against its transaction
-and the merchant profile (docs/spec/settlement.md, sections 3 and 4).
+and the merchant profile (docs/SPEC.md §7.3 and §7.4).
 
 The same code serves the watchdog on the terminal (one event at a time) and
 the reconcile tool (a whole journal and a whole CSV): both feed a

@@ -1,4 +1,4 @@
-"""The agent's sync state machine (docs/spec/mqtt-sync.md, SPEC 6).  Sans-IO.
+"""The agent's sync state machine (docs/SPEC.md §6).  Sans-IO.
 
 The journal is the outbox: this core decides what to publish next, and
 moves the `acked` cursor only on a backend ack that passed every check.

@@ -1,4 +1,4 @@
-"""MQTT payloads of the sync protocol (docs/spec/mqtt-sync.md, SPEC 6).
+"""MQTT payloads of the sync protocol (docs/SPEC.md §6).
 
 Up:   `receipts`  {"v": 1, "dev": id, "frames": [frame, ...]}   (SPEC 6.3)
 Down: `acks`      {"v": 1, "kind": ..., "dev": id, ..., "kid", "sig"}  (SPEC 6.4)

@@ -1,4 +1,4 @@
-"""The settlement watchdog (docs/spec/settlement.md, section 5).  Sans-IO.
+"""The settlement watchdog (docs/SPEC.md §7.5).  Sans-IO.
 
 Events in, outputs out.  Events are tuples, the same ones the daemon
 journals (so a reboot replays them):

@@ -1,4 +1,4 @@
-"""The intake frame codec (agent/core/intake_frames.py, docs/spec/intake.md 5.1)."""
+"""The intake frame codec (agent/core/intake_frames.py, docs/SPEC.md §5.1)."""
 
 import json
 import struct

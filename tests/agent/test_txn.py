@@ -1,4 +1,4 @@
-"""The transaction validator (agent/core/txn.py, docs/spec/intake.md 4)."""
+"""The transaction validator (agent/core/txn.py, docs/SPEC.md §4)."""
 
 import json
 

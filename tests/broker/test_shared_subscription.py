@@ -62,7 +62,7 @@ def test_a_device_inside_the_backends_share_group_swallows_messages(tls_broker):
     share group; the broker then hands it its turn of the round robin, the
     read check denies delivery, and that message is dropped, not given to
     another member.  If this test starts failing after a Mosquitto upgrade,
-    the broker got safer: update docs/spec/mqtt-topics.md section 4."""
+    the broker got safer: update docs/SPEC.md §6.10.4."""
     backend = tls_broker.connect("backend")
     backend.subscribe(SHARE)
     intruder = tls_broker.connect("dev-a")

@@ -1,4 +1,4 @@
-"""An attacker's toolkit for journals, written from docs/spec/journal.md alone.
+"""An attacker's toolkit for journals, written from docs/SPEC.md §3 alone.
 
 Builds journals record by record, parses any journal image (the real
 writer's included) into an editable model, and re-frames, re-chains and

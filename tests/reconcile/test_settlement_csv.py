@@ -1,4 +1,4 @@
-"""The settlement CSV reader (docs/spec/settlement-csv.md): the default
+"""The settlement CSV reader (docs/SPEC.md §7.9): the default
 layout, bad rows by line number, mappings, and a fuzz of arbitrary text."""
 
 import pytest

@@ -212,7 +212,7 @@ def test_machine_properties(operations):
 
 
 def test_spec_table_is_the_code_table():
-    """docs/spec/settlement.md 7.6 lists exactly TRANSITIONS."""
+    """docs/SPEC.md §7.6 lists exactly TRANSITIONS."""
     import os
     here = os.path.dirname(os.path.abspath(__file__))
     spec = open(os.path.join(here, "..", "..", "docs", "spec", "settlement.md"),

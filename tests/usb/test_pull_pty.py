@@ -1,4 +1,4 @@
-"""Pull over real ptys through the agent's real ServicePort (docs/spec/usb.md).
+"""Pull over real ptys through the agent's real ServicePort (docs/SPEC.md §8).
 
 The device side is agent/service_port.py serving a pty slave; the laptop side
 is host_tools (pyserial on the other pty); between them dztest.usb.PtyCable

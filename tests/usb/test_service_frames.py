@@ -1,4 +1,4 @@
-"""The service-port frame codec (docs/spec/usb.md, "Frame layout").
+"""The service-port frame codec (docs/SPEC.md §8, "Frame layout").
 
 Fuzz invariant: whatever bytes arrive, in whatever pieces, the decoder yields
 only Frame, BadFrame or NEED_DATA, raises nothing, and never holds more than

@@ -1,4 +1,4 @@
-"""The device's service session (docs/spec/usb.md, "Session states", "Commands")."""
+"""The device's service session (docs/SPEC.md §8, "Session states", "Commands")."""
 
 import hashlib
 import os
