@@ -10,10 +10,10 @@ flat keys is not worth it).
 
 import json
 import os
-import tomllib
 
 from daozhang.agent.core.errors import LocalError
 from daozhang.boards.load import GPIO_KEYS, parse_mode, parse_size
+from daozhang.agent.toml_file import read_toml
 
 SECTIONS = {
     "device": {"id", "board", "key", "backend_pubkey", "technician_pubkeys", "profile"},
@@ -101,13 +101,7 @@ def check_sync_tables(path, mqtt, sync, base):
 
 
 def load_agent_config(path):
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(path, "(file)", "cannot read: %s" % exc.strerror) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, "(syntax)", "not valid TOML: %s" % exc) from None
+    data = read_toml(path, ConfigError)
     base = os.path.dirname(os.path.abspath(path))
     for section in data:
         if section not in SECTIONS:

@@ -19,12 +19,12 @@ the reader believes, and a number registered under a category other than
 the shop's is itself the code jumping the watchdog exists to catch.
 """
 
-import tomllib
 import zoneinfo
 
 from daozhang.agent.core.business_calendar import (
     is_ascii_digits, parse_date, parse_hhmm, parse_mode)
 from daozhang.agent.core.errors import LocalError, ValidationError
+from daozhang.agent.toml_file import read_toml
 
 TOP_KEYS = {"merchant_id", "terminal_id", "mcc", "region", "timezone", "currency",
             "name", "settlement", "fees"}
@@ -169,11 +169,5 @@ def validate_profile(data, path="<profile>"):
 
 def load_profile(path):
     """Read and validate a merchant profile TOML file."""
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ProfileError(path, "(file)", "cannot read: %s" % exc.strerror) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(path, "(syntax)", "not valid TOML: %s" % exc) from None
+    data = read_toml(path, ProfileError)
     return validate_profile(data, str(path))

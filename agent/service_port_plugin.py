@@ -17,6 +17,7 @@ port retries opening it every few seconds and the agent runs on.
 """
 
 from daozhang.agent.core import record
+from daozhang.agent.inactive_plugin import InactivePlugin
 
 
 def _plain(value):
@@ -105,21 +106,10 @@ class ServicePortPlugin:
         return True   # the port reopens by itself; its faults never stop the agent
 
 
-class _NoPort:
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
-
-    def alive(self):
-        return True
-
-
 def service_port_plugin(daemon):
     device = daemon.config.get("service_port", {}).get("device", "")
     if not device:
-        return _NoPort()
+        return InactivePlugin()
     return ServicePortPlugin(daemon, device)
 
 

@@ -75,6 +75,11 @@ def create_file(path, image_head, total_size):
         raise
     os.close(fd)
     os.rename(tmp, path)
+    fsync_directory(path)
+
+
+def fsync_directory(path):
+    """Make a rename or a new file under `path`'s directory durable."""
     dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
     try:
         os.fsync(dfd)

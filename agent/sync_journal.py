@@ -21,6 +21,7 @@ import os
 from daozhang.agent.core import layout
 from daozhang.agent.core import record
 from daozhang.agent.journal_file import JournalFile
+from daozhang.agent.storage import fsync_directory
 
 READ_SLACK = record.MAX_BODY + record.OVERHEAD
 
@@ -206,11 +207,7 @@ def save_anchor(journal_path, payload):
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_directory(path)
 
 
 def load_anchor(journal_path):

@@ -35,6 +35,7 @@ import tomllib
 
 from daozhang.agent.config import MQTT_KEYS, SYNC_KEYS, ConfigError, check_sync_tables
 from daozhang.agent.sync_journal import SyncJournal
+from daozhang.agent.inactive_plugin import InactivePlugin
 
 __all__ = ["MQTT_KEYS", "SYNC_KEYS", "sync_settings", "load_sync_config", "sync_config_path",
            "status_file_path", "install"]
@@ -99,17 +100,6 @@ def _call_or_none(fn, *args):
     return None if fn is None else fn(*args)
 
 
-class _NoSync:
-    def start(self):
-        pass
-
-    def stop(self):
-        pass
-
-    def alive(self):
-        return True
-
-
 class SyncPlugin:
     """The daemon plugin: builds an MqttLink once the journal is open."""
 
@@ -162,7 +152,7 @@ def sync_plugin(daemon):
     """PLUGINS factory: MQTT sync if agent.toml has [mqtt] (or a legacy mqtt.toml exists)."""
     cfg = sync_settings(daemon.config)
     if cfg is None:
-        return _NoSync()
+        return InactivePlugin()
     return SyncPlugin(daemon, cfg)
 
 

@@ -1,7 +1,7 @@
 """MQTT sync benchmark: prints ONE JSON line (docs/SPEC.md §6, issue 4).
 
     python bench/sync.py            # everything, including the 1,000,000-record backlog
-    python bench/sync.py --quick    # skips the 1M case (agent_rss_mib_1m_backlog: null)
+    python bench/sync.py --quick    # skips the 1M cases (their figures: null)
 
 All in one run against one local mosquitto (the shipped TLS + ACL config):
 
@@ -12,11 +12,11 @@ All in one run against one local mosquitto (the shipped TLS + ACL config):
   per QoS 1 message, nothing stored.
 - e2e_p99_ms: POS submit (the real daemon's socket) to the row being in the
   backend's database, at 200 transactions/s; raw_fdatasync_p99_ms beside it.
-- agent_rss_mib_100k_backlog / agent_rss_mib_1m_backlog: peak RSS (VmHWM)
-  of the agent's sync process (journal + MQTT link, exactly the daemon's
-  sync code, without intake and settlement) draining those backlogs.
-- daemon_rss_mib_100k_backlog / daemon_rss_mib_1m_backlog (null with
-  --quick): the whole daemon started on a 100,000- (1,000,000-) record
+- sync_path_rss_mib_100k_backlog / sync_path_rss_mib_1m_backlog: peak RSS
+  (VmHWM) of the agent's sync path alone (journal + MQTT link, exactly the
+  daemon's sync code, without intake and settlement) draining those backlogs.
+- agent_rss_mib_100k_backlog / agent_rss_mib_1m_backlog (the issue's figure;
+  1M null with --quick): the whole daemon started on a 100,000- (1,000,000-) record
   backlog of unsettled sales (its start-up rebuilds the intake's idempotency
   index and the settlement watchdog from the journal), peak RSS until
   drained; with its start and drain seconds.  Unlike the sync-only figure
@@ -298,13 +298,13 @@ def main():
             "raw_paho_records_per_s": round(raw),
             "e2e_p99_ms": round(e2e99, 1), "e2e_p50_ms": round(e2e50, 1), "e2e_samples": n_e2e,
             "raw_fdatasync_p99_ms": round(fsync99, 2),
-            "agent_rss_mib_100k_backlog": round(d100k["peak_rss_mib"], 1),
-            "agent_rss_mib_1m_backlog": None if d1m is None else round(d1m["peak_rss_mib"], 1),
+            "sync_path_rss_mib_100k_backlog": round(d100k["peak_rss_mib"], 1),
+            "sync_path_rss_mib_1m_backlog": None if d1m is None else round(d1m["peak_rss_mib"], 1),
             "drain_100k_seconds": round(d100k["seconds"], 2),
-            "daemon_rss_mib_100k_backlog": round(daemon["peak_rss_mib"], 1),
+            "agent_rss_mib_100k_backlog": round(daemon["peak_rss_mib"], 1),
             "daemon_start_s_100k_backlog": round(daemon["ready_s"], 1),
             "daemon_drain_s_100k_backlog": round(daemon["drain_s"], 1),
-            "daemon_rss_mib_1m_backlog": None if daemon1m is None else round(daemon1m["peak_rss_mib"], 1),
+            "agent_rss_mib_1m_backlog": None if daemon1m is None else round(daemon1m["peak_rss_mib"], 1),
             "daemon_start_s_1m_backlog": None if daemon1m is None else round(daemon1m["ready_s"], 1),
             "drain_100k_agent_cpu_s": round(d100k["cpu_seconds"], 2),
             "drain_100k_backend_cpu_s": round(d100k["backend_cpu_seconds"], 2),

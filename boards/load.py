@@ -12,9 +12,9 @@ Every error is a BoardError naming the file, the key and what is wrong.
 """
 
 import os
-import tomllib
 
 from daozhang.agent.core.errors import LocalError
+from daozhang.agent.toml_file import read_toml
 
 BOARDS_DIR = os.path.dirname(os.path.abspath(__file__))
 _UNITS = {"": 1, "B": 1, "KIB": 1024, "K": 1024, "MIB": 1 << 20, "M": 1 << 20,
@@ -144,11 +144,5 @@ def load_board(name_or_path):
         if not os.path.exists(path):
             raise LocalError("unknown board %r (known: %s, or give a path to a board .toml)"
                              % (name_or_path, ", ".join(available_boards())))
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise BoardError(path, "(file)", "cannot read: %s" % exc.strerror) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BoardError(path, "(syntax)", "not valid TOML: %s" % exc) from None
+    data = read_toml(path, BoardError)
     return validate_board(data, path)

@@ -8,10 +8,10 @@ amount scale, how times are written, how kinds are spelled.
 """
 
 import codecs
-import tomllib
 import zoneinfo
 
 from daozhang.agent.core.errors import LocalError
+from daozhang.agent.toml_file import read_toml
 
 # Our columns, in the order the spec lists them.
 COLUMNS = ("acquirer_ref", "merchant_id", "terminal_id", "rrn", "auth_code", "txn_time", "kind",
@@ -162,11 +162,5 @@ def mapping_from_dict(data, path="<mapping>"):
 
 def load_mapping(path):
     """Read and validate a mapping TOML file."""
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise MappingError(path, "(file)", "cannot read: %s" % exc.strerror) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise MappingError(path, "(syntax)", "not valid TOML: %s" % exc) from None
+    data = read_toml(path, MappingError)
     return mapping_from_dict(data, str(path))

@@ -24,34 +24,26 @@ def _text_keys_only(obj, depth):
         return False
     kind = type(obj)
     if kind is dict:
-        for key, value in obj.items():
+        for key in obj:
             if type(key) is not str:
                 return False
-            vt = type(value)
-            if vt is str or vt is bytes or vt is bool or value is None:
-                continue
-            if vt is int:
-                if not -_U64 <= value < _U64:
-                    return False
-                continue
-            if not _text_keys_only(value, depth + 1):
-                return False
-        return True
-    if kind is list or kind is tuple:
-        for value in obj:
-            vt = type(value)
-            if vt is str or vt is bytes or vt is bool or value is None:
-                continue
-            if vt is int:
-                if not -_U64 <= value < _U64:
-                    return False
-                continue
-            if not _text_keys_only(value, depth + 1):
-                return False
-        return True
-    if kind is int:
+        values = obj.values()
+    elif kind is list or kind is tuple:
+        values = obj
+    elif kind is int:
         return -_U64 <= obj < _U64
-    return kind is str or kind is bytes or kind is bool or obj is None
+    else:
+        return kind is str or kind is bytes or kind is bool or obj is None
+    for value in values:
+        vt = type(value)
+        if vt is str or vt is bytes or vt is bool or value is None:
+            continue
+        if vt is int:
+            if not -_U64 <= value < _U64:
+                return False
+        elif not _text_keys_only(value, depth + 1):
+            return False
+    return True
 
 
 def fast_dumps(obj):
