@@ -215,7 +215,7 @@ def test_spec_table_is_the_code_table():
     """docs/SPEC.md §7.6 lists exactly TRANSITIONS."""
     import os
     here = os.path.dirname(os.path.abspath(__file__))
-    spec = open(os.path.join(here, "..", "..", "docs", "spec", "settlement.md"),
+    spec = open(os.path.join(here, "..", "..", "docs", "SPEC.md"),
                 encoding="utf-8").read()
     rows = set()
     for line in spec.splitlines():
