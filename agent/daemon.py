@@ -19,7 +19,6 @@ settlement watchdog, and talks to systemd:
 Hooks for other parts (named, so they plug in without editing this file):
 `PLUGINS` (factories `f(daemon) -> plugin` with start(), stop(), alive();
 the MQTT sync loop and the settlement watchdog register here),
-`JOURNAL_CLASS` (a JournalFile subclass a plugin needs, e.g. the sync loop's),
 `daemon.alert_hook(kind, severity, detail)` (the alert engine replaces it),
 and `daemon.transaction_listeners` (called with (seq, payload) after each
 committed transaction).
@@ -48,7 +47,6 @@ BUILD_DATE = "2026-11-25"
 BUILD_MS = 1795564800000
 STOP_TIMEOUT_S = 20.0          # the unit's TimeoutStopSec is 30
 PLUGINS = []                   # factories: f(daemon) -> object with start(), stop(), alive()
-JOURNAL_CLASS = JournalFile    # MQTT sync hook: agent/sync_plugin.install() sets SyncJournal
 
 
 class EventLog:
@@ -107,7 +105,7 @@ class Daemon:
     def start(self):
         cfg = self.config
         profile = load_profile(cfg["profile"])
-        self.journal = self._open_journal(cfg)      # JOURNAL_CLASS, JournalFull handled
+        self.journal = self._open_journal(cfg)      # JournalFull handled
         stats = self.journal.stats()
         self.log("journal_open", path=cfg["journal"]["path"], next_seq=stats["next_seq"],
                  fill="%.3f" % stats["fill"], outage=stats["outage"], version=__version__)
@@ -133,14 +131,14 @@ class Daemon:
     def _open_journal(self, cfg):
         path = cfg["journal"]["path"]
         try:
-            return JOURNAL_CLASS.open(path, FileSigner(cfg["key"]))
+            return JournalFile.open(path, FileSigner(cfg["key"]))
         except JournalFull as exc:
             # Even the boot record does not fit.  Serve anyway, without it: the
             # POS gets a clear `journal_full` instead of a dead socket, and the
             # sync loop can still release records.  A restart loop would not help.
             self.log("journal_full", level="critical", detail=str(exc), at="open")
             self._on_alert("journal_full", "critical", {"detail": "at start: " + str(exc)})
-            return JOURNAL_CLASS.open(path, FileSigner(cfg["key"]), boot=False)
+            return JournalFile.open(path, FileSigner(cfg["key"]), boot=False)
 
     def _transaction_committed(self, seq, payload):
         for listener in self.transaction_listeners:

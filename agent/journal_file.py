@@ -83,6 +83,7 @@ class JournalFile:
         self._failed = None
         self._noted_cursors = None
         self.commits = 0
+        self.commit_listeners = []       # called with next_seq after each commit
 
     @classmethod
     def open(cls, path, signer, clock=None, storage=None, boot=True):
@@ -138,9 +139,16 @@ class JournalFile:
         on the next commit instead; call set_cursors() when space must be
         freed now.
         """
+        if released > acked:
+            raise LocalError("released %d > acked %d" % (released, acked))
         with self._cv:
             current = self._noted_cursors or (self.ring.acked, self.ring.released)
             self._noted_cursors = (max(current[0], acked), max(current[1], released))
+
+    def noted_cursors(self):
+        """(acked, released) the next commit will carry."""
+        with self._cv:
+            return self._noted_cursors or (self.ring.acked, self.ring.released)
 
     def set_cursors(self, acked=None, released=None, entries=()):
         """Commit new cursor values (with optional records, e.g. a sync ack)."""
@@ -190,8 +198,10 @@ class JournalFile:
             if self._failed is not None:
                 raise StorageError("journal unusable after an earlier I/O failure (%s): reopen it" % self._failed)
             noted = self._noted_cursors
-            if acked is None and released is None and noted is not None:
-                acked, released = noted
+            if noted is not None:
+                # Noted cursors ride on this commit; explicit ones may go further.
+                acked = max(noted[0], self.ring.acked if acked is None else acked)
+                released = max(noted[1], self.ring.released if released is None else released)
             commit = self.ring.prepare(entries, self.clock.now(), self.signer, acked, released)
         except Exception as exc:
             if len(tickets) > 1 and not isinstance(exc, StorageError):
@@ -221,6 +231,11 @@ class JournalFile:
             ticket.results = results[:len(ticket.entries)]
             results = results[len(ticket.entries):]
             ticket.done = True
+        for listener in list(self.commit_listeners):
+            try:
+                listener(self.ring.next_seq)
+            except Exception:  # the commit is durable; a listener's fault must not undo the report
+                pass
 
     # -- reading ------------------------------------------------------------
 
@@ -250,6 +265,22 @@ class JournalFile:
                     else:
                         yield rec
                 off += rec.size
+
+    def snapshot(self):
+        """(first_seqs, next_seq, write_pos, head_index) of the committed state."""
+        with self._cv:
+            ring = self.ring
+            return list(ring.first_seqs), ring.next_seq, ring.write_pos, ring.head_index
+
+    def effective_fill(self):
+        """Fraction of segments holding unreleased records, counting noted cursors."""
+        released = self.noted_cursors()[1]
+        ring = self.ring
+        with self._cv:
+            count = sum(1 for index, first in enumerate(ring.first_seqs)
+                        if first is not None and (index == ring.head_index
+                                                  or ring._segment_last_seq(index) >= released))
+        return count / self.geo.segment_count
 
     def stats(self):
         ring = self.ring

@@ -1,12 +1,8 @@
-"""What sync needs from the journal file (SPEC 6.6): commit notifications,
-the cursors noted for the next commit, incremental frame reading, and the
-ack anchor file.
+"""What sync needs from the journal file beyond JournalFile (SPEC 6.6):
+incremental frame reading and the ack anchor file.  (Cursors noted for the
+next commit, commit listeners, snapshot() and effective_fill() are
+JournalFile's own.)
 
-- `SyncJournal` is JournalFile (whose `note_cursors(acked, released)` makes
-  the next commit's checkpoint carry new cursors, instead of a checkpoint of
-  its own per ack: that would be a new record to send, acked again, for
-  ever) plus commit listeners (wake the sync loop), `noted_cursors()`,
-  `effective_fill()` counting noted cursors, and `snapshot()`.
 - `FrameReader.read(from_seq, max_bytes)` returns consecutive committed
   frames, raw as on disk, reading at most about max_bytes + one frame from
   the file, continuing where the previous read stopped: memory is bounded
@@ -20,59 +16,9 @@ import os
 
 from daozhang.agent.core import layout
 from daozhang.agent.core import record
-from daozhang.agent.journal_file import JournalFile
 from daozhang.agent.storage import fsync_directory
 
 READ_SLACK = record.MAX_BODY + record.OVERHEAD
-
-
-class SyncJournal(JournalFile):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.commit_listeners = []       # called with next_seq after each commit
-
-    def noted_cursors(self):
-        """(acked, released) the next commit will carry (noted or committed)."""
-        with self._cv:
-            return self._noted_cursors or (self.ring.acked, self.ring.released)
-
-    def _flush(self, tickets, acked=None, released=None):
-        if acked is not None or released is not None:
-            # An explicit cursor commit must not move noted cursors back.
-            noted = self._noted_cursors
-            if noted is not None:
-                acked = noted[0] if acked is None else max(acked, noted[0])
-                released = noted[1] if released is None else max(released, noted[1])
-        before = self.commits
-        super()._flush(tickets, acked, released)
-        if self.commits != before:
-            for listener in list(self.commit_listeners):
-                try:
-                    listener(self.ring.next_seq)
-                except Exception:
-                    pass
-
-    def effective_fill(self):
-        """Fraction of segments that hold unreleased records, counting noted
-        cursors.  O(n log n) in the segment count: cheap enough per event."""
-        released = self.noted_cursors()[1]
-        with self._cv:
-            ring = self.ring
-            used = sorted((first, index) for index, first in enumerate(ring.first_seqs)
-                          if first is not None)
-            next_seq, head = ring.next_seq, ring.head_index
-        count = 0
-        for k, (first, index) in enumerate(used):
-            last = used[k + 1][0] - 1 if k + 1 < len(used) else next_seq - 1
-            if index == head or last >= released:
-                count += 1
-        return count / self.geo.segment_count
-
-    def snapshot(self):
-        """(first_seqs, next_seq, write_pos, head_index) of committed state."""
-        with self._cv:
-            ring = self.ring
-            return list(ring.first_seqs), ring.next_seq, ring.write_pos, ring.head_index
 
 
 class FrameReader:
@@ -118,7 +64,7 @@ class FrameReader:
         Returns at least one frame when from_seq < next_seq, at most
         max_bytes of frames beyond the first, none past the committed tail.
         """
-        first_seqs, next_seq, write_pos, head_index = snapshot(self.journal)
+        first_seqs, next_seq, write_pos, head_index = self.journal.snapshot()
         if from_seq >= next_seq:
             return [], from_seq, None
         geo = self.journal.geo
@@ -181,15 +127,6 @@ class FrameReader:
             return None
         return last_hash
 
-
-def snapshot(journal):
-    """(first_seqs, next_seq, write_pos, head_index) of any JournalFile-like object."""
-    own = getattr(journal, "snapshot", None)
-    if own is not None:
-        return own()
-    with journal._cv:
-        ring = journal.ring
-        return list(ring.first_seqs), ring.next_seq, ring.write_pos, ring.head_index
 
 
 def anchor_path(journal_path):

@@ -34,7 +34,6 @@ import os
 import tomllib
 
 from daozhang.agent.config import MQTT_KEYS, SYNC_KEYS, ConfigError, check_sync_tables
-from daozhang.agent.sync_journal import SyncJournal
 from daozhang.agent.inactive_plugin import InactivePlugin
 
 __all__ = ["MQTT_KEYS", "SYNC_KEYS", "sync_settings", "load_sync_config", "sync_config_path",
@@ -158,6 +157,5 @@ def sync_plugin(daemon):
 
 def install(daemon_module):
     """Called by agent/daemon.py: the journal class and the plugin."""
-    daemon_module.JOURNAL_CLASS = SyncJournal
     if sync_plugin not in daemon_module.PLUGINS:
         daemon_module.PLUGINS.append(sync_plugin)

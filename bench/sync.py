@@ -47,12 +47,12 @@ def build_backlog(path, count, key_path, device=DEVICE):
     from daozhang.agent.core import record
     from daozhang.agent.journal_file import create_journal
     from daozhang.agent.signer import load_signer
-    from daozhang.agent.sync_journal import SyncJournal
+    from daozhang.agent.journal_file import JournalFile
     from dztest.sync import txn_payload
 
     size = max(8 << 20, int(count * 560 * 1.15))
     create_journal(path, device, size=size, segment_size=1 << 20)
-    journal = SyncJournal.open(path, load_signer(key_path))
+    journal = JournalFile.open(path, load_signer(key_path))
     i = 0
     while i < count:
         n = min(200, count - i)
@@ -76,9 +76,9 @@ def drain_child(args):
     """The agent side alone, as its own process: drain, then report."""
     from daozhang.agent.mqtt_link import MqttLink
     from daozhang.agent.signer import load_public_key, load_signer, raw_public
-    from daozhang.agent.sync_journal import SyncJournal
+    from daozhang.agent.journal_file import JournalFile
 
-    journal = SyncJournal.open(args.journal, load_signer(args.key), boot=False)
+    journal = JournalFile.open(args.journal, load_signer(args.key), boot=False)
     mqtt = json.loads(args.mqtt)
     done = threading.Event()
     target = journal.ring.next_seq

@@ -14,7 +14,8 @@ from daozhang.agent.core.sync import SyncCore
 from daozhang.agent.journal_file import create_journal
 from daozhang.agent.mqtt_link import ed25519_verify
 from daozhang.agent.signer import Ed25519Signer
-from daozhang.agent.sync_journal import FrameReader, SyncJournal
+from daozhang.agent.journal_file import JournalFile
+from daozhang.agent.sync_journal import FrameReader
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.service import Ingestor
 
@@ -35,7 +36,7 @@ def txn_payload(i, amount=1250):
 def make_journal(tmp, device=DEVICE, size=4 << 20, segment_size=64 << 10, seed=7):
     path = os.path.join(str(tmp), "journal.dz")
     create_journal(path, device, size=size, segment_size=segment_size)
-    return path, SyncJournal.open(path, signer(seed))
+    return path, JournalFile.open(path, signer(seed))
 
 
 class Clock:
