@@ -443,14 +443,18 @@ class Store:
             return cur.rowcount == 1
 
     def alerts(self, device_id=None):
-        sql = "SELECT %s FROM alerts" % ", ".join(_ALERT_COLUMNS)
+        return self._select("alerts", _ALERT_COLUMNS, "device_id", device_id, ("payload",))
+
+    def _select(self, table, columns, filter_column, value, json_columns):
+        """All rows of `table` in insertion order, optionally where filter_column = value."""
+        sql = "SELECT %s FROM %s" % (", ".join(columns), table)
         params = []
-        if device_id is not None:
-            sql += " WHERE device_id = %s"
-            params.append(device_id)
+        if value is not None:
+            sql += " WHERE %s = %%s" % filter_column
+            params.append(value)
         with self._lock, self.db.read() as tx:
             rows = tx.all(sql + " ORDER BY id", params)
-        return _rows(_ALERT_COLUMNS, rows, json_columns=("payload",))
+        return _rows(columns, rows, json_columns=json_columns)
 
     # -- acks -----------------------------------------------------------------------
 
@@ -492,14 +496,7 @@ class Store:
                 raise LocalError("no settlement row with acquirer_ref %r" % acquirer_ref)
 
     def settlements(self, status=None):
-        sql = "SELECT %s FROM settlements" % ", ".join(_SETTLEMENT_COLUMNS)
-        params = []
-        if status is not None:
-            sql += " WHERE status = %s"
-            params.append(status)
-        with self._lock, self.db.read() as tx:
-            rows = tx.all(sql + " ORDER BY id", params)
-        return _rows(_SETTLEMENT_COLUMNS, rows, json_columns=("row",))
+        return self._select("settlements", _SETTLEMENT_COLUMNS, "status", status, ("row",))
 
     # -- totals ---------------------------------------------------------------------------
 
@@ -536,8 +533,6 @@ def _open_database(url_or_path):
 def open_store(url_or_path, transaction_types=TRANSACTION_TYPES, clock=None):
     """A Store on a SQLite file path (or sqlite:///PATH) or a postgresql:// URL;
     creates the tables if missing.  `clock`: a function returning epoch ms."""
-    from daozhang.agent.core.errors import StorageError
-
     database = _open_database(url_or_path)
     try:
         database.create_schema()
