@@ -17,8 +17,8 @@ def fresh_image(segment_size=8192, segment_count=4, device_id="test-pos", journa
     return geo.encode() + bytes(geo.file_size - layout.SUPERBLOCK_SIZE)
 
 
-def read_all(storage, ring):
-    """(seq, hash) of every record up to the ring's tail, oldest segment first."""
+def read_records(storage, ring):
+    """Every record up to the ring's tail, oldest segment first."""
     geo = ring.geo
     order = sorted((s, i) for i, s in enumerate(ring.first_seqs) if s is not None)
     out = []
@@ -30,6 +30,11 @@ def read_all(storage, ring):
             rec = record.decode_at(buf, off)
             if rec is None or rec.seq >= ring.next_seq:
                 break
-            out.append((rec.seq, rec.hash))
+            out.append(rec)
             off += rec.size
     return out
+
+
+def read_all(storage, ring):
+    """(seq, hash) of every record up to the ring's tail, oldest segment first."""
+    return [(rec.seq, rec.hash) for rec in read_records(storage, ring)]

@@ -9,7 +9,7 @@ and segment reuse are all cut through.
 
 import pytest
 
-from daozhang.agent.core import driver, layout, record
+from daozhang.agent.core import driver, record
 from daozhang.agent.core.ring import Clock
 from dztest.faulty_storage import FaultyStorage, PowerCut
 from dztest.journal_kit import fresh_image, read_all, make_signer

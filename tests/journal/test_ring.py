@@ -10,7 +10,7 @@ from daozhang.agent.core import checkpoint, driver, record
 from daozhang.agent.core.errors import JournalFull, LocalError
 from daozhang.agent.core.ring import Clock, SignerUnavailable
 from dztest.faulty_storage import FaultyStorage
-from dztest.journal_kit import fresh_image, make_signer, read_all
+from dztest.journal_kit import fresh_image, make_signer, read_all, read_records
 
 SIGNER = make_signer()
 
@@ -81,25 +81,6 @@ class FlakySigner:
         return self.inner.sign(message)
 
 
-def checkpoints(storage, ring):
-    out = []
-    geo = ring.geo
-    for seq, _ in read_all(storage, ring):
-        pass
-    for index in sorted(range(geo.segment_count), key=lambda i: ring.first_seqs[i] or 0):
-        if ring.first_seqs[index] is None:
-            continue
-        buf = storage.pread(geo.segment_offset(index), geo.segment_size)
-        off = 96
-        while True:
-            rec = record.decode_at(buf, off)
-            if rec is None:
-                break
-            out.append(rec)
-            off += rec.size
-    return out
-
-
 def test_signer_outage_flags_records_and_recovery_signs():
     storage, ring = new_ring(segment_size=65536)
     signer = FlakySigner(SIGNER)
@@ -110,7 +91,7 @@ def test_signer_outage_flags_records_and_recovery_signs():
     signer.down = False
     driver.commit(storage, ring, [sale(3)], clock(), signer)
     driver.commit(storage, ring, [sale(4)], clock(), signer)
-    recs = checkpoints(storage, ring)
+    recs = read_records(storage, ring)
     states = [(r.payload["state"], r.payload["alg"]) for r in recs if r.type == record.TYPE_CHECKPOINT]
     assert states == [(0, 1), (1, 0), (1, 0), (2, 1), (0, 1)]
     flagged = [r.seq for r in recs if r.flags & record.FLAG_OUTAGE]
