@@ -13,9 +13,9 @@ there, outside a normal user's PATH); DAOZHANG_MOSQUITTO overrides both
 import os
 import shutil
 import socket
-import time
 
 from daozhang.agent.core.errors import LocalError
+from daozhang.host_tools.broker_ready import NotReady, wait_broker_ready
 from daozhang.host_tools.demo_processes import ManagedProcess, ProcessFailed
 
 MOSQUITTO_ENV = "DAOZHANG_MOSQUITTO"
@@ -142,17 +142,14 @@ class DemoBroker:
                 raise
 
     def _wait_ready(self, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.child.running():
-                raise ProcessFailed("mosquitto exited before accepting connections; its log:\n%s"
-                                    % self.child.log_tail())
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise ProcessFailed("mosquitto not accepting on %s:%d after %s s; its log:\n%s"
-                                    % (self.host, self.port, timeout, self.child.log_tail()))
-            self.child.wait_exit(0.05)      # waits on the process: wakes early if it dies
+        try:
+            wait_broker_ready(self.host, self.port, self.child.wait_exit, self._log, timeout)
+        except NotReady as e:
+            raise ProcessFailed("%s; its log:\n%s" % (e, self.child.log_tail()))
+
+    def _log(self):
+        try:
+            with open(self.child.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""

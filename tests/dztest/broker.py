@@ -25,7 +25,6 @@ import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import uuid
 
 import pytest
@@ -65,6 +64,7 @@ def _die_with_parent():
 
 # The product's broker launcher (used by `daozhang demo`) renders the same
 # shipped config; the tests use its helpers rather than a copy.
+from daozhang.host_tools.broker_ready import NotReady, wait_broker_ready  # noqa: E402
 from daozhang.host_tools.demo_broker import free_port, render_config  # noqa: E402
 
 
@@ -136,6 +136,7 @@ class Broker:
             raise BrokerFailed("mosquitto already running (pid %d)" % self.process.pid)
         for attempt in range(3):
             self._write_config()
+            self._log_offset = len(self.log())
             log = open(self.log_path, "ab")
             try:
                 self.process = subprocess.Popen([self.binary, "-c", self.config_path],
@@ -157,23 +158,17 @@ class Broker:
                 raise
 
     def wait_ready(self, timeout=15):
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise BrokerFailed("mosquitto exited with %s before accepting connections; "
-                                   "log:\n%s" % (self.process.returncode, self.log()[-3000:]))
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise BrokerFailed("mosquitto not accepting on %s:%d after %ss; log:\n%s"
-                                   % (self.host, self.port, timeout, self.log()[-3000:]))
-            try:  # waits on the process (not a sleep): wakes early if it dies
-                self.process.wait(timeout=0.05)
-            except subprocess.TimeoutExpired:
-                pass
+        try:
+            wait_broker_ready(self.host, self.port, self._exit_status,
+                              lambda: self.log()[self._log_offset:], timeout)
+        except NotReady as e:
+            raise BrokerFailed("%s; log:\n%s" % (e, self.log()[-3000:]))
+
+    def _exit_status(self, timeout):
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def kill(self):
         """SIGKILL: no goodbye, no save of the in-memory store."""
