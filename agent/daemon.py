@@ -40,6 +40,7 @@ from daozhang.agent.intake import IntakeServer
 from daozhang.agent.intake_service import IntakeService
 from daozhang.agent.journal_file import JournalFile
 from daozhang.agent.profile import load_profile
+from daozhang.agent.key_rotation import finish_interrupted_rotation
 from daozhang.agent.signer import FileSigner
 
 # The software's build date (UTC midnight): a wall clock before it is wrong.
@@ -130,6 +131,12 @@ class Daemon:
 
     def _open_journal(self, cfg):
         path = cfg["journal"]["path"]
+        # A key rotation cut short by a crash is finished or undone before
+        # anything is signed: the journal must never be signed by a key it
+        # has not announced (agent/key_rotation.py).
+        outcome = finish_interrupted_rotation(cfg["key"], path)
+        if outcome is not None:
+            self.log("key_rotation_" + outcome, level="warning")
         try:
             return JournalFile.open(path, FileSigner(cfg["key"]))
         except JournalFull as exc:

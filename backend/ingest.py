@@ -20,12 +20,12 @@ import struct
 import cbor2
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from daozhang.agent.core import checkpoint
 from daozhang.agent.core import record
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import DecodeError
+from daozhang.backend.device_keys import KeyState, rotation_from_payload
 
 _HEADER = struct.Struct(">BBI")
 _CRC = struct.Struct(">I")
@@ -41,6 +41,7 @@ WRONG_KEY = "wrong_key"
 BAD_SIGNATURE = "bad_signature"
 BAD_CHECKPOINT = "bad_checkpoint"
 REPLAY = "replay"
+BAD_ROTATION = "bad_rotation"
 
 
 class Finding:
@@ -61,7 +62,7 @@ class Finding:
 
 
 class BatchCheck:
-    __slots__ = ("records", "findings", "first", "end", "frames")
+    __slots__ = ("records", "findings", "first", "end", "frames", "keys")
 
     def __init__(self):
         self.records = []     # dicts for Store.store_batch
@@ -69,6 +70,7 @@ class BatchCheck:
         self.first = None     # seq of the first frame offered
         self.end = None       # one past the last frame offered
         self.frames = 0
+        self.keys = None      # KeyState: the key after this batch, a rotation adopted
 
 
 def jsonable(value):
@@ -175,9 +177,13 @@ def _verify(public_key, message, sig):
         return False
 
 
-def check_batch(topic_device, public_key_bytes, payload):
-    """BatchCheck of one receipts payload from `topic_device`."""
+def check_batch(topic_device, public_key_bytes, payload, pending_rotation=None):
+    """BatchCheck of one receipts payload from `topic_device`, whose
+    checkpoints are signed by `public_key_bytes` until a key rotation
+    (`pending_rotation`: one stored earlier, or None) is vouched for;
+    `out.keys.adopted` then names the rotation taken up."""
     out = BatchCheck()
+    keys = out.keys = KeyState(public_key_bytes, pending_rotation)
     try:
         dev, frames = msgs.decode_receipts(payload)
     except DecodeError as exc:
@@ -189,8 +195,6 @@ def check_batch(topic_device, public_key_bytes, payload):
                                     % (dev, topic_device)))
         return out
     out.frames = len(frames)
-    public_key = Ed25519PublicKey.from_public_bytes(public_key_bytes)
-    kid = checkpoint.key_id(public_key_bytes)
     decoded = []
     hashes = {}
     last_good = 0       # records before this index are vouched or may be stored
@@ -214,11 +218,19 @@ def check_batch(topic_device, public_key_bytes, payload):
                 failure = Finding(CHAIN, rec.seq, "record %d's prev is not record %d's hash"
                                   % (rec.seq, prev.seq), frame)
                 break
-        if rec.type == record.TYPE_CHECKPOINT:
-            problem = _check_checkpoint(rec, topic_device, public_key, kid, hashes)
+        if rec.type == record.TYPE_KEY_ROTATION:
+            rotation = rotation_from_payload(rec.seq, rec.payload)
+            if isinstance(rotation, str):
+                failure = Finding(BAD_ROTATION, rec.seq, rotation, frame)
+                break
+            keys.rotation_seen(rotation)
+        elif rec.type == record.TYPE_CHECKPOINT:
+            problem = _check_checkpoint(rec, topic_device, keys.public_key, keys.kid, hashes)
             if problem is not None:
                 failure = Finding(problem[0], rec.seq, problem[1], frame)
                 break
+            if rec.payload["alg"] == checkpoint.ALG_ED25519:
+                keys.checkpoint_verified(rec.payload["first"], rec.seq)
             last_good = i + 1
         decoded.append(rec)
         hashes[rec.seq] = rec.hash
@@ -227,6 +239,9 @@ def check_batch(topic_device, public_key_bytes, payload):
     else:
         out.findings.append(failure)
         keep = decoded[:last_good]
+        if keys.pending is not None and keys.pending is not pending_rotation \
+                and not (keep and keys.pending.seq <= keep[-1].seq):
+            keys.pending = pending_rotation   # seen only in records we do not store
     if decoded:
         out.end = decoded[-1].seq + 1
     for rec, frame in zip(keep, frames):

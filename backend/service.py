@@ -41,6 +41,7 @@ from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, S
 from daozhang.backend import ingest
 from daozhang.agent.mqtt_link import set_nodelay
 from daozhang.backend.ack import AckSigner
+from daozhang.backend.key_registry import KeyRegistry
 
 TOPIC_ROOT = "daozhang/v1/"
 TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
@@ -148,17 +149,19 @@ class Ingestor:
         self.gap_grace_ms = gap_grace_ms
         self.clock = clock
         self.gaps = {}          # device -> (missing_from, missing_to, first_seen_ms)
-        self.keys = {}          # device -> public key bytes (registry cache)
+        self.keys = KeyRegistry(store, self.log)
         self.counts = {"messages": 0, "records": 0, "acks": 0, "findings": 0}
 
-    def _key(self, device_id):
-        key = self.keys.get(device_id)
-        if key is None:
-            row = self.store.device(device_id)
-            if row is None:
-                return None
-            key = self.keys[device_id] = row["public_key"]
-        return key
+    def _check(self, device_id, state, payload):
+        """check_batch against the cached key; before calling a checkpoint
+        `wrong_key`, reload the key from the store once (another worker may
+        have followed a rotation)."""
+        check = ingest.check_batch(device_id, state[0], payload, state[1])
+        if any(f.kind == ingest.WRONG_KEY for f in check.findings):
+            fresh = self.keys.refresh(device_id)
+            if fresh is not None and fresh != state:
+                check = ingest.check_batch(device_id, fresh[0], payload, fresh[1])
+        return check
 
     def _finding(self, device_id, finding):
         stored = self.store.add_finding(device_id, finding.seq, finding.kind, finding.detail,
@@ -177,15 +180,17 @@ class Ingestor:
         one ack for all); each message is checked on its own.  Returns the
         ack payload to publish, or None."""
         self.counts["messages"] += len(payloads)
-        key = self._key(device_id)
-        if key is None:
+        state = self.keys.current(device_id)
+        if state is None:
             self._finding(device_id, ingest.Finding(ingest.UNKNOWN_DEVICE, None,
                                                     "receipts from unregistered device %r" % device_id))
             return None
         records = []
         checks = []
         for payload in payloads:
-            check = ingest.check_batch(device_id, key, payload)
+            check = self._check(device_id, state, payload)
+            # The next message continues from where this one left the key.
+            state = (check.keys.public_bytes, check.keys.pending)
             for finding in check.findings:
                 self._finding(device_id, finding)
             if check.records:
@@ -194,6 +199,8 @@ class Ingestor:
         if not records:
             return None
         result = self.store.store_batch(device_id, records)
+        for check in checks:
+            self.keys.after_batch(device_id, check.keys)
         self.counts["records"] += len(result.new)
         self._journaled_alerts(device_id, records, result.new)
         if result.forked:

@@ -238,6 +238,32 @@ class Store:
                        (public_key, key_id, device_id))
             return False
 
+    def rotate_device_key(self, device_id, old_key_id, public_key, key_id):
+        """Follow a key rotation the device journaled and vouched for (SPEC
+        3.8): swap the registered key if it is still `old_key_id` (another
+        worker may have followed it first).  True if this call swapped it."""
+        with self._lock, self.db.transaction() as tx:
+            tx.lock_device(device_id)
+            cur = tx.execute("UPDATE devices SET public_key = %s, key_id = %s "
+                             "WHERE device_id = %s AND key_id = %s",
+                             (bytes(public_key), bytes(key_id), device_id, bytes(old_key_id)))
+            return cur.rowcount == 1
+
+    def newest_record_of_type(self, device_id, rtype, after_seq=None, oldest=False):
+        """(seq, payload) of the device's newest record of `rtype` (the oldest
+        one after `after_seq` with oldest=True), or None."""
+        where, params = "device_id = %s AND type = %s", [device_id, rtype]
+        if after_seq is not None:
+            where += " AND seq > %s"
+            params.append(after_seq)
+        with self._lock, self.db.read() as tx:
+            row = tx.one("SELECT seq, payload FROM records WHERE %s ORDER BY seq %s LIMIT 1"
+                         % (where, "ASC" if oldest else "DESC"), tuple(params))
+        if row is None:
+            return None
+        payload = json.loads(row[1]) if isinstance(row[1], str) else row[1]
+        return row[0], payload
+
     def device(self, device_id):
         """The registry row as a dict, or None."""
         with self._lock, self.db.read() as tx:

@@ -5,4 +5,6 @@ from daozhang.cli._lazy import lazy_group
 device = lazy_group("device", "Provision a device; pull its journal over USB.", {
     "provision": ("daozhang.cli.device_provision:provision", "Create a device's key, config and journal."),
     "pull": ("daozhang.cli.device_pull:pull", "Pull a terminal's journal over its USB service port."),
+    "rotate-key": ("daozhang.cli.device_rotate_key:rotate_key_command",
+                   "Rotate a device's journal signing key (agent stopped)."),
 })
