@@ -5,9 +5,14 @@ and writes and one `fdatasync` per commit.  Tests swap in a fault-injecting
 twin with the same four methods (tests/dztest/faulty_storage.py).
 """
 
+import fcntl
 import os
 
 from daozhang.agent.core.errors import StorageError
+
+
+class JournalBusy(StorageError):
+    """Another process (or handle) has the journal open for writing."""
 
 
 class FileStorage:
@@ -18,6 +23,19 @@ class FileStorage:
             self.fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
             raise StorageError("cannot open journal %s: %s" % (path, exc.strerror or exc)) from None
+        if not readonly:
+            self._lock_for_writing()
+
+    def _lock_for_writing(self):
+        # One writer per journal: two would fork the chain.  flock dies with
+        # the process (SIGKILL included), so a crash never leaves it stuck.
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            self.fd = None
+            raise JournalBusy("journal %s is open for writing by another process (is the agent "
+                              "running? stop it first)" % self.path) from None
 
     def size(self):
         # Works for block devices too, where fstat reports 0.
