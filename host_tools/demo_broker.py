@@ -111,6 +111,7 @@ class DemoBroker:
             f.write(_read_example("acl"))
         settings = {"listener": "%d %s" % (self.port, HOST),
                     "cafile": self.ca_cert, "certfile": self.server_cert,
+                    "crlfile": os.path.join(os.path.dirname(self.ca_cert), "crl.pem"),
                     "keyfile": self.server_key, "acl_file": acl_path,
                     "persistence_location": os.path.join(self.directory, "data") + "/",
                     "log_dest": "stderr"}

@@ -12,6 +12,7 @@ device called "backend" would otherwise inherit the backend's ACL.
 
 Layout (README.md):
     CA_DIR/ca.crt  CA_DIR/ca.key  CA_DIR/issued.jsonl
+    CA_DIR/crl.pem CA_DIR/revoked.jsonl  (revocations: pki_crl.py)
     PREFIX.crt     PREFIX.key        (server, device or backend)
 """
 
@@ -154,7 +155,12 @@ def create_ca(directory, name="daozhang fleet CA", days=CA_DAYS, now=None):
             .sign(key, hashes.SHA256()))
     os.makedirs(directory, exist_ok=True)
     _write_pair(os.path.join(directory, "ca"), cert, key)
-    return CertificateAuthority(directory, cert, key)
+    ca = CertificateAuthority(directory, cert, key)
+    # An empty CRL from the start: the broker's `crlfile` must always exist.
+    # (Imported here: pki_crl builds on this module.)
+    from daozhang.host_tools.pki_crl import write_crl
+    write_crl(ca, now=now)
+    return ca
 
 
 def load_ca(directory):

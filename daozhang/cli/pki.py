@@ -5,6 +5,8 @@
     daozhang pki device  ID   --ca CA_DIR [--out PREFIX]
     daozhang pki backend NAME --ca CA_DIR [--out PREFIX]
     daozhang pki show    CERT [--ca CA_DIR] [--json]
+    daozhang pki revoke  NAME --ca CA_DIR
+    daozhang pki crl     --ca CA_DIR [--days N] [--json]
 
 Every command writes PREFIX.crt and PREFIX.key (0600) and refuses to
 overwrite.  Exit codes: 0 ok, 1 a certificate fails its check (show --ca),
@@ -131,3 +133,45 @@ def show(cert_path, ca_dir, as_json):
             click.echo("%-10s %s" % (key, info[key]))
     if error is not None:
         raise error
+
+
+@pki.command("revoke", epilog=EPILOG)
+@click.argument("name")
+@click.option("--ca", "ca_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="The CA directory (from `pki init`).")
+def revoke(name, ca_dir):
+    """Revoke every certificate issued to NAME (a lost or stolen terminal).
+
+    Writes CA_DIR/crl.pem; install it as the broker's `crlfile` and restart
+    or SIGHUP mosquitto: the terminal's TLS handshake then fails.
+    """
+    from daozhang.host_tools import pki_crl
+    serials = pki_crl.revoke(pki_lib.load_ca(ca_dir), name)
+    status = pki_crl.crl_status(ca_dir)
+    click.echo("revoked %s: %s; %s/%s lists %d, valid until %s"
+               % (name, ", ".join(serials) if serials else "already revoked", ca_dir,
+                  pki_crl.CRL, status["revoked"], status["next_update"]))
+
+
+@pki.command("crl", epilog=EPILOG)
+@click.option("--ca", "ca_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="The CA directory (from `pki init`).")
+@click.option("--days", type=click.IntRange(1, 3650), default=None,
+              help="Write a fresh CRL valid this many days (renewal).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def crl(ca_dir, days, as_json):
+    """Show the CRL's revocations and remaining life; --days renews it.
+
+    Renew well before `days_left` reaches 0: an expired CRL makes the broker
+    refuse every client.
+    """
+    from daozhang.host_tools import pki_crl
+    if days is not None:
+        pki_crl.write_crl(pki_lib.load_ca(ca_dir), days=days)
+    status = pki_crl.crl_status(ca_dir)
+    if as_json:
+        click.echo(json.dumps(status, sort_keys=True))
+    else:
+        click.echo("%s/%s: %d revoked, next update %s (%.1f days left)"
+                   % (ca_dir, pki_crl.CRL, status["revoked"], status["next_update"],
+                      status["days_left"]))

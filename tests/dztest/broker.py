@@ -36,7 +36,7 @@ EXAMPLES = os.path.join(REPO, "examples", "mosquitto")
 HOST = "127.0.0.1"
 
 # Directives the fixture owns; everything else comes from the example file.
-_TLS_ONLY = ("cafile", "certfile", "keyfile", "require_certificate",
+_TLS_ONLY = ("cafile", "crlfile", "certfile", "keyfile", "require_certificate",
              "use_identity_as_username", "acl_file", "tls_version")
 
 
@@ -111,7 +111,8 @@ class Broker:
             settings["user"] = "root"
         if self.tls:
             settings.update({"cafile": self.pki.ca_cert, "certfile": self.pki.server.cert,
-                             "keyfile": self.pki.server.key})
+                             "keyfile": self.pki.server.key,
+                             "crlfile": os.path.join(os.path.dirname(self.pki.ca_cert), "crl.pem")})
             if self.acl:
                 shutil.copyfile(os.path.join(EXAMPLES, "acl"), self.acl_path)
                 settings["acl_file"] = self.acl_path
