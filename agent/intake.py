@@ -36,6 +36,20 @@ from daozhang.agent.intake_service import Refused
 
 MAX_CONNECTIONS = 256
 RECV_SIZE = 65536
+_TIMEVAL = struct.Struct("ll")     # struct timeval on Linux: time_t, suseconds_t
+
+
+def _kernel_timeout(sock, option, seconds):
+    """A timeout the kernel enforces on a blocking socket (SO_RCVTIMEO/SO_SNDTIMEO).
+
+    Python's own socket timeouts put the fd in non-blocking mode and poll()
+    before every recv and send, and settimeout() is an ioctl: four extra
+    system calls per request on the hot path.  With the kernel's timeout a
+    recv is one call; when it expires, recv raises BlockingIOError (EAGAIN).
+    """
+    whole = int(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, option,
+                    _TIMEVAL.pack(whole, int((seconds - whole) * 1000000)))
 
 
 def _peer_pid(sock):
@@ -193,6 +207,8 @@ class IntakeServer:
         pid = _peer_pid(conn)
         decoder = frames.FrameDecoder(self.max_frame)
         try:
+            conn.settimeout(None)
+            _kernel_timeout(conn, socket.SO_SNDTIMEO, self.frame_timeout)
             self._serve_loop(conn, decoder, pid)
         except Exception as exc:   # the daemon must outlive any one connection
             self.log("intake_connection_error", level="error", pid=pid, error=type(exc).__name__)
@@ -202,6 +218,7 @@ class IntakeServer:
             conn.close()
 
     def _serve_loop(self, conn, decoder, pid):
+        armed = None               # the receive timeout the kernel holds now
         while True:
             try:
                 event = decoder.next_event()
@@ -212,10 +229,14 @@ class IntakeServer:
             if event == frames.CLOSED:
                 return
             if event == frames.NEED_DATA:
-                conn.settimeout(self.frame_timeout if decoder.buffered else self.idle_timeout)
+                # Between frames the POS may idle; inside one it must keep sending.
+                want = self.frame_timeout if decoder.buffered else self.idle_timeout
+                if want != armed:
+                    _kernel_timeout(conn, socket.SO_RCVTIMEO, want)
+                    armed = want
                 try:
                     data = conn.recv(RECV_SIZE)
-                except socket.timeout:
+                except (BlockingIOError, socket.timeout):
                     if decoder.buffered:
                         self.log("intake_frame_timeout", level="warning", pid=pid,
                                  buffered=decoder.buffered)
@@ -248,8 +269,7 @@ class IntakeServer:
 
     def _send(self, conn, data, pid):
         try:
-            conn.settimeout(self.frame_timeout)
-            conn.sendall(data)
+            conn.sendall(data)          # bounded by SO_SNDTIMEO (frame_timeout)
             return True
         except OSError as exc:
             self.log("intake_client_gone", level="warning", pid=pid, error=type(exc).__name__)

@@ -22,9 +22,16 @@ and covered by a signed checkpoint).  It raises:
 import json
 import socket
 import struct
+import sys
 
 MAX_FRAME = 65536
 DEFAULT_SOCKET = "/run/daozhang/intake.sock"
+_HEADER = struct.Struct(">I")
+# Linux: let the kernel time out a blocking socket (SO_RCVTIMEO/SO_SNDTIMEO).
+# Python's own timeouts poll() before every send and recv: twice the system
+# calls per request, on the same CPUs the agent needs.  Elsewhere (the
+# struct timeval layout differs) settimeout() as usual.
+_KERNEL_TIMEOUTS = sys.platform.startswith("linux")
 
 
 class ClientError(Exception):
@@ -53,6 +60,7 @@ class Client:
         self.timeout = timeout
         self._sock = None
         self._next_id = 1
+        self._buf = b""
 
     def connect(self):
         if self._sock is None:
@@ -60,11 +68,18 @@ class Client:
             sock.settimeout(self.timeout)
             try:
                 sock.connect(self.path)
+                if _KERNEL_TIMEOUTS and self.timeout is not None:
+                    whole = int(self.timeout)
+                    tv = struct.pack("ll", whole, int((self.timeout - whole) * 1000000))
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, tv)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+                    sock.settimeout(None)
             except OSError as exc:
                 sock.close()
                 raise AgentUnavailable("cannot connect to the agent at %s: %s"
                                        % (self.path, exc.strerror or exc)) from None
             self._sock = sock
+            self._buf = b""
         return self
 
     def close(self):
@@ -96,7 +111,7 @@ class Client:
         if len(body) > MAX_FRAME:
             raise Refused("frame_too_large", "request of %d bytes, limit %d" % (len(body), MAX_FRAME))
         try:
-            self._sock.sendall(struct.pack(">I", len(body)) + body)
+            self._sock.sendall(_HEADER.pack(len(body)) + body)
             reply = self._read_frame()
         except (OSError, AgentUnavailable) as exc:
             self.close()
@@ -116,16 +131,19 @@ class Client:
         return reply.get("result")
 
     def _read_exact(self, n):
-        buf = b""
+        # Read in large chunks: a whole reply usually arrives in one recv.
+        buf = self._buf
         while len(buf) < n:
-            chunk = self._sock.recv(n - len(buf))
+            chunk = self._sock.recv(max(65536, n - len(buf)))
             if not chunk:
+                self._buf = b""
                 raise AgentUnavailable("the agent closed the connection")
             buf += chunk
-        return buf
+        self._buf = buf[n:]
+        return buf[:n]
 
     def _read_frame(self):
-        n = struct.unpack(">I", self._read_exact(4))[0]
+        n = _HEADER.unpack(self._read_exact(4))[0]
         if not 1 <= n <= MAX_FRAME:
             raise ProtocolError("reply frame length %d outside 1..%d" % (n, MAX_FRAME))
         try:

@@ -18,10 +18,7 @@ portable core; agent/receipt.py does it on CPython).
 Portable: CPython and MicroPython.
 """
 
-try:
-    from base64 import b32encode as _fast_b32encode   # CPython: a C-speed table
-except ImportError:                                     # MicroPython has no base64
-    _fast_b32encode = None
+import sys
 
 from . import cbor
 from .checkpoint import ALG_NONE, root_from_path, signed_message
@@ -43,10 +40,62 @@ class ReceiptUnsigned(ReceiptInvalid):
     """The covering checkpoint was written during a signer outage (SPEC 3.7)."""
 
 
+# CPython fast path.  base64.b32encode is pure Python on 3.11 (a loop over
+# 5-byte chunks, about 30 us for a receipt).  Instead the whole input becomes
+# one integer and its 5-bit groups are spread to one byte each with a few
+# big-integer mask-and-shift steps (group g must move left by 3*g bits: one
+# step per bit of g, highest first, so moved blocks never overlap); then
+# bytes.translate maps 0-31 to the alphabet.  About 5x faster.  The masks
+# depend only on the group count, and receipts come in a handful of lengths.
+_B32_TABLE = bytes(ord(_B32[i]) if i < 32 else 0 for i in range(256))
+_SPREAD_PLANS = {}            # group count -> [(mask, shift), ...]
+_SPREAD_PLANS_LIMIT = 64
+
+
+def _spread_plan(groups):
+    plan = []
+    j = groups.bit_length() - 1
+    while j >= 0:
+        # Groups with bit j set come in runs of 2^j, [start, start + 2^j) for
+        # start = k*2^(j+1) + 2^j; higher steps already moved a run left by
+        # 3*k*2^(j+1) bits.  One mask covers all runs.
+        block = 1 << j
+        mask = 0
+        for base in range(0, groups, 2 * block):
+            start = base + block
+            if start >= groups:
+                break
+            count = min(block, groups - start)
+            mask |= ((1 << 5 * count) - 1) << (5 * start + 3 * base)
+        plan.append((mask, 3 * block))
+        j -= 1
+    return plan
+
+
+def _spread_b32encode(data):
+    n = len(data)
+    groups = (8 * n + 4) // 5
+    plan = _SPREAD_PLANS.get(groups)
+    if plan is None:
+        plan = _spread_plan(groups)
+        if len(_SPREAD_PLANS) >= _SPREAD_PLANS_LIMIT:
+            _SPREAD_PLANS.clear()         # bounded; the lengths in use come back at once
+        _SPREAD_PLANS[groups] = plan
+    x = int.from_bytes(data, "big") << (5 * groups - 8 * n)
+    for mask, shift in plan:
+        moving = x & mask
+        x = (x ^ moving) | (moving << shift)
+    return x.to_bytes(groups, "big").translate(_B32_TABLE).decode("ascii")
+
+
+# MicroPython: no bytes.translate; the portable loop below.
+_fast_b32encode = _spread_b32encode if sys.implementation.name == "cpython" else None
+
+
 def b32encode(data):
     """RFC 4648 base32, upper case, without the '=' padding."""
     if _fast_b32encode is not None:
-        return _fast_b32encode(bytes(data)).decode("ascii").rstrip("=")
+        return _fast_b32encode(bytes(data))
     out = []
     bits = 0
     acc = 0

@@ -20,8 +20,14 @@ Identifier fields have strict formats of their own (4.3): rrn (12), auth_code
 not a PAN.  Every other string, pos_txn_id and terminal_id included, is
 scanned as free text.
 
-Portable: CPython and MicroPython (no re, no datetime; hand-written scanners).
+Portable: CPython and MicroPython (no datetime; hand-written scanners).  On
+CPython one precompiled regular expression first proves the common case
+clean: it matches everything the scanners could refuse (and more), so a
+transaction it finds nothing in needs no scanning, and one it flags is
+scanned exactly as on MicroPython.  The rules live in the scanners only.
 """
+
+import sys
 
 from .errors import PaymentDataRefused, ValidationError
 
@@ -60,6 +66,7 @@ _ALNUM = _DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_CHARS = _ALNUM + "._:-"
 _MASK = "*Xx"
 _CARD_SEPARATORS = " -"
+_CARD_CHARS = _DIGITS + _MASK + _CARD_SEPARATORS
 
 
 # --- payment data (SPEC 4.4) ------------------------------------------------
@@ -238,13 +245,61 @@ def refuse_payment_data(obj):
     _scan("", obj, 0)
 
 
+# --- the CPython pre-filter -------------------------------------------------
+#
+# Each test is a superset of one scanner rule, so text that passes them all
+# holds nothing _scan_text could refuse:
+#   12 chars of [0-9 -] in a row   contains_pan needs 13+ digits chained by
+#                                  single ' '/'-', the track 2 rule a run of
+#                                  12-19 digits;
+#   '^' anywhere                   the track 1 name field;
+#   '%b' in the lower-cased text   the track 1 start sentinel (%B or %b);
+#   a CVV word, [ :=#-]*, 3 digits contains_cvv, on the same lower-cased text.
+# Separate searches, not one alternation: sre tries every alternative at
+# every position, and this runs on every transaction.  CPython only:
+# MicroPython's re has no counted repeats, and a pre-filter that silently
+# under-matched would let a PAN through.
+if sys.implementation.name == "cpython":
+    import re
+    _chain12 = re.compile(r"[0-9 -]{12}").search
+    _cvv_word = re.compile(r"(?:cvv2|cvc2|cvv|cvc|cav2|csc|cid|security code)[ :=#-]*[0-9]{3}").search
+else:
+    _chain12 = _cvv_word = None
+
+
+def _surely_clean(obj):
+    """True only when the exact scan of `obj` (validate's first loop) cannot
+    raise: every key a known field (field names hold no card data), every
+    scanned value a plain string, and the pre-filter silent on them all.
+    False means "scan exactly", not "refused"."""
+    if _chain12 is None:
+        return False
+    texts = []
+    for key in obj:
+        if type(key) is not str:
+            return False
+        scanned = _SCANNED.get(key)
+        if scanned is None:
+            return False
+        if scanned:
+            value = obj[key]
+            if type(value) is not str:
+                return False
+            texts.append(value)
+    # '\n' is in none of the classes above: no match spans two fields.
+    text = "\n".join(texts)
+    if "^" in text or _chain12(text) is not None:
+        return False
+    low = text.lower()
+    return "%b" not in low and _cvv_word(low) is None
+
+
 # --- field formats (SPEC 4.3) -----------------------------------------------
 
 def _all_in(text, chars):
-    for c in text:
-        if c not in chars:
-            return False
-    return True
+    # strip() removes every leading and trailing char in `chars`: nothing is
+    # left exactly when all of `text` is made of them (C speed, portable).
+    return not text.strip(chars)
 
 
 def _two(text, at):
@@ -293,17 +348,10 @@ def rfc3339_ok(text):
 
 def _card(field, value):
     """Canonical masked card: digits and '*', separators dropped (4.4)."""
-    plain = ""
-    for c in value:
-        if c in _CARD_SEPARATORS:
-            continue
-        if c in _MASK:
-            plain += "*"
-        elif c in _DIGITS:
-            plain += c
-        else:
-            raise ValidationError(field, "only digits, '*' or 'X' and separators are allowed",
-                                  "bad_format")
+    if not _all_in(value, _CARD_CHARS):
+        raise ValidationError(field, "only digits, '*' or 'X' and separators are allowed",
+                              "bad_format")
+    plain = value.replace(" ", "").replace("-", "").replace("X", "*").replace("x", "*")
     if not (12 <= len(plain) <= 19):
         raise ValidationError(field, "expected a masked card number of 12-19 positions, got %d"
                               % len(plain), "bad_format")
@@ -414,6 +462,10 @@ REQUIRED_FOR_KIND = {
 # free-text scan (merchant_id: a 15-digit merchant number is not a card).
 # terminal_id (up to 16 characters, as the profile allows) is scanned.
 _IDENTIFIERS = ("merchant_id", "rrn", "auth_code", "mcc", "amount")
+# known field -> scanned as free text?  (The pre-filter's view of FIELDS.)
+_SCANNED = {}
+for _name in FIELDS:
+    _SCANNED[_name] = _name not in _IDENTIFIERS
 
 
 def _type_name(t):
@@ -425,6 +477,12 @@ def validate(obj):
     if not isinstance(obj, dict):
         raise ValidationError("", "a transaction must be a JSON object", "not_an_object")
     # Payment data first, over everything except the strict identifiers.
+    if not _surely_clean(obj):
+        _refuse_payment_fields(obj)
+    return _check_fields(obj)
+
+
+def _refuse_payment_fields(obj):
     for key in obj:
         if not isinstance(key, str):
             raise ValidationError("", "field names must be strings", "wrong_type")
@@ -432,6 +490,9 @@ def validate(obj):
             continue
         _scan_key(key, key)
         _scan(key, obj[key], 0)
+
+
+def _check_fields(obj):
     out = {}
     for key in sorted(obj):
         spec = FIELDS.get(key)
@@ -457,3 +518,4 @@ def validate(obj):
             raise ValidationError("original_pos_txn_id", "must differ from pos_txn_id",
                                   "bad_format")
     return out
+

@@ -174,6 +174,48 @@ def test_masked_cards_accepted(first6, last4, hidden, mask):
     assert txn.validate(sale("T-1", card=card))["card"] == first6 + "*" * hidden + last4
 
 
+# -- the CPython pre-filter ----------------------------------------------------------
+
+# Pieces that come near every scanner rule: digits and the separators that
+# chain them, track sentinels and separators, CVV words in both cases, and
+# non-ASCII letters that case-fold onto ASCII ones.
+_NEAR_MISS = ["0", "1", "4", "9", " ", "-", "--", "^", "%", "%B", "%b", "B", "D", "d", "=", ":",
+              "#", "?", "*", "X", "x", "\n", "4111111111111111", "411111111111", "4111 1111",
+              "cvv", "CVV2", "cvc", "Cvc2", "cav2", "csc", "cid", "CID", "security code",
+              "SECURITY CODE", "i", "\u0130", "\u017f", "\u212a", "a", "Z", "T", "+08:00"]
+tricky_text = st.lists(st.sampled_from(_NEAR_MISS), max_size=14).map("".join)
+
+
+def _exact(obj):
+    """validate() with the pre-filter off: the portable scanners decide alone."""
+    saved = txn._chain12
+    txn._chain12 = None
+    try:
+        return _cpython(obj)
+    finally:
+        txn._chain12 = saved
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.dictionaries(st.sampled_from(FREE_TEXT + ("card", "time", "kind", "settlement")),
+                       tricky_text, max_size=4))
+def test_prefilter_never_hides_what_the_scanners_refuse(changes):
+    """Invariant: when the pre-filter calls a transaction clean, the exact scan
+    raises nothing; and validate() answers exactly as with the pre-filter off."""
+    obj = sale("T-1")
+    obj.update(changes)
+    if txn._surely_clean(obj):
+        txn._refuse_payment_fields(obj)
+    assert _cpython(obj) == _exact(obj)
+
+
+def test_prefilter_is_active_on_an_ordinary_sale():
+    # Not a timing test: it checks the fast path is taken at all.
+    assert txn._chain12 is not None and txn._surely_clean(sale("T-1"))
+    assert not txn._surely_clean(sale("T-1", note="4111 1111 1111 1111"))
+    assert not txn._surely_clean(sale("T-1", memo="x"))          # unknown field: scan exactly
+
+
 # -- MicroPython parity ------------------------------------------------------------
 
 CASES = [sale("T-1"), sale("T-2", card="4111111111111111"), sale("T-3", note="4111 1111 1111 1111"),
