@@ -84,6 +84,10 @@ class JournalFile:
         self._noted_cursors = None
         self.commits = 0
         self.commit_listeners = []       # called with next_seq after each commit
+        # Bounded by a record count sized to the segment: cheaper than
+        # encoding twice to measure bytes.  A batch that still does not fit
+        # is retried ticket by ticket in _flush.
+        self._batch_limit = max(1, min(MAX_BATCH_RECORDS, ring.capacity() // 512))
 
     @classmethod
     def open(cls, path, signer, clock=None, storage=None, boot=True):
@@ -178,10 +182,11 @@ class JournalFile:
             raise LocalError("journal is closed")
 
     def _take_batch(self):
-        # Bounded by a record count sized to the segment: cheaper than
-        # encoding twice to measure bytes.  A batch that still does not fit
-        # is retried ticket by ticket in _flush.
-        limit = max(1, min(MAX_BATCH_RECORDS, self.ring.capacity() // 512))
+        queue = self._queue
+        if len(queue) == 1:             # a lone writer: the usual case
+            self._queue = []
+            return queue
+        limit = self._batch_limit
         batch = []
         used = 0
         while self._queue:
@@ -193,7 +198,7 @@ class JournalFile:
         return batch
 
     def _flush(self, tickets, acked=None, released=None):
-        entries = [e for t in tickets for e in t.entries]
+        entries = tickets[0].entries if len(tickets) == 1 else [e for t in tickets for e in t.entries]
         try:
             if self._failed is not None:
                 raise StorageError("journal unusable after an earlier I/O failure (%s): reopen it" % self._failed)
@@ -227,11 +232,15 @@ class JournalFile:
         if noted is not None and noted[0] <= self.ring.acked and noted[1] <= self.ring.released:
             self._noted_cursors = None
         results = commit.results
-        for ticket in tickets:
-            ticket.results = results[:len(ticket.entries)]
-            results = results[len(ticket.entries):]
-            ticket.done = True
-        for listener in list(self.commit_listeners):
+        if len(tickets) == 1:
+            tickets[0].results = results
+            tickets[0].done = True
+        else:
+            for ticket in tickets:
+                ticket.results = results[:len(ticket.entries)]
+                results = results[len(ticket.entries):]
+                ticket.done = True
+        for listener in list(self.commit_listeners) if self.commit_listeners else ():
             try:
                 listener(self.ring.next_seq)
             except Exception:  # the commit is durable; a listener's fault must not undo the report

@@ -49,7 +49,14 @@ class FileStorage:
         return data
 
     def pwrite(self, offset, data):
-        view = memoryview(data)
+        try:
+            written = os.pwrite(self.fd, data, offset)
+        except OSError as exc:
+            raise StorageError("write of %d bytes at %d failed: %s" % (len(data), offset, exc.strerror)) from None
+        if written == len(data):
+            return
+        view = memoryview(data)[written:]       # a short write: go on from where it stopped
+        offset += written
         while view:
             try:
                 written = os.pwrite(self.fd, view, offset)

@@ -36,6 +36,22 @@ def _head(major, value):
     raise LocalError("cbor: integer out of 64-bit range")
 
 
+def uint_bytes(value):
+    """An unsigned integer, encoded (major type 0, shortest head)."""
+    return _head(0, value)
+
+
+def bytes_item(value):
+    """A byte string, encoded (head and content)."""
+    return _head(2, len(value)) + bytes(value)
+
+
+def text_item(value):
+    """A text string, encoded (head and UTF-8 content)."""
+    raw = value.encode("utf-8")
+    return _head(3, len(raw)) + raw
+
+
 def _encode(obj, out, depth):
     if depth > MAX_DEPTH:
         raise LocalError("cbor: nesting deeper than %d" % MAX_DEPTH)

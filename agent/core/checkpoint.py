@@ -9,6 +9,7 @@ Portable: CPython and MicroPython.
 import hashlib
 
 from . import cbor
+from .errors import LocalError
 
 DOMAIN = "daozhang/checkpoint/v1"
 ALG_NONE = 0
@@ -29,6 +30,37 @@ def signed_message(dev, seq, head, wall_ms, boot_id, mono_ms, kid, alg, first, r
     # newest checkpoint, which no later record chains, cannot be altered.
     return cbor.dumps([DOMAIN, dev, seq, head, wall_ms, boot_id, mono_ms, kid, alg, first, root, acked,
                        released, state])
+
+
+_MESSAGE_HEAD = b"\x8e" + cbor.text_item(DOMAIN)      # array of 14, then the domain
+_HASH_HEAD = b"\x58\x20"                               # byte string of 32
+
+
+def encode_parts(dev_item, seq, head, times, kid, alg, first, root, acked, released, state):
+    """(signed message, payload before sig, payload after sig), canonical CBOR.
+
+    The writer's path: built field by field, each field shared by the message
+    and the payload encoded once, neither through the generic encoder's walk.
+    The payload map is before + cbor.bytes_item(sig) + after.  Byte for byte
+    what signed_message() and cbor.dumps(payload) give (tests/journal/test_checkpoint.py).
+    `times` is record.times_bytes(wall_ms, boot_id, mono_ms), already built
+    for the commit's records; `dev_item` is cbor.text_item(dev).
+    """
+    uint = cbor.uint_bytes
+    if len(head) != 32 or len(root) != 32:
+        raise LocalError("checkpoint: head and root must be 32 bytes")
+    for value in (seq, alg, first, acked, released, state):
+        if type(value) is not int or value < 0:
+            raise LocalError("checkpoint: %r is not a non-negative integer" % (value,))
+    kid_item, alg_item, first_item = cbor.bytes_item(kid), uint(alg), uint(first)
+    acked_item, released_item, state_item = uint(acked), uint(released), uint(state)
+    message = b"".join((_MESSAGE_HEAD, dev_item, uint(seq), _HASH_HEAD, head, times, kid_item, alg_item,
+                        first_item, _HASH_HEAD, root, acked_item, released_item, state_item))
+    # Payload keys in canonical order: shorter first, then bytewise (SPEC 2).
+    before = b"".join((b"\xa9\x63alg", alg_item, b"\x63dev", dev_item, b"\x63kid", kid_item, b"\x63sig"))
+    after = b"".join((b"\x64root\x58\x20", root, b"\x65acked", acked_item, b"\x65first", first_item,
+                      b"\x65state", state_item, b"\x68released", released_item))
+    return message, before, after
 
 
 def message_for(payload, seq, head, wall_ms, boot_id, mono_ms):
@@ -77,9 +109,19 @@ class MerkleBatch:
         return value
 
     def root(self):
-        if not self.hashes:
+        """MTH over all hashes, bottom up: pairing left to right and carrying
+        an odd last node up unchanged is RFC 6962's split at the largest power
+        of two below n, without the memo's bookkeeping (paths are on demand)."""
+        hashes = self.hashes
+        if not hashes:
             return hashlib.sha256(b"").digest()
-        return self._mth(0, len(self.hashes))
+        level = [_leaf(h) for h in hashes]
+        while len(level) > 1:
+            paired = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            if len(level) & 1:
+                paired.append(level[-1])
+            level = paired
+        return level[0]
 
     def path(self, index):
         """Audit path for leaf `index`: sibling hashes, bottom up."""

@@ -90,19 +90,51 @@ def _crc(data):
 
 def encode(rtype, flags, seq, prev, wall_ms, boot_id, mono_ms, payload):
     """Return (frame bytes, record hash) for one record."""
+    return encode_tail(rtype, flags, seq, prev, times_bytes(wall_ms, boot_id, mono_ms), payload)
+
+
+def times_bytes(wall_ms, boot_id, mono_ms):
+    """Body items 3-5 (wall_ms, boot_id, mono_ms) encoded: shared by every
+    record of one commit, so a commit encodes them once."""
+    if len(boot_id) != BOOT_ID_SIZE:
+        raise LocalError("record: prev must be 32 bytes and boot_id 8 bytes")
+    return _uint(wall_ms) + b"\x48" + bytes(boot_id) + _uint(mono_ms)
+
+
+def encode_tail(rtype, flags, seq, prev, times, payload):
+    """`encode` given times_bytes(...): the body is written as SPEC 3.4's
+    array head, seq, prev, the shared times, then the canonical payload map
+    (exactly cbor.dumps of the 6-item array, without re-walking the header)."""
     if rtype not in TYPE_NAMES:
         raise LocalError("record: unknown type %r" % (rtype,))
     if flags & ~_KNOWN_FLAGS:
         raise LocalError("record: unknown flags 0x%02x" % flags)
-    if len(prev) != HASH_SIZE or len(boot_id) != BOOT_ID_SIZE:
+    if len(prev) != HASH_SIZE:
         raise LocalError("record: prev must be 32 bytes and boot_id 8 bytes")
     if not isinstance(payload, dict):
         raise LocalError("record: payload must be a map")
-    body = cbor.dumps([seq, prev, wall_ms, boot_id, mono_ms, payload])
+    return encode_frame(rtype, flags, seq, prev, times, cbor.dumps(payload))
+
+
+def encode_frame(rtype, flags, seq, prev, times, payload_bytes):
+    """`encode_tail` given the payload map already in canonical CBOR (the
+    checkpoint, which the ring encodes field by field)."""
+    body = b"".join((_BODY_HEAD, _uint(seq), _PREV_HEAD, prev, times, payload_bytes))
     if len(body) > MAX_BODY:
         raise LocalError("record: body of %d bytes exceeds %d" % (len(body), MAX_BODY))
     head = MAGIC + struct.pack(">BBI", rtype, flags, len(body)) + body
     return head + struct.pack(">I", _crc(head)), hashlib.sha256(head).digest()
+
+
+_BODY_HEAD = b"\x86"            # array of 6 items
+_PREV_HEAD = b"\x58\x20"        # byte string of 32
+
+
+def _uint(value):
+    # seq, wall_ms and mono_ms are unsigned (SPEC 3.4); bool is not a number here.
+    if type(value) is not int or value < 0:
+        raise LocalError("record: seq and times must be non-negative integers, got %r" % (value,))
+    return cbor.uint_bytes(value)
 
 
 def frame_length_at(buf, offset):

@@ -8,6 +8,7 @@ durable commit and nothing is reported committed (SPEC 3.6, 3.10).
 Portable: CPython and MicroPython.
 """
 
+from . import cbor
 from . import checkpoint
 from . import layout
 from . import recovery
@@ -31,21 +32,69 @@ class Clock:
 
 
 class Appended:
-    """What a committed record's writer learns: enough for a signed receipt."""
+    """What a committed record's writer learns: enough for a signed receipt.
 
-    __slots__ = ("seq", "hash", "offset", "leaf_index", "leaf_count", "merkle",
-                 "checkpoint_seq", "checkpoint_head", "checkpoint_wall_ms", "checkpoint_boot_id",
-                 "checkpoint_mono_ms", "checkpoint", "checkpoint_hash")
+    What every record of a commit shares (the checkpoint, the batch tree)
+    lives once in `_batch`; the properties read it, so a commit of n records
+    does not copy it n times.
+    """
 
-    def __init__(self, seq, rhash, offset):
+    __slots__ = ("seq", "hash", "offset", "leaf_index", "_batch")
+
+    def __init__(self, seq, rhash, offset, leaf_index=0, batch=None):
         self.seq = seq
         self.hash = rhash
         self.offset = offset
+        self.leaf_index = leaf_index
+        self._batch = batch
 
     @property
     def audit_path(self):
         # Computed on demand: only receipts need it, and the tree is shared.
-        return self.merkle.path(self.leaf_index)
+        return self._batch.merkle.path(self.leaf_index)
+
+    @property
+    def leaf_count(self):
+        return len(self._batch.merkle.hashes)
+
+    @property
+    def merkle(self):
+        return self._batch.merkle
+
+    @property
+    def checkpoint(self):
+        return self._batch.checkpoint
+
+    @property
+    def checkpoint_hash(self):
+        return self._batch.head_hash
+
+    @property
+    def checkpoint_seq(self):
+        return self._batch.next_seq - 1
+
+    @property
+    def checkpoint_head(self):
+        return self._batch.checkpoint_head
+
+    @property
+    def checkpoint_wall_ms(self):
+        return self._batch.clock.wall_ms
+
+    @property
+    def checkpoint_boot_id(self):
+        return self._batch.clock.boot_id
+
+    @property
+    def checkpoint_mono_ms(self):
+        return self._batch.clock.mono_ms
+
+
+class _Batch:
+    """What the records of one commit share, kept apart from the commit's
+    write buffers so that results held by a caller do not pin them."""
+
+    __slots__ = ("merkle", "checkpoint", "head_hash", "next_seq", "checkpoint_head", "clock")
 
 
 class Commit:
@@ -74,6 +123,7 @@ class Ring:
         self.released = 0
         self.outage = False
         self.recovered = None        # boot-record payload describing what recovery cut
+        self._dev_item = cbor.text_item(geometry.device_id)    # encoded once for every checkpoint
 
     # -- recovery ---------------------------------------------------------
 
@@ -188,43 +238,43 @@ class Ring:
         outage = signer is None
         flags = record.FLAG_OUTAGE if outage else 0
         commit = Commit()
-        seq = self.next_seq
+        seq = first = self.next_seq
         prev = self.head_hash
+        times = record.times_bytes(clock.wall_ms, clock.boot_id, clock.mono_ms)
+        encode = record.encode_tail
         frames = []
         hashes = []
         for rtype, payload in entries:
             if rtype == record.TYPE_CHECKPOINT:
                 raise LocalError("checkpoints are written by the ring, not appended")
-            frame, rhash = record.encode(rtype, flags, seq, prev, clock.wall_ms, clock.boot_id,
-                                         clock.mono_ms, payload)
+            frame, prev = encode(rtype, flags, seq, prev, times, payload)
             frames.append(frame)
-            hashes.append(rhash)
-            commit.results.append(Appended(seq, rhash, 0))
-            prev = rhash
+            hashes.append(prev)
             seq += 1
-        first = self.next_seq
         merkle = checkpoint.MerkleBatch(hashes)
         root = merkle.root()
         if outage:
             alg, kid, state = checkpoint.ALG_NONE, b"", checkpoint.STATE_OUTAGE
         else:
             alg, kid = signer.alg, signer.kid
+            if kid is None:             # a signer whose key cannot be read now
+                raise SignerUnavailable("signer has no key id")
             state = checkpoint.STATE_RECOVERY if self.outage else checkpoint.STATE_NORMAL
-        payload = {"alg": alg, "kid": kid, "dev": geo.device_id, "first": first, "root": root,
-                   "acked": acked, "released": released, "state": state, "sig": b""}
-        if not outage:
-            payload["sig"] = signer.sign(checkpoint.signed_message(
-                geo.device_id, seq, prev, clock.wall_ms, clock.boot_id, clock.mono_ms, kid, alg, first, root,
-                acked, released, state))
-        ck_frame, ck_hash = record.encode(record.TYPE_CHECKPOINT, flags, seq, prev, clock.wall_ms,
-                                          clock.boot_id, clock.mono_ms, payload)
+        message, before_sig, after_sig = checkpoint.encode_parts(
+            self._dev_item, seq, prev, times, kid, alg, first, root, acked, released, state)
+        sig = b"" if outage else signer.sign(message)
+        payload = {"alg": alg, "dev": geo.device_id, "kid": kid, "sig": sig, "root": root, "acked": acked,
+                   "first": first, "state": state, "released": released}
+        ck_frame, ck_hash = record.encode_frame(record.TYPE_CHECKPOINT, flags, seq, prev, times,
+                                                before_sig + cbor.bytes_item(sig) + after_sig)
         frames.append(ck_frame)
-        blob = b"".join(frames)
-        if len(blob) > self.capacity():
-            raise LocalError("commit of %d bytes exceeds a segment's %d" % (len(blob), self.capacity()))
+        blob = b"".join(frames) if len(frames) > 1 else ck_frame
+        size = len(blob)
+        if size > self.capacity():
+            raise LocalError("commit of %d bytes exceeds a segment's %d" % (size, self.capacity()))
 
         seg_end = None if self.head_index is None else geo.segment_offset(self.head_index) + geo.segment_size
-        if seg_end is not None and self.write_pos + len(blob) <= seg_end:
+        if seg_end is not None and self.write_pos + size <= seg_end:
             start = self.write_pos
             commit.writes.append((start, blob))
             commit.head_index = self.head_index
@@ -235,25 +285,25 @@ class Ring:
             header = layout.encode_segment_header(index, self.next_seq, self.head_hash, geo.journal_id)
             start = base + layout.SEGMENT_HEADER_SIZE
             # The whole segment in one write: stale bytes of an earlier lap become zeros.
-            image = header + blob + bytes(geo.segment_size - layout.SEGMENT_HEADER_SIZE - len(blob))
+            image = header + blob + bytes(geo.segment_size - layout.SEGMENT_HEADER_SIZE - size)
             commit.writes.append((base, image))
             commit.head_index = index
             commit.new_segment = index
+        batch = _Batch()
+        batch.merkle = merkle
+        batch.checkpoint = payload
+        batch.head_hash = ck_hash
+        batch.next_seq = seq + 1
+        batch.checkpoint_head = prev
+        batch.clock = clock
+        results = commit.results
         offset = start
-        for i, result in enumerate(commit.results):
-            result.offset = offset
+        seq = first
+        for i in range(len(hashes)):
+            results.append(Appended(seq, hashes[i], offset, i, batch))
             offset += len(frames[i])
-            result.leaf_index = i
-            result.leaf_count = len(hashes)
-            result.merkle = merkle
-            result.checkpoint_seq = seq
-            result.checkpoint_head = prev
-            result.checkpoint_wall_ms = clock.wall_ms
-            result.checkpoint_boot_id = clock.boot_id
-            result.checkpoint_mono_ms = clock.mono_ms
-            result.checkpoint = payload
-            result.checkpoint_hash = ck_hash
-        commit.write_pos = start + len(blob)
+            seq += 1
+        commit.write_pos = start + size
         commit.next_seq = seq + 1
         commit.head_hash = ck_hash
         commit.checkpoint = payload

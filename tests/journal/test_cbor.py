@@ -114,3 +114,26 @@ def test_deep_nesting_is_refused():
     deep = b"\x81" * 40 + b"\x00"
     with pytest.raises(DecodeError):
         cbor.loads(deep)
+
+
+@pytest.mark.parametrize("depth", [15, 16, 17])
+@pytest.mark.parametrize("wrap", [lambda v: [v], lambda v: {"k": v}], ids=["array", "map"])
+def test_fast_path_keeps_the_depth_limit(depth, wrap):
+    # Items nested deeper than MAX_DEPTH are refused by both encoders alike.
+    value = 1
+    for _ in range(depth):
+        value = wrap(value)
+    try:
+        expected = cbor.dumps_portable(value)
+    except LocalError:
+        with pytest.raises(LocalError):
+            cbor.dumps(value)
+    else:
+        assert cbor.dumps(value) == expected
+
+
+def test_fast_path_orders_keys_by_encoding():
+    # Shorter text first, then bytewise UTF-8: "z" < "aa"; "é" is 2 bytes.
+    value = {"aa": 1, "z": [{"é": 2, "b": 3, "ab": 4}], "": None}
+    assert cbor.dumps(value) == cbor.dumps_portable(value)
+    assert list(cbor.loads(cbor.dumps(value))) == ["", "z", "aa"]
