@@ -112,7 +112,11 @@ class SyncPlugin:
                               "MQTT sync needs the backend's public key")
         backend_pub = raw_public(load_public_key(config["backend_pubkey"]))
         sync_cfg = cfg["sync"]
-        inner_alert = daemon.alert_hook
+        # Set before the link exists: MqttLink may raise an alert while it is
+        # being built (a saved anchor that does not match the journal).
+        self._inner_alert = daemon.alert_hook
+        self.link = None
+        self._early_alerts = []
         self.link = MqttLink(
             daemon.journal, config["journal"]["path"], config["device_id"], backend_pub,
             cfg["mqtt"], core_settings(sync_cfg), log=daemon.log, alert=self._alert,
@@ -123,8 +127,9 @@ class SyncPlugin:
             near_full=float(sync_cfg.get("near_full", 0.8)),
             status_file=status_file_path(config["path"], sync_cfg),
             status_interval_s=float(sync_cfg.get("status_interval_s", 1.0)))
-        self._inner_alert = inner_alert
         self.daemon = daemon
+        for alert in self._early_alerts:
+            self.link.publish_alert(alert)
         daemon.sync_link = self.link
         # Every alert the daemon raises also goes up on the alerts topic.
         daemon.alert_hook = self._alert
@@ -134,8 +139,12 @@ class SyncPlugin:
             self._inner_alert(kind, severity, detail)
         finally:
             state = detail.get("state", "firing") if isinstance(detail, dict) else "firing"
-            self.link.publish_alert({"kind": kind, "severity": severity, "state": state,
-                                     "detail": detail})
+            if self.link is not None:
+                self.link.publish_alert({"kind": kind, "severity": severity, "state": state,
+                                         "detail": detail})
+            else:   # raised while the link is being built: it has nothing queued yet
+                self._early_alerts.append({"kind": kind, "severity": severity, "state": state,
+                                           "detail": detail})
 
     def start(self):
         self.link.start()
