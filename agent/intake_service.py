@@ -6,21 +6,30 @@ wire error code.  No socket here: agent/intake.py feeds it, tests call it
 directly.  Thread-safe: many connection threads call `submit` at once and
 their appends share commits through the journal's group commit.
 
-Idempotency index: pos_txn_id -> (content digest, seq), rebuilt from the
-journal at start.  Two submissions of the same pos_txn_id race through
-`_pending`: the second waits for the first to finish, then compares.
+Idempotency index: pos_txn_id -> (content digest, seq), a SQLite file
+beside the journal (agent/intake_index.py): at start only the records after
+its cursor are indexed, and memory holds nothing per transaction.  Two
+submissions of the same pos_txn_id race through `_pending`: the second
+waits for the first to finish, then compares.  `_pending` also tells how far
+the index's cursor (and the settlement index's) may move: a transaction
+committed to the journal but not yet through the index and the commit
+listeners holds it back.
 """
 
 import collections
 import hashlib
 import threading
+import time
 
 from daozhang.agent.core import cbor, record, receipt, txn
 from daozhang.agent.core.checkpoint import audit_path
 from daozhang.agent.core.errors import (DaozhangError, JournalFull, PaymentDataRefused,
                                         StorageError, ValidationError)
+from daozhang.agent.index_db import index_path
+from daozhang.agent.intake_index import IntakeIndex
 
 RECEIPT_CACHE = 4096
+COMMIT_EVERY_S = 1.0     # the index commits (moves its cursor) at most this often
 
 
 class Refused(DaozhangError):
@@ -36,20 +45,6 @@ def content_digest(payload):
     return hashlib.sha256(cbor.dumps(payload)).digest()[:16]
 
 
-# The index holds one int per retained transaction: digest (128 bits) above
-# seq (64 bits).  A (bytes, int) tuple costs ~130 bytes, this ~50: the index
-# of a journal holding a million transactions is rebuilt at every start.
-_SEQ_BITS = 64
-
-
-def _pack(digest, seq):
-    return (int.from_bytes(digest, "big") << _SEQ_BITS) | seq
-
-
-def _unpack(packed):
-    return (packed >> _SEQ_BITS).to_bytes(16, "big"), packed & ((1 << _SEQ_BITS) - 1)
-
-
 class IntakeService:
     def __init__(self, journal, profile=None, log=None, alert_hook=None, clock_trusted=lambda: True):
         self.journal = journal
@@ -61,32 +56,68 @@ class IntakeService:
         self.alert_hook = alert_hook or (lambda kind, severity, detail: None)
         self.clock_trusted = clock_trusted
         self._lock = threading.Lock()
-        self._index = {}                       # pos_txn_id -> _pack(digest, seq)
-        self._pending = {}                     # pos_txn_id -> threading.Event
+        self.index = IntakeIndex(index_path(journal, "intake"), journal, log=self.log)
+        # pos_txn_id -> (threading.Event, lowest seq its record can get)
+        self._pending = {}
         self._receipts = collections.OrderedDict()   # pos_txn_id -> result dict
         self.accepting = True
-        self.last_wall_ms = 0
-        self._wall_by_boot = {}                # boot_id -> newest wall_ms journaled
         self.committed = 0
+        self._last_commit = time.monotonic()
         # Hook: called with (seq, payload) after each committed transaction
         # (the settlement watchdog listens here).
         self.on_commit = lambda seq, payload: None
-        self._rebuild_index()
+        self._catch_up()
 
-    def _rebuild_index(self):
-        for rec in self.journal.records():
-            self.last_wall_ms = max(self.last_wall_ms, rec.wall_ms)
-            if rec.wall_ms > self._wall_by_boot.get(rec.boot_id, -1):
-                self._wall_by_boot[rec.boot_id] = rec.wall_ms
+    def _catch_up(self):
+        """Index the journal records after the index's cursor (all of them
+        when the index is new or was rebuilt)."""
+        cursor = self.index.cursor
+        last = cursor
+        for rec in self.journal.records(from_seq=None if cursor is None else cursor + 1):
+            last = rec.seq
+            self.index.note_wall(rec.boot_id, rec.wall_ms)
             if rec.type == record.TYPE_TRANSACTION:
                 pid = rec.payload.get("pos_txn_id")
                 if isinstance(pid, str):
-                    self._index[pid] = _pack(content_digest(rec.payload), rec.seq)
+                    self.index.put(pid, content_digest(rec.payload), rec.seq)
+        self.index.forget_before(self._oldest_seq())
+        self.index.checkpoint(last)
+
+    def _oldest_seq(self):
+        return min((s for s in self.journal.ring.first_seqs if s is not None), default=0)
 
     def last_wall_before(self, own_boot_id):
         """Newest wall time journaled by earlier boots (ours has just written a boot record)."""
-        walls = [w for b, w in self._wall_by_boot.items() if b != own_boot_id]
-        return max(walls) if walls else 0
+        with self._lock:
+            return self.index.last_wall_before(own_boot_id)
+
+    def listeners_floor(self):
+        """The highest seq such that every transaction record up to it is in
+        the index and has been handed to on_commit: the cursor an index
+        derived from the journal may record."""
+        with self._lock:
+            return self._floor_locked()
+
+    def _floor_locked(self):
+        floor = self.journal.ring.next_seq - 1
+        for _, low in self._pending.values():
+            if low - 1 < floor:
+                floor = low - 1
+        return floor
+
+    def _maybe_commit_locked(self, wall_ms, boot_id):
+        self.index.note_wall(boot_id, wall_ms)
+        now = time.monotonic()
+        if now - self._last_commit >= COMMIT_EVERY_S:
+            self._last_commit = now
+            self.index.forget_before(self._oldest_seq())
+            self.index.checkpoint(self._floor_locked())
+
+    def flush(self):
+        """Commit the index now (its cursor included); the daemon's stop may
+        call it, and anything not committed is re-indexed at the next start."""
+        with self._lock:
+            self.index.checkpoint(self._floor_locked())
 
     # -- the one entry point ---------------------------------------------------
 
@@ -106,26 +137,35 @@ class IntakeService:
         digest = content_digest(payload)
         while True:
             with self._lock:
-                known = self._index.get(pid)
+                known = self.index.get(pid)
+                if known is not None and known[1] < self._oldest_seq():
+                    known = None    # reclaimed since the index's last pruning
                 if known is not None:
-                    return self._duplicate(pid, digest, _unpack(known))
+                    return self._duplicate(pid, digest, known)
                 waiting = self._pending.get(pid)
                 if waiting is None:
                     self._check_original(payload)
-                    done = self._pending[pid] = threading.Event()
+                    done = threading.Event()
+                    # Its seq will be at least the journal's next one now.
+                    self._pending[pid] = (done, self.journal.ring.next_seq)
                     break
-            waiting.wait()
+            waiting[0].wait()
+        result = None
         try:
-            result = self._append(payload)
+            result, wall_ms, boot_id = self._append(payload)
             with self._lock:
-                self._index[pid] = _pack(digest, result["seq"])
+                self.index.put(pid, digest, result["seq"])
                 self._remember(pid, result)
                 self.committed += 1
+            # Still pending: the index cursors stay below it until the
+            # listeners (the settlement watchdog) have it.
+            self.on_commit(result["seq"], payload)
         finally:
             with self._lock:
                 del self._pending[pid]
+                if result is not None:
+                    self._maybe_commit_locked(wall_ms, boot_id)
             done.set()
-        self.on_commit(result["seq"], payload)
         self.log("txn_committed", seq=result["seq"], pos_txn_id=pid, kind=payload["kind"],
                  amount=payload["amount"], currency=payload["currency"])
         return result
@@ -144,7 +184,7 @@ class IntakeService:
 
     def _check_original(self, payload):
         original = payload.get("original_pos_txn_id")
-        if payload["kind"] in txn.NEEDS_ORIGINAL and original not in self._index:
+        if payload["kind"] in txn.NEEDS_ORIGINAL and self.index.get(original) is None:
             self.log("txn_refused", code="original_unknown", field="original_pos_txn_id")
             raise Refused("original_unknown", "original_pos_txn_id: no committed transaction with "
                           "that id in this journal", "original_pos_txn_id")
@@ -183,7 +223,8 @@ class IntakeService:
             self.alert_hook("storage_error", "critical", {"detail": str(exc)})
             raise Refused("storage_error", "the terminal could not write its journal: nothing "
                           "was committed") from None
-        return self._result(receipt.from_appended(self.dev, appended))
+        rc = receipt.from_appended(self.dev, appended)
+        return self._result(rc), rc["wall_ms"], rc["boot_id"]
 
     def _result(self, rc):
         return {"dev": rc["dev"], "seq": rc["seq"], "hash": rc["hash"].hex(),

@@ -21,10 +21,16 @@ Wiring (the same as tests/dztest/settlement.py's SimTerminal, plus I/O):
 - the journal's `released` cursor: daemon.release_floor is the watchdog's
   release_cursor() (a sale is released only when settled or expired).
 
-After a restart the state is rebuilt by replaying the journal: transactions,
-settlement acks and clock records into a fresh watchdog (outputs dropped),
-alert records restored into the machine.  Then the current clock state is
-observed and a first tick runs.
+State lives in a SQLite index beside the journal (agent/sale_index_sqlite.py,
+docs/adr/on-disk-sale-index.md): every transaction the watchdog knows, the
+settlement results, the accepted ack ids, and the alert machine's records
+and the clock state as of its cursor.  Memory holds no per-sale state.
+After a restart only the journal records after the index's cursor are
+replayed: transactions, settlement acks and clock records into the watchdog
+(outputs dropped), alert records restored into the machine; a missing or
+stale index is rebuilt so from the whole journal.  Then the current clock
+state is observed and a first tick runs.  The index commits (with a new
+cursor) after each settlement ack and hook alert, and every tick.
 
 Threads: intake threads (transactions), the MQTT thread (settlement acks,
 sync alerts), the daemon's main thread (journal_full from heartbeats) and
@@ -45,7 +51,9 @@ from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.watchdog import SettlementWatchdog
 from daozhang.agent.fault_hook import crash_point
+from daozhang.agent.index_db import index_path
 from daozhang.agent.outputs import DeviceOutputs
+from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
 from daozhang.agent.timezone import timezone_for
 
 TICK_S = 1.0
@@ -53,6 +61,8 @@ REFRESH_S = 0.1
 CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 # sync_backlog: records waiting while the link is down, or this many at any time.
 BACKLOG_ALERT_RECORDS = 10000
+# A rebuild from the whole journal commits the index this often (transactions).
+REPLAY_COMMIT_EVERY = 50000
 
 
 def alerts_file_path(agent_config_path):
@@ -113,12 +123,15 @@ class SettlementPlugin:
         profile = daemon.service.profile
         self.profile = profile
         calendar = BusinessCalendar.from_profile(profile, timezone_for(profile["timezone"]))
-        self.watchdog = SettlementWatchdog(profile, calendar)
+        self.index = SqliteSaleIndex(index_path(self.journal, "watchdog"), self.journal,
+                                     log=self.log)
+        self.watchdog = SettlementWatchdog(profile, calendar, index=self.index)
         self.machine = AlertMachine(profile.get("currency", "CNY"))
-        # Accepted ack id -> ack_digest of its bytes (the replay guard; rebuilt
-        # from the type 2 records).  The digest tells a broker redelivery of
-        # the very same ack (harmless) from another message reusing its id.
-        self.seen = {}
+        # The index also keeps accepted ack id -> ack_digest of its bytes (the
+        # replay guard).  The digest tells a broker redelivery of the very
+        # same ack (harmless) from another message reusing its id.
+        self._alerts_dirty = False
+        self._saved_clock = None
         self.outputs = DeviceOutputs({"outputs": daemon.config.get("outputs", {})})
         self.alerts_file = alerts_file_path(daemon.config["path"])
         self.link = None
@@ -140,13 +153,28 @@ class SettlementPlugin:
     # -- rebuild ---------------------------------------------------------------
 
     def _replay(self):
+        """The index as of its cursor, then the journal records after it."""
         # Alert observations of the type 2 records after the last alert
         # record: a crash between the settlement's commit and its alert
         # actions' commit lost those; start() observes them again (the
         # machine ignores what it already holds).
         self._unjournaled_obs = []
+        t0 = time.monotonic()
+        cursor = self.index.cursor
+        if cursor is not None:
+            for rec in self.index.load_alerts():
+                self.machine.alerts[(rec["kind"], rec["key"])] = rec
+            trusted, last_trusted = self.index.load_clock()
+            self.watchdog.clock_trusted = trusted
+            self.watchdog.last_trusted_now = last_trusted
         counts = {"transactions": 0, "settlements": 0, "clock": 0, "alerts": 0, "mismatch": 0}
-        for rec in self.journal.records():
+        last = cursor
+        for rec in self.journal.records(from_seq=None if cursor is None else cursor + 1):
+            last = rec.seq
+            if counts["transactions"] and counts["transactions"] % REPLAY_COMMIT_EVERY == 0 \
+                    and rec.type == record.TYPE_TRANSACTION and not self._unjournaled_obs:
+                # A long rebuild resumes from here if cut short.
+                self._checkpoint(rec.seq - 1)
             try:
                 if rec.type == record.TYPE_TRANSACTION:
                     txn = dict(rec.payload)
@@ -155,7 +183,7 @@ class SettlementPlugin:
                     counts["transactions"] += 1
                 elif rec.type == record.TYPE_SETTLEMENT_ACK:
                     msg = cbor.loads(rec.payload["ack"])
-                    self.seen[msg["id"]] = ack_digest(rec.payload["ack"])
+                    self.index.put_ack(msg["id"], ack_digest(rec.payload["ack"]), msg["at"])
                     outputs = self.watchdog.handle(("settlement", msg["row"], rec.wall_ms))
                     self._unjournaled_obs.extend(out for tag, out in outputs if tag == "alert")
                     counts["settlements"] += 1
@@ -174,10 +202,36 @@ class SettlementPlugin:
                 counts["mismatch"] += 1
                 self.log("settlement_replay_skipped", level="warning", seq=rec.seq,
                          error="%s: %s" % (type(exc).__name__, exc))
-        self.log("settlement_rebuilt", **counts)
+        if last is not None and not self._unjournaled_obs:
+            self._checkpoint(last)
+        self.log("settlement_rebuilt", cursor=cursor, index=self.index.db.rebuilt or "reused",
+                 seconds="%.3f" % (time.monotonic() - t0), **counts)
 
     def _restore(self, action):
         restore_action(self.machine, action)
+        self._alerts_dirty = True
+
+    def _checkpoint(self, cursor):
+        """Commit the index: every journal record up to `cursor` is in it."""
+        if self._alerts_dirty:
+            self.index.save_alerts([self.machine.alerts[i] for i in sorted(
+                self.machine.alerts, key=lambda i: (i[0], str(i[1])))])
+            self._alerts_dirty = False
+        clock = (self.watchdog.clock_trusted, self.watchdog.last_trusted_now)
+        if clock != self._saved_clock and (self.index.db.dirty or not clock[0]):
+            # last_trusted_now moves every tick: written with other changes only.
+            self.index.save_clock(*clock)
+            self._saved_clock = clock
+        self.index.checkpoint(cursor)
+
+    def _safe_cursor(self):
+        """The highest seq up to which every journal record has reached this
+        plugin: transactions still on their way from the intake (committed,
+        their listener not yet called) hold it back."""
+        floor = getattr(self.daemon.service, "listeners_floor", None)
+        if callable(floor):
+            return floor()
+        return self.journal.ring.next_seq - 1
 
     # -- plugin face -------------------------------------------------------------
 
@@ -206,6 +260,11 @@ class SettlementPlugin:
         if self._thread is not None:
             self._thread.join(5)
         self.outputs.close()
+        with self._lock:
+            try:
+                self._checkpoint(self._safe_cursor())
+            finally:
+                self.index.close()
 
     def alive(self):
         return self._thread is not None and self._thread.is_alive()
@@ -231,6 +290,9 @@ class SettlementPlugin:
                 self._feed(("clock", trusted, now), now)
             self._check_backlog(now)
             self._feed(("tick", now), now)
+            if self.watchdog.last_prune == now:
+                self.index.forget_acks(now - self.watchdog.expire_after)
+            self._checkpoint(self._safe_cursor())
 
     def _check_backlog(self, now):
         link = self.link
@@ -257,8 +319,8 @@ class SettlementPlugin:
                 self._observe({"kind": "journal_full", "key": "device", "active": False,
                                "at": now}, now)
             self._feed(("transaction", txn), now)
-            entry = self.watchdog.unsettled.get(txn.get("pos_txn_id"))
-            if entry is not None and entry["deadline"] < now:
+            deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
+            if deadline is not None and deadline < now:
                 # Journaled after its deadline (a backlog from the POS): judge
                 # it now, before the POS gets its receipt, not at the next tick.
                 self._feed(("tick", now), now)
@@ -273,14 +335,14 @@ class SettlementPlugin:
         with self._lock:
             now = self.now()
             digest = ack_digest(payload)
-            known = self.seen.get(msg["id"])
+            known = self.index.ack_digest(msg["id"])
             if known is not None and redelivered and known == digest:
                 self.counts["redelivered"] += 1
                 self.log("settlement_redelivered", ack_id=msg["id"].hex(),
                          acquirer_ref=msg["row"]["acquirer_ref"])
                 return
             if known is None:
-                self.seen[msg["id"]] = digest
+                self.index.put_ack(msg["id"], digest, msg["at"])
             else:
                 self.counts["replays"] += 1
                 self.log("sync_rejected", level="warning", reason="replay",
@@ -328,6 +390,7 @@ class SettlementPlugin:
                 if tag == "alert":
                     actions.extend(self.machine.observe(out))
             self._emit(actions)
+            self._checkpoint(self._safe_cursor())
 
     def on_hook_alert(self, kind, severity, detail):
         """alert_hook(kind, severity, detail) of the daemon and the sync link."""
@@ -342,6 +405,7 @@ class SettlementPlugin:
             now = self.now()
             self._observe({"kind": kind, "key": key, "active": active, "at": now,
                            "detail": _plain(detail)}, now)
+            self._checkpoint(self._safe_cursor())
 
     def release_floor(self):
         with self._lock:
@@ -365,6 +429,7 @@ class SettlementPlugin:
     def _emit(self, actions):
         if not actions:
             return
+        self._alerts_dirty = True
         actions = [_plain(a) for a in actions]
         seqs = [None] * len(actions)
         try:

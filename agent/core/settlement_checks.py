@@ -16,6 +16,7 @@ time in and out of this module is Unix milliseconds.  Portable core.
 from daozhang.agent.core.business_calendar import is_ascii_digits, parse_mode, parse_rfc3339_ms
 from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.core.fees import contracted_fee
+from daozhang.agent.core.sale_index import MemorySaleIndex
 
 # Every check name, in the order results list them.  The first eight are the
 # issue's; `cancelled_settled` is ours: money settled for a voided or
@@ -85,32 +86,28 @@ def _need_int(row, name, optional=False):
 
 class Matcher:
     """Settlement row -> transaction: terminal_id + rrn first; else
-    auth_code + |amount| within a time window, closest in time, then lowest
-    seq.  Only a transaction of the same money direction matches (a refund
-    row never matches the sale it refunds)."""
+    auth_code + |amount| within a time window, closest in time, then
+    earliest arrival.  Only a transaction of the same money direction
+    matches (a refund row never matches the sale it refunds).  The
+    candidates come from the sale index (agent/core/sale_index.py)."""
 
-    def __init__(self, window_ms=DEFAULT_MATCH_WINDOW):
+    def __init__(self, window_ms=DEFAULT_MATCH_WINDOW, index=None):
+        self.index = MemorySaleIndex() if index is None else index
         self.window = window_ms
-        self.by_rrn = {}
-        self.by_auth = {}
 
     def add(self, entry):
-        rrn = txn_field(entry, "rrn")
-        auth = txn_field(entry, "auth_code")
-        if rrn:
-            self.by_rrn.setdefault((txn_field(entry, "terminal_id"), rrn), []).append(entry)
-        if auth:
-            self.by_auth.setdefault((auth, txn_field(entry, "amount")), []).append(entry)
+        """Make an entry matchable (a matcher of its own, as the backend's)."""
+        self.index.add_match_keys(entry)
 
     def match(self, row):
         refund = row.get("kind") == "refund" or (row.get("settled_amount", 0) < 0)
         if row.get("rrn"):
-            for entry in self.by_rrn.get((row.get("terminal_id"), row["rrn"]), ()):
+            for entry in self.index.by_rrn_of(row.get("terminal_id"), row["rrn"]):
                 if (entry["kind"] == "refund") == refund:
                     return entry
         if row.get("auth_code") and row.get("txn_time") is not None:
             best = None
-            for entry in self.by_auth.get((row["auth_code"], abs(row["amount"])), ()):
+            for entry in self.index.by_auth_of(row["auth_code"], abs(row["amount"])):
                 if (entry["kind"] == "refund") != refund:
                     continue
                 gap = abs(entry["time"] - row["txn_time"])
@@ -122,19 +119,34 @@ class Matcher:
 
 
 class SettlementLedger:
-    """Transactions, the settlements matched to them, and their checks."""
+    """Transactions, the settlements matched to them, and their checks,
+    kept in a sale index (default: in memory)."""
 
-    def __init__(self, profile, calendar, match_window_ms=DEFAULT_MATCH_WINDOW, slim=False):
+    def __init__(self, profile, calendar, match_window_ms=DEFAULT_MATCH_WINDOW, slim=False,
+                 index=None):
         self.profile = profile
         self.calendar = calendar
         self.slim = slim
         self._shared = {}       # slim: one copy of each repeated value (_SHARED_FIELDS)
-        self.matcher = Matcher(match_window_ms)
-        self.entries = {}       # pos_txn_id -> entry
-        self.order = []         # pos_txn_ids in arrival (seq) order
-        self.results = {}       # acquirer_ref -> check result (idempotent re-delivery)
-        self.unknown = []       # results of settlements matching nothing
-        self.cancellations = {}  # original pos_txn_id -> void/reversal pos_txn_id
+        self.index = MemorySaleIndex() if index is None else index
+        self.matcher = Matcher(match_window_ms, self.index)
+
+    # The memory index's own structures, for the reconcile tool and tests.
+    @property
+    def entries(self):
+        return self.index.entries
+
+    @property
+    def order(self):
+        return self.index.order
+
+    @property
+    def results(self):
+        return self.index.results
+
+    @property
+    def unknown(self):
+        return self.index.unknown
 
     # -- transactions ------------------------------------------------------
 
@@ -147,8 +159,8 @@ class SettlementLedger:
         if kind not in KINDS:
             raise ValidationError("kind", "expected one of %s, got %r" % ("|".join(KINDS), kind))
         stored = self._slim(txn) if self.slim else txn
-        if key in self.entries:
-            known = self.entries[key]
+        known = self.index.get(key)
+        if known is not None:
             if known["txn"] != stored or (self.slim and known["seq"] != txn.get("seq")):
                 raise LocalError("transaction %s recorded twice with different content" % key)
             return known
@@ -169,16 +181,16 @@ class SettlementLedger:
         if kind in CANCEL_KINDS:
             original = txn.get("original_pos_txn_id")
             if original:
-                self.cancellations[original] = key
-                if original in self.entries:
-                    self.entries[original]["cancelled"] = True
+                self.index.set_cancellation(original, key)
+                cancelled = self.index.get(original)
+                if cancelled is not None:
+                    cancelled["cancelled"] = True
+                    self.index.save(cancelled)
         else:
             entry["deadline"] = self.calendar.deadline_ms(
                 when, mode, self.profile["settlement"]["d0_within_minutes"])
-            entry["cancelled"] = key in self.cancellations
-        self.entries[key] = entry
-        self.order.append(key)
-        self.matcher.add(entry)
+            entry["cancelled"] = self.index.cancellation(key) is not None
+        self.index.add(entry)
         return entry
 
     def _share(self, value):
@@ -209,11 +221,17 @@ class SettlementLedger:
         The same acquirer_ref delivered again returns the first result and
         changes nothing (an ack re-delivered is not a duplicate settlement).
         """
+        return self.settle(row)[0]
+
+    def settle(self, row):
+        """add_settlement(), also telling the matched entry and whether the
+        row is new: (result, entry or None, new)."""
         ref = row.get("acquirer_ref")
         if not isinstance(ref, str) or not ref:
             raise ValidationError("acquirer_ref", "expected a non-empty string, got %r" % (ref,))
-        if ref in self.results:
-            return self.results[ref]
+        known = self.index.result(ref)
+        if known is not None:
+            return known, None, False
         for name in ("amount", "fee", "settled_amount", "settled_at"):
             _need_int(row, name)
         for name in ("merchant_id", "terminal_id", "rrn", "auth_code", "kind"):
@@ -222,10 +240,8 @@ class SettlementLedger:
         _need_int(row, "txn_time", optional=True)
         entry = self.matcher.match(row)
         result = self._check(entry, row)
-        self.results[ref] = result
-        if entry is None:
-            self.unknown.append(result)
-        else:
+        self.index.add_result(result, entry is not None)
+        if entry is not None:
             entry["settlements"] = list(entry["settlements"]) + [ref]
             if entry["first"] is None:
                 entry["first"] = result
@@ -234,7 +250,8 @@ class SettlementLedger:
                 if name not in checks:
                     checks.append(name)
             entry["checks"] = _sorted_checks(checks)
-        return result
+            self.index.save(entry)
+        return result, entry, True
 
     def _check(self, entry, row):
         p = self.profile
@@ -292,45 +309,18 @@ class SettlementLedger:
                               self.profile["fees"], d0)
 
     def forget(self, keys, unknown_before=None):
-        """Drop transactions (and their settlements) from memory: the
+        """Drop transactions (and their settlements) from the index: the
         watchdog's pruning of expired ones.  Unknown settlements settled
         before `unknown_before` go too."""
-        keys = set(keys)
+        keys = list(keys)
         if not keys and unknown_before is None:
             return
-        for key in keys:
-            entry = self.entries.pop(key)
-            for ref in entry["settlements"]:
-                self.results.pop(ref, None)
-            original = txn_field(entry, "original_pos_txn_id")
-            if self.cancellations.get(original) == key:
-                del self.cancellations[original]
-        if keys:
-            self._drop_from_indexes(keys)
-        if unknown_before is not None:
-            kept = []
-            for result in self.unknown:
-                if result["settled_at"] < unknown_before:
-                    self.results.pop(result["acquirer_ref"], None)
-                else:
-                    kept.append(result)
-            self.unknown = kept
-
-    def _drop_from_indexes(self, keys):
-        # Only when something goes: rebuilding copies every list (hourly prune).
-        self.order = [k for k in self.order if k not in keys]
-        for index in (self.matcher.by_rrn, self.matcher.by_auth):
-            for ident in list(index):
-                kept = [e for e in index[ident] if e["pos_txn_id"] not in keys]
-                if kept:
-                    index[ident] = kept
-                else:
-                    del index[ident]
+        self.index.forget(keys, unknown_before)
 
     # -- statuses ----------------------------------------------------------
 
-    def status(self, pos_txn_id, as_of):
-        entry = self.entries[pos_txn_id]
+    def status(self, pos_txn_id, as_of, entry=None):
+        entry = self.index.get(pos_txn_id) if entry is None else entry
         checks = list(entry["checks"])
         first = entry["first"]
         expects = self.expects_settlement(entry)
@@ -361,8 +351,9 @@ class SettlementLedger:
         for name in TOTAL_NAMES:
             totals[name] = 0
         statuses = []
-        for key in self.order:
-            st = self.status(key, as_of)
+        for key in self.index.keys():
+            entry = self.index.get(key)
+            st = self.status(key, as_of, entry)
             statuses.append(st)
             if st["status"] in ("ok", "pending", "cancelled"):
                 if st["status"] == "ok":
@@ -374,7 +365,6 @@ class SettlementLedger:
                     counts[name] += 1
                 else:
                     other[name] += 1
-            entry = self.entries[key]
             if not self.expects_settlement(entry):
                 continue
             sign = -1 if entry["kind"] == "refund" else 1
@@ -388,9 +378,10 @@ class SettlementLedger:
                     totals["missing"] += entry["first"]["shortfall"]
             elif "not_arrived" in st["checks"]:
                 totals["missing"] += net
-        counts["unknown_settlement"] = len(self.unknown)
+        unknown = self.index.unknown_results()
+        counts["unknown_settlement"] = len(unknown)
         return {"as_of": as_of, "counts": counts, "other_counts": other, "totals": totals,
-                "transactions": statuses, "unknown_settlements": list(self.unknown)}
+                "transactions": statuses, "unknown_settlements": unknown}
 
 
 def reconcile(profile, calendar, transactions, settlements, as_of,

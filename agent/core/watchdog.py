@@ -20,8 +20,11 @@ ones: the checks depend on the events only, never on `now`); then call
 tick(now).  Its first tick re-observes every overdue sale; the alert
 machine, restored from its own journaled actions, treats those as no-ops.
 
-Memory: a transaction expired by policy is forgotten by the next hourly
-prune (in tick), like the journal forgets its record.
+State: every transaction, result and watched sale lives in a sale index
+passed in (agent/core/sale_index.py): in memory for tests, MicroPython and
+reconcile, a SQLite file in the agent daemon (so its memory stays flat).
+A transaction expired by policy is forgotten by the next hourly prune (in
+tick), like the journal forgets its record.
 
 Release (journal reclamation): a transaction record may be reclaimed once
 its sale is settled, or expired by policy: `expire_after` ms past its
@@ -32,11 +35,13 @@ released.  Every time (now, deadlines, expire_after) is Unix milliseconds
 """
 
 from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.sale_index import MemorySaleIndex, since_ms
 from daozhang.agent.core.settlement_checks import (
     DEFAULT_MATCH_WINDOW, SALE_KINDS, SettlementLedger)
 
 DEFAULT_EXPIRE_AFTER = 35 * 86400 * 1000  # ms: five weeks
 PRUNE_EVERY = 3600 * 1000                 # ms between pruning passes
+DUE_PER_TICK = 10000                      # overdue observations a tick emits at most
 
 # check name -> (alert kind, key from "txn" or "ref", amount field)
 CHECK_ALERTS = {
@@ -52,16 +57,19 @@ CHECK_ALERTS = {
 
 class SettlementWatchdog:
     def __init__(self, profile, calendar, expire_after=DEFAULT_EXPIRE_AFTER,
-                 match_window_ms=DEFAULT_MATCH_WINDOW):
+                 match_window_ms=DEFAULT_MATCH_WINDOW, index=None):
         self.profile = profile
         self.calendar = calendar
         self.expire_after = expire_after
-        # Slim: the watchdog may hold every unsettled sale of a large journal.
-        self.ledger = SettlementLedger(profile, calendar, match_window_ms, slim=True)
+        # The sale index holds every transaction, every result and which
+        # sales await their money (agent/core/sale_index.py): in memory by
+        # default, on disk in the agent daemon.  Slim: what the index keeps
+        # of a transaction is only what matching and checks read.
+        self.index = MemorySaleIndex() if index is None else index
+        self.ledger = SettlementLedger(profile, calendar, match_window_ms, slim=True,
+                                       index=self.index)
         self.currency = profile.get("currency", "CNY")
         self.clock_trusted = True
-        self.unsettled = {}        # pos_txn_id -> entry, sales awaiting money
-        self.overdue_seen = set()  # bookkeeping only: overdue already observed
         self.last_trusted_now = None
         self.last_prune = None
 
@@ -82,28 +90,29 @@ class SettlementWatchdog:
         entry = self.ledger.add_transaction(txn)
         original = txn.get("original_pos_txn_id")
         outputs = []
-        if entry["kind"] in ("void", "reversal") and original in self.unsettled:
+        if entry["kind"] in ("void", "reversal") and original \
+                and self.index.watched_deadline(original) is not None:
             # A cancelled sale expects no money: it is no longer overdue.
-            del self.unsettled[original]
-            self.overdue_seen.discard(original)
+            self.index.unwatch(original)
             # The void's own time stands for "now": transactions carry no clock.
             outputs.append(("alert", self._obs("settlement_overdue", original, False,
                                                entry["time"])))
         elif entry["kind"] in SALE_KINDS and self.ledger.expects_settlement(entry):
             if entry["first"] is None:
-                self.unsettled[entry["pos_txn_id"]] = entry
+                self.index.watch(entry)
         return outputs
 
+    def watched_deadline(self, pos_txn_id):
+        """The deadline of a sale still awaiting its money, else None."""
+        return self.index.watched_deadline(pos_txn_id)
+
     def settlement_received(self, row, now):
-        before = len(self.ledger.results)
-        result = self.ledger.add_settlement(row)
-        if len(self.ledger.results) == before:
+        result, _entry, new = self.ledger.settle(row)
+        if not new:
             return []  # the same ack delivered again: nothing new
         outputs = [("check", result)]
         key = result["pos_txn_id"]
-        if key is not None and key in self.unsettled:
-            del self.unsettled[key]
-            self.overdue_seen.discard(key)
+        if key is not None and self.index.unwatch(key):
             outputs.append(("alert", self._obs("settlement_overdue", key, False, now)))
         for name in result["checks"]:
             if name not in CHECK_ALERTS:
@@ -124,25 +133,22 @@ class SettlementWatchdog:
         return [("alert", self._obs("clock_untrusted", "clock", not trusted, now))]
 
     def tick(self, now):
-        """Overdue sales, observed once each, in deadline order.  Nothing at
-        all while the clock is untrusted: a wrong clock invents no overdue."""
+        """Overdue sales, observed once each, in deadline order, at most
+        DUE_PER_TICK a tick (the rest on the next: outputs stay bounded).
+        Nothing at all while the clock is untrusted: a wrong clock invents
+        no overdue."""
         if not self.clock_trusted:
             return []
         self.last_trusted_now = now
         outputs = []
         if self.last_prune is None or now - self.last_prune >= PRUNE_EVERY:
             outputs.extend(self.prune(now))
-        due = []
-        for key, entry in self.unsettled.items():
-            if key not in self.overdue_seen and now > entry["deadline"]:
-                due.append((entry["deadline"], entry["seq"] or 0, key))
-        for deadline, _, key in sorted(due):
-            entry = self.unsettled[key]
-            self.overdue_seen.add(key)
+        for deadline, _, key, amount in self.index.due(now, DUE_PER_TICK):
+            self.index.mark_seen(key)
             obs = self._obs("settlement_overdue", key, True, now)
             obs["since"] = deadline
             obs["escalate_at"] = self.calendar.one_business_day_later_ms(deadline)
-            obs["amount"] = entry["amount"]
+            obs["amount"] = amount
             obs["detail"] = {"pos_txn_id": key, "deadline": deadline}
             outputs.append(("alert", obs))
         return outputs
@@ -154,46 +160,33 @@ class SettlementWatchdog:
     # -- journal reclamation ----------------------------------------------------
 
     def is_released(self, pos_txn_id):
-        entry = self.ledger.entries.get(pos_txn_id)
+        entry = self.index.get(pos_txn_id)
         if entry is None:
             return True  # pruned: expired by policy
         if entry["first"] is not None:
             return True
         if self.last_trusted_now is None:
             return False
-        since = entry["deadline"] if entry["deadline"] is not None else entry["time"]
-        return self.last_trusted_now > since + self.expire_after
+        return self.last_trusted_now > since_ms(entry) + self.expire_after
 
     def release_cursor(self):
         """The lowest seq of a transaction not yet settled or expired (None
         if every known transaction is released): every transaction record
         with a lower seq may be reclaimed."""
-        low = None
-        for key in self.ledger.order:
-            entry = self.ledger.entries[key]
-            if entry["seq"] is not None and not self.is_released(key):
-                if low is None or entry["seq"] < low:
-                    low = entry["seq"]
-        return low
+        return self.index.release_floor(self.last_trusted_now, self.expire_after)
 
     def prune(self, now):
         """Forget transactions expired by policy (settled or not) and old
-        unknown settlements, so memory stays bounded on a long-running
+        unknown settlements, so the index stays bounded on a long-running
         terminal.  Run from tick at most once an hour, on a trusted clock.
         A sale still unsettled stops being watched: its overdue alert is
         cleared (the backend keeps the record; reconcile still reports it)."""
         self.last_prune = now
-        gone = []
         outputs = []
-        for key in self.ledger.order:
-            entry = self.ledger.entries[key]
-            since = entry["deadline"] if entry["deadline"] is not None else entry["time"]
-            if now > since + self.expire_after:
-                gone.append(key)
+        gone = self.index.expired(now - self.expire_after)
         for key in gone:
-            if self.unsettled.pop(key, None) is not None:
+            if self.index.unwatch(key):
                 outputs.append(("alert", self._obs("settlement_overdue", key, False, now)))
-            self.overdue_seen.discard(key)
         self.ledger.forget(gone, now - self.expire_after)
         return outputs
 
@@ -201,12 +194,13 @@ class SettlementWatchdog:
         return self.ledger.summary(as_of)
 
     def state(self):
-        """The rebuilt-by-replay state, plain and comparable."""
+        """The rebuilt-by-replay state, plain and comparable (walks the
+        whole index: for tests and diagnostics)."""
         txns = {}
-        for key in self.ledger.order:
-            e = self.ledger.entries[key]
+        for key in self.index.keys():
+            e = self.index.get(key)
             txns[key] = [e["seq"], e["deadline"], e["cancelled"], list(e["settlements"]),
                          list(e["checks"])]
         return {"clock_trusted": self.clock_trusted, "transactions": txns,
-                "unsettled": sorted(self.unsettled),
-                "unknown": [r["acquirer_ref"] for r in self.ledger.unknown]}
+                "unsettled": self.index.unsettled_keys(),
+                "unknown": [r["acquirer_ref"] for r in self.index.unknown_results()]}

@@ -158,3 +158,42 @@ def test_alerts_still_show_when_the_journal_refuses_them(setup, monkeypatch):
     assert plugin.machine.alerts[("security", "bad_signature")]["state"] == "firing"
     assert any(e == "alert_journal_failed" for e, _ in daemon.events)
     assert "1 rejected message" in open(plugin.alerts_file).read()
+
+
+def _rebuilt(daemon):
+    return [kw for event, kw in daemon.events if event == "settlement_rebuilt"][-1]
+
+
+def test_the_index_is_reused_and_a_lost_one_is_rebuilt_from_the_journal(setup):
+    """Invariant: the sale index is derived from the journal.  A restart
+    reads only the records after its cursor; with the file deleted (or from
+    another journal) the whole journal rebuilds the same state."""
+    tmp, path, journal, daemon = setup
+    plugin = SettlementPlugin(daemon)
+    commit(daemon, backdated_sale("P-E", "400000000005"))
+    commit(daemon, backdated_sale("P-F", "400000000006"))
+    deliver(plugin, plain_row("R-E", "400000000005"))
+    state, machine, floor = plugin.watchdog.state(), plugin.machine.state(), plugin.release_floor()
+    plugin.stop()
+    assert set(state["transactions"]) == {"P-E", "P-F"} and state["unsettled"] == ["P-F"]
+
+    warm_daemon = FakeDaemon(tmp, journal)
+    warm = SettlementPlugin(warm_daemon)
+    assert _rebuilt(warm_daemon)["index"] == "reused"
+    assert _rebuilt(warm_daemon)["transactions"] == 0      # nothing replayed but the tail
+    assert (warm.watchdog.state(), warm.machine.state()) == (state, machine)
+    assert warm.release_floor() == floor
+    warm.stop()
+    assert plugin.index.db.conn is None     # stopped plugins let go of the file
+
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + ".watchdog.sqlite" + suffix):
+            os.unlink(path + ".watchdog.sqlite" + suffix)
+    cold_daemon = FakeDaemon(tmp, journal)
+    cold = SettlementPlugin(cold_daemon)
+    assert _rebuilt(cold_daemon)["index"] == "new" and _rebuilt(cold_daemon)["transactions"] == 2
+    assert (cold.watchdog.state(), cold.machine.state()) == (state, machine)
+    assert cold.release_floor() == floor
+    deliver(cold, plain_row("R-E", "400000000005"))       # the same acquirer ref again
+    assert cold.counts["duplicates"] == 1
+    cold.stop()

@@ -1,0 +1,32 @@
+"""Test helpers: the settlement watchdog over both sale indexes."""
+
+from daozhang.agent.core.business_calendar import BusinessCalendar, FixedOffset
+from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
+
+CST = 8 * 3600
+
+
+class _Geo:
+    journal_id = b"\x11" * 16
+
+
+class _Ring:
+    next_seq = 1 << 40
+
+
+class FakeJournal:
+    """What an index reads of a journal when it opens: its id and head."""
+    geo = _Geo()
+    ring = _Ring()
+
+
+def sqlite_index():
+    return SqliteSaleIndex(None, FakeJournal())      # no path: a private in-memory file
+
+
+def watchdog_pair(profile):
+    """(over MemorySaleIndex, over SqliteSaleIndex), the same profile and calendar."""
+    cal = BusinessCalendar.from_profile(profile, FixedOffset(CST))
+    return (SettlementWatchdog(profile, cal),
+            SettlementWatchdog(profile, cal, index=sqlite_index()))

@@ -1,0 +1,52 @@
+"""The watchdog over its two sale indexes (agent/core/sale_index.py).
+
+The watchdog over the SQLite index (the daemon's) emits exactly what the
+watchdog over the in-memory index (the core's, MicroPython's) emits, and
+holds the same state, summary and release cursor: the scenario week here,
+any random history in test_watchdog.py.
+"""
+
+from daozhang.agent.core.sale_index import MemorySaleIndex
+from daozhang.agent.core.settlement_checks import SLIM_FIELDS
+from dztest.sale_index import watchdog_pair
+from dztest.settlement import build_scenario, local, make_txn, shanghai_profile, timeline
+
+
+def pair(profile):
+    return watchdog_pair(profile)
+
+
+def test_memory_index_field_positions_follow_slim_fields():
+    assert [SLIM_FIELDS[i] for i in (MemorySaleIndex._TERMINAL, MemorySaleIndex._RRN,
+                                     MemorySaleIndex._AUTH, MemorySaleIndex._AMOUNT,
+                                     MemorySaleIndex._ORIGINAL)] == [
+        "terminal_id", "rrn", "auth_code", "amount", "original_pos_txn_id"]
+
+
+def test_the_scenario_week_over_sqlite():
+    scenario = build_scenario()
+    memory, disk = pair(scenario["profile"])
+    for event in timeline(scenario):
+        assert disk.handle(event) == memory.handle(event)
+    assert disk.state() == memory.state()
+    assert disk.release_cursor() == memory.release_cursor()
+    later = local(2027, 3, 1)
+    assert disk.tick(later) == memory.tick(later)
+    assert disk.release_cursor() is None and disk.index.count() == memory.index.count() == 0
+
+
+def test_a_tick_emits_at_most_due_per_tick(monkeypatch):
+    from daozhang.agent.core import watchdog as wd
+    monkeypatch.setattr(wd, "DUE_PER_TICK", 3)
+    memory, disk = pair(shanghai_profile())
+    for n in range(1, 8):
+        t = make_txn(n)
+        memory.handle(("transaction", t))
+        disk.handle(("transaction", dict(t)))
+    late = local(2027, 1, 6, 12)
+    sizes = []
+    for k in range(4):
+        out = disk.tick(late + k)
+        assert out == memory.tick(late + k)
+        sizes.append(len([o for tag, o in out if o["kind"] == "settlement_overdue"]))
+    assert sizes == [3, 3, 1, 0]
