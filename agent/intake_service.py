@@ -30,6 +30,8 @@ from daozhang.agent.intake_index import IntakeIndex
 
 RECEIPT_CACHE = 4096
 COMMIT_EVERY_S = 1.0     # the index commits (moves its cursor) at most this often
+# Segments kept free of sales for settlement acks, alerts and cursor commits.
+RESERVED_SEGMENTS = 1
 
 
 class Refused(DaozhangError):
@@ -212,6 +214,7 @@ class IntakeService:
 
     def _append(self, payload):
         try:
+            self._check_reserve()
             appended = self.journal.append(record.TYPE_TRANSACTION, payload)
         except JournalFull as exc:
             self.log("journal_full", level="critical", detail=str(exc))
@@ -225,6 +228,15 @@ class IntakeService:
                           "was committed") from None
         rc = receipt.from_appended(self.dev, appended)
         return self._result(rc), rc["wall_ms"], rc["boot_id"]
+
+    def _check_reserve(self):
+        """Sales stop one segment early: the last free segment is kept for
+        what lets the journal drain (settlement acks, alerts, cursor
+        commits), which would otherwise find it full and be lost."""
+        spare = self.journal.ring.spare_segments(self.journal.noted_cursors()[1])
+        if spare < RESERVED_SEGMENTS:
+            raise JournalFull("journal full for sales: %d spare segment(s), %d kept for settlement "
+                              "acks and alerts" % (spare, RESERVED_SEGMENTS))
 
     def _result(self, rc):
         return {"dev": rc["dev"], "seq": rc["seq"], "hash": rc["hash"].hex(),

@@ -124,6 +124,7 @@ class Ring:
         self.outage = False
         self.recovered = None        # boot-record payload describing what recovery cut
         self._dev_item = cbor.text_item(geometry.device_id)    # encoded once for every checkpoint
+        self._spare_cache = None     # (key, spare_segments())
 
     # -- recovery ---------------------------------------------------------
 
@@ -199,6 +200,30 @@ class Ring:
         for index, first in enumerate(self.first_seqs):
             if first is not None and (index == self.head_index or self._segment_last_seq(index) >= self.released):
                 count += 1
+        return count
+
+    def spare_segments(self, released=None):
+        """Segments besides the head that a commit could move into: never
+        used, or holding only records released below `released` (default:
+        the committed cursor).  The intake keeps one in reserve so that
+        settlement acks, alerts and cursor commits still fit when sales have
+        filled the journal.  Cached: it changes only when the head moves to
+        another segment or the release cursor moves."""
+        released = self.released if released is None else released
+        key = (self.head_index, released, self.next_seq if self.head_index is None else None)
+        cached = self._spare_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        used = sorted((first, index) for index, first in enumerate(self.first_seqs)
+                      if first is not None)
+        count = self.geo.segment_count - len(used)
+        for k, (first, index) in enumerate(used):
+            if index == self.head_index:
+                continue
+            last = used[k + 1][0] - 1 if k + 1 < len(used) else self.next_seq - 1
+            if last < released:
+                count += 1
+        self._spare_cache = (key, count)
         return count
 
     def _next_segment(self, released):

@@ -131,3 +131,26 @@ def test_journal_full_refuses_clearly_and_raises_a_critical_alert(tmp_path):
         assert refusal(svc, sale("T-more")).code == "journal_full"
     finally:
         j.close()
+
+
+def test_sales_leave_a_segment_for_settlement_acks_and_alerts(tmp_path):
+    """Sales stop one segment early: what lets the journal drain (settlement
+    acks, alerts, cursor commits) still fits after the POS is refused."""
+    from daozhang.agent.core import record
+    generate_keypair(str(tmp_path / "dev"))
+    path = str(tmp_path / "small.dzj")
+    create_journal(path, "pos-r", size=4096 + 4 * 8192, segment_size=8192)
+    j = JournalFile.open(path, load_signer(str(tmp_path / "dev.key")))
+    try:
+        svc = IntakeService(j, alert_hook=lambda *a: None)
+        with pytest.raises(Refused) as info:
+            for i in range(1000):
+                svc.submit(sale("T-%d" % i))
+        assert info.value.code == "journal_full"
+        assert j.ring.spare_segments() == 0       # refused by the reserve, not by the ring
+        # System records still fit (about half a segment of them here).
+        for k in range(5):
+            j.append(record.TYPE_SETTLEMENT_ACK, {"ack": bytes(200), "checks": []})
+            j.append(record.TYPE_ALERT, {"kind": "journal_full", "state": "firing", "k": k})
+    finally:
+        j.close()
