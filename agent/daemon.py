@@ -236,6 +236,11 @@ class Daemon:
             except Exception as exc:
                 self.log("plugin_stop_error", level="error", error=type(exc).__name__)
         committed = self.service.committed if self.service else 0
+        if self.service is not None:
+            try:    # saves the next start re-indexing the last second of sales
+                self.service.flush()
+            except Exception as exc:
+                self.log("index_flush_error", level="warning", error=type(exc).__name__)
         if self.journal is not None:
             self.journal.close()
         self.log("agent_stopped", committed=committed, seconds="%.3f" % (time.monotonic() - t0))
