@@ -151,3 +151,35 @@ def test_noted_cursors_ride_on_the_next_commit(tmp_path):
         assert (journal.ring.acked, journal.ring.released) == (head, head - 1)
     with JournalFile.open(path, SIGNER) as journal:
         assert (journal.ring.acked, journal.ring.released) == (head, head - 1)
+
+
+def _spare_by_definition(ring, released):
+    """Segments besides the head that are unused or hold only released records."""
+    count = 0
+    for index, first in enumerate(ring.first_seqs):
+        if index == ring.head_index:
+            continue
+        if first is None or ring._segment_last_seq(index) < released:
+            count += 1
+    return count
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(0, 100)), min_size=1, max_size=60))
+def test_spare_segments_counts_what_a_commit_could_move_into(steps):
+    """Invariant: spare_segments() (cached) equals its definition after any
+    history of commits and releases; and with none spare, the ring can still
+    take commits only inside the head segment."""
+    storage, ring = new_ring(segment_size=8192, segment_count=4)
+    n = 0
+    for count, release_pct in steps:
+        released = ring.released + (ring.next_seq - ring.released) * release_pct // 100
+        try:
+            driver.commit(storage, ring, [sale(n + k, pad=300) for k in range(count)], clock(n),
+                          SIGNER, acked=max(ring.acked, released), released=released)
+        except JournalFull:
+            pass
+        n += count
+        for probe in (None, ring.released, ring.next_seq):
+            expected = _spare_by_definition(ring, ring.released if probe is None else probe)
+            assert ring.spare_segments(probe) == expected
