@@ -128,7 +128,7 @@ def test_fork_and_gap_on_the_wire(world, tls_broker):
     # A gap: records beyond the stored head, validly chained among themselves.
     later = _continue_chain(frames[head], 5)
     probe.publish("daozhang/v1/pos-wire/receipts", msgs.encode_receipts("pos-wire", later[2:]))
-    wait_for(lambda: {"fork", "gap"} <= {f["kind"] for f in store.findings("pos-wire")}, 30,
+    wait_for(lambda: {"fork", "gap"} <= {f["kind"] for f in store.findings("pos-wire")}, 90,
              "fork and gap findings")
     assert store.head("pos-wire")[0] == head           # nothing acknowledged past the gap
     stored = store.records("pos-wire", from_seq=3, to_seq=3)[0]
