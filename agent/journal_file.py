@@ -4,7 +4,9 @@ Thin adapter around the sans-IO ring (agent/core/ring.py): it performs the
 ring's writes, one fdatasync per commit, and reports a record committed only
 after that fdatasync returned.  Concurrent appenders share a commit (leader /
 follower group commit): whoever finds no flush running takes everything
-queued, writes it with one checkpoint, syncs once, and wakes the others.
+queued, writes it with one checkpoint and syncs once.  Then it wakes only
+the appenders that commit completed, and passes the lead to the first one
+still queued; nobody else is woken (see _lead).
 
 After any write or fsync failure the handle is poisoned: a failed fsync is
 never retried and then reported committed (the page cache may already have
@@ -50,13 +52,25 @@ def read_geometry(path):
 
 
 class _Ticket:
-    __slots__ = ("entries", "results", "error", "done")
+    """One append_many call waiting in the commit queue.
 
-    def __init__(self, entries):
+    `cv` is the waiting thread's own condition (None until it waits);
+    `lead` is set when the previous leader hands it the next flush.
+    Tickets with explicit cursors (`solo`) are committed in a batch of
+    their own: their cursors apply to the whole commit.
+    """
+    __slots__ = ("entries", "acked", "released", "solo", "results", "error", "done", "lead", "cv")
+
+    def __init__(self, entries, acked=None, released=None):
         self.entries = entries
+        self.acked = acked
+        self.released = released
+        self.solo = acked is not None or released is not None
         self.results = None
         self.error = None
         self.done = False
+        self.lead = False
+        self.cv = None
 
 
 class SystemClock:
@@ -77,9 +91,16 @@ class JournalFile:
         self.signer = signer
         self.clock = clock
         self.device_id = geometry.device_id
-        self._cv = threading.Condition()
-        self._queue = []
-        self._flushing = False
+        # One lock guards the queue and the committed ring state.  Waiters
+        # each sleep on their own condition over it, so a commit wakes only
+        # the appenders it completed (plus the next leader); `_idle` is for
+        # close(), which waits until no flush runs and nothing is queued.
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._local = threading.local()  # this thread's cached waiting condition
+        self._queue = []                 # tickets not yet taken into a flush, FIFO
+        self._flushing = False           # a leader exists; False implies _queue is empty
+        self._closing = False
         self._failed = None
         self._noted_cursors = None
         self.commits = 0
@@ -111,26 +132,27 @@ class JournalFile:
         return self.append_many([(rtype, payload)])[0]
 
     def append_many(self, entries, acked=None, released=None):
-        """Append records in one commit (shared with concurrent callers)."""
-        if acked is not None or released is not None:
-            return self._commit_now(list(entries), acked, released)
-        ticket = _Ticket(list(entries))
-        with self._cv:
+        """Append records in one commit (shared with concurrent callers).
+
+        With explicit cursors the commit carries them and no other caller's
+        records; see set_cursors().
+        """
+        ticket = _Ticket(list(entries), acked, released)
+        with self._lock:
             self._check_usable()
             self._queue.append(ticket)
-            while not ticket.done:
-                if self._flushing:
-                    self._cv.wait()
-                    continue
-                self._flushing = True
-                batch = self._take_batch()
-                self._cv.release()
+            if self._flushing:
+                cv = ticket.cv = self._waiter()
                 try:
-                    self._flush(batch)
-                finally:
-                    self._cv.acquire()
-                    self._flushing = False
-                    self._cv.notify_all()
+                    while not (ticket.done or ticket.lead):
+                        cv.wait()
+                except BaseException:   # e.g. KeyboardInterrupt: leave the queue, keep it led
+                    self._withdraw(ticket)
+                    raise
+            else:
+                self._flushing = True
+            if not ticket.done:
+                self._lead(ticket)
         if ticket.error is not None:
             raise ticket.error
         return ticket.results
@@ -145,63 +167,140 @@ class JournalFile:
         """
         if released > acked:
             raise LocalError("released %d > acked %d" % (released, acked))
-        with self._cv:
+        with self._lock:
             current = self._noted_cursors or (self.ring.acked, self.ring.released)
             self._noted_cursors = (max(current[0], acked), max(current[1], released))
 
     def noted_cursors(self):
         """(acked, released) the next commit will carry."""
-        with self._cv:
+        with self._lock:
             return self._noted_cursors or (self.ring.acked, self.ring.released)
 
     def set_cursors(self, acked=None, released=None, entries=()):
         """Commit new cursor values (with optional records, e.g. a sync ack)."""
         return self.append_many(list(entries), acked=acked, released=released)
 
-    def _commit_now(self, entries, acked, released):
-        ticket = _Ticket(entries)
-        with self._cv:
-            self._check_usable()
-            while self._flushing:
-                self._cv.wait()
-            self._flushing = True
+    def _waiter(self):
+        """This thread's condition over the journal lock, made once per thread.
+
+        A thread waits for at most one ticket at a time, so its condition
+        only ever has that one waiter: notify() on it wakes exactly it.
+        """
         try:
-            self._flush([ticket], acked, released)
-        finally:
-            with self._cv:
-                self._flushing = False
-                self._cv.notify_all()
-        if ticket.error is not None:
-            raise ticket.error
-        return ticket.results
+            return self._local.cv
+        except AttributeError:
+            cv = self._local.cv = threading.Condition(self._lock)
+            return cv
+
+    def _lead(self, own):
+        """Flush queued batches until `own` is done, then pass the lead on.
+
+        Called and returns with the lock held, as the only leader.  `own` is
+        first in the queue (a new leader finds the queue empty; a handed-on
+        one is its head), so the first batch normally completes it; the loop
+        is what keeps that true should a batch ever stop short of it.
+        """
+        while not own.done:
+            batch = self._take_batch()
+            head = batch[0]
+            self._lock.release()
+            try:
+                self._flush(batch, head.acked, head.released)
+            except BaseException as exc:
+                self._lock.acquire()
+                self._abandon(batch, own, exc)
+                raise
+            self._lock.acquire()
+            for ticket in batch:
+                if ticket is not own and ticket.cv is not None:
+                    ticket.cv.notify()
+            if self._failed is not None:
+                self._fail_queued()
+        self._pass_lead()
+
+    def _withdraw(self, ticket):
+        """Take a ticket whose caller gave up out of the queue (lock held).
+
+        A ticket already in a flush cannot be recalled; one handed the lead
+        must pass it on, or every ticket behind it would wait forever.
+        """
+        if ticket in self._queue:
+            self._queue.remove(ticket)
+            if ticket.lead:
+                self._pass_lead()
+
+    def _pass_lead(self):
+        """Wake the next leader (the queue's head), or go idle (lock held)."""
+        if self._queue:
+            head = self._queue[0]
+            head.lead = True
+            head.cv.notify()        # queued while a flush ran, so it waits on its cv
+        else:
+            self._flushing = False
+            self._idle.notify_all()
+
+    def _fail_queued(self):
+        """The journal is poisoned: fail every ticket still queued (lock held)."""
+        error = self._unusable()
+        for ticket in self._queue:
+            ticket.error = error
+            ticket.done = True
+            if ticket.cv is not None:   # None: the leader's own ticket, not waiting
+                ticket.cv.notify()
+        self._queue = []
+
+    def _abandon(self, batch, own, exc):
+        """A flush raised past its own error handling (a power cut in tests,
+        KeyboardInterrupt, a bug): whether its commit reached the disk is
+        unknown, so poison the journal and fail everyone waiting; `own`'s
+        caller gets `exc` itself.  Lock held."""
+        if self._failed is None:
+            self._failed = "%s: %s" % (type(exc).__name__, exc)
+        error = self._unusable()
+        for ticket in batch:
+            if not ticket.done and ticket is not own:
+                ticket.error = error
+                ticket.done = True
+            if ticket is not own and ticket.cv is not None:
+                ticket.cv.notify()
+        self._fail_queued()
+        self._pass_lead()
+
+    def _unusable(self):
+        return StorageError("journal unusable after an earlier I/O failure (%s): reopen it" % self._failed)
 
     def _check_usable(self):
         if self._failed is not None:
-            raise StorageError("journal unusable after an earlier I/O failure (%s): reopen it" % self._failed)
-        if self.storage is None:
+            raise self._unusable()
+        if self.storage is None or self._closing:
             raise LocalError("journal is closed")
 
     def _take_batch(self):
+        """Take the head of the queue and what may share its commit (lock held)."""
         queue = self._queue
         if len(queue) == 1:             # a lone writer: the usual case
             self._queue = []
             return queue
+        if queue[0].solo:
+            return [queue.pop(0)]
         limit = self._batch_limit
-        batch = []
-        used = 0
-        while self._queue:
-            size = len(self._queue[0].entries)
-            if batch and used + size > limit:
+        used = len(queue[0].entries)
+        n = 1
+        while n < len(queue):
+            ticket = queue[n]
+            if ticket.solo or used + len(ticket.entries) > limit:
                 break
-            batch.append(self._queue.pop(0))
-            used += size
+            used += len(ticket.entries)
+            n += 1
+        batch = queue[:n]
+        del queue[:n]
         return batch
 
     def _flush(self, tickets, acked=None, released=None):
         entries = tickets[0].entries if len(tickets) == 1 else [e for t in tickets for e in t.entries]
         try:
             if self._failed is not None:
-                raise StorageError("journal unusable after an earlier I/O failure (%s): reopen it" % self._failed)
+                raise self._unusable()
             noted = self._noted_cursors
             if noted is not None:
                 # Noted cursors ride on this commit; explicit ones may go further.
@@ -250,7 +349,7 @@ class JournalFile:
 
     def records(self, from_seq=None, with_frames=False):
         """Committed records in sequence order, from `from_seq` (default: oldest kept)."""
-        with self._cv:
+        with self._lock:
             first_seqs = list(self.ring.first_seqs)
             tail_seq = self.ring.next_seq
             tail_pos = self.ring.write_pos
@@ -277,7 +376,7 @@ class JournalFile:
 
     def snapshot(self):
         """(first_seqs, next_seq, write_pos, head_index) of the committed state."""
-        with self._cv:
+        with self._lock:
             ring = self.ring
             return list(ring.first_seqs), ring.next_seq, ring.write_pos, ring.head_index
 
@@ -285,7 +384,7 @@ class JournalFile:
         """Fraction of segments holding unreleased records, counting noted cursors."""
         released = self.noted_cursors()[1]
         ring = self.ring
-        with self._cv:
+        with self._lock:
             count = sum(1 for index, first in enumerate(ring.first_seqs)
                         if first is not None and (index == ring.head_index
                                                   or ring._segment_last_seq(index) >= released))
@@ -311,9 +410,11 @@ class JournalFile:
         }
 
     def close(self):
-        with self._cv:
+        """Refuse new appends, let the queued ones commit, then close the file."""
+        with self._lock:
+            self._closing = True
             while self._flushing:
-                self._cv.wait()
+                self._idle.wait()
             if self.storage is not None:
                 self.storage.close()
                 self.storage = None
