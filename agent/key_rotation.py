@@ -56,17 +56,18 @@ def rotate_key(key_path, journal_path, clock=None):
     if old.kid is None:
         raise RotationRefused("cannot read the current key %s: the old key must vouch for the "
                               "new one; restore it first" % key_path)
-    new_prefix = _new_prefix(key_path)
-    for leftover in (new_prefix + ".key", new_prefix + ".pub"):
-        if os.path.exists(leftover):
-            os.unlink(leftover)
-    new_pub = generate_keypair(new_prefix)
-    _fsync_file(new_prefix + ".key")
-    fsync_directory(os.path.dirname(os.path.abspath(key_path)))
-    new_kid = checkpoint.key_id(new_pub)
-    # Opening commits a boot record signed by the old key, which also ends
-    # a signer outage if the journal was in one: the rotation is vouched.
+    # Opening takes the journal's writer lock (a running agent refuses us
+    # here, before any key file is made) and commits a boot record signed
+    # by the old key, which also ends a signer outage: the rotation is vouched.
     with JournalFile.open(journal_path, old, clock=clock) as journal:
+        new_prefix = _new_prefix(key_path)
+        for leftover in (new_prefix + ".key", new_prefix + ".pub"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+        new_pub = generate_keypair(new_prefix)
+        _fsync_file(new_prefix + ".key")
+        fsync_directory(key_path)   # its directory
+        new_kid = checkpoint.key_id(new_pub)
         appended = journal.append(record.TYPE_KEY_ROTATION,
                                   {"alg": checkpoint.ALG_ED25519, "kid": new_kid, "pub": new_pub})
     _install_new_key(key_path)
@@ -106,7 +107,7 @@ def _install_new_key(key_path):
     if os.path.exists(new_prefix + ".pub"):
         os.replace(new_prefix + ".pub", prefix + ".pub")
     os.replace(new_prefix + ".key", key_path)
-    fsync_directory(os.path.dirname(os.path.abspath(key_path)))
+    fsync_directory(key_path)   # its directory
 
 
 def _fsync_file(path):

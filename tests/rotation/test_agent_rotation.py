@@ -112,3 +112,13 @@ def test_cli_rotates_and_names_both_fingerprints(tmp_path):
     result = runner.invoke(cli, ["device", "rotate-key", "--config", str(out / "agent.toml")])
     assert result.exit_code == 0, result.output
     assert "rotated the journal key at seq" in result.output and "->" in result.output
+
+
+def test_rotation_is_refused_while_the_agent_holds_the_journal(device):
+    from daozhang.agent.storage import JournalBusy
+    key, journal, old_public = device
+    with JournalFile.open(journal, FileSigner(key), boot=False):      # the running agent
+        with pytest.raises(JournalBusy, match="is the agent running"):
+            rotate_key(key, journal)
+    assert not os.path.exists(key[:-4] + ".new.key")                 # no key file made
+    assert load_signer(key).public_bytes == old_public
