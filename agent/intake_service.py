@@ -27,6 +27,7 @@ from daozhang.agent.core.errors import (DaozhangError, JournalFull, PaymentDataR
                                         StorageError, ValidationError)
 from daozhang.agent.index_db import index_path
 from daozhang.agent.intake_index import IntakeIndex
+from daozhang.agent.startup_progress import StartupProgress
 
 RECEIPT_CACHE = 4096
 COMMIT_EVERY_S = 1.0     # the index commits (moves its cursor) at most this often
@@ -75,8 +76,10 @@ class IntakeService:
         when the index is new or was rebuilt)."""
         cursor = self.index.cursor
         last = cursor
+        progress = StartupProgress("intake", self.log)
         for rec in self.journal.records(from_seq=None if cursor is None else cursor + 1):
             last = rec.seq
+            progress.record(rec.seq)
             self.index.note_wall(rec.boot_id, rec.wall_ms)
             if rec.type == record.TYPE_TRANSACTION:
                 pid = rec.payload.get("pos_txn_id")

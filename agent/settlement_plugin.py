@@ -53,6 +53,7 @@ from daozhang.agent.core.watchdog import SettlementWatchdog
 from daozhang.agent.fault_hook import crash_point
 from daozhang.agent.index_db import index_path
 from daozhang.agent.outputs import DeviceOutputs
+from daozhang.agent.startup_progress import StartupProgress
 from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
 from daozhang.agent.timezone import timezone_for
 
@@ -169,8 +170,10 @@ class SettlementPlugin:
             self.watchdog.last_trusted_now = last_trusted
         counts = {"transactions": 0, "settlements": 0, "clock": 0, "alerts": 0, "mismatch": 0}
         last = cursor
+        progress = StartupProgress("settlement", self.log)
         for rec in self.journal.records(from_seq=None if cursor is None else cursor + 1):
             last = rec.seq
+            progress.record(rec.seq)
             if counts["transactions"] and counts["transactions"] % REPLAY_COMMIT_EVERY == 0 \
                     and rec.type == record.TYPE_TRANSACTION and not self._unjournaled_obs:
                 # A long rebuild resumes from here if cut short.
