@@ -15,8 +15,9 @@ and any other value, take the portable encoder.
 
 try:
     from cbor2 import dumps as _cbor2_dumps  # CPython only
+    from cbor2 import loads as _cbor2_loads
 except ImportError:  # MicroPython, or cbor2 not installed
-    _cbor2_dumps = None
+    _cbor2_dumps = _cbor2_loads = None
 
 
 _U64 = 18446744073709551616
@@ -130,3 +131,22 @@ def fast_dumps(obj):
     if (b"\xc2" in encoded or b"\xc3" in encoded) and not _ints_fit(ordered):
         return None
     return encoded
+
+
+def fast_loads(data):
+    """Decode through cbor2's C decoder, or None to let the portable decoder
+    decide (and name what is wrong).
+
+    Accepted only if our canonical encoding of the result is `data` byte for
+    byte: then `data` is canonical and in our subset, whatever cbor2 is
+    lenient about (floats, tags, string references, duplicate or unsorted
+    keys, long heads all re-encode differently or not at all)."""
+    if _cbor2_loads is None or not isinstance(data, bytes):
+        return None
+    try:
+        obj = _cbor2_loads(data)
+    except Exception:  # anything cbor2 refuses: the portable decoder names it
+        return None
+    if fast_dumps(obj) != data:
+        return None
+    return obj

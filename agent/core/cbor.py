@@ -14,7 +14,7 @@ host-side verifier decodes with cbor2 and checks canonical form independently.
 
 import struct
 
-from ._compat import fast_dumps
+from ._compat import fast_dumps, fast_loads
 from .errors import DecodeError, LocalError
 
 MAX_DEPTH = 16
@@ -208,6 +208,9 @@ def loads(data):
     """Decode one canonical CBOR item filling all of `data`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError("cbor: expected bytes, got %s" % type(data).__name__)
+    fast = fast_loads(data)
+    if fast is not None:
+        return fast
     reader = _Reader(memoryview(data) if not isinstance(data, bytes) else data)
     obj = _decode(reader, 0)
     if reader.pos != len(reader.data):

@@ -137,3 +137,46 @@ def test_fast_path_orders_keys_by_encoding():
     value = {"aa": 1, "z": [{"é": 2, "b": 3, "ab": 4}], "": None}
     assert cbor.dumps(value) == cbor.dumps_portable(value)
     assert list(cbor.loads(cbor.dumps(value))) == ["", "z", "aa"]
+
+
+def _portable_loads(data):
+    """cbor.loads with the cbor2 fast path switched off (what MicroPython runs)."""
+    from daozhang.agent.core import _compat
+    saved = _compat._cbor2_loads
+    _compat._cbor2_loads = None
+    try:
+        return cbor.loads(data)
+    finally:
+        _compat._cbor2_loads = saved
+
+
+def _outcome(loads, data):
+    try:
+        return ("ok", loads(data))
+    except DecodeError:
+        return ("refused",)
+
+
+@given(st.one_of(st.binary(max_size=64), values.map(cbor.dumps_portable)), st.data())
+@settings(max_examples=1500)
+def test_fast_decoder_agrees_with_the_portable_one(data, draw):
+    """Invariant: on any input, the cbor2 fast path accepts exactly what the
+    portable decoder accepts, and decodes it to the same value."""
+    if data and draw.draw(st.booleans()):
+        mutated = bytearray(data)
+        mutated[draw.draw(st.integers(0, len(data) - 1))] = draw.draw(st.integers(0, 255))
+        data = bytes(mutated)
+    assert _outcome(cbor.loads, data) == _outcome(_portable_loads, data)
+
+
+@pytest.mark.parametrize("lenient", [
+    bytes.fromhex("fb3ff0000000000000"),            # a float
+    bytes.fromhex("d9010063616263"),                # tag 256 (string reference namespace)
+    bytes.fromhex("a2616101616102"),                # duplicate key
+    bytes.fromhex("a2616201616101"),                # unsorted keys
+    bytes.fromhex("1817"),                          # 23 in a two-byte head
+    bytes.fromhex("5f42010243030405ff"),            # indefinite-length bytes
+])
+def test_fast_decoder_refuses_what_cbor2_would_let_through(lenient):
+    with pytest.raises(DecodeError):
+        cbor.loads(lenient)
