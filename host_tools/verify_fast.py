@@ -6,13 +6,12 @@ path, batched so that per-record work stays inside C calls:
 
 1. one short loop walks the frame lengths (magic, length); then map() slices
    the frames and computes every CRC-32 and SHA-256 (the record hashes);
-2. each body is decoded by cbor2 (bignum tags refused); the decoded bodies of
-   up to 64 records are re-encoded with ONE cbor2.dumps and compared byte for
-   byte with the bodies joined as a CBOR array (SPEC 2 form: shortest heads,
-   definite lengths, no duplicate keys, no trailing bytes);
+2. each body is decoded by cbrrr's strict DAG-CBOR decoder (see fast_decode:
+   it refuses every form SPEC 2 forbids but 64-bit floats, which the type
+   checks below refuse), and must be read to its last byte;
 3. `_batch_clean` checks the batch column-wise (zip(*bodies)): shape (3.4),
-   exact types, sequence and chain as whole tuples, payload key order (cached
-   per key tuple) and value types; `_accept_clean` then only looks at
+   exact types, sequence and chain as whole tuples, and value types (key
+   order was the decoder's); `_accept_clean` then only looks at
    checkpoints, rotations and boot records and moves the rest by slices.  A
    batch that is not clean goes record by record (`_accept_batch`), which
    finds the first record the careful path must take.
@@ -27,18 +26,18 @@ the shared `_checkpoint` rules (verify_rules.py) from either path.
 import struct
 import zlib
 from collections import Counter
-from functools import partial
 from hashlib import sha256
 from itertools import chain, repeat
 from operator import add, itemgetter, methodcaller
 
-import cbor2
+try:
+    # The private module gives (value, bytes read); pinned below 2 in pyproject.
+    from cbrrr._cbrrr import decode_dag_cbor as _strict_decode
+except ImportError:   # no cbrrr for this platform: every batch takes the careful path
+    _strict_decode = None   # (calling None fails inside the try blocks below: same findings, slower)
 
 from daozhang.host_tools import journal_reader as reader
-from daozhang.host_tools.verify_cbor import STRICT_DECODE, CborProblem, _check_item, _keys_sorted
-
-_REJECT_BIGNUMS = STRICT_DECODE["semantic_decoders"]
-loads, dumps = cbor2.loads, cbor2.dumps
+from daozhang.host_tools.verify_cbor import CborProblem, _check_item, _keys_sorted
 
 _unpack_frame_head = struct.Struct(">HBBI").unpack_from
 _crc32 = zlib.crc32   # SPEC 3 CRC-32; unsigned on Python 3
@@ -54,11 +53,33 @@ _SIX, _EIGHT = {6}, {8}
 _SPECIAL = frozenset((reader.TYPE_CHECKPOINT, reader.TYPE_KEY_ROTATION, reader.TYPE_BOOT))
 _digest = methodcaller("digest")
 _byte2, _byte3 = itemgetter(2), itemgetter(3)
-_loads_strict = partial(loads, semantic_decoders=_REJECT_BIGNUMS)
+_value, _length = itemgetter(0), itemgetter(1)
 
 
-def _array_head(n):
-    return bytes((0x80 | n,)) if n < 24 else (b"\x98" + bytes((n,)) if n < 256 else b"\x99" + struct.pack(">H", n))
+def _refuse_cid(raw):
+    raise CborProblem("tag 42 (SPEC 2 forbids tags)")
+
+
+_REFUSE_CID, _NO_ATJSON = repeat(_refuse_cid), repeat(False)
+
+
+def fast_decode(body):
+    """The value of `body` if the fast path's decoder reads all of it, else None.
+
+    cbrrr decodes DAG-CBOR strictly: shortest heads for every integer, length
+    and count; definite lengths; text map keys only, unique and in length-first
+    order (for text keys the bytewise order of their encodings, SPEC 2);
+    strict UTF-8; no simple values but false/true/null; no floats but 64-bit;
+    no tags but 42, which _refuse_cid refuses.  So a body it reads to the end,
+    whose items pass the type checks (no float), is the one deterministic
+    encoding of its value: what the careful path proves by re-encoding.
+    tests/verify/test_fast_decode.py holds the two to that.
+    """
+    try:
+        value, used = _strict_decode(body, _refuse_cid, False)
+    except Exception:   # cbrrr raises several types; each means "not for the fast path"
+        return None
+    return value if used == len(body) else None
 
 
 class FastPath:
@@ -98,12 +119,10 @@ class FastPath:
         for start in range(0, len(bodies), _BATCH):
             part = bodies[start:start + _BATCH]
             try:
-                # One loads per body keeps every record aligned with its own frame (a
-                # body with trailing bytes cannot lend them to the next); one dumps
-                # per batch re-encodes them all, bodies joined as one CBOR array.
-                decoded = list(map(_loads_strict, part))
-                if dumps(decoded) != _array_head(len(part)) + b"".join(part):
-                    decoded = None
+                # fast_decode over a batch, kept in C: the strict decoder's (value, bytes
+                # read) pairs, and bytes read must be each body's length.
+                pairs = list(map(_strict_decode, part, _REFUSE_CID, _NO_ATJSON))
+                decoded = list(map(_value, pairs)) if list(map(_length, pairs)) == list(map(len, part)) else None
             except Exception:
                 decoded = None
             if decoded is None:   # the careful path finds which record and why
@@ -141,18 +160,17 @@ class FastPath:
             return False
         if set(map(type, payloads)) != _DICT_ONLY:
             return False
-        key_tuples = self.key_tuples
-        for keys in set(map(tuple, payloads)):
-            if not key_tuples.get(keys):
-                return False          # unseen or unsorted: the per-record path decides
+        # No key-order test: the strict decoder already refused anything but text keys
+        # in SPEC 2 order (length first, then bytewise, for text keys the same order).
         if not _SCALARS.issuperset(map(type, chain.from_iterable(map(dict.values, payloads)))):
             return False
         rtypes = types[base:base + m]
         if max(flag_list[base:base + m]) > 1 or not all(map(_KNOWN.__getitem__, rtypes)):
             return False
-        for i, rtype in enumerate(rtypes):
-            if (rtype == _CHECKPOINT or rtype == _ROTATION) and reader.payload_problem(rtype, payloads[i]):
-                return False
+        if _CHECKPOINT in rtypes or _ROTATION in rtypes:   # a C scan first: most batches hold neither
+            for i, rtype in enumerate(rtypes):
+                if (rtype == _CHECKPOINT or rtype == _ROTATION) and reader.payload_problem(rtype, payloads[i]):
+                    return False
         return True
 
     def _accept_clean(self, starts, types, flag_list, hashes, values, base):
