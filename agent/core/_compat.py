@@ -70,33 +70,30 @@ def _ordered(obj, depth):
         out = obj if order is _SAME else dict(zip(order, map(obj.__getitem__, order)))
         if _LEAVES.issuperset(map(type, out.values())):
             return out      # the common flat payload: one C-level scan
-        for key, value in out.items():
-            if type(value) not in _LEAVES:
-                new = _ordered(value, depth + 1)
-                if new is _NO:
-                    return _NO
-                if new is not value:
-                    if out is obj:
-                        out = dict(obj)
-                    out[key] = new
-        return out
+        return _ordered_children(out, list(out.items()), depth, dict)
     if kind is list or kind is tuple:
         if obj and depth >= _MAX_DEPTH:
             return _NO
         if _LEAVES.issuperset(map(type, obj)):
             return obj
-        out = obj
-        for i, value in enumerate(obj):
-            if type(value) not in _LEAVES:
-                new = _ordered(value, depth + 1)
-                if new is _NO:
-                    return _NO
-                if new is not value:
-                    if out is obj:
-                        out = list(obj)
-                    out[i] = new
-        return out
+        return _ordered_children(obj, enumerate(obj), depth, list)
     return obj if kind in _LEAVES else _NO
+
+
+def _ordered_children(container, items, depth, copy):
+    """`container` with each non-leaf item (index or key, value) ordered, or
+    _NO; copied (with `copy`) only if some item changes."""
+    out = container
+    for where, value in items:
+        if type(value) not in _LEAVES:
+            new = _ordered(value, depth + 1)
+            if new is _NO:
+                return _NO
+            if new is not value:
+                if out is container:
+                    out = copy(container)
+                out[where] = new
+    return out
 
 
 def _ints_fit(obj):
