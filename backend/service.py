@@ -24,7 +24,6 @@ Config (TOML):
     log = ""                     # a file for the event log (default stderr)
 """
 
-import json
 import os
 import secrets
 import queue
@@ -45,6 +44,7 @@ from daozhang.backend.key_registry import KeyRegistry
 
 TOPIC_ROOT = "daozhang/v1/"
 TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
+TYPE_CHECKPOINT = 8     # ... of a checkpoint (SPEC 3.6)
 MAX_GROUP = 64          # queued messages handled (and committed) together
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id"}
 BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log"}
@@ -249,13 +249,8 @@ class Ingestor:
 
     def _device_acked(self, device_id):
         """`acked` of the device's newest stored checkpoint."""
-        with self.store._lock, self.store.db.read() as tx:
-            row = tx.one("SELECT payload FROM records WHERE device_id = %s AND type = 8 "
-                         "ORDER BY seq DESC LIMIT 1", (device_id,))
-        if row is None:
-            return None
-        payload = json.loads(row[0]) if isinstance(row[0], str) else row[0]
-        acked = payload.get("acked")
+        found = self.store.newest_record_of_type(device_id, TYPE_CHECKPOINT)
+        acked = found[1].get("acked") if found is not None and isinstance(found[1], dict) else None
         return acked if isinstance(acked, int) else None
 
     def _ack(self, device_id, to, head):
