@@ -114,3 +114,17 @@ def test_foreign_device_and_unknown_device(pair):
     assert pair.ingestor.receipts(DEVICE, msgs.encode_receipts("pos-unknown", f)) is None
     assert sorted(kinds(pair.store)) == ["unknown_device", "wrong_device"]
     assert pair.store.stats()["records"] == 0
+
+
+def test_records_below_the_devices_own_acked_cursor_are_a_replay(pair):
+    """A device never resends below an `acked` it committed in a checkpoint:
+    records offered again below it are a replay finding (still re-acked)."""
+    pair.drain()
+    acked = pair.journal.noted_cursors()[0]
+    assert acked > 5
+    pair.journal.append(record.TYPE_TRANSACTION, txn_payload(999))   # a checkpoint carries acked
+    pair.drain()
+    assert kinds(pair.store) == []
+    ack = pair.ingestor.receipts(DEVICE, msgs.encode_receipts(DEVICE, frames(pair, 0)[:5]))
+    assert ack is not None
+    assert kinds(pair.store) == ["replay"]
