@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from daozhang.agent.core.errors import FindingError, LocalError
+from daozhang.agent.storage import fsync_directory
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
@@ -96,11 +97,7 @@ def _write_new(path, data, mode):
         os.fsync(fd)
     finally:
         os.close(fd)
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_directory(path)
 
 
 def _key_pem(key):
@@ -189,13 +186,27 @@ def load_ca_cert(directory):
     return load_cert(path)
 
 
-def issued(directory):
-    """The CA's index: a list of dicts {serial, kind, cn, not_after}."""
-    path = os.path.join(directory, INDEX)
+def read_ledger(directory, name):
+    """The entries of a CA directory's JSON-lines ledger (`name`), [] if none."""
+    path = os.path.join(directory, name)
     if not os.path.exists(path):
         return []
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def append_ledger(directory, name, entries):
+    """Append entries (dicts) to a CA directory's ledger, durably."""
+    with open(os.path.join(directory, name), "a") as f:
+        for entry in entries:
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def issued(directory):
+    """The CA's index: a list of dicts {serial, kind, cn, not_after}."""
+    return read_ledger(directory, INDEX)
 
 
 def _check_kind(ca, cn, kind):
@@ -209,12 +220,8 @@ def _check_kind(ca, cn, kind):
 
 
 def _record(ca, cert, kind, cn):
-    entry = {"serial": format(cert.serial_number, "x"), "kind": kind, "cn": cn,
-             "not_after": cert.not_valid_after_utc.isoformat()}
-    with open(os.path.join(ca.directory, INDEX), "a") as f:
-        f.write(json.dumps(entry, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_ledger(ca.directory, INDEX, [{"serial": format(cert.serial_number, "x"), "kind": kind,
+                                         "cn": cn, "not_after": cert.not_valid_after_utc.isoformat()}])
 
 
 def _leaf(ca, cn, kind, key, eku, san=None, days=LEAF_DAYS, not_before=None, not_after=None,

@@ -14,13 +14,14 @@ written with a long life (CRL_DAYS) and `daozhang pki crl` renews it;
 """
 
 import datetime
-import json
 import os
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from daozhang.host_tools.pki import KIND_SERVER, PkiError, _utcnow, issued
+from daozhang.agent.storage import fsync_directory
+from daozhang.host_tools.pki import (
+    KIND_SERVER, PkiError, _utcnow, append_ledger, issued, read_ledger)
 
 CRL = "crl.pem"
 REVOKED = "revoked.jsonl"
@@ -29,11 +30,7 @@ CRL_DAYS = 365
 
 def revoked(directory):
     """The CA's revocations: a list of dicts {serial, cn, kind, revoked_at}."""
-    path = os.path.join(directory, REVOKED)
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return read_ledger(directory, REVOKED)
 
 
 def revoke(ca, cn, days=CRL_DAYS, now=None):
@@ -46,13 +43,8 @@ def revoke(ca, cn, days=CRL_DAYS, now=None):
                        % (cn, ca.directory))
     already = {e["serial"] for e in revoked(ca.directory)}
     new = [e for e in entries if e["serial"] not in already]
-    if new:
-        with open(os.path.join(ca.directory, REVOKED), "a") as f:
-            for e in new:
-                f.write(json.dumps({"serial": e["serial"], "cn": cn, "kind": e["kind"],
-                                    "revoked_at": now.isoformat()}, sort_keys=True) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+    append_ledger(ca.directory, REVOKED, [{"serial": e["serial"], "cn": cn, "kind": e["kind"],
+                                           "revoked_at": now.isoformat()} for e in new])
     write_crl(ca, days=days, now=now)
     return [e["serial"] for e in new]
 
@@ -80,11 +72,7 @@ def write_crl(ca, days=CRL_DAYS, now=None):
         os.fsync(f.fileno())
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
-    dfd = os.open(ca.directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    fsync_directory(path)
     return path
 
 
