@@ -10,7 +10,6 @@ from daozhang.agent.core.errors import LocalError
 from daozhang.agent.journal_file import read_geometry
 from daozhang.agent.signer import fingerprint, generate_keypair, load_public_key, raw_public
 from daozhang.boards.load import BoardError, available_boards, load_board
-from daozhang.cli.main import main
 from dztest.agent_daemon import PROFILE
 
 
@@ -28,14 +27,9 @@ class Run:
 
 
 @pytest.fixture
-def invoke(capsys):
-    """Run the real entry point (its error translation included); exit code and all output."""
-    def run(*args):
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        out = capsys.readouterr()
-        return Run(info.value.code, out.out + out.err)
-    return run
+def invoke(run_main):
+    """The real entry point; a Run with exit code and all output."""
+    return lambda *args: Run(*run_main(*args))
 
 
 def base_args(tmp, out="dev", board="rpi4", profile=PROFILE):

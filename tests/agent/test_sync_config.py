@@ -15,7 +15,6 @@ from daozhang.agent.core.errors import LocalError
 from daozhang.agent.signer import generate_keypair
 from daozhang.agent.sync_plugin import sync_settings
 from daozhang.cli.device_provision import parse_broker
-from daozhang.cli.main import main
 from daozhang.host_tools.pki import make_test_pki
 from dztest.agent_daemon import PROFILE, sale
 from dztest.broker import fleet_pki, tls_broker  # noqa: F401  (fixtures)
@@ -30,16 +29,6 @@ def pki(tmp_path_factory):
     return make_test_pki(str(tmp_path_factory.mktemp("pki")), devices=("pos-0001", "pos-other"))
 
 
-@pytest.fixture
-def invoke(capsys):
-    def run(*args):
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        out = capsys.readouterr()
-        return info.value.code, out.out + out.err
-    return run
-
-
 def provision_args(tmp, pki, device="pos-0001", cert_for="pos-0001", extra=None):
     generate_keypair(str(tmp / "backend"))
     ident = pki.identity(cert_for)
@@ -52,8 +41,8 @@ def provision_args(tmp, pki, device="pos-0001", cert_for="pos-0001", extra=None)
     return args + list(extra or [])
 
 
-def test_provision_with_a_broker_writes_a_complete_device(tmp_path, pki, invoke):
-    code, out = invoke(*provision_args(tmp_path, pki))
+def test_provision_with_a_broker_writes_a_complete_device(tmp_path, pki, run_main):
+    code, out = run_main(*provision_args(tmp_path, pki))
     assert code == 0, out
     dev = tmp_path / "dev"
     config = load_agent_config(str(dev / "agent.toml"))
@@ -68,19 +57,19 @@ def test_provision_with_a_broker_writes_a_complete_device(tmp_path, pki, invoke)
     assert "sync        mqtt.example.com:8884" in out
 
 
-def test_a_certificate_of_another_device_is_refused_before_anything_is_written(tmp_path, pki, invoke):
-    code, out = invoke(*provision_args(tmp_path, pki, cert_for="pos-other"))
+def test_a_certificate_of_another_device_is_refused_before_anything_is_written(tmp_path, pki, run_main):
+    code, out = run_main(*provision_args(tmp_path, pki, cert_for="pos-other"))
     assert code == 2 and "--cert" in out and "pos-other" in out and "pos-0001" in out
     assert not (tmp_path / "dev" / "agent.toml").exists()
 
 
-def test_tls_files_need_a_broker_and_a_broker_needs_all_three(tmp_path, pki, invoke):
+def test_tls_files_need_a_broker_and_a_broker_needs_all_three(tmp_path, pki, run_main):
     args = provision_args(tmp_path, pki)
     i = args.index("--broker")
-    code, out = invoke(*(args[:i] + args[i + 2:]))
+    code, out = run_main(*(args[:i] + args[i + 2:]))
     assert code == 2 and "without --broker" in out
     i = args.index("--key")
-    code, out = invoke(*(args[:i] + args[i + 2:]))
+    code, out = run_main(*(args[:i] + args[i + 2:]))
     assert code == 2 and "missing --key" in out
 
 

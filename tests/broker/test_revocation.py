@@ -74,15 +74,9 @@ def test_crl_status_counts_and_warns_of_expiry(own_pki):
     assert pki_crl.crl_status(own_pki.ca.directory)["revoked"] == 1
 
 
-def test_cli_revoke_and_crl(tmp_path, capsys):
+def test_cli_revoke_and_crl(tmp_path, run_main):
     import json
-    from daozhang.cli.main import main
-
-    def run(*args):
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        out = capsys.readouterr()
-        return info.value.code, out.out + out.err
+    run = run_main
 
     ca = str(tmp_path / "ca")
     assert run("pki", "init", "--out", ca)[0] == 0

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from dztest.agent_daemon import AgentProcess, provision
@@ -185,3 +186,12 @@ class SyncWorld:
                 store.close()
             except Exception:
                 pass
+
+
+@pytest.fixture
+def sqlite_world(tmp_path, tls_broker):
+    """A SyncWorld on the test's TLS broker, backend store in SQLite; closed
+    (agents and workers killed) afterwards.  Import it into a conftest.py."""
+    world = SyncWorld(tmp_path, tls_broker, str(tmp_path / "backend.db"))
+    yield world
+    world.close()

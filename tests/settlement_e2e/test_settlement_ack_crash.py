@@ -24,16 +24,9 @@ from daozhang.cli.main import cli
 from daozhang.client import Client
 from dztest.settlement_e2e import (
     alert_state, backdated_sale, csv_row, settlement_records, wait_alert, write_csv)
-from dztest.sync_world import SyncWorld, wait_for
+from dztest.sync_world import wait_for
 
 pytestmark = pytest.mark.timeout(150)
-
-
-@pytest.fixture
-def world(tmp_path, tls_broker):
-    w = SyncWorld(tmp_path, tls_broker, str(tmp_path / "backend.db"))
-    yield w
-    w.close()
 
 
 def settle(world, csv_path):

@@ -28,16 +28,9 @@ from daozhang.client import Client
 from dztest.settlement_e2e import (
     DAY_MS, alert_state, alerts_json, backdated_sale, csv_row, journal_records, make_ack,
     plain_row, settlement_records, wait_alert, write_csv)
-from dztest.sync_world import SyncWorld, wait_for
+from dztest.sync_world import wait_for
 
 pytestmark = pytest.mark.timeout(150)
-
-
-@pytest.fixture
-def world(tmp_path, tls_broker):
-    w = SyncWorld(tmp_path, tls_broker, str(tmp_path / "backend.db"))
-    yield w
-    w.close()
 
 
 def run_cli(*args):
