@@ -75,11 +75,17 @@ def open_board(port):
         raise BoardError("cannot open %s: %s (is the board plugged in, and no serial monitor or "
                          "`daozhang device pull` using the port?)" % (port, exc)) from None
     try:
+        # mpremote reads a pty without a timeout: a port where nothing answers
+        # would hang; with one, enter_raw_repl gives up after its 10 s.
+        t.serial.timeout = 1
         t.enter_raw_repl(soft_reset=False)
+        t.serial.timeout = None
         t.use_raw_paste = False
         board = Board(t, port)
         if board.platform() != "webassembly":
+            t.serial.timeout = 1
             t.enter_raw_repl(soft_reset=True)
+            t.serial.timeout = None
             t.use_raw_paste = True
     except (TransportError, OSError, BoardError):
         t.close()
