@@ -18,7 +18,7 @@ from dztest.agent_daemon import PROFILE
 STUB = b'def main():\n    print("daozhang stub agent")\n'
 
 
-def provision_dir(tmp, device_id="pos-0042", board="rpi4"):
+def provision_dir(tmp, device_id="pos-0042", board="rpi4", journal_size="1MiB", segment_size="64KiB"):
     from daozhang.agent.signer import generate_keypair
     from daozhang.cli.main import cli
     tmp = str(tmp)
@@ -27,8 +27,8 @@ def provision_dir(tmp, device_id="pos-0042", board="rpi4"):
     out = os.path.join(tmp, "prov-" + device_id)
     result = CliRunner().invoke(cli, [
         "device", "provision", "--board", board, "--device-id", device_id, "--profile", PROFILE,
-        "--backend-pubkey", backend + ".pub", "--out", out, "--journal-size", "1MiB",
-        "--segment-size", "64KiB", "--json"], catch_exceptions=False)
+        "--backend-pubkey", backend + ".pub", "--out", out, "--journal-size", journal_size,
+        "--segment-size", segment_size, "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out
 
