@@ -67,7 +67,7 @@ def flash_card(image, target, board, provision_dir=None, wheelhouse=None, bmap_p
     when = now or datetime.datetime.now(datetime.timezone.utc)
     manifest = {
         "format": 1, "image": os.path.basename(image), "image_size": result.image_size,
-        "image_sha256": result.image_sha256, "hash": result.hash_name,
+        "hash": result.hash_name,
         "ranges": check_ranges(target, result.ranges, result.hash_name,
                                (boot["offset"], boot["offset"] + boot["size"])),
         "boot": {"offset": boot["offset"], "size": boot["size"], "files": original},

@@ -19,6 +19,7 @@ the "card" in between.
 import hashlib
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 
 from daozhang.host_tools.flash.errors import ImageError, VerifyFailed, WriteError
 
@@ -27,15 +28,15 @@ CHUNK = 4 << 20
 
 class WriteResult:
     """What was written: `ranges` [(offset, length, hexdigest)], the hash type,
-    bytes written, the image's size and its whole-image SHA-256 (None with a map)."""
+    bytes written and the image's size."""
 
-    def __init__(self, target, ranges, hash_name, written, image_size, image_sha256):
+    def __init__(self, target, ranges, hash_name, written, image_size, source_path=None):
         self.target = target
+        self.source_path = source_path        # a raw image: the read-back compares with it
         self.ranges = ranges
         self.hash_name = hash_name
         self.written = written
         self.image_size = image_size
-        self.image_sha256 = image_sha256
 
 
 def open_target(path):
@@ -86,25 +87,39 @@ def _finish(fd, path, size_to):
         os.close(fd)
 
 
-def _write_all(source, fd, path, progress_callback):
-    # One hash per 4 MiB chunk (so a failed read-back names where) and one
-    # for the whole image (what `--check` compares against).
-    whole = hashlib.sha256()
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_all(source, fd, path, progress_callback, hasher):
+    # One range per 4 MiB chunk, so a failed read-back names where.  A raw
+    # image is not hashed here: the read-back compares the card with the
+    # image file itself, byte for byte (hashing in line halved the write
+    # rate on a busy 2-core machine, bench/flash.py).  A compressed image
+    # cannot be re-read cheaply, so its chunks are hashed now, on a worker
+    # thread while this one writes.
     ranges = []
     offset = 0
     while True:
         chunk = source.read(CHUNK)
         if not chunk:
             break
-        whole.update(chunk)
-        ranges.append((offset, len(chunk), hashlib.sha256(chunk).hexdigest()))
+        digest = hasher.submit(_sha256, chunk) if source.kind != "raw" else None
         _pwrite_all(fd, chunk, offset, path)
+        ranges.append([offset, len(chunk), digest.result() if digest else None])
         offset += len(chunk)
         _report(progress_callback, source, offset, source.size)
-    return ranges, "sha256", offset, offset, whole.hexdigest()
+    return ranges, "sha256", offset, offset
 
 
-def _write_mapped(source, fd, path, bmap, progress_callback):
+def _hash_all(hash_name, chunks):
+    h = hashlib.new(hash_name)
+    for chunk in chunks:
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_mapped(source, fd, path, bmap, progress_callback, hasher):
     at = 0
     done = 0
     total = bmap.mapped_bytes
@@ -114,24 +129,25 @@ def _write_mapped(source, fd, path, bmap, progress_callback):
             if not skipped:
                 break
             at += len(skipped)
-        h = bmap.new_hash()
+        chunks = []
         left = length
         while left:
             chunk = source.read(min(CHUNK, left))
             if not chunk:
                 raise ImageError("--image %s ends at byte %d, inside the block map's range at %d+%d "
                                  "(wrong --bmap for this image?)" % (source.path, at, offset, length))
-            h.update(chunk)
+            chunks.append(chunk)
             _pwrite_all(fd, chunk, at, path)
             at += len(chunk)
             left -= len(chunk)
             done += len(chunk)
             _report(progress_callback, source, done, total)
-        if h.hexdigest() != want:
+        got = hasher.submit(_hash_all, bmap.checksum_type, chunks).result()
+        if got != want:
             raise ImageError("--image %s: bytes %d..%d hash %s, the block map says %s (wrong --bmap, "
                              "or a corrupt image: download it again)"
-                             % (source.path, offset, offset + length, h.hexdigest(), want))
-    return list(bmap.ranges), bmap.checksum_type, done, bmap.image_size, None
+                             % (source.path, offset, offset + length, got, want))
+    return list(bmap.ranges), bmap.checksum_type, done, bmap.image_size
 
 
 def write_image(source, target, bmap=None, progress_callback=None):
@@ -141,16 +157,18 @@ def write_image(source, target, bmap=None, progress_callback=None):
                          % (bmap.path, bmap.image_size, source.path, source.size))
     fd = open_target(target)
     try:
-        if bmap is None:
-            ranges, hash_name, written, size, digest = _write_all(source, fd, target, progress_callback)
-        else:
-            ranges, hash_name, written, size, digest = _write_mapped(source, fd, target, bmap,
-                                                                     progress_callback)
+        with ThreadPoolExecutor(1) as hasher:
+            if bmap is None:
+                ranges, hash_name, written, size = _write_all(source, fd, target, progress_callback, hasher)
+            else:
+                ranges, hash_name, written, size = _write_mapped(source, fd, target, bmap,
+                                                                 progress_callback, hasher)
     except BaseException:
         os.close(fd)
         raise
     _finish(fd, target, size)
-    return WriteResult(target, ranges, hash_name, written, size, digest)
+    raw = source.path if bmap is None and source.kind == "raw" else None
+    return WriteResult(target, [list(r) for r in ranges], hash_name, written, size, raw)
 
 
 def drop_cache(path):
@@ -179,11 +197,30 @@ def hash_range(f, offset, length, hash_name, progress=None):
     return h.hexdigest(), length - left
 
 
+def _compare_with_image(f, image, offset, length, target, image_path):
+    """Card bytes == image bytes at offset, or VerifyFailed; returns the card chunk."""
+    f.seek(offset)
+    image.seek(offset)
+    card = f.read(length)
+    if len(card) != length:
+        raise VerifyFailed("--target %s: read back %d of %d bytes at %d: the target is smaller than the "
+                           "image" % (target, len(card), length, offset), offset)
+    if card != image.read(length):
+        raise VerifyFailed("--target %s: bytes %d..%d read back differ from --image %s: the card did not "
+                           "keep what was written; flash again, and replace the card if it fails twice"
+                           % (target, offset, offset + length, image_path), offset)
+    return card
+
+
 def verify_target(target, result, progress_callback=None):
-    """Read back every range written and compare; VerifyFailed on the first difference."""
+    """Read back every range written and compare; VerifyFailed on the first difference.
+
+    A raw image's ranges are compared with the image file byte for byte and
+    their hashes recorded (for `--check`); the others against their hashes."""
     try:
         drop_cache(target)
         f = open(target, "rb")
+        image = open(result.source_path, "rb") if result.source_path else None
     except OSError as exc:
         raise WriteError("--target %s: cannot read back: %s" % (target, exc.strerror)) from None
     done = [0]
@@ -194,7 +231,13 @@ def verify_target(target, result, progress_callback=None):
         if progress_callback is not None:
             progress_callback(done[0], total)
     with f:
-        for offset, length, want in result.ranges:
+        for entry in result.ranges:
+            offset, length, want = entry
+            if want is None:
+                card = _compare_with_image(f, image, offset, length, target, result.source_path)
+                entry[2] = _sha256(card)
+                tick(length)
+                continue
             got, read = hash_range(f, offset, length, result.hash_name, tick)
             if read != length:
                 raise VerifyFailed("--target %s: read back %d of %d bytes at %d: the target is smaller "
@@ -204,4 +247,6 @@ def verify_target(target, result, progress_callback=None):
                                    "did not keep what was written; flash again, and replace the card if "
                                    "it fails twice" % (target, offset, offset + length, result.hash_name,
                                                        got[:16], want[:16]), offset)
+    if image is not None:
+        image.close()
     return total
