@@ -6,6 +6,7 @@ has no modes or owners: the first-boot step gives files theirs.
 """
 
 import hashlib
+import warnings
 
 from daozhang.host_tools.flash.errors import ImageError, WriteError
 
@@ -15,7 +16,10 @@ class FatPartition:
         from pyfatfs.PyFatFS import PyFatFS
         self.target = target
         try:
-            self.fs = PyFatFS(target, offset=offset)
+            with warnings.catch_warnings():
+                # pyfatfs warns when a small FAT32 could also be FAT16; mkfs.fat -F 32 made it FAT32.
+                warnings.simplefilter("ignore", UserWarning)
+                self.fs = PyFatFS(target, offset=offset)
         except Exception as exc:                    # pyfatfs raises bare PyFATException / OSError
             raise ImageError("%s: no FAT file system at byte %d: %s" % (target, offset, exc)) from None
 

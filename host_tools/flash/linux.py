@@ -51,7 +51,7 @@ def flash_card(image, target, board, provision_dir=None, wheelhouse=None, bmap_p
         if wheelhouse is None:
             from daozhang.agent.core.errors import LocalError
             raise LocalError("--provision needs --wheelhouse DIR: the terminal installs the agent from it "
-                             "on first boot, offline (`pip wheel daozhang -w DIR`)")
+                             "on first boot, offline (`pip wheel -w DIR /path/to/daozhang` on an arm64 Linux)")
         wheels = payload.read_wheelhouse(wheelhouse)
     block_map = bmap_mod.load_bmap(bmap_path) if bmap_path else None
     with ImageSource(image) as source:

@@ -29,9 +29,8 @@ def read_wheelhouse(path):
     except OSError as exc:
         raise LocalError("--wheelhouse %s: cannot read: %s" % (path, exc.strerror)) from None
     if not any(n.lower().startswith("daozhang-") for n in names):
-        raise LocalError("--wheelhouse %s has no daozhang-*.whl: build it with `pip wheel daozhang -w %s` "
-                         "(for a Pi 4: add --platform manylinux2014_aarch64 --only-binary=:all:)"
-                         % (path, path))
+        raise LocalError("--wheelhouse %s has no daozhang-*.whl: build it with `pip wheel -w %s "
+                         "/path/to/daozhang` on an arm64 Linux (the Pi's architecture)" % (path, path))
     out = {}
     for n in names:
         with open(os.path.join(path, n), "rb") as f:
