@@ -30,11 +30,7 @@ def _image_hashes(image, ranges, hash_name):
     with ImageSource(image) as src:
         at = 0
         for offset, length, _ in ranges:
-            while at < offset:
-                skipped = src.read(min(writer.CHUNK, offset - at))
-                if not skipped:
-                    break
-                at += len(skipped)
+            at += src.skip(offset - at)
 
             h = hashlib.new(hash_name)
             left = length

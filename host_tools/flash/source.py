@@ -63,6 +63,21 @@ class ImageSource:
             raise
         return b"".join(out)
 
+    def skip(self, n):
+        """Read past n bytes (seek on a raw image); returns how many were skipped."""
+        if self.kind == "raw":
+            here = self._raw.tell()
+            end = min(here + n, self.input_size)
+            self._raw.seek(end)
+            return end - here
+        skipped = 0
+        while skipped < n:
+            chunk = self.read(min(4 << 20, n - skipped))
+            if not chunk:
+                break
+            skipped += len(chunk)
+        return skipped
+
     def position(self):
         return self._raw.tell()
 

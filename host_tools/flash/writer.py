@@ -124,11 +124,7 @@ def _write_mapped(source, fd, path, bmap, progress_callback, hasher):
     done = 0
     total = bmap.mapped_bytes
     for offset, length, want in bmap.ranges:
-        while at < offset:                           # unmapped: read past, write nothing
-            skipped = source.read(min(CHUNK, offset - at))
-            if not skipped:
-                break
-            at += len(skipped)
+        at += source.skip(offset - at)               # unmapped: read past, write nothing
         chunks = []
         left = length
         while left:
