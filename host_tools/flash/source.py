@@ -63,6 +63,22 @@ class ImageSource:
             raise
         return b"".join(out)
 
+    def read_into(self, buf):
+        """Fill `buf` (a bytearray) as far as the image goes; the count.  A raw
+        image reads straight into it (no 4 MiB allocation per block)."""
+        if self.kind != "raw":
+            data = self.read(len(buf))
+            buf[:len(data)] = data
+            return len(data)
+        view = memoryview(buf)
+        got = 0
+        while got < len(buf):
+            n = self._raw.readinto(view[got:])
+            if not n:
+                break
+            got += n
+        return got
+
     def skip(self, n):
         """Read past n bytes (seek on a raw image); returns how many were skipped."""
         if self.kind == "raw":

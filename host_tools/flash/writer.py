@@ -100,14 +100,16 @@ def _write_all(source, fd, path, progress_callback, hasher):
     # thread while this one writes.
     ranges = []
     offset = 0
+    buf = bytearray(CHUNK)                       # one buffer, reused: dd does the same
     while True:
-        chunk = source.read(CHUNK)
-        if not chunk:
+        n = source.read_into(buf)
+        if not n:
             break
+        chunk = memoryview(buf)[:n]
         digest = hasher.submit(_sha256, chunk) if source.kind != "raw" else None
         _pwrite_all(fd, chunk, offset, path)
-        ranges.append([offset, len(chunk), digest.result() if digest else None])
-        offset += len(chunk)
+        ranges.append([offset, n, digest.result() if digest else None])
+        offset += n
         _report(progress_callback, source, offset, source.size)
     return ranges, "sha256", offset, offset
 
