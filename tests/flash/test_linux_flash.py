@@ -249,3 +249,30 @@ def test_first_boot_installs_offline_and_enables_the_service(pi_image, tmp_path)
     assert not (boot / "daozhang" / "state").exists()           # no key left on the FAT partition
     assert "systemd.run" not in (boot / "cmdline.txt").read_text()
     assert (boot / "cmdline.txt").read_text().startswith("console=serial0")
+
+
+@pytest.mark.slow
+def test_real_sizes_rpi4_journal_and_a_512_mib_boot_partition(tmp_path):
+    """The shipped rpi4 board's sizes: a 64 MiB journal (1 MiB segments) in the
+    provisioned dir, a Raspberry Pi OS-sized 512 MiB FAT32 boot partition."""
+    need_tools()
+    image = str(tmp_path / "raspios.img")
+    parts = build_pi_image(image, boot_mib=512, root_mib=64)
+    from daozhang.agent.signer import generate_keypair
+    from daozhang.cli.main import cli
+    from click.testing import CliRunner
+    from dztest.agent_daemon import PROFILE
+    generate_keypair(str(tmp_path / "backend"))
+    prov = str(tmp_path / "pos-0100")
+    result = CliRunner().invoke(cli, ["device", "provision", "--board", "rpi4", "--device-id", "pos-0100",
+                                      "--profile", PROFILE, "--backend-pubkey", str(tmp_path / "backend.pub"),
+                                      "--out", prov], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert os.path.getsize(os.path.join(prov, "journal.dzj")) > 64 << 20 - 1
+    target = str(tmp_path / "card.img")
+    linux.flash_card(image, target, load_board("rpi4"), provision_dir=prov,
+                     wheelhouse=make_wheelhouse(tmp_path))
+    with FatPartition(target, parts["boot"][0]) as fat:
+        journal = fat.read("/daozhang/state/journal.dzj")
+    assert journal == open(os.path.join(prov, "journal.dzj"), "rb").read()
+    assert check_card(target, image=image)["findings"] == []
