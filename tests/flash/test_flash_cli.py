@@ -127,3 +127,32 @@ def test_no_repl_on_the_port_names_the_fix(run_main, tmp_path):
     assert code == 2
     assert ("daozhang: no MicroPython REPL on %s: is the board in bootloader mode? flash firmware first "
             "with --firmware" % name) in out
+
+
+def test_progress_bars_on_a_tty_only(image, tmp_path):
+    """On a terminal (a pty here) rich draws one bar per step; piped, none."""
+    import pty
+    import subprocess
+    import sys
+    daozhang = os.path.join(os.path.dirname(sys.executable), "daozhang")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([daozhang, "device", "flash", "--board", "rpi4", "--image", image,
+                             "--target", str(tmp_path / "tty.img")], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        drawn += data
+    out, _ = proc.communicate()
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"writing" in drawn and b"reading back" in drawn and b"MB" in drawn
+    piped = subprocess.run([daozhang, "device", "flash", "--board", "rpi4", "--image", image,
+                            "--target", str(tmp_path / "pipe.img")], capture_output=True)
+    assert piped.returncode == 0 and piped.stderr == b""
+    assert b"verified   read back: identical" in piped.stdout
