@@ -115,6 +115,8 @@ def _check(target, image, as_json):
              ("image", match),
              ("device", _device_line(p) if p else "none found"),
              ("state", r["state"])]
+    for note in r["notes"]:
+        lines.append(("note", note))
     for finding in r["findings"]:
         lines.append(("finding", finding))
     lines.append(("result", "OK" if not r["findings"] else "%d finding(s)" % len(r["findings"])))

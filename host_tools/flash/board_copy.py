@@ -66,11 +66,13 @@ class Board:
             self.t.close()
 
 
-def open_board(port):
+def open_board(port, wait=0):
+    """`wait` seconds for the port to appear (a board re-enumerating on USB
+    after esptool reset it)."""
     from mpremote.transport import TransportError
     from mpremote.transport_serial import SerialTransport
     try:
-        t = SerialTransport(port, baudrate=115200)
+        t = SerialTransport(port, baudrate=115200, wait=wait)
     except TransportError as exc:
         raise BoardError("cannot open %s: %s (is the board plugged in, and no serial monitor or "
                          "`daozhang device pull` using the port?)" % (port, exc)) from None

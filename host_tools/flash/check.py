@@ -2,7 +2,8 @@
 
 Reads the manifest the flash left on the boot partition (daozhang/flash.json),
 re-hashes every range of the image outside the boot partition and every
-original file inside it, and reads the provisioning back: from the boot
+original file inside it (after the first boot, a changed root partition is a
+note, not a finding: a running system writes it), and reads the provisioning back: from the boot
 partition before the first boot, from the root file system (debugfs) after
 it.  With --image it also hashes the image over the same ranges, so "this
 card carries that image" is checked byte for byte.  No secret is read into
@@ -49,6 +50,8 @@ def _provisioning(target, fat, manifest):
     state = payload.DIR + "/state/"
     key = manifest["device"].get("fingerprint")
     toml = fat.read(state + "agent.toml")
+    pub = None
+    where = "missing"
     if toml is not None:
         where = "boot partition, waiting for the first boot"
         pub = fat.read(state + "device.pub")
@@ -58,7 +61,7 @@ def _provisioning(target, fat, manifest):
         pub = read_ext4_file(target, manifest["root_offset"], base + "device.pub")
         where = "installed in %s (first boot done)" % manifest["state_dir"]
     if toml is None:
-        return None, "missing"
+        return None, where
     found = summary_from_bytes(toml, pub, target)
     found["where"] = where
     found["matches_flash"] = (found["device_id"] == manifest["device"]["device_id"]
@@ -67,8 +70,9 @@ def _provisioning(target, fat, manifest):
 
 
 def check_card(target, image=None, progress_callback=None):
-    boot, _ = boot_and_root(target)
+    boot, root = boot_and_root(target)
     findings = []
+    notes = []
     with FatPartition(target, boot["offset"]) as fat:
         raw = fat.read(payload.MANIFEST)
         if raw is None:
@@ -85,10 +89,14 @@ def check_card(target, image=None, progress_callback=None):
     ranges = manifest["ranges"]
     total = sum(r[1] for r in ranges)
     done = 0
+    in_root = (lambda o, n: root is not None and root["offset"] <= o and o + n <= root["offset"] + root["size"])
+    root_changed = 0
     with open(target, "rb") as f:
         for offset, length, digest in ranges:
             got, read = writer.hash_range(f, offset, length, manifest["hash"])
-            if got != digest:
+            if got != digest and first_boot_done and in_root(offset, length):
+                root_changed += 1                   # a booted system writes its root: expected
+            elif got != digest:
                 findings.append("bytes %d..%d differ from what was flashed" % (offset, offset + length))
             done += length
             if progress_callback is not None:
@@ -105,7 +113,10 @@ def check_card(target, image=None, progress_callback=None):
     elif not prov["matches_flash"]:
         findings.append("the provisioning on the card (device %s, key %s) is not the one flashed (device %s)"
                         % (prov["device_id"], prov["fingerprint"], manifest["device"]["device_id"]))
-    return {"target": target, "image": manifest["image"], "flashed_at": manifest["flashed_at"],
+    if root_changed:
+        notes.append("%d range(s) of the root partition changed since the flash, as a booted system's do"
+                     % root_changed)
+    return {"notes": notes, "target": target, "image": manifest["image"], "flashed_at": manifest["flashed_at"],
             "board": manifest["board"], "image_match": image_match, "ranges_checked": len(ranges),
             "bytes_checked": total, "provisioning": prov, "state": where,
             "first_boot_done": first_boot_done, "findings": findings}

@@ -57,7 +57,7 @@ def flash_mcu(port, board, provision_dir, firmware=None, progress=None, open_boa
         fw = esp32.write_firmware(port, board, firmware,
                                   None if progress is None else (lambda d, t: progress("firmware", d, t)))
     files, journal, summary = board_files(board, provision_dir)
-    b = open_board(port)
+    b = open_board(port, wait=10) if fw is not None else open_board(port)
     try:
         result = board_copy.sync_files(b, files, None if progress is None
                                        else (lambda d, t: progress("copy", d, t)))

@@ -123,6 +123,10 @@ def find_problems(target, max_size=None, mountinfo_text=None, swaps_text=None, r
 
 def check_target(target, force=False, **kw):
     """Raise TargetRefused naming every reason, unless force; return the reasons overridden."""
+    if target.startswith("/dev/") and not os.path.exists(target):
+        # Not overridable: writing would create a plain file on /dev (RAM).
+        raise TargetRefused("--target %s does not exist: is the card in the reader? `lsblk` lists the "
+                            "disks" % target)
     problems = find_problems(target, **kw)
     if problems and not force:
         raise TargetRefused("refusing to write --target %s: %s. If you are sure, add --force"

@@ -80,6 +80,13 @@ def test_the_running_systems_disk_is_refused(run_main, image):
     assert "is mounted on /" in out and "add --force" in out
 
 
+def test_a_missing_device_is_refused_even_with_force(run_main, image):
+    code, out = run_main("device", "flash", "--board", "rpi4", "--image", image, "--target", "/dev/sdzz",
+                         "--force")
+    assert code == 2 and "--target /dev/sdzz does not exist: is the card in the reader?" in out
+    assert not os.path.exists("/dev/sdzz")
+
+
 def test_a_mounted_partition_and_an_oversized_disk_are_refused():
     disk = root_block_device()
     if disk is None:

@@ -276,3 +276,28 @@ def test_real_sizes_rpi4_journal_and_a_512_mib_boot_partition(tmp_path):
         journal = fat.read("/daozhang/state/journal.dzj")
     assert journal == open(os.path.join(prov, "journal.dzj"), "rb").read()
     assert check_card(target, image=image)["findings"] == []
+
+
+def test_check_after_first_boot_reads_the_root_partition(pi_image, tmp_path):
+    """After the first boot the state lives in /var/lib/daozhang on ext4: the
+    card is changed here as the terminal would (debugfs -w writes the files,
+    the FAT copy is removed) and --check finds the provisioning there."""
+    image, parts = pi_image
+    target, prov, report, _ = _flash(image, tmp_path)
+    commands = tmp_path / "debugfs.cmd"
+    commands.write_text("mkdir /var/lib/daozhang\n" + "".join(
+        "write %s /var/lib/daozhang/%s\n" % (os.path.join(prov, n), n) for n in ("agent.toml", "device.pub")))
+    env = dict(os.environ, PATH=os.environ["PATH"] + ":/usr/sbin:/sbin")
+    subprocess.run(["debugfs", "-w", "-f", str(commands), "%s?offset=%d" % (target, parts["root"][0])],
+                   check=True, capture_output=True, env=env)
+    with FatPartition(target, parts["boot"][0]) as fat:
+        fat.remove_tree("/daozhang/state")
+        fat.write("/daozhang/firstboot.done", b"2026-12-03T10:00:00Z\n")
+    result = check_card(target)
+    assert result["provisioning"]["device_id"] == "pos-0042"
+    assert result["provisioning"]["fingerprint"] == report["provisioned"]["fingerprint"]
+    assert result["state"] == "installed in /var/lib/daozhang (first boot done)"
+    assert result["first_boot_done"] is True
+    # The root partition changed (a booted system writes it): a note, not a finding.
+    assert result["findings"] == []
+    assert "of the root partition changed since the flash" in result["notes"][0]
