@@ -130,7 +130,7 @@ class IntakeService:
         if not self.accepting:
             raise Refused("shutting_down", "the agent is stopping; retry in a moment")
         try:
-            payload = txn.validate(obj)
+            payload = txn.validate(obj, int(time.time() * 1000), txn.time_window(self.profile))
         except PaymentDataRefused as exc:
             self.log("txn_refused", code=exc.code, field=exc.field)
             raise Refused(exc.code, str(exc), exc.field) from None

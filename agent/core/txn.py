@@ -71,6 +71,9 @@ _CARD_SEPARATORS = " -"
 _CARD_CHARS = _DIGITS + _MASK + _CARD_SEPARATORS
 # Fields whose long digit runs are identifiers (card_data's identifier mode).
 _ID_FIELDS = ("pos_txn_id", "original_pos_txn_id")
+# Text fields a POS fills freely: a number split across two of them is one.
+# (time, card, kind... have formats no digit run can cross into.)
+_SPLIT_FIELDS = _ID_FIELDS + ("note", "operator", "card_type", "terminal_id")
 
 luhn_ok = card_data.luhn_ok          # kept for the callers that test with it
 
@@ -139,7 +142,7 @@ def _refuse_split_numbers(obj):
     tails = []
     for key in obj:
         value = obj[key]
-        if type(key) is not str or not _SCANNED.get(key) or type(value) is not str:
+        if key not in _SPLIT_FIELDS or type(value) is not str:
             continue
         head, tail = card_data.edge_digits(value, key in _ID_FIELDS)
         if head:
