@@ -21,6 +21,7 @@ import cbor2
 
 from cryptography.exceptions import InvalidSignature
 
+from daozhang.agent.core import card_data
 from daozhang.agent.core import checkpoint
 from daozhang.agent.core import record
 from daozhang.agent.core import sync_messages as msgs
@@ -165,7 +166,7 @@ def decode_frame(frame):
     rec.boot_id, rec.mono_ms = boot_id, mono_ms
     rec.boot_id, rec.mono_ms = boot_id, mono_ms
     rec.hash = hashlib.sha256(head).digest()
-    rec.json = _payload_for_store(payload)
+    rec.json = _payload_for_store(card_data.masked_value(payload))   # SPEC 4.4: no PAN stored
     return rec
 
 

@@ -26,6 +26,8 @@ Portable: CPython and MicroPython (a hand scan, no `re`; strings are walked
 with `for`, never indexed, as MicroPython indexes str in O(n)).
 """
 
+import sys
+
 MIN_PAN = 13
 MAX_PAN = 19
 KEEP_FIRST = 6
@@ -240,6 +242,70 @@ def _only_separators_after(text, start, n):
             return False
         k += 1
     return True
+
+
+# --- whole values (a decoded record, a message) -------------------------------
+
+# Keys whose text is an identifier (long digit runs pass), wherever they occur.
+IDENTIFIER_KEYS = ("pos_txn_id", "original_pos_txn_id", "order_id", "order_no", "rrn",
+                   "acquirer_ref", "out_trade_no", "trade_no", "transaction_id")
+
+
+def masked_value(value, depth=0):
+    """`value` with every card number in its text (map keys and values,
+    lists, 16 levels deep) masked; the same object when there was none.
+    Bytes and integers are left alone: they are hashes, sizes and times."""
+    if isinstance(value, str):
+        if might_hold_card_number(value):
+            return mask_card_numbers(value)[0]
+        return value
+    if depth >= 16:
+        return value
+    if isinstance(value, dict):
+        out = None
+        for key in value:
+            item = value[key]
+            if isinstance(item, str):
+                new = mask_card_numbers(item, key in IDENTIFIER_KEYS)[0] \
+                    if might_hold_card_number(item) else item
+            else:
+                new = masked_value(item, depth + 1)
+            new_key = masked_value(key, depth + 1) if isinstance(key, str) else key
+            if out is None and (new is not item or new_key is not key):
+                out = {}
+                for k in value:
+                    if k == key:
+                        break
+                    out[k] = value[k]
+            if out is not None:
+                out[new_key] = new
+        return value if out is None else out
+    if isinstance(value, list):
+        items = [masked_value(item, depth + 1) for item in value]
+        for a, b in zip(items, value):
+            if a is not b:
+                return items
+        return value
+    return value
+
+
+# On CPython one regular expression (C speed) proves most text clean first:
+# it matches every chain of 13 digits, which every card number is.  Not on
+# MicroPython: its re has no counted repeats, and a pre-filter that silently
+# under-matched would let a card number through; there every text is scanned.
+if sys.implementation.name == "cpython":
+    import re
+    _DIGIT_CLASS = "0-9\uff10-\uff19"
+    _SEPARATOR_CLASS = "".join("\\u%04x" % ord(c) for c in SEPARATORS)
+    chain13_search = re.compile("[%s](?:[%s]*[%s]){12}" % (
+        _DIGIT_CLASS, _SEPARATOR_CLASS, _DIGIT_CLASS)).search
+else:
+    chain13_search = None
+
+
+def might_hold_card_number(text):
+    """False only when `text` surely holds no card number (a cheap test)."""
+    return chain13_search is None or chain13_search(text) is not None
 
 
 # --- track data and CVV ---------------------------------------------------------

@@ -172,10 +172,8 @@ def _refuse_split_numbers(obj):
 # under-matched would let a PAN through.
 if sys.implementation.name == "cpython":
     import re
-    _D = "0-9\uff10-\uff19"
-    _S = "".join("\\u%04x" % ord(c) for c in card_data.SEPARATORS)
-    _chain13 = re.compile("[%s](?:[%s]*[%s]){12}" % (_D, _S, _D)).search
-    _track2 = re.compile("[%s]{12}[=Dd][%s]{4}" % (_D, _D)).search
+    _chain13 = card_data.chain13_search
+    _track2 = re.compile("[0-9\uff10-\uff19]{12}[=Dd][0-9\uff10-\uff19]{4}").search
     _cvv_word = re.compile(r"(?:cvv2|cvc2|cvv|cvc|cav2|csc|cid|security code)[ :=#-]*[0-9]{3}").search
 else:
     _chain13 = _track2 = _cvv_word = None
