@@ -297,15 +297,20 @@ if sys.implementation.name == "cpython":
     import re
     _DIGIT_CLASS = "0-9\uff10-\uff19"
     _SEPARATOR_CLASS = "".join("\\u%04x" % ord(c) for c in SEPARATORS)
-    chain13_search = re.compile("[%s](?:[%s]*[%s]){12}" % (
+    # 13 characters in a row from digits and separators: a superset of a
+    # chain, and a plain class repeat (several times faster than the chain).
+    _run13_search = re.compile("[%s%s]{13}" % (_DIGIT_CLASS, _SEPARATOR_CLASS)).search
+    chain13_search = re.compile("[%s](?:[%s]*+[%s]){12}" % (
         _DIGIT_CLASS, _SEPARATOR_CLASS, _DIGIT_CLASS)).search
 else:
-    chain13_search = None
+    _run13_search = chain13_search = None
 
 
 def might_hold_card_number(text):
     """False only when `text` surely holds no card number (a cheap test)."""
-    return chain13_search is None or chain13_search(text) is not None
+    if chain13_search is None:
+        return True
+    return _run13_search(text) is not None and chain13_search(text) is not None
 
 
 # --- track data and CVV ---------------------------------------------------------

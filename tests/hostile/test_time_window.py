@@ -116,3 +116,13 @@ def test_the_profile_validates_its_sale_time_table():
         with pytest.raises(ProfileError) as info:
             validate_profile(base)
         assert "sale_time" in str(info.value)
+
+
+def test_the_intake_judges_by_the_clock_it_is_given(journal):
+    # The daemon passes its own clock (a simulated one in the demo and tests).
+    later = (NOW_S + 40 * DAY) * 1000
+    svc = IntakeService(journal, now_ms=lambda: later)
+    with pytest.raises(Refused) as info:
+        svc.submit(sale("T-now", time=at(0)))             # 40 days before that clock
+    assert info.value.code == "time_out_of_range"
+    assert svc.submit(sale("T-then", time=at(40 * DAY - 3600)))["seq"] > 0
