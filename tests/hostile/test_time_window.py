@@ -13,10 +13,9 @@ from daozhang.agent.core import txn
 from daozhang.agent.core.business_calendar import format_rfc3339, parse_rfc3339_ms
 from daozhang.agent.core.errors import ValidationError
 from daozhang.agent.intake_service import IntakeService, Refused
-from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.profile import ProfileError, validate_profile
-from daozhang.agent.signer import generate_keypair, load_signer
 from dztest.agent_daemon import sale
+from dztest.sync import make_journal
 
 EXAMPLE_PROFILE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "merchant.toml")
 DAY = 86400
@@ -82,12 +81,9 @@ def test_rfc3339_parsers_raise_only_their_own_error(text):
 
 @pytest.fixture
 def journal(tmp_path):
-    generate_keypair(str(tmp_path / "dev"))
-    path = str(tmp_path / "j.dzj")
-    create_journal(path, "pos-t", size=1 << 20, segment_size=64 << 10)
-    j = JournalFile.open(path, load_signer(str(tmp_path / "dev.key")))
-    yield j
-    j.close()
+    journal = make_journal(tmp_path, device="pos-t", size=1 << 20)[1]
+    yield journal
+    journal.close()
 
 
 def test_the_intake_refuses_a_stale_sale_and_journals_nothing(journal):
