@@ -51,8 +51,8 @@ class Finding:
     def __init__(self, kind, seq, detail, evidence=None):
         self.kind = kind
         self.seq = seq
-        self.detail = detail
-        self.evidence = evidence
+        # Stored and logged: no card number from the device's bytes (SPEC 4.4).
+        self.detail, self.evidence = card_data.masked_value(detail), card_data.masked_bytes(evidence)
 
     def dedup_key(self, device_id):
         digest = hashlib.sha256(self.evidence or self.detail.encode()).hexdigest()[:32]

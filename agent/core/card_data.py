@@ -289,6 +289,33 @@ def masked_value(value, depth=0):
     return value
 
 
+def masked_bytes(data):
+    """Bytes of outside origin (evidence of a malformed message) with every
+    card number masked, read as UTF-8 (full-width digits) and as Latin-1
+    (a stray 0xA0 byte is a NBSP there); the same object when there was none."""
+    if not isinstance(data, (bytes, bytearray)) or len(data) < MIN_PAN:
+        return data
+    out = bytes(data)
+    try:
+        text = out.decode("utf-8", "surrogateescape")
+        if might_hold_card_number(text):
+            masked, count = mask_card_numbers(text)
+            if count:
+                out = masked.encode("utf-8", "surrogateescape")
+    except (LookupError, TypeError, UnicodeError):
+        pass                     # MicroPython has no error handlers: Latin-1 below
+    # Latin-1 view: one char per byte, so '*' replaces exactly the digit bytes.
+    try:
+        text = out.decode("latin-1")
+    except (LookupError, UnicodeError):
+        text = "".join([chr(b) for b in out])
+    if might_hold_card_number(text):
+        masked, count = mask_card_numbers(text)
+        if count:
+            out = bytes([ord(c) for c in masked])
+    return data if out == data else out
+
+
 # On CPython one regular expression (C speed) proves most text clean first:
 # it matches every chain of 13 digits, which every card number is.  Not on
 # MicroPython: its re has no counted repeats, and a pre-filter that silently

@@ -19,7 +19,7 @@ import os
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent.core import (card_data, intake_frames, layout, record, strict_json,
+from daozhang.agent.core import (card_data, cbor, intake_frames, layout, record, strict_json,
                                  sync_messages, txn)
 from daozhang.agent.core.errors import JournalCorrupt, RemoteError, ValidationError
 from daozhang.agent.core.service_frames import NEED_DATA, REQUEST, Frame, FrameCodec
@@ -36,7 +36,9 @@ _PUB = _KEY.public_key().public_bytes_raw()
 
 
 def no_card_number(text, identifier=False, where="output"):
-    if isinstance(text, str) and card_data.find_card_number(text, identifier) is not None:
+    if not isinstance(text, str) or not card_data.might_hold_card_number(text):
+        return
+    if card_data.find_card_number(text, identifier) is not None:
         raise AssertionError("a card number in the %s" % where)
 
 
@@ -153,6 +155,36 @@ def backend_receipts(data):
     for rec in out.records:
         for key, value in rec["payload"].items():
             no_card_number(value, key in card_data.IDENTIFIER_KEYS, "stored payload")
+    for finding in out.findings:
+        no_card_number(finding.detail, where="finding detail")
+        if finding.evidence:
+            no_card_number(finding.evidence.decode("latin-1"), where="finding evidence")
+
+
+_BACKEND = []
+_RESET_EVERY = 100      # the duplicate check reads the device's alerts: keep them few
+
+
+def backend_alert(data):
+    """An alerts-topic message into a real (SQLite, in memory) backend."""
+    if _BACKEND and _BACKEND[0][2] >= _RESET_EVERY:
+        _BACKEND.pop()[0].close()
+    if not _BACKEND:
+        from daozhang.backend.ack import AckSigner
+        from daozhang.backend.service import Ingestor
+        from daozhang.backend.store import open_store
+        from daozhang.agent.signer import Ed25519Signer
+        store = open_store(":memory:")
+        store.add_device(DEVICE, _PUB)
+        _BACKEND.append([store, Ingestor(store, AckSigner(Ed25519Signer(_KEY)),
+                                          clock=lambda: NOW_MS, log=lambda *a, **k: None), 0])
+    _BACKEND[0][2] += 1
+    store, ingestor = _BACKEND[0][0], _BACKEND[0][1]
+    ingestor.alert(DEVICE, data)
+    for alert in store.alerts(DEVICE)[-1:]:
+        no_card_number(json.dumps(alert["payload"], ensure_ascii=False), True, "stored alert")
+    for finding in store.findings(DEVICE)[-1:]:
+        no_card_number(finding["detail"], where="stored finding")
 
 
 def agent_down(data):
@@ -187,6 +219,7 @@ TARGETS = {
     "service_port": service_port,
     "service_frames": service_frames,
     "backend_receipts": backend_receipts,
+    "backend_alert": backend_alert,
     "agent_down": agent_down,
     "settlement_csv": settlement_csv,
 }
@@ -233,6 +266,9 @@ def seeds():
         "service_port": [_service_requests()],
         "service_frames": [_service_requests()],
         "backend_receipts": [sync_messages.encode_receipts(DEVICE, [frame])],
+        "backend_alert": [cbor.dumps({"v": 1, "dev": DEVICE, "alert": {
+            "kind": "settlement_overdue", "state": "firing", "severity": "warning", "seq": 3,
+            "key": "T-1", "detail": "sale " + PAN}})],
         "agent_down": [sync_messages.encode_receipts(DEVICE, [frame])],
         "settlement_csv": [csv_seed],
     }

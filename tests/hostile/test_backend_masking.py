@@ -52,3 +52,16 @@ def test_an_alert_message_is_stored_masked(pair):
     pair.ingestor.alert(DEVICE, cbor.dumps({"v": 1, "dev": DEVICE, "alert": alert}))
     (stored,) = pair.store.alerts(DEVICE)
     assert stored["payload"]["alert"]["detail"] == "sale 4111-11**-****-1111 not settled"
+
+
+def test_findings_from_device_bytes_are_stored_masked(pair):
+    # A receipts message naming a card number as its device, on this device's topic.
+    bad = msgs.encode_receipts("4111111111111111", [b"\x00" * 20])
+    pair.ingestor.receipts(DEVICE, bad)
+    (finding,) = pair.store.findings(DEVICE)
+    assert finding["kind"] == "wrong_device"
+    assert "411111******1111" in finding["detail"] and "4111111111111111" not in finding["detail"]
+    # A malformed alert whose raw bytes (kept as evidence) hold a card number.
+    pair.ingestor.alert(DEVICE, b"\xa1\x63bad\x70" + b"6222021234567894")
+    evidence = [f["evidence"] for f in pair.store.findings(DEVICE) if f["kind"] == "malformed"]
+    assert evidence and b"6222021234567894" not in evidence[0] and b"622202******7894" in evidence[0]
