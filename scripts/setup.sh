@@ -23,6 +23,10 @@ command -v mdir >/dev/null 2>&1 || need_apt+=(mtools)
 command -v bmaptool >/dev/null 2>&1 || need_apt+=(bmap-tools)
 command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
 command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
+# libfaketime: CI reruns the date-sensitive tests with the clock a year ahead (scripts/moved_clock.sh).
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || [ -f /usr/lib/faketime/libfaketime.so.1 ] \
+    || need_apt+=(libfaketime)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)    # builds scripts/faketime_monotonic_fix.c
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
