@@ -49,6 +49,16 @@ MAX_GROUP = 64          # queued messages handled (and committed) together
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id"}
 BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log"}
 
+# Observers of the worker loop (backend/metrics.py): called with
+# ("worker", Ingestor) once it exists and ("group", messages)
+# after each group of messages was committed and PUBACKed.  Empty: no cost.
+OBSERVERS = []
+
+
+def _observe(*event):
+    for observer in OBSERVERS:
+        observer(*event)
+
 
 def now_ms():
     return time.time_ns() // 1000000
@@ -320,6 +330,7 @@ def run_service(config, stop_event=None, ready=None):
     store = open_store(backend["db"])
     signer = AckSigner.from_file(backend["key"])
     worker = Ingestor(store, signer, log, gap_grace_ms=int(float(backend.get("gap_grace_s", 30)) * 1000))
+    _observe("worker", worker)
     stop = stop_event or threading.Event()
     inbox = queue.Queue()
     client_id = broker.get("client_id") or "backend-%s" % uuid.uuid4().hex[:12]
@@ -383,6 +394,7 @@ def run_service(config, stop_event=None, ready=None):
                     break
             if batch:
                 _handle_group(client, worker, log, batch)
+                _observe("group", batch)
             if now_ms() - last_gap_check > 1000:
                 last_gap_check = now_ms()
                 try:
