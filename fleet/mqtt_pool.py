@@ -39,7 +39,7 @@ def now_ms():
 class Link:
     """One terminal's MQTT client, driven by the pool."""
 
-    __slots__ = ("terminal", "client", "mids", "sock", "online", "connecting")
+    __slots__ = ("terminal", "client", "mids", "sock", "online", "connecting", "tls")
 
     def __init__(self, terminal):
         self.terminal = terminal
@@ -48,6 +48,7 @@ class Link:
         self.sock = None
         self.online = False
         self.connecting = False
+        self.tls = None         # its SSLContext, made once (about 3 ms of OpenSSL work)
 
 
 class MqttPool:
@@ -108,7 +109,8 @@ class MqttPool:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.publish_failures += 1
             return
-        link.mids[info.mid] = token
+        if token is not None:
+            link.mids[info.mid] = token
         self.published += 1
 
     # -- connecting ---------------------------------------------------------------
@@ -117,9 +119,10 @@ class MqttPool:
         device_id = link.terminal.device_id
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id,
                              protocol=mqtt.MQTTv5)
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca)
-        context.load_cert_chain(link.terminal.identity.tls_pem)
-        client.tls_set_context(context)
+        if link.tls is None:
+            link.tls = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca)
+            link.tls.load_cert_chain(link.terminal.identity.tls_pem)
+        client.tls_set_context(link.tls)
         client.max_inflight_messages_set(20)
         client.max_queued_messages_set(0)
         client.on_socket_register_write = lambda c, u, s: self._threadsafe(self._want_write, link, s)
@@ -142,13 +145,17 @@ class MqttPool:
 
     async def _connect(self, link):
         async with self.gate:
-            client = link.client = self._client(link)
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = 0
+
+            def blocking_part():
+                # The SSLContext, TCP connect and TLS handshake: off the loop thread.
+                client = self._client(link)
+                client.connect(self.broker[0], self.broker[1], keepalive=self.keepalive,
+                               clean_start=True, properties=props)
+                return client
             try:
-                await self.loop.run_in_executor(self.executor, lambda: client.connect(
-                    self.broker[0], self.broker[1], keepalive=self.keepalive, clean_start=True,
-                    properties=props))
+                client = link.client = await self.loop.run_in_executor(self.executor, blocking_part)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 self.connect_failures += 1
                 link.connecting = False
@@ -234,13 +241,22 @@ class MqttPool:
         for link in list(self.links.values())[share::of]:
             if link.client is not None and link.online:
                 link.client.loop_misc()
+                if link.terminal.status_due(now):
+                    self._publish(link, "status", link.terminal.status_payload(now), None, True)
             self.perform(link, link.terminal.step(now))
 
     def close(self):
+        """A clean stop: each terminal's last status ("offline", its final
+        counters) goes out retained, then DISCONNECT (so no will)."""
         self.closing = True
+        now = now_ms()
         for link in self.links.values():
             if link.client is not None:
                 try:
+                    if link.online:
+                        link.client.publish(TOPIC_ROOT + link.terminal.device_id + "/status",
+                                            link.terminal.status_payload(now, "offline"), qos=1,
+                                            retain=True)
                     link.client.disconnect()
                     link.client.loop_write()
                 except Exception:

@@ -75,10 +75,18 @@ def build_terminals(settings, backend_pub, progress=None):
         register_devices(settings.register_db, identities)
     sales_room = int(settings.rate * (settings.duration + settings.drain_timeout) / 60) + 20
     terminals = [SimTerminal(ident, backend_pub, settings.backlog, sales_room,
-                             merchant="1022900581%05d" % (i % max(1, settings.merchants)),
+                             merchant=merchant_id(i % max(1, settings.merchants)),
                              sync_settings=settings.sync)
                  for i, ident in enumerate(identities)]
     return terminals, issued
+
+
+REGIONS = ("3100", "1100", "4401", "5101", "3301", "4403")
+
+
+def merchant_id(n):
+    """A 15-digit merchant number: acquirer 102, region (digits 4-7), MCC 5812, n."""
+    return "102%s5812%04d" % (REGIONS[n % len(REGIONS)], n % 10000)
 
 
 def _percentile(values, q):

@@ -36,6 +36,7 @@ from daozhang.agent.core import checkpoint
 SEGMENT_SIZE = 16 * 1024
 RECORD_ROOM = 700          # bytes of ring per sale (record ~460 + its checkpoint's share)
 MIN_SEGMENTS = 6
+STATUS_INTERVAL_MS = 10000  # counters in the retained status at most this often
 SYNC_SETTINGS = {"ack_timeout_ms": 30000, "backoff_cap_ms": 20000}   # SimSettings.sync overrides
 
 
@@ -60,13 +61,16 @@ def memory_journal(device_id, signer, size):
     return JournalFile.open(None, signer, storage=storage)
 
 
+ACQUIRERS = ("unionpay", "lakala", "yeahka", "sumpay")
+
+
 def sale_payload(device_id, n, amount, merchant, time_text):
     """A card sale as the POS reports it (PCI DSS 3.4: the card masked)."""
     return {"kind": "sale", "pos_txn_id": "%s-%08d" % (device_id[-6:], n), "time": time_text,
             "amount": amount, "currency": "CNY", "card": "622588******%04d" % (n % 10000),
             "card_type": "debit", "auth_code": "A%05d" % (n % 100000), "rrn": "%012d" % n,
             "merchant_id": merchant, "terminal_id": device_id[-8:], "mcc": "5812",
-            "settlement": "T1"}
+            "settlement": "T1", "acquirer": ACQUIRERS[int(merchant[-2:]) % len(ACQUIRERS)]}
 
 
 def _iso(now_ms):
@@ -89,6 +93,8 @@ class SimTerminal:
         self.records_acked = 0
         self.rejects = 0
         self.lags_ms = []             # sale commit -> backend ack covering it
+        self._status_at = 0
+        self._status_key = None
         self._pending = collections.deque()   # (seq, committed_at_ms) not yet acked
         if backlog:
             self._backlog(backlog)
@@ -141,10 +147,17 @@ class SimTerminal:
     def down_message(self, leaf, payload, now):
         return self._run(self.core.message(leaf, payload, now), now)
 
-    def status_payload(self, now):
+    def status_due(self, now):
+        """Counters changed and the last status is STATUS_INTERVAL_MS old."""
+        return (now - self._status_at >= STATUS_INTERVAL_MS
+                and self._status_key != (self.sales, self.core.acked))
+
+    def status_payload(self, now, state="online"):
         """The retained status with the terminal's own counters (small)."""
         h = self.core.health()
-        return msgs.encode_status(self.device_id, "online", now, {
+        self._status_at = now
+        self._status_key = (self.sales, self.core.acked)
+        return msgs.encode_status(self.device_id, state, now, {
             "c": {"sales": self.sales, "acked": h["acked"], "backlog": h["backlog"],
                   "published": h["published"], "rejected": h["rejected"],
                   "reconnects": h["reconnects"], "refused": self.sales_refused}})

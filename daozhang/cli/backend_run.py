@@ -15,8 +15,10 @@ import click
               help="Serve the fleet view and /metrics (Prometheus) here, e.g. 127.0.0.1:8080.")
 @click.option("--silent-after", type=float, default=300.0, show_default=True,
               help="Fleet view: a terminal with no message for this many seconds is 'silent'.")
+@click.option("--overdue-after", type=float, default=172800.0, show_default=True,
+              help="Fleet view: an unsettled sale received longer ago than this (seconds) is overdue.")
 @click.option("--worker-index", type=int, default=None, hidden=True)
-def run(config_path, db, workers, http, silent_after, worker_index):
+def run(config_path, db, workers, http, silent_after, overdue_after, worker_index):
     """Run the backend: verify, store, and acknowledge device receipts.
 
     Several workers with the same share_group split the load (MQTT 5 shared
@@ -40,7 +42,8 @@ def run(config_path, db, workers, http, silent_after, worker_index):
     try:
         if http is not None:
             from daozhang.backend.fleet_view.server import serve_in_thread
-            serve_in_thread(http, config, supervisor, silent_after_s=silent_after)
+            serve_in_thread(http, config, supervisor, silent_after_s=silent_after,
+                            overdue_after_s=overdue_after)
         sys.exit(supervisor.run())
     finally:
         supervisor.close()

@@ -44,9 +44,9 @@ class FleetWorld:
                        self.backend_key + ".key", self.db, self.log_path))
         return path
 
-    def start_backend(self, workers=2, http=None, silent_after=300):
+    def start_backend(self, workers=2, http=None, silent_after=300, extra=()):
         argv = [sys.executable, "-m", "daozhang", "backend", "run", "--config", self.config_path,
-                "--workers", str(workers), "--silent-after", str(silent_after)]
+                "--workers", str(workers), "--silent-after", str(silent_after)] + list(extra)
         if http:
             argv += ["--http", http]
         err = open(os.path.join(self.tmp, "backend.stderr"), "ab")
@@ -54,6 +54,8 @@ class FleetWorld:
                                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
         err.close()
         wait_for(lambda: self._subscribed() >= workers, 60, "%d workers subscribed" % workers)
+        if http:
+            wait_for(lambda: self.http_address() is not None, 60, "fleet view serving")
         return self
 
     def log(self):
