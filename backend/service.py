@@ -393,7 +393,8 @@ def run_service(config, stop_event=None, ready=None):
                 except queue.Empty:
                     break
             if batch:
-                _handle_group(client, worker, log, batch)
+                from daozhang.backend.group_commit import handle_group   # one commit per group
+                handle_group(client, worker, log, batch)
                 _observe("group", batch)
             if now_ms() - last_gap_check > 1000:
                 last_gap_check = now_ms()
