@@ -140,6 +140,8 @@ class PostgresDatabase:
             raise StorageError("PostgreSQL %s: group() is not reentrant" % self.url)
         conn = self._connection()
         try:
+            # Not pipeline mode: the store reads cursor.rowcount right after
+            # an INSERT (record_ack), which a pipeline only knows at its sync.
             with conn.transaction():
                 self._grouped = True
                 try:
