@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 
-from dztest.sync_world import wait_for
+from dztest.sync_world import BackendProcess, wait_for
 
 
 class FleetWorld:
@@ -31,6 +31,8 @@ class FleetWorld:
         generate_keypair(self.backend_key)
         self.log_path = os.path.join(self.tmp, "backend.log")
         self.config_path = self._config()
+        # Its log() and stderr() read the supervisor's event log and stderr.
+        self.files = BackendProcess(self.config_path, self.log_path)
         self.proc = None
 
     def _config(self):
@@ -49,7 +51,7 @@ class FleetWorld:
                 "--workers", str(workers), "--silent-after", str(silent_after)] + list(extra)
         if http:
             argv += ["--http", http]
-        err = open(os.path.join(self.tmp, "backend.stderr"), "ab")
+        err = open(self.log_path + ".stderr", "ab")
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err,
                                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
         err.close()
@@ -59,15 +61,10 @@ class FleetWorld:
         return self
 
     def log(self):
-        try:
-            with open(self.log_path) as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return self.files.log()
 
     def stderr(self):
-        with open(os.path.join(self.tmp, "backend.stderr")) as f:
-            return f.read()
+        return self.files.stderr()
 
     def _subscribed(self):
         if self.proc.poll() is not None:
