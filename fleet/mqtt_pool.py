@@ -28,6 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.mqtt_link import set_nodelay
 
 TOPIC_ROOT = "daozhang/v1/"
 
@@ -69,6 +70,7 @@ class MqttPool:
         self.published = 0
         self.publish_failures = 0
         self.closing = False
+        self.connected_s = None         # seconds until every terminal had connected once
 
     # -- the terminal's actions ------------------------------------------------
 
@@ -205,6 +207,8 @@ class MqttPool:
             return
         self.connects += 1
         link.online = True
+        if link.client is not None:
+            set_nodelay(link.client)     # as the agent: no Nagle delay on small messages
         link.client.subscribe(TOPIC_ROOT + link.terminal.device_id + "/acks", qos=1)
         self.perform(link, link.terminal.connected(now_ms()))
         self.mark(link)

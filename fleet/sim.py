@@ -7,8 +7,9 @@
 Each terminal (fleet/terminal.py) has its own certificate and journal key
 (fleet/identities.py), journals real signed sales in memory and syncs them
 with the agent's sync core over its own MQTT connection (fleet/mqtt_pool.py).
-Sales are spread evenly: `rate` per terminal per minute, the fleet's total
-taken round-robin every 100 ms.  `backlog` records per terminal are
+Sales start once every terminal has connected (at most CONNECT_WAIT_S), and
+are spread evenly: `rate` per terminal per minute, the fleet's total taken
+round-robin every 100 ms.  `backlog` records per terminal are
 committed before the first connect (a reconnect storm after a regional
 outage).  After `duration` seconds sales stop and the run waits (at most
 `drain_timeout` s) until every terminal's journal is acknowledged.
@@ -28,6 +29,7 @@ from daozhang.fleet.terminal import SimTerminal
 
 TICK_S = 0.1
 UPKEEP_SLICES = 10          # every link's timers and keepalive once a second
+CONNECT_WAIT_S = 300
 
 
 class SimSettings:
@@ -108,13 +110,22 @@ async def _run(settings, terminals, progress):
     cursor = 0
     tick = 0
     drained_at = None
-    selling_until = started + settings.duration
+    # Sales start once every terminal has connected (or CONNECT_WAIT_S
+    # passed): the lag then measures the pipeline, not the connect storm.
+    selling_from = None
+    selling_until = started + CONNECT_WAIT_S + settings.duration
     give_up = selling_until + settings.drain_timeout
     try:
         while True:
             await asyncio.sleep(TICK_S)   # the simulation's own clock tick, not a test wait
             now = time.monotonic()
-            if now < selling_until and terminals and per_s > 0:
+            if selling_from is None and (pool.connects >= len(terminals)
+                                         or now - started >= CONNECT_WAIT_S):
+                selling_from = now
+                selling_until = now + settings.duration
+                give_up = selling_until + settings.drain_timeout
+                pool.connected_s = now - started
+            if selling_from is not None and now < selling_until and terminals and per_s > 0:
                 sold_target += per_s * TICK_S
                 now_ms = int(time.time() * 1000)
                 while sold_target >= 1:
@@ -170,6 +181,7 @@ def run_sim(settings, progress=None):
         "records_acked_per_s": round(acked / elapsed, 1) if elapsed > 0 else None,
         "backlog_left": sum(t.backlog for t in terminals),
         "connects": pool.connects, "connect_failures": pool.connect_failures,
+        "all_connected_s": None if pool.connected_s is None else round(pool.connected_s, 2),
         "acks_rejected": sum(t.rejects for t in terminals),
         "lag_p50_s": _seconds(_percentile(lags, 0.5)), "lag_p99_s": _seconds(_percentile(lags, 0.99)),
     }
