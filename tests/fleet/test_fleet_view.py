@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -51,20 +52,33 @@ def test_fleet_view_matches_stats_and_shows_silent_terminals(tmp_path, tls_broke
     try:
         world.start_backend(workers=1, http="127.0.0.1:0", silent_after=SILENT_AFTER_S,
                             extra=["--overdue-after", "0"])
-        report = run_sim(world.sim_settings(TERMINALS, rate=30, duration=4, backlog=5))
-        assert report["drained"], report
-        with open_store(db) as store:
-            # Two firing alerts and an acquirer row with no receipt, for the panels.
-            store.add_alert("sim-000001", None, "settlement_overdue", "firing", "warning", {"at": 1})
-            store.add_alert("sim-000002", None, "clock_untrusted", "firing", "critical", {"at": 2})
-            store.add_settlement("ACQ-404", {"acquirer": "lakala", "amount": 990}, "unrouted")
-        stats = _stats_cli(db)
+        reports = []
+        run = threading.Thread(target=lambda: reports.append(
+            run_sim(world.sim_settings(TERMINALS, rate=30, duration=8, backlog=5))))
+        run.start()
         url = world.http_address()
         with sync_api.sync_playwright() as p:
             browser = _browser(p)
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(url)
             expect = sync_api.expect
+            page.goto(url)           # loaded once, while the fleet is selling
+            expect(page.locator("#terminals-online")).to_have_text(str(TERMINALS), timeout=120000)
+            run.join(300)
+            assert reports and reports[0]["drained"], reports
+            with open_store(db) as store:
+                # Two firing alerts and an acquirer row with no receipt, for the panels.
+                store.add_alert("sim-000001", None, "settlement_overdue", "firing", "warning", {"at": 1})
+                store.add_alert("sim-000002", None, "clock_untrusted", "firing", "critical", {"at": 2})
+                store.add_settlement("ACQ-404", {"acquirer": "lakala", "amount": 990}, "unrouted")
+            # The terminals said goodbye and went quiet: the page (never
+            # reloaded) shows every one silent within SILENT_AFTER_S plus
+            # its refresh interval, and offline with nothing left to send.
+            expect(page.locator("#terminals-silent")).to_have_text(
+                str(TERMINALS), timeout=(SILENT_AFTER_S + 3 * REFRESH_S + 10) * 1000)
+            expect(page.locator("#terminals-offline")).to_have_text(str(TERMINALS))
+            expect(page.locator("#updated")).not_to_have_text("now")   # it came by a live refresh
+            expect(page.locator("#backlog-total")).to_have_text("0")
+            stats = _stats_cli(db)
             for key in ("devices", "records", "receipts", "alerts", "findings"):
                 expect(page.locator("#stat-" + key)).to_have_text(str(stats[key]),
                                                                   timeout=REFRESH_S * 5000)
@@ -73,13 +87,6 @@ def test_fleet_view_matches_stats_and_shows_silent_terminals(tmp_path, tls_broke
             expect(page.locator("#discrepancies")).to_contain_text("lakala")
             overdue = page.locator("#overdue-total").inner_text()
             assert overdue.startswith("¥") and overdue != "¥0.00", overdue
-            # The terminals disconnected when the run ended: silent after
-            # SILENT_AFTER_S, on the page within one more refresh.
-            expect(page.locator("#terminals-silent")).to_have_text(
-                str(TERMINALS), timeout=(SILENT_AFTER_S + 3 * REFRESH_S + 10) * 1000)
-            # Their last status said goodbye ("offline") with nothing left to send.
-            expect(page.locator("#terminals-offline")).to_have_text(str(TERMINALS))
-            expect(page.locator("#backlog-total")).to_have_text("0")
             shot = str(tmp_path / "fleet-view.png")
             page.screenshot(path=shot, full_page=True)
             print("screenshot: " + shot)
