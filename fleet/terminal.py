@@ -37,6 +37,7 @@ SEGMENT_SIZE = 16 * 1024
 RECORD_ROOM = 700          # bytes of ring per sale (record ~460 + its checkpoint's share)
 MIN_SEGMENTS = 6
 STATUS_INTERVAL_MS = 10000  # counters in the retained status at most this often
+BACKLOG_COMMIT = 25         # records per backlog commit: well inside one 16 KiB segment
 SYNC_SETTINGS = {"ack_timeout_ms": 30000, "backoff_cap_ms": 20000}   # SimSettings.sync overrides
 
 
@@ -108,7 +109,7 @@ class SimTerminal:
         their lag is counted from when the terminal comes online."""
         done = 0
         while done < count:
-            n = min(100, count - done)
+            n = min(BACKLOG_COMMIT, count - done)
             self.journal.append_many([(record.TYPE_TRANSACTION, self._payload(done + k, self.created_ms))
                                       for k in range(n)])
             done += n

@@ -88,7 +88,7 @@ def _world(tmp_path, ca_dir, backlog=0, sales_room=200):
 
 
 def test_sim_terminal_journal_is_verified_and_stored_exactly_once(tmp_path, ca_dir):
-    terminal, store, ingestor = _world(tmp_path, ca_dir, backlog=40)
+    terminal, store, ingestor = _world(tmp_path, ca_dir, backlog=100)   # the storm bench size
     link = Link(terminal, ingestor)
     link.run()
     for i in range(300):            # more than the ring holds: acked records are released
@@ -99,7 +99,7 @@ def test_sim_terminal_journal_is_verified_and_stored_exactly_once(tmp_path, ca_d
     next_seq = terminal.journal.ring.next_seq
     stats = store.stats()
     assert stats["records"] == next_seq == terminal.records_acked
-    assert stats["receipts"] == 340 and stats["findings"] == 0
+    assert stats["receipts"] == 400 and stats["findings"] == 0
     assert store.last_ack(terminal.device_id)[0] == next_seq - 1
     assert len(terminal.lags_ms) == 300 and max(terminal.lags_ms) == 0   # in-memory link: no delay
 
