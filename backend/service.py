@@ -324,6 +324,7 @@ def run_service(config, stop_event=None, ready=None):
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     from daozhang.backend.store import open_store
+    from daozhang.backend.group_commit import handle_group
 
     backend, broker = config["backend"], config["broker"]
     log = EventLog(backend.get("log") or None)
@@ -393,8 +394,7 @@ def run_service(config, stop_event=None, ready=None):
                 except queue.Empty:
                     break
             if batch:
-                from daozhang.backend.group_commit import handle_group   # one commit per group
-                handle_group(client, worker, log, batch)
+                handle_group(client, worker, log, batch)   # one commit per group
                 _observe("group", batch)
             if now_ms() - last_gap_check > 1000:
                 last_gap_check = now_ms()
