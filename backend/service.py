@@ -49,6 +49,16 @@ MAX_GROUP = 64          # queued messages handled (and committed) together
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id"}
 BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log"}
 
+# Observers of the worker loop (backend/metrics.py): called with
+# ("worker", Ingestor) once it exists and ("group", messages)
+# after each group of messages was committed and PUBACKed.  Empty: no cost.
+OBSERVERS = []
+
+
+def _observe(*event):
+    for observer in OBSERVERS:
+        observer(*event)
+
 
 def now_ms():
     return time.time_ns() // 1000000
@@ -314,12 +324,14 @@ def run_service(config, stop_event=None, ready=None):
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     from daozhang.backend.store import open_store
+    from daozhang.backend.group_commit import handle_group
 
     backend, broker = config["backend"], config["broker"]
     log = EventLog(backend.get("log") or None)
     store = open_store(backend["db"])
     signer = AckSigner.from_file(backend["key"])
     worker = Ingestor(store, signer, log, gap_grace_ms=int(float(backend.get("gap_grace_s", 30)) * 1000))
+    _observe("worker", worker)
     stop = stop_event or threading.Event()
     inbox = queue.Queue()
     client_id = broker.get("client_id") or "backend-%s" % uuid.uuid4().hex[:12]
@@ -382,7 +394,8 @@ def run_service(config, stop_event=None, ready=None):
                 except queue.Empty:
                     break
             if batch:
-                _handle_group(client, worker, log, batch)
+                handle_group(client, worker, log, batch)   # one commit per group
+                _observe("group", batch)
             if now_ms() - last_gap_check > 1000:
                 last_gap_check = now_ms()
                 try:
