@@ -242,7 +242,12 @@ class SettlementLedger:
         result = self._check(entry, row)
         self.index.add_result(result, entry is not None)
         if entry is not None:
-            entry["settlements"] = list(entry["settlements"]) + [ref]
+            # Appended in place once the entry owns a list: copying it per row made
+            # k rows matching one sale cost O(k^2) (issue 12: 136k duplicates).
+            if type(entry["settlements"]) is list:
+                entry["settlements"].append(ref)
+            else:
+                entry["settlements"] = list(entry["settlements"]) + [ref]
             if entry["first"] is None:
                 entry["first"] = result
             checks = list(entry["checks"])
