@@ -87,7 +87,8 @@ def _need_int(row, name, optional=False):
 class Matcher:
     """Settlement row -> transaction: terminal_id + rrn first; else
     auth_code + |amount| within a time window, closest in time, then
-    earliest arrival.  Only a transaction of the same money direction
+    earliest arrival; else the merchant order number (order_id: the sale's
+    pos_txn_id, or a refund's original), same direction.  Only a transaction of the same money direction
     matches (a refund row never matches the sale it refunds).  The
     candidates come from the sale index (agent/core/sale_index.py)."""
 
@@ -115,6 +116,14 @@ class Matcher:
                     best = (gap, entry)
             if best is not None:
                 return best[1]
+        order = row.get("order_id")
+        by_order = getattr(self.index, "by_order_of", None)
+        if order and by_order is not None:
+            # Rule 3 (SPEC 7.4): the merchant order number (QR payments: WeChat,
+            # Alipay), same direction; the amount is what the checks then judge.
+            for entry in by_order(order):
+                if (entry["kind"] == "refund") == refund:
+                    return entry
         return None
 
 
