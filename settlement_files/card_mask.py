@@ -72,7 +72,19 @@ def _card_windows(text, chain):
 
 
 def mask_cell(text):
-    """(text with every card number cut to 6 + 4, whether any was found)."""
+    """(text with every card number cut to 6 + 4, whether any was found).
+
+    Repeated to a fixed point: windows can overlap (a card number next to a
+    date), and the result must hold no window the rule still finds."""
+    found = False
+    while True:
+        text, hit = _mask_once(text)
+        if not hit:
+            return text, found
+        found = True
+
+
+def _mask_once(text):
     if text is None or len(text) < 13:
         return text, False
     plain = text.translate(_FULL_WIDTH)

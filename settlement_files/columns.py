@@ -7,7 +7,7 @@ becomes a value:
     by_kind  = {refund = "退款金额"}     another column for rows of that kind
     sum      = ["Commission (NC)", ...]  the sum of these money columns
     credit / debit = column names        credit positive, debit negative (Adyen)
-    join     = ["支付宝交易号", "退款批次号"]  non-empty parts joined by "/"
+    join     = ["支付宝交易号", "退款批次号"]  non-empty parts joined by "|"
     date + time = column names           one time from a date and a time column
     value    = "amount - fee"            computed from our own columns
     fixed    = "text"                    the same text on every row

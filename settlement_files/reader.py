@@ -11,6 +11,7 @@ refund reusing its payment's id (WeChat, Alipay), which is kept under
 import hashlib
 import os
 
+from daozhang.settlement_files.card_mask import mask_cell
 from daozhang.settlement_files.columns import COLUMNS, REQUIRED_COLUMNS
 from daozhang.settlement_files.errors import RowProblem, SettlementFileError
 from daozhang.settlement_files.mapping import Mapping
@@ -105,7 +106,7 @@ class SettlementStream:
                     raise SettlementFileError("%s: header (line %d) is not CSV: %s"
                                               % (self.name, line, cells))
                 continue
-            header = [c.strip(m.strip) for c in cells]
+            header = [mask_cell(c.strip(m.strip))[0] for c in cells]
             if not any(header) or _starts(header, m.skip_rows, m.strip):
                 self.info.skipped += 1 if any(header) else 0
                 continue

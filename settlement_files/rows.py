@@ -13,6 +13,10 @@ from daozhang.settlement_files.values import fixed_digits, identifier, parse_mon
 
 _ORDER = ("kind",) + tuple(c for c in COLUMNS if c != "kind")
 CHANNELS = ("card", "wechat", "alipay", "unionpay_qr")
+# Joins the parts of a composite id; not a card-number separator (card_mask),
+# so digits on both sides never read as one card number.
+JOINER = "|"
+_TEXT_COLUMNS = ("acquirer_ref", "terminal_id", "rrn", "auth_code", "order_id")
 
 
 class OtherLine(Exception):
@@ -86,7 +90,7 @@ def _value(ours, rule, record, mapping, ctx, row):
             return abs(_money(rule, credit, kind))
         return -abs(_money(rule, debit, kind)) if debit else None
     if rule.join is not None:
-        raw = "/".join(p for p in (_cell(record, n, mapping) for n in rule.join) if p)
+        raw = JOINER.join(p for p in (_cell(record, n, mapping) for n in rule.join) if p)
     elif rule.date is not None:
         date = _cell(record, rule.date, mapping)
         clock = _cell(record, rule.time, mapping) if rule.time else ""
@@ -181,6 +185,11 @@ def row_from_record(record, mapping, ctx, card_names=frozenset()):
     for ours in REQUIRED_COLUMNS:
         if row[ours] is None:
             raise RowProblem(ours, "missing (required)")
+    for ours in _TEXT_COLUMNS:         # what a join or a fixed text made, checked too
+        if row[ours] is not None:
+            row[ours], hit = mask_cell(row[ours])
+            if hit and ours not in found:
+                found.append(ours)
     return row, found
 
 

@@ -30,8 +30,8 @@ LAYOUT = {
              "settled_at": "file_date", "name_date": NAME_PATTERN.pattern},
     "times": {"format": "%m%d%H%M%S", "timezone": "Asia/Shanghai", "year": "file_date"},
     # 报文类型/交易类型码 (message type / processing code)
-    "kinds": {"0200/000000": "sale", "0200/200000": "void", "0220/200000": "refund",
-              "0420/000000": "reversal", "0220/000000": "preauth_completion"},
+    "kinds": {"0200|000000": "sale", "0200|200000": "void", "0220|200000": "refund",
+              "0420|000000": "reversal", "0220|000000": "preauth_completion"},
     "columns": {
         "acquirer_ref": {"join": ["代理机构标识码", "发送机构标识码", "系统跟踪号", "交易传输时间"]},
         "merchant_id": "受卡方标识码", "terminal_id": "受卡机终端标识码", "rrn": "检索参考号",
