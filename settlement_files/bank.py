@@ -64,7 +64,7 @@ def bank_mapping(data, path):
     # The statement's columns ride on the settlement columns the rules know
     # how to parse: date as a time, amount as money, the texts as identifiers.
     renamed = {"settled_at": columns["date"], "amount": columns["amount"],
-               "acquirer_ref": columns.get("memo", columns["date"]),
+               "acquirer_ref": {"fixed": "bank-statement"},
                "fee": {"fixed": "0"}, "settled_amount": {"fixed": "0"}}
     if "counterparty" in columns:
         renamed["terminal_id"] = columns["counterparty"]

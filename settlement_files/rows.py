@@ -94,6 +94,8 @@ def _value(ours, rule, record, mapping, ctx, row):
     elif rule.date is not None:
         date = _cell(record, rule.date, mapping)
         clock = _cell(record, rule.time, mapping) if rule.time else ""
+        if clock and date.endswith(" 00:00:00"):
+            date = date[:-9]            # a spreadsheet date cell read as a datetime
         raw = (date + " " + clock).strip() if date else ""
     elif rule.fixed is not None:
         raw = rule.fixed
