@@ -8,7 +8,6 @@ refund reusing its payment's id (WeChat, Alipay), which is kept under
 "<id>/refund".  `read_settlement_file` is the list form for small files.
 """
 
-import hashlib
 import os
 
 from daozhang.settlement_files.card_mask import mask_cell
@@ -16,8 +15,9 @@ from daozhang.settlement_files.columns import COLUMNS, REQUIRED_COLUMNS
 from daozhang.settlement_files.errors import RowProblem, SettlementFileError
 from daozhang.settlement_files.mapping import Mapping
 from daozhang.settlement_files.rows import (
-    FileContext, OtherLine, card_columns, row_from_record)
+    FileContext, OtherLine, card_columns, plan_for, row_from_record)
 from daozhang.settlement_files import sources
+from daozhang.settlement_files.seen import Seen64, digest64
 
 HEADER_SEARCH = 50          # rows scanned for the header (title rows above it)
 MAX_LISTED = 1000           # bad rows and card findings kept in full; the rest counted
@@ -82,7 +82,7 @@ class SettlementStream:
         self.name = name or str(path)
         self.info = SettlementFile(self.name, fmt=fmt or self.mapping.name or "csv")
         self.context = context or FileContext()
-        self._seen = {}                 # acquirer_ref -> (line, digest of the row)
+        self._refs = Seen64()           # acquirer_refs kept so far (16 bytes each)
 
     # -- records -------------------------------------------------------------
 
@@ -179,13 +179,17 @@ class SettlementStream:
     def rows(self):
         """Yield each good row (with `line`), in file order."""
         cards = card_columns(self.mapping)
+        plan = None
         for line, record in self.records():
+            if plan is None:
+                plan = plan_for(self.mapping, set(self.info.columns) if self.info.columns
+                                else None)
             if isinstance(record, Exception):
                 reason = str(record) if isinstance(record, RowProblem) else "not CSV: %s" % record
                 self.info.bad(line, reason)
                 continue
             try:
-                row, found = row_from_record(record, self.mapping, self.context, cards)
+                row, found = row_from_record(record, self.mapping, self.context, cards, plan)
             except RowProblem as exc:
                 self.info.bad(line, str(exc))
                 continue
@@ -203,23 +207,23 @@ class SettlementStream:
             yield row
 
     def _identity(self, row, line):
-        """True for a row to keep: drops exact repeats, refuses a reused id."""
-        digest = hashlib.blake2b(repr(tuple(row[c] for c in COLUMNS)).encode(),
-                                 digest_size=8).digest()
+        """True for a row to keep: drops exact repeats, refuses a reused id,
+        keeps a refund that reuses its payment's id under "<id>/refund"."""
         ref = row["acquirer_ref"]
-        earlier = self._seen.get(ref)
-        if earlier is not None and row.get("kind") == "refund" and earlier[2] != "refund":
+        if row.get("kind") == "refund" and digest64(ref) in self._refs:
             ref = row["acquirer_ref"] = (ref + "/refund")[-64:]
-            earlier = self._seen.get(ref)
-        if earlier is not None:
-            if earlier[1] == digest:
-                self.info.repeated += 1
-            else:
-                self.info.bad(line, "acquirer_ref: %r repeats line %d with different content"
-                              % (ref[:40], earlier[0]))
-            return False
-        self._seen[ref] = (line, digest, row.get("kind"))
-        return True
+        # One entry per kept row: its ref -> (line << 32 | 32 bits of the whole
+        # row), so a repeat is told exact or different and names its line.
+        whole = digest64(repr(tuple(row[c] for c in COLUMNS))) & 0xFFFFFFFF
+        earlier = self._refs.add(digest64(ref), (min(line, 0xFFFFFFFF) << 32) | whole)
+        if earlier is None:
+            return True
+        if earlier & 0xFFFFFFFF == whole:
+            self.info.repeated += 1
+        else:
+            self.info.bad(line, "acquirer_ref: %r repeats line %d with different content"
+                          % (ref[:40], earlier >> 32))
+        return False
 
 
 def read_settlement_file(path, mapping=None, name=None, fmt=None, context=None):

@@ -99,6 +99,8 @@ def _value(ours, rule, record, mapping, ctx, row):
         raw = (date + " " + clock).strip() if date else ""
     elif rule.fixed is not None:
         raw = rule.fixed
+    elif len(rule.sources) == 1 and not rule.by_kind:
+        raw = _cell(record, rule.sources[0], mapping)
     else:
         raw = _cell(record, rule.by_kind[kind], mapping) if kind in rule.by_kind else ""
         raw = raw or _first(record, rule.sources, mapping)
@@ -163,13 +165,26 @@ def card_columns(mapping):
     return frozenset(rule.file_columns()) if rule is not None else frozenset()
 
 
-def row_from_record(record, mapping, ctx, card_names=frozenset()):
+def plan_for(mapping, header=None):
+    """(our column, rule or None) in evaluation order; a rule none of whose
+    file columns is in the header is None (the column is absent), decided
+    once per file, not once per row."""
+    plan = []
+    for ours in _ORDER:
+        rule = mapping.rules.get(ours)
+        if (rule is not None and header is not None and rule.fixed is None
+                and rule.value is None and not set(rule.file_columns()) & header):
+            rule = None
+        plan.append((ours, rule))
+    return plan
+
+
+def row_from_record(record, mapping, ctx, card_names=frozenset(), plan=None):
     """(row, columns where a card number was masked); raises RowProblem."""
     record, found = _masked_record(record, mapping, card_names)
     row = {}
     computed = []
-    for ours in _ORDER:
-        rule = mapping.rules.get(ours)
+    for ours, rule in plan or plan_for(mapping):
         if rule is None:
             row[ours] = None
         elif rule.value is not None:
