@@ -13,6 +13,7 @@ import time
 
 import click
 
+from daozhang.agent.core.alerts import format_money
 from daozhang.agent.core.business_calendar import parse_rfc3339_ms
 from daozhang.agent.core.errors import ValidationError
 from daozhang.agent.profile import load_profile
@@ -79,11 +80,35 @@ def _human(summary, out):
     lines.append("  " + ", ".join("%s %d" % (n, v) for n, v in c.items()))
     lines.append("  gross %s, expected net %s, settled %s, missing %s"
                  % (t["gross"], t["expected_net"], t["settled"], t["missing"]))
+    if s.get("card_masked"):
+        lines.append("  %d row(s) carried a full card number: masked to 6 + 4 (lines %s)" % (
+            s["card_masked"], ", ".join(str(f["line"]) for f in s["card_findings"][:10])))
+    lines += _payout_lines(summary)
     if out:
         lines.append("report: %s" % out)
     lines.append("all settled right" if summary["ok"] else
                  "not all in order: " + "; ".join(summary["verdict"]))
     return "\n".join(lines)
+
+
+def _payout_lines(summary):
+    payouts = summary.get("payouts")
+    if not payouts:
+        return []
+    cur = summary["currency"]
+    c = payouts["counts"]
+    lines = ["bank %s: %d payout(s) arrived, %d missing, %d short" % (
+        payouts["bank"]["path"], c["ok"], c["deposit_missing"], c["deposit_short"])]
+    for p in payouts["days"]:
+        if p["status"] not in ("deposit_missing", "deposit_short"):
+            continue
+        sales = ", ".join(p["sales"][:8]) + (" ..." if len(p["sales"]) > 8 else "")
+        received = ("received %s (bank line %s)" % (format_money(p["received"], cur),
+                                                    p["bank_line"])
+                    if p["received"] is not None else "nothing received")
+        lines.append("  %s: settlement day %s: expected %s, %s; sales: %s" % (
+            p["status"], p["day"], format_money(p["expected"], cur), received, sales or "-"))
+    return lines
 
 
 @click.command(epilog=_EPILOG)
