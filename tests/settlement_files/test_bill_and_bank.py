@@ -56,6 +56,33 @@ def test_xlsx_merchant_bill_through_the_example_map(run_main, tmp_path):
     assert by_id["S08"]["shortfall"] == 500
 
 
+def test_xls_merchant_bill_through_the_same_map(run_main, tmp_path):
+    """The same bill as .xls (BIFF8, what older portals export), read by xlrd."""
+    import xlwt
+    journal, pub, _ = sc.write_journal(str(tmp_path))
+    xlsx = tmp_path / "b.xlsx"
+    bill_xlsx(xlsx)
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("明细")
+    date_style = xlwt.easyxf(num_format_str="YYYY-MM-DD")
+    for r, values in enumerate(openpyxl.load_workbook(xlsx).active.iter_rows(values_only=True)):
+        for c, value in enumerate(values):
+            if value is not None:
+                sheet.write(r, c, value, date_style if isinstance(value, datetime.datetime)
+                            else xlwt.Style.default_style)
+    path = tmp_path / "商户交易明细_20270105.xls"
+    book.save(str(path))
+    mapping = tmp_path / "bill-xls.toml"
+    text = open(os.path.join(MAPS, "acquirer-bill.toml"), encoding="utf-8").read()
+    mapping.write_text(text.replace('type = "xlsx"', 'type = "xls"'), encoding="utf-8")
+    _code, out = run_main("reconcile", "--journal", journal, "--pubkey", pub, "--settlement",
+                          str(path), "--profile", sc.PROFILE, "--as-of", sc.AS_OF, "--json",
+                          "--map", str(mapping))
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["settlement_file"]["bad_rows"] == []
+    assert summary["counts"] == ss.EXPECTED
+
+
 def scenario_days():
     days = {}
     for row in sc.scenario_rows():
