@@ -11,6 +11,8 @@ so the file checks arrival, amount and the MCC cleared (跳码).  SPEC §7.9.4.
 
 import re
 
+from daozhang.settlement_files.formats._unionpay import fixed_tables, record_bytes
+
 NAME = "unionpay-acom"
 FIELDS = (("代理机构标识码", 11), ("发送机构标识码", 11), ("系统跟踪号", 6), ("交易传输时间", 10),
           ("主账号", 19), ("交易金额", 12), ("部分代收时的承兑金额", 12), ("持卡人交易手续费", 12),
@@ -21,14 +23,10 @@ FIELDS = (("代理机构标识码", 11), ("发送机构标识码", 11), ("系统
           ("卡片序列号", 3), ("终端读取能力", 1), ("IC卡条件代码", 1), ("原始交易日期时间", 10),
           ("发卡机构标识码", 11), ("交易地域标志", 1), ("终端类型", 2), ("ECI标志", 2),
           ("分期付款附加手续费", 12), ("其他信息", 14))
-RECORD_BYTES = sum(w for _, w in FIELDS) + len(FIELDS) - 1      # 299
+RECORD_BYTES = record_bytes(FIELDS)      # 299
 NAME_PATTERN = re.compile(r"IND(?P<yy>[0-9]{2})(?P<mm>[0-9]{2})(?P<dd>[0-9]{2})[0-9]{2}ACOM")
 
-LAYOUT = {
-    "file": {"type": "fixed", "encoding": "gbk", "separator": 1,
-             "widths": [w for _, w in FIELDS], "names": [n for n, _ in FIELDS],
-             "settled_at": "file_date", "name_date": NAME_PATTERN.pattern},
-    "times": {"format": "%m%d%H%M%S", "timezone": "Asia/Shanghai", "year": "file_date"},
+LAYOUT = dict(fixed_tables(FIELDS, NAME_PATTERN), **{
     # 报文类型/交易类型码 (message type / processing code)
     "kinds": {"0200|000000": "sale", "0200|200000": "void", "0220|200000": "refund",
               "0420|000000": "reversal", "0220|000000": "preauth_completion"},
@@ -41,7 +39,7 @@ LAYOUT = {
         "fee": {"fixed": "0"},
         "settled_amount": {"value": "amount - fee"},
     },
-}
+})
 
 
 def sniff(name, head):

@@ -11,6 +11,8 @@ amounts in fen; fee and net as D/C + 12 digits.  SPEC §7.9.4.
 
 import re
 
+from daozhang.settlement_files.formats._unionpay import fixed_tables, record_bytes
+
 NAME = "unionpay-zm"
 FIELDS = (("交易代码", 3), ("代理机构标识码", 11), ("发送机构标识码", 11), ("系统跟踪号", 6),
           ("交易传输时间", 10), ("帐号", 19), ("交易金额", 12), ("商户类别", 4), ("终端类型", 2),
@@ -22,14 +24,10 @@ FIELDS = (("交易代码", 3), ("代理机构标识码", 11), ("发送机构标�
           ("二级商户简称", 32), ("二级商户分账入账金额", 13), ("清算净额", 13), ("终端号", 8),
           ("商户自定义域", 32), ("优惠金额", 13), ("发票金额", 13), ("分期付款附加手续费", 12),
           ("分期付款期数", 2), ("交易介质", 1), ("原始交易订单号", 32), ("保留使用", 98))
-RECORD_BYTES = sum(w for _, w in FIELDS) + len(FIELDS) - 1      # 607
+RECORD_BYTES = record_bytes(FIELDS)      # 607
 NAME_PATTERN = re.compile(r"INN(?P<yy>[0-9]{2})(?P<mm>[0-9]{2})(?P<dd>[0-9]{2})[0-9]{2}ZM_")
 
-LAYOUT = {
-    "file": {"type": "fixed", "encoding": "gbk", "separator": 1,
-             "widths": [w for _, w in FIELDS], "names": [n for n, _ in FIELDS],
-             "settled_at": "file_date", "name_date": NAME_PATTERN.pattern},
-    "times": {"format": "%m%d%H%M%S", "timezone": "Asia/Shanghai", "year": "file_date"},
+LAYOUT = dict(fixed_tables(FIELDS, NAME_PATTERN), **{
     "kinds": {"S22": "sale", "S30": "refund"},
     "columns": {
         "acquirer_ref": "查询流水号", "merchant_id": "商户代码", "terminal_id": "终端号",
@@ -39,7 +37,7 @@ LAYOUT = {
         "fee": {"from": "商户手续费", "scale": 0, "sign": "dc_charge"},
         "settled_amount": {"from": "清算净额", "scale": 0, "sign": "dc"},
     },
-}
+})
 
 
 def sniff(name, head):
