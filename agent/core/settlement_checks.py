@@ -87,7 +87,8 @@ def _need_int(row, name, optional=False):
 class Matcher:
     """Settlement row -> transaction: terminal_id + rrn first; else
     auth_code + |amount| within a time window, closest in time, then
-    earliest arrival; else the merchant order number (order_id: the sale's
+    earliest arrival; else terminal + batch + trace number; else the
+    merchant order number (order_id: the sale's
     pos_txn_id, or a refund's original), same direction.  Only a transaction of the same money direction
     matches (a refund row never matches the sale it refunds).  The
     candidates come from the sale index (agent/core/sale_index.py)."""
@@ -116,10 +117,16 @@ class Matcher:
                     best = (gap, entry)
             if best is not None:
                 return best[1]
+        by_trace = getattr(self.index, "by_trace_of", None)
+        if row.get("trace_no") and row.get("batch_no") and by_trace is not None:
+            # Rule 3 (SPEC 7.4): terminal + batch + trace (凭证号), same direction.
+            for entry in by_trace(row.get("terminal_id"), row["batch_no"], row["trace_no"]):
+                if (entry["kind"] == "refund") == refund:
+                    return entry
         order = row.get("order_id")
         by_order = getattr(self.index, "by_order_of", None)
         if order and by_order is not None:
-            # Rule 3 (SPEC 7.4): the merchant order number (QR payments: WeChat,
+            # Rule 4 (SPEC 7.4): the merchant order number (QR payments: WeChat,
             # Alipay), same direction; the amount is what the checks then judge.
             for entry in by_order(order):
                 if (entry["kind"] == "refund") == refund:

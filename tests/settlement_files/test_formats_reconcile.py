@@ -108,3 +108,32 @@ def test_zm_year_comes_from_the_file_name_with_the_january_rollover(tmp_path):
     row = list(stream.rows())[0]
     assert row["txn_time"] == 1798732798000       # 2026-12-31T23:59:58+08:00
     assert row["settled_at"] == 1798732800000     # 2027-01-01T00:00:00+08:00
+
+
+def test_trace_batch_terminal_and_qr_sales_match(tmp_path):
+    """Rule 3 (terminal + batch + trace) for a card sale the bill shows
+    without its RRN, and a QR sale (no card, RRN or auth code) by order number."""
+    from daozhang.agent.core.txn import validate
+    from daozhang.host_tools.reconcile import run_ledger
+    from daozhang.agent.core.business_calendar import BusinessCalendar
+    from daozhang.agent.profile import load_profile
+    from daozhang.agent.timezone import timezone_for
+    card = sc.txn("C1", sc.MONDAY % "10:00:00", n=1, trace_no="000123", batch_no="000007")
+    qr = validate({"kind": "sale", "pos_txn_id": "WX-20270104-0123", "time":
+                   sc.MONDAY % "10:05:00", "amount": 5000, "currency": "CNY", "card_type": "debit",
+                   "merchant_id": sc.MERCHANT, "terminal_id": sc.TERMINAL, "mcc": "5812",
+                   "settlement": "T1", "channel": "wechat"})
+    for i, t in enumerate((card, qr)):
+        t["seq"] = i
+    base = {"merchant_id": sc.MERCHANT, "terminal_id": sc.TERMINAL, "kind": "sale",
+            "settled_at": 1799157600000, "txn_time": None, "rrn": None, "auth_code": None}
+    rows = [dict(base, acquirer_ref="B1", trace_no="000123", batch_no="000007", amount=100000,
+                 fee=550, settled_amount=99450),
+            dict(base, acquirer_ref="B2", order_id="WX-20270104-0123", amount=5000,
+                 fee=28, settled_amount=4972)]
+    profile = load_profile(sc.PROFILE)
+    tz = timezone_for(profile["timezone"])
+    _ledger, summary, refused = run_ledger(profile, BusinessCalendar.from_profile(profile, tz),
+                                           [card, qr], rows, 1799208000000)
+    assert refused == [] and summary["counts"]["unknown_settlement"] == 0
+    assert [t["status"] for t in summary["transactions"]] == ["ok", "ok"]
