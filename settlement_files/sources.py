@@ -138,7 +138,17 @@ def xlsx_cells(f, sheet, name):
     except KeyError:
         raise SettlementFileError("%s: no sheet %r (it has %s)"
                                   % (name, sheet, ", ".join(book.sheetnames))) from None
-    for i, values in enumerate(ws.iter_rows(values_only=True), 1):
+    rows = ws.iter_rows(values_only=True)
+    i = 0
+    while True:
+        try:
+            values = next(rows)
+        except StopIteration:
+            break
+        except Exception as exc:    # damaged sheet XML inside a readable zip
+            raise SettlementFileError("%s: .xlsx sheet unreadable after row %d: %s"
+                                      % (name, i, exc)) from None
+        i += 1
         yield i, [cell_text(v) for v in values]
     book.close()
 
@@ -148,7 +158,7 @@ def xls_cells(f, sheet, name):
     try:
         book = xlrd.open_workbook(file_contents=f.read(), on_demand=True)
         ws = book.sheet_by_name(sheet) if sheet else book.sheet_by_index(0)
-    except xlrd.biffh.XLRDError as exc:
+    except Exception as exc:        # xlrd raises many types for a damaged BIFF file
         raise SettlementFileError("%s: not a readable .xls workbook: %s" % (name, exc)) from None
     for r in range(ws.nrows):
         cells = []

@@ -88,3 +88,54 @@ def test_every_reader_on_random_bytes(data, fmt):
     result = _read_all(data, fmt, "x.csv")
     if result is not None:
         _no_card_number(*result)
+
+
+def _workbook_samples():
+    import io
+    import openpyxl
+    book = openpyxl.Workbook()
+    ws = book.active
+    ws.append(["acquirer_ref", "amount", "fee", "settled_amount", "settled_at"])
+    ws.append(["A1", 100, 1, 99, "2027-01-05T00:00:00+08:00"])
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
+XLSX = _workbook_samples()
+
+
+@given(st.data())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_workbook_readers_on_damaged_files_raise_only_their_own_error(data):
+    from daozhang.settlement_files import Mapping, decode_settlement_bytes
+    blob = bytearray(XLSX)
+    for _ in range(data.draw(st.integers(1, 6))):
+        at = data.draw(st.integers(0, len(blob) - 1))
+        blob[at] = data.draw(st.integers(0, 255))
+    for kind in ("xlsx", "xls"):
+        mapping = Mapping.default()
+        mapping.file_type = kind
+        for payload in (bytes(blob), data.draw(st.binary(max_size=300))):
+            try:
+                decode_settlement_bytes(payload, mapping, "w." + kind)
+            except SettlementFileError:
+                pass
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=150, deadline=None)
+def test_bank_statement_reader_on_random_bytes(tmp_path_factory, data):
+    import os
+    from daozhang.settlement_files.bank import read_bank_statement
+    d = tmp_path_factory.mktemp("bank")
+    path = os.path.join(str(d), "s.csv")
+    with open(path, "wb") as f:
+        f.write("交易日期,交易时间,借方发生额,贷方发生额,余额,对方户名,摘要\r\n".encode("gbk") + data)
+    maps = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "maps")
+    try:
+        statement = read_bank_statement(path, os.path.join(maps, "bank-statement.toml"))
+    except SettlementFileError:
+        return
+    assert all(c["amount"] > 0 for c in statement.credits)
+    assert mask_cell(json.dumps(statement.credits, ensure_ascii=False))[1] is False
