@@ -23,7 +23,7 @@ from daozhang.settlement_files.card_mask import mask_cell
 from daozhang.settlement_files.errors import MappingError, RowProblem
 from daozhang.settlement_files.mapping import mapping_from_dict
 from daozhang.settlement_files.reader import SettlementStream
-from daozhang.settlement_files.rows import FileContext, _first, _value
+from daozhang.settlement_files.rows import FileContext, column_value, first_cell
 from daozhang.settlement_files.values import EPOCH
 
 BANK_COLUMNS = ("date", "amount", "counterparty", "memo")
@@ -100,10 +100,10 @@ def read_bank_statement(path, map_path):
         row = {}
         try:
             for ours in ("amount", "settled_at"):
-                row[ours] = _value(ours, mapping.rules[ours], record, mapping, None, row)
+                row[ours] = column_value(ours, mapping.rules[ours], record, mapping, None, row)
             for ours in ("terminal_id", "rrn"):     # counterparty, memo: free text
                 rule = mapping.rules.get(ours)
-                text = _first(record, rule.sources, mapping)[:MAX_TEXT] if rule else None
+                text = first_cell(record, rule.sources, mapping)[:MAX_TEXT] if rule else None
                 row[ours] = mask_cell(text)[0] if text else None
             if row["amount"] is None or row["settled_at"] is None:
                 raise RowProblem("date" if row["settled_at"] is None else "amount",

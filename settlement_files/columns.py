@@ -61,12 +61,6 @@ class ColumnRule:
         names += [n for n in (self.credit, self.debit, self.date, self.time) if n]
         return names
 
-    def required_names(self):
-        """File columns that must be in the header (all but alternatives)."""
-        if self.sources and len(self.sources) == 1 and not self.by_kind:
-            return [self.sources[0]]
-        return [n for n in (self.date,) if n]
-
 
 def _names(path, key, value, low=1):
     if isinstance(value, str):

@@ -8,8 +8,6 @@ refund reusing its payment's id (WeChat, Alipay), which is kept under
 "<id>/refund".  `read_settlement_file` is the list form for small files.
 """
 
-import os
-
 from daozhang.settlement_files.card_mask import mask_cell
 from daozhang.settlement_files.columns import COLUMNS, REQUIRED_COLUMNS
 from daozhang.settlement_files.errors import RowProblem, SettlementFileError
@@ -231,10 +229,3 @@ def read_settlement_file(path, mapping=None, name=None, fmt=None, context=None):
     stream = SettlementStream(path, mapping, name, fmt, context)
     stream.info.rows = list(stream.rows())
     return stream.info
-
-
-def file_size(path):
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return None

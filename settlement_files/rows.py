@@ -55,7 +55,7 @@ def _cell(record, name, mapping):
     return "" if raw in mapping.na else raw
 
 
-def _first(record, names, mapping):
+def first_cell(record, names, mapping):
     for name in names:
         raw = _cell(record, name, mapping)
         if raw:
@@ -73,7 +73,7 @@ def _money(rule, raw, kind, column=None):
     return value
 
 
-def _value(ours, rule, record, mapping, ctx, row):
+def column_value(ours, rule, record, mapping, ctx, row):
     """The parsed value of our column `ours` (None when empty)."""
     kind = row.get("kind")
     if rule.total is not None:
@@ -103,7 +103,7 @@ def _value(ours, rule, record, mapping, ctx, row):
         raw = _cell(record, rule.sources[0], mapping)
     else:
         raw = _cell(record, rule.by_kind[kind], mapping) if kind in rule.by_kind else ""
-        raw = raw or _first(record, rule.sources, mapping)
+        raw = raw or first_cell(record, rule.sources, mapping)
     if raw == "":
         return None
     return parse_field(ours, raw, mapping, rule, kind, ctx)
@@ -190,7 +190,7 @@ def row_from_record(record, mapping, ctx, card_names=frozenset(), plan=None):
         elif rule.value is not None:
             computed.append((ours, rule))
         else:
-            row[ours] = _value(ours, rule, record, mapping, ctx, row)
+            row[ours] = column_value(ours, rule, record, mapping, ctx, row)
     for ours, rule in computed:
         a, op, b = rule.value
         if row.get(a) is None or row.get(b) is None:

@@ -56,9 +56,12 @@ def settle(path, config_path, strict, as_json, fmt, map_path, settled_at, bank_p
         try:
             settler = Settler(store, signer, publish)
             if show_bar:
-                with click.progressbar(length=None, label="settling",
-                                       file=sys.stderr) as bar:
-                    report = settler.settle(parsed, lambda done, total: bar.update(1))
+                # The file is streamed: the row count is unknown until the end.
+                from rich.progress import Progress
+                with Progress(transient=True) as bar:
+                    task = bar.add_task("settling", total=None)
+                    report = settler.settle(parsed, lambda done, total: bar.update(
+                        task, completed=done))
             else:
                 report = settler.settle(parsed)
         finally:

@@ -1,8 +1,10 @@
 """Settlement files stream: peak memory does not grow with the file (issue 12:
 a 200 MB file reconciles with RSS <= 200 MiB), and many rows matching one
-sale do not go quadratic.  CI runs 4 MB and 16 MB files through the real CLI
+sale do not go quadratic.  CI runs 4 MB and 32 MB files through the real CLI
 and holds the growth between them, extrapolated linearly to 200 MB, under
-the 200 MiB budget; bench/settlement_files.py reports the 200 MB figures."""
+the 200 MiB budget (measured: about 0.5 MiB per MB, the 16 bytes per row of
+the identity table at its load factor); bench/settlement_files.py reports
+the 200 MB figures (174 MiB)."""
 
 import json
 import os
@@ -20,7 +22,7 @@ FULL_MB = 200
 def test_memory_does_not_grow_with_the_file(tmp_path):
     journal, pub, _ = sc.write_journal(str(tmp_path))
     measured = {}
-    for mb in (4, 16):
+    for mb in (4, 32):
         path = str(tmp_path / ("s%d.csv" % mb))
         rows, matched = write_big_csv(path, mb << 20)
         code, out, _seconds, rss = run_measured(reconcile_argv(journal, pub, path))
@@ -35,6 +37,6 @@ def test_memory_does_not_grow_with_the_file(tmp_path):
         assert len(summary["unknown_settlements"]) == 10000        # listed; the count is exact
         measured[mb] = rss
         os.unlink(path)
-    per_mb = max(0.0, (measured[16] - measured[4]) / 12.0)
-    assert measured[16] <= BUDGET_MIB
-    assert measured[16] + per_mb * (FULL_MB - 16) <= BUDGET_MIB, measured
+    per_mb = max(0.0, (measured[32] - measured[4]) / 28.0)
+    assert measured[32] <= BUDGET_MIB
+    assert measured[32] + per_mb * (FULL_MB - 32) <= BUDGET_MIB, measured
