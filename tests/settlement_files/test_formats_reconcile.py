@@ -137,3 +137,16 @@ def test_trace_batch_terminal_and_qr_sales_match(tmp_path):
                                            [card, qr], rows, 1799208000000)
     assert refused == [] and summary["counts"]["unknown_settlement"] == 0
     assert [t["status"] for t in summary["transactions"]] == ["ok", "ok"]
+
+
+def test_alipay_zip_with_its_summary_file_reads_the_details(run_main, journal, tmp_path):
+    """The bill-download zip holds 业务明细 and 业务明细(汇总): the details are read."""
+    import zipfile
+    path = tmp_path / "20885212319120680156_20270105.csv.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("20885212319120680156_20270105_业务明细(汇总).csv",
+                   "#支付宝业务汇总查询\r\n门店编号,门店名称,交易订单总笔数\r\n".encode("gbk"))
+        z.writestr(ss.ALIPAY_NAME, ss.alipay_bytes())
+    code, summary = reconcile(run_main, journal, path)
+    assert summary["settlement_file"]["format"] == "alipay"
+    assert summary["counts"] == ss.EXPECTED
