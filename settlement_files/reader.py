@@ -212,7 +212,7 @@ class SettlementStream:
             ref = row["acquirer_ref"] = (ref + "/refund")[-64:]
         # One entry per kept row: its ref -> (line << 32 | 32 bits of the whole
         # row), so a repeat is told exact or different and names its line.
-        whole = digest64(repr(tuple(row[c] for c in COLUMNS))) & 0xFFFFFFFF
+        whole = digest64(tuple(row[c] for c in COLUMNS)) & 0xFFFFFFFF
         earlier = self._refs.add(digest64(ref), (min(line, 0xFFFFFFFF) << 32) | whole)
         if earlier is None:
             return True

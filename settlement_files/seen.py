@@ -5,21 +5,21 @@ dict or set of them costs 100+ bytes each (issue 12: RSS <= 200 MiB).
 Hand-written because nothing in the standard library (or our dependencies)
 keeps a set of 64-bit integers compactly: an open-addressing table in an
 `array('Q')`, linear probing, grown at half full, 0 reserved for "empty".
-Keys are 64-bit BLAKE2b digests; two different refs colliding (2**-64 per
+Keys are 64-bit hashes; two different refs colliding (about 2**-64 per
 pair) would make a row look like a repeat, a risk we accept and document.
 """
 
-import hashlib
 from array import array
 
 _EMPTY = 0
 
 
-def digest64(text):
-    """A nonzero 64-bit key for a string."""
-    value = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"),
-                                           digest_size=8).digest(), "little")
-    return value or 1
+def digest64(value):
+    """A nonzero 64-bit key for a string or a tuple of plain values: Python's
+    own hash (SipHash for text, seeded per process), which is all a set
+    living for one pass over one file needs, and much cheaper than a
+    cryptographic digest of the row's repr."""
+    return (hash(value) & 0xFFFFFFFFFFFFFFFF) or 1
 
 
 class Seen64:
