@@ -80,6 +80,7 @@ def open_settlement(path, fmt="auto", map_path=None, settled_at=None, name=None)
     stream = SettlementStream(_source(path), mapping, name, chosen[0],
                               file_context(mapping, name, settled_at))
     stream.chosen = chosen
+    stream.info.reason = chosen[1]
     return stream
 
 

@@ -27,6 +27,7 @@ class SettlementFile:
     def __init__(self, name, columns=(), fmt=None):
         self.name = name
         self.format = fmt
+        self.reason = None              # why this format (--format auto says)
         self.columns = list(columns)    # the header as read (trimmed)
         self.rows = []                  # row dicts, file order (list form only)
         self.row_count = 0
@@ -39,7 +40,7 @@ class SettlementFile:
         self.other_lines = {}           # label -> count: fee, payout lines (not payments)
 
     def as_dict(self):
-        return {"path": self.name, "format": self.format,
+        return {"path": self.name, "format": self.format, "format_reason": self.reason,
                 "rows": len(self.rows) or self.row_count, "bad_rows": list(self.bad_rows),
                 "bad_count": self.bad_count, "repeated": self.repeated, "skipped": self.skipped,
                 "card_masked": self.card_count, "card_findings": list(self.card_findings),

@@ -51,6 +51,8 @@ def test_every_discrepancy_counted_exactly(world):
     assert s["totals_text"]["gross"] == "¥15,800.00"
     assert s["journal"]["ok"] is True and s["journal"]["excluded"] == []
     assert s["settlement_file"] == {"path": world["csv"], "format": "csv", "rows": 18,
+                                    "format_reason": "a header with acquirer_ref (the "
+                                    "documented layout)",
                                     "bad_rows": [], "bad_count": 0, "repeated": 0, "skipped": 0,
                                     "card_masked": 0, "card_findings": [], "other_lines": {}}
     by_id = dict((t["pos_txn_id"], t) for t in s["transactions"])
