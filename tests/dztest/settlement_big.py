@@ -46,14 +46,35 @@ def write_big_csv(path, size_bytes):
     return rows, matched
 
 
+# The child reports its own VmHWM as it exits.  Not ru_maxrss: Linux carries
+# the forking parent's RSS into the child's maxrss at exec, so a big test
+# runner would be measured instead of the child.
+_HWM = ("import atexit, os, runpy, sys\n"
+        "def hwm():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('VmHWM:'):\n"
+        "            os.write(2, ('VmHWM_KB=%s\\n' % line.split()[1]).encode())\n"
+        "atexit.register(hwm)\n"
+        "sys.argv = sys.argv[1:]\n"
+        "if sys.argv[0] == '-m':\n"
+        "    sys.argv = sys.argv[1:]\n"
+        "    runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+        "else:\n"
+        "    code = sys.argv[1]\n"
+        "    sys.argv = [sys.argv[0]] + sys.argv[2:]\n"
+        "    exec(compile(code, '<peer>', 'exec'))\n")
+
+
 def run_measured(argv, env=None):
-    """(exit code, stdout, seconds, peak RSS in MiB) of a child process."""
+    """(exit code, stdout, seconds, peak RSS in MiB) of a child process:
+    argv is [python, "-m", module, ...] or [python, "-c", code, ...]."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-    out = proc.stdout.read()
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out, time.perf_counter() - start, usage.ru_maxrss / 1024.0
+    wrapped = [argv[0], "-c", _HWM] + (argv[1:] if argv[1] == "-m" else ["-c"] + argv[2:])
+    proc = subprocess.run(wrapped, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    kb = [line for line in proc.stderr.decode(errors="replace").splitlines()
+          if line.startswith("VmHWM_KB=")]
+    return (proc.returncode, proc.stdout, time.perf_counter() - start,
+            int(kb[-1].split("=")[1]) / 1024.0)
 
 
 def reconcile_argv(journal, pub, csv_path):
