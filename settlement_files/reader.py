@@ -49,7 +49,8 @@ class SettlementFile:
     def bad(self, line, reason):
         self.bad_count += 1
         if len(self.bad_rows) < MAX_LISTED:
-            self.bad_rows.append({"line": line, "reason": reason})
+            # A reason quotes cells; as free text it is scanned again.
+            self.bad_rows.append({"line": line, "reason": mask_cell(reason)[0]})
 
 
 def _starts(cells, prefixes, strip):

@@ -147,22 +147,36 @@ def parse_field(ours, raw, mapping, rule, kind=None, ctx=None):
     return identifier(ours, raw)
 
 
-def _masked_record(record, mapping, card_names):
-    """Every cell cleaned of card numbers; the columns where one was found."""
+# Our columns whose text is an identifier for the card rule (long digit runs pass).
+IDENTIFIER_COLUMNS = ("acquirer_ref", "order_id", "rrn")
+
+
+def _masked_record(record, cells):
+    """The cells a map reads, cleaned of card numbers; the columns where one
+    was found.  `cells`: file column -> True (an identifier), False (free
+    text) or None (a card column: its rule cuts it)."""
     found = []
     out = {}
-    for name, raw in record.items():
-        if raw and name not in card_names:
-            raw, hit = mask_cell(raw)
+    for name, identifier in cells.items():
+        raw = record.get(name)
+        if raw and identifier is not None:
+            raw, hit = mask_cell(raw, identifier)
             if hit:
                 found.append(name)
-        out[name] = raw                 # a card column is cut to 6 + 4 by its rule
+        out[name] = raw
     return out, found
 
 
 def card_columns(mapping):
-    rule = mapping.rules.get("card")
-    return frozenset(rule.file_columns()) if rule is not None else frozenset()
+    """File column -> how the card rule reads it (see _masked_record)."""
+    cells = {}
+    for ours, rule in mapping.rules.items():
+        for name in rule.file_columns():
+            if ours == "card":
+                cells[name] = None
+            elif cells.get(name, True) is not None:
+                cells[name] = cells.get(name, True) and ours in IDENTIFIER_COLUMNS
+    return cells
 
 
 def plan_for(mapping, header=None):
@@ -179,9 +193,9 @@ def plan_for(mapping, header=None):
     return plan
 
 
-def row_from_record(record, mapping, ctx, card_names=frozenset(), plan=None):
+def row_from_record(record, mapping, ctx, cells=None, plan=None):
     """(row, columns where a card number was masked); raises RowProblem."""
-    record, found = _masked_record(record, mapping, card_names)
+    record, found = _masked_record(record, card_columns(mapping) if cells is None else cells)
     row = {}
     computed = []
     for ours, rule in plan or plan_for(mapping):
@@ -204,7 +218,7 @@ def row_from_record(record, mapping, ctx, card_names=frozenset(), plan=None):
             raise RowProblem(ours, "missing (required)")
     for ours in _TEXT_COLUMNS:         # what a join or a fixed text made, checked too
         if row[ours] is not None:
-            row[ours], hit = mask_cell(row[ours])
+            row[ours], hit = mask_cell(row[ours], ours in IDENTIFIER_COLUMNS)
             if hit and ours not in found:
                 found.append(ours)
     return row, found

@@ -25,7 +25,7 @@ PAN = "6222021234567894"
     ("T:6222:0212:3456:7894", "T:6222:02**:****:7894"),
     ("6222 0212  3456\u00a07894", "6222 02**  ****\u00a07894"),
     ("x6222/0212/3456/7894", "x6222/02**/****/7894"),
-    ("６２２２０２１２３４５６７８９４", "622202******7894"),
+    ("６２２２０２１２３４５６７８９４", "６２２２０２******７８９４"),
     ("4111111111111111123", "411111******1111123"),          # a CVV appended: still found
     ("pay 4111-1111-1111-1111 now", "pay 4111-11**-****-1111 now"),
 ])
@@ -37,12 +37,23 @@ def test_card_numbers_are_cut_to_six_and_four(text, masked):
     "4200000123202701051234567890",      # WeChat transaction number, 28 digits
     "2017083121001004720299453898",      # Alipay trade number
     "20270105123045000123",              # timestamp + serial order id
+])
+def test_long_identifiers_pass_in_identifier_columns(text):
+    assert mask_cell(text, identifier=True) == (text, False)
+
+
+@pytest.mark.parametrize("text", [
     "102290058120001",                   # a UnionPay merchant id (no scheme prefix)
     "R00000000001", "000123456789", "A00001", "SH000001", "2027-01-05T22:00:00+08:00",
     "1234567890123",                     # Luhn-invalid / no scheme prefix
 ])
 def test_identifiers_pass(text):
     assert mask_cell(text) == (text, False)
+
+
+def test_a_wechat_bill_keeps_its_28_digit_numbers():
+    rows = list(open_settlement(ss.wechat_bytes(), "wechatpay", name=ss.WECHAT_NAME).rows())
+    assert all(len(r["acquirer_ref"]) == 28 and "*" not in r["acquirer_ref"] for r in rows)
 
 
 def test_card_column_keeps_six_and_four():
