@@ -28,12 +28,12 @@ import os
 import secrets
 import queue
 import signal
+import socket
 import ssl
 import sys
 import threading
 import time
 import tomllib
-import uuid
 
 from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, StorageError
@@ -46,8 +46,25 @@ TOPIC_ROOT = "daozhang/v1/"
 TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
 TYPE_CHECKPOINT = 8     # ... of a checkpoint (SPEC 3.6)
 MAX_GROUP = 64          # queued messages handled (and committed) together
-BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id"}
-BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log"}
+BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id", "session_expiry_s"}
+BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker"}
+# SPEC 6.10.4: how long the broker keeps a stopped worker's session (and
+# queues its turn of the group's messages).  Long enough to ride out a
+# restart or deploy; short enough that a worker removed for good stops
+# holding messages soon (the agents resend what is never acked anyway).
+SESSION_EXPIRY_S = 600
+
+
+def worker_client_id(broker, backend, hostname=None):
+    """The worker's MQTT client id, the same across its restarts (SPEC 6.10.4):
+    [broker] client_id, else backend-<host>-<worker> ([backend] worker, 1).
+    Two workers on one host need different `worker` numbers: one id is one
+    session, and the broker disconnects the older of two clients sharing it."""
+    if broker.get("client_id"):
+        return str(broker["client_id"])
+    host = hostname or socket.gethostname() or "host"
+    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in host)[:40]
+    return "backend-%s-%d" % (host, int(backend.get("worker", 1)))
 
 
 def now_ms():
@@ -119,6 +136,13 @@ def load_backend_config(path):
     broker.setdefault("host", "127.0.0.1")
     broker.setdefault("port", 8883)
     backend["share_group"] = check_share_group(path, backend.get("share_group"))
+    worker = backend.get("worker", 1)
+    if type(worker) is not int or not 1 <= worker <= 9999:
+        raise ConfigError("%s: backend.worker: expected a number 1-9999 (one per worker on a host), "
+                          "got %r" % (path, worker))
+    expiry = broker.get("session_expiry_s", SESSION_EXPIRY_S)
+    if type(expiry) is not int or not 0 < expiry <= 0xFFFFFFFF:
+        raise ConfigError("%s: broker.session_expiry_s: expected seconds > 0, got %r" % (path, expiry))
     return {"path": path, "broker": broker, "backend": backend}
 
 
@@ -322,7 +346,7 @@ def run_service(config, stop_event=None, ready=None):
     worker = Ingestor(store, signer, log, gap_grace_ms=int(float(backend.get("gap_grace_s", 30)) * 1000))
     stop = stop_event or threading.Event()
     inbox = queue.Queue()
-    client_id = broker.get("client_id") or "backend-%s" % uuid.uuid4().hex[:12]
+    client_id = worker_client_id(broker, backend)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                          protocol=mqtt.MQTTv5, manual_ack=True)
     if broker.get("tls", True):
@@ -352,15 +376,17 @@ def run_service(config, stop_event=None, ready=None):
     client.on_disconnect = on_disconnect
     client.on_message = lambda c, u, m: inbox.put(m)
     props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 0
+    # clean_start false + a session expiry (SPEC 6.10.4): what the group hands
+    # this worker while it is away waits for it instead of being dropped.
+    props.SessionExpiryInterval = int(broker.get("session_expiry_s", SESSION_EXPIRY_S))
     try:
         client.connect(broker["host"], int(broker["port"]), keepalive=int(broker.get("keepalive", 30)),
-                       clean_start=True, properties=props)
+                       clean_start=False, properties=props)
     except (ssl.SSLError, OSError) as exc:
         # The broker may not be up yet: keep trying in the background.
         log("broker_connect_failed", level="warning", cause=str(exc))
         client.connect_async(broker["host"], int(broker["port"]),
-                             keepalive=int(broker.get("keepalive", 30)), clean_start=True,
+                             keepalive=int(broker.get("keepalive", 30)), clean_start=False,
                              properties=props)
     client.loop_start()
     if stop_event is None:

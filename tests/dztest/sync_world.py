@@ -96,6 +96,13 @@ class BackendProcess:
             self.proc.wait(30)
 
 
+def _worker_number(name):
+    """b1 -> 1, b2 -> 2: each named worker keeps its own MQTT session
+    (SPEC 6.10.4) across restarts."""
+    digits = "".join(c for c in name if c.isdigit())
+    return int(digits) if digits else 1 + sum(name.encode()) % 9000
+
+
 class SyncWorld:
     def __init__(self, tmp, broker, db):
         from daozhang.agent.signer import generate_keypair
@@ -117,9 +124,10 @@ class SyncWorld:
         with open(path, "w") as f:
             f.write('[broker]\nhost = "%s"\nport = %d\nca = "%s"\ncert = "%s"\nkey = "%s"\n'
                     '[backend]\nkey = "%s"\ndb = "%s"\nshare_group = "dz"\ngap_grace_s = %s\n'
-                    'log = "%s"\n' % (s["host"], s["port"], s["ca"], s["cert"], s["key"],
-                                      self.backend_key + ".key", self.db, gap_grace_s,
-                                      os.path.join(self.tmp, name + ".log")))
+                    'log = "%s"\nworker = %d\n'
+                    % (s["host"], s["port"], s["ca"], s["cert"], s["key"],
+                       self.backend_key + ".key", self.db, gap_grace_s,
+                       os.path.join(self.tmp, name + ".log"), _worker_number(name)))
         return path
 
     def start_backend(self, name="b1", gap_grace_s=30):
