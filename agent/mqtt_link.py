@@ -95,7 +95,7 @@ class MqttLink:
 
     def __init__(self, journal, journal_path, device_id, backend_pub, mqtt, sync_settings=None,
                  log=None, alert=None, release_floor=None, settlement_hook=None,
-                 near_full=0.8, status_file=None, status_interval_s=1.0):
+                 near_full=0.8, status_file=None, status_interval_s=1.0, settlements_hook=None):
         self.journal = journal
         self.journal_path = journal_path
         self.device_id = device_id
@@ -106,6 +106,11 @@ class MqttLink:
         self.alert = alert or (lambda kind, severity, detail: None)
         self.release_floor = release_floor
         self.settlement_hook = settlement_hook
+        # f([(msg, payload), ...], redelivered) -> {"settle_n", "moved", "rejected"}:
+        # a batch applied in one commit (SPEC 7.8.5).
+        self.settlements_hook = settlements_hook
+        self.settle_n = None            # the terminal's confirmation cursor, as last reported
+        self._status_now = False        # republish the status (the cursor moved)
         self.near_full = near_full
         self.status_file = status_file
         self.status_interval_ms = int(status_interval_s * 1000)
@@ -297,6 +302,9 @@ class MqttLink:
                 finally:
                     self._down_dup = False
                 self._ack_down(event[3], event[4], event[5])
+                if self._status_now and self.core.state == "online":
+                    self._status_now = False
+                    self._publish("status", b"", None, True)
             self._status_dirty = True
 
     # -- actions -------------------------------------------------------------------------
@@ -328,12 +336,33 @@ class MqttLink:
                                                     "reason": action[1]})
             elif name == "duplicate":
                 self.log("sync_duplicate_ack", to=action[1])
-            elif name == "settlement":
-                if self.settlement_hook is not None:
-                    self.settlement_hook(action[1], action[2], self._down_dup)
+            elif name in ("settlement", "settlements"):
+                self._apply_settlements([(action[1], action[2])] if name == "settlement"
+                                        else action[1])
             elif name == "log":
                 self.log(action[1], **action[2])
             self._status_dirty = True
+
+    def _apply_settlements(self, items):
+        """Hand settlement acks to the plugin; count what it refused (replay,
+        stale) with the other rejected down messages, and republish the
+        status when its confirmation cursor moved: that is how the backend
+        learns to stop sending them (SPEC 7.8.5)."""
+        result = None
+        if self.settlements_hook is not None:
+            result = self.settlements_hook(items, self._down_dup)
+        elif self.settlement_hook is not None:
+            for msg, payload in items:
+                result = self.settlement_hook(msg, payload, self._down_dup)
+        if not isinstance(result, dict):
+            return
+        for reason in result.get("rejected", ()):
+            self.core.rejected[reason] = self.core.rejected.get(reason, 0) + 1
+            self.core.last_reject = reason
+        if result.get("settle_n") is not None:
+            self.settle_n = result["settle_n"]
+        if result.get("moved"):
+            self._status_now = True
 
     def _floor(self, max_age_ms=1000):
         """The lowest seq not releasable, or None without a watchdog.
@@ -524,6 +553,7 @@ class MqttLink:
         out = self.core.health()
         out["device"] = self.device_id
         out["failed"] = self.failed
+        out["settle_n"] = self.settle_n
         out["at"] = now_ms()
         return out
 

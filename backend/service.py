@@ -41,13 +41,14 @@ from daozhang.backend import ingest
 from daozhang.agent.mqtt_link import set_nodelay
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.key_registry import KeyRegistry
+from daozhang.backend.settlement_outbox import RESEND_MS, Outbox, Resender
 
 TOPIC_ROOT = "daozhang/v1/"
 TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
 TYPE_CHECKPOINT = 8     # ... of a checkpoint (SPEC 3.6)
 MAX_GROUP = 64          # queued messages handled (and committed) together
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id", "session_expiry_s"}
-BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker"}
+BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker", "settlement_resend_s"}
 # SPEC 6.10.4: how long the broker keeps a stopped worker's session (and
 # queues its turn of the group's messages).  Long enough to ride out a
 # restart or deploy; short enough that a worker removed for good stops
@@ -395,6 +396,10 @@ def run_service(config, stop_event=None, ready=None):
     log("backend_ready", db=store.url, group=group, client_id=client_id)
     if ready is not None:
         ready.set()
+    worker.resender = Resender(
+        Outbox(store), lambda device_id, payload: client.publish(
+            TOPIC_ROOT + device_id + "/acks", payload, qos=1), log,
+        resend_ms=int(float(backend.get("settlement_resend_s", RESEND_MS / 1000)) * 1000))
     last_gap_check = now_ms()
     try:
         while not stop.is_set():
@@ -415,6 +420,11 @@ def run_service(config, stop_event=None, ready=None):
                     worker.check_gaps()
                 except DaozhangError as exc:
                     log("gap_check_failed", level="error", error=str(exc))
+                if client.is_connected():
+                    try:
+                        worker.resender.tick(now_ms())
+                    except DaozhangError as exc:
+                        log("settlement_resend_failed", level="error", error=str(exc))
     finally:
         client.loop_stop()
         try:
@@ -465,9 +475,15 @@ def _handle(client, worker, log, message):
         elif leaf == "status":
             try:
                 status = cbor.loads(payload) if payload else {}
-                log("device_status", device=device_id, state=status.get("state") if isinstance(status, dict) else "?")
+                log("device_status", device=device_id, state=status.get("state") if isinstance(status, dict) else "?",
+                    settle_n=status.get("settle_n") if isinstance(status, dict) else None)
             except DecodeError:
                 log("device_status_malformed", level="warning", device=device_id)
+                status = None
+            resender = getattr(worker, "resender", None)
+            if resender is not None and isinstance(status, dict):
+                # SPEC 7.8.5: confirm what the terminal processed, send what is due.
+                resender.on_status(device_id, status, now_ms())
     except StorageError as exc:
         # Not committed: do not PUBACK; the device resends after no ack.
         log("store_failed", level="error", device=device_id, error=str(exc))

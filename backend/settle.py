@@ -14,9 +14,14 @@ For each good row of the file (host_tools/settlement_csv.py), in file order:
 3. route it: the matched receipt's device; a row matching nothing goes to
    the device whose receipts carry the row's terminal_id (the newest such
    device), else nowhere ("unrouted": stored only, the operator sees it);
-4. sign the ack (agent/core/settlement_ack.py) and publish it QoS 1 on
-   daozhang/v1/<dev>/acks; once the broker has it (PUBACK), the row's
-   status becomes "sent" (matched) or "unknown" (routed by terminal only).
+4. sign the ack (agent/core/settlement_ack.py) with the device's next
+   delivery number and queue it in the settlement outbox, pending until
+   the terminal confirms it (backend/settlement_outbox.py, SPEC 7.8.5);
+   the row's status becomes "sent" (matched) or "unknown" (routed by
+   terminal only);
+5. publish the device's first window of pending acks, batched, QoS 1 on
+   daozhang/v1/<dev>/acks.  What the terminal does not confirm, `backend
+   run` sends again when it comes online and on a timer.
 
 `Settler` has no MQTT in it: `publish(device_id, payload)` is an input
 (returns once the broker holds the message, or raises).
@@ -28,6 +33,7 @@ import time
 from daozhang.agent.core import settlement_ack
 from daozhang.agent.core.errors import DaozhangError, LocalError
 from daozhang.agent.core.settlement_checks import DEFAULT_MATCH_WINDOW, Matcher, txn_time_ms
+from daozhang.backend.settlement_outbox import Outbox, Resender
 
 FINAL = ("sent", "unknown", "unrouted")
 
@@ -54,6 +60,8 @@ class Settler:
         self.random_bytes = random_bytes
         self.log = log or (lambda event, level="info", **kw: None)
         self.matcher = Matcher(match_window_ms)
+        self.outbox = Outbox(store)
+        self.resender = Resender(self.outbox, publish, log=self.log)
         self.terminals = {}     # terminal_id -> device_id (the newest receipt's)
         self._index()
 
@@ -81,10 +89,27 @@ class Settler:
             return device_id, None, "unknown"
         return None, None, "unrouted"
 
-    def ack_payload(self, device_id, seq, row):
+    def ack_payload(self, device_id, seq, row, n):
         return settlement_ack.encode(device_id, self.random_bytes(settlement_ack.ID_SIZE),
                                      self.clock(), seq, settlement_ack.wire_row(row),
-                                     self.signer.kid, self.signer.signer.sign)
+                                     self.signer.kid, self.signer.signer.sign, n)
+
+    def _flush(self, routed, touched):
+        """Queue the routed rows' acks (numbered, signed, stored pending),
+        then record each row's verdict: a crash in between leaves the row
+        "new", queued again by the next run (the terminal sees that
+        acquirer_ref settled already: a duplicate, nothing changes)."""
+        by_device = {}
+        for ref, device_id, seq, verdict, row in routed:
+            if device_id is not None:
+                by_device.setdefault(device_id, []).append(
+                    (ref, lambda n, d=device_id, q=seq, r=row: self.ack_payload(d, q, r, n)))
+        for device_id, entries in by_device.items():
+            self.outbox.queue_many(device_id, entries, self.clock())
+            touched.add(device_id)
+        for ref, device_id, seq, verdict, row in routed:
+            self.store.match_settlement(ref, device_id, seq, verdict)
+        del routed[:]
 
     def settle(self, parsed, progress=None):
         """Ingest a SettlementFile; returns the report dict."""
@@ -94,6 +119,7 @@ class Settler:
         report = {"path": parsed.name, "rows": len(parsed.rows), "bad_rows": list(parsed.bad_rows),
                   "repeated": parsed.repeated, "new": 0, "already": 0, "sent": 0, "unknown": 0,
                   "unrouted": 0, "devices": {}}
+        routed, touched = [], set()
         for i, row in enumerate(parsed.rows):
             ref = row["acquirer_ref"]
             status = stored.get(ref)
@@ -107,14 +133,19 @@ class Settler:
                     report["new"] += 1
                 device_id, seq, verdict = self.route(row)
                 if device_id is not None:
-                    self.publish(device_id, self.ack_payload(device_id, seq, row))
                     report["devices"][device_id] = report["devices"].get(device_id, 0) + 1
-                self.store.match_settlement(ref, device_id, seq, verdict)
+                routed.append((ref, device_id, seq, verdict, row))
+                if len(routed) >= 500:
+                    self._flush(routed, touched)
                 report[verdict] += 1
                 self.log("settlement_row", ref=ref, device=device_id or "-", seq=seq,
                          verdict=verdict)
             if progress is not None:
                 progress(i + 1, len(parsed.rows))
+        self._flush(routed, touched)
+        for device_id in sorted(touched):
+            self.resender.send(device_id, self.clock())
+        report["pending"] = self.outbox.counts()["pending"]
         return report
 
 

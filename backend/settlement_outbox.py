@@ -1,0 +1,147 @@
+"""Settlement acks pending until the terminal confirms them (docs/SPEC.md 7.8.5).
+
+`backend settle` used to mark a row sent once the broker PUBACKed it, so
+the broker's queue was the only copy while the terminal was offline: lost
+when mosquitto died before its save, when more than max_queued_messages
+queued, or when another client took the terminal's client id with a clean
+start.  Now:
+
+- `Outbox.queue_many` numbers each device's acks 1, 2, 3, ... and keeps the
+  signed bytes (settlement_outbox table), pending;
+- the terminal's status carries `settle_n` (every ack 1..n processed):
+  `Outbox.confirm` marks those confirmed, for good;
+- `Resender` sends what is pending, many acks per message
+  (settlement_delivery batches), the lowest `window` numbers at most, so a
+  terminal's broker queue holds at most window / batch messages of ours
+  (far under mosquitto's max_queued_messages).  It sends at once when the
+  terminal comes online or its cursor moves (the next window), and again
+  on a timer for what stayed unconfirmed longer than `resend_ms`.
+
+Every re-send carries the very bytes first signed, so the terminal
+recognises a duplicate by its id and digest and nothing changes twice.
+"""
+
+from daozhang.agent.core import settlement_delivery
+
+BATCH = 200                 # acks per message: ~110 KiB, under MAX_BATCH_BYTES
+WINDOW = 2000               # unconfirmed acks in flight per device
+RESEND_MS = 30000           # an unconfirmed ack is sent again after this
+
+
+class Outbox:
+    """The settlement_outbox table, over a backend Store's database."""
+
+    def __init__(self, store):
+        self.store = store
+        self.db = store.db
+        self._lock = store._lock
+
+    def queue_many(self, device_id, entries, now):
+        """entries: [(acquirer_ref, make_payload(n) -> bytes)]; the numbers given, in order."""
+        numbers = []
+        with self._lock, self.db.transaction() as tx:
+            tx.lock_device(device_id)
+            top = tx.one("SELECT COALESCE(MAX(n), 0) FROM settlement_outbox WHERE device_id = %s",
+                         (device_id,))[0]
+            rows = []
+            for ref, make_payload in entries:
+                top += 1
+                rows.append((device_id, top, ref, bytes(make_payload(top)), now))
+                numbers.append(top)
+            tx.executemany("INSERT INTO settlement_outbox (device_id, n, acquirer_ref, payload, "
+                           "queued_at) VALUES (%s, %s, %s, %s, %s)", rows)
+        return numbers
+
+    def confirm(self, device_id, settle_n, now):
+        """The terminal processed every ack up to settle_n: how many became confirmed."""
+        with self._lock, self.db.transaction() as tx:
+            cur = tx.execute("UPDATE settlement_outbox SET confirmed_at = %s WHERE device_id = %s "
+                             "AND n <= %s AND confirmed_at IS NULL", (now, device_id, settle_n))
+            return cur.rowcount
+
+    def pending(self, device_id, limit):
+        """[(n, payload, sent_at)] of the lowest `limit` unconfirmed acks."""
+        with self._lock, self.db.read() as tx:
+            rows = tx.all("SELECT n, payload, sent_at FROM settlement_outbox WHERE device_id = %s "
+                          "AND confirmed_at IS NULL ORDER BY n LIMIT %s", (device_id, limit))
+        return [(int(n), bytes(p), s) for n, p, s in rows]
+
+    def mark_sent(self, device_id, numbers, now):
+        with self._lock, self.db.transaction() as tx:
+            tx.executemany("UPDATE settlement_outbox SET sent_at = %s WHERE device_id = %s AND n = %s",
+                           [(now, device_id, n) for n in numbers])
+
+    def devices_pending(self):
+        with self._lock, self.db.read() as tx:
+            rows = tx.all("SELECT DISTINCT device_id FROM settlement_outbox WHERE confirmed_at IS NULL")
+        return sorted(r[0] for r in rows)
+
+    def counts(self, device_id=None):
+        """{"queued", "pending", "confirmed"} (of one device, or all)."""
+        sql = ("SELECT COUNT(*), COALESCE(SUM(CASE WHEN confirmed_at IS NULL THEN 1 ELSE 0 END), 0) "
+               "FROM settlement_outbox")
+        params = ()
+        if device_id is not None:
+            sql += " WHERE device_id = %s"
+            params = (device_id,)
+        with self._lock, self.db.read() as tx:
+            total, pending = tx.one(sql, params)
+        return {"queued": int(total), "pending": int(pending), "confirmed": int(total) - int(pending)}
+
+
+class Resender:
+    """Sends pending acks: `publish(device_id, payload)` is the MQTT side."""
+
+    def __init__(self, outbox, publish, log=None, batch=BATCH, window=WINDOW, resend_ms=RESEND_MS):
+        self.outbox = outbox
+        self.publish = publish
+        self.log = log or (lambda event, level="info", **kw: None)
+        self.batch = batch
+        self.window = window
+        self.resend_ms = resend_ms
+        self.cursors = {}       # device -> the last settle_n its status reported
+        self.online = {}        # device -> True while its last status said online
+
+    def on_status(self, device_id, status, now):
+        """A terminal's status: confirm up to its settle_n; when it comes
+        online (its broker session may be gone) or its cursor moved (room
+        for the next window), send what is due."""
+        if not isinstance(status, dict):
+            return 0
+        settle_n = status.get("settle_n")
+        moved = False
+        if type(settle_n) is int and settle_n >= 0:
+            moved = settle_n != self.cursors.get(device_id)
+            self.cursors[device_id] = settle_n
+            if settle_n:
+                done = self.outbox.confirm(device_id, settle_n, now)
+                if done:
+                    self.log("settlements_confirmed", device=device_id, settle_n=settle_n, rows=done)
+        online = status.get("state") == "online"
+        came_online = online and not self.online.get(device_id)
+        self.online[device_id] = online
+        if came_online or (online and moved):
+            return self.send(device_id, now, everything=came_online)
+        return 0
+
+    def tick(self, now):
+        """The timer: what stayed unconfirmed longer than resend_ms, every device."""
+        sent = 0
+        for device_id in self.outbox.devices_pending():
+            sent += self.send(device_id, now)
+        return sent
+
+    def send(self, device_id, now, everything=False):
+        """Publish the due acks of the device's window; returns how many.
+        `everything`: the whole window, sent or not (a reconnect)."""
+        rows = self.outbox.pending(device_id, self.window)
+        due = [(n, payload) for n, payload, sent_at in rows
+               if everything or sent_at is None or sent_at <= now - self.resend_ms]
+        for k in range(0, len(due), self.batch):
+            chunk = due[k:k + self.batch]
+            self.publish(device_id, settlement_delivery.encode_batch(device_id, [p for _, p in chunk]))
+            self.outbox.mark_sent(device_id, [n for n, _ in chunk], now)
+        if due:
+            self.log("settlements_sent", device=device_id, rows=len(due),
+                     first=due[0][0], last=due[-1][0])
+        return len(due)
