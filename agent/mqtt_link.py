@@ -111,6 +111,7 @@ class MqttLink:
         self.settlements_hook = settlements_hook
         self.settle_n = None            # the terminal's confirmation cursor, as last reported
         self._status_now = False        # republish the status (the cursor moved)
+        self._online_since = 0
         self.near_full = near_full
         self.status_file = status_file
         self.status_interval_ms = int(status_interval_s * 1000)
@@ -281,6 +282,7 @@ class MqttLink:
                     self._drop(cause)
                 else:
                     self._subscribe()
+                    self._online_since = now
                     self._resend_active = True
                     self._perform(self.core.connected(now))
             elif name == "lost":
@@ -518,8 +520,11 @@ class MqttLink:
             return
         if topic == "status" and self.status_extra is not None:
             try:
-                payload = msgs.encode_status(self.device_id, "online", now_ms(),
-                                             _cbor_safe(self.status_extra()))
+                extra = dict(self.status_extra())
+                # When this connection began: a new value tells the backend we
+                # (re)connected and our broker session may be gone (SPEC 7.8.5).
+                extra["online_since"] = self._online_since
+                payload = msgs.encode_status(self.device_id, "online", now_ms(), _cbor_safe(extra))
             except Exception as exc:   # the plain status still goes up
                 self.log("status_extra_failed", level="error", error=str(exc))
                 payload = payload or msgs.encode_status(self.device_id, "online", now_ms())

@@ -95,20 +95,16 @@ class Settler:
                                      self.signer.kid, self.signer.signer.sign, n)
 
     def _flush(self, routed, touched):
-        """Queue the routed rows' acks (numbered, signed, stored pending),
-        then record each row's verdict: a crash in between leaves the row
-        "new", queued again by the next run (the terminal sees that
-        acquirer_ref settled already: a duplicate, nothing changes)."""
-        by_device = {}
-        for ref, device_id, seq, verdict, row in routed:
-            if device_id is not None:
-                by_device.setdefault(device_id, []).append(
-                    (ref, lambda n, d=device_id, q=seq, r=row: self.ack_payload(d, q, r, n)))
-        for device_id, entries in by_device.items():
-            self.outbox.queue_many(device_id, entries, self.clock())
-            touched.add(device_id)
-        for ref, device_id, seq, verdict, row in routed:
-            self.store.match_settlement(ref, device_id, seq, verdict)
+        """Store a chunk of rows, their verdicts and their numbered, signed
+        acks (pending) in one transaction (Outbox.settle_rows)."""
+        if not routed:
+            return
+        numbers = self.outbox.settle_rows(
+            [(ref, body, device_id, seq, verdict,
+              None if device_id is None else
+              (lambda n, d=device_id, q=seq, r=row: self.ack_payload(d, q, r, n)))
+             for ref, body, device_id, seq, verdict, row in routed], self.clock())
+        touched.update(numbers)
         del routed[:]
 
     def settle(self, parsed, progress=None):
@@ -126,15 +122,14 @@ class Settler:
             if status in FINAL:
                 report["already"] += 1
             else:
+                body = dict(row)
+                body.pop("line", None)
                 if status is None:
-                    body = dict(row)
-                    body.pop("line", None)
-                    self.store.add_settlement(ref, body, "new")
                     report["new"] += 1
                 device_id, seq, verdict = self.route(row)
                 if device_id is not None:
                     report["devices"][device_id] = report["devices"].get(device_id, 0) + 1
-                routed.append((ref, device_id, seq, verdict, row))
+                routed.append((ref, body, device_id, seq, verdict, row))
                 if len(routed) >= 500:
                     self._flush(routed, touched)
                 report[verdict] += 1

@@ -118,7 +118,7 @@ class SyncWorld:
 
     # -- backend ----------------------------------------------------------------
 
-    def backend_config(self, name, gap_grace_s=30):
+    def backend_config(self, name, gap_grace_s=30, **backend):
         s = self.broker.settings("backend")
         path = os.path.join(self.tmp, name + ".toml")
         with open(path, "w") as f:
@@ -128,10 +128,13 @@ class SyncWorld:
                     % (s["host"], s["port"], s["ca"], s["cert"], s["key"],
                        self.backend_key + ".key", self.db, gap_grace_s,
                        os.path.join(self.tmp, name + ".log"), _worker_number(name)))
+            for key, value in backend.items():      # more [backend] keys
+                f.write("%s = %s\n" % (key, value))
         return path
 
-    def start_backend(self, name="b1", gap_grace_s=30):
-        proc = BackendProcess(self.backend_config(name, gap_grace_s), os.path.join(self.tmp, name + ".log"))
+    def start_backend(self, name="b1", gap_grace_s=30, **backend):
+        proc = BackendProcess(self.backend_config(name, gap_grace_s, **backend),
+                              os.path.join(self.tmp, name + ".log"))
         self.backends.append(proc)
         return proc.start()
 
