@@ -107,7 +107,7 @@ class MqttLink:
         self.release_floor = release_floor
         self.settlement_hook = settlement_hook
         # f([(msg, payload), ...], redelivered) -> {"settle_n", "moved", "rejected"}:
-        # a batch applied in one commit (SPEC 7.8.5).
+        # a batch applied in one commit (SPEC 7.8.7).
         self.settlements_hook = settlements_hook
         self.settle_n = None            # the terminal's confirmation cursor, as last reported
         self._status_now = False        # republish the status (the cursor moved)
@@ -349,7 +349,7 @@ class MqttLink:
         """Hand settlement acks to the plugin; count what it refused (replay,
         stale) with the other rejected down messages, and republish the
         status when its confirmation cursor moved: that is how the backend
-        learns to stop sending them (SPEC 7.8.5)."""
+        learns to stop sending them (SPEC 7.8.7)."""
         result = None
         if self.settlements_hook is not None:
             result = self.settlements_hook(items, self._down_dup)
@@ -522,7 +522,7 @@ class MqttLink:
             try:
                 extra = dict(self.status_extra())
                 # When this connection began: a new value tells the backend we
-                # (re)connected and our broker session may be gone (SPEC 7.8.5).
+                # (re)connected and our broker session may be gone (SPEC 7.8.7).
                 extra["online_since"] = self._online_since
                 payload = msgs.encode_status(self.device_id, "online", now_ms(), _cbor_safe(extra))
             except Exception as exc:   # the plain status still goes up

@@ -1,7 +1,7 @@
 """The settlement plugin's apply path: a batch of settlement acks that passed
 the sync layer's checks (schema, device, key, signature) becomes one journal
 commit, one index checkpoint and one move of the confirmation cursor
-(docs/SPEC.md 7.8.3, 7.8.5).
+(docs/SPEC.md 7.8.3, 7.8.7).
 
 Per ack, in order:
 - its id already accepted with the very same bytes: the backend (or the

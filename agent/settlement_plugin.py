@@ -189,7 +189,7 @@ class SettlementPlugin:
                 elif rec.type == record.TYPE_SETTLEMENT_ACK:
                     msg = cbor.loads(rec.payload["ack"])
                     self.index.put_ack(msg["id"], ack_digest(rec.payload["ack"]), msg["at"])
-                    if isinstance(msg.get("n"), int):     # SPEC 7.8.5 (absent before v2)
+                    if isinstance(msg.get("n"), int):     # SPEC 7.8.7 (absent before v2)
                         self.settle_cursor.done(msg["n"])
                     outputs = self.watchdog.handle(("settlement", msg["row"], rec.wall_ms))
                     self._unjournaled_obs.extend(out for tag, out in outputs if tag == "alert")

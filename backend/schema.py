@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS settlements (
     at           {int} NOT NULL
 );
 
--- Settlement acks on their way to a terminal (SPEC 7.8.5): numbered per
+-- Settlement acks on their way to a terminal (SPEC 7.8.7): numbered per
 -- device, the signed bytes kept, pending until the terminal's status says
 -- it processed everything up to n (confirmed_at); sent_at paces re-sends.
 CREATE TABLE IF NOT EXISTS settlement_outbox (

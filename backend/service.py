@@ -482,7 +482,7 @@ def _handle(client, worker, log, message):
                 status = None
             resender = getattr(worker, "resender", None)
             if resender is not None and isinstance(status, dict):
-                # SPEC 7.8.5: confirm what the terminal processed, send what is due.
+                # SPEC 7.8.7: confirm what the terminal processed, send what is due.
                 resender.on_status(device_id, status, now_ms())
     except StorageError as exc:
         # Not committed: do not PUBACK; the device resends after no ack.

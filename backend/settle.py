@@ -16,7 +16,7 @@ For each good row of the file (host_tools/settlement_csv.py), in file order:
    device), else nowhere ("unrouted": stored only, the operator sees it);
 4. sign the ack (agent/core/settlement_ack.py) with the device's next
    delivery number and queue it in the settlement outbox, pending until
-   the terminal confirms it (backend/settlement_outbox.py, SPEC 7.8.5);
+   the terminal confirms it (backend/settlement_outbox.py, SPEC 7.8.7);
    the row's status becomes "sent" (matched) or "unknown" (routed by
    terminal only);
 5. publish the device's first window of pending acks, batched, QoS 1 on

@@ -1,4 +1,4 @@
-"""Settlement acks pending until the terminal confirms them (docs/SPEC.md 7.8.5).
+"""Settlement acks pending until the terminal confirms them (docs/SPEC.md 7.8.7).
 
 `backend settle` used to mark a row sent once the broker PUBACKed it, so
 the broker's queue was the only copy while the terminal was offline: lost

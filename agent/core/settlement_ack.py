@@ -18,7 +18,7 @@ module registers the kind there.  What only a settlement ack has:
 - `n`: the ack's delivery number for this device, 1, 2, 3, ... in the
   order the backend queued them; the terminal confirms by the highest n
   below which it has processed everything (settlement_delivery.py, SPEC
-  7.8.5), and the backend sends again whatever is above it.
+  7.8.7), and the backend sends again whatever is above it.
 
 Signed bytes: the deterministic CBOR array
     ["daozhang/settlement-ack/v2", dev, id, at, seq, row, kid, n]
@@ -147,7 +147,7 @@ def register():
 
 def encode(dev, ack_id, at, seq, row, kid, sign, n):
     """The payload the backend publishes; `sign(bytes) -> 64-byte signature`;
-    `n` the device's delivery number (SPEC 7.8.5)."""
+    `n` the device's delivery number (SPEC 7.8.7)."""
     msg = {"v": msgs.VERSION, "kind": KIND, "dev": dev, "id": ack_id, "at": at, "seq": seq,
            "row": row, "kid": kid, "n": n}
     problem = row_problem(row)

@@ -1,4 +1,4 @@
-"""Settlement acks delivered end to end (docs/SPEC.md 7.8.5).  Portable:
+"""Settlement acks delivered end to end (docs/SPEC.md 7.8.7).  Portable:
 CPython and MicroPython.
 
 The backend numbers the settlement acks of each device 1, 2, 3, ... (`n`,
@@ -73,7 +73,7 @@ class AppliedCursor:
     ack 1..n processed (0: none).  Acks can arrive out of order (a resend
     overtakes a queued copy), so numbers above a gap wait in `above` until
     the gap fills.  `above` is bounded by the backend's window: it sends at
-    most one window past the confirmed cursor (SPEC 7.8.5).
+    most one window past the confirmed cursor (SPEC 7.8.7).
     """
 
     def __init__(self, value=0, above=()):

@@ -285,7 +285,7 @@ class SyncCore:
             return self._reject(exc.reason, str(exc))
 
     def _settlement_batch(self, acks):
-        """Each ack of a batch authenticated on its own (SPEC 7.8.5): the good
+        """Each ack of a batch authenticated on its own (SPEC 7.8.7): the good
         ones go to the settlement plugin together (one journal commit), a bad
         one is rejected and named without spoiling the rest."""
         good, actions = [], []

@@ -88,7 +88,7 @@ _DELIVERY_NUMBERS = itertools.count(1)
 
 def make_ack(signer, dev, row, ack_id=None, seq=None, at=None, n=None):
     """A settlement ack signed by `signer` (an AckSigner: genuine or forged);
-    `n` its delivery number (SPEC 7.8.5; default: the next of this process)."""
+    `n` its delivery number (SPEC 7.8.7; default: the next of this process)."""
     return settlement_ack.encode(dev, ack_id or os.urandom(16), at or now_ms(), seq,
                                  settlement_ack.wire_row(row), signer.kid, signer.signer.sign,
                                  n or next(_DELIVERY_NUMBERS))

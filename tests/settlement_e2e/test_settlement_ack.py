@@ -110,7 +110,7 @@ print(binascii.hexlify(settlement_ack.signed_bytes(msg)).decode())
 
 class Published(list):
     """What the Settler published, one (device, ack payload) per ack (the
-    batches of SPEC 7.8.5 unpacked)."""
+    batches of SPEC 7.8.7 unpacked)."""
 
     def __call__(self, device_id, payload):
         acks = settlement_delivery.decode_batch(payload, device_id)

@@ -1,4 +1,4 @@
-"""Settlement acks delivered end to end (SPEC 7.8.5), without a broker: the
+"""Settlement acks delivered end to end (SPEC 7.8.7), without a broker: the
 terminal's confirmation cursor, the batch envelope, the sync core's
 handling of a batch, and the backend's outbox and re-sender."""
 

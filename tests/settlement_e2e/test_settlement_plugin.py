@@ -86,7 +86,7 @@ def test_plugin_journals_and_rebuilds_the_same_state(setup):
     assert plugin.release_floor() is None
     assert plugin.machine.alerts[("mcc_jump", "P-B")]["state"] == "firing"
     # The same bytes again (the backend re-sends until the terminal confirms,
-    # SPEC 7.8.5), a duplicate row, and other bytes under an accepted id (a
+    # SPEC 7.8.7), a duplicate row, and other bytes under an accepted id (a
     # replay) journal nothing as a settlement; only the replay alerts.
     plugin.on_settlement(cbor.loads(replayed), replayed)
     assert ("security", "replay") not in plugin.machine.alerts
