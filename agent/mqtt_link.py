@@ -32,6 +32,8 @@ from daozhang.agent.core import checkpoint
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.sync import SyncCore
+from daozhang.agent.core.sync_stall import (DEFAULT_STALL_AFTER_MS, PUBLISH_REFUSED, READ_FAILED,
+                                            StallWatch)
 from daozhang.agent.sync_journal import FrameReader, save_anchor, load_anchor
 
 TOPIC_ROOT = "daozhang/v1/"
@@ -95,7 +97,8 @@ class MqttLink:
 
     def __init__(self, journal, journal_path, device_id, backend_pub, mqtt, sync_settings=None,
                  log=None, alert=None, release_floor=None, settlement_hook=None,
-                 near_full=0.8, status_file=None, status_interval_s=1.0, settlements_hook=None):
+                 near_full=0.8, status_file=None, status_interval_s=1.0, settlements_hook=None,
+                 stall_after_s=DEFAULT_STALL_AFTER_MS / 1000):
         self.journal = journal
         self.journal_path = journal_path
         self.device_id = device_id
@@ -112,6 +115,9 @@ class MqttLink:
         self.settle_n = None            # the terminal's confirmation cursor, as last reported
         self._status_now = False        # republish the status (the cursor moved)
         self._online_since = 0
+        # A link that is up but moves nothing raises sync_stalled (SPEC 6.12).
+        self.stall = StallWatch(max(1, int(stall_after_s * 1000)))
+        self._stall_problem = None
         self.near_full = near_full
         self.status_file = status_file
         self.status_interval_ms = int(status_interval_s * 1000)
@@ -241,6 +247,7 @@ class MqttLink:
             self._last_release_check = now
             self._refresh_release()
         self._perform(self.core.poll(now))
+        self._watch_stall(now_ms())
         self._write_status()
         wait = self.core.next_wakeup(now_ms())
         timeout = 1.0 if wait is None else min(1.0, wait / 1000.0)
@@ -296,6 +303,8 @@ class MqttLink:
             elif name == "publish_refused":
                 self.log("sync_publish_refused", level="warning", mid=event[1],
                          topic=self._mid_topics.get(event[1]), reason=event[2])
+                self._stall_problem = (PUBLISH_REFUSED, "%s: %s" % (self._mid_topics.get(event[1]),
+                                                                    event[2]))
             elif name == "message":
                 # DUP: the broker redelivers it (we never acknowledged it).
                 self._down_dup = event[6]
@@ -322,6 +331,7 @@ class MqttLink:
                 except (KeyError, DaozhangError, OSError) as exc:
                     # A damaged journal: keep trying, slowly (the core backs off).
                     self.log("sync_read_failed", level="error", seq=action[1], error=str(exc))
+                    self._stall_problem = (READ_FAILED, str(exc))
                     records, end, last_hash = [], action[1], None
                 self._perform(self.core.frames(records, end, last_hash, now_ms()))
             elif name == "publish":
@@ -365,6 +375,22 @@ class MqttLink:
             self.settle_n = result["settle_n"]
         if result.get("moved"):
             self._status_now = True
+
+    def _watch_stall(self, now):
+        verdict = self.stall.observe(now, self.core.state == "online", self.core.acked,
+                                     self.core.next_seq, self._stall_problem)
+        self._stall_problem = None
+        if verdict is None:
+            return
+        self._status_dirty = True
+        if verdict[0] == "stalled":
+            self.log("sync_stalled", level="error", **verdict[2])
+            self.alert("sync_stalled", "warning", verdict[2])
+        else:
+            self.log("sync_moving", **verdict[2])
+            detail = dict(verdict[2])
+            detail["state"] = "clear"
+            self.alert("sync_stalled", "info", detail)
 
     def _floor(self, max_age_ms=1000):
         """The lowest seq not releasable, or None without a watchdog.
@@ -559,6 +585,7 @@ class MqttLink:
         out["device"] = self.device_id
         out["failed"] = self.failed
         out["settle_n"] = self.settle_n
+        out["stalled"] = self.stall.state()
         out["at"] = now_ms()
         return out
 
