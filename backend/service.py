@@ -41,14 +41,15 @@ from daozhang.backend import ingest
 from daozhang.agent.mqtt_link import set_nodelay
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.key_registry import KeyRegistry
-from daozhang.backend.settlement_outbox import RESEND_MS, Outbox, Resender
+from daozhang.backend.settlement_outbox import RESEND_MS, STALL_MS, Outbox, Resender
 
 TOPIC_ROOT = "daozhang/v1/"
 TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
 TYPE_CHECKPOINT = 8     # ... of a checkpoint (SPEC 3.6)
 MAX_GROUP = 64          # queued messages handled (and committed) together
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id", "session_expiry_s"}
-BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker", "settlement_resend_s"}
+BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker", "settlement_resend_s",
+                "stall_after_s"}
 # SPEC 6.10.4: how long the broker keeps a stopped worker's session (and
 # queues its turn of the group's messages).  Long enough to ride out a
 # restart or deploy; short enough that a worker removed for good stops
@@ -399,7 +400,12 @@ def run_service(config, stop_event=None, ready=None):
     worker.resender = Resender(
         Outbox(store), lambda device_id, payload: client.publish(
             TOPIC_ROOT + device_id + "/acks", payload, qos=1), log,
-        resend_ms=int(float(backend.get("settlement_resend_s", RESEND_MS / 1000)) * 1000))
+        resend_ms=int(float(backend.get("settlement_resend_s", RESEND_MS / 1000)) * 1000),
+        stall_ms=int(float(backend.get("stall_after_s", STALL_MS / 1000)) * 1000),
+        # Shown by `daozhang backend alerts --findings`, once per stall.
+        on_stall=lambda device_id, detail: store.add_finding(
+            device_id, None, "sync_stalled", detail,
+            dedup_key="sync_stalled:%s:%d" % (device_id, detail["since"])))
     last_gap_check = now_ms()
     try:
         while not stop.is_set():

@@ -27,6 +27,7 @@ from daozhang.backend.store import _json_text
 BATCH = 200                 # acks per message: ~110 KiB, under MAX_BATCH_BYTES
 WINDOW = 2000               # unconfirmed acks in flight per device
 RESEND_MS = 30000           # an unconfirmed ack is sent again after this
+STALL_MS = 300000           # online, acks pending, settle_n unmoved this long: sync_stalled
 
 
 class Outbox:
@@ -125,7 +126,8 @@ class Outbox:
 class Resender:
     """Sends pending acks: `publish(device_id, payload)` is the MQTT side."""
 
-    def __init__(self, outbox, publish, log=None, batch=BATCH, window=WINDOW, resend_ms=RESEND_MS):
+    def __init__(self, outbox, publish, log=None, batch=BATCH, window=WINDOW, resend_ms=RESEND_MS,
+                 stall_ms=STALL_MS, on_stall=None):
         self.outbox = outbox
         self.publish = publish
         self.log = log or (lambda event, level="info", **kw: None)
@@ -135,6 +137,12 @@ class Resender:
         self.cursors = {}       # device -> the last settle_n its status reported
         self.online = {}        # device -> True while its last status said online
         self.since = {}         # device -> online_since of that status (a new one: reconnected)
+        # A delivery that cannot stall silently (SPEC 6.12): the terminal is
+        # online, acks wait, and its settle_n has not moved for stall_ms.
+        self.stall_ms = stall_ms
+        self.on_stall = on_stall or (lambda device_id, detail: None)
+        self.progress = {}      # device -> when it came online or its settle_n last moved
+        self.stalled = {}       # device -> the detail raised
 
     def on_status(self, device_id, status, now):
         """A terminal's status: confirm up to its settle_n; when it comes
@@ -156,6 +164,11 @@ class Resender:
         came_online = online and (not self.online.get(device_id) or since != self.since.get(device_id))
         self.online[device_id] = online
         self.since[device_id] = since
+        if came_online or moved:
+            self.progress[device_id] = now
+        if moved and device_id in self.stalled:
+            del self.stalled[device_id]
+            self.log("sync_moving", device=device_id, settle_n=settle_n)
         if came_online or (online and moved):
             return self.send(device_id, now, everything=came_online)
         return 0
@@ -165,7 +178,20 @@ class Resender:
         sent = 0
         for device_id in self.outbox.devices_pending():
             sent += self.send(device_id, now)
+            self._check_stall(device_id, now)
         return sent
+
+    def _check_stall(self, device_id, now):
+        since = self.progress.get(device_id)
+        if not self.online.get(device_id) or since is None or device_id in self.stalled \
+                or now - since < self.stall_ms:
+            return
+        detail = {"reason": "settlement_acks_unconfirmed", "since": since,
+                  "settle_n": self.cursors.get(device_id),
+                  "pending": self.outbox.counts(device_id)["pending"]}
+        self.stalled[device_id] = detail
+        self.log("sync_stalled", level="error", device=device_id, **detail)
+        self.on_stall(device_id, detail)
 
     def send(self, device_id, now, everything=False):
         """Publish the due acks of the device's window; returns how many.

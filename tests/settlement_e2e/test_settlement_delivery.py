@@ -165,3 +165,23 @@ def test_resent_bytes_are_the_bytes_first_signed(outbox):
     resender.send(DEV, 1000)
     resender.tick(5000)
     assert len(payloads) == 2 and payloads[0] == payloads[1]
+
+
+def test_a_terminal_online_that_confirms_nothing_is_a_stall_once_until_it_moves(outbox):
+    queue(outbox, 3)
+    stalls, log = [], []
+    resender = Resender(outbox, Sent(), log=lambda event, level="info", **kw: log.append(event),
+                        resend_ms=10 ** 9, stall_ms=1000,
+                        on_stall=lambda device_id, detail: stalls.append((device_id, detail)))
+    resender.on_status(DEV, {"state": "online", "settle_n": 0, "online_since": 1}, 0)
+    resender.tick(999)
+    assert stalls == []
+    resender.tick(1000)
+    resender.tick(5000)                                   # raised once
+    assert [(d, x["reason"], x["pending"]) for d, x in stalls] == [
+        (DEV, "settlement_acks_unconfirmed", 3)]
+    resender.on_status(DEV, {"state": "online", "settle_n": 1, "online_since": 1}, 6000)
+    assert "sync_moving" in log and resender.stalled == {}
+    resender.on_status(DEV, {"state": "offline", "settle_n": 1}, 7000)
+    resender.tick(10 ** 6)                                # offline: not a stall
+    assert len(stalls) == 1
