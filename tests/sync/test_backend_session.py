@@ -1,52 +1,16 @@
 """The backend's MQTT session (SPEC 6.10.4): a stable client id per worker,
 clean_start false and a session expiry, so what the group hands a worker
-while it is down waits at the broker instead of reaching no subscriber."""
+while it is down waits at the broker instead of reaching no subscriber.
+(The config side: tests/sync/test_share_group_and_puback.py.)"""
 
 import re
 
 import pytest
 
-from daozhang.backend.service import ConfigError, load_backend_config, worker_client_id
 from daozhang.client import Client
 
 from dztest.agent_daemon import sale
 from dztest.sync_world import wait_for
-
-BASE = '[broker]\nhost = "127.0.0.1"\n[backend]\nkey = "b.key"\ndb = "b.db"\nshare_group = "backend-0123456789abcdef"\n'
-
-
-def write(tmp_path, extra):
-    path = tmp_path / "backend.toml"
-    path.write_text(BASE + extra)
-    return str(path)
-
-
-def test_the_client_id_is_the_same_across_restarts_and_differs_per_worker(tmp_path):
-    one = load_backend_config(write(tmp_path, ""))
-    assert one["backend"].get("worker", 1) == 1
-    assert worker_client_id(one["broker"], one["backend"], "shop-srv") == "backend-shop-srv-1"
-    assert worker_client_id(one["broker"], one["backend"], "shop-srv") == "backend-shop-srv-1"
-    two = load_backend_config(write(tmp_path, "worker = 2\n"))
-    assert worker_client_id(two["broker"], two["backend"], "shop srv/1") == "backend-shop-srv-1-2"
-    named = load_backend_config(write(tmp_path, ""))
-    named["broker"]["client_id"] = "backend-a"          # [broker] client_id wins
-    assert worker_client_id(named["broker"], named["backend"], "x") == "backend-a"
-
-
-@pytest.mark.parametrize("line, key", [("worker = 0\n", "backend.worker"),
-                                       ('worker = "2"\n', "backend.worker")])
-def test_bad_worker_numbers_are_refused(tmp_path, line, key):
-    with pytest.raises(ConfigError) as exc:
-        load_backend_config(write(tmp_path, line))
-    assert key in str(exc.value)
-
-
-def test_a_bad_session_expiry_is_refused(tmp_path):
-    path = tmp_path / "backend.toml"
-    path.write_text(BASE.replace('host = "127.0.0.1"\n', 'host = "127.0.0.1"\nsession_expiry_s = 0\n'))
-    with pytest.raises(ConfigError) as exc:
-        load_backend_config(str(path))
-    assert "broker.session_expiry_s" in str(exc.value)
 
 
 @pytest.mark.timeout(180)
