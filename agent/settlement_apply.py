@@ -52,7 +52,7 @@ def apply_batch(plugin, items, ack_digest):
     before = cursor.value
     with plugin._lock:
         now = plugin.now()
-        entries, applied, outputs, batch_ids = [], [], [], {}
+        entries, applied, outputs, batch_ids, again = [], [], [], {}, []
         for msg, payload in items:
             ack_id, ref = msg["id"], msg["row"]["acquirer_ref"]
             digest = ack_digest(payload)
@@ -60,8 +60,7 @@ def apply_batch(plugin, items, ack_digest):
             if known is not None:
                 if known == digest:
                     plugin.counts["redelivered"] += 1
-                    plugin.log("settlement_redelivered", ack_id=ack_id.hex(), acquirer_ref=ref,
-                               n=msg["n"])
+                    again.append(msg["n"])
                     cursor.done(msg["n"])
                     continue
                 rejected.append(_refuse(plugin, now, "replay", ref,
@@ -94,6 +93,8 @@ def apply_batch(plugin, items, ack_digest):
             entries.append((record.TYPE_SETTLEMENT_ACK, {"ack": bytes(payload), "checks": checks}))
             applied.append((msg, digest, checks))
             outputs.extend(out)
+        if again:   # one line per batch: a re-sent window is hundreds of acks
+            plugin.log("settlement_redelivered", acks=len(again), first_n=again[0], last_n=again[-1])
         if entries:
             crash_point("settlement_before_journal")
             try:

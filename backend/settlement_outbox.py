@@ -174,10 +174,15 @@ class Resender:
         return 0
 
     def tick(self, now):
-        """The timer: what stayed unconfirmed longer than resend_ms, every device."""
+        """The timer: what stayed unconfirmed longer than resend_ms, for every
+        device whose cursor has not moved for resend_ms either (one that is
+        confirming is busy with what it has: re-sending would only queue
+        duplicates behind it)."""
         sent = 0
         for device_id in self.outbox.devices_pending():
-            sent += self.send(device_id, now)
+            moved = self.progress.get(device_id)
+            if moved is None or now - moved >= self.resend_ms:
+                sent += self.send(device_id, now)
             self._check_stall(device_id, now)
         return sent
 

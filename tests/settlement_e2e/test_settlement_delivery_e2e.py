@@ -52,7 +52,7 @@ def submit_sales(sock, count, threads=8):
 def test_20000_rows_for_an_offline_terminal_survive_a_broker_kill_and_a_client_id_takeover(
         sqlite_world, tmp_path):
     world = sqlite_world
-    world.start_backend("b1", settlement_resend_s=2)
+    world.start_backend("b1", settlement_resend_s=5)
     config, sock, pub = world.provision_agent(DEVICE, journal_size="64MiB", segment_size="1MiB")
     agent = world.start_agent(config)
     sales, last = submit_sales(sock, ROWS)

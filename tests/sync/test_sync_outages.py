@@ -73,6 +73,11 @@ class Submitter:
         assert ok and not self.errors, self.errors[:3]
 
 
+def agent_log(config):
+    with open(config + ".log") as f:
+        return f.read()
+
+
 # Chaos at fixed fractions of progress (not of time).
 CHAOS = ((0.15, "broker"), (0.30, "agent"), (0.45, "broker"), (0.65, "agent"), (0.80, "broker"))
 
@@ -95,6 +100,7 @@ def run_scenario(tmp_path, pki, db, total=TOTAL, journal_size="16MiB", segment_s
             for fraction, what in CHAOS:
                 n = int(total * fraction)
                 pos.wait_count(n)
+                online = agent_log(config).count("event=sync_online")
                 if what == "broker":
                     broker.kill()
                     pos.wait_count(n + total // 30)   # journaling goes on while offline
@@ -102,6 +108,10 @@ def run_scenario(tmp_path, pki, db, total=TOTAL, journal_size="16MiB", segment_s
                 else:
                     agent.kill()
                     agent.start()
+                # The next event hits a link that is up again (each event is then
+                # a real reconnect, whatever the machine's load).
+                wait_for(lambda: agent_log(config).count("event=sync_online") > online, 120,
+                         "sync online again after the %s kill" % what)
             for t in threads:
                 t.join(180)
             assert not pos.errors, pos.errors[:3]
@@ -131,10 +141,9 @@ def run_scenario(tmp_path, pki, db, total=TOTAL, journal_size="16MiB", segment_s
             sent = set(backend.acks_sent()) | {0}
             cursors = [r.payload["acked"] for r in journal if r.type == record.TYPE_CHECKPOINT]
             assert max(cursors) > total              # cursors really moved with acks
-            with open(config + ".log") as f:
-                agent_log = f.read()
-            assert agent_log.count("event=sync_online") >= 6  # 1 + 3 broker + 2 agent restarts
-            assert "event=sync_anchor_loaded" in agent_log  # cursors came back from the anchor
+            log = agent_log(config)
+            assert log.count("event=sync_online") >= 6  # 1 + 3 broker + 2 agent restarts
+            assert "event=sync_anchor_loaded" in log  # cursors came back from the anchor
             for rec in journal:
                 if rec.type == record.TYPE_CHECKPOINT:
                     p = rec.payload
@@ -145,7 +154,7 @@ def run_scenario(tmp_path, pki, db, total=TOTAL, journal_size="16MiB", segment_s
             # was down; the anchor check after an agent kill must not cry wolf).
             kinds = {a["kind"] for a in store.alerts(device_id="pos-chaos")}
             assert kinds <= {"sync_backlog"}, kinds
-            assert "sync_anchor_rejected" not in agent_log and "sync_read_failed" not in agent_log
+            assert "sync_anchor_rejected" not in log and "sync_read_failed" not in log
             return rows
         finally:
             world.close()
