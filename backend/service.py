@@ -35,7 +35,7 @@ import threading
 import time
 import tomllib
 
-from daozhang.agent.core import cbor
+from daozhang.agent.core import card_data, cbor
 from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, StorageError
 from daozhang.backend import ingest
 from daozhang.agent.mqtt_link import set_nodelay
@@ -313,7 +313,7 @@ class Ingestor:
             self._finding(device_id, ingest.Finding(ingest.MALFORMED, None, "alert payload: %s" % exc,
                                                     bytes(payload[:4096])))
             return
-        body = ingest.jsonable(msg)
+        body = ingest.jsonable(card_data.masked_value(msg))   # SPEC 4.4: no PAN stored
         if seq is None and any(a["kind"] == kind and a["state"] == state and
                                isinstance(a["payload"], dict) and a["payload"].get("at") == body.get("at")
                                for a in self.store.alerts(device_id)):
