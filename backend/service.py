@@ -50,11 +50,14 @@ MAX_GROUP = 64          # queued messages handled (and committed) together
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id", "session_expiry_s"}
 BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker", "settlement_resend_s",
                 "stall_after_s"}
-# SPEC 6.10.4: how long the broker keeps a stopped worker's session (and
-# queues its turn of the group's messages).  Long enough to ride out a
-# restart or deploy; short enough that a worker removed for good stops
-# holding messages soon (the agents resend what is never acked anyway).
-SESSION_EXPIRY_S = 600
+# SPEC 6.10.4: how long the broker keeps a dead worker's session.  Mosquitto
+# goes on handing such a session its turn of the group's messages, which then
+# wait there: long enough to ride out a crash and restart, short enough that
+# a worker killed for good stops swallowing its share soon (the agents resend
+# what is never acked).  Keep it well under gap_grace_s (30): a batch held in
+# a dead session opens a gap at the backend until the agent resends it.  A
+# worker that stops cleanly ends its session at once.
+SESSION_EXPIRY_S = 10
 
 
 def worker_client_id(broker, backend, hostname=None):
@@ -432,11 +435,15 @@ def run_service(config, stop_event=None, ready=None):
                     except DaozhangError as exc:
                         log("settlement_resend_failed", level="error", error=str(exc))
     finally:
-        client.loop_stop()
         try:
-            client.disconnect()
+            # A clean stop ends the session (expiry 0): the group's messages go
+            # to the other workers instead of waiting for this one.
+            bye = Properties(PacketTypes.DISCONNECT)
+            bye.SessionExpiryInterval = 0
+            client.disconnect(properties=bye)
         except Exception:
             pass
+        client.loop_stop()
         store.close()
         log("backend_stopped", **worker.counts)
     return 0
