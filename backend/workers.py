@@ -32,12 +32,13 @@ RESTART_DELAY_S = 0.5
 
 
 class Supervisor:
-    def __init__(self, config_path, workers, db=None, log_path=None, python=sys.executable):
+    def __init__(self, config_path, workers, db=None, log_path=None, python=sys.executable, worker=None):
         if workers < 1:
             raise ValueError("--workers: expected at least 1, got %d" % workers)
         self.config_path = config_path
         self.count = workers
         self.db = db
+        self.worker = worker     # base worker number (--worker), else the config's
         self.log = EventLog(log_path)
         self.python = python
         self.metrics_dir = tempfile.mkdtemp(prefix="dz-metrics-")
@@ -50,6 +51,8 @@ class Supervisor:
                 "--worker-index", str(index)]
         if self.db:
             argv += ["--db", self.db]
+        if self.worker is not None:
+            argv += ["--worker", str(self.worker)]
         return argv
 
     def _start(self, index):
