@@ -20,7 +20,8 @@ from daozhang.host_tools.verify_cbor import CborProblem, check_flat_payload, dec
 
 SUPERBLOCK_SIZE = 4096
 SUPERBLOCK_MAGIC = b"DZJRNL01"
-FORMAT_VERSION = 1
+FORMAT_VERSIONS = (1, 2)     # 2 declares a sector size at offset 10 (SPEC 3.1)
+SECTOR_SIZES = (512, 1024, 2048, 4096)
 SEGMENT_MAGIC = b"DZSG"
 SEGMENT_HEADER_SIZE = 96
 FRAME_MAGIC = b"\xda\x5a"
@@ -32,16 +33,18 @@ FLAG_OUTAGE = 0x01
 
 # SPEC 3.5
 TYPE_NAMES = {1: "transaction", 2: "settlement_ack", 3: "alert", 4: "boot", 5: "clock",
-              6: "config", 7: "key_rotation", 8: "checkpoint", 9: "sync_ack"}
+              6: "config", 7: "key_rotation", 8: "checkpoint", 9: "sync_ack", 10: "padding", 11: "salvage"}
 TYPE_CHECKPOINT = 8
 TYPE_KEY_ROTATION = 7
 TYPE_TRANSACTION = 1
 TYPE_BOOT = 4
+TYPE_PADDING = 10
+TYPE_SALVAGE = 11
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 _U64 = 1 << 64
 
-Superblock = namedtuple("Superblock", "segment_size segment_count journal_id device_id created_ms")
+Superblock = namedtuple("Superblock", "segment_size segment_count journal_id device_id created_ms sector_size")
 SegmentHeader = namedtuple("SegmentHeader", "index offset first_seq prev_hash")
 RecordView = namedtuple("RecordView", "seq type type_name flags hash offset wall_ms boot_id mono_ms payload prev")
 
@@ -67,14 +70,16 @@ def parse_superblock(block):
     if block[0:8] != SUPERBLOCK_MAGIC:
         raise LayoutProblem("magic %r, expected %r" % (bytes(block[0:8]), SUPERBLOCK_MAGIC))
     version, reserved, seg_size, seg_count = struct.unpack_from(">HHII", block, 8)
-    if version != FORMAT_VERSION:
-        raise LayoutProblem("format version %d, expected %d" % (version, FORMAT_VERSION))
+    if version not in FORMAT_VERSIONS:
+        raise LayoutProblem("format version %d, expected 1 or 2" % version)
     stored = struct.unpack_from(">I", block, 109)[0]
     actual = crc32(block[0:109])
     if stored != actual:
         raise LayoutProblem("CRC 0x%08x, computed 0x%08x" % (stored, actual))
-    if reserved != 0:
+    if version == 1 and reserved != 0:
         raise LayoutProblem("reserved field %d, expected 0" % reserved)
+    if version == 2 and reserved not in SECTOR_SIZES:
+        raise LayoutProblem("sector size %d, expected one of %s" % (reserved, SECTOR_SIZES))
     if seg_size % 4096 or not 8192 <= seg_size <= 64 * 1024 * 1024:
         raise LayoutProblem("segment size %d: expected a multiple of 4096 in 8192..64 MiB" % seg_size)
     if not 2 <= seg_count <= 65536:
@@ -92,7 +97,7 @@ def parse_superblock(block):
     if not is_zero(block[113:SUPERBLOCK_SIZE]):
         raise LayoutProblem("padding bytes 113..4095 are not zero")
     created_ms = struct.unpack_from(">Q", block, 101)[0]
-    return Superblock(seg_size, seg_count, bytes(block[20:36]), device_id, created_ms)
+    return Superblock(seg_size, seg_count, bytes(block[20:36]), device_id, created_ms, reserved or None)
 
 
 def parse_segment_header(header, index, offset, journal_id):
@@ -161,6 +166,8 @@ def body_problem(value):
 _CHECKPOINT_FIELDS = (("alg", int), ("kid", bytes), ("dev", str), ("first", int), ("root", bytes),
                       ("acked", int), ("released", int), ("state", int), ("sig", bytes))
 _ROTATION_FIELDS = (("alg", int), ("kid", bytes), ("pub", bytes))
+_SALVAGE_FIELDS = (("lost_first", int), ("lost_last", int), ("offset", int), ("length", int), ("sha256", bytes))
+_PADDING_FIELDS = (("pad", bytes),)
 
 
 def payload_problem(rtype, payload):
@@ -169,6 +176,10 @@ def payload_problem(rtype, payload):
         fields = _CHECKPOINT_FIELDS
     elif rtype == TYPE_KEY_ROTATION:
         fields = _ROTATION_FIELDS
+    elif rtype == TYPE_SALVAGE:
+        fields = _SALVAGE_FIELDS
+    elif rtype == TYPE_PADDING:
+        fields = _PADDING_FIELDS
     else:
         return None
     for name, kind in fields:

@@ -164,19 +164,44 @@ class _Walk(CheckpointRules):
 
     def _headers(self):
         segments = []
+        bad = []
         for index, offset, parsed in reader.segment_headers(self.data, self.sb):
             if isinstance(parsed, reader.ForeignHeader):
                 self.emit("ForeignSegment", None, offset, "segment %d: %s" % (index, parsed))
             elif isinstance(parsed, reader.LayoutProblem):
-                self.emit("BadSegmentHeader", None, offset, "segment %d: %s" % (index, parsed))
-                salvaged = self._salvage_header(index, offset)
-                if salvaged is not None:
-                    segments.append(salvaged)
+                bad.append((index, offset, parsed))
             elif parsed is not None:
                 segments.append(parsed)
             else:
                 self.free_segments.append((index, offset))
+        valid = sorted(segments, key=lambda h: h.first_seq)
+        after_head = (valid[-1].index + 1) % self.sb.segment_count if valid else 0
+        for index, offset, problem in bad:
+            if index == after_head and self._torn_header(offset, valid):
+                self.emit("UncommittedTail", None, offset, "segment %d, next after the head: %s - a header write "
+                          "torn by a power cut (SPEC 3.10), over no committed record" % (index, problem))
+                self.voided.add(index)
+                continue
+            self.emit("BadSegmentHeader", None, offset, "segment %d: %s" % (index, problem))
+            salvaged = self._salvage_header(index, offset)
+            if salvaged is not None:
+                segments.append(salvaged)
         return segments
+
+    def _torn_header(self, offset, valid):
+        """SPEC 3.10: the segment a new commit starts is written body first,
+        header last, after its old header was zeroed.  A garbled header there
+        lies over an earlier lap older than every kept segment, or over the
+        start of a commit newer than the head segment's first record."""
+        end = min(offset + self.sb.segment_size, len(self.data))
+        pos = self._resync(offset + reader.SEGMENT_HEADER_SIZE, end)
+        if pos is None or not valid:
+            return True
+        n = _unpack_head(self.data, pos + 2)[2]
+        value, problem = reader.decode_body(0, self.data[pos + 8:pos + 8 + n])
+        if problem is not None:
+            return True
+        return value[0] < valid[0].first_seq or value[0] > valid[-1].first_seq
 
     def _salvage_header(self, index, offset):
         """A damaged header over intact records: walk them anyway, ordered by
@@ -338,7 +363,9 @@ class _Walk(CheckpointRules):
                           % (value[5]["dev"], self.sb.device_id))
                 self.foreign_reported = pos
             expected = self.expect_seq
-            if expected is None:
+            if rtype == reader.TYPE_SALVAGE and expected is not None and self._salvage(pos, seq, prev, value[5]):
+                pass
+            elif expected is None:
                 self.report.first_seq = seq
                 if seq == 0 and prev != reader.ZERO_HASH:
                     self.emit("ChainBroken", seq, pos, "record 0 must carry a zero prev hash")
@@ -382,6 +409,18 @@ class _Walk(CheckpointRules):
                 self.hole = True
             self._accept(pos, rtype, flags, rhash, value)
             i += 1
+
+    def _salvage(self, pos, seq, prev, payload):
+        """SPEC 3.14: a salvage record jumps the sequence over the range it
+        names; reported on every run, never intact.  True if it fits here."""
+        if payload["lost_first"] != self.expect_seq or payload["lost_last"] != seq - 1 or seq <= self.expect_seq \
+                or (self.expect_prev is not None and prev != self.expect_prev):
+            return False
+        self.emit("Salvaged", seq, pos, "records %d..%d were set aside as damaged by `journal salvage` "
+                  "(%d bytes from offset %d, sha256 %s): this journal no longer holds them"
+                  % (payload["lost_first"], payload["lost_last"], payload["length"], payload["offset"],
+                     payload["sha256"].hex()))
+        return True
 
     def _segment_end(self, header, is_head):
         """SPEC 3.6: every in-use segment ends with a checkpoint, but for a torn tail."""

@@ -22,6 +22,14 @@ class CheckpointRules:
     last_cp, in_outage, current_kid, pending_rotation, voided, foreign_reported."""
 
     def note_boot(self, payload):
+        cut = payload.get("cut_bytes")
+        if type(cut) is int and cut > 0:
+            digest = payload.get("cut_sha256")
+            self.emit("RecoveryCut", None, payload.get("cut_offset"),
+                      "recovery cut %d bytes (%r valid records) at this offset after a power loss or damage; "
+                      "they are kept in the quarantine file beside the journal%s" % (
+                          cut, payload.get("cut_records"),
+                          " (sha256 %s)" % digest.hex() if type(digest) is bytes else ""))
         voided = payload.get("voided_segments")
         if type(voided) is list:
             self.voided.update(i for i in voided if type(i) is int)
