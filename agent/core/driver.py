@@ -21,8 +21,8 @@ def open_ring(storage):
     try:
         geo = layout.decode_superblock(storage.pread(0, layout.SUPERBLOCK_SIZE))
     except JournalCorrupt as exc:
-        raise JournalDamaged("journal damaged: %s; nothing was changed - run `daozhang journal verify`"
-                             % exc, None, 0)
+        raise JournalDamaged("journal damaged at offset 0 (%s); nothing was changed - run `daozhang journal "
+                             "verify`" % exc, None, 0)
     if storage.size() < geo.file_size:
         raise JournalCorrupt("journal is %d bytes, its superblock says %d: truncated"
                              % (storage.size(), geo.file_size))
