@@ -115,6 +115,7 @@ class _Walk(CheckpointRules):
         self.anchor_hash = None
         self.foreign_reported = None
         self.voided = set()          # segments a boot record says recovery voided
+        self.salvage_first = None    # seq of a salvage record: the next checkpoint covers from it
         self.free_segments = []
 
     # -- findings -------------------------------------------------------------
@@ -420,6 +421,9 @@ class _Walk(CheckpointRules):
                   "(%d bytes from offset %d, sha256 %s): this journal no longer holds them"
                   % (payload["lost_first"], payload["lost_last"], payload["length"], payload["offset"],
                      payload["sha256"].hex()))
+        self.salvage_first = seq
+        self.leaves = []
+        self.hole = False
         return True
 
     def _segment_end(self, header, is_head):

@@ -55,6 +55,8 @@ class CheckpointRules:
             self.emit("ForeignRecord", seq, pos, "checkpoint names device %r, this journal is %r"
                       % (payload["dev"], self.sb.device_id))
         first = self.last_cp[0] + 1 if self.last_cp is not None else self.report.first_seq
+        if self.salvage_first is not None:      # SPEC 3.14: the commit after a salvage starts at its record
+            first, self.salvage_first = self.salvage_first, None
         if payload["first"] != first:
             self.emit("BadCheckpoint", seq, pos, "first %d, expected %d" % (payload["first"], first))
         elif not self.hole and len(self.leaves) == seq - first:

@@ -110,7 +110,7 @@ def scan_segment(buf, index, first_seq, prev_hash):
         if rec.prev != prev or (rec.seq != seq and not salvage_skips(rec, seq)):
             scan.stop_reason = "chain"
             break
-        seq += 1
+        seq = rec.seq + 1
         prev = rec.hash
         off += rec.size
         if rec.type == record.TYPE_CHECKPOINT:

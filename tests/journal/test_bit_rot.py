@@ -32,11 +32,11 @@ KEY = forge.new_key()
 SEGMENT = 8192
 
 
-def build(path):
+def build(path, count=40):
     """A journal with three segments or more in use: ({seq: (file offset, segment, type, frame)}, head, segments)."""
     create_journal(path, "rot-pos", size=4096 + 8 * SEGMENT, segment_size=SEGMENT, created_ms=1764100000000)
     with JournalFile.open(path, Ed25519Signer(KEY), clock=StepClock()) as journal:
-        for i in range(40):
+        for i in range(count):
             journal.append(record.TYPE_TRANSACTION, forge.sample_txn(i))
         geo, ring = journal.geo, journal.ring
         head = ring.head_index
@@ -165,3 +165,38 @@ def test_the_issue_scenario_refuses_in_one_line_and_verify_names_it(tmp_path):
         assert f.read() == before
     rc, out, err = _cli("journal", "verify", path, "--pubkey", str(pub))
     assert rc == 1 and "CrcMismatch" in out + err
+
+
+def test_salvage_sets_the_range_aside_signed_and_verify_reports_it_forever(tmp_path):
+    key = tmp_path / "dev.key"
+    key.write_bytes(KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    path = str(tmp_path / "j.dzj")
+    located, head, segs = build(path, count=44)
+    # a sale in the head segment's second commit: damage followed by later commits
+    victim = [(seq, v) for seq, v in sorted(located.items()) if v[1] == head and v[2] == record.TYPE_TRANSACTION][1]
+    seq, (offset, _, _, frame) = victim
+    with open(path, "r+b") as f:
+        f.seek(offset + 30)
+        f.write(b"\xff")
+    newest = max(located)
+    rc, out, err = _cli("journal", "salvage", path, "--key", str(key))
+    assert rc == 0 and "set aside" in out, err
+    kept = read_quarantine(path + ".quarantine")
+    assert len(kept) == 1 and kept[0][2]
+    for s, (off, index, _, fr) in located.items():
+        if s >= seq - 2 and index == head and off >= offset:
+            assert fr in kept[0][1] or s == seq
+    with JournalFile.open(path, Ed25519Signer(KEY), clock=StepClock(1900000000000)) as journal:
+        after = journal.append(record.TYPE_TRANSACTION, forge.sample_txn(500))
+        salvaged = [rec for rec in journal.records() if rec.type == record.TYPE_SALVAGE]
+    assert after.seq > newest                             # no sequence number reused
+    (rec,) = salvaged
+    assert rec.payload["lost_first"] <= seq <= rec.payload["lost_last"] == newest
+    for _ in range(2):                                    # on every later run
+        report = verify_journal(path, [forge.raw_public(KEY)])
+        assert report.kinds() == ["Salvaged"], report.findings
+    pub = tmp_path / "dev.pub"
+    pub.write_bytes(forge.pem_public(KEY))
+    rc, out, err = _cli("journal", "verify", path, "--pubkey", str(pub))
+    assert rc == 1 and "Salvaged" in out + err
