@@ -130,17 +130,80 @@ class ForeignHeader(LayoutProblem):
     """Internal: a well-formed header of another journal."""
 
 
+_FDS = {}      # id(mapped file) -> its fd, for hole-aware zero checks
+
+
 def load(source):
-    """(bytes-like buffer, close function) for a path or bytes; read-only."""
+    """(bytes-like buffer, close function) for a path or bytes; read-only.
+
+    A file is mapped, never read whole: memory stays bounded by what a walk
+    touches (see `release`), and holes of a sparse file are skipped by
+    `zero_span` without reading them."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), lambda: None
     path = os.fspath(source)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return b"", lambda: None
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    return mapped, mapped.close
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    size = os.lseek(fd, 0, os.SEEK_END)      # st_size is 0 on a block device
+    if size == 0:
+        os.close(fd)
+        return b"", lambda: None
+    mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    _FDS[id(mapped)] = fd
+
+    def close():
+        _FDS.pop(id(mapped), None)
+        mapped.close()
+        os.close(fd)
+    return mapped, close
+
+
+def _next_data(data, offset):
+    """Offset of the first byte at or after `offset` not in a hole, or None if
+    unknown (not a sparse-aware file); len(data) if only holes follow."""
+    fd = _FDS.get(id(data))
+    if fd is None or not hasattr(os, "SEEK_DATA"):
+        return None
+    try:
+        return os.lseek(fd, offset, os.SEEK_DATA)
+    except OSError:          # ENXIO: no data after offset
+        return len(data)
+
+
+def zero_span(data, start, end, chunk=1 << 20):
+    """True if data[start:end] is all zero; holes are skipped unread, the rest
+    is compared chunk by chunk and its pages released (bounded memory)."""
+    pos = start
+    while pos < end:
+        nxt = _next_data(data, pos)
+        if nxt is not None:
+            if nxt >= end:
+                return True
+            if nxt > pos:
+                pos = nxt
+        stop = min(end, pos + chunk)
+        if not is_zero(data[pos:stop]):
+            return False
+        release(data, pos, stop)
+        pos = stop
+    return True
+
+
+def release(data, start, end):
+    """Let the kernel drop the mapped pages of data[start:end] (a walk's
+    memory stays bounded by a segment, not the journal)."""
+    if isinstance(data, mmap.mmap) and hasattr(data, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        lo = start // mmap.PAGESIZE * mmap.PAGESIZE
+        if end > lo:
+            data.madvise(mmap.MADV_DONTNEED, lo, min(end, len(data)) - lo)
+
+
+def check_geometry_fits(sb, size):
+    """One-line refusal of a superblock whose geometry the file cannot hold."""
+    need = SUPERBLOCK_SIZE + sb.segment_count * sb.segment_size
+    if size < need:
+        raise errors.TruncatedJournal("TruncatedJournal at offset %d: the superblock's geometry (%d segments of %d "
+                                      "bytes) needs %d bytes, the file has %d: not this journal's file, or cut short"
+                                      % (size, sb.segment_count, sb.segment_size, need, size))
 
 
 def body_problem(value):
@@ -220,6 +283,10 @@ def segment_headers(data, sb):
         offset = SUPERBLOCK_SIZE + index * sb.segment_size
         if offset >= len(data):
             break
+        nxt = _next_data(data, offset)
+        if nxt is not None and nxt >= offset + SEGMENT_HEADER_SIZE:
+            out.append((index, offset, None))    # a hole: an all-zero, free header, left unread
+            continue
         header = data[offset:offset + SEGMENT_HEADER_SIZE]
         try:
             parsed = parse_segment_header(header, index, offset, sb.journal_id)
@@ -244,6 +311,7 @@ def iter_records(source):
             sb = parse_superblock(data[0:SUPERBLOCK_SIZE])
         except LayoutProblem as exc:
             raise errors.BadSuperblock("BadSuperblock at offset 0: %s" % exc) from None
+        check_geometry_fits(sb, len(data))
         in_use = []
         for index, offset, parsed in segment_headers(data, sb):
             if isinstance(parsed, ForeignHeader):
@@ -273,6 +341,7 @@ def iter_records(source):
                 yield RecordView(value[0], rtype, TYPE_NAMES[rtype], flags, sha256(frame).digest(), pos,
                                  value[2], value[3], value[4], value[5], value[1])
                 pos += FRAME_OVERHEAD + n
+            release(data, header.offset, end)
     finally:
         close()
 

@@ -159,6 +159,7 @@ class _Walk(CheckpointRules):
                 entries = self._scan(header, end, None if resume < 0 else resume)
                 self._sequence(header, entries, is_head, first=resume < 0)
             self._segment_end(header, is_head)
+            reader.release(data, header.offset, end)
             if self.progress is not None:
                 self.progress(number + 1, len(segments))
         self._finish(segments)
@@ -488,8 +489,9 @@ class _Walk(CheckpointRules):
         for index, offset in self.free_segments:
             if index in self.voided:
                 continue
-            body = data[offset:min(offset + self.sb.segment_size, len(data))]
-            if not reader.is_zero(body):
+            end = min(offset + self.sb.segment_size, len(data))
+            if not reader.zero_span(data, offset, end):
+                body = data[offset:end]
                 first = offset + len(body) - len(body.lstrip(b"\x00"))
                 if index == after_head:
                     self.emit("UncommittedTail", None, first, "free segment %d, next after the head, holds "
