@@ -116,6 +116,7 @@ class _Walk(CheckpointRules):
         self.foreign_reported = None
         self.voided = set()          # segments a boot record says recovery voided
         self.salvage_first = None    # seq of a salvage record: the next checkpoint covers from it
+        self.torn_candidates = []    # damaged headers in the segment after the head
         self.free_segments = []
 
     # -- findings -------------------------------------------------------------
@@ -179,31 +180,16 @@ class _Walk(CheckpointRules):
         valid = sorted(segments, key=lambda h: h.first_seq)
         after_head = (valid[-1].index + 1) % self.sb.segment_count if valid else 0
         for index, offset, problem in bad:
-            if index == after_head and self._torn_header(offset, valid):
-                self.emit("UncommittedTail", None, offset, "segment %d, next after the head: %s - a header write "
-                          "torn by a power cut (SPEC 3.10), over no committed record" % (index, problem))
-                self.voided.add(index)
+            if index == after_head:
+                # Maybe a header write torn by a power cut (SPEC 3.10): settled at
+                # the end, once the boot records said which segments recovery voided.
+                self.torn_candidates.append((index, offset, problem))
                 continue
             self.emit("BadSegmentHeader", None, offset, "segment %d: %s" % (index, problem))
             salvaged = self._salvage_header(index, offset)
             if salvaged is not None:
                 segments.append(salvaged)
         return segments
-
-    def _torn_header(self, offset, valid):
-        """SPEC 3.10: the segment a new commit starts is written body first,
-        header last, after its old header was zeroed.  A garbled header there
-        lies over an earlier lap older than every kept segment, or over the
-        start of a commit newer than the head segment's first record."""
-        end = min(offset + self.sb.segment_size, len(self.data))
-        pos = self._resync(offset + reader.SEGMENT_HEADER_SIZE, end)
-        if pos is None or not valid:
-            return True
-        n = _unpack_head(self.data, pos + 2)[2]
-        value, problem = reader.decode_body(0, self.data[pos + 8:pos + 8 + n])
-        if problem is not None:
-            return True
-        return value[0] < valid[0].first_seq or value[0] > valid[-1].first_seq
 
     def _salvage_header(self, index, offset):
         """A damaged header over intact records: walk them anyway, ordered by
@@ -500,8 +486,19 @@ class _Walk(CheckpointRules):
                     self.emit("GarbageAfterTail", None, first, "free segment %d (all-zero header) holds non-zero "
                               "bytes, and no boot record says recovery voided it" % index)
 
+    def _torn_headers(self):
+        """A garbled header after the head is crash residue only where a later
+        boot record says recovery found it (voided_segments); else damage."""
+        for index, offset, problem in self.torn_candidates:
+            if index in self.voided:
+                self.emit("UncommittedTail", None, offset, "segment %d, next after the head: %s - a header write "
+                          "torn by a power cut, declared by recovery (SPEC 3.10)" % (index, problem))
+            else:
+                self.emit("BadSegmentHeader", None, offset, "segment %d: %s" % (index, problem))
+
     def _finish(self, segments):
         report = self.report
+        self._torn_headers()
         self._free_segments_zero(segments)
         for rtype, count in enumerate(self.type_counts):
             if count:

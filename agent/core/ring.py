@@ -132,6 +132,7 @@ class Ring:
         self.outage = False
         self.recovered = None        # boot-record payload describing what recovery cut
         self.quarantine = []         # (file offset, bytes) recovery sets aside before zeroing
+        self.torn_headers = []       # free segments whose header a power cut garbled (boot record)
         self._dev_item = cbor.text_item(geometry.device_id)    # encoded once for every checkpoint
         self._spare_cache = None     # (key, spare_segments())
 
@@ -196,6 +197,7 @@ class Ring:
             self.head_hash = scan.head_hash
             self._adopt_checkpoint(scan.checkpoint.payload)
         self._check_free_headers(bad_headers, read_segment)
+        cut["voided_segments"] = voided + self.torn_headers
         self.recovered = cut
         return writes
 
@@ -237,6 +239,7 @@ class Ring:
                 first = seqs[0] if seqs else None
                 raise recovery.damage_error(geo, index, (0, first, max(seqs) if seqs else None,
                                                          "the segment header is damaged"))
+            self.torn_headers.append(index)
             end = recovery._last_nonzero(buf, 0)
             if fresh:   # bytes of an uncommitted first commit: kept in place, and set aside
                 self.quarantine.append((geo.segment_offset(index), bytes(buf[:end])))
