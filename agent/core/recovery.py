@@ -164,10 +164,11 @@ def _align_up(value, align):
     return (value + align - 1) // align * align
 
 
-def classify_tail(buf, scan, first_seq, align):
+def classify_tail(buf, scan, first_seq, align, base=0):
     """After the walk: (cut_records, None) if the bytes after the tail are at
     most a torn last commit, else (None, problem) where problem is
-    (offset in segment, first_seq affected, last_seq seen or None, why)."""
+    (offset in segment, first_seq affected, last_seq seen or None, why);
+    `base` (the segment's file offset) makes the offsets in `why` file offsets."""
     tail = layout.SEGMENT_HEADER_SIZE if scan.tail is None else scan.tail
     expected = first_seq if scan.tail is None else scan.next_seq
     if scan.dirty_end <= tail:
@@ -182,19 +183,19 @@ def classify_tail(buf, scan, first_seq, align):
     for rec in frames:
         if rec.seq < expected:
             return None, (bad_at, expected, last_seen, "record %d at offset %d is older than the tail"
-                          % (rec.seq, rec.offset))
+                          % (rec.seq, base + rec.offset))
         if commit_end is not None:
             return None, (bad_at, expected, last_seen, "a later commit (record %d at offset %d) follows "
-                          "the damaged one" % (rec.seq, rec.offset))
+                          "the damaged one" % (rec.seq, base + rec.offset))
         if rec.type == record.TYPE_CHECKPOINT:
             if rec.payload.get("first") != expected:
                 return None, (bad_at, expected, last_seen, "checkpoint %d at offset %d covers from %r: a "
-                              "later commit follows the damaged one" % (rec.seq, rec.offset,
+                              "later commit follows the damaged one" % (rec.seq, base + rec.offset,
                                                                       rec.payload.get("first")))
             commit_end = _align_up(rec.offset + rec.size, align)
     if commit_end is not None and scan.dirty_end > commit_end:
         return None, (bad_at, expected, last_seen, "non-zero bytes up to offset %d lie past the end of the "
-                      "last commit (%d)" % (scan.dirty_end, commit_end))
+                      "last commit (%d)" % (base + scan.dirty_end, base + commit_end))
     return len(frames), None
 
 

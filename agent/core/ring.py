@@ -167,7 +167,7 @@ class Ring:
             if voided:
                 raise JournalCorrupt("segments %d and %d both hold no valid checkpoint" % (voided[0], index))
             # Version 1: a commit that started this segment was torn; nothing in it was committed.
-            cut_records, problem = recovery.classify_tail(buf, scan, first_seq, geo.align)
+            cut_records, problem = recovery.classify_tail(buf, scan, first_seq, geo.align, geo.segment_offset(index))
             if problem is not None:
                 raise recovery.damage_error(geo, index, problem)
             self.quarantine.append((geo.segment_offset(index), bytes(buf[:scan.dirty_end])))
@@ -179,7 +179,7 @@ class Ring:
         for index, first_seq, _ in segs:
             self.first_seqs[index] = first_seq
         if scan is not None:
-            cut_records, problem = recovery.classify_tail(buf, scan, None, geo.align)
+            cut_records, problem = recovery.classify_tail(buf, scan, None, geo.align, geo.segment_offset(scan.index))
             if problem is not None:
                 raise recovery.damage_error(geo, scan.index, problem)
             base = geo.segment_offset(scan.index)
