@@ -274,3 +274,8 @@ from daozhang.agent import service_port_plugin as _service_port_plugin  # noqa: 
 
 _settlement_plugin.install(sys.modules[__name__])
 _service_port_plugin.install(sys.modules[__name__])
+
+# -- Journal scrub (SPEC 3.9): re-verify the retained journal in the background --
+from daozhang.agent import journal_scrub as _journal_scrub  # noqa: E402
+
+_journal_scrub.install(sys.modules[__name__])
