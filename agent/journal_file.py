@@ -126,7 +126,11 @@ class JournalFile:
         geo = ring.geo
         journal = cls(storage, geo, ring, signer, clock or SystemClock())
         if boot:
-            journal.append(record.TYPE_BOOT, driver.boot_payload(ring, __version__))
+            try:
+                journal.append(record.TYPE_BOOT, driver.boot_payload(ring, __version__))
+            except BaseException:
+                journal.close()     # e.g. JournalFull: release the writer's lock for a reopen without boot
+                raise
         return journal
 
     # -- writing ------------------------------------------------------------
