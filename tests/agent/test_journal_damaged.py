@@ -1,0 +1,67 @@
+"""The agent on a damaged journal (SPEC 3.9): it comes up, alarms and refuses.
+
+Invariant: a committed record damaged in the journal's newest segment makes
+the real `daozhang agent run` process come up anyway (READY), log the
+`journal_damaged` alert with segment and offset, show it on the console
+output, answer every sale with the `journal_damaged` refusal, and leave the
+journal byte for byte as it was.
+"""
+
+import pytest
+
+from daozhang.agent.core import layout, record
+from daozhang.client import Client, Refused
+from dztest.agent_daemon import AgentProcess, provision, sale
+
+
+def damage_a_committed_sale(path):
+    """Flip a byte in the first sale of the newest segment that a later commit follows."""
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    geo = layout.decode_superblock(bytes(data[:4096]))
+    heads = [(layout.decode_segment_header(bytes(data[geo.segment_offset(i):geo.segment_offset(i) + 96]), i,
+                                           geo.journal_id), i) for i in range(geo.segment_count)]
+    _, head = max((h[0], i) for h, i in heads if h is not None)
+    base = geo.segment_offset(head)
+    buf = bytes(data[base:base + geo.segment_size])
+    off, sales = 96, []
+    while True:
+        rec = record.decode_at(buf, off)
+        if rec is None:
+            break
+        if rec.type == record.TYPE_TRANSACTION:
+            sales.append(base + off)
+        off += rec.size
+    assert len(sales) >= 2
+    data[sales[0] + 30] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(data)
+    return bytes(data)
+
+
+def test_agent_alarms_and_refuses_on_a_damaged_journal(tmp_path):
+    config, sock, _ = provision(tmp_path, journal_size="1MiB", segment_size="64KiB")
+    agent = AgentProcess(config, str(tmp_path / "agent.log"))
+    try:
+        agent.start()
+        with Client(sock) as conn:
+            for i in range(3):
+                conn.submit(sale("DMG-%d" % i))
+        assert agent.terminate() == 0
+        journal = str(tmp_path / "dev" / "journal.dzj")
+        damaged = damage_a_committed_sale(journal)
+        agent.start()                                   # comes up: no crash loop
+        with Client(sock) as conn:
+            for i in range(2):
+                with pytest.raises(Refused) as info:
+                    conn.submit(sale("DMG-after-%d" % i))
+                assert info.value.code == "journal_damaged"
+        assert agent.proc.poll() is None
+        assert agent.terminate() == 0
+        log = agent.log_tail(100000)
+        assert "event=journal_damaged" in log and "kind=journal_damaged" in log and "segment=" in log
+        assert "daozhang alerts: journal damaged" in log
+        with open(journal, "rb") as f:
+            assert f.read() == damaged                  # nothing written
+    finally:
+        agent.close()
