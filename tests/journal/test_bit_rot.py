@@ -200,3 +200,33 @@ def test_salvage_sets_the_range_aside_signed_and_verify_reports_it_forever(tmp_p
     pub.write_bytes(forge.pem_public(KEY))
     rc, out, err = _cli("journal", "verify", path, "--pubkey", str(pub))
     assert rc == 1 and "Salvaged" in out + err
+
+
+def test_backend_lists_the_records_the_salvaged_journal_no_longer_holds(tmp_path):
+    """The backend stored every record as it was committed; after a salvage it
+    names exactly the set-aside range (`daozhang backend lost`)."""
+    from daozhang.backend.device_lost import records_not_held
+    from daozhang.backend.store import open_store
+    from daozhang.host_tools.journal_reader import iter_records
+    key = tmp_path / "dev.key"
+    key.write_bytes(KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    path = str(tmp_path / "j.dzj")
+    located, head, _ = build(path, count=44)
+    store = open_store(str(tmp_path / "backend.db"))
+    store.add_device("rot-pos", forge.raw_public(KEY))
+    rows = [{"seq": r.seq, "type": r.type, "hash": r.hash, "prev_hash": r.prev,
+             "frame": located[r.seq][3], "payload": {}} for r in iter_records(path)]
+    store.store_batch("rot-pos", rows)
+    assert records_not_held(store, "rot-pos", path) == []
+    victim = [v for _, v in sorted(located.items()) if v[1] == head and v[2] == record.TYPE_TRANSACTION][1]
+    with open(path, "r+b") as f:
+        f.seek(victim[0] + 30)
+        f.write(b"\xff")
+    rc, out, err = _cli("journal", "salvage", path, "--key", str(key))
+    assert rc == 0, err
+    (salvaged,) = [r for r in iter_records(path) if r.type == record.TYPE_SALVAGE]
+    lost = records_not_held(store, "rot-pos", path)
+    assert [r["seq"] for r in lost] == list(range(salvaged.payload["lost_first"], salvaged.payload["lost_last"] + 1))
+    assert all(r["why"] == "missing" for r in lost)
+    store.close()
