@@ -84,3 +84,12 @@ def test_an_empty_4gib_journal_verifies_in_memory_bounded_by_a_segment(tmp_path)
     ok, peak_kib = proc.stdout.split()
     assert ok == "True", proc.stderr
     assert int(peak_kib) < 200 * 1024, "verify of an empty 4 GiB journal peaked at %s KiB" % peak_kib
+
+
+@pytest.mark.parametrize("name", ["random", "empty", "zeros-4GiB", "geometry-past-the-file", "4TiB-claim"])
+def test_device_pull_image_refuses_in_one_line(hostile, name, tmp_path):
+    files, _ = hostile
+    proc = subprocess.run([sys.executable, "-m", "daozhang", "device", "pull", "--image", files[name],
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode in (1, 2) and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and proc.stderr.startswith("daozhang: ")
