@@ -9,7 +9,6 @@ Real processes, sparse files on the real filesystem.
 
 import binascii
 import os
-import resource
 import struct
 import subprocess
 import sys
