@@ -490,10 +490,12 @@ class MqttLink:
         if topic == "status" and self.status_extra is not None:
             try:
                 payload = msgs.encode_status(self.device_id, "online", now_ms(),
-                                             _cbor_safe(self.status_extra()))
+                                             dict(_cbor_safe(self.status_extra()), c=self.counters()))
             except Exception as exc:   # the plain status still goes up
                 self.log("status_extra_failed", level="error", error=str(exc))
                 payload = payload or msgs.encode_status(self.device_id, "online", now_ms())
+        elif topic == "status":
+            payload = msgs.encode_status(self.device_id, "online", now_ms(), {"c": self.counters()})
         info = self._client.publish(self.topic + topic, payload, qos=1, retain=retain)
         self._mids[info.mid] = token
         self._mid_topics[info.mid] = topic
@@ -519,6 +521,12 @@ class MqttLink:
                 pass
 
     # -- health ---------------------------------------------------------------------------
+
+    def counters(self):
+        """The few sync counters the retained status carries (SPEC 6.2), for
+        the fleet view: a snapshot at connect and at each alert change."""
+        h = self.core.health()
+        return {k: h[k] for k in ("acked", "backlog", "published", "rejected", "reconnects")}
 
     def health(self):
         out = self.core.health()

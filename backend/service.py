@@ -35,7 +35,7 @@ import time
 import tomllib
 import uuid
 
-from daozhang.agent.core import cbor
+from daozhang.agent.core import card_data, cbor
 from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, StorageError
 from daozhang.backend import ingest
 from daozhang.agent.mqtt_link import set_nodelay
@@ -48,6 +48,16 @@ TYPE_CHECKPOINT = 8     # ... of a checkpoint (SPEC 3.6)
 MAX_GROUP = 64          # queued messages handled (and committed) together
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id"}
 BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log"}
+
+# Observers of the worker loop (backend/metrics.py): called with
+# ("worker", Ingestor) once it exists and ("group", messages)
+# after each group of messages was committed and PUBACKed.  Empty: no cost.
+OBSERVERS = []
+
+
+def _observe(*event):
+    for observer in OBSERVERS:
+        observer(*event)
 
 
 def now_ms():
@@ -287,7 +297,7 @@ class Ingestor:
             self._finding(device_id, ingest.Finding(ingest.MALFORMED, None, "alert payload: %s" % exc,
                                                     bytes(payload[:4096])))
             return
-        body = ingest.jsonable(msg)
+        body = ingest.jsonable(card_data.masked_value(msg))   # SPEC 4.4: no PAN stored
         if seq is None and any(a["kind"] == kind and a["state"] == state and
                                isinstance(a["payload"], dict) and a["payload"].get("at") == body.get("at")
                                for a in self.store.alerts(device_id)):
@@ -314,12 +324,14 @@ def run_service(config, stop_event=None, ready=None):
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     from daozhang.backend.store import open_store
+    from daozhang.backend.group_commit import handle_group
 
     backend, broker = config["backend"], config["broker"]
     log = EventLog(backend.get("log") or None)
     store = open_store(backend["db"])
     signer = AckSigner.from_file(backend["key"])
     worker = Ingestor(store, signer, log, gap_grace_ms=int(float(backend.get("gap_grace_s", 30)) * 1000))
+    _observe("worker", worker)
     stop = stop_event or threading.Event()
     inbox = queue.Queue()
     client_id = broker.get("client_id") or "backend-%s" % uuid.uuid4().hex[:12]
@@ -382,7 +394,8 @@ def run_service(config, stop_event=None, ready=None):
                 except queue.Empty:
                     break
             if batch:
-                _handle_group(client, worker, log, batch)
+                handle_group(client, worker, log, batch)   # one commit per group
+                _observe("group", batch)
             if now_ms() - last_gap_check > 1000:
                 last_gap_check = now_ms()
                 try:

@@ -1,7 +1,7 @@
 """Ingest an acquirer settlement file at the backend; send settlement acks
 (docs/SPEC.md §7.8).  `daozhang backend settle` is the CLI face.
 
-For each good row of the file (host_tools/settlement_csv.py), in file order:
+For each good row of the file (settlement_files/), in file order:
 
 1. store it by acquirer_ref (store.add_settlement; status "new").  A row
    whose acquirer_ref is already stored with a final status (sent, unknown,
@@ -91,10 +91,16 @@ class Settler:
         stored = {}
         for s in self.store.settlements():
             stored[s["acquirer_ref"]] = s["status"]
-        report = {"path": parsed.name, "rows": len(parsed.rows), "bad_rows": list(parsed.bad_rows),
-                  "repeated": parsed.repeated, "new": 0, "already": 0, "sent": 0, "unknown": 0,
-                  "unrouted": 0, "devices": {}}
-        for i, row in enumerate(parsed.rows):
+        # A SettlementStream (settlement_files/) is read row by row: a file of any
+        # size in bounded memory; a SettlementFile (a list of rows) as it is.
+        streamed = hasattr(parsed, "info")
+        rows = parsed.rows() if streamed else parsed.rows
+        total = None if streamed else len(rows)
+        info = parsed.info if streamed else parsed
+        report = {"path": info.name, "rows": 0, "bad_rows": [], "repeated": 0, "new": 0,
+                  "already": 0, "sent": 0, "unknown": 0, "unrouted": 0, "devices": {}}
+        for i, row in enumerate(rows):
+            report["rows"] += 1
             ref = row["acquirer_ref"]
             status = stored.get(ref)
             if status in FINAL:
@@ -114,7 +120,10 @@ class Settler:
                 self.log("settlement_row", ref=ref, device=device_id or "-", seq=seq,
                          verdict=verdict)
             if progress is not None:
-                progress(i + 1, len(parsed.rows))
+                progress(i + 1, total)
+        report["bad_rows"] = list(info.bad_rows)
+        report["repeated"] = info.repeated
+        report["card_masked"] = info.card_count
         return report
 
 

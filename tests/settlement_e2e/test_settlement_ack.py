@@ -13,7 +13,7 @@ from daozhang.agent.mqtt_link import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.settle import Settler
 from daozhang.backend.store import open_store
-from daozhang.host_tools.settlement_csv import parse_settlement_text
+from daozhang.settlement_files import parse_settlement_text
 from dztest.dates import DAY_MS, SALE_MS, rfc3339
 from dztest.micropython import run_micropython
 from dztest.settlement_e2e import HEADER, plain_row
