@@ -7,6 +7,8 @@ output, answer every sale with the `journal_damaged` refusal, and leave the
 journal byte for byte as it was.
 """
 
+import time
+
 import pytest
 
 from daozhang.agent.core import layout, record
@@ -63,5 +65,42 @@ def test_agent_alarms_and_refuses_on_a_damaged_journal(tmp_path):
         assert "daozhang alerts: journal damaged" in log
         with open(journal, "rb") as f:
             assert f.read() == damaged                  # nothing written
+    finally:
+        agent.close()
+
+
+def damage_oldest_segment(path):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    geo = layout.decode_superblock(bytes(data[:4096]))
+    heads = [(layout.decode_segment_header(bytes(data[geo.segment_offset(i):geo.segment_offset(i) + 96]), i,
+                                           geo.journal_id), i) for i in range(geo.segment_count)]
+    used = sorted((h[0], i) for h, i in heads if h is not None)
+    assert len(used) >= 2
+    base = geo.segment_offset(used[0][1])
+    rec = record.decode_at(bytes(data[base:base + geo.segment_size]), 96)
+    data[base + 96 + rec.size // 2] ^= 0x01
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def test_scrub_finds_rot_in_an_older_segment_and_alerts(tmp_path):
+    config, sock, _ = provision(tmp_path, journal_size="1MiB", segment_size="16KiB")
+    agent = AgentProcess(config, str(tmp_path / "agent.log"))
+    try:
+        agent.start()
+        with Client(sock) as conn:
+            for i in range(40):
+                conn.submit(sale("SCR-%d" % i))
+        assert agent.terminate() == 0
+        damage_oldest_segment(str(tmp_path / "dev" / "journal.dzj"))
+        agent.start()                                   # the newest segment is intact: it opens
+        deadline = time.monotonic() + 60
+        while "kind=journal_damaged" not in agent.log_tail(100000) and time.monotonic() < deadline:
+            time.sleep(0.2)                             # polling the log for the scrub's verdict
+        log = agent.log_tail(100000)
+        assert "event=journal_damaged" in log and "at=scrub" in log
+        assert "journal damaged: call the technician" in log     # the alert engine's display line
+        assert agent.terminate() == 0
     finally:
         agent.close()
