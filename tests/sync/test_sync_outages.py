@@ -75,7 +75,7 @@ def run_scenario(tmp_path, pki, db):
         world = SyncWorld(tmp_path, broker, db)
         try:
             backend = world.start_backend("b1")
-            config, sock, pub = world.provision_agent("pos-chaos", journal_size="16MiB",
+            config, sock, pub = world.provision_agent("pos-chaos", journal_size="32MiB",
                                                       segment_size="256KiB")
             agent = world.start_agent(config)
             pos = Submitter(sock, TOTAL, THREADS)
