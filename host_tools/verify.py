@@ -32,6 +32,7 @@ from daozhang.host_tools.verify_errors import INFORMATIONAL
 from daozhang.host_tools.verify_keys import load_public_keys
 from daozhang.host_tools.verify_report import Finding, VerificationReport
 from daozhang.host_tools.verify_rules import CheckpointRules
+from daozhang.host_tools.verify_segments import SegmentRules
 
 _unpack_head = struct.Struct(">BBI").unpack_from
 _unpack_crc = struct.Struct(">I").unpack_from
@@ -82,7 +83,7 @@ def _run(source, pubkeys, anchor, progress, stop_at_first):
         close()
 
 
-class _Walk(CheckpointRules):
+class _Walk(CheckpointRules, SegmentRules):
     def __init__(self, data, trusted, anchor, progress, stop_at_first):
         self.data = data
         self.trusted = dict(trusted)   # grows with rotations; the caller's dict never does
@@ -398,21 +399,6 @@ class _Walk(CheckpointRules):
             self._accept(pos, rtype, flags, rhash, value)
             i += 1
 
-    def _salvage(self, pos, seq, prev, payload):
-        """SPEC 3.14: a salvage record jumps the sequence over the range it
-        names; reported on every run, never intact.  True if it fits here."""
-        if payload["lost_first"] != self.expect_seq or payload["lost_last"] != seq - 1 or seq <= self.expect_seq \
-                or (self.expect_prev is not None and prev != self.expect_prev):
-            return False
-        self.emit("Salvaged", seq, pos, "records %d..%d were set aside as damaged by `journal salvage` "
-                  "(%d bytes from offset %d, sha256 %s): this journal no longer holds them"
-                  % (payload["lost_first"], payload["lost_last"], payload["length"], payload["offset"],
-                     payload["sha256"].hex()))
-        self.salvage_first = seq
-        self.leaves = []
-        self.hole = False
-        return True
-
     def _segment_end(self, header, is_head):
         """SPEC 3.6: every in-use segment ends with a checkpoint, but for a torn tail."""
         if self.segment_records and not self.last_is_checkpoint:
@@ -463,38 +449,6 @@ class _Walk(CheckpointRules):
                 self.note_boot(value[5])
 
     # -- 5: the end -----------------------------------------------------------
-
-    def _free_segments_zero(self, segments):
-        """SPEC 3.1: bytes never written are zero, and a segment is written whole
-        (3.10), so a free segment holds only zeros, unless recovery voided it
-        (a boot record lists it) or it is the one after the head, where a new
-        segment's write torn by a power cut (header lost, body kept) lands:
-        crash residue, reported like an uncommitted tail."""
-        data = self.data
-        after_head = (segments[-1].index + 1) % self.sb.segment_count if segments else None
-        for index, offset in self.free_segments:
-            if index in self.voided:
-                continue
-            end = min(offset + self.sb.segment_size, len(data))
-            if not reader.zero_span(data, offset, end):
-                body = data[offset:end]
-                first = offset + len(body) - len(body.lstrip(b"\x00"))
-                if index == after_head:
-                    self.emit("UncommittedTail", None, first, "free segment %d, next after the head, holds "
-                              "non-zero bytes: a new segment's write torn before its header landed" % index)
-                else:
-                    self.emit("GarbageAfterTail", None, first, "free segment %d (all-zero header) holds non-zero "
-                              "bytes, and no boot record says recovery voided it" % index)
-
-    def _torn_headers(self):
-        """A garbled header after the head is crash residue only where a later
-        boot record says recovery found it (voided_segments); else damage."""
-        for index, offset, problem in self.torn_candidates:
-            if index in self.voided:
-                self.emit("UncommittedTail", None, offset, "segment %d, next after the head: %s - a header write "
-                          "torn by a power cut, declared by recovery (SPEC 3.10)" % (index, problem))
-            else:
-                self.emit("BadSegmentHeader", None, offset, "segment %d: %s" % (index, problem))
 
     def _finish(self, segments):
         report = self.report

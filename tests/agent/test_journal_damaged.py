@@ -16,15 +16,20 @@ from daozhang.client import Client, Refused
 from dztest.agent_daemon import AgentProcess, provision, sale
 
 
-def damage_a_committed_sale(path):
-    """Flip a byte in the first sale of the newest segment that a later commit follows."""
+def segments_in_use(path):
+    """(file bytes, geometry, [(first_seq, segment index)] oldest first)."""
     with open(path, "rb") as f:
         data = bytearray(f.read())
     geo = layout.decode_superblock(bytes(data[:4096]))
     heads = [(layout.decode_segment_header(bytes(data[geo.segment_offset(i):geo.segment_offset(i) + 96]), i,
                                            geo.journal_id), i) for i in range(geo.segment_count)]
-    _, head = max((h[0], i) for h, i in heads if h is not None)
-    base = geo.segment_offset(head)
+    return data, geo, sorted((h[0], i) for h, i in heads if h is not None)
+
+
+def damage_a_committed_sale(path):
+    """Flip a byte in the first sale of the newest segment that a later commit follows."""
+    data, geo, used = segments_in_use(path)
+    base = geo.segment_offset(used[-1][1])
     buf = bytes(data[base:base + geo.segment_size])
     off, sales = 96, []
     while True:
@@ -70,12 +75,7 @@ def test_agent_alarms_and_refuses_on_a_damaged_journal(tmp_path):
 
 
 def damage_oldest_segment(path):
-    with open(path, "rb") as f:
-        data = bytearray(f.read())
-    geo = layout.decode_superblock(bytes(data[:4096]))
-    heads = [(layout.decode_segment_header(bytes(data[geo.segment_offset(i):geo.segment_offset(i) + 96]), i,
-                                           geo.journal_id), i) for i in range(geo.segment_count)]
-    used = sorted((h[0], i) for h, i in heads if h is not None)
+    data, geo, used = segments_in_use(path)
     assert len(used) >= 2
     base = geo.segment_offset(used[0][1])
     rec = record.decode_at(bytes(data[base:base + geo.segment_size]), 96)
