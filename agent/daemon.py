@@ -35,7 +35,7 @@ from daozhang.agent import sd_notify
 from daozhang.agent.config import load_agent_config
 from daozhang.agent.core import record
 from daozhang.agent.core.clock_guard import ClockGuard
-from daozhang.agent.core.errors import JournalFull, StorageError
+from daozhang.agent.core.errors import JournalDamaged, JournalFull, StorageError
 from daozhang.agent.intake import IntakeServer
 from daozhang.agent.intake_service import IntakeService
 from daozhang.agent.journal_file import JournalFile
@@ -92,6 +92,7 @@ class Daemon:
         self.alert_hook = self._log_alert     # replaced by the alert engine's adapter
         self._stop = threading.Event()
         self._last_commits = -1
+        self.damaged = None                   # JournalDamaged when the journal refused to open
 
     # -- hooks -------------------------------------------------------------------
 
@@ -106,7 +107,10 @@ class Daemon:
     def start(self):
         cfg = self.config
         profile = load_profile(cfg["profile"])
-        self.journal = self._open_journal(cfg)      # JournalFull handled
+        try:
+            self.journal = self._open_journal(cfg)      # JournalFull handled
+        except JournalDamaged as exc:
+            return self._start_refusing(exc)
         stats = self.journal.stats()
         self.log("journal_open", path=cfg["journal"]["path"], next_seq=stats["next_seq"],
                  fill="%.3f" % stats["fill"], outage=stats["outage"], version=__version__)
@@ -129,6 +133,19 @@ class Daemon:
         self._last_commits = self.journal.commits
         sd_notify.notify("READY=1\nSTATUS=serving on %s" % intake["socket"])
         self.log("agent_ready", device=cfg["device_id"], socket=intake["socket"])
+
+    def _start_refusing(self, error):
+        """The journal refuses to open (damage): alarm and refuse sales, no restart loop
+        (agent/journal_damaged.py)."""
+        from daozhang.agent.journal_damaged import DamagedJournalService, show_damage
+        self.damaged = error
+        show_damage(self, error)
+        self.service = DamagedJournalService(self.config["device_id"], error)
+        intake = self.config["intake"]
+        self.server = IntakeServer(self.service, intake["socket"], intake["mode"], intake["group"], log=self.log)
+        self.server.start()
+        sd_notify.notify("READY=1\nSTATUS=journal damaged: refusing sales")
+        self.log("agent_ready", device=self.config["device_id"], socket=intake["socket"], journal="damaged")
 
     def _open_journal(self, cfg):
         path = cfg["journal"]["path"]
@@ -199,6 +216,9 @@ class Daemon:
         return True
 
     def tick(self):
+        if self.damaged is not None:        # nothing to prove alive but the refusing socket
+            sd_notify.notify("WATCHDOG=1")
+            return True
         self._check_clock()
         alive = self.writer_alive()
         for plugin in self.plugins:
@@ -275,3 +295,8 @@ from daozhang.agent import service_port_plugin as _service_port_plugin  # noqa: 
 
 _settlement_plugin.install(sys.modules[__name__])
 _service_port_plugin.install(sys.modules[__name__])
+
+# -- Journal scrub (SPEC 3.9): re-verify the retained journal in the background --
+from daozhang.agent import journal_scrub as _journal_scrub  # noqa: E402
+
+_journal_scrub.install(sys.modules[__name__])

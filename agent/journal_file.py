@@ -30,13 +30,17 @@ MAX_BATCH_RECORDS = 256
 
 
 def create_journal(path, device_id, size=64 * 1024 * 1024, segment_size=None, journal_id=None,
-                   created_ms=None):
-    """Create a preallocated, empty journal file (SPEC 3.1); refuse to overwrite one."""
+                   created_ms=None, sector_size=layout.DEFAULT_SECTOR_SIZE):
+    """Create a preallocated, empty journal file (SPEC 3.1); refuse to overwrite one.
+
+    `sector_size` is the storage's tear unit (the board file's
+    journal.sector_size): every commit ends on a multiple of it (SPEC 3.9)."""
     if os.path.exists(path):
         raise LocalError("%s exists: refusing to overwrite a journal" % path)
     seg_size, count = layout.geometry_for(size, segment_size)
     geo = layout.Geometry(seg_size, count, journal_id or os.urandom(layout.JOURNAL_ID_SIZE),
-                          device_id, int(time.time() * 1000) if created_ms is None else created_ms)
+                          device_id, int(time.time() * 1000) if created_ms is None else created_ms,
+                          layout.check_sector_size(sector_size))
     create_file(path, geo.encode(), geo.file_size)
     return geo
 
@@ -122,7 +126,11 @@ class JournalFile:
         geo = ring.geo
         journal = cls(storage, geo, ring, signer, clock or SystemClock())
         if boot:
-            journal.append(record.TYPE_BOOT, driver.boot_payload(ring, __version__))
+            try:
+                journal.append(record.TYPE_BOOT, driver.boot_payload(ring, __version__))
+            except BaseException:
+                journal.close()     # e.g. JournalFull: release the writer's lock for a reopen without boot
+                raise
         return journal
 
     # -- writing ------------------------------------------------------------

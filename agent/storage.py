@@ -6,6 +6,7 @@ twin with the same four methods (tests/dztest/faulty_storage.py).
 """
 
 import fcntl
+import hashlib
 import os
 
 from daozhang.agent.core.errors import StorageError
@@ -71,10 +72,52 @@ class FileStorage:
         except OSError as exc:
             raise StorageError("fdatasync failed: %s" % exc.strerror) from None
 
+    def quarantine(self, offset, data):
+        """Keep bytes recovery is about to zero (SPEC 3.9) in PATH.quarantine, durably."""
+        append_quarantine(self.path + ".quarantine", offset, data)
+
     def close(self):
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+QUARANTINE_MAGIC = b"DZQ1"
+
+
+def append_quarantine(path, offset, data):
+    """One quarantine entry (SPEC 3.15): magic, journal offset, length,
+    SHA-256 of the bytes, the bytes; fsynced with its directory before the
+    journal bytes are changed."""
+    entry = (QUARANTINE_MAGIC + offset.to_bytes(8, "big") + len(data).to_bytes(4, "big")
+             + hashlib.sha256(data).digest() + bytes(data))
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o640)
+        try:
+            os.write(fd, entry)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_directory(path)
+    except OSError as exc:
+        raise StorageError("cannot keep cut bytes in %s: %s; nothing was changed" % (path, exc.strerror or exc)) \
+            from None
+
+
+def read_quarantine(path):
+    """[(journal offset, bytes, sha256 ok)] of a quarantine file."""
+    out = []
+    with open(path, "rb") as f:
+        blob = f.read()
+    pos = 0
+    while pos + 48 <= len(blob) and blob[pos:pos + 4] == QUARANTINE_MAGIC:
+        offset = int.from_bytes(blob[pos + 4:pos + 12], "big")
+        length = int.from_bytes(blob[pos + 12:pos + 16], "big")
+        digest = blob[pos + 16:pos + 48]
+        data = blob[pos + 48:pos + 48 + length]
+        out.append((offset, data, hashlib.sha256(data).digest() == digest and len(data) == length))
+        pos += 48 + length
+    return out
 
 
 def create_file(path, image_head, total_size):

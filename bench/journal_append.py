@@ -11,6 +11,9 @@ Prints one JSON line:
                         (same segment size: open work is bounded by a segment)
   verify_records_per_s  host-side verification of an N-record journal, and
   verify_vs_decode      its ratio to a cbor2 decode-only pass over the same records
+  bytes_written_per_commit  bytes the journal writes per 1-record commit (storage
+                        adapter; *_proc_io: /proc/self/io write_bytes), beside
+                        sector_floor_bytes, one sector: the least any device writes
 
     python bench/journal_append.py [--records-verify 1000000] [--seconds 3] [--dir DIR]
 
@@ -295,6 +298,46 @@ def bench_verify(workdir, signer, pub_path, count):
     return rate(records, verify_s), rate(records, decode_s), report.ok, records
 
 
+class _CountingStorage(FileStorage):
+    """The file adapter, counting the bytes the journal hands to pwrite."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.written = 0
+
+    def pwrite(self, offset, data):
+        self.written += len(data)
+        super().pwrite(offset, data)
+
+
+def _proc_write_bytes():
+    """Bytes this process caused to be sent to the storage layer (Linux /proc/self/io), or None."""
+    try:
+        with open("/proc/self/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def bench_bytes_per_commit(workdir, signer, sector_size, commits=200):
+    """(adapter bytes, /proc/self/io bytes or None) per 1-record commit, segment switches included."""
+    path = os.path.join(workdir, "bytes-%d.dzj" % sector_size)
+    create_journal(path, "bench-pos", size=4096 + 64 * 65536, segment_size=65536, sector_size=sector_size)
+    storage = _CountingStorage(path)
+    with JournalFile.open(path, signer, storage=storage) as journal:
+        storage.written = 0
+        before = _proc_write_bytes()
+        for i in range(commits):
+            journal.append(record.TYPE_TRANSACTION, sale(i))
+        after = _proc_write_bytes()
+        adapter = storage.written / commits
+    os.unlink(path)
+    return adapter, None if before is None or after is None else (after - before) / commits
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each throughput run")
@@ -317,6 +360,8 @@ def main(argv=None):
     raw_fdatasync_s = statistics.median(latencies)
     per_commit = group.records_per_commit
     open_ratio, open_times = bench_open(workdir, signer, args.segment_size)
+    adapter_512, proc_512 = bench_bytes_per_commit(workdir, signer, 512)
+    adapter_4k, proc_4k = bench_bytes_per_commit(workdir, signer, 4096)
     result = {
         "bench": "journal_append",
         "durable_1_per_s": round(durable_1),
@@ -335,6 +380,14 @@ def main(argv=None):
         "open_64m_ms": round(open_times["64m"] * 1000, 2),
         "open_segment_size": args.segment_size,
         "open_64m_vs_1m": round(open_ratio, 3),
+        # 1-record commits, sector 512 (SPEC 3.9 rule 0): adapter bytes, and what the kernel sent to the device
+        "bytes_written_per_commit": round(adapter_512),
+        "bytes_written_per_commit_proc_io": None if proc_512 is None else round(proc_512),
+        "sector_floor_bytes": 512,
+        "bytes_written_per_commit_vs_floor": round(adapter_512 / 512, 3),
+        "bytes_written_per_commit_4k": round(adapter_4k),
+        "bytes_written_per_commit_4k_proc_io": None if proc_4k is None else round(proc_4k),
+        "sector_floor_bytes_4k": 4096,
     }
     try:
         verify_rate, decode_rate, ok, records = bench_verify(workdir, signer, os.path.join(workdir, "dev.pub"),

@@ -4,7 +4,7 @@
 returns a plain dict:
 
     {"path", "name", "description", "state_dir",
-     "journal": {"file", "size", "segment_size"}, "key": {"file"},
+     "journal": {"file", "size", "segment_size", "sector_size", "scrub_bytes_per_s"}, "key": {"file"},
      "intake": {"socket", "group", "mode"}, "service_port": {"device"},
      "watchdog": {"heartbeat_s"}, "outputs": {...as agent/outputs.py reads it}}
 
@@ -21,7 +21,7 @@ _UNITS = {"": 1, "B": 1, "KIB": 1024, "K": 1024, "MIB": 1 << 20, "M": 1 << 20,
           "GIB": 1 << 30, "G": 1 << 30, "TIB": 1 << 40, "T": 1 << 40}
 SECTIONS = {
     "paths": {"state_dir"},
-    "journal": {"file", "size", "segment_size"},
+    "journal": {"file", "size", "segment_size", "sector_size", "scrub_bytes_per_s"},
     "key": {"file"},
     "intake": {"socket", "group", "mode"},
     "service_port": {"device"},
@@ -127,6 +127,13 @@ def validate_board(data, path):
                          "and 64 MiB, got %d" % seg)
     if size < 4096 + 2 * seg:
         raise BoardError(path, "journal.size", "%d bytes holds fewer than 2 segments of %d" % (size, seg))
+    sector = parse_size(path, "journal.sector_size", j.get("sector_size", 512))
+    if sector not in (512, 1024, 2048, 4096):
+        raise BoardError(path, "journal.sector_size", "expected the storage's tear unit: 512, 1KiB, 2KiB or 4KiB, "
+                         "got %d" % sector)
+    scrub = parse_size(path, "journal.scrub_bytes_per_s", j.get("scrub_bytes_per_s", "256KiB"))
+    if not 4096 <= scrub <= 1 << 30:
+        raise BoardError(path, "journal.scrub_bytes_per_s", "expected 4KiB to 1GiB per second, got %d" % scrub)
     intake = data["intake"]
     outputs = data["outputs"]
     for k in ("led", "buzzer"):
@@ -141,7 +148,7 @@ def validate_board(data, path):
         "path": path, "name": name, "description": data.get("description", ""),
         "state_dir": _need(path, data["paths"], "state_dir", str, "a directory path"),
         "journal": {"file": _need(path, j, "file", str, "a file name"), "size": size,
-                    "segment_size": seg},
+                    "segment_size": seg, "sector_size": sector, "scrub_bytes_per_s": scrub},
         "key": {"file": _need(path, data["key"], "file", str, "a file name")},
         "intake": {"socket": _need(path, intake, "socket", str, "a socket path"),
                    "group": intake.get("group", ""),

@@ -20,7 +20,8 @@ from daozhang.host_tools.verify_cbor import CborProblem, check_flat_payload, dec
 
 SUPERBLOCK_SIZE = 4096
 SUPERBLOCK_MAGIC = b"DZJRNL01"
-FORMAT_VERSION = 1
+FORMAT_VERSIONS = (1, 2)     # 2 declares a sector size at offset 10 (SPEC 3.1)
+SECTOR_SIZES = (512, 1024, 2048, 4096)
 SEGMENT_MAGIC = b"DZSG"
 SEGMENT_HEADER_SIZE = 96
 FRAME_MAGIC = b"\xda\x5a"
@@ -32,16 +33,18 @@ FLAG_OUTAGE = 0x01
 
 # SPEC 3.5
 TYPE_NAMES = {1: "transaction", 2: "settlement_ack", 3: "alert", 4: "boot", 5: "clock",
-              6: "config", 7: "key_rotation", 8: "checkpoint", 9: "sync_ack"}
+              6: "config", 7: "key_rotation", 8: "checkpoint", 9: "sync_ack", 10: "padding", 11: "salvage"}
 TYPE_CHECKPOINT = 8
 TYPE_KEY_ROTATION = 7
 TYPE_TRANSACTION = 1
 TYPE_BOOT = 4
+TYPE_PADDING = 10
+TYPE_SALVAGE = 11
 
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
 _U64 = 1 << 64
 
-Superblock = namedtuple("Superblock", "segment_size segment_count journal_id device_id created_ms")
+Superblock = namedtuple("Superblock", "segment_size segment_count journal_id device_id created_ms sector_size")
 SegmentHeader = namedtuple("SegmentHeader", "index offset first_seq prev_hash")
 RecordView = namedtuple("RecordView", "seq type type_name flags hash offset wall_ms boot_id mono_ms payload prev")
 
@@ -67,14 +70,16 @@ def parse_superblock(block):
     if block[0:8] != SUPERBLOCK_MAGIC:
         raise LayoutProblem("magic %r, expected %r" % (bytes(block[0:8]), SUPERBLOCK_MAGIC))
     version, reserved, seg_size, seg_count = struct.unpack_from(">HHII", block, 8)
-    if version != FORMAT_VERSION:
-        raise LayoutProblem("format version %d, expected %d" % (version, FORMAT_VERSION))
+    if version not in FORMAT_VERSIONS:
+        raise LayoutProblem("format version %d, expected 1 or 2" % version)
     stored = struct.unpack_from(">I", block, 109)[0]
     actual = crc32(block[0:109])
     if stored != actual:
         raise LayoutProblem("CRC 0x%08x, computed 0x%08x" % (stored, actual))
-    if reserved != 0:
+    if version == 1 and reserved != 0:
         raise LayoutProblem("reserved field %d, expected 0" % reserved)
+    if version == 2 and reserved not in SECTOR_SIZES:
+        raise LayoutProblem("sector size %d, expected one of %s" % (reserved, SECTOR_SIZES))
     if seg_size % 4096 or not 8192 <= seg_size <= 64 * 1024 * 1024:
         raise LayoutProblem("segment size %d: expected a multiple of 4096 in 8192..64 MiB" % seg_size)
     if not 2 <= seg_count <= 65536:
@@ -92,7 +97,7 @@ def parse_superblock(block):
     if not is_zero(block[113:SUPERBLOCK_SIZE]):
         raise LayoutProblem("padding bytes 113..4095 are not zero")
     created_ms = struct.unpack_from(">Q", block, 101)[0]
-    return Superblock(seg_size, seg_count, bytes(block[20:36]), device_id, created_ms)
+    return Superblock(seg_size, seg_count, bytes(block[20:36]), device_id, created_ms, reserved or None)
 
 
 def parse_segment_header(header, index, offset, journal_id):
@@ -125,17 +130,80 @@ class ForeignHeader(LayoutProblem):
     """Internal: a well-formed header of another journal."""
 
 
+_FDS = {}      # id(mapped file) -> its fd, for hole-aware zero checks
+
+
 def load(source):
-    """(bytes-like buffer, close function) for a path or bytes; read-only."""
+    """(bytes-like buffer, close function) for a path or bytes; read-only.
+
+    A file is mapped, never read whole: memory stays bounded by what a walk
+    touches (see `release`), and holes of a sparse file are skipped by
+    `zero_span` without reading them."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), lambda: None
     path = os.fspath(source)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            return b"", lambda: None
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    return mapped, mapped.close
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    size = os.lseek(fd, 0, os.SEEK_END)      # st_size is 0 on a block device
+    if size == 0:
+        os.close(fd)
+        return b"", lambda: None
+    mapped = mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+    _FDS[id(mapped)] = fd
+
+    def close():
+        _FDS.pop(id(mapped), None)
+        mapped.close()
+        os.close(fd)
+    return mapped, close
+
+
+def _next_data(data, offset):
+    """Offset of the first byte at or after `offset` not in a hole, or None if
+    unknown (not a sparse-aware file); len(data) if only holes follow."""
+    fd = _FDS.get(id(data))
+    if fd is None or not hasattr(os, "SEEK_DATA"):
+        return None
+    try:
+        return os.lseek(fd, offset, os.SEEK_DATA)
+    except OSError:          # ENXIO: no data after offset
+        return len(data)
+
+
+def zero_span(data, start, end, chunk=1 << 20):
+    """True if data[start:end] is all zero; holes are skipped unread, the rest
+    is compared chunk by chunk and its pages released (bounded memory)."""
+    pos = start
+    while pos < end:
+        nxt = _next_data(data, pos)
+        if nxt is not None:
+            if nxt >= end:
+                return True
+            if nxt > pos:
+                pos = nxt
+        stop = min(end, pos + chunk)
+        if not is_zero(data[pos:stop]):
+            return False
+        release(data, pos, stop)
+        pos = stop
+    return True
+
+
+def release(data, start, end):
+    """Let the kernel drop the mapped pages of data[start:end] (a walk's
+    memory stays bounded by a segment, not the journal)."""
+    if isinstance(data, mmap.mmap) and hasattr(data, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        lo = start // mmap.PAGESIZE * mmap.PAGESIZE
+        if end > lo:
+            data.madvise(mmap.MADV_DONTNEED, lo, min(end, len(data)) - lo)
+
+
+def check_geometry_fits(sb, size):
+    """One-line refusal of a superblock whose geometry the file cannot hold."""
+    need = SUPERBLOCK_SIZE + sb.segment_count * sb.segment_size
+    if size < need:
+        raise errors.TruncatedJournal("TruncatedJournal at offset %d: the superblock's geometry (%d segments of %d "
+                                      "bytes) needs %d bytes, the file has %d: not this journal's file, or cut short"
+                                      % (size, sb.segment_count, sb.segment_size, need, size))
 
 
 def body_problem(value):
@@ -161,6 +229,8 @@ def body_problem(value):
 _CHECKPOINT_FIELDS = (("alg", int), ("kid", bytes), ("dev", str), ("first", int), ("root", bytes),
                       ("acked", int), ("released", int), ("state", int), ("sig", bytes))
 _ROTATION_FIELDS = (("alg", int), ("kid", bytes), ("pub", bytes))
+_SALVAGE_FIELDS = (("lost_first", int), ("lost_last", int), ("offset", int), ("length", int), ("sha256", bytes))
+_PADDING_FIELDS = (("pad", bytes),)
 
 
 def payload_problem(rtype, payload):
@@ -169,6 +239,10 @@ def payload_problem(rtype, payload):
         fields = _CHECKPOINT_FIELDS
     elif rtype == TYPE_KEY_ROTATION:
         fields = _ROTATION_FIELDS
+    elif rtype == TYPE_SALVAGE:
+        fields = _SALVAGE_FIELDS
+    elif rtype == TYPE_PADDING:
+        fields = _PADDING_FIELDS
     else:
         return None
     for name, kind in fields:
@@ -209,6 +283,10 @@ def segment_headers(data, sb):
         offset = SUPERBLOCK_SIZE + index * sb.segment_size
         if offset >= len(data):
             break
+        nxt = _next_data(data, offset)
+        if nxt is not None and nxt >= offset + SEGMENT_HEADER_SIZE:
+            out.append((index, offset, None))    # a hole: an all-zero, free header, left unread
+            continue
         header = data[offset:offset + SEGMENT_HEADER_SIZE]
         try:
             parsed = parse_segment_header(header, index, offset, sb.journal_id)
@@ -233,6 +311,7 @@ def iter_records(source):
             sb = parse_superblock(data[0:SUPERBLOCK_SIZE])
         except LayoutProblem as exc:
             raise errors.BadSuperblock("BadSuperblock at offset 0: %s" % exc) from None
+        check_geometry_fits(sb, len(data))
         in_use = []
         for index, offset, parsed in segment_headers(data, sb):
             if isinstance(parsed, ForeignHeader):
@@ -262,6 +341,7 @@ def iter_records(source):
                 yield RecordView(value[0], rtype, TYPE_NAMES[rtype], flags, sha256(frame).digest(), pos,
                                  value[2], value[3], value[4], value[5], value[1])
                 pos += FRAME_OVERHEAD + n
+            release(data, header.offset, end)
     finally:
         close()
 

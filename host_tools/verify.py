@@ -32,6 +32,7 @@ from daozhang.host_tools.verify_errors import INFORMATIONAL
 from daozhang.host_tools.verify_keys import load_public_keys
 from daozhang.host_tools.verify_report import Finding, VerificationReport
 from daozhang.host_tools.verify_rules import CheckpointRules
+from daozhang.host_tools.verify_segments import SegmentRules
 
 _unpack_head = struct.Struct(">BBI").unpack_from
 _unpack_crc = struct.Struct(">I").unpack_from
@@ -82,7 +83,7 @@ def _run(source, pubkeys, anchor, progress, stop_at_first):
         close()
 
 
-class _Walk(CheckpointRules):
+class _Walk(CheckpointRules, SegmentRules):
     def __init__(self, data, trusted, anchor, progress, stop_at_first):
         self.data = data
         self.trusted = dict(trusted)   # grows with rotations; the caller's dict never does
@@ -115,6 +116,8 @@ class _Walk(CheckpointRules):
         self.anchor_hash = None
         self.foreign_reported = None
         self.voided = set()          # segments a boot record says recovery voided
+        self.salvage_first = None    # seq of a salvage record: the next checkpoint covers from it
+        self.torn_candidates = []    # damaged headers in the segment after the head
         self.free_segments = []
 
     # -- findings -------------------------------------------------------------
@@ -158,24 +161,35 @@ class _Walk(CheckpointRules):
                 entries = self._scan(header, end, None if resume < 0 else resume)
                 self._sequence(header, entries, is_head, first=resume < 0)
             self._segment_end(header, is_head)
+            reader.release(data, header.offset, end)
             if self.progress is not None:
                 self.progress(number + 1, len(segments))
         self._finish(segments)
 
     def _headers(self):
         segments = []
+        bad = []
         for index, offset, parsed in reader.segment_headers(self.data, self.sb):
             if isinstance(parsed, reader.ForeignHeader):
                 self.emit("ForeignSegment", None, offset, "segment %d: %s" % (index, parsed))
             elif isinstance(parsed, reader.LayoutProblem):
-                self.emit("BadSegmentHeader", None, offset, "segment %d: %s" % (index, parsed))
-                salvaged = self._salvage_header(index, offset)
-                if salvaged is not None:
-                    segments.append(salvaged)
+                bad.append((index, offset, parsed))
             elif parsed is not None:
                 segments.append(parsed)
             else:
                 self.free_segments.append((index, offset))
+        valid = sorted(segments, key=lambda h: h.first_seq)
+        after_head = (valid[-1].index + 1) % self.sb.segment_count if valid else 0
+        for index, offset, problem in bad:
+            if index == after_head:
+                # Maybe a header write torn by a power cut (SPEC 3.10): settled at
+                # the end, once the boot records said which segments recovery voided.
+                self.torn_candidates.append((index, offset, problem))
+                continue
+            self.emit("BadSegmentHeader", None, offset, "segment %d: %s" % (index, problem))
+            salvaged = self._salvage_header(index, offset)
+            if salvaged is not None:
+                segments.append(salvaged)
         return segments
 
     def _salvage_header(self, index, offset):
@@ -338,7 +352,9 @@ class _Walk(CheckpointRules):
                           % (value[5]["dev"], self.sb.device_id))
                 self.foreign_reported = pos
             expected = self.expect_seq
-            if expected is None:
+            if rtype == reader.TYPE_SALVAGE and expected is not None and self._salvage(pos, seq, prev, value[5]):
+                pass
+            elif expected is None:
                 self.report.first_seq = seq
                 if seq == 0 and prev != reader.ZERO_HASH:
                     self.emit("ChainBroken", seq, pos, "record 0 must carry a zero prev hash")
@@ -434,29 +450,9 @@ class _Walk(CheckpointRules):
 
     # -- 5: the end -----------------------------------------------------------
 
-    def _free_segments_zero(self, segments):
-        """SPEC 3.1: bytes never written are zero, and a segment is written whole
-        (3.10), so a free segment holds only zeros, unless recovery voided it
-        (a boot record lists it) or it is the one after the head, where a new
-        segment's write torn by a power cut (header lost, body kept) lands:
-        crash residue, reported like an uncommitted tail."""
-        data = self.data
-        after_head = (segments[-1].index + 1) % self.sb.segment_count if segments else None
-        for index, offset in self.free_segments:
-            if index in self.voided:
-                continue
-            body = data[offset:min(offset + self.sb.segment_size, len(data))]
-            if not reader.is_zero(body):
-                first = offset + len(body) - len(body.lstrip(b"\x00"))
-                if index == after_head:
-                    self.emit("UncommittedTail", None, first, "free segment %d, next after the head, holds "
-                              "non-zero bytes: a new segment's write torn before its header landed" % index)
-                else:
-                    self.emit("GarbageAfterTail", None, first, "free segment %d (all-zero header) holds non-zero "
-                              "bytes, and no boot record says recovery voided it" % index)
-
     def _finish(self, segments):
         report = self.report
+        self._torn_headers()
         self._free_segments_zero(segments)
         for rtype, count in enumerate(self.type_counts):
             if count:

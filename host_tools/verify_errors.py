@@ -172,7 +172,22 @@ class AnchorMismatch(VerificationError):
     kind = "AnchorMismatch"
 
 
+class RecoveryCut(VerificationError):
+    """A boot record declares that recovery cut a torn tail (SPEC 3.9): records
+    that may have been reported committed are no longer in the journal; the
+    bytes are in the quarantine file beside it."""
+    kind = "RecoveryCut"
+
+
+class Salvaged(VerificationError):
+    """A salvage record (SPEC 3.14) names a sequence range set aside as damaged:
+    the journal no longer holds those records."""
+    kind = "Salvaged"
+
+
 FINDING_CLASSES = dict((cls.kind, cls) for cls in (
+    RecoveryCut,
+    Salvaged,
     BadSuperblock,
     BadSegmentHeader,
     BadFrame,

@@ -22,6 +22,14 @@ class CheckpointRules:
     last_cp, in_outage, current_kid, pending_rotation, voided, foreign_reported."""
 
     def note_boot(self, payload):
+        cut = payload.get("cut_bytes")
+        if type(cut) is int and cut > 0:
+            digest = payload.get("cut_sha256")
+            self.emit("RecoveryCut", None, payload.get("cut_offset"),
+                      "recovery cut %d bytes (%r valid records) at this offset after a power loss or damage; "
+                      "they are kept in the quarantine file beside the journal%s" % (
+                          cut, payload.get("cut_records"),
+                          " (sha256 %s)" % digest.hex() if type(digest) is bytes else ""))
         voided = payload.get("voided_segments")
         if type(voided) is list:
             self.voided.update(i for i in voided if type(i) is int)
@@ -47,6 +55,8 @@ class CheckpointRules:
             self.emit("ForeignRecord", seq, pos, "checkpoint names device %r, this journal is %r"
                       % (payload["dev"], self.sb.device_id))
         first = self.last_cp[0] + 1 if self.last_cp is not None else self.report.first_seq
+        if self.salvage_first is not None:      # SPEC 3.14: the commit after a salvage starts at its record
+            first, self.salvage_first = self.salvage_first, None
         if payload["first"] != first:
             self.emit("BadCheckpoint", seq, pos, "first %d, expected %d" % (payload["first"], first))
         elif not self.hole and len(self.leaves) == seq - first:

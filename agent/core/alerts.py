@@ -54,6 +54,8 @@ def _kind(severity, repeat, nouns, ttl=None, pending_for=0, count=True):
 KINDS = {
     "security": _kind("critical", 4 * HOUR, ("rejected message", "rejected messages"), DAY),
     "journal_full": _kind("critical", HOUR, ("journal full: sales refused",), count=False),
+    # Damage found by the scrub in a retained segment (SPEC 3.9): never clears by itself.
+    "journal_damaged": _kind("critical", HOUR, ("journal damaged: call the technician",), count=False),
     "storage_error": _kind("critical", HOUR, ("storage error", "storage errors"), DAY),
     "clock_untrusted": _kind("warning", 4 * HOUR, ("clock not trusted: deadlines on hold",),
                              count=False),
@@ -76,7 +78,7 @@ KINDS = {
     # The link is up but the backlog does not move (SPEC 6.12): cleared by the link.
     "sync_stalled": _kind("warning", 4 * HOUR, ("sync stalled",), count=False),
 }
-KIND_ORDER = ("security", "journal_full", "storage_error", "clock_untrusted",
+KIND_ORDER = ("security", "journal_damaged", "journal_full", "storage_error", "clock_untrusted",
               "settlement_overdue", "settlement_short", "fee_over_contract", "mcc_jump",
               "region_jump", "unknown_settlement", "duplicate_settlement", "cancelled_settled",
               "sync_backlog", "sync_stalled", "journal_near_full")

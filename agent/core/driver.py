@@ -7,13 +7,22 @@ group commit on top.  Portable: CPython and MicroPython.
 """
 
 from . import layout
-from .errors import JournalCorrupt
+from .errors import JournalCorrupt, JournalDamaged, StorageError
 from .ring import Ring
 
 
 def open_ring(storage):
-    """Read the superblock and headers, recover, make the fixes durable; return the Ring."""
-    geo = layout.decode_superblock(storage.pread(0, layout.SUPERBLOCK_SIZE))
+    """Read the superblock and headers, recover, make the fixes durable; return the Ring.
+
+    Bytes recovery cuts are first handed to `storage.quarantine(offset, data)`
+    (kept beside the journal) and only then zeroed; damage to committed
+    records raises JournalDamaged with nothing written.
+    """
+    try:
+        geo = layout.decode_superblock(storage.pread(0, layout.SUPERBLOCK_SIZE))
+    except JournalCorrupt as exc:
+        raise JournalDamaged("journal damaged at offset 0 (%s); nothing was changed - run `daozhang journal "
+                             "verify`" % exc, None, 0)
     if storage.size() < geo.file_size:
         raise JournalCorrupt("journal is %d bytes, its superblock says %d: truncated"
                              % (storage.size(), geo.file_size))
@@ -21,6 +30,13 @@ def open_ring(storage):
                for i in range(geo.segment_count)]
     ring = Ring(geo)
     fixes = ring.recover(headers, lambda i: storage.pread(geo.segment_offset(i), geo.segment_size))
+    if ring.quarantine:
+        keep = getattr(storage, "quarantine", None)
+        if keep is None:
+            raise StorageError("recovery must set %d byte range(s) aside but this storage has no quarantine; "
+                               "nothing was changed" % len(ring.quarantine))
+        for offset, data in ring.quarantine:
+            keep(offset, data)
     for offset, data in fixes:
         storage.pwrite(offset, data)
     if fixes:
@@ -36,10 +52,11 @@ def boot_payload(ring, version):
 
 
 def write_commit(storage, commit):
-    """Perform a prepared commit's writes and one sync; the caller then applies it."""
-    for offset, data in commit.writes:
-        storage.pwrite(offset, data)
-    storage.sync()
+    """Perform a prepared commit's writes, one sync per phase; the caller then applies it."""
+    for phase in commit.phases:
+        for offset, data in phase:
+            storage.pwrite(offset, data)
+        storage.sync()
 
 
 def commit(storage, ring, entries, clock, signer, acked=None, released=None):
@@ -56,6 +73,7 @@ class MemoryStorage:
     def __init__(self, data):
         self.data = bytearray(data)
         self.syncs = 0
+        self.quarantined = []        # (offset, bytes) recovery set aside
 
     def size(self):
         return len(self.data)
@@ -68,3 +86,6 @@ class MemoryStorage:
 
     def sync(self):
         self.syncs += 1
+
+    def quarantine(self, offset, data):
+        self.quarantined.append((offset, bytes(data)))

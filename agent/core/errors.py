@@ -66,6 +66,21 @@ class JournalCorrupt(JournalError):
     exit_code = 1
 
 
+class JournalDamaged(JournalError):
+    """Committed records are damaged (bit rot, a bad block, tampering): the
+    writer refuses to open rather than cut or overwrite them.  Names where:
+    `segment`, file `offset`, and the sequence range `first_seq`..`last_seq`
+    affected (`last_seq` None when unknown).  Exit 2: the operator must act
+    (`daozhang journal salvage`), nothing was changed."""
+
+    def __init__(self, message, segment=None, offset=None, first_seq=None, last_seq=None):
+        super().__init__(message)
+        self.segment = segment
+        self.offset = offset
+        self.first_seq = first_seq
+        self.last_seq = last_seq
+
+
 class FindingError(DaozhangError):
     """A check found something wrong (tampering, a bad signature)."""
     exit_code = 1

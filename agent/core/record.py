@@ -34,6 +34,8 @@ TYPE_CONFIG = 6
 TYPE_KEY_ROTATION = 7
 TYPE_CHECKPOINT = 8
 TYPE_SYNC_ACK = 9
+TYPE_PADDING = 10
+TYPE_SALVAGE = 11
 
 TYPE_NAMES = {
     TYPE_TRANSACTION: "transaction",
@@ -45,6 +47,8 @@ TYPE_NAMES = {
     TYPE_KEY_ROTATION: "key_rotation",
     TYPE_CHECKPOINT: "checkpoint",
     TYPE_SYNC_ACK: "sync_ack",
+    TYPE_PADDING: "padding",
+    TYPE_SALVAGE: "salvage",
 }
 
 
@@ -82,6 +86,11 @@ class Record:
 
     def __repr__(self):
         return "Record(seq=%d, type=%s, offset=%d)" % (self.seq, self.type_name, self.offset)
+
+
+def sha256(data):
+    """SHA-256 digest of `data` (the record hash, and hashes of bytes set aside)."""
+    return hashlib.sha256(data).digest()
 
 
 def _crc(data):

@@ -98,14 +98,22 @@ class _Batch:
 
 
 class Commit:
-    """The writes for one commit and the state it leads to once durable."""
+    """The writes for one commit and the state it leads to once durable.
 
-    __slots__ = ("writes", "results", "next_seq", "head_hash", "head_index", "write_pos",
+    `phases` is a list of write lists: the adapter performs each phase's
+    writes, then syncs, before the next phase (SPEC 3.10).
+    """
+
+    __slots__ = ("phases", "results", "next_seq", "head_hash", "head_index", "write_pos",
                  "new_segment", "checkpoint", "outage")
 
     def __init__(self):
-        self.writes = []
+        self.phases = []
         self.results = []
+
+    @property
+    def writes(self):
+        return [w for phase in self.phases for w in phase]
 
 
 class Ring:
@@ -123,6 +131,8 @@ class Ring:
         self.released = 0
         self.outage = False
         self.recovered = None        # boot-record payload describing what recovery cut
+        self.quarantine = []         # (file offset, bytes) recovery sets aside before zeroing
+        self.torn_headers = []       # free segments whose header a power cut garbled (boot record)
         self._dev_item = cbor.text_item(geometry.device_id)    # encoded once for every checkpoint
         self._spare_cache = None     # (key, spare_segments())
 
@@ -132,22 +142,35 @@ class Ring:
         """Rebuild state; return writes that must be made durable before anything else.
 
         `headers[i]` are segment i's first 96 bytes; `read_segment(i)` returns
-        segment i's bytes (called for at most the head segment and the one
-        before it).  SPEC 3.9.
+        segment i's bytes (called for the head segment, and for the one
+        before it or after it when those need a look).  SPEC 3.9.  Bytes the
+        writes will zero are first listed in `self.quarantine` as
+        (file offset, bytes): the adapter keeps them before writing.  Damage
+        to committed records raises JournalDamaged and changes nothing.
         """
         geo = self.geo
         segs = recovery.in_use_segments(geo, headers)
+        bad_headers = recovery.damaged_headers(geo, headers, segs)
         writes = []
         voided = []
-        scan = None
+        scan = buf = None
         while segs:
             index, first_seq, prev = segs[-1]
-            scan = recovery.scan_segment(read_segment(index), index, first_seq, prev)
+            buf = read_segment(index)
+            scan = recovery.scan_segment(buf, index, first_seq, prev)
             if scan.tail is not None:
                 break
+            if geo.version >= 2:
+                # Version 2 writes a segment's header only once its first commit is durable.
+                raise recovery.damage_error(geo, index, (scan.stop_offset, first_seq, None,
+                                                         "the segment holds no valid checkpoint"))
             if voided:
                 raise JournalCorrupt("segments %d and %d both hold no valid checkpoint" % (voided[0], index))
-            # A commit that started this segment was torn: nothing in it was committed.
+            # Version 1: a commit that started this segment was torn; nothing in it was committed.
+            cut_records, problem = recovery.classify_tail(buf, scan, first_seq, geo.align, geo.segment_offset(index))
+            if problem is not None:
+                raise recovery.damage_error(geo, index, problem)
+            self.quarantine.append((geo.segment_offset(index), bytes(buf[:scan.dirty_end])))
             writes.append((geo.segment_offset(index), bytes(layout.SEGMENT_HEADER_SIZE)))
             voided.append(index)
             segs.pop()
@@ -155,22 +178,71 @@ class Ring:
         cut = {"cut_bytes": 0, "cut_records": 0, "cut_offset": 0, "voided_segments": voided}
         for index, first_seq, _ in segs:
             self.first_seqs[index] = first_seq
-        if scan is None:
-            self.recovered = cut
-            return writes
-        base = geo.segment_offset(scan.index)
-        if scan.dirty_end > scan.tail:
-            writes.append((base + scan.tail, bytes(scan.dirty_end - scan.tail)))
-            cut["cut_bytes"] = scan.dirty_end - scan.tail
-            cut["cut_offset"] = base + scan.tail
-            cut["cut_records"] = scan.cut_records
-        self.head_index = scan.index
-        self.write_pos = base + scan.tail
-        self.next_seq = scan.next_seq
-        self.head_hash = scan.head_hash
-        self._adopt_checkpoint(scan.checkpoint.payload)
+        if scan is not None:
+            cut_records, problem = recovery.classify_tail(buf, scan, None, geo.align, geo.segment_offset(scan.index))
+            if problem is not None:
+                raise recovery.damage_error(geo, scan.index, problem)
+            base = geo.segment_offset(scan.index)
+            if scan.dirty_end > scan.tail:
+                torn = bytes(buf[scan.tail:scan.dirty_end])
+                self.quarantine.append((base + scan.tail, torn))
+                writes.append((base + scan.tail, bytes(len(torn))))
+                cut["cut_bytes"] = len(torn)
+                cut["cut_offset"] = base + scan.tail
+                cut["cut_records"] = cut_records
+                cut["cut_sha256"] = record.sha256(torn)
+            self.head_index = scan.index
+            self.write_pos = base + scan.tail
+            self.next_seq = scan.next_seq
+            self.head_hash = scan.head_hash
+            self._adopt_checkpoint(scan.checkpoint.payload)
+        self._check_free_headers(bad_headers, read_segment)
+        cut["voided_segments"] = voided + self.torn_headers
         self.recovered = cut
         return writes
+
+    def _one_uncommitted_commit(self, frames):
+        """True if `frames` are at most what is left of the next commit (its
+        first sector may be garbled with the header): sequences from next_seq
+        on, chained to the head where the first one survived, and no
+        checkpoint but the last, covering from next_seq."""
+        if not frames:
+            return True
+        if frames[0].seq == self.next_seq and frames[0].prev != self.head_hash:
+            return False
+        for i, rec in enumerate(frames):
+            if rec.seq < self.next_seq:
+                return False
+            if rec.type == record.TYPE_CHECKPOINT and (i != len(frames) - 1
+                                                       or rec.payload.get("first") != self.next_seq):
+                return False
+        return True
+
+    def _check_free_headers(self, bad_headers, read_segment):
+        """A free segment's header is all zeros, or - in the segment the next
+        commit starts - a header write torn by a power cut over at most that
+        one uncommitted commit.  Anything else is a damaged header of
+        committed records (SPEC 3.9)."""
+        geo = self.geo
+        after_head = 0 if self.head_index is None else (self.head_index + 1) % geo.segment_count
+        for index in bad_headers:
+            buf = read_segment(index)
+            frames = recovery.valid_frames(buf, layout.SEGMENT_HEADER_SIZE, len(buf))
+            seqs = [rec.seq for rec in frames]
+            checkpoints = [rec for rec in frames if rec.type == record.TYPE_CHECKPOINT]
+            # A torn write in the segment the next commit starts: the zeroing
+            # of an earlier lap's header (its records all released), and/or
+            # the start of a commit that never returned, in any mix.
+            fresh = [rec for rec in frames if rec.seq >= self.released]
+            torn_start = index == after_head and self._one_uncommitted_commit(fresh)
+            if not torn_start:
+                first = seqs[0] if seqs else None
+                raise recovery.damage_error(geo, index, (0, first, max(seqs) if seqs else None,
+                                                         "the segment header is damaged"))
+            self.torn_headers.append(index)
+            end = recovery._last_nonzero(buf, 0)
+            if fresh:   # bytes of an uncommitted first commit: kept in place, and set aside
+                self.quarantine.append((geo.segment_offset(index), bytes(buf[:end])))
 
     def _adopt_checkpoint(self, payload):
         self.checkpoint = payload
@@ -276,8 +348,6 @@ class Ring:
             frames.append(frame)
             hashes.append(prev)
             seq += 1
-        merkle = checkpoint.MerkleBatch(hashes)
-        root = merkle.root()
         if outage:
             alg, kid, state = checkpoint.ALG_NONE, b"", checkpoint.STATE_OUTAGE
         else:
@@ -285,6 +355,19 @@ class Ring:
             if kid is None:             # a signer whose key cannot be read now
                 raise SignerUnavailable("signer has no key id")
             state = checkpoint.STATE_RECOVERY if self.outage else checkpoint.STATE_NORMAL
+        body_bytes = 0
+        for frame in frames:
+            body_bytes += len(frame)
+        start, pad, new_index = self._place(body_bytes, seq, times, kid, alg, first, acked, released, state,
+                                            outage)
+        if pad is not None:
+            # SPEC 3.5 type 10: fills the commit to its sector's end (SPEC 3.9)
+            frame, prev = encode(record.TYPE_PADDING, flags, seq, prev, times, {"pad": bytes(pad)})
+            frames.append(frame)
+            hashes.append(prev)
+            seq += 1
+        merkle = checkpoint.MerkleBatch(hashes)
+        root = merkle.root()
         message, before_sig, after_sig = checkpoint.encode_parts(
             self._dev_item, seq, prev, times, kid, alg, first, root, acked, released, state)
         sig = b"" if outage else signer.sign(message)
@@ -295,25 +378,16 @@ class Ring:
         frames.append(ck_frame)
         blob = b"".join(frames) if len(frames) > 1 else ck_frame
         size = len(blob)
-        if size > self.capacity():
-            raise LocalError("commit of %d bytes exceeds a segment's %d" % (size, self.capacity()))
-
-        seg_end = None if self.head_index is None else geo.segment_offset(self.head_index) + geo.segment_size
-        if seg_end is not None and self.write_pos + size <= seg_end:
-            start = self.write_pos
-            commit.writes.append((start, blob))
+        if (start + size) % geo.align:
+            raise LocalError("commit of %d bytes at %d does not end on a %d-byte sector" % (size, start, geo.align))
+        if new_index is None:
+            commit.phases.append([(start, blob)])
             commit.head_index = self.head_index
             commit.new_segment = None
         else:
-            index = self._next_segment(released)
-            base = geo.segment_offset(index)
-            header = layout.encode_segment_header(index, self.next_seq, self.head_hash, geo.journal_id)
-            start = base + layout.SEGMENT_HEADER_SIZE
-            # The whole segment in one write: stale bytes of an earlier lap become zeros.
-            image = header + blob + bytes(geo.segment_size - layout.SEGMENT_HEADER_SIZE - size)
-            commit.writes.append((base, image))
-            commit.head_index = index
-            commit.new_segment = index
+            commit.phases.extend(self._segment_phases(new_index, blob))
+            commit.head_index = new_index
+            commit.new_segment = new_index
         batch = _Batch()
         batch.merkle = merkle
         batch.checkpoint = payload
@@ -323,17 +397,74 @@ class Ring:
         batch.clock = clock
         results = commit.results
         offset = start
-        seq = first
-        for i in range(len(hashes)):
-            results.append(Appended(seq, hashes[i], offset, i, batch))
+        rseq = first
+        for i in range(len(entries)):
+            results.append(Appended(rseq, hashes[i], offset, i, batch))
             offset += len(frames[i])
-            seq += 1
+            rseq += 1
         commit.write_pos = start + size
         commit.next_seq = seq + 1
         commit.head_hash = ck_hash
         commit.checkpoint = payload
         commit.outage = outage
         return commit
+
+    def _segment_phases(self, index, blob):
+        """The writes that start segment `index` with `blob`, each phase made
+        durable before the next (SPEC 3.10): so a power cut at any point,
+        with the storage persisting a phase's sectors in any order, leaves
+        the old segment readable or a free segment, never a valid header over
+        another lap's bytes."""
+        geo = self.geo
+        base = geo.segment_offset(index)
+        hsize = layout.SEGMENT_HEADER_SIZE
+        phases = []
+        if self.first_seqs[index] is not None:
+            phases.append([(base, bytes(hsize))])       # 1. the old lap's header goes: segment free
+        # 2. the body: this commit, then zeros over every stale byte of an earlier lap
+        phases.append([(base + hsize, blob + bytes(geo.segment_size - hsize - len(blob)))])
+        # 3. the header last: the segment is in use only once its first commit is durable
+        phases.append([(base, layout.encode_segment_header(index, self.next_seq, self.head_hash,
+                                                           geo.journal_id))])
+        return phases
+
+    def _place(self, body_bytes, pad_seq, times, kid, alg, first, acked, released, state, outage):
+        """(start offset, padding bytes or None, new segment index or None) for a
+        commit of records totalling `body_bytes` followed by its checkpoint."""
+        geo = self.geo
+        _, before, after = checkpoint.encode_parts(self._dev_item, pad_seq, record.ZERO_HASH, times, kid, alg,
+                                                   first, record.ZERO_HASH, acked, released, state)
+        fixed = record.OVERHEAD + 35 + len(times)       # array head, prev item, shared times
+        ck_fixed = fixed + len(before) + len(cbor.bytes_item(b"" if outage else bytes(64))) + len(after)
+        pad_fixed = fixed + 6                           # {"pad": h'...'}: map head, key, bstr head
+        uint = cbor.uint_bytes
+        plain = body_bytes + ck_fixed + len(uint(pad_seq))
+        padded_min = body_bytes + pad_fixed + len(uint(pad_seq)) + ck_fixed + len(uint(pad_seq + 1))
+        align = geo.align
+
+        def layout_at(start):
+            if (start + plain) % align == 0:
+                return plain, None
+            target = (start + padded_min + align - 1) // align * align
+            while True:
+                need = target - start - padded_min
+                for extra in (0, 1, 2):     # a longer bstr head for 24+ and 256+ bytes
+                    k = need - extra
+                    if k >= 0 and (0 if k < 24 else 1 if k < 256 else 2) == extra:
+                        return target - start, k
+                target += align
+
+        if self.head_index is not None:
+            seg_end = geo.segment_offset(self.head_index) + geo.segment_size
+            size, pad = layout_at(self.write_pos)
+            if self.write_pos + size <= seg_end:
+                return self.write_pos, pad, None
+        index = self._next_segment(released)
+        start = geo.segment_offset(index) + layout.SEGMENT_HEADER_SIZE
+        size, pad = layout_at(start)
+        if size > self.capacity():
+            raise LocalError("commit of %d bytes exceeds a segment's %d" % (size, self.capacity()))
+        return start, pad, index
 
     def apply(self, commit):
         """Adopt a commit after its writes were made durable."""

@@ -41,6 +41,7 @@ CONNECTION = {
 }
 
 TYPE_CHECKPOINT = 8
+TYPE_PADDING = 10               # fills a commit to its sector (SPEC 3.9): no news either
 READ_RETRY_MS = 1000
 MAX_SENT_HASHES = 256
 
@@ -231,7 +232,7 @@ class SyncCore:
             raise LocalError("frames %d..%d do not continue at %d" % (first, end - 1, self.next_send))
         only_checkpoints = True
         for rec in records:
-            if rec[1] != TYPE_CHECKPOINT:
+            if rec[1] != TYPE_CHECKPOINT and rec[1] != TYPE_PADDING:
                 only_checkpoints = False
                 break
         if only_checkpoints and end >= self.next_seq and not self._idle_due(now):

@@ -9,4 +9,5 @@ backend = lazy_group("backend", "Run the reference backend; devices, settlements
     "receipts": ("daozhang.cli.backend_stats:receipts", "List a device's stored receipts."),
     "alerts": ("daozhang.cli.backend_alerts:alerts", "Alerts collected from devices."),
     "settle": ("daozhang.cli.backend_settle:settle", "Ingest an acquirer settlement file; send settlement acks."),
+    "lost": ("daozhang.cli.backend_lost:lost", "Stored records a device's journal no longer holds (after salvage)."),
 })

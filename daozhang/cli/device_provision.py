@@ -189,7 +189,8 @@ def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys
                 with os.fdopen(fd, "wb") as fout:
                     fout.write(data)
         created.append(os.path.join(out_dir, names["journal"]))
-        create_journal(created[-1], device_id, size=size, segment_size=seg)
+        create_journal(created[-1], device_id, size=size, segment_size=seg,
+                       sector_size=b["journal"]["sector_size"])
         tables = {
             "device": {"id": device_id, "board": b["name"], "key": names["key"],
                        "backend_pubkey": names["backend"], "technician_pubkeys": techs,

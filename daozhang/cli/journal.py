@@ -9,4 +9,5 @@ journal = lazy_group("journal", "Create, append to, verify and export a journal.
     "head": ("daozhang.cli.journal_read:head", "Write the latest signed checkpoint as an anchor file."),
     "show": ("daozhang.cli.journal_read:show", "Device, sequence range, checkpoints, backlog, fill level."),
     "export": ("daozhang.cli.journal_read:export", "Export records as JSON lines or CSV."),
+    "salvage": ("daozhang.cli.journal_salvage:salvage", "Set damaged records aside (signed) so the journal can go on."),
 })

@@ -11,7 +11,9 @@ import sys
 
 import click
 
-from daozhang.host_tools.journal_reader import iter_records, latest_signed_checkpoint, load, parse_superblock
+from daozhang.host_tools.journal_reader import (LayoutProblem, check_geometry_fits, iter_records,
+                                                latest_signed_checkpoint, load, parse_superblock)
+from daozhang.host_tools.verify_errors import BadSuperblock
 from daozhang.host_tools.verify import verify_journal
 from daozhang.host_tools.verify_anchor import make_anchor
 from daozhang.host_tools.verify_errors import FINDING_MEANINGS
@@ -98,7 +100,11 @@ def head(path, out_path):
 def _summary(path):
     data, close = load(path)
     try:
-        sb = parse_superblock(data[0:4096])
+        try:
+            sb = parse_superblock(data[0:4096])
+        except LayoutProblem as exc:
+            raise BadSuperblock("BadSuperblock at offset 0: %s" % exc) from None
+        check_geometry_fits(sb, len(data))
     finally:
         close()
     summary = {"device_id": sb.device_id, "journal_id": sb.journal_id.hex(), "segment_size": sb.segment_size,

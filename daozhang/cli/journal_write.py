@@ -23,10 +23,12 @@ from daozhang.cli.sizes import ByteSize
 @click.option("--size", type=ByteSize(), default="64MiB", show_default=True, help="Total journal size.")
 @click.option("--segment-size", type=ByteSize(), default=None,
               help="Segment size (default: size/64, 64KiB to 1MiB).")
-def init(path, device_id, key_path, size, segment_size):
+@click.option("--sector-size", type=click.Choice(["512", "1024", "2048", "4096"]), default="512", show_default=True,
+              help="The storage's tear unit (board file journal.sector_size): each commit ends on one.")
+def init(path, device_id, key_path, size, segment_size, sector_size):
     """Create a preallocated journal at PATH and commit its first (boot) record."""
     signer = load_signer(key_path)
-    geo = create_journal(path, device_id, size=size, segment_size=segment_size)
+    geo = create_journal(path, device_id, size=size, segment_size=segment_size, sector_size=int(sector_size))
     with JournalFile.open(path, signer) as journal:
         stats = journal.stats()
     click.echo("%s: device %s, %d segments of %d bytes, next sequence %d"

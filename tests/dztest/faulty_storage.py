@@ -3,10 +3,13 @@
 Writes sit in a volatile cache until sync(); a power cut after operation k
 keeps what was synced plus, depending on the mode:
   "drop"    - none of the unsynced writes;
-  "tear"    - the unsynced writes in order, the last one torn at a 512-byte
-              sector: whole sectors, then one sector of garbage, then nothing;
+  "tear"    - the unsynced writes in order, the last one torn at a sector:
+              whole sectors, then one WHOLE sector of garbage (as SD/eMMC
+              garble a torn sector, including bytes of it that were durable
+              before), then nothing;
   "reorder" - a random subset of the unsynced writes' sectors, in any order,
-              one of them possibly garbage.
+              one of them possibly a whole sector of garbage.
+`sector` is the tear unit (512 by default; 4096 for 4Kn flash).
 Injected errors: `fail_write` / `fail_sync` = an OSError errno raised at the
 n-th such call (EIO, ENOSPC), with the write not applied.
 """
@@ -24,7 +27,8 @@ class PowerCut(Exception):
 
 
 class FaultyStorage:
-    def __init__(self, image, cut_after=None, mode="drop", seed=0):
+    def __init__(self, image, cut_after=None, mode="drop", seed=0, sector=SECTOR):
+        self.sector = sector
         self.durable = bytearray(image)
         self.cache = bytearray(image)
         self.pending = []
@@ -37,6 +41,7 @@ class FaultyStorage:
         self.writes = 0
         self.syncs = 0
         self.cut = False
+        self.quarantined = []    # (offset, bytes) recovery set aside (kept off the faulty device)
 
     def size(self):
         return len(self.cache)
@@ -68,6 +73,10 @@ class FaultyStorage:
         self.pending = []
         self._tick()
 
+    def quarantine(self, offset, data):
+        self._alive()
+        self.quarantined.append((offset, bytes(data)))
+
     def close(self):
         pass
 
@@ -85,7 +94,7 @@ class FaultyStorage:
         out = []
         pos = 0
         while pos < len(data):
-            boundary = ((offset + pos) // SECTOR + 1) * SECTOR
+            boundary = ((offset + pos) // self.sector + 1) * self.sector
             end = min(len(data), boundary - offset)
             out.append((offset + pos, data[pos:end]))
             pos = end
@@ -102,17 +111,23 @@ class FaultyStorage:
             for offset, piece in sectors[:keep]:
                 self.durable[offset:offset + len(piece)] = piece
             if keep < len(sectors):
-                offset, piece = sectors[keep]
-                self.durable[offset:offset + len(piece)] = bytes(self.rng.getrandbits(8) for _ in piece)
+                self._garble(sectors[keep][0])
         elif self.mode == "reorder" and pending:
             sectors = [s for w in pending for s in self._sectors(*w)]
             self.rng.shuffle(sectors)
             kept = sectors[:self.rng.randrange(len(sectors) + 1)]
             for i, (offset, piece) in enumerate(kept):
                 if i == len(kept) - 1 and self.rng.random() < 0.5:
-                    piece = bytes(self.rng.getrandbits(8) for _ in piece)
-                self.durable[offset:offset + len(piece)] = piece
+                    self._garble(offset)
+                else:
+                    self.durable[offset:offset + len(piece)] = piece
         self.cut = True
+
+    def _garble(self, offset):
+        """The whole sector holding `offset` becomes garbage."""
+        start = offset // self.sector * self.sector
+        end = min(start + self.sector, len(self.durable))
+        self.durable[start:end] = self.rng.getrandbits(8 * (end - start)).to_bytes(end - start, "little")
 
     def image(self):
         return bytes(self.durable)

@@ -12,8 +12,8 @@ def make_signer(seed=7):
     return Ed25519Signer(Ed25519PrivateKey.from_private_bytes(bytes([seed]) * 32))
 
 
-def fresh_image(segment_size=8192, segment_count=4, device_id="test-pos", journal_id=JOURNAL_ID):
-    geo = layout.Geometry(segment_size, segment_count, journal_id, device_id, 1_764_115_200_000)
+def fresh_image(segment_size=8192, segment_count=4, device_id="test-pos", journal_id=JOURNAL_ID, sector_size=512):
+    geo = layout.Geometry(segment_size, segment_count, journal_id, device_id, 1_764_115_200_000, sector_size)
     return geo.encode() + bytes(geo.file_size - layout.SUPERBLOCK_SIZE)
 
 

@@ -181,7 +181,8 @@ def test_appends_queued_behind_a_flush_share_one_commit_in_fifo_order():
     assert seqs == sorted(seqs) and len(set(seqs)) == 11
     assert seqs[1:] == list(range(seqs[1], seqs[1] + 10))     # one commit, in queue order
     assert journal.commits - commits == 2                      # the leader's, then the shared one
-    assert calls == [seqs[0] + 2, seqs[-1] + 2]                # once per commit: records + checkpoint
+    # once per commit, with the sequence the next commit starts at (records, padding, checkpoint)
+    assert calls == [seqs[1], journal.ring.next_seq]
     assert [cv.wakeups for cv in journal.conditions] == [1] * 10
     found = durable_payloads(storage)
     assert [found[s] for s in seqs[1:]] == [{"tag": "f", "i": i} for i in range(10)]
@@ -230,7 +231,8 @@ def test_an_io_error_fails_every_waiting_append_and_reports_none_committed():
     with pytest.raises(StorageError, match="reopen"):
         journal.append(*sale("after"))
     found = durable_payloads(storage)
-    assert max(found) == leader.result[0].seq + 1              # the leader's record and checkpoint
+    # the leader's record, its padding and checkpoint, nothing after
+    assert max(found) == leader.result[0].seq + 2 and found[max(found)].get("sig")
     assert not [p for p in found.values() if p.get("tag") in ("batch", "late")]
 
 

@@ -35,13 +35,14 @@ def test_findings_exclude_the_record_and_its_commit(image):
     recs = read_records(path)
     seq_s03 = next(s for s, t, p in recs if t == 1 and p["pos_txn_id"] == "S03")
     seq_s05 = next(s for s, t, p in recs if t == 1 and p["pos_txn_id"] == "S05")
-    findings = [Finding("BadSignature", seq_s03 + 1, 0, "x"),     # S03's checkpoint
+    ck_s03 = next(s for s, t, p in recs if t == 8 and s > seq_s03)     # after S03 (and any padding)
+    findings = [Finding("BadSignature", ck_s03, 0, "x"),           # S03's checkpoint
                 Finding("ChainBroken", seq_s05 + 1, 0, "x"),      # S05 or its checkpoint
                 Finding("UncommittedTail", seq_s05, 0, "x")]      # informational: ignored
     txns, excluded = journal_transactions(path, findings)
     assert [(x["pos_txn_id"], x["why"]) for x in excluded] == [("S03", "finding"),
                                                                ("S05", "finding")]
-    assert "checkpoint (seq %d) has finding BadSignature" % (seq_s03 + 1) in excluded[0]["reason"]
+    assert "checkpoint (seq %d) has finding BadSignature" % ck_s03 in excluded[0]["reason"]
     assert len(txns) == len(sc.scenario_transactions()) - 2
 
 

@@ -82,7 +82,7 @@ def agent_log(config):
 CHAOS = ((0.15, "broker"), (0.30, "agent"), (0.45, "broker"), (0.65, "agent"), (0.80, "broker"))
 
 
-def run_scenario(tmp_path, pki, db, total=TOTAL, journal_size="16MiB", segment_size="256KiB",
+def run_scenario(tmp_path, pki, db, total=TOTAL, journal_size="32MiB", segment_size="256KiB",
                  when=None):
     with Broker(pki=pki) as broker:
         world = SyncWorld(tmp_path, broker, db)

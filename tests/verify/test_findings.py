@@ -161,7 +161,7 @@ def test_bytes_past_the_geometry(base, key):
 
 
 def test_every_finding_kind_has_a_class_and_a_meaning():
-    assert len(errors.FINDING_KINDS) == 28
+    assert len(errors.FINDING_KINDS) == 30
     for kind in errors.FINDING_KINDS:
         cls = errors.FINDING_CLASSES[kind]
         assert issubclass(cls, errors.VerificationError) and cls.kind == kind and cls.exit_code == 1

@@ -1,0 +1,47 @@
+"""The agent when its journal refuses to open (`JournalDamaged`, SPEC 3.9).
+
+Restarting would not help and forking the chain would launder the damage,
+so the daemon comes up in a refusing mode instead of crash-looping: the
+intake socket answers every transaction with `journal_damaged` (a clear
+refusal the POS can show), the device outputs (status file, display,
+console, buzzer) show the `journal_damaged` alert, and the event log names
+segment, offset and the records affected.  Nothing touches the journal; the
+technician runs `daozhang journal verify` and `daozhang journal salvage`,
+then restarts the agent.
+"""
+
+from daozhang.agent.intake_service import Refused
+from daozhang.agent.outputs import DeviceOutputs
+
+
+class DamagedJournalService:
+    """Stands in for IntakeService: every submit is refused, nothing is written."""
+
+    def __init__(self, device_id, error):
+        self.dev = device_id
+        self.error = error
+        self.accepting = True
+        self.committed = 0
+        self.refused = 0
+
+    def submit(self, txn):
+        self.refused += 1
+        raise Refused("journal_damaged", "the terminal's journal is damaged and refuses sales (%s); call the "
+                      "technician" % self.error.message)
+
+    def flush(self):
+        pass
+
+
+def show_damage(daemon, error):
+    """Log, alert and light the device outputs for a journal that refuses to open."""
+    detail = {"segment": error.segment, "offset": error.offset, "first_seq": error.first_seq,
+              "last_seq": error.last_seq, "detail": error.message}
+    daemon.log("journal_damaged", level="critical", segment=error.segment, offset=error.offset)
+    daemon._on_alert("journal_damaged", "critical", detail)
+    outputs = DeviceOutputs({"outputs": daemon.config.get("outputs", {})})
+    line = "journal damaged: sales refused - call the technician"
+    outputs.show({"pending": 0, "firing": 1, "critical": 1, "warning": 0, "worst": "critical",
+                  "lines": [line], "display": line})
+    outputs.notify([{"action": "firing", "kind": "journal_damaged", "severity": "critical"}])
+    return outputs
