@@ -6,6 +6,8 @@
 //   /portable/*.py              tests/portable
 //   /vectors/*                  tests/vectors
 // Usage: node run_portable.mjs <repo-root> [module ...]   (default: all)
+//        node run_portable.mjs <repo-root> --script file.py  (run one script
+//        with the same tree: firmware tests and bench/ use this)
 // Prints one line per test and a closing "N passed, N failed" line; exits 1
 // when a test failed or the runner itself crashed.
 import { readFileSync, readdirSync } from "node:fs";
@@ -34,6 +36,15 @@ copyDir(join(root, "firmware"), "/daozhang/firmware", (n) => py(n) && n !== "man
 copyDir(join(root, "tests", "portable"), "/portable", py);
 copyDir(join(root, "tests", "vectors"), "/vectors", (n) => !n.startsWith("."));
 
+if (only[0] === "--script") {
+  try {
+    mp.runPython("import sys\nsys.path.insert(0, '/')\n" + readFileSync(only[1], "utf8"));
+  } catch (e) {
+    process.stderr.write(String(e && e.message ? e.message : e) + "\n");
+    process.exit(1);
+  }
+  process.exit(0);
+}
 const modules = only.length ? only
   : readdirSync(join(root, "tests", "portable")).filter((n) => n.startsWith("test_") && py(n))
       .map((n) => n.slice(0, -3)).sort();
