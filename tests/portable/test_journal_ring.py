@@ -8,21 +8,6 @@ from daozhang.agent.core.errors import JournalFull
 from portable import kit
 
 
-def _records(storage, ring):
-    geo = ring.geo
-    out = []
-    for first, index in sorted((s, i) for i, s in enumerate(ring.first_seqs) if s is not None):
-        buf = storage.pread(geo.segment_offset(index), geo.segment_size)
-        off = 96
-        while off < len(buf):
-            rec = record.decode_at(buf, off)
-            if rec is None or rec.seq >= ring.next_seq:
-                break
-            out.append(rec)
-            off += rec.size
-    return out
-
-
 def test_commits_survive_reopen_and_chain():
     storage = driver.MemoryStorage(kit.fresh_image())
     ring = driver.open_ring(storage)
@@ -33,7 +18,7 @@ def test_commits_survive_reopen_and_chain():
     reopened = driver.open_ring(driver.MemoryStorage(storage.data))
     assert reopened.next_seq == ring.next_seq
     assert reopened.head_hash == ring.head_hash
-    recs = _records(storage, reopened)
+    recs = kit.records(storage, reopened)
     found = [r.seq for r in recs if r.type == 1]
     assert found == seqs
     prev = recs[0].prev
@@ -48,7 +33,7 @@ def test_without_signer_every_commit_is_a_flagged_outage():
     appended = driver.commit(storage, ring, [(1, {"n": 1})], kit.StepClock().now(), None)[0]
     assert ring.outage
     assert appended.checkpoint["alg"] == 0 and appended.checkpoint["sig"] == b""
-    assert all(r.flags & record.FLAG_OUTAGE for r in _records(storage, ring))
+    assert all(r.flags & record.FLAG_OUTAGE for r in kit.records(storage, ring))
 
 
 def test_torn_tail_is_cut_and_counted_never_committed_records_kept_out():
