@@ -76,9 +76,9 @@ class PartitionStorage:
             n = min(self.block - off, length - done)
             buf = bytearray(n)
             self.part.readblocks(b, buf, off)
-            out[done:done + n] = buf
+            out[done:done + n] = invert(buf)      # a block at a time: a 64 KiB segment needs no 64 KiB int
             done += n
-        return invert(out)
+        return bytes(out)
 
     def pwrite(self, offset, data):
         self._check(offset, len(data))

@@ -8,6 +8,11 @@
 // Usage: node run_portable.mjs <repo-root> [module ...]   (default: all)
 //        node run_portable.mjs <repo-root> --script file.py  (run one script
 //        with the same tree: firmware tests and bench/ use this)
+//        node run_portable.mjs <repo-root> --script file.py --steps N
+//        then calls the script's step(i) for i < N and finish(), each in its
+//        own runPython call: the port's gc.collect() frees garbage only
+//        between calls (it cannot scan the C stack inside one), so a live-heap
+//        figure (gc.mem_alloc after gc.collect) is right only there.
 // Prints one line per test and a closing "N passed, N failed" line; exits 1
 // when a test failed or the runner itself crashed.
 import { readFileSync, readdirSync } from "node:fs";
@@ -39,6 +44,9 @@ copyDir(join(root, "tests", "vectors"), "/vectors", (n) => !n.startsWith("."));
 if (only[0] === "--script") {
   try {
     mp.runPython("import sys\nsys.path.insert(0, '/')\n" + readFileSync(only[1], "utf8"));
+    const steps = only[2] === "--steps" ? Number(only[3]) : 0;
+    for (let i = 0; i < steps; i++) mp.runPython("step(" + i + ")");
+    if (steps) mp.runPython("finish()");
   } catch (e) {
     process.stderr.write(String(e && e.message ? e.message : e) + "\n");
     process.exit(1);

@@ -16,7 +16,12 @@ class PowerCut(Exception):
 class FakePartition:
     def __init__(self, blocks, block_size=4096, cut_after=None):
         self.block_size = block_size
-        self.data = bytearray(b"\xff" * (blocks * block_size))
+        # One bytearray per block: the WebAssembly port's heap grows in pieces
+        # and will not hand out one megabyte in a single allocation.
+        erased = b"\xff" * block_size
+        self.blocks = []
+        for _ in range(blocks):
+            self.blocks.append(bytearray(erased))
         self.ops = 0
         self.cut_after = cut_after
         self.dead = False
@@ -38,22 +43,22 @@ class FakePartition:
     def readblocks(self, n, buf, offset=0):
         if self.dead:
             raise PowerCut("no power")
-        start = n * self.block_size + offset
-        buf[:] = self.data[start:start + len(buf)]
+        buf[:] = self.blocks[n][offset:offset + len(buf)]
 
     def writeblocks(self, n, buf, offset=None):
         if offset is None:
             raise OSError("test partition: use the extended interface (offset)")
-        start = n * self.block_size + offset
+        start = offset
         if offset + len(buf) > self.block_size:
             raise OSError("write crosses block %d's end" % n)
         cut = self._op()
-        old = self.data[start:start + len(buf)]
+        data = self.blocks[n]
+        old = data[start:start + len(buf)]
         mask = (1 << (8 * len(buf))) - 1
         if int.from_bytes(bytes(buf), "big") & (int.from_bytes(bytes(old), "big") ^ mask):
             raise OSError("program would set bits in block %d: erase first" % n)
         length = len(buf) // 2 if cut else len(buf)
-        self.data[start:start + length] = bytes(buf[:length])
+        data[start:start + length] = bytes(buf[:length])
         if cut:
             raise PowerCut("power cut while programming block %d" % n)
 
@@ -61,15 +66,18 @@ class FakePartition:
         if op == 3:
             return 0
         if op == 4:
-            return len(self.data) // self.block_size
+            return len(self.blocks)
         if op == 5:
             return self.block_size
         if op == 6:
             cut = self._op()
-            start = arg * self.block_size
             length = self.block_size // 2 if cut else self.block_size
-            self.data[start:start + length] = b"\xff" * length
+            self.blocks[arg][0:length] = b"\xff" * length
             if cut:
                 raise PowerCut("power cut while erasing block %d" % arg)
             return 0
         return None
+
+    def image(self):
+        """Every block's bytes, as they sit on the flash (inverted)."""
+        return b"".join(bytes(b) for b in self.blocks)

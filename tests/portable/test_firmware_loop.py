@@ -59,7 +59,7 @@ def test_sale_by_call_and_by_uart_get_receipts():
     assert receipt.decode(answers[0]["result"]["receipt"])["seq"] == answers[0]["result"]["seq"]
     assert not answers[1]["ok"] and answers[1]["id"] == 8      # a full card number: refused
     for form in (b"6222020000000001", invert(b"6222020000000001")):     # flash holds bytes inverted
-        assert form not in bytes(part.data)
+        assert form not in part.image()
 
 
 def test_overdue_sale_lights_the_led_and_the_display():
