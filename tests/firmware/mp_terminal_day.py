@@ -35,7 +35,6 @@ def mark(where):
 
 
 sales_ms = [0]
-pending = [SALES + 3]
 
 
 def setup():

@@ -122,7 +122,9 @@ class UART:
 
 
 def records(storage, ring):
-    """Every record up to the ring's tail, oldest segment first."""
+    """Every record up to the ring's tail, oldest segment first.  (As
+    dztest/journal_kit.read_records, which MicroPython cannot import: it
+    brings in cryptography.)"""
     from daozhang.agent.core import record
     geo = ring.geo
     out = []
