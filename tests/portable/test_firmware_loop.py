@@ -119,3 +119,28 @@ def test_power_cut_after_any_block_operation_loses_no_committed_sale():
         MicroJournal(storage, signer, clock).append(1, kit.sale(99, clock.wall_ms))   # and it writes on
         cut += 1
     assert cut > 40
+
+
+def test_settlement_ack_resolves_the_overdue_alert_and_turns_the_led_off():
+    from daozhang.agent.core.business_calendar import parse_rfc3339_ms
+    from daozhang.agent.core.fees import contracted_fee
+    part = _fresh()
+    clock = kit.StepClock(wall_ms=kit.CREATED_MS + 400 * DAY)
+    led = kit.Pin()
+    now = [clock.wall_ms]
+    loop = Loop(_terminal(part, clock, outputs=Outputs(led)), None, kit.WDT(), lambda: now[0])
+    t = kit.sale(5, clock.wall_ms, amount=20000)
+    loop.submit(t)
+    now[0] += 4 * DAY
+    loop.step()
+    loop.step()
+    assert led.value() == 1
+    fee = contracted_fee(20000, "debit", kit.PROFILE["fees"], False)
+    row = {"acquirer_ref": "A5", "merchant_id": t["merchant_id"], "terminal_id": t["terminal_id"],
+           "rrn": t["rrn"], "auth_code": t["auth_code"], "txn_time": parse_rfc3339_ms(t["time"]),
+           "kind": "sale", "card": t["card"], "amount": 20000, "fee": fee, "settled_amount": 20000 - fee,
+           "settled_at": now[0], "mcc": 5812, "region": 2900}
+    loop.terminal.settlement(row, now[0])
+    now[0] += 3600000
+    loop.step()
+    assert led.value() == 0
