@@ -14,6 +14,7 @@ key is the board's own and never leaves it; a terminal whose threat model
 includes local timing side channels should sign in a secure element
 (docs/DESIGN.md, "Signing on a microcontroller").
 
+`verify(public, message, signature)` checks the backend's signed acks.
 `Ed25519Signer(seed)` has the journal's signer interface (.alg, .kid,
 .sign(message)): agent/core/ring.py calls it once per commit.
 """
@@ -103,6 +104,51 @@ def sign(seed, message, public=None):
     big_r = encode_point(scalar_mult(r))
     k = _int(sha512(big_r + public + message)) % L
     return big_r + ((r + k * a) % L).to_bytes(32, "little")
+
+
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def decode_point(data):
+    """The point a 32-byte encoding names (RFC 8032 §5.1.3), or None."""
+    if len(data) != 32:
+        return None
+    y = _int(data)
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P) % P
+    if x2 == 0:
+        if sign:
+            return None
+        return (0, y, 1, 0)
+    x = pow(x2, (P + 3) // 8, P)
+    if (x * x - x2) % P:
+        x = x * SQRT_M1 % P
+    if (x * x - x2) % P:
+        return None
+    if (x & 1) != sign:
+        x = P - x
+    return (x, y, 1, x * y % P)
+
+
+def _same(p1, p2):
+    return (p1[0] * p2[2] - p2[0] * p1[2]) % P == 0 and (p1[1] * p2[2] - p2[1] * p1[2]) % P == 0
+
+
+def verify(public, message, signature):
+    """True when `signature` is `public`'s over `message` (RFC 8032 §5.1.7):
+    the board checks the backend's signed receipt and settlement acks."""
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    a = decode_point(public)
+    r = decode_point(signature[:32])
+    s = _int(signature[32:])
+    if a is None or r is None or s >= L:
+        return False
+    k = _int(sha512(signature[:32] + public + message)) % L
+    return _same(scalar_mult(s), _add(r, scalar_mult(k, a)))
 
 
 class Ed25519Signer:

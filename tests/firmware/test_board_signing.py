@@ -22,6 +22,8 @@ def test_signature_equals_cryptographys(seed, message):
     sig = ed25519.sign(seed, message)
     assert sig == host.sign(message)
     Ed25519PublicKey.from_public_bytes(ed25519.public_key(seed)).verify(sig, message)
+    assert ed25519.verify(host.public_key().public_bytes_raw(), message, sig)
+    assert not ed25519.verify(host.public_key().public_bytes_raw(), message + b"!", sig)
 
 
 @settings(max_examples=60, deadline=None)

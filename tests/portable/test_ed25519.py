@@ -61,3 +61,16 @@ def test_signed_commit_is_not_an_outage():
 
 def test_bad_seed_is_refused():
     kit.raises(ValueError, ed25519.public_key, b"short")
+
+
+def test_verify_accepts_the_vectors_and_refuses_tampering():
+    for secret, public, message, signature in RFC8032:
+        assert ed25519.verify(h(public), h(message), h(signature))
+        bad = bytearray(h(signature))
+        bad[5] ^= 1
+        assert not ed25519.verify(h(public), h(message), bytes(bad))
+        assert not ed25519.verify(h(public), h(message) + b"x", h(signature))
+    pub, msg, sig = h(RFC8032[0][1]), b"", h(RFC8032[0][3])
+    s_plus_l = (int.from_bytes(sig[32:], "little") + ed25519.L).to_bytes(32, "little")
+    assert not ed25519.verify(pub, msg, sig[:32] + s_plus_l)       # S >= L: malleable, refused
+    assert not ed25519.verify(pub[:31], msg, sig)
