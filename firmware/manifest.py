@@ -1,11 +1,13 @@
-# Freeze the portable core and the board glue into a MicroPython firmware:
+# Freeze the whole terminal into a MicroPython 1.29 firmware (ESP32-S3):
 #   python firmware/stage.py
-#   make -C ports/esp32 FROZEN_MANIFEST=/path/to/daozhang/firmware/manifest.py
-# The core is the same code the Linux agent runs (agent/core/, staged as
-# build/daozhang/agent/core/); the MQTT client is micropython-lib's umqtt.
-# (require/package/module are provided by MicroPython's manifest tooling.)
+#   make -C ports/esp32 BOARD=ESP32_GENERIC_S3 FROZEN_MANIFEST=/path/to/daozhang/firmware/manifest.py
+# Frozen: the portable core (agent/core, as daozhang.agent.core), the board
+# code (firmware/, as daozhang.firmware: main loop, terminal rules, flash
+# partition storage, Ed25519 + SHA-512 signer), the boot script main.py, and
+# micropython-lib's umqtt for sync.  Frozen bytecode runs from flash, so
+# none of it takes heap.  (require/package/module come from MicroPython's
+# manifest tooling.)
 require("umqtt.simple")
 require("umqtt.robust")
 package("daozhang", base_path="build")
-module("flash_storage.py")
-module("micro_journal.py")
+module("main.py", base_path="build")

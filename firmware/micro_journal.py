@@ -51,5 +51,9 @@ class MicroJournal:
     def append(self, rtype, payload):
         return driver.commit(self.storage, self.ring, [(rtype, payload)], self.clock.now(), self.signer)[0]
 
+    def append_many(self, entries):
+        """[(type, payload), ...] in one commit (one checkpoint, one signature)."""
+        return driver.commit(self.storage, self.ring, entries, self.clock.now(), self.signer)
+
     def set_cursors(self, acked, released):
         return driver.commit(self.storage, self.ring, [], self.clock.now(), self.signer, acked, released)

@@ -1,10 +1,12 @@
 """Stage the portable core as the package tree a MicroPython manifest freezes.
 
-    python firmware/stage.py            # writes firmware/build/daozhang/agent/core/*.py
+    python firmware/stage.py   # writes firmware/build/daozhang/{agent/core,firmware}/*.py and build/main.py
 
-The repository keeps the core at agent/core/ (installed on CPython as
-daozhang.agent.core); a frozen firmware needs the same import path, so this
-copies it under firmware/build/daozhang/ with the package __init__ files.
+The repository keeps the core at agent/core/ and the board code at firmware/
+(installed on CPython as daozhang.agent.core and daozhang.firmware); a frozen
+firmware needs the same import paths, so this copies both under
+firmware/build/daozhang/ with the package __init__ files, and writes the
+board's boot script build/main.py (it runs daozhang.firmware.main.main()).
 """
 
 import os
@@ -15,20 +17,32 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CORE = os.path.join(HERE, "..", "agent", "core")
 
 
+HOST_ONLY = ("manifest.py", "stage.py")
+BOOT = "from daozhang.firmware.main import main\nmain()\n"
+
+
+def _copy(src, target, skip=()):
+    os.makedirs(target)
+    names = sorted(n for n in os.listdir(src) if n.endswith(".py") and n not in skip)
+    for name in names:
+        shutil.copyfile(os.path.join(src, name), os.path.join(target, name))
+    return names
+
+
 def stage(build=os.path.join(HERE, "build")):
     target = os.path.join(build, "daozhang", "agent", "core")
     if os.path.isdir(os.path.join(build, "daozhang")):
         shutil.rmtree(os.path.join(build, "daozhang"))
-    os.makedirs(target)
+    names = _copy(CORE, target)
+    names += _copy(HERE, os.path.join(build, "daozhang", "firmware"), HOST_ONLY)
     for package in (os.path.join(build, "daozhang"), os.path.join(build, "daozhang", "agent")):
         open(os.path.join(package, "__init__.py"), "w").close()
-    names = sorted(n for n in os.listdir(CORE) if n.endswith(".py"))
-    for name in names:
-        shutil.copyfile(os.path.join(CORE, name), os.path.join(target, name))
+    with open(os.path.join(build, "main.py"), "w") as f:
+        f.write(BOOT)
     return target, names
 
 
 if __name__ == "__main__":
     where, copied = stage()
-    print("staged %d core modules in %s" % (len(copied), where))
+    print("staged %d core and firmware modules under %s" % (len(copied), os.path.dirname(os.path.dirname(where))))
     sys.exit(0)

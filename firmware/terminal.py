@@ -1,0 +1,148 @@
+"""What a microcontroller terminal does with a sale, a UART frame and a
+tick: the firmware's rules, over the portable core, with no I/O of its own.
+
+    t = Terminal(journal, profile, calendar, outputs)
+    t.take_sale(txn)        -> {"seq", "pos_txn_id", "receipt"}  (the payment app's call)
+    t.uart_data(bytes)      -> response bytes (SPEC 5.1 frames from a separate POS)
+    t.tick(now_ms)          -> settlement watchdog + alert machine; drives the outputs
+
+A sale is validated (agent/core/txn.py: no full card number is ever
+stored), journaled in one commit (signed checkpoint, or a flagged signer
+outage), given its receipt code (SPEC 5.5), then handed to the settlement
+watchdog.  Alert actions are journaled too (type 3), at most
+ALERTS_PER_COMMIT a commit so a burst never exceeds a segment.
+"""
+
+from daozhang.agent.core import intake_frames, receipt, record, txn
+from daozhang.agent.core.alerts import AlertMachine
+from daozhang.agent.core.errors import JournalFull, StorageError, ValidationError
+from daozhang.agent.core.watchdog import SettlementWatchdog
+
+ALERTS_PER_COMMIT = 16
+
+
+class Refused(Exception):
+    """A sale not taken; nothing was written.  .code as in SPEC 5.3."""
+
+    def __init__(self, code, message, field=None):
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
+class Outputs:
+    """LED (any alert firing), buzzer (one beep per newly critical alert)
+    and a one-line display, through machine.Pin-like objects (.value(v))
+    and a display with .show(text); any of them may be None."""
+
+    def __init__(self, led=None, buzzer=None, display=None):
+        self.led, self.buzzer, self.display = led, buzzer, display
+        self.shown = None
+        self._critical = 0
+        self.beeps = 0
+
+    def update(self, summary):
+        if self.led is not None:
+            self.led.value(1 if summary["firing"] else 0)
+        beep = summary["critical"] > self._critical
+        self._critical = summary["critical"]
+        if beep:
+            self.beeps += 1
+        if self.buzzer is not None:
+            self.buzzer.value(1 if beep else 0)
+        if summary["display"] != self.shown:
+            self.shown = summary["display"]
+            if self.display is not None:
+                self.display.show(self.shown)
+
+
+class Terminal:
+    def __init__(self, journal, profile=None, calendar=None, outputs=None):
+        self.journal = journal
+        self.dev = journal.ring.geo.device_id
+        currency = (profile or {}).get("currency", "CNY")
+        self.watchdog = SettlementWatchdog(profile, calendar) if profile and calendar else None
+        self.alerts = AlertMachine(currency)
+        self.outputs = outputs or Outputs()
+        self.decoder = intake_frames.FrameDecoder()
+        self.taken = 0
+
+    # -- sales --------------------------------------------------------------
+
+    def take_sale(self, obj):
+        try:
+            payload = txn.validate(obj)
+        except ValidationError as exc:
+            raise Refused(exc.code, str(exc), exc.field)
+        try:
+            appended = self.journal.append(record.TYPE_TRANSACTION, payload)
+        except JournalFull as exc:
+            # Shown on the board at once; not journaled (there is no room).
+            now = self.journal.clock.now().wall_ms
+            self.alerts.observe({"kind": "journal_full", "key": "journal", "active": True, "at": now,
+                                 "currency": self.alerts.currency})
+            self.outputs.update(self.alerts.status_summary())
+            raise Refused("journal_full", "the terminal's journal is full: nothing was written")
+        except StorageError as exc:
+            raise Refused("storage_error", "the terminal could not write its journal: " + str(exc))
+        self.taken += 1
+        code = receipt.encode(receipt.from_appended(self.dev, appended))
+        if self.watchdog is not None:
+            self._apply(self.watchdog.handle(("transaction", payload)))
+        return {"seq": appended.seq, "pos_txn_id": payload["pos_txn_id"], "receipt": code}
+
+    def uart_data(self, data):
+        """Bytes from the POS's UART in; response frames out (SPEC 5.1-5.3)."""
+        out = []
+        try:
+            self.decoder.receive_data(data)
+            while True:
+                message = self.decoder.next_event()
+                if message == intake_frames.NEED_DATA or message == intake_frames.CLOSED:
+                    break
+                out.append(self._answer(message))
+        except intake_frames.FrameError as exc:
+            out.append(intake_frames.error_response(exc.request_id, exc.code, str(exc)))
+            self.decoder = intake_frames.FrameDecoder()     # a UART has no "close": start over
+        return b"".join(out)
+
+    def _answer(self, message):
+        try:
+            request = intake_frames.parse_request(message)
+        except intake_frames.FrameError as exc:
+            return intake_frames.error_response(exc.request_id, exc.code, str(exc))
+        if request.op == "ping":
+            return intake_frames.ok_response(request.id, {"pong": True})
+        try:
+            return intake_frames.ok_response(request.id, self.take_sale(request.txn))
+        except Refused as exc:
+            return intake_frames.error_response(request.id, exc.code, str(exc), exc.field)
+
+    # -- time ---------------------------------------------------------------
+
+    def settlement(self, row, now_ms):
+        """A settlement ack reached the board (from sync): check it, resolve."""
+        if self.watchdog is not None:
+            self._apply(self.watchdog.handle(("settlement", row, now_ms)))
+
+    def tick(self, now_ms):
+        actions = []
+        if self.watchdog is not None:
+            actions += self._apply(self.watchdog.handle(("tick", now_ms)), journal=False)
+        actions += self.alerts.tick(now_ms)
+        self._journal_alerts(actions)
+        self.outputs.update(self.alerts.status_summary())
+        return actions
+
+    def _apply(self, outputs, journal=True):
+        actions = []
+        for tag, item in outputs:
+            if tag == "alert":
+                actions.extend(self.alerts.observe(item))
+        if journal:
+            self._journal_alerts(actions)
+        return actions
+
+    def _journal_alerts(self, actions):
+        for i in range(0, len(actions), ALERTS_PER_COMMIT):
+            self.journal.append_many([(record.TYPE_ALERT, a) for a in actions[i:i + ALERTS_PER_COMMIT]])

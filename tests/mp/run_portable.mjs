@@ -1,0 +1,68 @@
+// Runs the portable test modules (tests/portable/test_*.py) under
+// MicroPython 1.29 (WebAssembly port) with tests/mp/portable_runner.py.
+// The RAM filesystem gets the same package tree CPython imports:
+//   /daozhang/agent/core/*.py   agent/core
+//   /daozhang/firmware/*.py     firmware
+//   /portable/*.py              tests/portable
+//   /vectors/*                  tests/vectors
+// Usage: node run_portable.mjs <repo-root> [module ...]   (default: all)
+//        node run_portable.mjs <repo-root> --script file.py  (run one script
+//        with the same tree: firmware tests and bench/ use this)
+//        node run_portable.mjs <repo-root> --script file.py --steps N
+//        then calls the script's step(i) for i < N and finish(), each in its
+//        own runPython call: the port's gc.collect() frees garbage only
+//        between calls (it cannot scan the C stack inside one), so a live-heap
+//        figure (gc.mem_alloc after gc.collect) is right only there.
+// Prints one line per test and a closing "N passed, N failed" line; exits 1
+// when a test failed or the runner itself crashed.
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+
+const [root, ...only] = process.argv.slice(2);
+let out = "";
+const mp = await loadMicroPython({
+  stdout: (s) => { process.stdout.write(s + "\n"); out += s + "\n"; },
+});
+
+function copyDir(host, target, keep) {
+  mp.FS.mkdir(target);
+  for (const name of readdirSync(host)) {
+    if (keep(name)) mp.FS.writeFile(target + "/" + name, readFileSync(join(host, name), "utf8"));
+  }
+}
+const py = (n) => n.endsWith(".py");
+mp.FS.mkdir("/daozhang");
+mp.FS.writeFile("/daozhang/__init__.py", "");
+mp.FS.mkdir("/daozhang/agent");
+mp.FS.writeFile("/daozhang/agent/__init__.py", "");
+copyDir(join(root, "agent", "core"), "/daozhang/agent/core", py);
+copyDir(join(root, "firmware"), "/daozhang/firmware", (n) => py(n) && n !== "manifest.py");
+copyDir(join(root, "tests", "portable"), "/portable", py);
+copyDir(join(root, "tests", "vectors"), "/vectors", (n) => !n.startsWith("."));
+
+if (only[0] === "--script") {
+  try {
+    mp.runPython("import sys\nsys.path.insert(0, '/')\n" + readFileSync(only[1], "utf8"));
+    const steps = only[2] === "--steps" ? Number(only[3]) : 0;
+    for (let i = 0; i < steps; i++) mp.runPython("step(" + i + ")");
+    if (steps) mp.runPython("finish()");
+  } catch (e) {
+    process.stderr.write(String(e && e.message ? e.message : e) + "\n");
+    process.exit(1);
+  }
+  process.exit(0);
+}
+const modules = only.length ? only
+  : readdirSync(join(root, "tests", "portable")).filter((n) => n.startsWith("test_") && py(n))
+      .map((n) => n.slice(0, -3)).sort();
+const runner = readFileSync(join(root, "tests", "mp", "portable_runner.py"), "utf8");
+try {
+  mp.runPython("import sys\nsys.path.insert(0, '/')\n" + runner
+    + "\nrun_modules(" + JSON.stringify(modules) + ")\n");
+} catch (e) {
+  process.stderr.write(String(e && e.message ? e.message : e) + "\n");
+  process.exit(1);
+}
+const closing = /(\d+) passed, (\d+) failed\s*$/.exec(out);
+process.exit(closing && Number(closing[1]) > 0 && Number(closing[2]) === 0 ? 0 : 1);

@@ -1,0 +1,34 @@
+"""Receipt codes (SPEC 5.5) on both interpreters: encode, decode, the
+structural check, and refusal of an outage receipt."""
+
+from daozhang.agent.core import driver, receipt
+from daozhang.agent.core.errors import DecodeError
+
+from portable import kit
+
+
+def _appended(n=3):
+    storage = driver.MemoryStorage(kit.fresh_image())
+    ring = driver.open_ring(storage)
+    return driver.commit(storage, ring, [(1, {"n": i}) for i in range(n)], kit.StepClock().now(), None)
+
+
+def test_receipt_code_round_trips_and_prints_as_qr_alphanumerics():
+    for a in _appended(5):
+        r = receipt.from_appended("portable-pos", a)
+        code = receipt.encode(r)
+        assert code.startswith("DZR:")
+        assert all(c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567:" for c in code)
+        assert receipt.decode(code) == r
+        assert receipt.decode("  " + code.lower() + "\n") == r
+
+
+def test_outage_receipt_is_refused_as_unsigned():
+    r = receipt.from_appended("portable-pos", _appended(2)[1])
+    kit.raises(receipt.ReceiptUnsigned, receipt.check, r)
+
+
+def test_damaged_codes_are_decode_errors():
+    code = receipt.encode(receipt.from_appended("portable-pos", _appended(1)[0]))
+    for bad in ("", "DZR", "XYZ:" + code[4:], code[:-7], code + "1", 42):
+        kit.raises(DecodeError, receipt.decode, bad)
