@@ -17,6 +17,7 @@ an event the table does not allow raises IllegalTransition and changes
 nothing.  Portable core: no time import, `now` is an argument.
 """
 
+from daozhang.agent.core.alert_index import AlertIndex
 from daozhang.agent.core.errors import LocalError
 
 STATES = ("inactive", "pending", "firing", "resolved")
@@ -118,6 +119,16 @@ def format_money(minor, currency):
     return sign + symbol + text
 
 
+def format_age(ms):
+    """A short age for a display line: "45m", "7h", "5d"."""
+    minutes = max(0, ms) // 60000
+    if minutes < 60:
+        return "%dm" % minutes
+    if minutes < 48 * 60:
+        return "%dh" % (minutes // 60)
+    return "%dd" % (minutes // (24 * 60))
+
+
 def transition_table_dot():
     """Graphviz text of TRANSITIONS (no-op entries left out)."""
     lines = ["digraph alert {", "  rankdir=LR;"]
@@ -133,7 +144,39 @@ class AlertMachine:
     def __init__(self, currency="CNY", kinds=None):
         self.kinds = kinds or KINDS
         self.currency = currency
-        self.alerts = {}  # (kind, key) -> record dict; inactive alerts are absent
+        # (kind, key) -> record dict; inactive alerts are absent.  Read it
+        # freely; change it only through handle/restore/put_record/drop, which
+        # keep the index (inhibition counts, due heaps, groups) in step.
+        self.alerts = {}
+        self.index = AlertIndex(self.kinds, INHIBIT, self.alerts)
+        # Idents changed since the last take_changed(): what the daemon writes
+        # to its on-disk copy (one row per alert, not all of them).
+        self.changed = set()
+
+    def _set(self, ident, rec):
+        old = self.alerts.get(ident)
+        if rec is None:
+            if old is not None:
+                del self.alerts[ident]
+        else:
+            self.alerts[ident] = rec
+        self.index.changed(ident, old, rec)
+        self.changed.add(ident)
+
+    def put_record(self, rec):
+        """Adopt a whole record (loaded from disk, or a journaled action whose
+        earlier transitions the ring reclaimed)."""
+        clean = {}
+        for name in FIELDS:
+            clean[name] = rec.get(name)
+        self._set((clean["kind"], clean["key"]), clean)
+
+    def drop(self, ident):
+        self._set(ident, None)
+
+    def take_changed(self):
+        out, self.changed = self.changed, set()
+        return out
 
     # -- the strict core: one event through the table ------------------------
 
@@ -176,10 +219,7 @@ class AlertMachine:
                 rec["last_notified"] = now
             elif event in ("clear", "expire"):
                 rec["resolved_at"] = now
-        if new_state == "inactive":
-            del self.alerts[(kind, key)]
-        else:
-            self.alerts[(kind, key)] = rec
+        self._set((kind, key), None if new_state == "inactive" else rec)
         out = {"action": action, "at": now}
         for name in FIELDS:
             out[name] = rec[name]
@@ -198,21 +238,18 @@ class AlertMachine:
             raise ReplayMismatch("alert %s/%s: journaled action %r to %r cannot follow state %r"
                                  % (kind, key, action.get("action"), action.get("state"), state))
         if dst == "inactive":
-            del self.alerts[(kind, key)]
+            self._set((kind, key), None)
         else:
-            rec = {}
-            for name in FIELDS:
-                rec[name] = action.get(name)
-            self.alerts[(kind, key)] = rec
+            self.put_record(action)
 
     # -- the level-based face the watchdog and daemon use ----------------------
 
     def inhibited_kinds(self):
+        """Kinds held now: from the index's counts, O(kinds)."""
         held = set()
-        for (kind, _), rec in self.alerts.items():
-            if kind in INHIBIT and rec["state"] in ("pending", "firing"):
-                for target in INHIBIT[kind]:
-                    held.add(target)
+        for kind in self.kinds:
+            if self.index.inhibited(kind):
+                held.add(kind)
         return held
 
     def observe(self, obs):
@@ -223,7 +260,7 @@ class AlertMachine:
             action = self.handle(kind, key, "clear", now)
             return [action] if action else []
         rec = self.alerts.get((kind, key))
-        if kind in self.inhibited_kinds() and (rec is None or rec["state"] == "resolved"):
+        if self.index.inhibited(kind) and (rec is None or rec["state"] == "resolved"):
             return []  # inhibition: held kinds do not start
         actions = []
         action = self.handle(kind, key, "raise", now, obs)
@@ -235,7 +272,7 @@ class AlertMachine:
     def _advance(self, ident, now, with_repeat):
         rec = self.alerts.get(ident)
         actions = []
-        if rec is None or ident[0] in self.inhibited_kinds():
+        if rec is None or self.index.inhibited(ident[0]):
             return actions
         kind, key = ident
         if rec["state"] == "pending" and now >= rec["pending_since"] + self.kinds[kind]["for"]:
@@ -256,10 +293,16 @@ class AlertMachine:
 
     def tick(self, now):
         """Time passes: pending alerts fire, firing ones escalate or repeat.
-        Alerts are visited in (kind, key) order, so output is deterministic."""
+        Only alerts whose next deadline has come are visited (the index's
+        due heaps), in (kind, key) order, so output is deterministic and the
+        same as visiting every alert: O(due x log n), not O(n)."""
         actions = []
-        for ident in sorted(self.alerts):
+        for ident in self.index.pop_due(now):
             actions.extend(self._advance(ident, now, True))
+            if ident in self.alerts and ident not in self.index.due:
+                # Visited but nothing changed (cannot happen with the table's
+                # deadlines; kept so an alert is never lost from the index).
+                self.index.changed(ident, self.alerts[ident], self.alerts[ident])
         return actions
 
     # -- views -----------------------------------------------------------------
@@ -272,48 +315,63 @@ class AlertMachine:
         return out
 
     def firing(self):
+        """Every firing record, sorted (walks all alerts: views and tests only)."""
         return [self.alerts[i] for i in sorted(self.alerts) if self.alerts[i]["state"] == "firing"]
 
-    def group_lines(self):
-        """One display line per firing kind, worst first:
-        "3 payments overdue, ¥1,250.00"."""
-        groups = {}
-        for rec in self.firing():
-            groups.setdefault(rec["kind"], []).append(rec)
+    def groups(self):
+        """One summary per kind with firing alerts, worst first, from the
+        index (O(kinds)): {"kind", "severity", "count", "amounts":
+        {currency: minor units}, "oldest": earliest `since`}."""
         ranked = []
-        for kind in groups:
-            worst = min(SEVERITY_RANK[r["severity"]] for r in groups[kind])
-            ranked.append((worst, KIND_ORDER.index(kind) if kind in KIND_ORDER else 99, kind))
+        for kind, group in self.index.groups.items():
+            if group.count <= 0:
+                continue
+            severity = "critical" if group.critical else self.kinds[kind]["severity"]
+            ranked.append((SEVERITY_RANK.get(severity, 9),
+                           KIND_ORDER.index(kind) if kind in KIND_ORDER else 99, kind, severity))
+        out = []
+        for _, _, kind, severity in sorted(ranked):
+            group = self.index.groups[kind]
+            amounts = {}
+            for currency, (total, _n) in group.amounts.items():
+                amounts[currency or self.currency] = amounts.get(currency or self.currency, 0) + total
+            out.append({"kind": kind, "severity": severity, "count": group.count,
+                        "amounts": amounts, "oldest": self.index.oldest(kind)})
+        return out
+
+    def group_lines(self, now=None):
+        """One display line per firing kind, worst first:
+        "3 payments overdue, ¥1,250.00" (and ", oldest 5d" given `now`)."""
         lines = []
-        for _, _, kind in sorted(ranked):
-            recs = groups[kind]
-            spec = self.kinds[kind]
+        for group in self.groups():
+            spec = self.kinds[group["kind"]]
             nouns = spec["nouns"]
             if not spec["count"]:
                 lines.append(nouns[0])
                 continue
-            text = "%d %s" % (len(recs), nouns[0] if len(recs) == 1 else nouns[-1])
-            amounts = [r["amount"] for r in recs if r["amount"] is not None]
-            if amounts:
-                text += ", " + format_money(sum(amounts), recs[0]["currency"] or self.currency)
+            count = group["count"]
+            text = "%d %s" % (count, nouns[0] if count == 1 else nouns[-1])
+            for currency in sorted(group["amounts"]):
+                text += ", " + format_money(group["amounts"][currency], currency)
+            if now is not None and group["oldest"] is not None:
+                text += ", oldest " + format_age(now - group["oldest"])
             lines.append(text)
         return lines
 
-    def display_line(self):
+    def display_line(self, now=None):
         """Everything on one line for a small display, worst first."""
-        lines = self.group_lines()
+        lines = self.group_lines(now)
         return " | ".join(lines) if lines else ALL_CLEAR
 
-    def status_summary(self):
-        """For the retained `status` message and the device outputs."""
-        counts = {"pending": 0, "firing": 0, "critical": 0, "warning": 0}
-        for rec in self.alerts.values():
-            if rec["state"] in ("pending", "firing"):
-                counts[rec["state"]] += 1
-            if rec["state"] == "firing" and rec["severity"] in counts:
-                counts[rec["severity"]] += 1
+    def status_summary(self, now=None):
+        """For the retained `status` message and the device outputs: counts
+        and grouped lines, O(kinds) whatever the number of alerts."""
+        critical, warning = self.index.firing_by_severity()
+        counts = {"pending": self.index.pending, "firing": critical + warning,
+                  "critical": critical, "warning": warning}
         worst = "critical" if counts["critical"] else ("warning" if counts["warning"] else None)
         counts["worst"] = worst
-        counts["lines"] = self.group_lines()
+        counts["groups"] = self.groups()
+        counts["lines"] = self.group_lines(now)
         counts["display"] = " | ".join(counts["lines"]) if counts["lines"] else ALL_CLEAR
         return counts
