@@ -14,7 +14,7 @@ import json
 from daozhang.agent.core.sale_index import since_ms
 from daozhang.agent.index_db import IndexDb
 
-VERSION = 1
+VERSION = 2   # 2: one row per alert record (was one JSON blob of all)
 SCHEMA = """
 CREATE TABLE txn (
     n INTEGER PRIMARY KEY,              -- arrival order
@@ -44,6 +44,8 @@ CREATE INDEX result_unknown ON result (settled_at) WHERE txn_key IS NULL;
 CREATE TABLE cancel (original TEXT PRIMARY KEY, key TEXT NOT NULL);
 CREATE TABLE ack (id BLOB PRIMARY KEY, digest BLOB NOT NULL, at INTEGER NOT NULL);
 CREATE INDEX ack_at ON ack (at);
+CREATE TABLE alert (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL,
+                    PRIMARY KEY (kind, key));
 """
 
 _COLUMNS = ("seq, kind, time, amount, mode, deadline, cancelled, terminal_id, rrn, auth_code, "
@@ -216,12 +218,22 @@ class SqliteSaleIndex:
         """Ack ids older than the watch window: their replays are refused as stale."""
         self.db.write("DELETE FROM ack WHERE at < ?", (before,))
 
-    def save_alerts(self, records):
-        self.db.set_meta("alerts", _DUMPS(records))
+    def save_alerts(self, changed, records):
+        """Write the alert records whose idents are in `changed` (a record
+        absent from `records` is deleted): one row each, so a tick that
+        changes one alert writes one row whatever the number of alerts."""
+        for ident in changed:
+            rec = records.get(ident)
+            if rec is None:
+                self.db.write("DELETE FROM alert WHERE kind = ? AND key = ?",
+                              (ident[0], str(ident[1])))
+            else:
+                self.db.write("INSERT OR REPLACE INTO alert VALUES (?, ?, ?)",
+                              (ident[0], str(ident[1]), _DUMPS(rec)))
 
     def load_alerts(self):
-        text = self.db.get_meta("alerts")
-        return [] if text is None else json.loads(text)
+        for (body,) in self.db.execute("SELECT body FROM alert ORDER BY kind, key"):
+            yield json.loads(body)
 
     def save_clock(self, trusted, last_trusted_now):
         self.db.set_meta("clock", _DUMPS([bool(trusted), last_trusted_now]))

@@ -39,6 +39,8 @@ go through one lock.
 """
 
 import hashlib
+import heapq
+import itertools
 import json
 import os
 import threading
@@ -64,6 +66,13 @@ CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 BACKLOG_ALERT_RECORDS = 10000
 # A rebuild from the whole journal commits the index this often (transactions).
 REPLAY_COMMIT_EVERY = 50000
+# Committed sales judged per pass of the settlement thread (one journal append
+# of their alert actions, one publish batch, one display refresh).
+DRAIN_BATCH = 512
+# alerts.json and the display are rewritten at most this often (seconds).
+SHOW_EVERY_S = 0.5
+# alerts.json lists at most this many single alerts; the groups count them all.
+ALERTS_FILE_LIMIT = 200
 
 
 def alerts_file_path(agent_config_path):
@@ -97,10 +106,6 @@ def _write_json_atomic(path, obj):
     os.replace(tmp, path)
 
 
-_RECORD_FIELDS = ("kind", "key", "state", "severity", "since", "pending_since", "fired_at",
-                  "resolved_at", "escalate_at", "last_notified", "amount", "currency", "detail")
-
-
 def restore_action(machine, action):
     """Replay one journaled alert action into `machine`, tolerantly."""
     try:
@@ -110,9 +115,9 @@ def restore_action(machine, action):
         # been reclaimed.  The action carries the alert's whole record.
         ident = (action.get("kind"), action.get("key"))
         if action.get("state") == "inactive" or action.get("action") == "withdrawn":
-            machine.alerts.pop(ident, None)
+            machine.drop(ident)
         else:
-            machine.alerts[ident] = {name: action.get(name) for name in _RECORD_FIELDS}
+            machine.put_record(action)
 
 
 class SettlementPlugin:
@@ -141,6 +146,15 @@ class SettlementPlugin:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = None
+        # Committed sales not yet judged: a heap of (seq, payload), consumed
+        # by this plugin's thread in journal order (never on the POS's reply
+        # path).  Before start() (no thread yet) they are judged at once.
+        self._incoming = []
+        self._incoming_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._inline = True
+        self._show_due = False
+        self._last_show = 0.0
         self._replay()
         daemon.transaction_listeners.append(self.on_transaction)
         daemon.settlement_hook = self.on_settlement
@@ -164,7 +178,8 @@ class SettlementPlugin:
         cursor = self.index.cursor
         if cursor is not None:
             for rec in self.index.load_alerts():
-                self.machine.alerts[(rec["kind"], rec["key"])] = rec
+                self.machine.put_record(rec)
+            self.machine.take_changed()     # as on disk already
             trusted, last_trusted = self.index.load_clock()
             self.watchdog.clock_trusted = trusted
             self.watchdog.last_trusted_now = last_trusted
@@ -217,8 +232,7 @@ class SettlementPlugin:
     def _checkpoint(self, cursor):
         """Commit the index: every journal record up to `cursor` is in it."""
         if self._alerts_dirty:
-            self.index.save_alerts([self.machine.alerts[i] for i in sorted(
-                self.machine.alerts, key=lambda i: (i[0], str(i[1])))])
+            self.index.save_alerts(self.machine.take_changed(), self.machine.alerts)
             self._alerts_dirty = False
         clock = (self.watchdog.clock_trusted, self.watchdog.last_trusted_now)
         if clock != self._saved_clock and (self.index.db.dirty or not clock[0]):
@@ -231,6 +245,13 @@ class SettlementPlugin:
         """The highest seq up to which every journal record has reached this
         plugin: transactions still on their way from the intake (committed,
         their listener not yet called) hold it back."""
+        floor = self._listeners_floor()
+        with self._incoming_lock:
+            if self._incoming and self._incoming[0][0] - 1 < floor:
+                floor = self._incoming[0][0] - 1   # committed, not yet judged
+        return floor
+
+    def _listeners_floor(self):
         floor = getattr(self.daemon.service, "listeners_floor", None)
         if callable(floor):
             return floor()
@@ -255,6 +276,10 @@ class SettlementPlugin:
             self._feed(("clock", bool(self.daemon.clock.trusted), now), now)
             self._feed(("tick", now), now)
             self._show()
+        if hasattr(self.daemon.service, "after_commit"):
+            # The intake's floor moved: sales it held back may be judged now.
+            self.daemon.service.after_commit = self._wake.set
+        self._inline = False
         self._thread = threading.Thread(target=self._run, name="settlement", daemon=True)
         self._thread.start()
 
@@ -274,18 +299,64 @@ class SettlementPlugin:
 
     def _run(self):
         last_tick = 0.0
-        while not self._stop.wait(REFRESH_S):
+        while not self._stop.is_set():
+            self._wake.wait(REFRESH_S)
+            self._wake.clear()
             try:
+                while self.drain() == DRAIN_BATCH:
+                    pass
                 self.outputs.refresh(self.now())
                 mono = time.monotonic()
                 if mono - last_tick >= TICK_S:
                     last_tick = mono
                     self.tick()
+                if self._show_due and mono - self._last_show >= SHOW_EVERY_S:
+                    with self._lock:
+                        self._show()
             except Exception as exc:  # never let the watchdog thread die silently
                 self.log("settlement_tick_error", level="error",
                          error="%s: %s" % (type(exc).__name__, exc))
 
+    def pending_sales(self):
+        """Committed sales not yet judged by the watchdog."""
+        with self._incoming_lock:
+            return len(self._incoming)
+
+    def drain(self):
+        """Judge committed sales in journal order, up to the intake's floor
+        (every transaction below it has reached us), DRAIN_BATCH at most;
+        returns how many.  A sale journaled after its deadline is judged
+        here, in the same pass, not at the next tick."""
+        with self._lock:
+            floor = self._listeners_floor()
+            with self._incoming_lock:
+                batch = []
+                while self._incoming and self._incoming[0][0] <= floor \
+                        and len(batch) < DRAIN_BATCH:
+                    batch.append(heapq.heappop(self._incoming))
+            if not batch:
+                return 0
+            now = self.now()
+            full = self.machine.alerts.get(("journal_full", "device"))
+            if full is not None and full["state"] in ("pending", "firing"):
+                # A committed sale proves the journal takes records again.
+                self._observe({"kind": "journal_full", "key": "device", "active": False,
+                               "at": now}, now)
+            actions = []
+            late = False
+            for seq, payload in batch:
+                txn = dict(payload)
+                txn["seq"] = seq
+                actions.extend(self._judge(("transaction", txn), now))
+                deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
+                late = late or (deadline is not None and deadline < now)
+            if late:
+                actions.extend(self._judge(("tick", now), now))
+            self._emit(actions)
+            return len(batch)
+
     def tick(self):
+        self.drain()
         with self._lock:
             now = self.now()
             trusted = bool(self.daemon.clock.trusted)
@@ -312,21 +383,14 @@ class SettlementPlugin:
     # -- inputs --------------------------------------------------------------------
 
     def on_transaction(self, seq, payload):
-        txn = dict(payload)
-        txn["seq"] = seq
-        with self._lock:
-            now = self.now()
-            full = self.machine.alerts.get(("journal_full", "device"))
-            if full is not None and full["state"] in ("pending", "firing"):
-                # A committed sale proves the journal takes records again.
-                self._observe({"kind": "journal_full", "key": "device", "active": False,
-                               "at": now}, now)
-            self._feed(("transaction", txn), now)
-            deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
-            if deadline is not None and deadline < now:
-                # Journaled after its deadline (a backlog from the POS): judge
-                # it now, before the POS gets its receipt, not at the next tick.
-                self._feed(("tick", now), now)
+        """A committed transaction (the intake's listener): queued, nothing
+        more on the POS's reply path; the settlement thread judges it."""
+        with self._incoming_lock:
+            heapq.heappush(self._incoming, (seq, payload))
+        if self._inline:
+            self.drain()
+        else:
+            self._wake.set()
 
     def on_settlement(self, msg, payload, redelivered=False):
         """A settlement ack that passed decode_down (schema, device, key, signature).
@@ -417,6 +481,9 @@ class SettlementPlugin:
     # -- the machine ------------------------------------------------------------------
 
     def _feed(self, event, now):
+        self._emit(self._judge(event, now))
+
+    def _judge(self, event, now):
         outputs = self.watchdog.handle(event)
         actions = []
         for tag, out in outputs:
@@ -424,7 +491,7 @@ class SettlementPlugin:
                 actions.extend(self.machine.observe(out))
         if event[0] == "tick":
             actions.extend(self.machine.tick(now))
-        self._emit(actions)
+        return actions
 
     def _observe(self, obs, now):
         self._emit(self.machine.observe(obs))
@@ -433,6 +500,7 @@ class SettlementPlugin:
         if not actions:
             return
         self._alerts_dirty = True
+        before = {g["kind"]: g["severity"] for g in self.machine.groups()}
         actions = [_plain(a) for a in actions]
         seqs = [None] * len(actions)
         try:
@@ -449,32 +517,45 @@ class SettlementPlugin:
                 published = dict(action)
                 published["seq"] = seq
                 self.link.publish_alert(published)
-        self.outputs.notify(actions)
-        self._show()
+        self.outputs.notify(actions, before)
+        if self._inline:
+            self._show()
+        else:
+            self._show_due = True     # the settlement thread shows it (SHOW_EVERY_S)
 
     def _show(self):
-        summary = self.machine.status_summary()
+        """Display, status file and alerts.json: grouped lines and counts
+        from the machine's index (O(kinds)), and at most ALERTS_FILE_LIMIT
+        single alerts, so a flood costs the same to show as one alert."""
+        self._show_due = False
+        self._last_show = time.monotonic()
+        now = self.now()
+        summary = self.machine.status_summary(now)
         self.outputs.show(summary)
+        alerts = self.current_alerts(ALERTS_FILE_LIMIT)
         try:
             _write_json_atomic(self.alerts_file, {
-                "device": self.device_id, "at": self.now(), "summary": summary,
-                "alerts": self.current_alerts(), "counts": dict(self.counts),
-                "clock_trusted": self.watchdog.clock_trusted})
+                "device": self.device_id, "at": now, "summary": summary,
+                "alerts": alerts, "alerts_total": len(self.machine.alerts),
+                "counts": dict(self.counts), "clock_trusted": self.watchdog.clock_trusted})
         except OSError as exc:
             self.log("alerts_file_failed", level="error", error=str(exc))
 
     # -- views (alerts CLI, status, service port) -------------------------------------
 
-    def current_alerts(self):
+    def current_alerts(self, limit=None):
+        """Alert records, sorted by (kind, key); with `limit`, the first
+        `limit` the machine holds (O(limit), for views that must stay cheap)."""
         with self._lock:
-            out = []
-            for ident in sorted(self.machine.alerts, key=lambda i: (i[0], str(i[1]))):
-                out.append(_plain(self.machine.alerts[ident]))
-            return out
+            idents = self.machine.alerts
+            if limit is not None:
+                idents = itertools.islice(idents, limit)
+            return [_plain(self.machine.alerts[i])
+                    for i in sorted(idents, key=lambda i: (i[0], str(i[1])))]
 
     def status_summary(self):
         with self._lock:
-            s = self.machine.status_summary()
+            s = self.machine.status_summary(self.now())
             return {"alerts": {"firing": s["firing"], "pending": s["pending"],
                                "worst": s["worst"], "display": s["display"]}}
 

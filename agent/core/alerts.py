@@ -262,12 +262,13 @@ class AlertMachine:
         rec = self.alerts.get((kind, key))
         if self.index.inhibited(kind) and (rec is None or rec["state"] == "resolved"):
             return []  # inhibition: held kinds do not start
-        actions = []
         action = self.handle(kind, key, "raise", now, obs)
-        if action:
-            actions.append(action)
-        actions.extend(self._advance((kind, key), now, False))
-        return actions
+        if action is None:
+            # Already pending or firing: its deadlines are the tick's to
+            # judge, in (kind, key) order, so a re-observation (a rebuilt
+            # watchdog's first tick) emits what the uninterrupted one would.
+            return []
+        return [action] + self._advance((kind, key), now, False)
 
     def _advance(self, ident, now, with_repeat):
         rec = self.alerts.get(ident)

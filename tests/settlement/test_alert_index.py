@@ -33,12 +33,13 @@ class ReferenceMachine(AlertMachine):
         rec = self.alerts.get((kind, key))
         if kind in self.inhibited_kinds() and (rec is None or rec["state"] == "resolved"):
             return []
-        actions = []
         action = self.handle(kind, key, "raise", now, obs)
-        if action:
-            actions.append(action)
-        actions.extend(self._advance((kind, key), now, False))
-        return actions
+        if action is None:
+            # Already pending or firing: its deadlines are the tick's to
+            # judge, in (kind, key) order, so a re-observation (a rebuilt
+            # watchdog's first tick) emits what the uninterrupted one would.
+            return []
+        return [action] + self._advance((kind, key), now, False)
 
     def _advance(self, ident, now, with_repeat):
         rec = self.alerts.get(ident)

@@ -141,6 +141,7 @@ def test_untrusted_clock_holds_overdue_and_journal_full_clears(setup):
         plugin.on_hook_alert("journal_full", "critical", {"detail": "full"})
         assert plugin.machine.alerts[("journal_full", "device")]["state"] == "firing"
         commit(daemon, backdated_sale("P-D", "400000000004"))
+        plugin.drain()   # started: sales are judged on the plugin's thread; judge now
         assert plugin.machine.alerts[("journal_full", "device")]["state"] == "resolved"
     finally:
         plugin.stop()
