@@ -288,11 +288,10 @@ class Ingestor:
                                                     bytes(payload[:4096])))
             return
         body = ingest.jsonable(msg)
-        if seq is None and any(a["kind"] == kind and a["state"] == state and
-                               isinstance(a["payload"], dict) and a["payload"].get("at") == body.get("at")
-                               for a in self.store.alerts(device_id)):
-            return      # the same alert sent again (after a reconnect)
-        self.store.add_alert(device_id, seq, kind, state, severity, body)
+        at = body.get("at")
+        if not self.store.add_alert(device_id, seq, kind, state, severity, body,
+                                    device_at=at if isinstance(at, int) else None):
+            return      # the same alert sent again (after a reconnect): an indexed check
         self.log("device_alert", device=device_id, kind=kind, state=state, severity=severity)
 
 

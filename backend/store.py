@@ -457,11 +457,20 @@ class Store:
             rows = tx.all(sql + " ORDER BY id", params)
         return _rows(_FINDING_COLUMNS, rows, bytes_columns=("evidence",))
 
-    def add_alert(self, device_id, seq, kind, state, severity, payload):
+    def add_alert(self, device_id, seq, kind, state, severity, payload, device_at=None):
         """Store a device's alert; True if new (the same (device, seq, kind,
-        state) again is a no-op: MQTT may deliver twice)."""
+        state) again is a no-op: MQTT may deliver twice).  An alert without a
+        seq is told apart by `device_at` (the device's time of the
+        transition) through an indexed table, never by scanning the
+        device's alerts."""
         payload = _json_text(payload, "alert payload")
         with self._lock, self.db.transaction() as tx:
+            if seq is None and device_at is not None:
+                cur = tx.execute("INSERT INTO alert_unjournaled (device_id, kind, state, device_at) "
+                                 "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                                 (device_id, kind, state, device_at))
+                if cur.rowcount != 1:
+                    return False
             cur = tx.execute("INSERT INTO alerts (device_id, seq, kind, state, severity, payload, "
                              "at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                              "ON CONFLICT (device_id, seq, kind, state) DO NOTHING",
