@@ -347,7 +347,12 @@ class SettlementPlugin:
             for seq, payload in batch:
                 txn = dict(payload)
                 txn["seq"] = seq
-                actions.extend(self._judge(("transaction", txn), now))
+                try:
+                    actions.extend(self._judge(("transaction", txn, now), now))
+                except DaozhangError as exc:
+                    # One sale the checks refuse must not cost the others their judging.
+                    self.log("settlement_txn_skipped", level="error", seq=seq,
+                             error="%s: %s" % (type(exc).__name__, exc))
                 deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
                 late = late or (deadline is not None and deadline < now)
             if late:

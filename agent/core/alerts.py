@@ -71,6 +71,8 @@ KINDS = {
                                   ("duplicate settlement", "duplicate settlements"), 7 * DAY),
     "cancelled_settled": _kind("warning", 12 * HOUR,
                                ("cancelled sale settled", "cancelled sales settled"), 7 * DAY),
+    "sale_unjudgeable": _kind("warning", 12 * HOUR, ("sale the watchdog cannot judge",
+                                                     "sales the watchdog cannot judge"), 7 * DAY),
     "sync_backlog": _kind("warning", 4 * HOUR, ("sync backlog",), pending_for=10 * 60000,
                           count=False),
     "journal_near_full": _kind("warning", 4 * HOUR, ("journal nearly full",), count=False),
@@ -78,7 +80,7 @@ KINDS = {
 KIND_ORDER = ("security", "journal_full", "storage_error", "clock_untrusted",
               "settlement_overdue", "settlement_short", "fee_over_contract", "mcc_jump",
               "region_jump", "unknown_settlement", "duplicate_settlement", "cancelled_settled",
-              "sync_backlog", "journal_near_full")
+              "sale_unjudgeable", "sync_backlog", "journal_near_full")
 # source kind -> kinds it holds while pending or firing (Alertmanager inhibit_rules)
 INHIBIT = {"clock_untrusted": ("settlement_overdue",),
            "journal_full": ("journal_near_full",)}

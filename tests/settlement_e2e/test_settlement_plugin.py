@@ -9,40 +9,14 @@ import pytest
 from daozhang.agent.core import cbor, record
 from daozhang.agent.core import settlement_ack as sa
 from daozhang.agent.core.errors import JournalFull
-from daozhang.agent.profile import load_profile
 from daozhang.agent.settlement_plugin import SettlementPlugin
 from daozhang.backend.ack import AckSigner
 from daozhang.cli.agent_alerts import alerts_from_journal
-from dztest.agent_daemon import PROFILE
 from dztest.settlement_e2e import backdated_sale, now_ms, plain_row
+from dztest.settlement_plugin import FakeDaemon
 from dztest.sync import make_journal, signer
 
 BACKEND = AckSigner(signer(9))
-
-
-class FakeClock:
-    trusted = True
-
-
-class FakeService:
-    def __init__(self, profile):
-        self.profile = profile
-
-
-class FakeDaemon:
-    """What SettlementPlugin uses of agent/daemon.py's Daemon."""
-
-    def __init__(self, tmp, journal):
-        self.journal = journal
-        self.config = {"device_id": "pos-plug-1", "path": os.path.join(str(tmp), "agent.toml"),
-                       "outputs": {"console": False}}
-        self.service = FakeService(load_profile(PROFILE))
-        self.clock = FakeClock()
-        self.now = now_ms()
-        self.now_ms = lambda: self.now
-        self.transaction_listeners = []
-        self.events = []
-        self.log = lambda event, level="info", **kw: self.events.append((event, kw))
 
 
 def commit(daemon, txn):
