@@ -37,6 +37,8 @@ from daozhang.agent.sync_journal import FrameReader, save_anchor, load_anchor
 TOPIC_ROOT = "daozhang/v1/"
 SESSION_EXPIRY_S = 14 * 86400
 CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
+# Alert transitions per `alerts` message (publish_alerts).
+ALERTS_PER_MESSAGE = 256
 
 
 def now_ms():
@@ -193,6 +195,29 @@ class MqttLink:
                 self._active_alerts.pop(kind, None)
             else:
                 self._active_alerts[kind] = payload
+        self.wake()
+
+    def publish_alerts(self, alerts):
+        """Queue many alert transitions: ALERTS_PER_MESSAGE to one `alerts`
+        message ({"alerts": [...]}, SPEC 6.2), so an outage's 100,000
+        overdue sales go up in hundreds of messages, not 100,000."""
+        stamp = now_ms()
+        payloads = []
+        for i in range(0, len(alerts), ALERTS_PER_MESSAGE):
+            chunk = [_cbor_safe(a) for a in alerts[i:i + ALERTS_PER_MESSAGE]]
+            payloads.append(cbor.dumps({"v": 1, "dev": self.device_id, "at": stamp,
+                                        "alerts": chunk}))
+        last = {}
+        for alert in alerts:
+            last[alert.get("kind")] = alert
+        with self._lock:
+            self._alerts_in.extend(payloads)
+            for kind, alert in last.items():
+                if alert.get("state") in CLEARED_STATES:
+                    self._active_alerts.pop(kind, None)
+                else:
+                    self._active_alerts[kind] = cbor.dumps(
+                        {"v": 1, "dev": self.device_id, "at": stamp, "alert": _cbor_safe(alert)})
         self.wake()
 
     def start(self):

@@ -514,14 +514,20 @@ class SettlementPlugin:
         except (JournalFull, StorageError) as exc:
             # Shown and published anyway; a reboot will not remember these.
             self.log("alert_journal_failed", level="error", error=str(exc))
+        published = []
         for action, seq in zip(actions, seqs):
             self.log("alert", level="warning" if action["state"] == "firing" else "info",
                      action=action["action"], kind=action["kind"], key=action["key"],
                      severity=action["severity"], seq=seq)
-            if self.link is not None:
-                published = dict(action)
-                published["seq"] = seq
-                self.link.publish_alert(published)
+            one = dict(action)
+            one["seq"] = seq
+            published.append(one)
+        if self.link is not None:
+            if hasattr(self.link, "publish_alerts"):
+                self.link.publish_alerts(published)     # batched, many per message
+            else:
+                for one in published:
+                    self.link.publish_alert(one)
         self.outputs.notify(actions, before)
         if self._inline:
             self._show()

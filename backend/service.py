@@ -274,21 +274,33 @@ class Ingestor:
                     "arrived" % (contiguous + 1, end, now - seen)))
 
     def alert(self, device_id, payload):
+        """One `alerts` message: a single transition ({"alert": map}) or a
+        batch ({"alerts": [map, ...]}, SPEC 6.2); each stored once."""
         try:
             msg = cbor.loads(payload)
-            alert = msg["alert"]
-            if not isinstance(alert, dict) or msg.get("dev") != device_id:
-                raise DecodeError("alert payload: wrong shape or device")
-            kind = _text(alert.get("kind", "unknown"))
-            state = _text(alert.get("state", "firing"))
-            severity = _text(alert.get("severity", "warning"))
-            seq = alert.get("seq") if isinstance(alert.get("seq"), int) else None
-        except (DecodeError, KeyError, TypeError) as exc:
+            if msg.get("dev") != device_id:
+                raise DecodeError("alert payload: wrong device")
+            batch = msg["alerts"] if "alerts" in msg else [msg["alert"]]
+            if not isinstance(batch, list) or not all(isinstance(a, dict) for a in batch):
+                raise DecodeError("alert payload: wrong shape")
+        except (DecodeError, KeyError, TypeError, AttributeError) as exc:
             self._finding(device_id, ingest.Finding(ingest.MALFORMED, None, "alert payload: %s" % exc,
                                                     bytes(payload[:4096])))
             return
+        for alert in batch:
+            self._one_alert(device_id, {"v": msg.get("v"), "dev": device_id, "at": msg.get("at"),
+                                        "alert": alert})
+
+    def _one_alert(self, device_id, msg):
+        alert = msg["alert"]
+        kind = _text(alert.get("kind", "unknown"))
+        state = _text(alert.get("state", "firing"))
+        severity = _text(alert.get("severity", "warning"))
+        seq = alert.get("seq") if isinstance(alert.get("seq"), int) else None
         body = ingest.jsonable(msg)
-        at = body.get("at")
+        # An alert the device could not journal has no seq: the device's
+        # time of the transition tells a resend from a new one.
+        at = alert.get("at") if isinstance(alert.get("at"), int) else body.get("at")
         if not self.store.add_alert(device_id, seq, kind, state, severity, body,
                                     device_at=at if isinstance(at, int) else None):
             return      # the same alert sent again (after a reconnect): an indexed check

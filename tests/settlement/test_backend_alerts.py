@@ -80,3 +80,21 @@ def test_grouped_view_per_terminal_and_kind(store_url, tmp_path):
     assert "pos-1" in lines[0] and "200 firing, ¥2,000.00, oldest 5d" in lines[0]
     js = CliRunner().invoke(main, ["backend", "alerts", "--group", "--json", "--db", store_url])
     assert json.loads(js.output)["groups"][1]["device"] == "pos-2"
+
+
+def test_a_batched_alerts_message_stores_every_transition_once(tmp_path):
+    from daozhang.agent.core import cbor
+    from daozhang.backend.service import Ingestor
+    with open_store(str(tmp_path / "b.db")) as store:
+        ingest = Ingestor(store, None)
+        batch = [dict(overdue("S%d" % i, "firing", NOW + i), seq=10 + i) for i in range(256)]
+        batch.append(dict(overdue("U", "firing", NOW), seq=None))    # journal refused it
+        payload = cbor.dumps({"v": 1, "dev": "pos-1", "at": NOW, "alerts": batch})
+        ingest.alert("pos-1", payload)
+        ingest.alert("pos-1", payload)          # the broker delivers it again
+        rows = store.alerts("pos-1")
+        assert len(rows) == 257 and store.stats()["findings"] == 0
+        assert rows[0]["payload"]["alert"]["key"] == "S0" and rows[-1]["seq"] is None
+        # A batch of the wrong shape is one finding, nothing stored.
+        ingest.alert("pos-1", cbor.dumps({"v": 1, "dev": "pos-1", "at": NOW, "alerts": [1, 2]}))
+        assert store.stats()["findings"] == 1 and store.stats()["alerts"] == 257
