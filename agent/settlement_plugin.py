@@ -509,9 +509,12 @@ class SettlementPlugin:
         actions = [_plain(a) for a in actions]
         seqs = [None] * len(actions)
         try:
-            done = self.journal.append_many([(record.TYPE_ALERT, a) for a in actions])
-            seqs = [d.seq for d in done]
+            seqs = []
+            for chunk in self._commit_chunks(actions):
+                done = self.journal.append_many([(record.TYPE_ALERT, a) for a in chunk])
+                seqs.extend(d.seq for d in done)
         except (JournalFull, StorageError) as exc:
+            seqs.extend([None] * (len(actions) - len(seqs)))
             # Shown and published anyway; a reboot will not remember these.
             self.log("alert_journal_failed", level="error", error=str(exc))
         published = []
@@ -533,6 +536,22 @@ class SettlementPlugin:
             self._show()
         else:
             self._show_due = True     # the settlement thread shows it (SHOW_EVERY_S)
+
+    def _commit_chunks(self, actions):
+        """Split actions into commits of at most a quarter segment each: a
+        first tick after a rebuild may emit thousands at once, and one
+        commit must fit a segment (the rest is left to records sharing it)."""
+        budget = self.journal.ring.capacity() // 4
+        chunk, size = [], 0
+        for action in actions:
+            n = len(cbor.dumps(action)) + 64          # + the record frame's header
+            if chunk and size + n > budget:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(action)
+            size += n
+        if chunk:
+            yield chunk
 
     def _show(self):
         """Display, status file and alerts.json: grouped lines and counts
