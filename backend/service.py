@@ -228,12 +228,15 @@ class Ingestor:
         durable path, when the alerts-topic copy was lost (it is best effort:
         the broker drops it while no worker is subscribed)."""
         new = set(new)
+        batch = []
         for r in records:
             if r["type"] == TYPE_ALERT and r["seq"] in new and isinstance(r["payload"], dict):
                 p = r["payload"]
-                self.store.add_alert(device_id, r["seq"], _text(p.get("kind", "unknown")),
-                                     _text(p.get("state", "firing")), _text(p.get("severity", "warning")),
-                                     {"v": 1, "dev": device_id, "alert": p, "journaled": True})
+                batch.append((r["seq"], _text(p.get("kind", "unknown")),
+                              _text(p.get("state", "firing")), _text(p.get("severity", "warning")),
+                              {"v": 1, "dev": device_id, "alert": p, "journaled": True}, None))
+        if batch:
+            self.store.add_alerts(device_id, batch)     # one transaction per message
 
     def _republish(self, device_id, check, to, head):
         """Records we already acknowledged came again.  A device resends from
@@ -287,24 +290,24 @@ class Ingestor:
             self._finding(device_id, ingest.Finding(ingest.MALFORMED, None, "alert payload: %s" % exc,
                                                     bytes(payload[:4096])))
             return
+        items = []
         for alert in batch:
-            self._one_alert(device_id, {"v": msg.get("v"), "dev": device_id, "at": msg.get("at"),
-                                        "alert": alert})
-
-    def _one_alert(self, device_id, msg):
-        alert = msg["alert"]
-        kind = _text(alert.get("kind", "unknown"))
-        state = _text(alert.get("state", "firing"))
-        severity = _text(alert.get("severity", "warning"))
-        seq = alert.get("seq") if isinstance(alert.get("seq"), int) else None
-        body = ingest.jsonable(msg)
-        # An alert the device could not journal has no seq: the device's
-        # time of the transition tells a resend from a new one.
-        at = alert.get("at") if isinstance(alert.get("at"), int) else body.get("at")
-        if not self.store.add_alert(device_id, seq, kind, state, severity, body,
-                                    device_at=at if isinstance(at, int) else None):
-            return      # the same alert sent again (after a reconnect): an indexed check
-        self.log("device_alert", device=device_id, kind=kind, state=state, severity=severity)
+            kind = _text(alert.get("kind", "unknown"))
+            state = _text(alert.get("state", "firing"))
+            severity = _text(alert.get("severity", "warning"))
+            seq = alert.get("seq") if isinstance(alert.get("seq"), int) else None
+            body = ingest.jsonable({"v": msg.get("v"), "dev": device_id, "at": msg.get("at"),
+                                    "alert": alert})
+            # An alert the device could not journal has no seq: the device's
+            # time of the transition tells a resend from a new one.
+            at = alert.get("at") if isinstance(alert.get("at"), int) else body.get("at")
+            items.append((seq, kind, state, severity, body, at if isinstance(at, int) else None))
+        # One transaction per message; duplicates are indexed checks, not scans.
+        for (seq, kind, state, severity, _, _), new in zip(
+                items, self.store.add_alerts(device_id, items)):
+            if new:
+                self.log("device_alert", device=device_id, kind=kind, state=state,
+                         severity=severity)
 
 
 def _text(value):

@@ -71,6 +71,7 @@ class AlertIndex:
         self.records = records                  # the machine's (kind, key) -> record
         self.holding = {}                       # source kind -> pending or firing count
         self.due = {}                           # (kind, key) -> its live next deadline
+        self.unpushed = set()                   # idents whose deadline is not in a heap yet
         self.heaps = {}                         # kind -> [(deadline, key), ...]
         self.groups = {}                        # kind -> _Group of its firing alerts
         self.pending = 0
@@ -103,12 +104,23 @@ class AlertIndex:
             self.due.pop(ident, None)
         elif self.due.get(ident) != due:
             self.due[ident] = due
+            # Pushed at the next pop_due: an alert that moves several times
+            # in one event (pending, firing, escalated) leaves one heap entry.
+            self.unpushed.add(ident)
+
+    def _flush(self):
+        for ident in self.unpushed:
+            due = self.due.get(ident)
+            if due is None:
+                continue
+            kind = ident[0]
             heap = self.heaps.get(kind)
             if heap is None:
                 heap = self.heaps[kind] = []
             heapq.heappush(heap, (due, ident[1]))
             if len(heap) > 2 * len(self.due) + 64:
                 self._rebuild_due(kind)
+        self.unpushed = set()
 
     def _group(self, kind):
         group = self.groups.get(kind)
@@ -140,6 +152,7 @@ class AlertIndex:
         """Every alert due by `now`, of every kind not inhibited, in (kind,
         key) order; each leaves the due index (the machine's next change to
         it puts it back with its new deadline)."""
+        self._flush()
         out = []
         for kind in sorted(self.heaps):
             if self.inhibited(kind):

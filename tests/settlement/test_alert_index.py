@@ -157,7 +157,9 @@ def test_held_alerts_cost_a_tick_nothing():
         m.observe({"kind": "settlement_overdue", "key": "S%d" % i, "active": True, "at": T0,
                    "escalate_at": T0 + HOUR})
     m.observe({"kind": "clock_untrusted", "key": "clock", "active": True, "at": T0})
+    assert m.tick(T0 + 1) == []
     heap_before = len(m.index.heaps["settlement_overdue"])
+    assert heap_before == 1000     # one entry per alert: pending and firing left none stale
     assert m.tick(T0 + 2 * HOUR) == []
     assert len(m.index.heaps["settlement_overdue"]) == heap_before
     m.observe({"kind": "clock_untrusted", "key": "clock", "active": False, "at": T0 + 3 * HOUR})
