@@ -3,7 +3,8 @@
 The same face as agent/core/sale_index.py's MemorySaleIndex (the core's
 tests hold both to the same answers), plus what the settlement plugin keeps
 beside it: accepted settlement-ack ids (the replay guard), the alert
-machine's records and the clock state as of the cursor.  Derived from the
+machine's records (their table belongs to agent/alert_store_sqlite.py) and
+the clock state as of the cursor.  Derived from the
 journal and rebuilt from it when missing or stale (agent/index_db.py,
 docs/adr/on-disk-sale-index.md).  Memory: SQLite's bounded page cache, and
 nothing per sale.
@@ -12,9 +13,10 @@ nothing per sale.
 import json
 
 from daozhang.agent.core.sale_index import since_ms
+from daozhang.agent.alert_store_sqlite import SCHEMA as ALERT_SCHEMA
 from daozhang.agent.index_db import IndexDb
 
-VERSION = 2   # 2: one row per alert record (was one JSON blob of all)
+VERSION = 2   # 2: the alert machine's records, one row each (agent/alert_store_sqlite.py)
 SCHEMA = """
 CREATE TABLE txn (
     n INTEGER PRIMARY KEY,              -- arrival order
@@ -44,9 +46,7 @@ CREATE INDEX result_unknown ON result (settled_at) WHERE txn_key IS NULL;
 CREATE TABLE cancel (original TEXT PRIMARY KEY, key TEXT NOT NULL);
 CREATE TABLE ack (id BLOB PRIMARY KEY, digest BLOB NOT NULL, at INTEGER NOT NULL);
 CREATE INDEX ack_at ON ack (at);
-CREATE TABLE alert (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL,
-                    PRIMARY KEY (kind, key));
-"""
+""" + ALERT_SCHEMA
 
 _COLUMNS = ("seq, kind, time, amount, mode, deadline, cancelled, terminal_id, rrn, auth_code, "
             "card_type, original, settlements, checks")
@@ -217,23 +217,6 @@ class SqliteSaleIndex:
     def forget_acks(self, before):
         """Ack ids older than the watch window: their replays are refused as stale."""
         self.db.write("DELETE FROM ack WHERE at < ?", (before,))
-
-    def save_alerts(self, changed, records):
-        """Write the alert records whose idents are in `changed` (a record
-        absent from `records` is deleted): one row each, so a tick that
-        changes one alert writes one row whatever the number of alerts."""
-        for ident in changed:
-            rec = records.get(ident)
-            if rec is None:
-                self.db.write("DELETE FROM alert WHERE kind = ? AND key = ?",
-                              (ident[0], str(ident[1])))
-            else:
-                self.db.write("INSERT OR REPLACE INTO alert VALUES (?, ?, ?)",
-                              (ident[0], str(ident[1]), _DUMPS(rec)))
-
-    def load_alerts(self):
-        for (body,) in self.db.execute("SELECT body FROM alert ORDER BY kind, key"):
-            yield json.loads(body)
 
     def save_clock(self, trusted, last_trusted_now):
         self.db.set_meta("clock", _DUMPS([bool(trusted), last_trusted_now]))

@@ -53,6 +53,7 @@ from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.watchdog import SettlementWatchdog
 from daozhang.agent.fault_hook import crash_point
+from daozhang.agent.alert_store_sqlite import SqliteAlertStore
 from daozhang.agent.index_db import index_path
 from daozhang.agent.outputs import DeviceOutputs
 from daozhang.agent.startup_progress import StartupProgress
@@ -132,11 +133,13 @@ class SettlementPlugin:
         self.index = SqliteSaleIndex(index_path(self.journal, "watchdog"), self.journal,
                                      log=self.log)
         self.watchdog = SettlementWatchdog(profile, calendar, index=self.index)
-        self.machine = AlertMachine(profile.get("currency", "CNY"))
+        # The machine's records live in the same file (one row each, indexed
+        # by deadline): memory stays flat whatever an outage raises.
+        self.machine = AlertMachine(profile.get("currency", "CNY"),
+                                    store=SqliteAlertStore(self.index.db))
         # The index also keeps accepted ack id -> ack_digest of its bytes (the
         # replay guard).  The digest tells a broker redelivery of the very
         # same ack (harmless) from another message reusing its id.
-        self._alerts_dirty = False
         self._saved_clock = None
         self.outputs = DeviceOutputs({"outputs": daemon.config.get("outputs", {})})
         self.alerts_file = alerts_file_path(daemon.config["path"])
@@ -177,9 +180,7 @@ class SettlementPlugin:
         t0 = time.monotonic()
         cursor = self.index.cursor
         if cursor is not None:
-            for rec in self.index.load_alerts():
-                self.machine.put_record(rec)
-            self.machine.take_changed()     # as on disk already
+            # The alert records are in the index file already (as of its cursor).
             trusted, last_trusted = self.index.load_clock()
             self.watchdog.clock_trusted = trusted
             self.watchdog.last_trusted_now = last_trusted
@@ -227,13 +228,9 @@ class SettlementPlugin:
 
     def _restore(self, action):
         restore_action(self.machine, action)
-        self._alerts_dirty = True
 
     def _checkpoint(self, cursor):
         """Commit the index: every journal record up to `cursor` is in it."""
-        if self._alerts_dirty:
-            self.index.save_alerts(self.machine.take_changed(), self.machine.alerts)
-            self._alerts_dirty = False
         clock = (self.watchdog.clock_trusted, self.watchdog.last_trusted_now)
         if clock != self._saved_clock and (self.index.db.dirty or not clock[0]):
             # last_trusted_now moves every tick: written with other changes only.
@@ -504,7 +501,6 @@ class SettlementPlugin:
     def _emit(self, actions):
         if not actions:
             return
-        self._alerts_dirty = True
         before = {g["kind"]: g["severity"] for g in self.machine.groups()}
         actions = [_plain(a) for a in actions]
         seqs = [None] * len(actions)

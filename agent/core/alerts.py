@@ -17,7 +17,8 @@ an event the table does not allow raises IllegalTransition and changes
 nothing.  Portable core: no time import, `now` is an argument.
 """
 
-from daozhang.agent.core.alert_index import AlertIndex
+from daozhang.agent.core.alert_index import AlertIndex, next_deadline
+from daozhang.agent.core.alert_store import MemoryAlertStore
 from daozhang.agent.core.errors import LocalError
 
 STATES = ("inactive", "pending", "firing", "resolved")
@@ -143,27 +144,29 @@ def transition_table_dot():
 
 
 class AlertMachine:
-    def __init__(self, currency="CNY", kinds=None):
+    def __init__(self, currency="CNY", kinds=None, store=None):
         self.kinds = kinds or KINDS
         self.currency = currency
         # (kind, key) -> record dict; inactive alerts are absent.  Read it
-        # freely; change it only through handle/restore/put_record/drop, which
-        # keep the index (inhibition counts, due heaps, groups) in step.
-        self.alerts = {}
+        # like a dict; change it only through handle/restore/put_record/drop,
+        # which keep the store's deadlines and the index's counts in step.
+        # In memory by default; the daemon passes an on-disk store.
+        self.alerts = MemoryAlertStore() if store is None else store
         self.index = AlertIndex(self.kinds, INHIBIT, self.alerts)
-        # Idents changed since the last take_changed(): what the daemon writes
-        # to its on-disk copy (one row per alert, not all of them).
-        self.changed = set()
+        # Idents changed since the last take_changed() (an in-memory store
+        # only): what a caller persisting the records elsewhere must write.
+        self.changed = set() if store is None else None
 
     def _set(self, ident, rec):
         old = self.alerts.get(ident)
+        self.index.changed(ident, old, rec)
         if rec is None:
             if old is not None:
-                del self.alerts[ident]
+                self.alerts.delete(ident)
         else:
-            self.alerts[ident] = rec
-        self.index.changed(ident, old, rec)
-        self.changed.add(ident)
+            self.alerts.put(ident, rec, next_deadline(rec, self.kinds[ident[0]]))
+        if self.changed is not None:
+            self.changed.add(ident)
 
     def put_record(self, rec):
         """Adopt a whole record (loaded from disk, or a journaled action whose
@@ -177,7 +180,9 @@ class AlertMachine:
         self._set(ident, None)
 
     def take_changed(self):
-        out, self.changed = self.changed, set()
+        out = self.changed or set()
+        if self.changed is not None:
+            self.changed = set()
         return out
 
     # -- the strict core: one event through the table ------------------------
@@ -302,10 +307,11 @@ class AlertMachine:
         actions = []
         for ident in self.index.pop_due(now):
             actions.extend(self._advance(ident, now, True))
-            if ident in self.alerts and ident not in self.index.due:
+            rec = self.alerts.get(ident)
+            if rec is not None and not self.alerts.has_due(ident):
                 # Visited but nothing changed (cannot happen with the table's
-                # deadlines; kept so an alert is never lost from the index).
-                self.index.changed(ident, self.alerts[ident], self.alerts[ident])
+                # deadlines; kept so an alert never loses its place).
+                self.alerts.put(ident, rec, next_deadline(rec, self.kinds[ident[0]]))
         return actions
 
     # -- views -----------------------------------------------------------------

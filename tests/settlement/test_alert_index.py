@@ -6,8 +6,10 @@ same counts and groups."""
 
 from hypothesis import given, settings, strategies as st
 
+from daozhang.agent.alert_store_sqlite import SqliteAlertStore
 from daozhang.agent.core.alerts import (
     EVENTS, INHIBIT, SEVERITY_RANK, AlertMachine, IllegalTransition)
+from dztest.sale_index import sqlite_index
 
 T0 = 1_800_000_000_000
 MINUTE = 60000
@@ -73,6 +75,7 @@ class ReferenceMachine(AlertMachine):
 def walked_summary(machine):
     """Counts and groups computed by walking every record."""
     firing = [r for r in machine.alerts.values() if r["state"] == "firing"]
+    assert len(machine.alerts) == len(list(machine.alerts.values()))
     groups = {}
     for rec in firing:
         g = groups.setdefault(rec["kind"], {"count": 0, "amount": 0, "oldest": None,
@@ -123,10 +126,8 @@ def apply(machine, op, now):
     return [act] if act else []
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(step, max_size=80))
-def test_indexed_machine_equals_the_reference(history):
-    fast, ref = AlertMachine(), ReferenceMachine()
+def check_against_reference(fast, history):
+    ref = ReferenceMachine()
     now = T0
     for dt, op in history:
         now += dt
@@ -134,6 +135,35 @@ def test_indexed_machine_equals_the_reference(history):
         assert fast.state() == ref.state()
         assert fast.inhibited_kinds() == ref.inhibited_kinds()
         assert indexed_summary(fast) == walked_summary(fast)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(step, max_size=80))
+def test_indexed_machine_equals_the_reference(history):
+    check_against_reference(AlertMachine(), history)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(step, max_size=60))
+def test_the_daemons_on_disk_store_equals_the_reference(history):
+    """The same with the records, deadlines and oldest in SQLite (the
+    daemon's store), and a machine reopened on that store mid-way (a
+    restart) carries on identically."""
+    index = sqlite_index()
+    try:
+        half = len(history) // 2
+        fast = AlertMachine(store=SqliteAlertStore(index.db))
+        ref = ReferenceMachine()
+        now = T0
+        for i, (dt, op) in enumerate(history):
+            if i == half:
+                fast = AlertMachine(store=SqliteAlertStore(index.db))   # restart
+            now += dt
+            assert apply(fast, op, now) == apply(ref, op, now)
+            assert fast.state() == ref.state()
+            assert indexed_summary(fast) == walked_summary(fast)
+    finally:
+        index.close()
 
 
 def test_a_tick_visits_only_due_alerts():
@@ -158,10 +188,10 @@ def test_held_alerts_cost_a_tick_nothing():
                    "escalate_at": T0 + HOUR})
     m.observe({"kind": "clock_untrusted", "key": "clock", "active": True, "at": T0})
     assert m.tick(T0 + 1) == []
-    heap_before = len(m.index.heaps["settlement_overdue"])
+    heap_before = len(m.alerts.heaps["settlement_overdue"])
     assert heap_before == 1000     # one entry per alert: pending and firing left none stale
     assert m.tick(T0 + 2 * HOUR) == []
-    assert len(m.index.heaps["settlement_overdue"]) == heap_before
+    assert len(m.alerts.heaps["settlement_overdue"]) == heap_before
     m.observe({"kind": "clock_untrusted", "key": "clock", "active": False, "at": T0 + 3 * HOUR})
     acts = m.tick(T0 + 3 * HOUR)
     assert [a["action"] for a in acts] == ["escalated"] * 1000
