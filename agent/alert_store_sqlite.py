@@ -19,10 +19,11 @@ import json
 _DUMPS = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 SCHEMA = """
 CREATE TABLE alert (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL,
-                    state TEXT NOT NULL, since INTEGER, due INTEGER,
+                    state TEXT NOT NULL, since INTEGER, notified INTEGER, due INTEGER,
                     PRIMARY KEY (kind, key));
 CREATE INDEX alert_due ON alert (kind, due) WHERE due IS NOT NULL;
-CREATE INDEX alert_oldest ON alert (kind, since) WHERE state = 'firing';
+CREATE INDEX alert_oldest ON alert (kind, since, key) WHERE state = 'firing';
+CREATE INDEX alert_notified ON alert (kind, notified) WHERE state = 'firing';
 """
 _BATCH = 512   # rows fetched at a time when iterating
 
@@ -80,12 +81,13 @@ class SqliteAlertStore:
     # -- changes --------------------------------------------------------------------
 
     def put(self, ident, rec, due):
-        args = (_DUMPS(rec), rec["state"], rec.get("since"), due, ident[0], str(ident[1]))
-        cur = self.db.write("UPDATE alert SET body = ?, state = ?, since = ?, due = ? "
-                            "WHERE kind = ? AND key = ?", args)
+        args = (_DUMPS(rec), rec["state"], rec.get("since"), rec.get("last_notified"), due,
+                ident[0], str(ident[1]))
+        cur = self.db.write("UPDATE alert SET body = ?, state = ?, since = ?, notified = ?, "
+                            "due = ? WHERE kind = ? AND key = ?", args)
         if cur.rowcount == 0:
-            self.db.write("INSERT INTO alert (body, state, since, due, kind, key) "
-                          "VALUES (?, ?, ?, ?, ?, ?)", args)
+            self.db.write("INSERT INTO alert (body, state, since, notified, due, kind, key) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?)", args)
             self._count += 1
 
     def delete(self, ident):
@@ -113,8 +115,13 @@ class SqliteAlertStore:
         return row is not None and row[0] is not None
 
     def oldest_firing(self, kind):
-        return self.db.execute("SELECT MIN(since) FROM alert WHERE kind = ? AND state = 'firing'",
-                               (kind,)).fetchone()[0]
+        row = self.db.execute("SELECT since, key FROM alert WHERE kind = ? AND state = 'firing' "
+                              "ORDER BY since, key LIMIT 1", (kind,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def latest_notified(self, kind):
+        return self.db.execute("SELECT MAX(notified) FROM alert WHERE kind = ? AND "
+                               "state = 'firing'", (kind,)).fetchone()[0]
 
     def close(self):
         pass

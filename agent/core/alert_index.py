@@ -20,18 +20,19 @@ old, new)`), never recomputed by walking the alerts:
 """
 
 def next_deadline(rec, spec):
-    """When the machine next has something to do for this record, or None."""
+    """When the machine next has something to do for this record, or None.
+    A counted kind repeats per group (AlertMachine.tick), not per alert."""
     state = rec["state"]
     if state == "pending":
         return rec["pending_since"] + spec["for"]
     if state != "firing":
         return None
-    due = rec["last_notified"] + spec["repeat"]
+    due = None if spec["count"] else rec["last_notified"] + spec["repeat"]
     ttl = spec.get("ttl")
-    if ttl is not None and rec["fired_at"] + ttl < due:
+    if ttl is not None and (due is None or rec["fired_at"] + ttl < due):
         due = rec["fired_at"] + ttl
     if rec["severity"] != "critical" and rec["escalate_at"] is not None \
-            and rec["escalate_at"] < due:
+            and (due is None or rec["escalate_at"] < due):
         due = rec["escalate_at"]
     return due
 
@@ -115,7 +116,20 @@ class AlertIndex:
         group = self.groups.get(kind)
         if group is None or group.count == 0:
             return None
-        return self.store.oldest_firing(kind)
+        top = self.store.oldest_firing(kind)
+        return None if top is None else top[0]
+
+    def group_repeat_due(self, kind, now):
+        """The key of the alert that carries the group's repeat (its oldest
+        firing alert) when the kind's `repeat` has passed since any of its
+        firing alerts last notified; else None."""
+        group = self.groups.get(kind)
+        if group is None or group.count == 0 or self.inhibited(kind):
+            return None
+        latest = self.store.latest_notified(kind)
+        if latest is None or now < latest + self.kinds[kind]["repeat"]:
+            return None
+        return self.store.oldest_firing(kind)[1]
 
     def firing_count(self):
         return sum(g.count for g in self.groups.values())

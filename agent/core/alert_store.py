@@ -17,7 +17,9 @@ iteration in insertion order, items, values) plus
     delete(ident)
     pop_due(now, kinds)         idents of `kinds` due by `now`, sorted; each
                                 loses its deadline until its next put
-    oldest_firing(kind)         the smallest `since` among firing alerts
+    oldest_firing(kind)         (since, key) of the firing alert with the
+                                smallest `since` (then key), or None
+    latest_notified(kind)       the largest `last_notified` among firing alerts
 """
 
 import heapq
@@ -30,6 +32,7 @@ class MemoryAlertStore(dict):
         self.unpushed = set()  # idents whose deadline is not in a heap yet
         self.heaps = {}        # kind -> [(deadline, key), ...]
         self.oldest = {}       # kind -> [(since, key), ...] of firing alerts
+        self.latest = {}       # kind -> [(-last_notified, key), ...] of firing alerts
         self.firing = {}       # kind -> how many firing (bounds the oldest heap)
 
     def put(self, ident, rec, due):
@@ -47,11 +50,9 @@ class MemoryAlertStore(dict):
         now = new is not None and new["state"] == "firing"
         self.firing[kind] = self.firing.get(kind, 0) + now - was
         if now and (not was or old["since"] != new["since"]):
-            heap = self.oldest.setdefault(kind, [])
-            heapq.heappush(heap, (new["since"], ident[1]))
-            if len(heap) > 2 * self.firing[kind] + 64:
-                self.oldest[kind] = self._heap_of(kind, lambda r: r["since"]
-                                                  if r["state"] == "firing" else None)
+            self._push(self.oldest, kind, new["since"], ident[1], "since", 1)
+        if now and (not was or old["last_notified"] != new["last_notified"]):
+            self._push(self.latest, kind, new["last_notified"], ident[1], "last_notified", -1)
         if due is None:
             self.due.pop(ident, None)
         elif self.due.get(ident) != due:
@@ -60,14 +61,25 @@ class MemoryAlertStore(dict):
             # in one event (pending, firing, escalated) leaves one heap entry.
             self.unpushed.add(ident)
 
-    def _heap_of(self, kind, value):
-        heap = []
-        for (k, key), rec in self.items():
-            v = value(rec) if k == kind else None
-            if v is not None:
-                heap.append((v, key))
-        heapq.heapify(heap)
-        return heap
+    def _push(self, heaps, kind, value, key, field, sign):
+        heap = heaps.setdefault(kind, [])
+        heapq.heappush(heap, (sign * value, key))
+        if len(heap) > 2 * self.firing[kind] + 64:
+            # Amortised: rebuilt from the firing records once half is stale.
+            heap = [(sign * r[field], k) for (kd, k), r in self.items()
+                    if kd == kind and r["state"] == "firing"]
+            heapq.heapify(heap)
+            heaps[kind] = heap
+
+    def _top(self, heaps, kind, field, sign):
+        heap = heaps.get(kind)
+        while heap:
+            value, key = heap[0]
+            rec = self.get((kind, key))
+            if rec is not None and rec["state"] == "firing" and sign * rec[field] == value:
+                return sign * value, key
+            heapq.heappop(heap)
+        return None
 
     def _flush(self):
         for ident in self.unpushed:
@@ -101,14 +113,11 @@ class MemoryAlertStore(dict):
         return ident in self.due
 
     def oldest_firing(self, kind):
-        heap = self.oldest.get(kind)
-        while heap:
-            since, key = heap[0]
-            rec = self.get((kind, key))
-            if rec is not None and rec["state"] == "firing" and rec["since"] == since:
-                return since
-            heapq.heappop(heap)
-        return None
+        return self._top(self.oldest, kind, "since", 1)
+
+    def latest_notified(self, kind):
+        top = self._top(self.latest, kind, "last_notified", -1)
+        return None if top is None else top[0]
 
     def close(self):
         pass

@@ -295,7 +295,8 @@ class AlertMachine:
         if (rec["severity"] != "critical" and rec["escalate_at"] is not None
                 and now >= rec["escalate_at"]):
             actions.append(self.handle(kind, key, "escalate", now))
-        elif with_repeat and now >= rec["last_notified"] + self.kinds[kind]["repeat"]:
+        elif with_repeat and not self.kinds[kind]["count"] \
+                and now >= rec["last_notified"] + self.kinds[kind]["repeat"]:
             actions.append(self.handle(kind, key, "repeat", now))
         return actions
 
@@ -312,6 +313,14 @@ class AlertMachine:
                 # Visited but nothing changed (cannot happen with the table's
                 # deadlines; kept so an alert never loses its place).
                 self.alerts.put(ident, rec, next_deadline(rec, self.kinds[ident[0]]))
+        # Counted kinds repeat per group: one `repeated` action, carried by
+        # the group's oldest firing alert, once `repeat` has passed since
+        # any of them last notified (100,000 overdue sales: one repeat).
+        for kind in sorted(self.index.groups):
+            if self.kinds[kind]["count"]:
+                key = self.index.group_repeat_due(kind, now)
+                if key is not None:
+                    actions.append(self.handle(kind, key, "repeat", now))
         return actions
 
     # -- views -----------------------------------------------------------------
