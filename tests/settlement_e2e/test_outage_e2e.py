@@ -88,7 +88,9 @@ def test_outage_then_the_late_file_resolves_everything(world, tmp_path):
     assert group["oldest"] >= oldest_since_bound - DAY_MS
     assert shown["alerts_total"] == SALES and len(shown["alerts"]) <= 200
     code = CliRunner().invoke(cli, ["agent", "alerts", "--config", config])
-    assert code.exit_code == 0 and code.output.splitlines()[0] == line
+    lines = code.output.splitlines()
+    assert code.exit_code == 0 and lines[0] == line
+    assert len(lines) == 22 and lines[-1].startswith("... and %d more" % (SALES - 20))
 
     # The backend: every transition stored, the same group per terminal.
     wait_for(lambda: [(g["kind"], g["firing"]) for g in groups_at_backend(world, device)] ==
