@@ -251,6 +251,10 @@ class AlertMachine:
 
     # -- the level-based face the watchdog and daemon use ----------------------
 
+    def _held(self, kind):
+        """Is `kind` inhibited now?  From the index's counts: O(kinds)."""
+        return self.index.inhibited(kind)
+
     def inhibited_kinds(self):
         """Kinds held now: from the index's counts, O(kinds)."""
         held = set()
@@ -267,7 +271,7 @@ class AlertMachine:
             action = self.handle(kind, key, "clear", now)
             return [action] if action else []
         rec = self.alerts.get((kind, key))
-        if self.index.inhibited(kind) and (rec is None or rec["state"] == "resolved"):
+        if self._held(kind) and (rec is None or rec["state"] == "resolved"):
             return []  # inhibition: held kinds do not start
         action = self.handle(kind, key, "raise", now, obs)
         if action is None:
@@ -280,7 +284,7 @@ class AlertMachine:
     def _advance(self, ident, now, with_repeat):
         rec = self.alerts.get(ident)
         actions = []
-        if rec is None or self.index.inhibited(ident[0]):
+        if rec is None or self._held(ident[0]):
             return actions
         kind, key = ident
         if rec["state"] == "pending" and now >= rec["pending_since"] + self.kinds[kind]["for"]:

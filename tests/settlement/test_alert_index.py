@@ -18,7 +18,9 @@ DAY = 24 * HOUR
 
 
 class ReferenceMachine(AlertMachine):
-    """Inhibition recomputed from every alert, every alert visited on tick."""
+    """Inhibition recomputed from every alert, every alert visited on tick,
+    groups walked: the machine's transitions (handle, _advance) without its
+    index's answers."""
 
     def inhibited_kinds(self):
         held = set()
@@ -27,48 +29,12 @@ class ReferenceMachine(AlertMachine):
                 held.update(INHIBIT[kind])
         return held
 
-    def observe(self, obs):
-        kind, key, now = obs["kind"], obs["key"], obs["at"]
-        if not obs["active"]:
-            action = self.handle(kind, key, "clear", now)
-            return [action] if action else []
-        rec = self.alerts.get((kind, key))
-        if kind in self.inhibited_kinds() and (rec is None or rec["state"] == "resolved"):
-            return []
-        action = self.handle(kind, key, "raise", now, obs)
-        if action is None:
-            # Already pending or firing: its deadlines are the tick's to
-            # judge, in (kind, key) order, so a re-observation (a rebuilt
-            # watchdog's first tick) emits what the uninterrupted one would.
-            return []
-        return [action] + self._advance((kind, key), now, False)
-
-    def _advance(self, ident, now, with_repeat):
-        rec = self.alerts.get(ident)
-        if rec is None or ident[0] in self.inhibited_kinds():
-            return []
-        kind, key = ident
-        actions = []
-        if rec["state"] == "pending" and now >= rec["pending_since"] + self.kinds[kind]["for"]:
-            actions.append(self.handle(kind, key, "for_elapsed", now))
-            rec = self.alerts[ident]
-        if rec["state"] != "firing":
-            return actions
-        ttl = self.kinds[kind].get("ttl")
-        if ttl is not None and now >= rec["fired_at"] + ttl:
-            actions.append(self.handle(kind, key, "expire", now))
-            return actions
-        if (rec["severity"] != "critical" and rec["escalate_at"] is not None
-                and now >= rec["escalate_at"]):
-            actions.append(self.handle(kind, key, "escalate", now))
-        elif with_repeat and not self.kinds[kind]["count"] \
-                and now >= rec["last_notified"] + self.kinds[kind]["repeat"]:
-            actions.append(self.handle(kind, key, "repeat", now))
-        return actions
+    def _held(self, kind):
+        return kind in self.inhibited_kinds()
 
     def tick(self, now):
         actions = []
-        for ident in sorted(self.alerts):
+        for ident in sorted(self.alerts):     # every alert, due or not
             actions.extend(self._advance(ident, now, True))
         # Counted kinds: one repeat per group, on its oldest firing alert.
         for kind in sorted({k for (k, _) in self.alerts}):

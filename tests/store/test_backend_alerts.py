@@ -3,28 +3,16 @@ journal seq go through an index (not a scan of the device's alerts), and
 `daozhang backend alerts --group` shows one line per terminal and kind."""
 
 import json
-import os
 import time
 
-import pytest
 from click.testing import CliRunner
 
 from daozhang.backend.alert_groups import groups
 from daozhang.backend.store import open_store
 from daozhang.cli.main import cli as main
-from dztest.pg import fresh_schema
 
 NOW = int(time.time() * 1000)   # relative to the real clock: never goes stale
 DAY = 86400000
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield os.path.join(str(tmp_path), "backend.db")
-    else:
-        with fresh_schema() as url:
-            yield url
 
 
 def overdue(key, state, at, amount=1000, severity="warning", since=None):
