@@ -37,8 +37,10 @@ from daozhang.agent.sync_journal import FrameReader, save_anchor, load_anchor
 TOPIC_ROOT = "daozhang/v1/"
 SESSION_EXPIRY_S = 14 * 86400
 CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
-# Alert transitions per `alerts` message (publish_alerts).
-ALERTS_PER_MESSAGE = 256
+# Alert transitions per `alerts` message (publish_alerts): with the sync
+# core's queue of waiting messages (max_alerts), this bounds what the topic
+# path holds in memory (64 x ~400 bytes x 256 messages: about 6 MiB).
+ALERTS_PER_MESSAGE = 64
 
 
 def now_ms():

@@ -183,8 +183,11 @@ def _backend_firing(db_path):
     try:
         db = sqlite3.connect(db_path, timeout=30)
         try:
-            return db.execute("SELECT COUNT(*) FROM alerts WHERE device_id = ? AND kind = "
-                              "'settlement_overdue' AND state = 'firing'", (DEVICE,)).fetchone()[0]
+            # The `firing` action of each sale (its escalation is firing too).
+            return db.execute("SELECT COUNT(DISTINCT json_extract(payload, '$.alert.key')) "
+                              "FROM alerts WHERE device_id = ? AND kind = 'settlement_overdue' "
+                              "AND json_extract(payload, '$.alert.action') = 'firing'",
+                              (DEVICE,)).fetchone()[0]
         finally:
             db.close()
     except sqlite3.Error:
