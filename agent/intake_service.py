@@ -69,9 +69,6 @@ class IntakeService:
         # Hook: called with (seq, payload) after each committed transaction
         # (the settlement watchdog listens here).
         self.on_commit = lambda seq, payload: None
-        # Hook: called once a committed transaction has left `_pending` (the
-        # listeners' floor moved past it): the settlement thread wakes here.
-        self.after_commit = lambda: None
         self._catch_up()
 
     def _catch_up(self):
@@ -174,7 +171,6 @@ class IntakeService:
                 if result is not None:
                     self._maybe_commit_locked(wall_ms, boot_id)
             done.set()
-        self.after_commit()
         self.log("txn_committed", seq=result["seq"], pos_txn_id=pid, kind=payload["kind"],
                  amount=payload["amount"], currency=payload["currency"])
         return result
