@@ -70,6 +70,8 @@ REPLAY_COMMIT_EVERY = 50000
 # Committed sales judged per pass of the settlement thread (one journal append
 # of their alert actions, one publish batch, one display refresh).
 DRAIN_BATCH = 512
+# Committed sales waiting with their payloads; more wait as a seq only.
+QUEUE_PAYLOADS = 4096
 # alerts.json and the display are rewritten at most this often (seconds).
 SHOW_EVERY_S = 0.5
 # alerts.json lists at most this many single alerts; the groups count them all.
@@ -327,6 +329,7 @@ class SettlementPlugin:
                     batch.append(heapq.heappop(self._incoming))
             if not batch:
                 return 0
+            batch = self._with_payloads(batch)
             now = self.now()
             full = self.machine.alerts.get(("journal_full", "device"))
             if full is not None and full["state"] in ("pending", "firing"):
@@ -350,6 +353,21 @@ class SettlementPlugin:
                 actions.extend(self._judge(("tick", now), now))
             self._emit(actions)
             return len(batch)
+
+    def _with_payloads(self, batch):
+        """`batch` (seq order) with every payload the queue dropped read back
+        from the journal, in one pass over the records it spans."""
+        missing = [seq for seq, payload in batch if payload is None]
+        if not missing:
+            return batch
+        wanted, found = set(missing), {}
+        for rec in self.journal.records(from_seq=missing[0]):
+            if rec.seq > missing[-1]:
+                break
+            if rec.seq in wanted:
+                found[rec.seq] = rec.payload
+        return [(seq, payload if payload is not None else found.get(seq))
+                for seq, payload in batch if payload is not None or seq in found]
 
     def tick(self):
         self.drain()
@@ -382,7 +400,11 @@ class SettlementPlugin:
         """A committed transaction (the intake's listener): queued, nothing
         more on the POS's reply path; the settlement thread judges it."""
         with self._incoming_lock:
-            heapq.heappush(self._incoming, (seq, payload))
+            # Past QUEUE_PAYLOADS waiting, only the seq waits: the payload is
+            # read back from the journal when judged (memory stays bounded
+            # if the POS outruns the watchdog for a long time).
+            keep = payload if len(self._incoming) < QUEUE_PAYLOADS else None
+            heapq.heappush(self._incoming, (seq, keep))
         if self._inline:
             self.drain()
         # Else the settlement thread judges it within REFRESH_S: a pass every
@@ -472,8 +494,14 @@ class SettlementPlugin:
             self._checkpoint(self._safe_cursor())
 
     def release_floor(self):
+        """The lowest seq the journal must keep for the watchdog: its own
+        unsettled sales, and the committed sales not yet judged."""
         with self._lock:
-            return self.watchdog.release_cursor()
+            floor = self.watchdog.release_cursor()
+            with self._incoming_lock:
+                if self._incoming and (floor is None or self._incoming[0][0] < floor):
+                    floor = self._incoming[0][0]
+            return floor
 
     # -- the machine ------------------------------------------------------------------
 
