@@ -112,7 +112,8 @@ class Daemon:
                  fill="%.3f" % stats["fill"], outage=stats["outage"], version=__version__)
         self.service = IntakeService(self.journal, profile=profile, log=self.log,
                                      alert_hook=self._on_alert,
-                                     clock_trusted=lambda: self.clock.trusted)
+                                     clock_trusted=lambda: self.clock.trusted,
+                                     now_ms=lambda: self.now_ms())
         self.service.on_commit = self._transaction_committed
         own_boot = getattr(self.journal.clock, "boot_id", None)
         self.clock = ClockGuard(BUILD_MS, self.service.last_wall_before(own_boot))

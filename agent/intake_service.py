@@ -49,7 +49,8 @@ def content_digest(payload):
 
 
 class IntakeService:
-    def __init__(self, journal, profile=None, log=None, alert_hook=None, clock_trusted=lambda: True):
+    def __init__(self, journal, profile=None, log=None, alert_hook=None, clock_trusted=lambda: True,
+                 now_ms=lambda: time.time_ns() // 1000000):
         self.journal = journal
         self.dev = journal.device_id
         self.profile = profile
@@ -58,6 +59,7 @@ class IntakeService:
         # receives alert_hook(kind, severity, detail) on journal_full.
         self.alert_hook = alert_hook or (lambda kind, severity, detail: None)
         self.clock_trusted = clock_trusted
+        self.now_ms = now_ms        # the terminal's clock: a sale far from it is refused
         self._lock = threading.Lock()
         self.index = IntakeIndex(index_path(journal, "intake"), journal, log=self.log)
         # pos_txn_id -> (threading.Event, lowest seq its record can get)
@@ -130,7 +132,7 @@ class IntakeService:
         if not self.accepting:
             raise Refused("shutting_down", "the agent is stopping; retry in a moment")
         try:
-            payload = txn.validate(obj)
+            payload = txn.validate(obj, self.now_ms(), txn.time_window(self.profile))
         except PaymentDataRefused as exc:
             self.log("txn_refused", code=exc.code, field=exc.field)
             raise Refused(exc.code, str(exc), exc.field) from None

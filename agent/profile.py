@@ -27,7 +27,8 @@ from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.toml_file import read_toml
 
 TOP_KEYS = {"merchant_id", "terminal_id", "mcc", "region", "timezone", "currency",
-            "name", "settlement", "fees"}
+            "name", "settlement", "fees", "sale_time"}
+SALE_TIME_KEYS = {"days_back", "days_ahead"}
 SETTLEMENT_KEYS = {"mode", "cutoff", "d0_within_minutes", "holidays", "workdays"}
 FEE_KEYS = {"tolerance", "d0_surcharge"}
 CARD_KEYS = {"bp", "cap"}
@@ -163,8 +164,19 @@ def validate_profile(data, path="<profile>"):
             "d0_surcharge": _int(path, "fees.d0_surcharge", f.get("d0_surcharge", 0)),
             "card_types": cards}
     return {"path": path, "name": data.get("name", ""), "merchant_id": merchant_id,
+            "sale_time": _sale_time(path, data.get("sale_time", {})),
             "terminal_id": terminal_id, "mcc": mcc, "region": region, "timezone": tz,
             "currency": currency, "settlement": settlement, "fees": fees}
+
+
+def _sale_time(path, table):
+    """[sale_time]: how far a sale's time may be from the terminal's clock
+    (txn.time_window); beyond it the intake answers time_out_of_range."""
+    if not isinstance(table, dict):
+        raise ProfileError(path, "sale_time", "expected a table [sale_time]")
+    _unknown(path, "sale_time.", table, SALE_TIME_KEYS)
+    return {"days_back": _int(path, "sale_time.days_back", table.get("days_back", 30), 1, 3660),
+            "days_ahead": _int(path, "sale_time.days_ahead", table.get("days_ahead", 1), 0, 366)}
 
 
 def load_profile(path):

@@ -21,6 +21,7 @@ import cbor2
 
 from cryptography.exceptions import InvalidSignature
 
+from daozhang.agent.core import card_data
 from daozhang.agent.core import checkpoint
 from daozhang.agent.core import record
 from daozhang.agent.core import sync_messages as msgs
@@ -50,8 +51,8 @@ class Finding:
     def __init__(self, kind, seq, detail, evidence=None):
         self.kind = kind
         self.seq = seq
-        self.detail = detail
-        self.evidence = evidence
+        # Stored and logged: no card number from the device's bytes (SPEC 4.4).
+        self.detail, self.evidence = card_data.masked_value(detail), card_data.masked_bytes(evidence)
 
     def dedup_key(self, device_id):
         digest = hashlib.sha256(self.evidence or self.detail.encode()).hexdigest()[:32]
@@ -165,7 +166,7 @@ def decode_frame(frame):
     rec.boot_id, rec.mono_ms = boot_id, mono_ms
     rec.boot_id, rec.mono_ms = boot_id, mono_ms
     rec.hash = hashlib.sha256(head).digest()
-    rec.json = _payload_for_store(payload)
+    rec.json = _payload_for_store(card_data.masked_value(payload))   # SPEC 4.4: no PAN stored
     return rec
 
 

@@ -35,7 +35,7 @@ import time
 import tomllib
 import uuid
 
-from daozhang.agent.core import cbor
+from daozhang.agent.core import card_data, cbor
 from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, StorageError
 from daozhang.backend import ingest
 from daozhang.agent.mqtt_link import set_nodelay
@@ -296,8 +296,8 @@ class Ingestor:
             state = _text(alert.get("state", "firing"))
             severity = _text(alert.get("severity", "warning"))
             seq = alert.get("seq") if isinstance(alert.get("seq"), int) else None
-            body = ingest.jsonable({"v": msg.get("v"), "dev": device_id, "at": msg.get("at"),
-                                    "alert": alert})
+            body = ingest.jsonable(card_data.masked_value(      # SPEC 4.4: no PAN stored
+                {"v": msg.get("v"), "dev": device_id, "at": msg.get("at"), "alert": alert}))
             # An alert the device could not journal has no seq: the device's
             # time of the transition tells a resend from a new one.
             at = alert.get("at") if isinstance(alert.get("at"), int) else body.get("at")

@@ -37,8 +37,12 @@ from daozhang.agent.signer import generate_keypair, load_signer
 from daozhang.agent.storage import FileStorage
 
 
+# An hour ago in the merchant's zone (+08:00, no DST), not a fixed day that goes stale.
+SALE_TIME = time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600 - 3600))
+
+
 def sale(n):
-    return {"kind": "sale", "pos_txn_id": "B%09d" % n, "time": "2026-11-26T10:00:00+08:00",
+    return {"kind": "sale", "pos_txn_id": "B%09d" % n, "time": SALE_TIME,
             "amount": 1000 + n % 5000, "currency": "CNY", "card": "622202******%04d" % (n % 10000),
             "card_type": "debit", "auth_code": "%06d" % (n % 1000000), "rrn": "%012d" % n,
             "merchant_id": "102310058120001", "terminal_id": "T0000001", "mcc": "5812", "settlement": "T1"}

@@ -24,6 +24,8 @@ import socket
 import struct
 import sys
 
+from daozhang.agent.core import strict_json
+
 MAX_FRAME = 65536
 DEFAULT_SOCKET = "/run/daozhang/intake.sock"
 _HEADER = struct.Struct(">I")
@@ -147,7 +149,7 @@ class Client:
         if not 1 <= n <= MAX_FRAME:
             raise ProtocolError("reply frame length %d outside 1..%d" % (n, MAX_FRAME))
         try:
-            return json.loads(self._read_exact(n).decode("utf-8"))
+            return strict_json.loads(self._read_exact(n).decode("utf-8"))
         except ValueError:
             raise ProtocolError("reply frame is not UTF-8 JSON") from None
 

@@ -12,7 +12,7 @@ import time
 
 from cryptography.hazmat.primitives import serialization
 
-from daozhang.agent.core.errors import DaozhangError, RemoteError
+from daozhang.agent.core.errors import DaozhangError, LocalError, RemoteError
 from daozhang.agent.core.service_frames import (
     ERROR, MAX_PAYLOAD, NAK, NEED_DATA, REQUEST, RESPONSE, BadFrame, Frame, FrameCodec)
 from daozhang.agent.core.service_session import auth_message
@@ -172,7 +172,19 @@ class ServiceClient:
     def info(self):
         return self.request("info")
 
-    def authenticate(self, private_key):
+    def authenticate(self, private_key, attempts=3):
+        """auth_begin + auth.  The device never resends the answer to auth
+        (it carries the token, SPEC 8.4): when that answer is lost, the
+        re-sent request gets `auth_not_resent` and we start over."""
+        for attempt in range(attempts):
+            try:
+                return self._authenticate_once(private_key)
+            except DeviceRefused as exc:
+                if exc.code != "auth_not_resent" or attempt == attempts - 1:
+                    raise
+        raise LocalError("attempts must be at least 1")
+
+    def _authenticate_once(self, private_key):
         challenge = self.request("auth_begin")
         device_id, nonce = challenge.get("device_id"), challenge.get("nonce")
         if not isinstance(device_id, str) or not isinstance(nonce, bytes) or len(nonce) != 32:

@@ -13,6 +13,10 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# libfaketime: CI reruns the date-sensitive tests with the clock a year ahead (scripts/moved_clock.sh).
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || [ -f /usr/lib/faketime/libfaketime.so.1 ] \
+    || need_apt+=(libfaketime)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)    # builds scripts/faketime_monotonic_fix.c
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"

@@ -11,7 +11,7 @@ A frame whose length is 0 or above the limit, or an end of stream inside a
 frame, is fatal: next_event raises FrameError (code frame_too_large,
 empty_frame or truncated_frame) and the decoder is dead (ERROR): no resync
 is attempted, the connection is closed after one error response.  A frame
-that is complete but holds no JSON object is not fatal: it becomes a Message
+that is complete but holds no JSON object, or repeats a key in an object, is not fatal: it becomes a Message
 whose `error` is a FrameError (bad_json), and the next frame is read as usual.
 
 `parse_request(message)` checks the request envelope and returns a Request.
@@ -21,6 +21,7 @@ Portable: CPython and MicroPython (json and struct only).
 import json
 import struct
 
+from . import strict_json
 from .errors import LocalError, RemoteError
 
 VERSION = 1
@@ -94,9 +95,12 @@ def encode(obj):
 
 
 def decode_body(body):
-    """JSON object from a frame body, or FrameError(bad_json)."""
+    """JSON object from a frame body, or FrameError(bad_json); a key repeated
+    in any object is bad_json too (strict_json: parsers disagree on it)."""
     try:
-        obj = json.loads(body.decode("utf-8"))
+        obj = strict_json.loads(body.decode("utf-8"))
+    except strict_json.DuplicateKey as exc:
+        raise FrameError("bad_json", "frame body: " + str(exc) + "; send each key once") from None
     except Exception:
         # A foreign parser: whatever it raises (ValueError, UnicodeError,
         # RecursionError on deep nesting) is the peer's fault, and ours to name.

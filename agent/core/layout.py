@@ -6,6 +6,7 @@ Portable: CPython and MicroPython.
 import binascii
 import struct
 
+from . import card_data
 from .errors import JournalCorrupt, LocalError
 
 SUPERBLOCK_SIZE = 4096
@@ -28,6 +29,9 @@ def _crc(data):
 def check_device_id(device_id):
     if not isinstance(device_id, str) or not 1 <= len(device_id) <= MAX_DEVICE_ID:
         raise LocalError("device id must be 1 to 64 characters")
+    if card_data.card_data_code(device_id, True) is not None:
+        # Before the message below, which would echo it.
+        raise LocalError("device id holds card data (a card number); choose another id")
     for ch in device_id:
         if ch not in _DEVICE_ID_CHARS:
             raise LocalError("device id %r: only letters, digits, '.', '_' and '-' are allowed" % device_id)

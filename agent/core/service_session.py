@@ -14,6 +14,7 @@ authentication) answer.
 
 import hashlib
 
+from . import card_data
 from .errors import LocalError
 from .service_frames import (
     ERROR, MAX_PAYLOAD, NAK, NEED_DATA, PAYLOAD, REQUEST, RESPONSE,
@@ -37,6 +38,8 @@ STATES = (UNAUTHENTICATED, CHALLENGE_ISSUED, AUTHENTICATED)
 AUTH_OK = "auth_ok"
 AUTH_FAILED = "auth_failed"
 DROP = "drop"
+# Stands for the answer to `auth` where the last answer is kept for resending.
+_TOKEN_ANSWER = object()
 
 # (state, command or outcome) -> next state.  A pair missing from the table
 # is refused with `auth_required` (or `no_challenge` for `auth`) and leaves
@@ -82,6 +85,24 @@ def _same_bytes(a, b):
     return diff == 0
 
 
+def _holds_card_data(value, depth):
+    """True when any text key or value (maps and lists followed 4 deep)
+    is card data by the one rule (card_data, SPEC 4.4)."""
+    if isinstance(value, str):
+        return card_data.card_data_code(value) is not None
+    if depth >= 4:
+        return False
+    if isinstance(value, dict):
+        for key in value:
+            if _holds_card_data(key, depth + 1) or _holds_card_data(value[key], depth + 1):
+                return True
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            if _holds_card_data(item, depth + 1):
+                return True
+    return False
+
+
 class _Refused(Exception):
     """A request answered with an ERROR frame (internal control flow)."""
 
@@ -123,7 +144,8 @@ class DeviceSession:
             raise LocalError("max_chunk %d leaves no room in a %d-byte payload" % (self.max_chunk, max_payload))
         self.idle_timeout = idle_timeout
         self.state = UNAUTHENTICATED
-        self.counters = {"frames": 0, "bad_frames": 0, "naks_sent": 0, "resends": 0}
+        self.counters = {"frames": 0, "bad_frames": 0, "naks_sent": 0, "resends": 0,
+                         "tokens_withheld": 0}
         self._nonce = None
         self._token = None
         self._last_good = None
@@ -196,23 +218,42 @@ class DeviceSession:
         if frame.type == NAK:
             if self._last_answer is None:
                 return b""
-            self.counters["resends"] += 1
-            return self._last_answer
+            return self._resend()
         if frame.type != REQUEST:
             answer = Frame(ERROR, frame.seq, {"code": "bad_request",
                                               "message": "device accepts REQUEST (1) and NAK (4) frames, got type %d" % frame.type})
             return self.codec.send(answer)
         if (self._last_answer is not None and frame.seq == self._last_seq
                 and frame.payload == self._last_request):
-            self.counters["resends"] += 1
-            return self._last_answer
+            return self._resend()
         return self._remember(frame.payload, frame.seq, self._answer(frame))
+
+    def _resend(self):
+        """The last answer again, byte for byte; except the answer to `auth`,
+        which carries the session token: anyone on the link can send a NAK
+        or replay a request, so the token travels only in the answer it was
+        issued in.  Asking again ends the session (the token is void: who
+        lost the answer never had it) and says to authenticate again."""
+        if self._last_answer is _TOKEN_ANSWER:
+            self.counters["tokens_withheld"] += 1
+            if self.state == AUTHENTICATED:
+                self._transition(DROP)
+            seq = self._last_seq
+            self._last_request = None
+            self._last_answer = None
+            return self.codec.send(Frame(ERROR, seq, {
+                "code": "auth_not_resent",
+                "message": "the answer to auth is never resent; run auth_begin and auth again"}))
+        self.counters["resends"] += 1
+        return self._last_answer
 
     def _remember(self, request, seq, answer):
         data = self.codec.send(answer)
         self._last_seq = seq
         self._last_request = request
-        self._last_answer = data
+        carries_token = (answer.type == RESPONSE and self._token is not None
+                         and answer.payload.get("session") is self._token)
+        self._last_answer = _TOKEN_ANSWER if carries_token else data
         return data
 
     def _transition(self, outcome):
@@ -234,6 +275,10 @@ class DeviceSession:
             return Frame(ERROR, frame.seq, {"code": exc.code, "message": exc.message})
 
     def _command(self, request):
+        if _holds_card_data(request, 0):
+            # Before any message that could echo a value back (and into the
+            # laptop's output or logs).
+            raise _Refused("pan_refused", "a request field holds card data; it is refused")
         cmd = request.get("cmd")
         if not isinstance(cmd, str):
             raise _Refused("bad_request", "request needs \"cmd\" as text")

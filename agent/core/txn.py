@@ -29,6 +29,8 @@ scanned exactly as on MicroPython.  The rules live in the scanners only.
 
 import sys
 
+from . import card_data
+from .business_calendar import parse_rfc3339_ms
 from .errors import PaymentDataRefused, ValidationError
 
 KINDS = ("sale", "refund", "void", "reversal", "preauth_completion")
@@ -36,6 +38,9 @@ NEEDS_ORIGINAL = ("refund", "void", "reversal")
 MAX_AMOUNT = 999999999999          # 12 digits: an amount can never look like a PAN
 MAX_TEXT = 256                     # free-text fields, in characters
 MAX_ID = 64                        # pos_txn_id, original_pos_txn_id
+DAY_MS = 86400000
+DAYS_BACK = 30                     # default window around the terminal's clock
+DAYS_AHEAD = 1
 
 # ISO 4217 alphabetic codes in use (2024 list, plus the fund codes).
 CURRENCIES = frozenset((
@@ -58,148 +63,34 @@ _TRACK_NAMES = frozenset(("track", "track1", "track2", "track3", "track_data", "
                           "track2_data", "magstripe", "magnetic_stripe", "equivalent_data"))
 _PAN_NAMES = frozenset(("pan", "card_number", "cardnumber", "card_no", "full_card",
                         "full_pan", "account_number", "primary_account_number"))
-# Words that introduce a CVV in free text ("cvv 123", "CVC2: 4567").
-_CVV_WORDS = ("cvv2", "cvc2", "cvv", "cvc", "cav2", "csc", "cid", "security code")
-
 _DIGITS = "0123456789"
 _ALNUM = _DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_CHARS = _ALNUM + "._:-"
 _MASK = "*Xx"
 _CARD_SEPARATORS = " -"
 _CARD_CHARS = _DIGITS + _MASK + _CARD_SEPARATORS
+# Fields whose long digit runs are identifiers (card_data's identifier mode).
+_ID_FIELDS = ("pos_txn_id", "original_pos_txn_id")
+# Text fields a POS fills freely: a number split across two of them is one.
+# (time, card, kind... have formats no digit run can cross into.)
+_SPLIT_FIELDS = _ID_FIELDS + ("note", "operator", "card_type", "terminal_id")
+
+luhn_ok = card_data.luhn_ok          # kept for the callers that test with it
 
 
-# --- payment data (SPEC 4.4) ------------------------------------------------
+# --- payment data (SPEC 4.4): the rule is agent/core/card_data.py ------------
 
-def luhn_ok(digits):
-    total = 0
-    double = False
-    for i in range(len(digits) - 1, -1, -1):
-        d = ord(digits[i]) - 48
-        if double:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-        double = not double
-    return total % 10 == 0
+_MESSAGES = {
+    "track_refused": "track data is refused; it must never leave the card reader",
+    "pan_refused": "a full card number (PAN) is refused; send only the masked number",
+    "cvv_refused": "a card verification code (CVV/CVC) is refused",
+}
 
 
-def _digit_chains(text):
-    """Yield lists of digit groups joined by single spaces or dashes.
-
-    "pay 4111 1111-1111 1111 now" yields [["4111", "1111", "1111", "1111"]].
-    """
-    n = len(text)
-    i = 0
-    while i < n:
-        if text[i] not in _DIGITS:
-            i += 1
-            continue
-        groups = []
-        while True:
-            j = i
-            while j < n and text[j] in _DIGITS:
-                j += 1
-            groups.append(text[i:j])
-            if j + 1 < n and text[j] in _CARD_SEPARATORS and text[j + 1] in _DIGITS:
-                i = j + 1
-                continue
-            i = j
-            break
-        yield groups
-
-
-def contains_pan(text):
-    """True when `text` holds a run of 13-19 digits that passes Luhn.
-
-    Digits may be grouped by single spaces or dashes; every contiguous run of
-    groups totalling 13-19 digits is tried, so a PAN followed by a short
-    number ("4111111111111111 123") is still found.  A single group of more
-    than 19 digits is treated as hiding one (it almost always contains a
-    Luhn-valid window, and no field of ours needs such a run).
-    """
-    for groups in _digit_chains(text):
-        for start in range(len(groups)):
-            if len(groups[start]) > 19:
-                return True
-            joined = ""
-            for k in range(start, len(groups)):
-                joined += groups[k]
-                if len(joined) > 19:
-                    break
-                if len(joined) >= 13 and luhn_ok(joined):
-                    return True
-    return False
-
-
-def contains_track_data(text):
-    """Track 1 (%B<PAN>^NAME^...), track 2 (;<PAN>=YYMM...?) or its EMV twin (D)."""
-    n = len(text)
-    for sentinel in ("%B", "%b"):
-        at = text.find(sentinel)
-        while at >= 0:
-            if at + 2 < n and text[at + 2] in _DIGITS:
-                return True
-            at = text.find(sentinel, at + 1)
-    if n < 12:
-        return False
-    # A 12-19 digit run followed by '=' or 'D' and 4+ digits (expiry, service code).
-    i = 0
-    while i < n:
-        if text[i] in _DIGITS:
-            j = i
-            while j < n and text[j] in _DIGITS:
-                j += 1
-            if 12 <= j - i <= 19 and j < n and text[j] in "=Dd":
-                k = j + 1
-                while k < n and text[k] in _DIGITS:
-                    k += 1
-                if k - j - 1 >= 4:
-                    return True
-            i = j
-        else:
-            i += 1
-    # Name field framed by carets after a digit run: "...1111^DOE/J^2512..."
-    first = text.find("^")
-    if first > 0 and text.find("^", first + 1) > first and text[first - 1] in _DIGITS:
-        return True
-    return False
-
-
-def contains_cvv(text):
-    low = text.lower()
-    for word in _CVV_WORDS:
-        start = 0
-        while True:
-            at = low.find(word, start)
-            if at < 0:
-                break
-            start = at + 1
-            if at > 0 and low[at - 1] in _ALNUM:
-                continue
-            k = at + len(word)
-            while k < len(low) and low[k] in " :=#-":
-                k += 1
-            j = k
-            while j < len(low) and low[j] in _DIGITS:
-                j += 1
-            if 3 <= j - k <= 4:
-                return True
-    return False
-
-
-def _scan_text(field, text):
-    if len(text) < 3:
-        return                  # too short for "%B9", a CVV word or 12+ digits
-    if contains_track_data(text):
-        raise PaymentDataRefused(field, "track data is refused; it must never leave the card reader",
-                                 "track_refused")
-    if len(text) >= 13 and contains_pan(text):
-        raise PaymentDataRefused(field, "a full card number (PAN) is refused; "
-                                 "send only the masked number", "pan_refused")
-    if contains_cvv(text):
-        raise PaymentDataRefused(field, "a card verification code (CVV/CVC) is refused", "cvv_refused")
+def _scan_text(field, text, identifier=False):
+    code = card_data.card_data_code(text, identifier)
+    if code is not None:
+        raise PaymentDataRefused(field, _MESSAGES[code], code)
 
 
 def _scan(field, value, depth):
@@ -207,12 +98,11 @@ def _scan(field, value, depth):
     if depth > 8:
         raise ValidationError(field, "nested deeper than 8 levels", "bad_format")
     if isinstance(value, str):
-        _scan_text(field, value)
+        _scan_text(field, value, depth == 0 and field in _ID_FIELDS)
     elif isinstance(value, bool) or value is None:
         return
     elif isinstance(value, int):
-        digits = str(-value if value < 0 else value)
-        if len(digits) > 19 or (len(digits) >= 13 and luhn_ok(digits)):
+        if card_data.contains_card_number(str(-value if value < 0 else value)):
             raise PaymentDataRefused(field, "a number shaped like a card number is refused",
                                      "pan_refused")
     elif isinstance(value, dict):
@@ -245,26 +135,57 @@ def refuse_payment_data(obj):
     _scan("", obj, 0)
 
 
+def _refuse_split_numbers(obj):
+    """A card number split across two scanned text fields (the tail of one
+    followed by the head of another, in either order) is refused too.
+
+    Cheap when nothing can join: only a field starting with a digit or a
+    separator has a head, and with no head there is no pair to scan."""
+    heads = []
+    for key in _SPLIT_FIELDS:
+        value = obj.get(key)
+        if type(value) is str and value and _joins(value[0]):
+            head = card_data.edge_digits(value, key in _ID_FIELDS)[0]
+            if head:
+                heads.append((key, head))
+    if not heads:
+        return
+    for a in _SPLIT_FIELDS:
+        value = obj.get(a)
+        if type(value) is not str or not value or not _joins(value[-1]):
+            continue
+        tail = card_data.edge_digits(value, a in _ID_FIELDS)[1]
+        for b, head in heads:
+            if tail and a != b and len(tail) + len(head) >= card_data.MIN_PAN \
+                    and card_data.contains_card_number(tail + head):
+                raise PaymentDataRefused(a + "+" + b, "a full card number (PAN) split across "
+                                         "two fields is refused", "pan_refused")
+
+
+def _joins(ch):
+    return card_data.digit_value(ch) >= 0 or ch in card_data.SEPARATORS
+
+
 # --- the CPython pre-filter -------------------------------------------------
 #
-# Each test is a superset of one scanner rule, so text that passes them all
-# holds nothing _scan_text could refuse:
-#   12 chars of [0-9 -] in a row   contains_pan needs 13+ digits chained by
-#                                  single ' '/'-', the track 2 rule a run of
-#                                  12-19 digits;
-#   '^' anywhere                   the track 1 name field;
-#   '%b' in the lower-cased text   the track 1 start sentinel (%B or %b);
-#   a CVV word, [ :=#-]*, 3 digits contains_cvv, on the same lower-cased text.
+# Each test is a superset of one rule, so text that passes them all holds
+# nothing card_data could refuse:
+#   13 digits chained by separators  a card number (ASCII or full-width);
+#   12 digits, [=Dd], 4 digits       the track 2 rule ('=' ends a chain);
+#   '^' anywhere                     the track 1 name field;
+#   '%b' in the lower-cased text     the track 1 start sentinel (%B or %b);
+#   a CVV word, [ :=#-]*, 3 digits   contains_cvv, on the same lower-cased text.
 # Separate searches, not one alternation: sre tries every alternative at
 # every position, and this runs on every transaction.  CPython only:
 # MicroPython's re has no counted repeats, and a pre-filter that silently
 # under-matched would let a PAN through.
 if sys.implementation.name == "cpython":
     import re
-    _chain12 = re.compile(r"[0-9 -]{12}").search
+    _chain13 = card_data.might_hold_card_number
+    _track2 = re.compile("[0-9\uff10-\uff19]{12}[=Dd][0-9\uff10-\uff19]{4}").search
     _cvv_word = re.compile(r"(?:cvv2|cvc2|cvv|cvc|cav2|csc|cid|security code)[ :=#-]*[0-9]{3}").search
 else:
-    _chain12 = _cvv_word = None
+    _chain13 = _track2 = _cvv_word = None
 
 
 def _surely_clean(obj):
@@ -272,7 +193,7 @@ def _surely_clean(obj):
     raise: every key a known field (field names hold no card data), every
     scanned value a plain string, and the pre-filter silent on them all.
     False means "scan exactly", not "refused"."""
-    if _chain12 is None:
+    if _chain13 is None:
         return False
     texts = []
     for key in obj:
@@ -288,7 +209,7 @@ def _surely_clean(obj):
             texts.append(value)
     # '\n' is in none of the classes above: no match spans two fields.
     text = "\n".join(texts)
-    if "^" in text or _chain12(text) is not None:
+    if "^" in text or _chain13(text) or _track2(text) is not None:
         return False
     low = text.lower()
     return "%b" not in low and _cvv_word(low) is None
@@ -472,14 +393,39 @@ def _type_name(t):
     return "integer" if t is int else "string"
 
 
-def validate(obj):
-    """Check a decoded transaction JSON object; return the canonical payload."""
+def time_window(profile=None):
+    """(ms back, ms ahead) a sale's time may be from the terminal's clock:
+    the profile's [sale_time] days_back / days_ahead, else 30 and 1 days."""
+    table = (profile or {}).get("sale_time") or {}
+    return (table.get("days_back", DAYS_BACK) * DAY_MS, table.get("days_ahead", DAYS_AHEAD) * DAY_MS)
+
+
+def validate(obj, now_ms=None, window=None):
+    """Check a decoded transaction JSON object; return the canonical payload.
+
+    With `now_ms` (the terminal's clock, Unix ms) a sale whose time is more
+    than `window` = (ms back, ms ahead) from it, time_window() by default,
+    is refused (time_out_of_range).  Without it the time is checked for
+    form only (tools re-reading what an intake already accepted)."""
     if not isinstance(obj, dict):
         raise ValidationError("", "a transaction must be a JSON object", "not_an_object")
     # Payment data first, over everything except the strict identifiers.
     if not _surely_clean(obj):
         _refuse_payment_fields(obj)
-    return _check_fields(obj)
+    _refuse_split_numbers(obj)
+    out = _check_fields(obj)
+    if now_ms is not None:
+        _check_time_window(out["time"], now_ms, window or time_window())
+    return out
+
+
+def _check_time_window(text, now_ms, window):
+    at = parse_rfc3339_ms(text, "time")
+    back, ahead = window
+    if at < now_ms - back or at > now_ms + ahead:
+        raise ValidationError("time", "more than %d day(s) before or %d day(s) after the "
+                              "terminal's clock; check the POS clock"
+                              % (back // DAY_MS, ahead // DAY_MS), "time_out_of_range")
 
 
 def _refuse_payment_fields(obj):

@@ -14,6 +14,7 @@ import os
 
 import click
 
+from daozhang.agent.core import strict_json
 from daozhang.agent.core.errors import DaozhangError, LocalError
 
 LIST_LIMIT = 20   # single alerts listed under the grouped line
@@ -56,7 +57,7 @@ def alerts(config_path, as_json, from_journal):
     if not from_journal and os.path.exists(path):
         try:
             with open(path, encoding="utf-8") as f:
-                out = json.load(f)
+                out = strict_json.loads(f.read())
             out["source"] = "agent"
         except (OSError, ValueError) as exc:
             raise LocalError("%s: cannot read (%s); try --from-journal" % (path, exc)) from None

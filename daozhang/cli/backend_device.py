@@ -5,6 +5,7 @@ import json
 import click
 
 from daozhang.cli._backend_common import db_options, open_backend_store
+from daozhang.cli.card_args import refuse_card_data
 
 
 @click.group("device")
@@ -13,7 +14,7 @@ def device():
 
 
 @device.command("add")
-@click.argument("device_id")
+@click.argument("device_id", callback=refuse_card_data)
 @click.option("--pubkey", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The device's Ed25519 public key (PEM, from provisioning: device.pub).")
 @click.option("--replace", is_flag=True, help="Replace the key of a registered device (key rotation).")

@@ -19,6 +19,7 @@ from daozhang.agent.journal_file import create_journal
 from daozhang.agent.profile import load_profile
 from daozhang.agent.signer import fingerprint, generate_keypair, load_public_key, raw_public
 from daozhang.boards.load import load_board
+from daozhang.cli.card_args import refuse_card_data
 from daozhang.cli.sizes import ByteSize
 
 _ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -101,7 +102,7 @@ def _check_pubkey(option, path):
 
 @click.command("provision")
 @click.option("--board", required=True, help="Board name (rpi4, generic-linux) or a board .toml.")
-@click.option("--device-id", required=True, help="This terminal's id: 1-64 of A-Z a-z 0-9 . _ -")
+@click.option("--device-id", required=True, callback=refuse_card_data, help="This terminal's id: 1-64 of A-Z a-z 0-9 . _ -")
 @click.option("--profile", "profile_path", required=True, type=click.Path(dir_okay=False),
               help="The merchant profile (TOML), e.g. examples/merchant.toml.")
 @click.option("--backend-pubkey", required=True, type=click.Path(dir_okay=False),

@@ -17,6 +17,7 @@ import json
 
 import click
 
+from daozhang.cli.card_args import refuse_card_data
 from daozhang.host_tools import pki as pki_lib
 
 EPILOG = "Exit codes: 0 ok, 1 certificate rejected (show --ca), 2 usage or I/O error."
@@ -44,7 +45,7 @@ def pki():
 @pki.command("init", epilog=EPILOG)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Directory for ca.crt and ca.key (created).")
-@click.option("--name", default="daozhang fleet CA", show_default=True, help="The CA's CN.")
+@click.option("--name", default="daozhang fleet CA", show_default=True, callback=refuse_card_data, help="The CA's CN.")
 @_days_option(pki_lib.CA_DAYS)
 def init(out_dir, name, days):
     """Create the fleet CA (CA_DIR/ca.crt, CA_DIR/ca.key)."""
@@ -69,7 +70,7 @@ def server(ca_dir, hosts, out_prefix, days):
 
 
 @pki.command("device", epilog=EPILOG)
-@click.argument("device_id")
+@click.argument("device_id", callback=refuse_card_data)
 @click.option("--ca", "ca_dir", required=True, type=click.Path(file_okay=False, exists=True),
               help="The CA directory (from `pki init`).")
 @click.option("--out", "out_prefix", default=None,
@@ -83,7 +84,7 @@ def device(device_id, ca_dir, out_prefix, days):
 
 
 @pki.command("backend", epilog=EPILOG)
-@click.argument("name", default="backend")
+@click.argument("name", default="backend", callback=refuse_card_data)
 @click.option("--ca", "ca_dir", required=True, type=click.Path(file_okay=False, exists=True),
               help="The CA directory (from `pki init`).")
 @click.option("--out", "out_prefix", default=None,

@@ -10,6 +10,7 @@ import sys
 
 import click
 
+from daozhang.agent.core import strict_json
 from daozhang.client import DEFAULT_SOCKET, AgentUnavailable, ClientError, Client, Refused
 
 
@@ -42,7 +43,9 @@ def submit(socket_path, json_text, timeout, file):
         _fail("usage", "give the transaction as --json TEXT or as FILE, not both", 2)
     text = json_text if json_text is not None else (file or sys.stdin).read()
     try:
-        obj = json.loads(text)
+        obj = strict_json.loads(text)
+    except strict_json.DuplicateKey as exc:
+        _fail("bad_json", "the transaction JSON: %s; give each key once" % exc, 2)
     except ValueError as exc:
         _fail("bad_json", "the transaction is not JSON (line %d column %d)" % (exc.lineno, exc.colno), 2)
     try:

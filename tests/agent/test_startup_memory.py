@@ -88,7 +88,7 @@ def test_a_second_start_reuses_the_intake_index_and_a_lost_one_is_rebuilt(tmp_pa
         assert again.index.db.rebuilt is None          # reused, not rebuilt
         known = again.index.get(txn_payload(7)["pos_txn_id"])
         assert known is not None and known[1] > 0
-        dup = again.submit(dict(txn_payload(7), time="2026-11-26T09:30:00+08:00"))
+        dup = again.submit(dict(txn_payload(7)))
         assert dup["duplicate"] and dup["seq"] == known[1]
         again.flush()
         again.index.close()

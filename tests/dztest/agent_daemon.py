@@ -4,8 +4,8 @@
 under tmp.  `AgentProcess` starts `python -m daozhang agent run` with a real
 $NOTIFY_SOCKET, so a test waits for systemd's READY=1 datagram instead of
 sleeping, and can read WATCHDOG=1 pings.  `check_journal` verifies a journal
-with host_tools' verifier when it exists, else with an independent pass over
-the records (chain, sequence, checkpoint signatures and batch roots).
+with host_tools' verifier and also with an independent pass over the records
+(chain, sequence, checkpoint signatures and batch roots).
 """
 
 import os
@@ -20,6 +20,8 @@ import time
 
 from click.testing import CliRunner
 
+from dztest.dates import SALE_TIME
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROFILE = os.path.join(REPO, "examples", "merchant.toml")
 MERCHANT_ID = "102290058120001"      # examples/merchant.toml
@@ -27,7 +29,9 @@ TERMINAL_ID = "SH000001"
 
 
 def sale(pos_txn_id, amount=1250, **extra):
-    txn = {"kind": "sale", "pos_txn_id": pos_txn_id, "time": "2026-11-26T09:30:00+08:00",
+    """A valid T1 sale for examples/merchant.toml, dated an hour before the
+    test process started (dztest.dates: never overdue, on any date)."""
+    txn = {"kind": "sale", "pos_txn_id": pos_txn_id, "time": SALE_TIME,
            "amount": amount, "currency": "CNY", "card": "622588******1234", "card_type": "debit",
            "auth_code": "A1B2C3", "rrn": "123456789012", "merchant_id": MERCHANT_ID,
            "terminal_id": TERMINAL_ID, "mcc": "5812", "settlement": "T1"}
@@ -164,14 +168,11 @@ def check_journal(journal_path, pubkey_path, key_path):
     """Verify the journal; return its records.  Raises AssertionError on any problem."""
     with open(pubkey_path, "rb") as f:
         pub_pem = f.read()
-    try:
-        from daozhang.host_tools.verify import verify_journal
-    except ImportError:
-        verify_journal = None
-    if verify_journal is not None:
-        report = verify_journal(journal_path, [pub_pem])
-        ok = report.ok() if callable(report.ok) else report.ok
-        assert ok, str(getattr(report, "findings", report))[:3000]
+    # No fallback when the verifier cannot be imported: a broken verifier
+    # must fail the test, not quietly skip the check.
+    from daozhang.host_tools.verify import verify_journal
+    report = verify_journal(journal_path, [pub_pem])
+    assert report.ok, [str(f) for f in report.findings][:50]
     records = read_records(journal_path, key_path)
     _independent_check(records, pub_pem)
     return records

@@ -61,6 +61,8 @@ def merkle_root(hashes):
 
 
 def sample_txn(i):
+    # A fixed day is safe here: these journals go to the verifier only, which
+    # never compares a date with the clock (the live fixtures use dztest.dates).
     return {"kind": "sale", "pos_txn_id": "POS-%06d" % i, "time": "2026-11-26T08:30:00+08:00",
             "amount": 1000 + i, "currency": "CNY", "card": "622588******1234", "card_type": "debit",
             "auth_code": "%06d" % (i % 1000000), "rrn": "%012d" % i, "merchant_id": "123456789012345",

@@ -4,26 +4,14 @@ records by type, and settlement acks built by hand (genuine or forged)."""
 
 import json
 import os
-import time
 
 from daozhang.agent.core import record
 from daozhang.agent.core import settlement_ack
-from daozhang.agent.core.business_calendar import format_rfc3339
 from dztest.agent_daemon import read_records, sale
+from dztest.dates import CST, DAY_MS, now_ms, rfc3339  # noqa: F401 (re-exported for the tests)
 from dztest.sync_world import wait_for
-
-CST = 8 * 3600
-DAY_MS = 86400000
 HEADER = ("acquirer_ref,merchant_id,terminal_id,rrn,auth_code,txn_time,kind,card,amount,fee,"
           "settled_amount,settled_at,mcc,region")
-
-
-def now_ms():
-    return time.time_ns() // 1000000
-
-
-def rfc3339(ms):
-    return format_rfc3339(ms // 1000, CST)
 
 
 def backdated_sale(pos_txn_id, rrn, days_ago=10, amount=10000, **extra):

@@ -18,6 +18,7 @@ from daozhang.agent.journal_file import JournalFile
 from daozhang.agent.sync_journal import FrameReader
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.service import Ingestor
+from dztest.dates import SALE_TIME
 
 DEVICE = "pos-sync-1"
 
@@ -27,7 +28,8 @@ def signer(seed):
 
 
 def txn_payload(i, amount=1250):
-    return {"kind": "sale", "pos_txn_id": "T-%06d" % i, "time": "2026-11-26T09:30:00+08:00",
+    # Dated relative to now (dztest.dates): a fixed day would go overdue.
+    return {"kind": "sale", "pos_txn_id": "T-%06d" % i, "time": SALE_TIME,
             "amount": amount, "currency": "CNY", "card": "622588******1234", "card_type": "debit",
             "auth_code": "A1B2C3", "rrn": "%012d" % i, "merchant_id": "102290058120001",
             "terminal_id": "SH000001", "mcc": "5812", "settlement": "T1"}

@@ -14,6 +14,7 @@ from daozhang.backend.ack import AckSigner
 from daozhang.backend.settle import Settler
 from daozhang.backend.store import open_store
 from daozhang.host_tools.settlement_csv import parse_settlement_text
+from dztest.dates import DAY_MS, SALE_MS, rfc3339
 from dztest.micropython import run_micropython
 from dztest.settlement_e2e import HEADER, plain_row
 from dztest.sync import signer, txn_payload
@@ -21,6 +22,8 @@ from dztest.sync import signer, txn_payload
 DEV = "pos-ack-1"
 BACKEND = AckSigner(signer(9))
 OTHER = AckSigner(signer(11))
+# The acquirer settles a day after the sales of dztest.sync.txn_payload (dated relative to now).
+SETTLED_AT = rfc3339(SALE_MS + DAY_MS)
 
 
 def decode(payload, dev=DEV, backend=BACKEND):
@@ -139,15 +142,15 @@ def test_settler_matches_routes_and_reingest_changes_nothing(tmp_path):
     stored_receipts(store, "pos-a", [t1, t2])
     rows = [
         {"acquirer_ref": "X1", "terminal_id": "SH000001", "rrn": t1["rrn"], "amount": 10000,
-         "fee": 55, "settled_amount": 9945, "settled_at": "2026-11-27T10:00:00+08:00"},
+         "fee": 55, "settled_amount": 9945, "settled_at": SETTLED_AT},
         # no rrn: auth code + amount + time window
         {"acquirer_ref": "X2", "terminal_id": "SH000001", "auth_code": t2["auth_code"],
          "txn_time": t2["time"], "amount": 20000, "fee": 110, "settled_amount": 19890,
-         "settled_at": "2026-11-27T10:00:00+08:00"},
+         "settled_at": SETTLED_AT},
         {"acquirer_ref": "X3", "terminal_id": "SH000001", "rrn": "nope", "amount": 5,
-         "fee": 0, "settled_amount": 5, "settled_at": "2026-11-27T10:00:00+08:00"},
+         "fee": 0, "settled_amount": 5, "settled_at": SETTLED_AT},
         {"acquirer_ref": "X4", "terminal_id": "OTHER01", "rrn": "nope", "amount": 5,
-         "fee": 0, "settled_amount": 5, "settled_at": "2026-11-27T10:00:00+08:00"},
+         "fee": 0, "settled_amount": 5, "settled_at": SETTLED_AT},
     ]
     parsed = parse_settlement_text(csv_text(rows))
     sent = Published()
@@ -173,7 +176,7 @@ def test_a_row_stored_but_not_sent_is_sent_on_the_next_run(tmp_path):
     stored_receipts(store, "pos-a", [t1])
     parsed = parse_settlement_text(csv_text([
         {"acquirer_ref": "Y1", "terminal_id": "SH000001", "rrn": t1["rrn"], "amount": 1250,
-         "fee": 7, "settled_amount": 1243, "settled_at": "2026-11-27T10:00:00+08:00"}]))
+         "fee": 7, "settled_amount": 1243, "settled_at": SETTLED_AT}]))
 
     def broken(device_id, payload):
         raise OSError("broker gone")

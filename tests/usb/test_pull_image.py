@@ -81,7 +81,6 @@ def test_image_usage_and_io_errors_exit_2(image, tmp_path, capsys):
 
 
 def test_real_journal_from_an_image_verifies_then_a_flipped_byte_is_found(tmp_path, capsys):
-    pytest.importorskip("daozhang.host_tools.verify")
     from daozhang.agent.journal_file import JournalFile, create_journal
     from daozhang.agent.signer import load_signer
     write_key_pair(str(tmp_path / "device"))
