@@ -41,6 +41,7 @@ CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 # core's queue of waiting messages (max_alerts), this bounds what the topic
 # path holds in memory (64 x ~400 bytes x 256 messages: about 6 MiB).
 ALERTS_PER_MESSAGE = 64
+ALERTS_IN_LIMIT = 256      # alert messages waiting for the link thread
 
 
 def now_ms():
@@ -123,6 +124,7 @@ class MqttLink:
         self._wake_w.setblocking(False)
         self._lock = threading.Lock()
         self._alerts_in = []
+        self.alert_messages_dropped = 0
         self._active_alerts = {}
         self._resend_active = False
         self._events = []
@@ -214,6 +216,13 @@ class MqttLink:
             last[alert.get("kind")] = alert
         with self._lock:
             self._alerts_in.extend(payloads)
+            over = len(self._alerts_in) - ALERTS_IN_LIMIT
+            if over > 0:
+                # The topic copy is best effort (every transition is journaled
+                # and reaches the backend with the receipts): while the link is
+                # busy, keep the newest, so memory stays bounded in a flood.
+                del self._alerts_in[:over]
+                self.alert_messages_dropped += over
             for kind, alert in last.items():
                 if alert.get("state") in CLEARED_STATES:
                     self._active_alerts.pop(kind, None)
