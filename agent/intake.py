@@ -327,7 +327,13 @@ class IntakeServer:
                 decoder.receive_data(data)
                 continue
             frame_deadline = None
-            if not self._send(conn, self._answer(event, pid), pid):
+            answer = self._answer(event, pid)
+            if not decoder.buffered:
+                # Idle from here: marked before the answer leaves, so a client
+                # that has its answer is always seen idle (SHUT_RD by an
+                # eviction still lets this send complete).
+                entry.idle_since = time.monotonic()
+            if not self._send(conn, answer, pid):
                 return
 
     def _answer(self, message, pid):
