@@ -26,7 +26,8 @@ SECTIONS = {
     "mqtt": {"host", "port", "ca", "cert", "key", "keepalive", "tls", "client_id",
              "session_expiry_s"},
     "sync": {"max_inflight", "max_batch_bytes", "ack_timeout_s", "idle_checkpoint_s",
-             "backoff_base_ms", "backoff_cap_ms", "near_full", "status_file", "status_interval_s"},
+             "backoff_base_ms", "backoff_cap_ms", "near_full", "status_file", "status_interval_s",
+             "stall_after_s"},
 }
 MQTT_KEYS = SECTIONS["mqtt"]
 SYNC_KEYS = SECTIONS["sync"]
@@ -40,6 +41,7 @@ _SYNC_RANGES = {
     "idle_checkpoint_s": ("num", 0.1, 86400),
     "status_interval_s": ("num", 0.05, 3600),
     "near_full": ("num", 0.01, 1.0),
+    "stall_after_s": ("num", 0.5, 86400),
 }
 REQUIRED = {"device": ("id", "key", "profile"), "journal": ("path",), "intake": ("socket",)}
 

@@ -32,6 +32,8 @@ from daozhang.agent.core import checkpoint
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.sync import SyncCore
+from daozhang.agent.core.sync_stall import (DEFAULT_STALL_AFTER_MS, PUBLISH_REFUSED, READ_FAILED,
+                                            StallWatch)
 from daozhang.agent.sync_journal import FrameReader, save_anchor, load_anchor
 
 TOPIC_ROOT = "daozhang/v1/"
@@ -100,7 +102,8 @@ class MqttLink:
 
     def __init__(self, journal, journal_path, device_id, backend_pub, mqtt, sync_settings=None,
                  log=None, alert=None, release_floor=None, settlement_hook=None,
-                 near_full=0.8, status_file=None, status_interval_s=1.0):
+                 near_full=0.8, status_file=None, status_interval_s=1.0, settlements_hook=None,
+                 stall_after_s=DEFAULT_STALL_AFTER_MS / 1000):
         self.journal = journal
         self.journal_path = journal_path
         self.device_id = device_id
@@ -111,6 +114,15 @@ class MqttLink:
         self.alert = alert or (lambda kind, severity, detail: None)
         self.release_floor = release_floor
         self.settlement_hook = settlement_hook
+        # f([(msg, payload), ...], redelivered) -> {"settle_n", "moved", "rejected"}:
+        # a batch applied in one commit (SPEC 7.8.7).
+        self.settlements_hook = settlements_hook
+        self.settle_n = None            # the terminal's confirmation cursor, as last reported
+        self._status_now = False        # republish the status (the cursor moved)
+        self._online_since = 0
+        # A link that is up but moves nothing raises sync_stalled (SPEC 6.12).
+        self.stall = StallWatch(max(1, int(stall_after_s * 1000)))
+        self._stall_problem = None
         self.near_full = near_full
         self.status_file = status_file
         self.status_interval_ms = int(status_interval_s * 1000)
@@ -271,6 +283,7 @@ class MqttLink:
             self._last_release_check = now
             self._refresh_release()
         self._perform(self.core.poll(now))
+        self._watch_stall(now_ms())
         self._write_status()
         wait = self.core.next_wakeup(now_ms())
         timeout = 1.0 if wait is None else min(1.0, wait / 1000.0)
@@ -312,6 +325,7 @@ class MqttLink:
                     self._drop(cause)
                 else:
                     self._subscribe()
+                    self._online_since = now
                     self._resend_active = True
                     self._perform(self.core.connected(now))
             elif name == "lost":
@@ -325,6 +339,8 @@ class MqttLink:
             elif name == "publish_refused":
                 self.log("sync_publish_refused", level="warning", mid=event[1],
                          topic=self._mid_topics.get(event[1]), reason=event[2])
+                self._stall_problem = (PUBLISH_REFUSED, "%s: %s" % (self._mid_topics.get(event[1]),
+                                                                    event[2]))
             elif name == "message":
                 # DUP: the broker redelivers it (we never acknowledged it).
                 self._down_dup = event[6]
@@ -333,6 +349,9 @@ class MqttLink:
                 finally:
                     self._down_dup = False
                 self._ack_down(event[3], event[4], event[5])
+                if self._status_now and self.core.state == "online":
+                    self._status_now = False
+                    self._publish("status", b"", None, True)
             self._status_dirty = True
 
     # -- actions -------------------------------------------------------------------------
@@ -348,6 +367,7 @@ class MqttLink:
                 except (KeyError, DaozhangError, OSError) as exc:
                     # A damaged journal: keep trying, slowly (the core backs off).
                     self.log("sync_read_failed", level="error", seq=action[1], error=str(exc))
+                    self._stall_problem = (READ_FAILED, str(exc))
                     records, end, last_hash = [], action[1], None
                 self._perform(self.core.frames(records, end, last_hash, now_ms()))
             elif name == "publish":
@@ -364,12 +384,49 @@ class MqttLink:
                                                     "reason": action[1]})
             elif name == "duplicate":
                 self.log("sync_duplicate_ack", to=action[1])
-            elif name == "settlement":
-                if self.settlement_hook is not None:
-                    self.settlement_hook(action[1], action[2], self._down_dup)
+            elif name in ("settlement", "settlements"):
+                self._apply_settlements([(action[1], action[2])] if name == "settlement"
+                                        else action[1])
             elif name == "log":
                 self.log(action[1], **action[2])
             self._status_dirty = True
+
+    def _apply_settlements(self, items):
+        """Hand settlement acks to the plugin; count what it refused (replay,
+        stale) with the other rejected down messages, and republish the
+        status when its confirmation cursor moved: that is how the backend
+        learns to stop sending them (SPEC 7.8.7)."""
+        result = None
+        if self.settlements_hook is not None:
+            result = self.settlements_hook(items, self._down_dup)
+        elif self.settlement_hook is not None:
+            for msg, payload in items:
+                result = self.settlement_hook(msg, payload, self._down_dup)
+        if not isinstance(result, dict):
+            return
+        for reason in result.get("rejected", ()):
+            self.core.rejected[reason] = self.core.rejected.get(reason, 0) + 1
+            self.core.last_reject = reason
+        if result.get("settle_n") is not None:
+            self.settle_n = result["settle_n"]
+        if result.get("moved"):
+            self._status_now = True
+
+    def _watch_stall(self, now):
+        verdict = self.stall.observe(now, self.core.state == "online", self.core.acked,
+                                     self.core.next_seq, self._stall_problem)
+        self._stall_problem = None
+        if verdict is None:
+            return
+        self._status_dirty = True
+        if verdict[0] == "stalled":
+            self.log("sync_stalled", level="error", **verdict[2])
+            self.alert("sync_stalled", "warning", verdict[2])
+        else:
+            self.log("sync_moving", **verdict[2])
+            detail = dict(verdict[2])
+            detail["state"] = "clear"
+            self.alert("sync_stalled", "info", detail)
 
     def _floor(self, max_age_ms=1000):
         """The lowest seq not releasable, or None without a watchdog.
@@ -525,11 +582,17 @@ class MqttLink:
             return
         if topic == "status" and self.status_extra is not None:
             try:
+                extra = dict(self.status_extra())
+                # When this connection began: a new value tells the backend we
+                # (re)connected and our broker session may be gone (SPEC 7.8.7).
+                extra["online_since"] = self._online_since
                 payload = msgs.encode_status(self.device_id, "online", now_ms(),
-                                             _cbor_safe(self.status_extra()))
+                                             dict(_cbor_safe(extra), c=self.counters()))
             except Exception as exc:   # the plain status still goes up
                 self.log("status_extra_failed", level="error", error=str(exc))
                 payload = payload or msgs.encode_status(self.device_id, "online", now_ms())
+        elif topic == "status":
+            payload = msgs.encode_status(self.device_id, "online", now_ms(), {"c": self.counters()})
         info = self._client.publish(self.topic + topic, payload, qos=1, retain=retain)
         self._mids[info.mid] = token
         self._mid_topics[info.mid] = topic
@@ -556,10 +619,18 @@ class MqttLink:
 
     # -- health ---------------------------------------------------------------------------
 
+    def counters(self):
+        """The few sync counters the retained status carries (SPEC 6.2), for
+        the fleet view: a snapshot at connect and at each alert change."""
+        h = self.core.health()
+        return {k: h[k] for k in ("acked", "backlog", "published", "rejected", "reconnects")}
+
     def health(self):
         out = self.core.health()
         out["device"] = self.device_id
         out["failed"] = self.failed
+        out["settle_n"] = self.settle_n
+        out["stalled"] = self.stall.state()
         out["at"] = now_ms()
         return out
 

@@ -52,7 +52,7 @@ from daozhang.agent.core.alerts import AlertMachine, ReplayMismatch
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.watchdog import SettlementWatchdog
-from daozhang.agent.fault_hook import crash_point
+from daozhang.agent import settlement_apply
 from daozhang.agent.alert_store_sqlite import SqliteAlertStore
 from daozhang.agent.index_db import index_path
 from daozhang.agent.outputs import DeviceOutputs
@@ -162,6 +162,7 @@ class SettlementPlugin:
         self._replay()
         daemon.transaction_listeners.append(self.on_transaction)
         daemon.settlement_hook = self.on_settlement
+        daemon.settlements_hook = self.on_settlements
         daemon.release_floor = self.release_floor
         daemon.alert_hook = self.on_hook_alert
         daemon.settlement = self
@@ -180,6 +181,7 @@ class SettlementPlugin:
         self._unjournaled_obs = []
         t0 = time.monotonic()
         cursor = self.index.cursor
+        self.settle_cursor = settlement_apply.load_cursor(self.index)
         if cursor is not None:
             # The alert records are in the index file already (as of its cursor).
             trusted, last_trusted = self.index.load_clock()
@@ -204,6 +206,8 @@ class SettlementPlugin:
                 elif rec.type == record.TYPE_SETTLEMENT_ACK:
                     msg = cbor.loads(rec.payload["ack"])
                     self.index.put_ack(msg["id"], ack_digest(rec.payload["ack"]), msg["at"])
+                    if isinstance(msg.get("n"), int):     # SPEC 7.8.7 (absent before v2)
+                        self.settle_cursor.done(msg["n"])
                     outputs = self.watchdog.handle(("settlement", msg["row"], rec.wall_ms))
                     self._unjournaled_obs.extend(out for tag, out in outputs if tag == "alert")
                     counts["settlements"] += 1
@@ -223,6 +227,7 @@ class SettlementPlugin:
                 self.log("settlement_replay_skipped", level="warning", seq=rec.seq,
                          error="%s: %s" % (type(exc).__name__, exc))
         if last is not None and not self._unjournaled_obs:
+            settlement_apply.save_cursor(self.index, self.settle_cursor)
             self._checkpoint(last)
         self.log("settlement_rebuilt", cursor=cursor, index=self.index.db.rebuilt or "reused",
                  seconds="%.3f" % (time.monotonic() - t0), **counts)
@@ -412,71 +417,13 @@ class SettlementPlugin:
         # which then rarely delay a POS's own commit.
 
     def on_settlement(self, msg, payload, redelivered=False):
-        """A settlement ack that passed decode_down (schema, device, key, signature).
+        """One settlement ack that passed decode_down (schema, device, key, signature)."""
+        return self.on_settlements([(msg, payload)], redelivered)
 
-        `redelivered`: the broker's DUP flag (it sends again a message we did
-        not acknowledge: the PUBACK goes only after this returns).  The same
-        bytes redelivered under an id already accepted were journaled before
-        a crash or a lost connection ate our PUBACK: counted, not alerted."""
-        with self._lock:
-            now = self.now()
-            digest = ack_digest(payload)
-            known = self.index.ack_digest(msg["id"])
-            if known is not None and redelivered and known == digest:
-                self.counts["redelivered"] += 1
-                self.log("settlement_redelivered", ack_id=msg["id"].hex(),
-                         acquirer_ref=msg["row"]["acquirer_ref"])
-                return
-            if known is None:
-                self.index.put_ack(msg["id"], digest, msg["at"])
-            else:
-                self.counts["replays"] += 1
-                self.log("sync_rejected", level="warning", reason="replay",
-                         detail="settlement ack id %s already accepted" % msg["id"].hex())
-                self._observe({"kind": "security", "key": "replay", "active": True, "at": now,
-                               "detail": {"reason": "replay", "what": "settlement ack",
-                                          "acquirer_ref": msg["row"]["acquirer_ref"]}}, now)
-                return
-            if self.watchdog.clock_trusted and msg["at"] < now - self.watchdog.expire_after:
-                # Older than anything the watchdog still remembers: a replay of an
-                # ack whose journal record the ring has reclaimed would pass the id
-                # check; refuse it (settlement-acks.md 7.8.3).
-                self.counts["replays"] += 1
-                self.log("sync_rejected", level="warning", reason="stale",
-                         detail="settlement ack from %d, older than the watch window" % msg["at"])
-                self._observe({"kind": "security", "key": "stale", "active": True, "at": now,
-                               "detail": {"reason": "stale", "what": "settlement ack",
-                                          "acquirer_ref": msg["row"]["acquirer_ref"]}}, now)
-                return
-            try:
-                outputs = self.watchdog.handle(("settlement", msg["row"], now))
-            except DaozhangError as exc:
-                self.counts["invalid"] += 1
-                self.log("settlement_invalid", level="error", error=str(exc))
-                return
-            checks = [out for tag, out in outputs if tag == "check"]
-            if not checks:
-                self.counts["duplicates"] += 1
-                self.log("settlement_duplicate", acquirer_ref=msg["row"]["acquirer_ref"])
-                return
-            self.counts["settlement_acks"] += 1
-            crash_point("settlement_before_journal")
-            try:
-                self.journal.append(record.TYPE_SETTLEMENT_ACK,
-                                    {"ack": bytes(payload), "checks": checks})
-            except (JournalFull, StorageError) as exc:
-                self.log("settlement_journal_failed", level="error", error=str(exc))
-            crash_point("settlement_after_journal")
-            for result in checks:
-                self.log("settlement_checked", acquirer_ref=result["acquirer_ref"],
-                         pos_txn_id=result["pos_txn_id"], seq=result["seq"],
-                         checks=",".join(result["checks"]) or "ok")
-            actions = []
-            for tag, out in outputs:
-                if tag == "alert":
-                    actions.extend(self.machine.observe(out))
-            self._emit(actions)
-            self._checkpoint(self._safe_cursor())
+    def on_settlements(self, items, redelivered=False):
+        """A batch of settlement acks, applied in one commit (agent/settlement_apply.py).
+        Returns {"settle_n", "moved", "rejected"} for the sync link's status."""
+        return settlement_apply.apply_batch(self, items, ack_digest)
 
     def on_hook_alert(self, kind, severity, detail):
         """alert_hook(kind, severity, detail) of the daemon and the sync link."""
@@ -606,7 +553,8 @@ class SettlementPlugin:
         with self._lock:
             s = self.machine.status_summary(self.now())
             return {"alerts": {"firing": s["firing"], "pending": s["pending"],
-                               "worst": s["worst"], "display": s["display"]}}
+                               "worst": s["worst"], "display": s["display"]},
+                    "settle_n": self.settle_cursor.value}
 
 
 def settlement_plugin(daemon):

@@ -19,13 +19,58 @@ from daozhang.agent.core import record
 from daozhang.agent.storage import fsync_directory
 
 READ_SLACK = record.MAX_BODY + record.OVERHEAD
+LOCATE_READ_SIZE = 1 << 18
+
+
+def iter_frames(pread, off, end, read_size):
+    """(offset, frame bytes) of consecutive frames from `off` up to `end`.
+
+    Reads `end - off` in pieces of at most `read_size` bytes (but a frame is
+    always returned whole, even one longer than read_size).  A frame that
+    crosses the end of a piece is learned from its header alone and read
+    again from its start with the next piece: where the pieces fall never
+    changes what is returned.  Stops at erased space or `end`; a header that
+    claims to run past `end` is a FrameError naming the absolute offset.
+    """
+    read_size = max(read_size, record.HEADER_SIZE)
+    while off < end:
+        chunk = pread(off, min(end - off, read_size))
+        k = 0
+        while True:
+            if k + 2 > len(chunk) and off + k + 2 <= end:
+                break                       # the next header starts in the next piece
+            if k + record.HEADER_SIZE > len(chunk) and off + k + record.HEADER_SIZE <= end \
+                    and chunk[k:k + 2] != b"\x00\x00":
+                break
+            try:
+                size = record.frame_size_from_header(chunk, k)
+            except record.FrameError as exc:   # name the file offset, not the piece's
+                raise record.FrameError(off + k, exc.reason, str(exc).split(": ", 1)[-1]) from None
+            if size == 0:
+                return                      # erased space: the segment ends here
+            if off + k + size > end:
+                raise record.FrameError(off + k, "short", "frame of %d bytes runs past the "
+                                        "segment end at %d" % (size, end))
+            if k + size > len(chunk):
+                if k == 0:                  # a frame longer than one piece: read it whole
+                    yield off, pread(off, size)
+                    k = size
+                break
+            yield off + k, chunk[k:k + size]
+            k += size
+        off += k
 
 
 class FrameReader:
-    """Consecutive committed frames from a JournalFile, read incrementally."""
+    """Consecutive committed frames from a JournalFile, read incrementally.
 
-    def __init__(self, journal):
+    `read_size` bounds one pread while locating a record (default 256 KiB)
+    and while reading a batch (default max_bytes + one frame).
+    """
+
+    def __init__(self, journal, read_size=None):
         self.journal = journal
+        self.read_size = read_size
         self._pos = None     # (seq, absolute offset, segment) where the last read stopped
 
     def _locate(self, from_seq, first_seqs, next_seq, write_pos, head_index):
@@ -41,22 +86,14 @@ class FrameReader:
         base = geo.segment_offset(index)
         end = write_pos if index == head_index else base + geo.segment_size
         off = base + layout.SEGMENT_HEADER_SIZE
-        storage = self.journal.storage
-        while seq < from_seq:
-            chunk = storage.pread(off, min(end - off, 1 << 18))
-            k = 0
-            while seq < from_seq:
-                length = record.frame_length_at(chunk, k) if k + 8 <= len(chunk) else -1
-                if length < 0 or k + length > len(chunk):
-                    break
-                if length == 0:
-                    raise KeyError(from_seq)
-                k += length
-                seq += 1
-            if k == 0:
-                raise KeyError(from_seq)
-            off += k
-        return off, index
+        if seq == from_seq:
+            return off, index
+        for at, frame in iter_frames(self.journal.storage.pread, off, end,
+                                     self.read_size or LOCATE_READ_SIZE):
+            seq += 1
+            if seq == from_seq:
+                return at + len(frame), index
+        raise KeyError(from_seq)
 
     def read(self, from_seq, max_bytes):
         """(records, end, last_hash): records are (seq, type, frame) from from_seq.
@@ -75,39 +112,31 @@ class FrameReader:
         records = []
         size = 0
         seq = from_seq
-        storage = self.journal.storage
+        pread = self.journal.storage.pread
+        read_size = self.read_size or max(max_bytes, 0) + READ_SLACK
         while seq < next_seq and size < max_bytes:
             base = geo.segment_offset(index)
             seg_end = write_pos if index == head_index else base + geo.segment_size
-            if off >= seg_end or (off + 2 <= seg_end and storage.pread(off, 2) == b"\x00\x00"):
-                # This segment is done: the next in seq order starts at `seq`.
-                nxt = [i for i, s in enumerate(first_seqs) if s == seq]
-                if not nxt:
+            full = False
+            for at, frame in iter_frames(pread, off, seg_end, read_size):
+                if records and size + len(frame) > max_bytes:
+                    full = True
                     break
-                index = nxt[0]
-                off = geo.segment_offset(index) + layout.SEGMENT_HEADER_SIZE
-                continue
-            want = min(seg_end - off, max(max_bytes - size, 0) + READ_SLACK)
-            chunk = storage.pread(off, want)
-            k = 0
-            while seq < next_seq and k + 8 <= len(chunk):
-                length = record.frame_length_at(chunk, k)
-                if length == 0 or k + length > len(chunk):
-                    break
-                if records and size + length > max_bytes:
-                    break
-                records.append((seq, chunk[k + 2], chunk[k:k + length]))
-                size += length
-                k += length
+                records.append((seq, frame[2], frame))
+                size += len(frame)
+                off = at + len(frame)
                 seq += 1
-            if k == 0:
-                if off + 2 <= seg_end and chunk[:2] == b"\x00\x00":
-                    off = seg_end      # erased space: move on
-                    continue
+                if seq >= next_seq or size >= max_bytes:
+                    full = True
+                    break
+            if full or seq >= next_seq:
                 break
-            off += k
-            if records and size >= max_bytes:
+            # This segment is done: the next in seq order starts at `seq`.
+            nxt = [i for i, s in enumerate(first_seqs) if s == seq]
+            if not nxt:
                 break
+            index = nxt[0]
+            off = geo.segment_offset(index) + layout.SEGMENT_HEADER_SIZE
         self._pos = (seq, off, index)
         if not records:
             return [], from_seq, None
@@ -126,7 +155,6 @@ class FrameReader:
         if not records or records[0][0] != seq:
             return None
         return last_hash
-
 
 
 def anchor_path(journal_path):

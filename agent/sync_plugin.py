@@ -124,9 +124,12 @@ class SyncPlugin:
             release_floor=lambda: _call_or_none(getattr(daemon, "release_floor", None)),
             settlement_hook=lambda msg, payload, redelivered=False: _call_or_none(
                 getattr(daemon, "settlement_hook", None), msg, payload, redelivered),
+            settlements_hook=lambda items, redelivered=False: _call_or_none(
+                getattr(daemon, "settlements_hook", None), items, redelivered),
             near_full=float(sync_cfg.get("near_full", 0.8)),
             status_file=status_file_path(config["path"], sync_cfg),
-            status_interval_s=float(sync_cfg.get("status_interval_s", 1.0)))
+            status_interval_s=float(sync_cfg.get("status_interval_s", 1.0)),
+            stall_after_s=float(sync_cfg.get("stall_after_s", 120)))
         self.daemon = daemon
         for alert in self._early_alerts:
             self.link.publish_alert(alert)

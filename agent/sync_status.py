@@ -86,4 +86,8 @@ def agent_status(agent_config_path):
     out["reconnects"] = link.get("reconnects", 0) if link else None
     out["rejected"] = link.get("rejected", 0) if link else None
     out["connection"] = link.get("state") if link else "unknown (no status file)"
+    out["rejected_by_reason"] = link.get("rejected_by_reason", {}) if link else {}
+    # SPEC 7.8.7: every settlement ack 1..settle_n processed (what the backend was told).
+    out["settle_n"] = link.get("settle_n") if link else None
+    out["stalled"] = link.get("stalled") if link else None
     return out

@@ -100,6 +100,22 @@ CREATE TABLE IF NOT EXISTS settlements (
     status       TEXT NOT NULL,
     at           {int} NOT NULL
 );
+
+-- Settlement acks on their way to a terminal (SPEC 7.8.7): numbered per
+-- device, the signed bytes kept, pending until the terminal's status says
+-- it processed everything up to n (confirmed_at); sent_at paces re-sends.
+CREATE TABLE IF NOT EXISTS settlement_outbox (
+    device_id    TEXT NOT NULL,
+    n            {int} NOT NULL,
+    acquirer_ref TEXT NOT NULL,
+    payload      {blob} NOT NULL,
+    queued_at    {int} NOT NULL,
+    sent_at      {int},
+    confirmed_at {int},
+    PRIMARY KEY (device_id, n)
+);
+CREATE INDEX IF NOT EXISTS settlement_outbox_pending
+    ON settlement_outbox (device_id, n) WHERE confirmed_at IS NULL;
 """
 
 _SPELLING = {

@@ -28,12 +28,12 @@ import os
 import secrets
 import queue
 import signal
+import socket
 import ssl
 import sys
 import threading
 import time
 import tomllib
-import uuid
 
 from daozhang.agent.core import card_data, cbor
 from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, StorageError
@@ -41,13 +41,45 @@ from daozhang.backend import ingest
 from daozhang.agent.mqtt_link import set_nodelay
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.key_registry import KeyRegistry
+from daozhang.backend.settlement_outbox import RESEND_MS, STALL_MS, Outbox, Resender
 
 TOPIC_ROOT = "daozhang/v1/"
 TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
 TYPE_CHECKPOINT = 8     # ... of a checkpoint (SPEC 3.6)
 MAX_GROUP = 64          # queued messages handled (and committed) together
-BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id"}
-BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log"}
+BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id", "session_expiry_s"}
+BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker", "settlement_resend_s",
+                "stall_after_s"}
+# SPEC 6.10.4: how long the broker keeps a dead worker's session.  Mosquitto
+# goes on handing such a session its turn of the group's messages, which then
+# wait there: long enough to ride out a crash and restart, short enough that
+# a worker killed for good stops swallowing its share soon (the agents resend
+# what is never acked).  Keep it well under gap_grace_s (30): a batch held in
+# a dead session opens a gap at the backend until the agent resends it.  A
+# worker that stops cleanly ends its session at once.
+SESSION_EXPIRY_S = 10
+
+
+def worker_client_id(broker, backend, hostname=None):
+    """The worker's MQTT client id, the same across its restarts (SPEC 6.10.4):
+    [broker] client_id, else backend-<host>-<worker> ([backend] worker, 1).
+    Two workers on one host need different `worker` numbers: one id is one
+    session, and the broker disconnects the older of two clients sharing it."""
+    if broker.get("client_id"):
+        return str(broker["client_id"])
+    host = hostname or socket.gethostname() or "host"
+    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in host)[:40]
+    return "backend-%s-%d" % (host, int(backend.get("worker", 1)))
+
+# Observers of the worker loop (backend/metrics.py): called with
+# ("worker", Ingestor) once it exists and ("group", messages)
+# after each group of messages was committed and PUBACKed.  Empty: no cost.
+OBSERVERS = []
+
+
+def _observe(*event):
+    for observer in OBSERVERS:
+        observer(*event)
 
 
 def now_ms():
@@ -119,6 +151,13 @@ def load_backend_config(path):
     broker.setdefault("host", "127.0.0.1")
     broker.setdefault("port", 8883)
     backend["share_group"] = check_share_group(path, backend.get("share_group"))
+    worker = backend.get("worker", 1)
+    if type(worker) is not int or not 1 <= worker <= 9999:
+        raise ConfigError("%s: backend.worker: expected a number 1-9999 (one per worker on a host), "
+                          "got %r" % (path, worker))
+    expiry = broker.get("session_expiry_s", SESSION_EXPIRY_S)
+    if type(expiry) is not int or not 0 < expiry <= 0xFFFFFFFF:
+        raise ConfigError("%s: broker.session_expiry_s: expected seconds > 0, got %r" % (path, expiry))
     return {"path": path, "broker": broker, "backend": backend}
 
 
@@ -328,15 +367,17 @@ def run_service(config, stop_event=None, ready=None):
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     from daozhang.backend.store import open_store
+    from daozhang.backend.group_commit import handle_group
 
     backend, broker = config["backend"], config["broker"]
     log = EventLog(backend.get("log") or None)
     store = open_store(backend["db"])
     signer = AckSigner.from_file(backend["key"])
     worker = Ingestor(store, signer, log, gap_grace_ms=int(float(backend.get("gap_grace_s", 30)) * 1000))
+    _observe("worker", worker)
     stop = stop_event or threading.Event()
     inbox = queue.Queue()
-    client_id = broker.get("client_id") or "backend-%s" % uuid.uuid4().hex[:12]
+    client_id = worker_client_id(broker, backend)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                          protocol=mqtt.MQTTv5, manual_ack=True)
     if broker.get("tls", True):
@@ -366,15 +407,17 @@ def run_service(config, stop_event=None, ready=None):
     client.on_disconnect = on_disconnect
     client.on_message = lambda c, u, m: inbox.put(m)
     props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 0
+    # clean_start false + a session expiry (SPEC 6.10.4): what the group hands
+    # this worker while it is away waits for it instead of being dropped.
+    props.SessionExpiryInterval = int(broker.get("session_expiry_s", SESSION_EXPIRY_S))
     try:
         client.connect(broker["host"], int(broker["port"]), keepalive=int(broker.get("keepalive", 30)),
-                       clean_start=True, properties=props)
+                       clean_start=False, properties=props)
     except (ssl.SSLError, OSError) as exc:
         # The broker may not be up yet: keep trying in the background.
         log("broker_connect_failed", level="warning", cause=str(exc))
         client.connect_async(broker["host"], int(broker["port"]),
-                             keepalive=int(broker.get("keepalive", 30)), clean_start=True,
+                             keepalive=int(broker.get("keepalive", 30)), clean_start=False,
                              properties=props)
     client.loop_start()
     if stop_event is None:
@@ -383,6 +426,15 @@ def run_service(config, stop_event=None, ready=None):
     log("backend_ready", db=store.url, group=group, client_id=client_id)
     if ready is not None:
         ready.set()
+    worker.resender = Resender(
+        Outbox(store), lambda device_id, payload: client.publish(
+            TOPIC_ROOT + device_id + "/acks", payload, qos=1), log,
+        resend_ms=int(float(backend.get("settlement_resend_s", RESEND_MS / 1000)) * 1000),
+        stall_ms=int(float(backend.get("stall_after_s", STALL_MS / 1000)) * 1000),
+        # Shown by `daozhang backend alerts --findings`, once per stall.
+        on_stall=lambda device_id, detail: store.add_finding(
+            device_id, None, "sync_stalled", detail,
+            dedup_key="sync_stalled:%s:%d" % (device_id, detail["since"])))
     last_gap_check = now_ms()
     try:
         while not stop.is_set():
@@ -396,19 +448,29 @@ def run_service(config, stop_event=None, ready=None):
                 except queue.Empty:
                     break
             if batch:
-                _handle_group(client, worker, log, batch)
+                handle_group(client, worker, log, batch)   # one commit per group
+                _observe("group", batch)
             if now_ms() - last_gap_check > 1000:
                 last_gap_check = now_ms()
                 try:
                     worker.check_gaps()
                 except DaozhangError as exc:
                     log("gap_check_failed", level="error", error=str(exc))
+                if client.is_connected():
+                    try:
+                        worker.resender.tick(now_ms())
+                    except DaozhangError as exc:
+                        log("settlement_resend_failed", level="error", error=str(exc))
     finally:
-        client.loop_stop()
         try:
-            client.disconnect()
+            # A clean stop ends the session (expiry 0): the group's messages go
+            # to the other workers instead of waiting for this one.
+            bye = Properties(PacketTypes.DISCONNECT)
+            bye.SessionExpiryInterval = 0
+            client.disconnect(properties=bye)
         except Exception:
             pass
+        client.loop_stop()
         store.close()
         log("backend_stopped", **worker.counts)
     return 0
@@ -453,9 +515,15 @@ def _handle(client, worker, log, message):
         elif leaf == "status":
             try:
                 status = cbor.loads(payload) if payload else {}
-                log("device_status", device=device_id, state=status.get("state") if isinstance(status, dict) else "?")
+                log("device_status", device=device_id, state=status.get("state") if isinstance(status, dict) else "?",
+                    settle_n=status.get("settle_n") if isinstance(status, dict) else None)
             except DecodeError:
                 log("device_status_malformed", level="warning", device=device_id)
+                status = None
+            resender = getattr(worker, "resender", None)
+            if resender is not None and isinstance(status, dict):
+                # SPEC 7.8.7: confirm what the terminal processed, send what is due.
+                resender.on_status(device_id, status, now_ms())
     except StorageError as exc:
         # Not committed: do not PUBACK; the device resends after no ack.
         log("store_failed", level="error", device=device_id, error=str(exc))

@@ -1,7 +1,7 @@
 """Ingest an acquirer settlement file at the backend; send settlement acks
 (docs/SPEC.md §7.8).  `daozhang backend settle` is the CLI face.
 
-For each good row of the file (host_tools/settlement_csv.py), in file order:
+For each good row of the file (settlement_files/), in file order:
 
 1. store it by acquirer_ref (store.add_settlement; status "new").  A row
    whose acquirer_ref is already stored with a final status (sent, unknown,
@@ -14,9 +14,14 @@ For each good row of the file (host_tools/settlement_csv.py), in file order:
 3. route it: the matched receipt's device; a row matching nothing goes to
    the device whose receipts carry the row's terminal_id (the newest such
    device), else nowhere ("unrouted": stored only, the operator sees it);
-4. sign the ack (agent/core/settlement_ack.py) and publish it QoS 1 on
-   daozhang/v1/<dev>/acks; once the broker has it (PUBACK), the row's
-   status becomes "sent" (matched) or "unknown" (routed by terminal only).
+4. sign the ack (agent/core/settlement_ack.py) with the device's next
+   delivery number and queue it in the settlement outbox, pending until
+   the terminal confirms it (backend/settlement_outbox.py, SPEC 7.8.7);
+   the row's status becomes "sent" (matched) or "unknown" (routed by
+   terminal only);
+5. publish the device's first window of pending acks, batched, QoS 1 on
+   daozhang/v1/<dev>/acks.  What the terminal does not confirm, `backend
+   run` sends again when it comes online and on a timer.
 
 `Settler` has no MQTT in it: `publish(device_id, payload)` is an input
 (returns once the broker holds the message, or raises).
@@ -28,6 +33,7 @@ import time
 from daozhang.agent.core import settlement_ack
 from daozhang.agent.core.errors import DaozhangError, LocalError
 from daozhang.agent.core.settlement_checks import DEFAULT_MATCH_WINDOW, Matcher, txn_time_ms
+from daozhang.backend.settlement_outbox import Outbox, Resender
 
 FINAL = ("sent", "unknown", "unrouted")
 
@@ -54,6 +60,8 @@ class Settler:
         self.random_bytes = random_bytes
         self.log = log or (lambda event, level="info", **kw: None)
         self.matcher = Matcher(match_window_ms)
+        self.outbox = Outbox(store)
+        self.resender = Resender(self.outbox, publish, log=self.log)
         self.terminals = {}     # terminal_id -> device_id (the newest receipt's)
         self._index()
 
@@ -81,40 +89,67 @@ class Settler:
             return device_id, None, "unknown"
         return None, None, "unrouted"
 
-    def ack_payload(self, device_id, seq, row):
+    def ack_payload(self, device_id, seq, row, n):
         return settlement_ack.encode(device_id, self.random_bytes(settlement_ack.ID_SIZE),
                                      self.clock(), seq, settlement_ack.wire_row(row),
-                                     self.signer.kid, self.signer.signer.sign)
+                                     self.signer.kid, self.signer.signer.sign, n)
+
+    def _flush(self, routed, touched):
+        """Store a chunk of rows, their verdicts and their numbered, signed
+        acks (pending) in one transaction (Outbox.settle_rows)."""
+        if not routed:
+            return
+        numbers = self.outbox.settle_rows(
+            [(ref, body, device_id, seq, verdict,
+              None if device_id is None else
+              (lambda n, d=device_id, q=seq, r=row: self.ack_payload(d, q, r, n)))
+             for ref, body, device_id, seq, verdict, row in routed], self.clock())
+        touched.update(numbers)
+        del routed[:]
 
     def settle(self, parsed, progress=None):
         """Ingest a SettlementFile; returns the report dict."""
         stored = {}
         for s in self.store.settlements():
             stored[s["acquirer_ref"]] = s["status"]
-        report = {"path": parsed.name, "rows": len(parsed.rows), "bad_rows": list(parsed.bad_rows),
-                  "repeated": parsed.repeated, "new": 0, "already": 0, "sent": 0, "unknown": 0,
-                  "unrouted": 0, "devices": {}}
-        for i, row in enumerate(parsed.rows):
+        # A SettlementStream (settlement_files/) is read row by row: a file of any
+        # size in bounded memory; a SettlementFile (a list of rows) as it is.
+        streamed = hasattr(parsed, "info")
+        rows = parsed.rows() if streamed else parsed.rows
+        total = None if streamed else len(rows)
+        info = parsed.info if streamed else parsed
+        report = {"path": info.name, "rows": 0, "bad_rows": [], "repeated": 0, "new": 0,
+                  "already": 0, "sent": 0, "unknown": 0, "unrouted": 0, "devices": {}}
+        routed, touched = [], set()
+        for i, row in enumerate(rows):
+            report["rows"] += 1
             ref = row["acquirer_ref"]
             status = stored.get(ref)
             if status in FINAL:
                 report["already"] += 1
             else:
+                body = dict(row)
+                body.pop("line", None)
                 if status is None:
-                    body = dict(row)
-                    body.pop("line", None)
-                    self.store.add_settlement(ref, body, "new")
                     report["new"] += 1
                 device_id, seq, verdict = self.route(row)
                 if device_id is not None:
-                    self.publish(device_id, self.ack_payload(device_id, seq, row))
                     report["devices"][device_id] = report["devices"].get(device_id, 0) + 1
-                self.store.match_settlement(ref, device_id, seq, verdict)
+                routed.append((ref, body, device_id, seq, verdict, row))
+                if len(routed) >= 500:
+                    self._flush(routed, touched)
                 report[verdict] += 1
                 self.log("settlement_row", ref=ref, device=device_id or "-", seq=seq,
                          verdict=verdict)
             if progress is not None:
-                progress(i + 1, len(parsed.rows))
+                progress(i + 1, total)
+        self._flush(routed, touched)
+        for device_id in sorted(touched):
+            self.resender.send(device_id, self.clock())
+        report["bad_rows"] = list(info.bad_rows)
+        report["repeated"] = info.repeated
+        report["card_masked"] = info.card_count
+        report["pending"] = self.outbox.counts()["pending"]
         return report
 
 

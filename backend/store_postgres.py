@@ -6,6 +6,15 @@ another whichever worker got them, while other devices proceed in
 parallel.  Inserts still say ON CONFLICT DO NOTHING: the lock makes the
 read-then-insert exact, the clause makes a bug there harmless.
 Commits are durable with PostgreSQL's defaults (synchronous_commit on).
+
+Group commit (`group()`, used by backend/group_commit.py): the worker
+stores every device of a drained group of messages in ONE transaction,
+one commit and one WAL flush for the group instead of two per device.
+Inside it each store call is a nested transaction (a SAVEPOINT), so a
+device whose batch fails is rolled back alone, exactly as its own
+transaction was; the store's statements and locks are unchanged, so the
+exactly-once rules are the same.  Reads inside a group run in the group's
+transaction (they see its own uncommitted writes, as they must).
 """
 
 import contextlib
@@ -70,6 +79,7 @@ class PostgresDatabase:
         self._psycopg = _psycopg()
         self._errors = self._psycopg.Error
         self._conn = None
+        self._grouped = False
         self._connect()
 
     def _connect(self):
@@ -110,13 +120,34 @@ class PostgresDatabase:
 
     @contextlib.contextmanager
     def read(self):
-        # REPEATABLE READ: every statement of the read sees one snapshot.
+        # REPEATABLE READ: every statement of the read sees one snapshot
+        # (inside a group: the group's transaction, its writes included).
         conn = self._connection()
         try:
             with conn.transaction():
                 with conn.cursor() as cur:
-                    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    if not self._grouped:
+                        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     yield PostgresTx(cur)
+        except self._errors as exc:
+            raise self._storage_error(exc)
+
+    @contextlib.contextmanager
+    def group(self):
+        """One outer transaction: transaction() and read() inside it are
+        savepoints of it; everything commits (durably) when it exits."""
+        if self._grouped:
+            raise StorageError("PostgreSQL %s: group() is not reentrant" % self.url)
+        conn = self._connection()
+        try:
+            # Not pipeline mode: the store reads cursor.rowcount right after
+            # an INSERT (record_ack), which a pipeline only knows at its sync.
+            with conn.transaction():
+                self._grouped = True
+                try:
+                    yield
+                finally:
+                    self._grouped = False
         except self._errors as exc:
             raise self._storage_error(exc)
 

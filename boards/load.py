@@ -18,7 +18,7 @@ from daozhang.agent.toml_file import read_toml
 
 BOARDS_DIR = os.path.dirname(os.path.abspath(__file__))
 _UNITS = {"": 1, "B": 1, "KIB": 1024, "K": 1024, "MIB": 1 << 20, "M": 1 << 20,
-          "GIB": 1 << 30, "G": 1 << 30}
+          "GIB": 1 << 30, "G": 1 << 30, "TIB": 1 << 40, "T": 1 << 40}
 SECTIONS = {
     "paths": {"state_dir"},
     "journal": {"file", "size", "segment_size"},
@@ -29,6 +29,8 @@ SECTIONS = {
     "outputs": {"status_file", "display_file", "console", "led", "buzzer"},
 }
 GPIO_KEYS = {"chip", "line", "active_low"}
+# Optional: [flash] is read by `daozhang device flash` (host_tools/flash/).
+OPTIONAL_SECTIONS = {"flash"}
 
 
 class BoardError(LocalError):
@@ -48,7 +50,7 @@ def parse_size(path, key, value):
         return value
     if isinstance(value, str):
         text = value.strip().upper()
-        digits = text.rstrip("KMGIB")
+        digits = text.rstrip("KMGTIB")
         if digits.isdigit() and text[len(digits):] in _UNITS:
             return int(digits) * _UNITS[text[len(digits):]]
     raise BoardError(path, key, "expected a size such as \"64MiB\" or 1048576, got %r" % (value,))
@@ -89,9 +91,23 @@ def _gpio(path, prefix, table):
     return dict(table)
 
 
+def _flash(path, table):
+    """[flash]: max_target_size (refuse bigger targets), boot_mount; kind, chip,
+    port, baud, root for MicroPython boards.  Sizes parsed, the rest as text."""
+    if not isinstance(table, dict):
+        raise BoardError(path, "flash", "expected a table")
+    out = dict(table)
+    if "max_target_size" in out:
+        out["max_target_size"] = parse_size(path, "flash.max_target_size", out["max_target_size"])
+    for key in ("kind", "boot_mount", "chip", "port", "root", "storage_partition"):
+        if key in out and not isinstance(out[key], str):
+            raise BoardError(path, "flash." + key, "expected text, got %r" % (out[key],))
+    return out
+
+
 def validate_board(data, path):
     for key in data:
-        if key not in SECTIONS and key not in ("name", "description"):
+        if key not in SECTIONS and key not in OPTIONAL_SECTIONS and key not in ("name", "description"):
             raise BoardError(path, key, "unknown key (allowed: name, description, %s)"
                              % ", ".join(sorted(SECTIONS)))
     for section, allowed in SECTIONS.items():
@@ -133,6 +149,7 @@ def validate_board(data, path):
         "service_port": {"device": _need(path, data["service_port"], "device", str, "a device path")},
         "watchdog": {"heartbeat_s": hb},
         "outputs": dict(outputs),
+        "flash": _flash(path, data.get("flash", {})),
     }
 
 

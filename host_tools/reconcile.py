@@ -20,10 +20,13 @@ unknown settlement rather than vanishing.
 from daozhang.agent.core.alerts import format_money
 from daozhang.agent.core.business_calendar import BusinessCalendar, format_rfc3339
 from daozhang.agent.core.errors import LocalError, ValidationError
+from daozhang.agent.core.sale_index import MemorySaleIndex
 from daozhang.agent.core.settlement_checks import COUNT_NAMES, TOTAL_NAMES, SettlementLedger
 from daozhang.agent.timezone import timezone_for
 from daozhang.host_tools.reconcile_journal import journal_transactions
 from daozhang.host_tools.verify import verify_journal
+from daozhang.settlement_files.payouts import FINDINGS as PAYOUT_FINDINGS
+from daozhang.settlement_files.payouts import PayoutTally, check_payouts, payout_counts
 
 # Checks that make the exit code 1, beyond COUNT_NAMES (ours: money settled
 # for a voided or reversed sale).
@@ -50,15 +53,57 @@ def shape_problem(txn):
     return None
 
 
-def run_ledger(profile, calendar, transactions, rows, as_of):
+# Unknown settlements listed in full (the count is always exact): a file of
+# a million rows matching nothing must not cost a million report entries.
+MAX_UNKNOWN_LISTED = 10000
+
+
+class ReconcileIndex(MemorySaleIndex):
+    """The in-memory sale index, keeping per settlement row only what the
+    report shows: a matched row's result lives on its sale's entry (first) and
+    its line in `lines`; unknown rows are kept up to MAX_UNKNOWN_LISTED.  The
+    reader has already dropped repeated acquirer_refs, so `result(ref)` is
+    never needed to recognise a re-delivery.  Memory: O(sales + listed)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unknown_count = 0
+        self.unknown_rows = {}          # acquirer_ref -> row, for the listed ones
+        self.lines = {}                 # pos_txn_id -> [line of each matched row]
+
+    def result(self, ref):
+        return None
+
+    def add_result(self, result, matched):
+        if not matched:
+            self.unknown_count += 1
+            if len(self.unknown) < MAX_UNKNOWN_LISTED:
+                self.unknown.append(result)
+
+
+def _feed(ledger, index, rows, tally=None):
+    for row in rows:
+        result, entry, _new = ledger.settle(row)
+        if tally is not None:
+            tally.add(row, entry["pos_txn_id"] if entry is not None else None)
+        if entry is not None:
+            index.lines.setdefault(entry["pos_txn_id"], []).append(row.get("line"))
+        elif len(index.unknown_rows) < MAX_UNKNOWN_LISTED:
+            index.unknown_rows[result["acquirer_ref"]] = row
+
+
+def run_ledger(profile, calendar, transactions, rows, as_of, tally=None):
     """settlement_checks.reconcile(), keeping the ledger for the details.
 
-    The same steps in the same order as `reconcile()` (transactions by seq,
-    then rows by settled_at, acquirer_ref); a transaction the ledger refuses
-    is returned in `refused` instead of stopping the whole run.  A test holds
-    the summary equal to `reconcile()`'s.
+    Transactions by seq, then the rows: a list (a small file read whole) in
+    settled_at, acquirer_ref order as `reconcile()` takes them (a test holds
+    the summary equal to `reconcile()`'s); a stream (SettlementStream.rows(),
+    a file of any size) in file order, so "the second" settlement of a sale
+    is the later line.  A transaction the ledger refuses is returned in
+    `refused` instead of stopping the whole run.
     """
-    ledger = SettlementLedger(profile, calendar)
+    index = ReconcileIndex()
+    ledger = SettlementLedger(profile, calendar, index=index)
     refused = []
     for txn in sorted(transactions, key=lambda t: (t.get("seq") or 0)):
         problem = shape_problem(txn)
@@ -72,9 +117,12 @@ def run_ledger(profile, calendar, transactions, rows, as_of):
         except (ValidationError, LocalError) as exc:
             refused.append({"seq": txn.get("seq"), "pos_txn_id": txn.get("pos_txn_id"),
                             "why": "refused", "reason": "refused by the checks: %s" % exc})
-    for row in sorted(rows, key=lambda r: (r["settled_at"], r["acquirer_ref"])):
-        ledger.add_settlement(row)
-    return ledger, ledger.summary(as_of), refused
+    if isinstance(rows, list):
+        rows = sorted(rows, key=lambda r: (r["settled_at"], r["acquirer_ref"]))
+    _feed(ledger, index, rows, tally)
+    summary = ledger.summary(as_of)
+    summary["counts"]["unknown_settlement"] = index.unknown_count
+    return ledger, summary, refused
 
 
 class _Clock:
@@ -90,7 +138,7 @@ class _Clock:
         return format_rfc3339(seconds, self.tz.utcoffset_seconds(seconds))
 
 
-def _detail(entry, ledger, rows_by_ref, clock, status):
+def _detail(entry, ledger, lines, clock, status):
     txn = entry["txn"]
     first = entry["first"]
     out = {"seq": status["seq"], "pos_txn_id": status["pos_txn_id"], "kind": status["kind"],
@@ -101,7 +149,7 @@ def _detail(entry, ledger, rows_by_ref, clock, status):
            "deadline_ms": status["deadline"], "deadline": clock.text(status["deadline"]),
            "settled_at_ms": status["settled_at"], "settled_at": clock.text(status["settled_at"]),
            "settled_amount": status["settled_amount"], "acquirer_refs": status["acquirer_refs"],
-           "lines": [rows_by_ref[r]["line"] for r in status["acquirer_refs"] if r in rows_by_ref],
+           "lines": list(lines.get(status["pos_txn_id"], ())),
            "delay_ms": None, "late_by_ms": None, "reported_fee": None, "contracted_fee": None,
            "expected_settled": None, "shortfall": 0, "fee_excess": 0, "mcc": None,
            "region": None, "expects_money": ledger.expects_settlement(entry)}
@@ -125,18 +173,30 @@ def _unknown(result, row, clock):
             "auth_code": row.get("auth_code"), "mcc": result["mcc"], "region": result["region"]}
 
 
+def _payouts(bank, tally, profile):
+    """The bank-statement check (settlement_files/payouts.py), JSON-ready."""
+    days, unexplained = check_payouts(tally.days.values(), bank.credits,
+                                      profile["fees"]["tolerance"], bank.window_days)
+    return {"bank": bank.as_dict(), "days": days, "unexplained": unexplained,
+            "counts": payout_counts(days)}
+
+
 def build_summary(profile, transactions, excluded, report, settlement_file, as_of_ms,
-                  journal_path=None):
+                  journal_path=None, bank=None):
     """The whole reconcile result as plain data (JSON-ready)."""
     tz = timezone_for(profile["timezone"])
     calendar = BusinessCalendar.from_profile(profile, tz)
     clock = _Clock(tz)
-    rows = settlement_file.rows
-    ledger, core, refused = run_ledger(profile, calendar, transactions, rows, as_of_ms)
-    rows_by_ref = dict((r["acquirer_ref"], r) for r in rows)
-    details = [_detail(ledger.entries[st["pos_txn_id"]], ledger, rows_by_ref, clock, st)
+    streamed = hasattr(settlement_file, "info")      # a SettlementStream
+    rows = settlement_file.rows() if streamed else settlement_file.rows
+    tally = PayoutTally(tz.utcoffset_seconds) if bank is not None else None
+    ledger, core, refused = run_ledger(profile, calendar, transactions, rows, as_of_ms, tally)
+    if streamed:
+        settlement_file = settlement_file.info
+    index = ledger.index
+    details = [_detail(ledger.entries[st["pos_txn_id"]], ledger, index.lines, clock, st)
                for st in core["transactions"]]
-    unknown = [_unknown(res, rows_by_ref[res["acquirer_ref"]], clock)
+    unknown = [_unknown(res, index.unknown_rows[res["acquirer_ref"]], clock)
                for res in core["unknown_settlements"]]
     findings = [f.as_dict() for f in report.findings]
     journal = {"path": journal_path, "ok": report.ok, "device_id": report.device_id,
@@ -153,6 +213,7 @@ def build_summary(profile, transactions, excluded, report, settlement_file, as_o
                "other_counts": dict(core["other_counts"]),
                "totals": dict((n, core["totals"][n]) for n in TOTAL_NAMES),
                "transactions": details, "unknown_settlements": unknown}
+    summary["payouts"] = _payouts(bank, tally, profile) if bank is not None else None
     summary["totals_text"] = dict((n, format_money(v, summary["currency"]))
                                   for n, v in summary["totals"].items())
     summary["exit_code"] = exit_code_for(summary)
@@ -171,12 +232,19 @@ def verdict_reasons(summary):
     if left_out:
         reasons.append("%d journal transaction(s) could not be checked" % left_out)
     if f["bad_rows"]:
-        reasons.append("%d settlement row(s) could not be read" % len(f["bad_rows"]))
+        reasons.append("%d settlement row(s) could not be read" % f.get("bad_count", len(f["bad_rows"])))
     problems = sum(1 for t in summary["transactions"] if t["status"] == "problem")
     if problems:
         reasons.append("%d transaction(s) with a problem" % problems)
     if summary["counts"]["unknown_settlement"]:
         reasons.append("%d settlement(s) matching no sale" % summary["counts"]["unknown_settlement"])
+    if f.get("card_masked"):
+        reasons.append("%d settlement row(s) carried a full card number (masked)"
+                       % f["card_masked"])
+    payouts = summary.get("payouts")
+    for name, what in (("deposit_missing", "missing"), ("deposit_short", "short")):
+        if payouts and payouts["counts"][name]:
+            reasons.append("%d payout(s) %s at the bank" % (payouts["counts"][name], what))
     return reasons
 
 
@@ -191,13 +259,18 @@ def exit_code_for(summary):
         return 1
     if any(summary["other_counts"].get(n) for n in EXTRA_FINDINGS):
         return 1
+    if summary["settlement_file"].get("card_masked"):
+        return 1
+    payouts = summary.get("payouts")
+    if payouts and any(payouts["counts"][n] for n in PAYOUT_FINDINGS):
+        return 1
     return 0
 
 
 def reconcile_files(journal_path, pubkeys, settlement_file, profile, as_of_ms, anchor=None,
-                    progress=None):
+                    progress=None, bank=None):
     """Verify the journal, read it, hold it against a parsed SettlementFile."""
     report = verify_journal(journal_path, list(pubkeys), anchor=anchor, progress=progress)
     transactions, excluded = journal_transactions(journal_path, report.findings)
     return build_summary(profile, transactions, excluded, report, settlement_file, as_of_ms,
-                         str(journal_path))
+                         str(journal_path), bank)

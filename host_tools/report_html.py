@@ -10,6 +10,7 @@ from html import escape
 
 from daozhang.agent.core.alerts import format_money
 from daozhang.agent.core.settlement_checks import COUNT_NAMES
+from daozhang.host_tools.report_payouts import payout_section
 
 HOUR = 3600 * 1000
 DAY = 24 * HOUR
@@ -183,7 +184,7 @@ def _unknown_rows(summary):
            _e(u["auth_code"]), _e(u["terminal_id"]))
         for u in summary["unknown_settlements"][:MAX_ROWS])
     return ('<h2>Settlements matching no sale in the journal</h2><table id="unknown"><tr>'
-            '<th>settled</th><th>acquirer ref</th><th>CSV line</th><th>settled amount</th>'
+            '<th>settled</th><th>acquirer ref</th><th>file line</th><th>settled amount</th>'
             '<th>card</th><th>identifiers</th></tr>%s</table>%s'
             % (rows, _more(len(summary["unknown_settlements"]))))
 
@@ -279,14 +280,17 @@ def render_report(summary):
     out.append('<div class="verdict %s" id="verdict">%s</div>'
                % ("ok" if summary["ok"] else "bad", _e(verdict)))
     out.append('<div class="sub">journal %s: device %s, %d transactions (seq %s..%s), %s · '
-               'settlement file %s: %d rows, %d bad, %d repeated</div>'
+               'settlement file %s (%s): %d rows, %d bad, %d repeated, %d with a card number '
+               'masked</div>'
                % (_e(j["path"]), _e(j["device_id"]), j["transactions"], _e(j["first_seq"]),
                   _e(j["last_seq"]), "intact" if j["ok"] else "NOT intact", _e(s["path"]),
-                  s["rows"], len(s["bad_rows"]), s["repeated"]))
+                  _e(s.get("format")), s["rows"], s.get("bad_count", len(s["bad_rows"])),
+                  s["repeated"], s.get("card_masked", 0)))
     out.append("<h2>Summary</h2>" + _count_cards(summary))
     out.append("<h2>Money</h2>" + _money_cards(summary))
     out.append("<h2>Problem transactions</h2>" + _problem_rows(summary))
     out.append(_unknown_rows(summary))
+    out.append(payout_section(summary))
     if s["bad_rows"]:
         out.append('<h2>Unreadable settlement rows</h2><table id="bad-rows"><tr><th>line</th>'
                    '<th>why</th></tr>%s</table>' % "".join(

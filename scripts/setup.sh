@@ -13,6 +13,16 @@ command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+# `daozhang device flash` and its tests: partition tables, FAT and ext4 images,
+# block maps (bmaptool makes the test maps), mtools as a second FAT reader.
+PATH="$PATH:/usr/sbin:/sbin"
+command -v sfdisk >/dev/null 2>&1 || need_apt+=(fdisk)
+command -v mkfs.fat >/dev/null 2>&1 || need_apt+=(dosfstools)
+command -v debugfs >/dev/null 2>&1 || need_apt+=(e2fsprogs)
+command -v mdir >/dev/null 2>&1 || need_apt+=(mtools)
+command -v bmaptool >/dev/null 2>&1 || need_apt+=(bmap-tools)
+command -v xz >/dev/null 2>&1 || need_apt+=(xz-utils)
+command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 # libfaketime: CI reruns the date-sensitive tests with the clock a year ahead (scripts/moved_clock.sh).
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || [ -f /usr/lib/faketime/libfaketime.so.1 ] \
     || need_apt+=(libfaketime)

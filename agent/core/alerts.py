@@ -77,11 +77,13 @@ KINDS = {
     "sync_backlog": _kind("warning", 4 * HOUR, ("sync backlog",), pending_for=10 * 60000,
                           count=False),
     "journal_near_full": _kind("warning", 4 * HOUR, ("journal nearly full",), count=False),
+    # The link is up but the backlog does not move (SPEC 6.12): cleared by the link.
+    "sync_stalled": _kind("warning", 4 * HOUR, ("sync stalled",), count=False),
 }
 KIND_ORDER = ("security", "journal_full", "storage_error", "clock_untrusted",
               "settlement_overdue", "settlement_short", "fee_over_contract", "mcc_jump",
               "region_jump", "unknown_settlement", "duplicate_settlement", "cancelled_settled",
-              "sale_unjudgeable", "sync_backlog", "journal_near_full")
+              "sale_unjudgeable", "sync_backlog", "sync_stalled", "journal_near_full")
 # source kind -> kinds it holds while pending or firing (Alertmanager inhibit_rules)
 INHIBIT = {"clock_untrusted": ("settlement_overdue",),
            "journal_full": ("journal_near_full",)}

@@ -137,11 +137,11 @@ def _uint(value):
     return cbor.uint_bytes(value)
 
 
-def frame_length_at(buf, offset):
-    """Length of the frame at `offset`, 0 at erased space, or FrameError.
-
-    Checks only what can be checked without the body: magic, flags, length,
-    and that the frame fits in `buf`.
+def frame_size_from_header(buf, offset):
+    """Whole length of the frame whose header is at `offset`, 0 at erased
+    space, or FrameError.  Needs only the header in `buf`, not the body: a
+    reader that fetches a segment in pieces learns how far the frame runs
+    even when it crosses the end of the piece (SPEC 6.6).
     """
     end = len(buf)
     if offset + 2 > end:
@@ -160,9 +160,19 @@ def frame_length_at(buf, offset):
         raise FrameError(offset, "flags", "unknown flags 0x%02x" % flags)
     if length < 1 or length > MAX_BODY:
         raise FrameError(offset, "length", "body length %d outside 1..%d" % (length, MAX_BODY))
-    if offset + HEADER_SIZE + length + CRC_SIZE > end:
-        raise FrameError(offset, "short", "frame of %d bytes runs past the end" % (length + OVERHEAD))
     return length + OVERHEAD
+
+
+def frame_length_at(buf, offset):
+    """Length of the frame at `offset`, 0 at erased space, or FrameError.
+
+    Checks only what can be checked without the body: magic, flags, length,
+    and that the frame fits in `buf`.
+    """
+    size = frame_size_from_header(buf, offset)
+    if size and offset + size > len(buf):
+        raise FrameError(offset, "short", "frame of %d bytes runs past the end" % size)
+    return size
 
 
 def decode_at(buf, offset):

@@ -70,6 +70,8 @@ class MemorySaleIndex:
         self.order = []          # pos_txn_ids in arrival order
         self.by_rrn = {}         # (terminal_id, rrn) -> [entry]
         self.by_auth = {}        # (auth_code, amount) -> [entry]
+        self.by_order = {}       # order number (pos_txn_id, a refund's original) -> [entry]
+        self.by_trace = {}       # (terminal_id, batch_no, trace_no) -> [entry]
         self.results = {}        # acquirer_ref -> check result
         self.unknown = []        # results of settlements matching nothing
         self.cancellations = {}  # original pos_txn_id -> void/reversal pos_txn_id
@@ -96,6 +98,18 @@ class MemorySaleIndex:
                                    []).append(entry)
         if auth:
             self.by_auth.setdefault((auth, _field(entry, "amount", self._AMOUNT)), []).append(entry)
+        txn = entry["txn"]
+        if isinstance(txn, dict) and txn.get("trace_no") and txn.get("batch_no"):
+            # Whole transactions only (reconcile, the backend): the slim tuple of
+            # the terminal's watchdog does not carry them.
+            self.by_trace.setdefault((txn.get("terminal_id"), txn["batch_no"], txn["trace_no"]),
+                                     []).append(entry)
+        # A QR payment's file row names the merchant order number, which is the
+        # sale's pos_txn_id; its refund rows reuse it (the refund's original).
+        for order in (entry.get("pos_txn_id"), _field(entry, "original_pos_txn_id",
+                                                       self._ORIGINAL)):
+            if order:
+                self.by_order.setdefault(order, []).append(entry)
 
     def save(self, entry):
         pass  # entries here are the stored dicts themselves
@@ -105,6 +119,12 @@ class MemorySaleIndex:
 
     def by_auth_of(self, auth_code, amount):
         return self.by_auth.get((auth_code, amount), ())
+
+    def by_order_of(self, order):
+        return self.by_order.get(order, ())
+
+    def by_trace_of(self, terminal_id, batch_no, trace_no):
+        return self.by_trace.get((terminal_id, batch_no, trace_no), ())
 
     def keys(self):
         return list(self.order)
@@ -145,7 +165,7 @@ class MemorySaleIndex:
         if keys:
             # Only when something goes: rebuilding copies every list (hourly prune).
             self.order = [k for k in self.order if k not in keys]
-            for index in (self.by_rrn, self.by_auth):
+            for index in (self.by_rrn, self.by_auth, self.by_order, self.by_trace):
                 for ident in list(index):
                     kept = [e for e in index[ident] if e["pos_txn_id"] not in keys]
                     if kept:

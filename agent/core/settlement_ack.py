@@ -15,8 +15,13 @@ module registers the kind there.  What only a settlement ack has:
   settlement matching no receipt (the device matches again itself, with
   the same Matcher: the backend's verdict is informational).
 
+- `n`: the ack's delivery number for this device, 1, 2, 3, ... in the
+  order the backend queued them; the terminal confirms by the highest n
+  below which it has processed everything (settlement_delivery.py, SPEC
+  7.8.7), and the backend sends again whatever is above it.
+
 Signed bytes: the deterministic CBOR array
-    ["daozhang/settlement-ack/v1", dev, id, at, seq, row, kid]
+    ["daozhang/settlement-ack/v2", dev, id, at, seq, row, kid, n]
 by the backend key (a domain of its own: a receipts ack signature never
 verifies as a settlement ack, nor the other way round).
 """
@@ -25,7 +30,7 @@ from . import cbor
 from . import sync_messages as msgs
 from .errors import RemoteError
 
-DOMAIN = "daozhang/settlement-ack/v1"
+DOMAIN = "daozhang/settlement-ack/v2"
 KIND = "settlement"
 ID_SIZE = 16
 MAX_TEXT = 64
@@ -124,13 +129,14 @@ FIELDS = {
     "seq": (_uint_or_none, "a journal seq or null"),
     "row": (row_ok, "a settlement row (settlement-acks.md 2)"),
     "kid": (msgs._bytes_of(msgs.KID_SIZE), "8 bytes"),
+    "n": (lambda v: _uint(v) and v >= 1, "a delivery number >= 1"),
     "sig": (msgs._bytes_of(msgs.SIG_SIZE), "a 64-byte Ed25519 signature"),
 }
 
 
 def signed_bytes(msg):
     return cbor.dumps([DOMAIN, msg["dev"], msg["id"], msg["at"], msg["seq"], msg["row"],
-                       msg["kid"]])
+                       msg["kid"], msg["n"]])
 
 
 def register():
@@ -139,10 +145,11 @@ def register():
         msgs.register_kind(KIND, FIELDS, signed_bytes)
 
 
-def encode(dev, ack_id, at, seq, row, kid, sign):
-    """The payload the backend publishes; `sign(bytes) -> 64-byte signature`."""
+def encode(dev, ack_id, at, seq, row, kid, sign, n):
+    """The payload the backend publishes; `sign(bytes) -> 64-byte signature`;
+    `n` the device's delivery number (SPEC 7.8.7)."""
     msg = {"v": msgs.VERSION, "kind": KIND, "dev": dev, "id": ack_id, "at": at, "seq": seq,
-           "row": row, "kid": kid}
+           "row": row, "kid": kid, "n": n}
     problem = row_problem(row)
     if problem is not None:
         raise RemoteError("settlement ack: " + problem)

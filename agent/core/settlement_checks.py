@@ -102,7 +102,9 @@ def _need_int(row, name, optional=False):
 class Matcher:
     """Settlement row -> transaction: terminal_id + rrn first; else
     auth_code + |amount| within a time window, closest in time, then
-    earliest arrival.  Only a transaction of the same money direction
+    earliest arrival; else terminal + batch + trace number; else the
+    merchant order number (order_id: the sale's
+    pos_txn_id, or a refund's original), same direction.  Only a transaction of the same money direction
     matches (a refund row never matches the sale it refunds).  The
     candidates come from the sale index (agent/core/sale_index.py)."""
 
@@ -130,6 +132,20 @@ class Matcher:
                     best = (gap, entry)
             if best is not None:
                 return best[1]
+        by_trace = getattr(self.index, "by_trace_of", None)
+        if row.get("trace_no") and row.get("batch_no") and by_trace is not None:
+            # Rule 3 (SPEC 7.4): terminal + batch + trace (凭证号), same direction.
+            for entry in by_trace(row.get("terminal_id"), row["batch_no"], row["trace_no"]):
+                if (entry["kind"] == "refund") == refund:
+                    return entry
+        order = row.get("order_id")
+        by_order = getattr(self.index, "by_order_of", None)
+        if order and by_order is not None:
+            # Rule 4 (SPEC 7.4): the merchant order number (QR payments: WeChat,
+            # Alipay), same direction; the amount is what the checks then judge.
+            for entry in by_order(order):
+                if (entry["kind"] == "refund") == refund:
+                    return entry
         return None
 
 
@@ -257,7 +273,12 @@ class SettlementLedger:
         result = self._check(entry, row)
         self.index.add_result(result, entry is not None)
         if entry is not None:
-            entry["settlements"] = list(entry["settlements"]) + [ref]
+            # Appended in place once the entry owns a list: copying it per row made
+            # k rows matching one sale cost O(k^2) (issue 12: 136k duplicates).
+            if type(entry["settlements"]) is list:
+                entry["settlements"].append(ref)
+            else:
+                entry["settlements"] = list(entry["settlements"]) + [ref]
             if entry["first"] is None:
                 entry["first"] = result
             checks = list(entry["checks"])

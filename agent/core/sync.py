@@ -23,6 +23,7 @@ Reconnect delays are capped exponential backoff with full jitter
 Portable: CPython and MicroPython.
 """
 
+from . import settlement_delivery
 from . import sync_messages as msgs
 from .errors import LocalError
 
@@ -268,6 +269,12 @@ class SyncCore:
         if topic != "acks":
             return [("log", "sync_config_ignored", {"bytes": len(payload)})]
         try:
+            batch = settlement_delivery.decode_batch(payload, self.device_id)
+        except msgs.DownRejected as exc:
+            return self._reject(exc.reason, str(exc))
+        if batch is not None:
+            return self._settlement_batch(batch)
+        try:
             msg = msgs.decode_down(payload, self.device_id, self.backend_pub, self.backend_kid,
                                    self.verify)
             if msg["kind"] == "receipts":
@@ -276,6 +283,27 @@ class SyncCore:
                 [("log", "sync_down_kind", {"kind": msg["kind"]})]
         except msgs.DownRejected as exc:
             return self._reject(exc.reason, str(exc))
+
+    def _settlement_batch(self, acks):
+        """Each ack of a batch authenticated on its own (SPEC 7.8.7): the good
+        ones go to the settlement plugin together (one journal commit), a bad
+        one is rejected and named without spoiling the rest."""
+        good, actions = [], []
+        for payload in acks:
+            try:
+                msg = msgs.decode_down(payload, self.device_id, self.backend_pub, self.backend_kid,
+                                       self.verify)
+            except msgs.DownRejected as exc:
+                actions.extend(self._reject(exc.reason, str(exc)))
+                continue
+            if msg["kind"] != "settlement":
+                actions.extend(self._reject(msgs.SCHEMA, "a %s message inside a settlement batch"
+                                            % msg["kind"]))
+                continue
+            good.append((msg, payload))
+        if good:
+            actions.append(("settlements", good))
+        return actions
 
     def _reject(self, reason, detail):
         self.rejected[reason] = self.rejected.get(reason, 0) + 1

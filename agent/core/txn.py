@@ -340,6 +340,17 @@ def _settlement(field, value):
     return value
 
 
+CHANNELS = ("card", "wechat", "alipay", "unionpay_qr")
+# A QR payment carries no card, RRN or auth code.
+_QR_OPTIONAL = ("card", "auth_code", "rrn")
+
+
+def _one_of(field, value, allowed):
+    if value not in allowed:
+        raise ValidationError(field, "expected one of " + " | ".join(allowed), "bad_format")
+    return value
+
+
 def _text(field, value):
     if len(value) > MAX_TEXT:
         raise ValidationError(field, "expected at most %d characters, got %d" % (MAX_TEXT, len(value)),
@@ -368,6 +379,12 @@ FIELDS = {
     "original_pos_txn_id": (str, _id),
     "operator": (str, _text),
     "note": (str, _text),
+    # The POS trace number (凭证号 / 系统跟踪号) and batch (批次号), as settlement
+    # files print them, and the payment channel (a QR payment's merchant order
+    # number is its pos_txn_id): matching keys for settlement rows (SPEC 7.4).
+    "trace_no": (str, lambda f, v: _pattern(f, v, _DIGITS, 6, 6, "bad_format", "6 digits")),
+    "batch_no": (str, lambda f, v: _pattern(f, v, _DIGITS, 6, 6, "bad_format", "6 digits")),
+    "channel": (str, lambda f, v: _one_of(f, v, CHANNELS)),
 }
 REQUIRED = ("kind", "pos_txn_id", "time", "amount", "currency", "card", "card_type",
             "merchant_id", "terminal_id", "mcc", "settlement")
@@ -453,6 +470,8 @@ def _check_fields(obj):
     required = REQUIRED
     if "kind" in out:
         required = required + REQUIRED_FOR_KIND[out["kind"]]
+    if out.get("channel", "card") != "card":
+        required = tuple(k for k in required if k not in _QR_OPTIONAL)
     for key in required:
         if key not in out:
             raise ValidationError(key, "missing", "missing_field")

@@ -12,19 +12,18 @@ import sys
 import click
 
 from daozhang.agent.core.errors import FindingError
+from daozhang.cli.settlement_input import bank_statement, open_input, settlement_options
 
 
 @click.command("settle")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True,
-              help="The settlement file's format.")
-@click.option("--map", "map_path", type=click.Path(exists=True, dir_okay=False),
-              help="A column mapping (TOML) for another acquirer's CSV layout.")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
               help="The backend's TOML config (database, broker, signing key).")
 @click.option("--strict", is_flag=True, help="Exit 1 when the file had bad rows.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON report on stdout.")
-def settle(path, fmt, map_path, config_path, strict, as_json):
+@settlement_options
+def settle(path, config_path, strict, as_json, fmt, map_path, settled_at, bank_path,
+           bank_map_path):
     """Ingest an acquirer settlement FILE; send signed settlement acks.
 
     Rows are stored once per acquirer_ref (re-ingesting a file changes
@@ -36,14 +35,12 @@ def settle(path, fmt, map_path, config_path, strict, as_json):
     from daozhang.backend.service import load_backend_config
     from daozhang.backend.settle import MqttPublisher, Settler
     from daozhang.backend.store import open_store
-    from daozhang.host_tools.settlement_csv import read_settlement_file
-    from daozhang.host_tools.settlement_map import Mapping, load_mapping
 
     config = load_backend_config(config_path)
-    mapping = load_mapping(map_path) if map_path else Mapping.default()
-    parsed = read_settlement_file(path, mapping)
+    parsed = open_input(path, fmt, map_path, settled_at, quiet=as_json)
+    bank = bank_statement(bank_path, bank_map_path)
     signer = AckSigner.from_file(config["backend"]["key"])
-    show_bar = not as_json and sys.stderr.isatty() and len(parsed.rows) > 50
+    show_bar = not as_json and sys.stderr.isatty()
     with open_store(config["backend"]["db"]) as store:
         publisher = None
 
@@ -53,19 +50,30 @@ def settle(path, fmt, map_path, config_path, strict, as_json):
                 publisher = MqttPublisher(config["broker"])
             publisher.publish(device_id, payload)
 
+        tally = None
+        if bank is not None:
+            parsed, tally = _tallied(parsed, bank)
         try:
             settler = Settler(store, signer, publish)
             if show_bar:
-                with click.progressbar(length=len(parsed.rows), label="settling",
-                                       file=sys.stderr) as bar:
-                    report = settler.settle(parsed, lambda done, total: bar.update(1))
+                # The file is streamed: the row count is unknown until the end.
+                from rich.progress import Progress
+                with Progress(transient=True) as bar:
+                    task = bar.add_task("settling", total=None)
+                    report = settler.settle(parsed, lambda done, total: bar.update(
+                        task, completed=done))
             else:
                 report = settler.settle(parsed)
         finally:
             if publisher is not None:
                 publisher.close()
+    if bank is not None:
+        from daozhang.settlement_files.payouts import check_payouts, payout_counts
+        days, unexplained = check_payouts(tally.days.values(), bank.credits, 0, bank.window_days)
+        report["payouts"] = {"bank": bank.as_dict(), "days": days, "unexplained": unexplained,
+                             "counts": payout_counts(days)}
     if as_json:
-        click.echo(json.dumps(report, sort_keys=True))
+        click.echo(json.dumps(report, sort_keys=True, ensure_ascii=False))
     else:
         for bad in report["bad_rows"]:
             click.echo("%s:%d: %s" % (path, bad["line"], bad["reason"]), err=True)
@@ -73,5 +81,35 @@ def settle(path, fmt, map_path, config_path, strict, as_json):
                    "settlements reported, %d unrouted; %d bad rows"
                    % (report["rows"], report["new"], report["already"], report["sent"],
                       report["unknown"], report["unrouted"], len(report["bad_rows"])))
+    payouts = report.get("payouts")
+    if payouts and not as_json:
+        for p in payouts["days"]:
+            if p["status"] in ("deposit_missing", "deposit_short"):
+                click.echo("%s: settlement day %s: expected %d, received %s (%d rows)"
+                           % (p["status"], p["day"], p["expected"], p["received"], p["rows"]))
+    if payouts and (payouts["counts"]["deposit_missing"] or payouts["counts"]["deposit_short"]):
+        raise FindingError("payouts missing or short at the bank (listed above): %d missing, "
+                           "%d short" % (payouts["counts"]["deposit_missing"],
+                                         payouts["counts"]["deposit_short"]))
     if strict and report["bad_rows"]:
         raise FindingError("%d bad rows in %s (listed above)" % (len(report["bad_rows"]), path))
+
+
+def _tallied(stream, bank):
+    """The stream, its rows also summed per settlement day for --bank (days
+    in the bank map's zone, Asia/Shanghai when it names none)."""
+    import zoneinfo
+    from datetime import datetime, timezone
+    from daozhang.settlement_files.payouts import PayoutTally
+
+    tz = bank.tz or zoneinfo.ZoneInfo("Asia/Shanghai")
+    tally = PayoutTally(lambda s: int(datetime.fromtimestamp(s, timezone.utc).astimezone(tz)
+                                      .utcoffset().total_seconds()))
+    rows = stream.rows
+
+    def counted():
+        for row in rows():
+            tally.add(row)
+            yield row
+    stream.rows = counted
+    return stream, tally

@@ -12,12 +12,16 @@ from daozhang.cli._backend_common import db_options, open_backend_store
 @db_options
 def stats(as_json, config_path, db):
     """Counts: devices, records, receipts (transactions), alerts, findings."""
+    from daozhang.backend.settlement_outbox import Outbox
+
     with open_backend_store(config_path, db) as store:
         counts = store.stats()
+        # Settlement acks no terminal has confirmed yet (SPEC 7.8.7).
+        counts["settlements_pending"] = Outbox(store).counts()["pending"]
     if as_json:
         click.echo(json.dumps(counts, sort_keys=True))
         return
-    for key in ("devices", "records", "receipts", "alerts", "findings"):
+    for key in ("devices", "records", "receipts", "alerts", "findings", "settlements_pending"):
         click.echo("%-9s %d" % (key, counts[key]))
 
 

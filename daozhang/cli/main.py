@@ -25,6 +25,7 @@ _COMMANDS = {
     "pki": ("daozhang.cli.pki:pki", "Fleet CA and TLS certificates for broker, devices, backend."),
     "backend": ("daozhang.cli.backend:backend", "Run the reference backend; devices, settlements, stats."),
     "reconcile": ("daozhang.cli.reconcile:reconcile", "Hold a journal against an acquirer settlement file."),
+    "sim": ("daozhang.cli.sim:sim", "Simulate a fleet of terminals against a broker and backend."),
     "demo": ("daozhang.cli.demo:demo", "Run a terminal, a broker and the backend, live."),
 }
 

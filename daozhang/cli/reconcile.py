@@ -13,12 +13,12 @@ import time
 
 import click
 
+from daozhang.agent.core.alerts import format_money
 from daozhang.agent.core.business_calendar import parse_rfc3339_ms
 from daozhang.agent.core.errors import ValidationError
 from daozhang.agent.profile import load_profile
+from daozhang.cli.settlement_input import bank_statement, open_input, settlement_options
 from daozhang.host_tools.reconcile import reconcile_files
-from daozhang.host_tools.settlement_csv import read_settlement_file
-from daozhang.host_tools.settlement_map import Mapping, load_mapping
 
 _EPILOG = ("Exit codes: 0 all settled right and the journal intact; 1 a discrepancy "
            "(not_arrived, late, short, over_fee, mcc_jump, region_jump, unknown_settlement, "
@@ -80,11 +80,35 @@ def _human(summary, out):
     lines.append("  " + ", ".join("%s %d" % (n, v) for n, v in c.items()))
     lines.append("  gross %s, expected net %s, settled %s, missing %s"
                  % (t["gross"], t["expected_net"], t["settled"], t["missing"]))
+    if s.get("card_masked"):
+        lines.append("  %d row(s) carried a full card number: masked to 6 + 4 (lines %s)" % (
+            s["card_masked"], ", ".join(str(f["line"]) for f in s["card_findings"][:10])))
+    lines += _payout_lines(summary)
     if out:
         lines.append("report: %s" % out)
     lines.append("all settled right" if summary["ok"] else
                  "not all in order: " + "; ".join(summary["verdict"]))
     return "\n".join(lines)
+
+
+def _payout_lines(summary):
+    payouts = summary.get("payouts")
+    if not payouts:
+        return []
+    cur = summary["currency"]
+    c = payouts["counts"]
+    lines = ["bank %s: %d payout(s) arrived, %d missing, %d short" % (
+        payouts["bank"]["path"], c["ok"], c["deposit_missing"], c["deposit_short"])]
+    for p in payouts["days"]:
+        if p["status"] not in ("deposit_missing", "deposit_short"):
+            continue
+        sales = ", ".join(p["sales"][:8]) + (" ..." if len(p["sales"]) > 8 else "")
+        received = ("received %s (bank line %s)" % (format_money(p["received"], cur),
+                                                    p["bank_line"])
+                    if p["received"] is not None else "nothing received")
+        lines.append("  %s: settlement day %s: expected %s, %s; sales: %s" % (
+            p["status"], p["day"], format_money(p["expected"], cur), received, sales or "-"))
+    return lines
 
 
 @click.command(epilog=_EPILOG)
@@ -95,33 +119,33 @@ def _human(summary, out):
               type=click.Path(exists=True, dir_okay=False),
               help="The device's Ed25519 public key (PREFIX.pub); repeatable.")
 @click.option("--settlement", "settlement_path", required=True,
-              type=click.Path(exists=True, dir_okay=False), help="The acquirer's settlement CSV.")
+              type=click.Path(exists=True, dir_okay=False), help="The acquirer's settlement file "
+              "(any --format, or a --map layout).")
 @click.option("--profile", "profile_path", required=True,
               type=click.Path(exists=True, dir_okay=False), help="The merchant profile (TOML).")
 @click.option("--as-of", "as_of", callback=_as_of, metavar="TIME",
               help="Judge deadlines at this RFC 3339 time (default: now).")
-@click.option("--map", "map_path", type=click.Path(exists=True, dir_okay=False),
-              help="A column mapping (TOML) for another acquirer's CSV layout.")
 @click.option("--anchor", type=click.Path(exists=True, dir_okay=False),
               help="An anchor from `journal head`: also detects truncation and rollback.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Write the HTML report here (one self-contained file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@settlement_options
 @click.pass_context
-def reconcile(ctx, journal_path, pubkeys, settlement_path, profile_path, as_of, map_path, anchor,
-              out_path, as_json):
+def reconcile(ctx, journal_path, pubkeys, settlement_path, profile_path, as_of, anchor, out_path,
+              as_json, fmt, map_path, settled_at, bank_path, bank_map_path):
     """Hold a journal against the acquirer's settlement file: every sale with its
     status (ok, pending, or what went wrong and by how much), money totals, and an
     HTML report readable offline.  The journal is verified first; a journal that
     fails verification is reported plainly and still reconciled on what remains."""
     profile = load_profile(profile_path)
-    mapping = load_mapping(map_path) if map_path else Mapping.default()
-    settlement = read_settlement_file(settlement_path, mapping)
+    settlement = open_input(settlement_path, fmt, map_path, settled_at, quiet=as_json)
+    bank = bank_statement(bank_path, bank_map_path)
     as_of_ms = as_of if as_of is not None else time.time_ns() // 1_000_000
     update, finish = _progress("verifying journal")
     try:
         summary = reconcile_files(journal_path, pubkeys, settlement, profile, as_of_ms,
-                                  anchor=anchor, progress=update)
+                                  anchor=anchor, progress=update, bank=bank)
     finally:
         finish()
     if out_path:

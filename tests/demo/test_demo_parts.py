@@ -20,7 +20,7 @@ from daozhang.host_tools.demo_clock import DemoClock, align_to_agent_event
 from daozhang.host_tools.demo_events import DemoEvent, Tally, parse_logfmt, translate
 from daozhang.host_tools.demo_pos import make_sale
 from daozhang.host_tools.demo_stack import DEMO_PROFILE
-from daozhang.host_tools.settlement_csv import parse_settlement_text
+from daozhang.settlement_files import parse_settlement_text
 
 PROFILE = validate_profile(tomllib.loads(DEMO_PROFILE), "demo merchant.toml")
 CALENDAR = BusinessCalendar.from_profile(PROFILE, ZoneInfoTimezone(PROFILE["timezone"]))

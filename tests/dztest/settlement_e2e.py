@@ -3,6 +3,7 @@ backdated sales, settlement CSV text, the agent's alerts.json, journal
 records by type, and settlement acks built by hand (genuine or forged)."""
 
 import json
+import itertools
 import os
 
 from daozhang.agent.core import record
@@ -70,10 +71,15 @@ def settlement_records(config):
     return journal_records(config, record.TYPE_SETTLEMENT_ACK)
 
 
-def make_ack(signer, dev, row, ack_id=None, seq=None, at=None):
-    """A settlement ack signed by `signer` (an AckSigner: genuine or forged)."""
+_DELIVERY_NUMBERS = itertools.count(1)
+
+
+def make_ack(signer, dev, row, ack_id=None, seq=None, at=None, n=None):
+    """A settlement ack signed by `signer` (an AckSigner: genuine or forged);
+    `n` its delivery number (SPEC 7.8.7; default: the next of this process)."""
     return settlement_ack.encode(dev, ack_id or os.urandom(16), at or now_ms(), seq,
-                                 settlement_ack.wire_row(row), signer.kid, signer.signer.sign)
+                                 settlement_ack.wire_row(row), signer.kid, signer.signer.sign,
+                                 n or next(_DELIVERY_NUMBERS))
 
 
 def plain_row(ref, rrn, amount=10000, fee=55):

@@ -25,8 +25,7 @@ from daozhang.agent.core.errors import JournalCorrupt, RemoteError, ValidationEr
 from daozhang.agent.core.service_frames import NEED_DATA, REQUEST, Frame, FrameCodec
 from daozhang.agent.core.service_session import DeviceSession
 from daozhang.backend import ingest
-from daozhang.host_tools.settlement_csv import SettlementFileError, decode_settlement_bytes
-from daozhang.host_tools.settlement_map import MappingError
+from daozhang.settlement_files import MappingError, SettlementFileError, decode_settlement_bytes
 
 NOW_MS = 1_800_000_000_000           # fixed: a fuzz run must be repeatable
 PAN = "6222021234567894"

@@ -25,9 +25,9 @@ RUNS = {"intake_json": 8000, "intake_frames": 8000, "strict_json": 5000, "journa
         "journal_superblock": 8000, "service_port": 2000, "service_frames": 8000,
         "backend_receipts": 1500, "backend_alert": 2000, "agent_down": 8000, "settlement_csv": 8000}
 SEED = 12
-# Settlement input is masked by branch `formats` (issue 12), through card_data's
-# mask_card_numbers: until it lands the reader keeps a card number in `rrn`.
-PENDING = {"settlement_csv": "settlement columns are masked by the formats branch (issue 12)"}
+# Targets known to fail, with why (none: settlement input is masked in every
+# column by settlement_files/card_mask.py through card_data's rule).
+PENDING = {}
 
 _ids = sorted(targets.TARGETS)
 _marks = [pytest.param(n, marks=pytest.mark.xfail(reason=PENDING[n], strict=False))

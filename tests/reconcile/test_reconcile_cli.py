@@ -15,7 +15,7 @@ from daozhang.agent.profile import load_profile
 from daozhang.agent.timezone import timezone_for
 from daozhang.host_tools.journal_reader import iter_records
 from daozhang.host_tools.reconcile import run_ledger
-from daozhang.host_tools.settlement_csv import parse_settlement_text
+from daozhang.settlement_files import parse_settlement_text
 from dztest import reconcile as sc
 
 
@@ -50,8 +50,11 @@ def test_every_discrepancy_counted_exactly(world):
     assert s["other_counts"] == sc.EXPECTED_OTHER
     assert s["totals_text"]["gross"] == "¥15,800.00"
     assert s["journal"]["ok"] is True and s["journal"]["excluded"] == []
-    assert s["settlement_file"] == {"path": world["csv"], "rows": 18, "bad_rows": [],
-                                    "repeated": 0}
+    assert s["settlement_file"] == {"path": world["csv"], "format": "csv", "rows": 18,
+                                    "format_reason": "a header with acquirer_ref (the "
+                                    "documented layout)",
+                                    "bad_rows": [], "bad_count": 0, "repeated": 0, "skipped": 0,
+                                    "card_masked": 0, "card_findings": [], "other_lines": {}}
     by_id = dict((t["pos_txn_id"], t) for t in s["transactions"])
     assert len(by_id) == 21
     assert by_id["S06"]["checks"] == ["late"] and by_id["S06"]["late_by_ms"] == 11 * 3600 * 1000
@@ -173,7 +176,9 @@ def test_csv_without_required_columns_exits_2(world, tmp_path):
     path.write_text("ref,amt\nA,1\n", encoding="utf-8")
     rc, _out, err = run_cli(*base_args(world, str(path)))
     assert rc == 2
-    assert err.startswith("daozhang: ") and "lacks required column(s)" in err and "--map" in err
+    said, error = err.splitlines()
+    assert "read as csv (no other format recognised" in said
+    assert error.startswith("daozhang: ") and "lacks required column(s)" in error and "--map" in error
 
 
 def test_mapping_option(world, tmp_path):

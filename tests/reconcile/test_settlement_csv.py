@@ -5,10 +5,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daozhang.host_tools.settlement_csv import (
-    SettlementFileError, decode_settlement_bytes, mask_card, parse_settlement_text,
-    read_settlement_file)
-from daozhang.host_tools.settlement_map import Mapping, MappingError, load_mapping, mapping_from_dict
+from daozhang.settlement_files import (
+    Mapping, MappingError, SettlementFileError, decode_settlement_bytes, load_mapping,
+    mapping_from_dict, parse_settlement_text, read_settlement_file)
+from daozhang.settlement_files.card_mask import mask_card_column as mask_card
 from dztest.reconcile import COLUMNS, csv_text
 
 HEADER = ",".join(COLUMNS)
@@ -25,7 +25,8 @@ def test_default_layout_row_has_the_shape_the_checks_take():
                        "txn_time": MS_0105_2200 - 36 * 3600 * 1000, "kind": "sale",
                        "card": "622202******0001", "amount": 100000, "fee": 550,
                        "settled_amount": 99450, "settled_at": MS_0105_2200, "mcc": "5812",
-                       "region": "2900", "line": 2}]
+                       "region": "2900", "order_id": None, "trace_no": None,
+                       "batch_no": None, "channel": None, "line": 2}]
 
 
 def test_optional_columns_may_be_absent_or_empty_bom_and_crlf_accepted():
@@ -98,7 +99,7 @@ def test_wrong_encoding_names_the_offset(tmp_path):
     path.write_bytes((HEADER + "\n").encode() + "A1,商户".encode("gb18030"))
     with pytest.raises(SettlementFileError) as info:
         read_settlement_file(str(path))
-    assert "not utf-8 at byte offset %d" % (len(HEADER) + 4) in str(info.value)
+    assert "not utf-8 near line " in str(info.value)
     with pytest.raises(SettlementFileError, match="cannot read settlement file"):
         read_settlement_file(str(tmp_path / "missing.csv"))
 
@@ -149,7 +150,7 @@ def test_mapping_file_reads_another_acquirers_layout(tmp_path):
     path.write_bytes(text.encode("gb18030"))
     f = read_settlement_file(str(path), mapping)
     assert f.bad_rows == [{"line": 6, "reason": "amount: 3 fraction digits, the mapping's "
-                                                "scale is 2: '1.005'"}]
+                                                "scale is 2: '1.005' (declare a rounding rule to accept it)"}]
     q1, q2 = f.rows
     assert (q1["amount"], q1["fee"], q1["settled_amount"]) == (100000, 550, 99450)
     assert (q1["settled_at"], q1["txn_time"]) == (MS_0105_2200, MS_0105_2200 - 36 * 3600 * 1000)
@@ -161,8 +162,8 @@ def test_mapping_file_reads_another_acquirers_layout(tmp_path):
     ({"csv": {"encoding": "klingon"}}, "csv.encoding: unknown encoding"),
     ({"csv": {"delimiter": ",,"}}, "csv.delimiter: expected text of 1 to 1"),
     ({"columns": {"amount": "x", "fee": "x"}}, "columns.fee: file column 'x' is already amount"),
-    ({"columns": {"colour": "x"}}, "columns.colour: unknown key"),
-    ({"amounts": {"scale": 7}}, "amounts.scale: expected an integer 0..4"),
+    ({"columns": {"colour": "x"}}, "columns.colour: unknown column"),
+    ({"amounts": {"scale": 9}}, "amounts.scale: expected an integer 0..8"),
     ({"times": {"format": "%Y-%m-%d"}}, "times.timezone: missing"),
     ({"times": {"timezone": "Asia/Shanghai"}}, "times.timezone: only used with times.format"),
     ({"kinds": {"消费": "purchase"}}, "kinds.消费: expected one of"),

@@ -8,15 +8,16 @@ from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.core import cbor
 from daozhang.agent.core import settlement_ack as sa
+from daozhang.agent.core import settlement_delivery
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.mqtt_link import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.settle import Settler
 from daozhang.backend.store import open_store
-from daozhang.host_tools.settlement_csv import parse_settlement_text
+from daozhang.settlement_files import parse_settlement_text
 from dztest.dates import DAY_MS, SALE_MS, rfc3339
 from dztest.micropython import run_micropython
-from dztest.settlement_e2e import HEADER, plain_row
+from dztest.settlement_e2e import HEADER, now_ms, plain_row
 from dztest.sync import signer, txn_payload
 
 DEV = "pos-ack-1"
@@ -30,9 +31,9 @@ def decode(payload, dev=DEV, backend=BACKEND):
     return msgs.decode_down(payload, dev, backend.public_bytes, backend.kid, ed25519_verify)
 
 
-def ack(row=None, dev=DEV, by=BACKEND, seq=3, ack_id=b"\x01" * 16, at=1800000000000):
+def ack(row=None, dev=DEV, by=BACKEND, seq=3, ack_id=b"\x01" * 16, at=1800000000000, n=1):
     return sa.encode(dev, ack_id, at, seq, row or plain_row("R-1", "000000000001"), by.kid,
-                     by.signer.sign)
+                     by.signer.sign, n)
 
 
 def test_a_genuine_ack_decodes_with_its_row():
@@ -111,8 +112,13 @@ print(binascii.hexlify(settlement_ack.signed_bytes(msg)).decode())
 # -- the backend's Settler ------------------------------------------------------
 
 class Published(list):
+    """What the Settler published, one (device, ack payload) per ack (the
+    batches of SPEC 7.8.7 unpacked)."""
+
     def __call__(self, device_id, payload):
-        self.append((device_id, payload))
+        acks = settlement_delivery.decode_batch(payload, device_id)
+        for ack_payload in (acks if acks is not None else [payload]):
+            self.append((device_id, ack_payload))
 
 
 def stored_receipts(store, device_id, payloads):
@@ -183,7 +189,14 @@ def test_a_row_stored_but_not_sent_is_sent_on_the_next_run(tmp_path):
 
     with pytest.raises(OSError):
         Settler(store, BACKEND, broken).settle(parsed)
+    # Stored pending before the broker was tried: a re-run changes nothing,
+    # and the resender (backend run) sends it; pending until confirmed.
     sent = Published()
-    report = Settler(store, BACKEND, sent).settle(parsed)
-    assert (report["new"], report["sent"], len(sent)) == (0, 1, 1)
+    settler = Settler(store, BACKEND, sent)
+    report = settler.settle(parsed)
+    assert (report["new"], report["already"], report["pending"], len(sent)) == (0, 1, 1, 0)
+    assert settler.resender.tick(now_ms()) == 1 and len(sent) == 1
+    assert decode(sent[0][1], dev="pos-a")["n"] == 1
+    settler.resender.on_status("pos-a", {"state": "online", "settle_n": 1}, now_ms())
+    assert settler.outbox.counts() == {"queued": 1, "pending": 0, "confirmed": 1}
     store.close()

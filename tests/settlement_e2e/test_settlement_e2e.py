@@ -144,14 +144,18 @@ def test_settlement_csv_to_device_and_alerts_back(world, tmp_path):
         assert alert_state(config, "settlement_overdue", "S-C") == "firing"
         probe.publish(topic, real)                                           # genuine
         wait_alert(config, "settlement_overdue", "resolved", "S-C")
-        probe.publish(topic, real)                                           # replayed
+        probe.publish(topic, real)              # the same bytes again: a re-send, no change
+        reused = make_ack(genuine, "pos-e2e-1", plain_row("ACQ-10", c["rrn"]),
+                          ack_id=cbor.loads(real)["id"])
+        probe.publish(topic, reused)            # an accepted id on other bytes: a replay
         wait_alert(config, "security", "firing", "replay")
     finally:
         probe.close()
     refs = [cbor.loads(r.payload["ack"])["row"]["acquirer_ref"] for r in settlement_records(config)]
     assert sorted(refs) == ["ACQ-1", "ACQ-2", "ACQ-3", "ACQ-9"]
     wait_for(lambda: world.status(config).get("rejected_by_reason") == {"unknown_key": 1,
-                                                                        "wrong_device": 1},
+                                                                        "wrong_device": 1,
+                                                                        "replay": 1},
              30, "rejections counted in sync-status.json")
     # Every sale settled: the released cursor passes them.
     wait_for(lambda: newest_cursors(config)[1] > seq_b, 60, "released past the settled sales")

@@ -7,7 +7,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from daozhang.agent.mqtt_link import puback_ok
-from daozhang.backend.service import ConfigError, load_backend_config, new_share_group
+from daozhang.backend.service import (ConfigError, load_backend_config, new_share_group,
+                                      worker_client_id)
 
 BASE = '[broker]\nhost = "127.0.0.1"\n[backend]\nkey = "b.key"\ndb = "b.db"\n'
 
@@ -50,3 +51,39 @@ def test_a_secret_share_group_is_kept(tmp_path):
 def test_puback_reason_codes(code, ok):
     assert puback_ok(ReasonCode(PacketTypes.PUBACK, identifier=code)) is ok
     assert puback_ok(code) is ok
+
+
+# -- the worker's MQTT session (SPEC 6.10.4; the broker side: test_backend_session.py)
+
+GROUP = 'share_group = "backend-0123456789abcdef"\n'
+
+
+def test_the_client_id_is_the_same_across_restarts_and_differs_per_worker(tmp_path):
+    one = load_backend_config(write(tmp_path, GROUP))
+    assert one["backend"].get("worker", 1) == 1
+    assert worker_client_id(one["broker"], one["backend"], "shop-srv") == "backend-shop-srv-1"
+    assert worker_client_id(one["broker"], one["backend"], "shop-srv") == "backend-shop-srv-1"
+    two = load_backend_config(write(tmp_path, GROUP + "worker = 2\n"))
+    assert worker_client_id(two["broker"], two["backend"], "shop srv/1") == "backend-shop-srv-1-2"
+    named = load_backend_config(write(tmp_path, GROUP))
+    named["broker"]["client_id"] = "backend-a"          # [broker] client_id wins
+    assert worker_client_id(named["broker"], named["backend"], "x") == "backend-a"
+
+
+@pytest.mark.parametrize("line, key", [("worker = 0\n", "backend.worker"),
+                                       ('worker = "2"\n', "backend.worker")])
+def test_bad_worker_numbers_are_refused(tmp_path, line, key):
+    with pytest.raises(ConfigError) as exc:
+        load_backend_config(write(tmp_path, GROUP + line))
+    assert key in str(exc.value)
+
+
+def test_a_bad_session_expiry_is_refused(tmp_path):
+    path = write(tmp_path, GROUP)
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace('host = "127.0.0.1"\n', 'host = "127.0.0.1"\nsession_expiry_s = 0\n'))
+    with pytest.raises(ConfigError) as exc:
+        load_backend_config(path)
+    assert "broker.session_expiry_s" in str(exc.value)

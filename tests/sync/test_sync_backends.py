@@ -17,6 +17,7 @@ from daozhang.client import Client, Refused
 
 from dztest.agent_daemon import sale
 from dztest.pg import fresh_database
+from dztest.settlement_e2e import now_ms, rfc3339
 from dztest.sync_world import SyncWorld, wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -108,12 +109,16 @@ def test_long_outage_near_full_then_full_then_drains(tmp_path, tls_broker):
         with Client(sock) as pos:
             with pytest.raises(Refused):
                 pos.submit(sale("F-early"))
-        write_clock_file(clock, 40 * 86400 * 1000)
+        moved = 40 * 86400 * 1000
+        write_clock_file(clock, moved)
+        # A sale of the terminal's (moved) day: the intake refuses POS times
+        # more than 30 days from its clock (time_out_of_range).
+        after = sale("F-after", time=rfc3339(now_ms() + moved - 3600 * 1000))
 
         def resumed():
             try:
                 with Client(sock) as pos:
-                    return pos.submit(sale("F-after"))
+                    return pos.submit(after)
             except Refused as exc:
                 assert exc.code == "journal_full"
                 return None

