@@ -4,7 +4,7 @@ Threads, not asyncio: the journal's append blocks until its group commit is
 durable, and concurrent appenders must block *together* to share one fsync.
 A thread per connection gives exactly that with no executor plumbing, and a
 POS terminal has a handful of processes, not thousands (MAX_CONNECTIONS caps
-it anyway).
+it anyway, and idle connections give way to new ones).
 
 Each connection: bytes -> FrameDecoder (agent/core/intake_frames.py, sans-IO)
 -> IntakeService.submit -> one response frame.  Requests on one connection
@@ -13,9 +13,20 @@ are answered in order.  What can go wrong and what happens (SPEC 5.2):
 - a frame with no JSON object, a bad envelope: an error response, the
   connection stays open;
 - a frame length of 0 or above the limit: an error response, then close;
-- a frame half-sent when the client goes quiet for `frame_timeout` seconds,
-  or closes: close; nothing of it was journaled (a transaction is only
-  journaled once its whole frame is in and validated);
+- a frame not wholly received `frame_timeout` seconds after its first byte
+  (a deadline per frame, not per read: a client trickling one byte every
+  few seconds is closed all the same), or whose client closes: close;
+  nothing of it was journaled (a transaction is only journaled once its
+  whole frame is in and validated);
+- a connection idle (between frames) for `idle_timeout` seconds: closed
+  quietly;
+- all slots taken (MAX_CONNECTIONS), or the client's identity (its uid from
+  SO_PEERCRED) holding `max_per_identity` of them: the connection idle the
+  longest (of that identity, when it is the identity's cap) is closed to make
+  room; only when none is idle (every one mid-frame, each bounded by its frame
+  deadline) is the newcomer refused `busy`.  So idle clients never lock out
+  the real POS, and another user's clients can never take more than their
+  share;
 - a client that vanishes before its response: the transaction stays
   committed (resubmitting it returns the same receipt), the send error is
   logged, the thread ends;
@@ -29,12 +40,14 @@ import socket
 import stat
 import struct
 import threading
+import time
 
 from daozhang.agent.core import intake_frames as frames
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.intake_service import Refused
 
 MAX_CONNECTIONS = 256
+MAX_PER_IDENTITY = 64      # connections one uid may hold (SO_PEERCRED)
 RECV_SIZE = 65536
 _TIMEVAL = struct.Struct("ll")     # struct timeval on Linux: time_t, suseconds_t
 
@@ -52,12 +65,28 @@ def _kernel_timeout(sock, option, seconds):
                     _TIMEVAL.pack(whole, int((seconds - whole) * 1000000)))
 
 
-def _peer_pid(sock):
+def _peer_creds(sock):
+    """(pid, uid) of the peer process, or (None, None) where the socket shows none."""
     try:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return struct.unpack("3i", creds)[0]
+        pid, uid, _gid = struct.unpack("3i", creds)
+        return pid, uid
     except OSError:
-        return None
+        return None, None
+
+
+class _Conn:
+    """What the accept loop knows of one connection: whose it is, and since
+    when it has been idle (None: mid-frame or answering)."""
+    __slots__ = ("sock", "thread", "pid", "uid", "idle_since", "evicted")
+
+    def __init__(self, sock, pid, uid):
+        self.sock = sock
+        self.thread = None
+        self.pid = pid
+        self.uid = uid
+        self.idle_since = time.monotonic()
+        self.evicted = False
 
 
 def _remove_stale_socket(path):
@@ -82,7 +111,8 @@ def _remove_stale_socket(path):
 
 class IntakeServer:
     def __init__(self, service, path, mode=0o660, group=None, log=None,
-                 idle_timeout=300.0, frame_timeout=10.0, max_frame=frames.MAX_FRAME):
+                 idle_timeout=300.0, frame_timeout=10.0, max_frame=frames.MAX_FRAME,
+                 max_connections=MAX_CONNECTIONS, max_per_identity=MAX_PER_IDENTITY):
         self.service = service
         self.path = path
         self.mode = mode
@@ -91,9 +121,11 @@ class IntakeServer:
         self.idle_timeout = idle_timeout
         self.frame_timeout = frame_timeout
         self.max_frame = max_frame
+        self.max_connections = max_connections
+        self.max_per_identity = max_per_identity
         self._listener = None
         self._lock = threading.Lock()
-        self._conns = {}           # socket -> thread
+        self._conns = {}           # socket -> _Conn
         self._accept_thread = None
         self._stopping = False
 
@@ -159,9 +191,9 @@ class IntakeServer:
             except OSError:
                 pass
         left = 0
-        for _, thread in conns:
-            thread.join(timeout)
-            left += thread.is_alive()
+        for _, conn in conns:
+            conn.thread.join(timeout)
+            left += conn.thread.is_alive()
         return left
 
     @property
@@ -182,34 +214,66 @@ class IntakeServer:
                 if self._stopping:
                     return
                 continue
+            pid, uid = _peer_creds(conn)
             with self._lock:
-                if len(self._conns) >= MAX_CONNECTIONS:
-                    self._refuse_busy(conn)
+                if not self._make_room_locked(uid):
+                    self._refuse_busy(conn, uid)
                     continue
-                thread = threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                          name="intake-conn")
-                self._conns[conn] = thread
-            thread.start()
+                entry = _Conn(conn, pid, uid)
+                entry.thread = threading.Thread(target=self._serve, args=(entry,), daemon=True,
+                                                name="intake-conn")
+                self._conns[conn] = entry
+            entry.thread.start()
 
-    def _refuse_busy(self, conn):
+    def _make_room_locked(self, uid):
+        """True if a new connection of `uid` may be served, closing the
+        longest-idle connection (of `uid` when it is at its own cap) if that
+        makes room.  O(connections), bounded by max_connections."""
+        mine = [c for c in self._conns.values() if c.uid == uid and not c.evicted] \
+            if uid is not None else []
+        if uid is not None and len(mine) >= self.max_per_identity:
+            return self._evict_idlest_locked(mine, "identity")
+        live = [c for c in self._conns.values() if not c.evicted]
+        if len(live) >= self.max_connections:
+            return self._evict_idlest_locked(live, "full")
+        return True
+
+    def _evict_idlest_locked(self, candidates, why):
+        idle = [c for c in candidates if c.idle_since is not None]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c.idle_since)
+        victim.evicted = True
+        try:
+            # Its thread reads end-of-stream and closes; a request it has
+            # already read is still answered (the write side stays open).
+            victim.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+        self.log("intake_evicted_idle", level="warning", pid=victim.pid, uid=victim.uid,
+                 reason=why)
+        return True
+
+    def _refuse_busy(self, conn, uid):
         try:
             conn.settimeout(1.0)
-            conn.sendall(frames.error_response(None, "busy", "too many POS connections (limit %d)"
-                                               % MAX_CONNECTIONS))
+            conn.sendall(frames.error_response(None, "busy", "too many POS connections (limit %d, "
+                                               "%d per user), none idle"
+                                               % (self.max_connections, self.max_per_identity)))
         except OSError:
             pass
         conn.close()
-        self.log("intake_busy", level="warning", limit=MAX_CONNECTIONS)
+        self.log("intake_busy", level="warning", limit=self.max_connections, uid=uid)
 
     # -- one connection ----------------------------------------------------------------
 
-    def _serve(self, conn):
-        pid = _peer_pid(conn)
+    def _serve(self, entry):
+        conn, pid = entry.sock, entry.pid
         decoder = frames.FrameDecoder(self.max_frame)
         try:
             conn.settimeout(None)
             _kernel_timeout(conn, socket.SO_SNDTIMEO, self.frame_timeout)
-            self._serve_loop(conn, decoder, pid)
+            self._serve_loop(entry, decoder, pid)
         except Exception as exc:   # the daemon must outlive any one connection
             self.log("intake_connection_error", level="error", pid=pid, error=type(exc).__name__)
         finally:
@@ -217,8 +281,10 @@ class IntakeServer:
                 self._conns.pop(conn, None)
             conn.close()
 
-    def _serve_loop(self, conn, decoder, pid):
+    def _serve_loop(self, entry, decoder, pid):
+        conn = entry.sock
         armed = None               # the receive timeout the kernel holds now
+        frame_deadline = None      # monotonic time the frame under way must be in by
         while True:
             try:
                 event = decoder.next_event()
@@ -229,8 +295,22 @@ class IntakeServer:
             if event == frames.CLOSED:
                 return
             if event == frames.NEED_DATA:
-                # Between frames the POS may idle; inside one it must keep sending.
-                want = self.frame_timeout if decoder.buffered else self.idle_timeout
+                if decoder.buffered:
+                    # Inside a frame the POS must finish it within frame_timeout
+                    # of its first byte, however it spreads the bytes.
+                    if frame_deadline is None:
+                        frame_deadline = time.monotonic() + self.frame_timeout
+                    want = frame_deadline - time.monotonic()
+                    if want <= 0:
+                        self.log("intake_frame_timeout", level="warning", pid=pid,
+                                 buffered=decoder.buffered)
+                        return
+                    want = max(want, 0.001)
+                else:
+                    # Between frames the POS may idle.
+                    frame_deadline = None
+                    want = self.idle_timeout
+                    entry.idle_since = time.monotonic()
                 if want != armed:
                     _kernel_timeout(conn, socket.SO_RCVTIMEO, want)
                     armed = want
@@ -243,9 +323,17 @@ class IntakeServer:
                     return
                 except OSError:
                     return
+                entry.idle_since = None
                 decoder.receive_data(data)
                 continue
-            if not self._send(conn, self._answer(event, pid), pid):
+            frame_deadline = None
+            answer = self._answer(event, pid)
+            if not decoder.buffered:
+                # Idle from here: marked before the answer leaves, so a client
+                # that has its answer is always seen idle (SHUT_RD by an
+                # eviction still lets this send complete).
+                entry.idle_since = time.monotonic()
+            if not self._send(conn, answer, pid):
                 return
 
     def _answer(self, message, pid):

@@ -118,15 +118,22 @@ class DeviceOutputs:
                 self._safe("console", lambda: print("daozhang alerts: " + text,
                                                     file=self.console, flush=True))
 
-    def notify(self, actions):
-        """Alert actions just emitted: buzz on firing, or on escalation."""
+    def notify(self, actions, before=None):
+        """Alert actions just emitted: buzz when a kind starts firing, or
+        when its group first turns critical.  Per group, not per alert:
+        `before` is {kind: severity} of the groups firing before these
+        actions, so the 100,000th overdue sale of an outage buzzes nothing."""
+        before = before or {}
         for action in actions:
-            if action["action"] == "firing":
+            kind = action["kind"]
+            if action["action"] == "firing" and kind not in before:
                 self.buzz_queue = list(BUZZER_PATTERNS["fire"])
                 self.buzz_until = None
-            elif action["action"] == "escalated":
+                before[kind] = action["severity"]
+            elif action["action"] == "escalated" and before.get(kind) != "critical":
                 self.buzz_queue = list(BUZZER_PATTERNS["critical"])
                 self.buzz_until = None
+                before[kind] = "critical"
 
     def refresh(self, now_ms):
         """Drive the LED blink and the buzzer; call every 100 ms or so.

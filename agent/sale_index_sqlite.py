@@ -3,7 +3,8 @@
 The same face as agent/core/sale_index.py's MemorySaleIndex (the core's
 tests hold both to the same answers), plus what the settlement plugin keeps
 beside it: accepted settlement-ack ids (the replay guard), the alert
-machine's records and the clock state as of the cursor.  Derived from the
+machine's records (their table belongs to agent/alert_store_sqlite.py) and
+the clock state as of the cursor.  Derived from the
 journal and rebuilt from it when missing or stale (agent/index_db.py,
 docs/adr/on-disk-sale-index.md).  Memory: SQLite's bounded page cache, and
 nothing per sale.
@@ -12,9 +13,10 @@ nothing per sale.
 import json
 
 from daozhang.agent.core.sale_index import since_ms
+from daozhang.agent.alert_store_sqlite import SCHEMA as ALERT_SCHEMA
 from daozhang.agent.index_db import IndexDb
 
-VERSION = 1
+VERSION = 2   # 2: the alert machine's records, one row each (agent/alert_store_sqlite.py)
 SCHEMA = """
 CREATE TABLE txn (
     n INTEGER PRIMARY KEY,              -- arrival order
@@ -44,7 +46,7 @@ CREATE INDEX result_unknown ON result (settled_at) WHERE txn_key IS NULL;
 CREATE TABLE cancel (original TEXT PRIMARY KEY, key TEXT NOT NULL);
 CREATE TABLE ack (id BLOB PRIMARY KEY, digest BLOB NOT NULL, at INTEGER NOT NULL);
 CREATE INDEX ack_at ON ack (at);
-"""
+""" + ALERT_SCHEMA
 
 _COLUMNS = ("seq, kind, time, amount, mode, deadline, cancelled, terminal_id, rrn, auth_code, "
             "card_type, original, settlements, checks")
@@ -215,13 +217,6 @@ class SqliteSaleIndex:
     def forget_acks(self, before):
         """Ack ids older than the watch window: their replays are refused as stale."""
         self.db.write("DELETE FROM ack WHERE at < ?", (before,))
-
-    def save_alerts(self, records):
-        self.db.set_meta("alerts", _DUMPS(records))
-
-    def load_alerts(self):
-        text = self.db.get_meta("alerts")
-        return [] if text is None else json.loads(text)
 
     def save_clock(self, trusted, last_trusted_now):
         self.db.set_meta("clock", _DUMPS([bool(trusted), last_trusted_now]))

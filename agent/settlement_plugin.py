@@ -39,6 +39,8 @@ go through one lock.
 """
 
 import hashlib
+import heapq
+import itertools
 import json
 import os
 import threading
@@ -51,6 +53,7 @@ from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.watchdog import SettlementWatchdog
 from daozhang.agent import settlement_apply
+from daozhang.agent.alert_store_sqlite import SqliteAlertStore
 from daozhang.agent.index_db import index_path
 from daozhang.agent.outputs import DeviceOutputs
 from daozhang.agent.startup_progress import StartupProgress
@@ -64,6 +67,15 @@ CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 BACKLOG_ALERT_RECORDS = 10000
 # A rebuild from the whole journal commits the index this often (transactions).
 REPLAY_COMMIT_EVERY = 50000
+# Committed sales judged per pass of the settlement thread (one journal append
+# of their alert actions, one publish batch, one display refresh).
+DRAIN_BATCH = 512
+# Committed sales waiting with their payloads; more wait as a seq only.
+QUEUE_PAYLOADS = 4096
+# alerts.json and the display are rewritten at most this often (seconds).
+SHOW_EVERY_S = 0.5
+# alerts.json lists at most this many single alerts; the groups count them all.
+ALERTS_FILE_LIMIT = 200
 
 
 def alerts_file_path(agent_config_path):
@@ -97,10 +109,6 @@ def _write_json_atomic(path, obj):
     os.replace(tmp, path)
 
 
-_RECORD_FIELDS = ("kind", "key", "state", "severity", "since", "pending_since", "fired_at",
-                  "resolved_at", "escalate_at", "last_notified", "amount", "currency", "detail")
-
-
 def restore_action(machine, action):
     """Replay one journaled alert action into `machine`, tolerantly."""
     try:
@@ -110,9 +118,9 @@ def restore_action(machine, action):
         # been reclaimed.  The action carries the alert's whole record.
         ident = (action.get("kind"), action.get("key"))
         if action.get("state") == "inactive" or action.get("action") == "withdrawn":
-            machine.alerts.pop(ident, None)
+            machine.drop(ident)
         else:
-            machine.alerts[ident] = {name: action.get(name) for name in _RECORD_FIELDS}
+            machine.put_record(action)
 
 
 class SettlementPlugin:
@@ -127,11 +135,13 @@ class SettlementPlugin:
         self.index = SqliteSaleIndex(index_path(self.journal, "watchdog"), self.journal,
                                      log=self.log)
         self.watchdog = SettlementWatchdog(profile, calendar, index=self.index)
-        self.machine = AlertMachine(profile.get("currency", "CNY"))
+        # The machine's records live in the same file (one row each, indexed
+        # by deadline): memory stays flat whatever an outage raises.
+        self.machine = AlertMachine(profile.get("currency", "CNY"),
+                                    store=SqliteAlertStore(self.index.db))
         # The index also keeps accepted ack id -> ack_digest of its bytes (the
         # replay guard).  The digest tells a broker redelivery of the very
         # same ack (harmless) from another message reusing its id.
-        self._alerts_dirty = False
         self._saved_clock = None
         self.outputs = DeviceOutputs({"outputs": daemon.config.get("outputs", {})})
         self.alerts_file = alerts_file_path(daemon.config["path"])
@@ -141,6 +151,14 @@ class SettlementPlugin:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = None
+        # Committed sales not yet judged: a heap of (seq, payload), consumed
+        # by this plugin's thread in journal order (never on the POS's reply
+        # path).  Before start() (no thread yet) they are judged at once.
+        self._incoming = []
+        self._incoming_lock = threading.Lock()
+        self._inline = True
+        self._show_due = False
+        self._last_show = 0.0
         self._replay()
         daemon.transaction_listeners.append(self.on_transaction)
         daemon.settlement_hook = self.on_settlement
@@ -165,8 +183,7 @@ class SettlementPlugin:
         cursor = self.index.cursor
         self.settle_cursor = settlement_apply.load_cursor(self.index)
         if cursor is not None:
-            for rec in self.index.load_alerts():
-                self.machine.alerts[(rec["kind"], rec["key"])] = rec
+            # The alert records are in the index file already (as of its cursor).
             trusted, last_trusted = self.index.load_clock()
             self.watchdog.clock_trusted = trusted
             self.watchdog.last_trusted_now = last_trusted
@@ -217,14 +234,9 @@ class SettlementPlugin:
 
     def _restore(self, action):
         restore_action(self.machine, action)
-        self._alerts_dirty = True
 
     def _checkpoint(self, cursor):
         """Commit the index: every journal record up to `cursor` is in it."""
-        if self._alerts_dirty:
-            self.index.save_alerts([self.machine.alerts[i] for i in sorted(
-                self.machine.alerts, key=lambda i: (i[0], str(i[1])))])
-            self._alerts_dirty = False
         clock = (self.watchdog.clock_trusted, self.watchdog.last_trusted_now)
         if clock != self._saved_clock and (self.index.db.dirty or not clock[0]):
             # last_trusted_now moves every tick: written with other changes only.
@@ -236,6 +248,13 @@ class SettlementPlugin:
         """The highest seq up to which every journal record has reached this
         plugin: transactions still on their way from the intake (committed,
         their listener not yet called) hold it back."""
+        floor = self._listeners_floor()
+        with self._incoming_lock:
+            if self._incoming and self._incoming[0][0] - 1 < floor:
+                floor = self._incoming[0][0] - 1   # committed, not yet judged
+        return floor
+
+    def _listeners_floor(self):
         floor = getattr(self.daemon.service, "listeners_floor", None)
         if callable(floor):
             return floor()
@@ -260,6 +279,7 @@ class SettlementPlugin:
             self._feed(("clock", bool(self.daemon.clock.trusted), now), now)
             self._feed(("tick", now), now)
             self._show()
+        self._inline = False
         self._thread = threading.Thread(target=self._run, name="settlement", daemon=True)
         self._thread.start()
 
@@ -281,16 +301,81 @@ class SettlementPlugin:
         last_tick = 0.0
         while not self._stop.wait(REFRESH_S):
             try:
+                while self.drain() == DRAIN_BATCH:
+                    pass
                 self.outputs.refresh(self.now())
                 mono = time.monotonic()
                 if mono - last_tick >= TICK_S:
                     last_tick = mono
                     self.tick()
+                if self._show_due and mono - self._last_show >= SHOW_EVERY_S:
+                    with self._lock:
+                        self._show()
             except Exception as exc:  # never let the watchdog thread die silently
                 self.log("settlement_tick_error", level="error",
                          error="%s: %s" % (type(exc).__name__, exc))
 
+    def pending_sales(self):
+        """Committed sales not yet judged by the watchdog."""
+        with self._incoming_lock:
+            return len(self._incoming)
+
+    def drain(self):
+        """Judge committed sales in journal order, up to the intake's floor
+        (every transaction below it has reached us), DRAIN_BATCH at most;
+        returns how many.  A sale journaled after its deadline is judged
+        here, in the same pass, not at the next tick."""
+        with self._lock:
+            floor = self._listeners_floor()
+            with self._incoming_lock:
+                batch = []
+                while self._incoming and self._incoming[0][0] <= floor \
+                        and len(batch) < DRAIN_BATCH:
+                    batch.append(heapq.heappop(self._incoming))
+            if not batch:
+                return 0
+            batch = self._with_payloads(batch)
+            now = self.now()
+            full = self.machine.alerts.get(("journal_full", "device"))
+            if full is not None and full["state"] in ("pending", "firing"):
+                # A committed sale proves the journal takes records again.
+                self._observe({"kind": "journal_full", "key": "device", "active": False,
+                               "at": now}, now)
+            actions = []
+            late = False
+            for seq, payload in batch:
+                txn = dict(payload)
+                txn["seq"] = seq
+                try:
+                    actions.extend(self._judge(("transaction", txn, now), now))
+                except DaozhangError as exc:
+                    # One sale the checks refuse must not cost the others their judging.
+                    self.log("settlement_txn_skipped", level="error", seq=seq,
+                             error="%s: %s" % (type(exc).__name__, exc))
+                deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
+                late = late or (deadline is not None and deadline < now)
+            if late:
+                actions.extend(self._judge(("tick", now), now))
+            self._emit(actions)
+            return len(batch)
+
+    def _with_payloads(self, batch):
+        """`batch` (seq order) with every payload the queue dropped read back
+        from the journal, in one pass over the records it spans."""
+        missing = [seq for seq, payload in batch if payload is None]
+        if not missing:
+            return batch
+        wanted, found = set(missing), {}
+        for rec in self.journal.records(from_seq=missing[0]):
+            if rec.seq > missing[-1]:
+                break
+            if rec.seq in wanted:
+                found[rec.seq] = rec.payload
+        return [(seq, payload if payload is not None else found.get(seq))
+                for seq, payload in batch if payload is not None or seq in found]
+
     def tick(self):
+        self.drain()
         with self._lock:
             now = self.now()
             trusted = bool(self.daemon.clock.trusted)
@@ -317,21 +402,19 @@ class SettlementPlugin:
     # -- inputs --------------------------------------------------------------------
 
     def on_transaction(self, seq, payload):
-        txn = dict(payload)
-        txn["seq"] = seq
-        with self._lock:
-            now = self.now()
-            full = self.machine.alerts.get(("journal_full", "device"))
-            if full is not None and full["state"] in ("pending", "firing"):
-                # A committed sale proves the journal takes records again.
-                self._observe({"kind": "journal_full", "key": "device", "active": False,
-                               "at": now}, now)
-            self._feed(("transaction", txn), now)
-            deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
-            if deadline is not None and deadline < now:
-                # Journaled after its deadline (a backlog from the POS): judge
-                # it now, before the POS gets its receipt, not at the next tick.
-                self._feed(("tick", now), now)
+        """A committed transaction (the intake's listener): queued, nothing
+        more on the POS's reply path; the settlement thread judges it."""
+        with self._incoming_lock:
+            # Past QUEUE_PAYLOADS waiting, only the seq waits: the payload is
+            # read back from the journal when judged (memory stays bounded
+            # if the POS outruns the watchdog for a long time).
+            keep = payload if len(self._incoming) < QUEUE_PAYLOADS else None
+            heapq.heappush(self._incoming, (seq, keep))
+        if self._inline:
+            self.drain()
+        # Else the settlement thread judges it within REFRESH_S: a pass every
+        # 100 ms batches an outage's alert actions into few journal commits,
+        # which then rarely delay a POS's own commit.
 
     def on_settlement(self, msg, payload, redelivered=False):
         """One settlement ack that passed decode_down (schema, device, key, signature)."""
@@ -358,12 +441,21 @@ class SettlementPlugin:
             self._checkpoint(self._safe_cursor())
 
     def release_floor(self):
+        """The lowest seq the journal must keep for the watchdog: its own
+        unsettled sales, and the committed sales not yet judged."""
         with self._lock:
-            return self.watchdog.release_cursor()
+            floor = self.watchdog.release_cursor()
+            with self._incoming_lock:
+                if self._incoming and (floor is None or self._incoming[0][0] < floor):
+                    floor = self._incoming[0][0]
+            return floor
 
     # -- the machine ------------------------------------------------------------------
 
     def _feed(self, event, now):
+        self._emit(self._judge(event, now))
+
+    def _judge(self, event, now):
         outputs = self.watchdog.handle(event)
         actions = []
         for tag, out in outputs:
@@ -371,7 +463,7 @@ class SettlementPlugin:
                 actions.extend(self.machine.observe(out))
         if event[0] == "tick":
             actions.extend(self.machine.tick(now))
-        self._emit(actions)
+        return actions
 
     def _observe(self, obs, now):
         self._emit(self.machine.observe(obs))
@@ -379,49 +471,87 @@ class SettlementPlugin:
     def _emit(self, actions):
         if not actions:
             return
-        self._alerts_dirty = True
+        before = {g["kind"]: g["severity"] for g in self.machine.groups()}
         actions = [_plain(a) for a in actions]
         seqs = [None] * len(actions)
         try:
-            done = self.journal.append_many([(record.TYPE_ALERT, a) for a in actions])
-            seqs = [d.seq for d in done]
+            seqs = []
+            for chunk in self._commit_chunks(actions):
+                done = self.journal.append_many([(record.TYPE_ALERT, a) for a in chunk])
+                seqs.extend(d.seq for d in done)
         except (JournalFull, StorageError) as exc:
+            seqs.extend([None] * (len(actions) - len(seqs)))
             # Shown and published anyway; a reboot will not remember these.
             self.log("alert_journal_failed", level="error", error=str(exc))
+        published = []
         for action, seq in zip(actions, seqs):
             self.log("alert", level="warning" if action["state"] == "firing" else "info",
                      action=action["action"], kind=action["kind"], key=action["key"],
                      severity=action["severity"], seq=seq)
-            if self.link is not None:
-                published = dict(action)
-                published["seq"] = seq
-                self.link.publish_alert(published)
-        self.outputs.notify(actions)
-        self._show()
+            one = dict(action)
+            one["seq"] = seq
+            published.append(one)
+        if self.link is not None:
+            if hasattr(self.link, "publish_alerts"):
+                self.link.publish_alerts(published)     # batched, many per message
+            else:
+                for one in published:
+                    self.link.publish_alert(one)
+        self.outputs.notify(actions, before)
+        if self._inline:
+            self._show()
+        else:
+            self._show_due = True     # the settlement thread shows it (SHOW_EVERY_S)
+
+    def _commit_chunks(self, actions):
+        """Split actions into commits of at most a quarter segment each: a
+        first tick after a rebuild may emit thousands at once, and one
+        commit must fit a segment (the rest is left to records sharing it)."""
+        budget = self.journal.ring.capacity() // 4
+        chunk, size = [], 0
+        for action in actions:
+            n = len(cbor.dumps(action)) + 64          # + the record frame's header
+            if chunk and size + n > budget:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(action)
+            size += n
+        if chunk:
+            yield chunk
 
     def _show(self):
-        summary = self.machine.status_summary()
+        """Display, status file and alerts.json: grouped lines and counts
+        from the machine's index (O(kinds)), and at most ALERTS_FILE_LIMIT
+        single alerts, so a flood costs the same to show as one alert."""
+        self._show_due = False
+        self._last_show = time.monotonic()
+        now = self.now()
+        summary = self.machine.status_summary(now)
         self.outputs.show(summary)
+        alerts = self.current_alerts(ALERTS_FILE_LIMIT)
         try:
             _write_json_atomic(self.alerts_file, {
-                "device": self.device_id, "at": self.now(), "summary": summary,
-                "alerts": self.current_alerts(), "counts": dict(self.counts),
-                "clock_trusted": self.watchdog.clock_trusted})
+                "device": self.device_id, "at": now, "summary": summary,
+                "alerts": alerts, "alerts_total": len(self.machine.alerts),
+                "counts": dict(self.counts), "clock_trusted": self.watchdog.clock_trusted})
         except OSError as exc:
             self.log("alerts_file_failed", level="error", error=str(exc))
 
     # -- views (alerts CLI, status, service port) -------------------------------------
 
-    def current_alerts(self):
+    def current_alerts(self, limit=None):
+        """Alert records, sorted by (kind, key); with `limit`, the first
+        `limit` the machine holds (O(limit), for views that must stay cheap)."""
         with self._lock:
-            out = []
-            for ident in sorted(self.machine.alerts, key=lambda i: (i[0], str(i[1]))):
-                out.append(_plain(self.machine.alerts[ident]))
-            return out
+            idents = self.machine.alerts
+            if limit is not None:
+                idents = itertools.islice(idents, limit)
+            return [_plain(self.machine.alerts[i])
+                    for i in sorted(idents, key=lambda i: (i[0], str(i[1])))]
 
     def status_summary(self):
         with self._lock:
-            s = self.machine.status_summary()
+            s = self.machine.status_summary(self.now())
             return {"alerts": {"firing": s["firing"], "pending": s["pending"],
                                "worst": s["worst"], "display": s["display"]},
                     "settle_n": self.settle_cursor.value}

@@ -70,6 +70,17 @@ CREATE TABLE IF NOT EXISTS alerts (
     at          {int} NOT NULL,
     UNIQUE (device_id, seq, kind, state)
 );
+CREATE INDEX IF NOT EXISTS alerts_by_device ON alerts (device_id, id);
+-- Alerts that came without a journal seq (the device's journal refused them)
+-- are told apart by the device's time: one indexed row each, so a duplicate
+-- check costs the same at 100,000 stored alerts as at 100.
+CREATE TABLE IF NOT EXISTS alert_unjournaled (
+    device_id   TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    device_at   {int} NOT NULL,
+    PRIMARY KEY (device_id, kind, state, device_at)
+);
 
 -- The last signed ack sent to each device (only ever moves forward).
 CREATE TABLE IF NOT EXISTS acks (

@@ -267,12 +267,15 @@ class Ingestor:
         durable path, when the alerts-topic copy was lost (it is best effort:
         the broker drops it while no worker is subscribed)."""
         new = set(new)
+        batch = []
         for r in records:
             if r["type"] == TYPE_ALERT and r["seq"] in new and isinstance(r["payload"], dict):
                 p = r["payload"]
-                self.store.add_alert(device_id, r["seq"], _text(p.get("kind", "unknown")),
-                                     _text(p.get("state", "firing")), _text(p.get("severity", "warning")),
-                                     {"v": 1, "dev": device_id, "alert": p, "journaled": True})
+                batch.append((r["seq"], _text(p.get("kind", "unknown")),
+                              _text(p.get("state", "firing")), _text(p.get("severity", "warning")),
+                              {"v": 1, "dev": device_id, "alert": p, "journaled": True}, None))
+        if batch:
+            self.store.add_alerts(device_id, batch)     # one transaction per message
 
     def _republish(self, device_id, check, to, head):
         """Records we already acknowledged came again.  A device resends from
@@ -313,26 +316,37 @@ class Ingestor:
                     "arrived" % (contiguous + 1, end, now - seen)))
 
     def alert(self, device_id, payload):
+        """One `alerts` message: a single transition ({"alert": map}) or a
+        batch ({"alerts": [map, ...]}, SPEC 6.2); each stored once."""
         try:
             msg = cbor.loads(payload)
-            alert = msg["alert"]
-            if not isinstance(alert, dict) or msg.get("dev") != device_id:
-                raise DecodeError("alert payload: wrong shape or device")
+            if msg.get("dev") != device_id:
+                raise DecodeError("alert payload: wrong device")
+            batch = msg["alerts"] if "alerts" in msg else [msg["alert"]]
+            if not isinstance(batch, list) or not all(isinstance(a, dict) for a in batch):
+                raise DecodeError("alert payload: wrong shape")
+        except (DecodeError, KeyError, TypeError, AttributeError) as exc:
+            self._finding(device_id, ingest.Finding(ingest.MALFORMED, None, "alert payload: %s" % exc,
+                                                    bytes(payload[:4096])))
+            return
+        items = []
+        for alert in batch:
             kind = _text(alert.get("kind", "unknown"))
             state = _text(alert.get("state", "firing"))
             severity = _text(alert.get("severity", "warning"))
             seq = alert.get("seq") if isinstance(alert.get("seq"), int) else None
-        except (DecodeError, KeyError, TypeError) as exc:
-            self._finding(device_id, ingest.Finding(ingest.MALFORMED, None, "alert payload: %s" % exc,
-                                                    bytes(payload[:4096])))
-            return
-        body = ingest.jsonable(card_data.masked_value(msg))   # SPEC 4.4: no PAN stored
-        if seq is None and any(a["kind"] == kind and a["state"] == state and
-                               isinstance(a["payload"], dict) and a["payload"].get("at") == body.get("at")
-                               for a in self.store.alerts(device_id)):
-            return      # the same alert sent again (after a reconnect)
-        self.store.add_alert(device_id, seq, kind, state, severity, body)
-        self.log("device_alert", device=device_id, kind=kind, state=state, severity=severity)
+            body = ingest.jsonable(card_data.masked_value(      # SPEC 4.4: no PAN stored
+                {"v": msg.get("v"), "dev": device_id, "at": msg.get("at"), "alert": alert}))
+            # An alert the device could not journal has no seq: the device's
+            # time of the transition tells a resend from a new one.
+            at = alert.get("at") if isinstance(alert.get("at"), int) else body.get("at")
+            items.append((seq, kind, state, severity, body, at if isinstance(at, int) else None))
+        # One transaction per message; duplicates are indexed checks, not scans.
+        for (seq, kind, state, severity, _, _), new in zip(
+                items, self.store.add_alerts(device_id, items)):
+            if new:
+                self.log("device_alert", device=device_id, kind=kind, state=state,
+                         severity=severity)
 
 
 def _text(value):

@@ -457,16 +457,37 @@ class Store:
             rows = tx.all(sql + " ORDER BY id", params)
         return _rows(_FINDING_COLUMNS, rows, bytes_columns=("evidence",))
 
-    def add_alert(self, device_id, seq, kind, state, severity, payload):
+    def add_alert(self, device_id, seq, kind, state, severity, payload, device_at=None):
         """Store a device's alert; True if new (the same (device, seq, kind,
-        state) again is a no-op: MQTT may deliver twice)."""
-        payload = _json_text(payload, "alert payload")
+        state) again is a no-op: MQTT may deliver twice).  An alert without a
+        seq is told apart by `device_at` (the device's time of the
+        transition) through an indexed table, never by scanning the
+        device's alerts."""
+        return self.add_alerts(device_id, [(seq, kind, state, severity, payload, device_at)])[0]
+
+    def add_alerts(self, device_id, alerts):
+        """Many alerts of one device in one transaction (one message's worth):
+        `alerts` is [(seq, kind, state, severity, payload, device_at)];
+        returns, per alert, True if it was new."""
+        rows = [(seq, kind, state, severity, _json_text(payload, "alert payload"), device_at)
+                for seq, kind, state, severity, payload, device_at in alerts]
+        out = []
         with self._lock, self.db.transaction() as tx:
-            cur = tx.execute("INSERT INTO alerts (device_id, seq, kind, state, severity, payload, "
-                             "at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                             "ON CONFLICT (device_id, seq, kind, state) DO NOTHING",
-                             (device_id, seq, kind, state, severity, payload, self._now()))
-            return cur.rowcount == 1
+            now = self._now()
+            for seq, kind, state, severity, payload, device_at in rows:
+                if seq is None and device_at is not None:
+                    cur = tx.execute("INSERT INTO alert_unjournaled (device_id, kind, state, "
+                                     "device_at) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                                     (device_id, kind, state, device_at))
+                    if cur.rowcount != 1:
+                        out.append(False)
+                        continue
+                cur = tx.execute("INSERT INTO alerts (device_id, seq, kind, state, severity, "
+                                 "payload, at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                                 "ON CONFLICT (device_id, seq, kind, state) DO NOTHING",
+                                 (device_id, seq, kind, state, severity, payload, now))
+                out.append(cur.rowcount == 1)
+        return out
 
     def alerts(self, device_id=None):
         return self._select("alerts", _ALERT_COLUMNS, "device_id", device_id, ("payload",))

@@ -17,6 +17,8 @@ an event the table does not allow raises IllegalTransition and changes
 nothing.  Portable core: no time import, `now` is an argument.
 """
 
+from daozhang.agent.core.alert_index import AlertIndex, next_deadline
+from daozhang.agent.core.alert_store import MemoryAlertStore
 from daozhang.agent.core.errors import LocalError
 
 STATES = ("inactive", "pending", "firing", "resolved")
@@ -72,6 +74,8 @@ KINDS = {
                                   ("duplicate settlement", "duplicate settlements"), 7 * DAY),
     "cancelled_settled": _kind("warning", 12 * HOUR,
                                ("cancelled sale settled", "cancelled sales settled"), 7 * DAY),
+    "sale_unjudgeable": _kind("warning", 12 * HOUR, ("sale the watchdog cannot judge",
+                                                     "sales the watchdog cannot judge"), 7 * DAY),
     "sync_backlog": _kind("warning", 4 * HOUR, ("sync backlog",), pending_for=10 * 60000,
                           count=False),
     "journal_near_full": _kind("warning", 4 * HOUR, ("journal nearly full",), count=False),
@@ -81,7 +85,7 @@ KINDS = {
 KIND_ORDER = ("security", "journal_damaged", "journal_full", "storage_error", "clock_untrusted",
               "settlement_overdue", "settlement_short", "fee_over_contract", "mcc_jump",
               "region_jump", "unknown_settlement", "duplicate_settlement", "cancelled_settled",
-              "sync_backlog", "sync_stalled", "journal_near_full")
+              "sale_unjudgeable", "sync_backlog", "sync_stalled", "journal_near_full")
 # source kind -> kinds it holds while pending or firing (Alertmanager inhibit_rules)
 INHIBIT = {"clock_untrusted": ("settlement_overdue",),
            "journal_full": ("journal_near_full",)}
@@ -122,6 +126,16 @@ def format_money(minor, currency):
     return sign + symbol + text
 
 
+def format_age(ms):
+    """A short age for a display line: "45m", "7h", "5d"."""
+    minutes = max(0, ms) // 60000
+    if minutes < 60:
+        return "%dm" % minutes
+    if minutes < 48 * 60:
+        return "%dh" % (minutes // 60)
+    return "%dd" % (minutes // (24 * 60))
+
+
 def transition_table_dot():
     """Graphviz text of TRANSITIONS (no-op entries left out)."""
     lines = ["digraph alert {", "  rankdir=LR;"]
@@ -134,10 +148,46 @@ def transition_table_dot():
 
 
 class AlertMachine:
-    def __init__(self, currency="CNY", kinds=None):
+    def __init__(self, currency="CNY", kinds=None, store=None):
         self.kinds = kinds or KINDS
         self.currency = currency
-        self.alerts = {}  # (kind, key) -> record dict; inactive alerts are absent
+        # (kind, key) -> record dict; inactive alerts are absent.  Read it
+        # like a dict; change it only through handle/restore/put_record/drop,
+        # which keep the store's deadlines and the index's counts in step.
+        # In memory by default; the daemon passes an on-disk store.
+        self.alerts = MemoryAlertStore() if store is None else store
+        self.index = AlertIndex(self.kinds, INHIBIT, self.alerts)
+        # Idents changed since the last take_changed() (an in-memory store
+        # only): what a caller persisting the records elsewhere must write.
+        self.changed = set() if store is None else None
+
+    def _set(self, ident, rec):
+        old = self.alerts.get(ident)
+        self.index.changed(ident, old, rec)
+        if rec is None:
+            if old is not None:
+                self.alerts.delete(ident)
+        else:
+            self.alerts.put(ident, rec, next_deadline(rec, self.kinds[ident[0]]))
+        if self.changed is not None:
+            self.changed.add(ident)
+
+    def put_record(self, rec):
+        """Adopt a whole record (loaded from disk, or a journaled action whose
+        earlier transitions the ring reclaimed)."""
+        clean = {}
+        for name in FIELDS:
+            clean[name] = rec.get(name)
+        self._set((clean["kind"], clean["key"]), clean)
+
+    def drop(self, ident):
+        self._set(ident, None)
+
+    def take_changed(self):
+        out = self.changed or set()
+        if self.changed is not None:
+            self.changed = set()
+        return out
 
     # -- the strict core: one event through the table ------------------------
 
@@ -180,10 +230,7 @@ class AlertMachine:
                 rec["last_notified"] = now
             elif event in ("clear", "expire"):
                 rec["resolved_at"] = now
-        if new_state == "inactive":
-            del self.alerts[(kind, key)]
-        else:
-            self.alerts[(kind, key)] = rec
+        self._set((kind, key), None if new_state == "inactive" else rec)
         out = {"action": action, "at": now}
         for name in FIELDS:
             out[name] = rec[name]
@@ -202,21 +249,22 @@ class AlertMachine:
             raise ReplayMismatch("alert %s/%s: journaled action %r to %r cannot follow state %r"
                                  % (kind, key, action.get("action"), action.get("state"), state))
         if dst == "inactive":
-            del self.alerts[(kind, key)]
+            self._set((kind, key), None)
         else:
-            rec = {}
-            for name in FIELDS:
-                rec[name] = action.get(name)
-            self.alerts[(kind, key)] = rec
+            self.put_record(action)
 
     # -- the level-based face the watchdog and daemon use ----------------------
 
+    def _held(self, kind):
+        """Is `kind` inhibited now?  From the index's counts: O(kinds)."""
+        return self.index.inhibited(kind)
+
     def inhibited_kinds(self):
+        """Kinds held now: from the index's counts, O(kinds)."""
         held = set()
-        for (kind, _), rec in self.alerts.items():
-            if kind in INHIBIT and rec["state"] in ("pending", "firing"):
-                for target in INHIBIT[kind]:
-                    held.add(target)
+        for kind in self.kinds:
+            if self.index.inhibited(kind):
+                held.add(kind)
         return held
 
     def observe(self, obs):
@@ -227,19 +275,20 @@ class AlertMachine:
             action = self.handle(kind, key, "clear", now)
             return [action] if action else []
         rec = self.alerts.get((kind, key))
-        if kind in self.inhibited_kinds() and (rec is None or rec["state"] == "resolved"):
+        if self._held(kind) and (rec is None or rec["state"] == "resolved"):
             return []  # inhibition: held kinds do not start
-        actions = []
         action = self.handle(kind, key, "raise", now, obs)
-        if action:
-            actions.append(action)
-        actions.extend(self._advance((kind, key), now, False))
-        return actions
+        if action is None:
+            # Already pending or firing: its deadlines are the tick's to
+            # judge, in (kind, key) order, so a re-observation (a rebuilt
+            # watchdog's first tick) emits what the uninterrupted one would.
+            return []
+        return [action] + self._advance((kind, key), now, False)
 
     def _advance(self, ident, now, with_repeat):
         rec = self.alerts.get(ident)
         actions = []
-        if rec is None or ident[0] in self.inhibited_kinds():
+        if rec is None or self._held(ident[0]):
             return actions
         kind, key = ident
         if rec["state"] == "pending" and now >= rec["pending_since"] + self.kinds[kind]["for"]:
@@ -254,16 +303,32 @@ class AlertMachine:
         if (rec["severity"] != "critical" and rec["escalate_at"] is not None
                 and now >= rec["escalate_at"]):
             actions.append(self.handle(kind, key, "escalate", now))
-        elif with_repeat and now >= rec["last_notified"] + self.kinds[kind]["repeat"]:
+        elif with_repeat and not self.kinds[kind]["count"] \
+                and now >= rec["last_notified"] + self.kinds[kind]["repeat"]:
             actions.append(self.handle(kind, key, "repeat", now))
         return actions
 
     def tick(self, now):
         """Time passes: pending alerts fire, firing ones escalate or repeat.
-        Alerts are visited in (kind, key) order, so output is deterministic."""
+        Only alerts whose next deadline has come are visited (the index's
+        due heaps), in (kind, key) order, so output is deterministic and the
+        same as visiting every alert: O(due x log n), not O(n)."""
         actions = []
-        for ident in sorted(self.alerts):
+        for ident in self.index.pop_due(now):
             actions.extend(self._advance(ident, now, True))
+            rec = self.alerts.get(ident)
+            if rec is not None and not self.alerts.has_due(ident):
+                # Visited but nothing changed (cannot happen with the table's
+                # deadlines; kept so an alert never loses its place).
+                self.alerts.put(ident, rec, next_deadline(rec, self.kinds[ident[0]]))
+        # Counted kinds repeat per group: one `repeated` action, carried by
+        # the group's oldest firing alert, once `repeat` has passed since
+        # any of them last notified (100,000 overdue sales: one repeat).
+        for kind in sorted(self.index.groups):
+            if self.kinds[kind]["count"]:
+                key = self.index.group_repeat_due(kind, now)
+                if key is not None:
+                    actions.append(self.handle(kind, key, "repeat", now))
         return actions
 
     # -- views -----------------------------------------------------------------
@@ -276,48 +341,63 @@ class AlertMachine:
         return out
 
     def firing(self):
+        """Every firing record, sorted (walks all alerts: views and tests only)."""
         return [self.alerts[i] for i in sorted(self.alerts) if self.alerts[i]["state"] == "firing"]
 
-    def group_lines(self):
-        """One display line per firing kind, worst first:
-        "3 payments overdue, ¥1,250.00"."""
-        groups = {}
-        for rec in self.firing():
-            groups.setdefault(rec["kind"], []).append(rec)
+    def groups(self):
+        """One summary per kind with firing alerts, worst first, from the
+        index (O(kinds)): {"kind", "severity", "count", "amounts":
+        {currency: minor units}, "oldest": earliest `since`}."""
         ranked = []
-        for kind in groups:
-            worst = min(SEVERITY_RANK[r["severity"]] for r in groups[kind])
-            ranked.append((worst, KIND_ORDER.index(kind) if kind in KIND_ORDER else 99, kind))
+        for kind, group in self.index.groups.items():
+            if group.count <= 0:
+                continue
+            severity = "critical" if group.critical else self.kinds[kind]["severity"]
+            ranked.append((SEVERITY_RANK.get(severity, 9),
+                           KIND_ORDER.index(kind) if kind in KIND_ORDER else 99, kind, severity))
+        out = []
+        for _, _, kind, severity in sorted(ranked):
+            group = self.index.groups[kind]
+            amounts = {}
+            for currency, (total, _n) in group.amounts.items():
+                amounts[currency or self.currency] = amounts.get(currency or self.currency, 0) + total
+            out.append({"kind": kind, "severity": severity, "count": group.count,
+                        "amounts": amounts, "oldest": self.index.oldest(kind)})
+        return out
+
+    def group_lines(self, now=None):
+        """One display line per firing kind, worst first:
+        "3 payments overdue, ¥1,250.00" (and ", oldest 5d" given `now`)."""
         lines = []
-        for _, _, kind in sorted(ranked):
-            recs = groups[kind]
-            spec = self.kinds[kind]
+        for group in self.groups():
+            spec = self.kinds[group["kind"]]
             nouns = spec["nouns"]
             if not spec["count"]:
                 lines.append(nouns[0])
                 continue
-            text = "%d %s" % (len(recs), nouns[0] if len(recs) == 1 else nouns[-1])
-            amounts = [r["amount"] for r in recs if r["amount"] is not None]
-            if amounts:
-                text += ", " + format_money(sum(amounts), recs[0]["currency"] or self.currency)
+            count = group["count"]
+            text = "%d %s" % (count, nouns[0] if count == 1 else nouns[-1])
+            for currency in sorted(group["amounts"]):
+                text += ", " + format_money(group["amounts"][currency], currency)
+            if now is not None and group["oldest"] is not None:
+                text += ", oldest " + format_age(now - group["oldest"])
             lines.append(text)
         return lines
 
-    def display_line(self):
+    def display_line(self, now=None):
         """Everything on one line for a small display, worst first."""
-        lines = self.group_lines()
+        lines = self.group_lines(now)
         return " | ".join(lines) if lines else ALL_CLEAR
 
-    def status_summary(self):
-        """For the retained `status` message and the device outputs."""
-        counts = {"pending": 0, "firing": 0, "critical": 0, "warning": 0}
-        for rec in self.alerts.values():
-            if rec["state"] in ("pending", "firing"):
-                counts[rec["state"]] += 1
-            if rec["state"] == "firing" and rec["severity"] in counts:
-                counts[rec["severity"]] += 1
+    def status_summary(self, now=None):
+        """For the retained `status` message and the device outputs: counts
+        and grouped lines, O(kinds) whatever the number of alerts."""
+        critical, warning = self.index.firing_by_severity()
+        counts = {"pending": self.index.pending, "firing": critical + warning,
+                  "critical": critical, "warning": warning}
         worst = "critical" if counts["critical"] else ("warning" if counts["warning"] else None)
         counts["worst"] = worst
-        counts["lines"] = self.group_lines()
+        counts["groups"] = self.groups()
+        counts["lines"] = self.group_lines(now)
         counts["display"] = " | ".join(counts["lines"]) if counts["lines"] else ALL_CLEAR
         return counts

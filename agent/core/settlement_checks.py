@@ -13,7 +13,8 @@ and settled_at (Unix milliseconds, SPEC 2; txn_time may be None).  Every
 time in and out of this module is Unix milliseconds.  Portable core.
 """
 
-from daozhang.agent.core.business_calendar import is_ascii_digits, parse_mode, parse_rfc3339_ms
+from daozhang.agent.core.business_calendar import (
+    days_from_civil, is_ascii_digits, parse_mode, parse_rfc3339_ms)
 from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.core.fees import contracted_fee
 from daozhang.agent.core.sale_index import MemorySaleIndex
@@ -51,12 +52,26 @@ def txn_field(entry, name):
     return txn.get(name)
 
 
+# The times the business calendar (and the platform's time zone data) can
+# place: a sale outside them is refused by the ledger, never a crash deep in
+# a deadline computation (a journal written by an older agent may hold
+# 9999-12-31T23:59:59+14:00 or 0000-01-01T00:00:00+14:00).
+SALE_TIME_MIN_MS = 0                                         # 1970-01-01
+SALE_TIME_MAX_MS = days_from_civil(9000, 1, 1) * 86400000    # 9000-01-01
+
+
 def txn_time_ms(txn):
-    """A transaction's time in Unix milliseconds (RFC 3339 text or an int)."""
+    """A transaction's time in Unix milliseconds (RFC 3339 text or an int);
+    ValidationError("time") outside SALE_TIME_MIN_MS..SALE_TIME_MAX_MS."""
     t = txn.get("time")
     if isinstance(t, int) and not isinstance(t, bool):
-        return t
-    return parse_rfc3339_ms(t, "time")
+        ms = t
+    else:
+        ms = parse_rfc3339_ms(t, "time")
+    if not SALE_TIME_MIN_MS <= ms < SALE_TIME_MAX_MS:
+        raise ValidationError("time", "%r is outside the range the settlement calendar can "
+                                      "judge (1970-01-01 to 9000-01-01)" % (t,), "time_out_of_range")
+    return ms
 
 
 def _sorted_checks(names):

@@ -3,7 +3,8 @@
 Events in, outputs out.  Events are tuples, the same ones the daemon
 journals (so a reboot replays them):
 
-    ("transaction", txn)              a transaction record (dict with seq)
+    ("transaction", txn[, now])       a transaction record (dict with seq);
+                                      `now` only dates a flag it raises
     ("settlement", row, now)          a verified settlement ack's row
     ("clock", trusted, now)           a clock event: trusted True/False
     ("tick", now)                     time passes (never journaled)
@@ -34,7 +35,7 @@ released.  Every time (now, deadlines, expire_after) is Unix milliseconds
 (SPEC 2).  Portable core.
 """
 
-from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.core.sale_index import MemorySaleIndex, since_ms
 from daozhang.agent.core.settlement_checks import (
     DEFAULT_MATCH_WINDOW, SALE_KINDS, SettlementLedger)
@@ -76,7 +77,7 @@ class SettlementWatchdog:
     def handle(self, event):
         name = event[0]
         if name == "transaction":
-            return self.transaction_recorded(event[1])
+            return self.transaction_recorded(event[1], event[2] if len(event) > 2 else None)
         if name == "settlement":
             return self.settlement_received(event[1], event[2])
         if name == "clock":
@@ -86,8 +87,20 @@ class SettlementWatchdog:
         raise LocalError("unknown watchdog event %r (expected transaction, settlement, "
                          "clock or tick)" % (name,))
 
-    def transaction_recorded(self, txn):
-        entry = self.ledger.add_transaction(txn)
+    def transaction_recorded(self, txn, now=None):
+        try:
+            entry = self.ledger.add_transaction(txn)
+        except ValidationError as exc:
+            # A journaled sale the checks cannot place (a time the calendar
+            # cannot reach, written by an older agent, or a wrong shape): not
+            # watched, and flagged, never a crash of the watchdog (SPEC 7.5).
+            key = txn.get("pos_txn_id")
+            if now is None:
+                now = self.last_trusted_now or 0
+            obs = self._obs("sale_unjudgeable", key if isinstance(key, str) else
+                            "seq %s" % txn.get("seq"), True, now)
+            obs["detail"] = {"seq": txn.get("seq"), "field": exc.field, "reason": str(exc)}
+            return [("alert", obs)]
         original = txn.get("original_pos_txn_id")
         outputs = []
         if entry["kind"] in ("void", "reversal") and original \

@@ -17,6 +17,8 @@ import click
 from daozhang.agent.core import strict_json
 from daozhang.agent.core.errors import DaozhangError, LocalError
 
+LIST_LIMIT = 20   # single alerts listed under the grouped line
+
 
 def alerts_from_journal(journal_path, currency="CNY"):
     """Alert records rebuilt from a journal file, without writing to it."""
@@ -34,7 +36,8 @@ def alerts_from_journal(journal_path, currency="CNY"):
         raise LocalError("cannot read the journal %s: %s" % (journal_path, exc)) from None
     alerts = [_plain(machine.alerts[i]) for i in sorted(machine.alerts,
                                                          key=lambda i: (i[0], str(i[1])))]
-    return {"summary": machine.status_summary(), "alerts": alerts, "source": "journal"}
+    return {"summary": machine.status_summary(), "alerts": alerts, "alerts_total": len(alerts),
+            "source": "journal"}
 
 
 @click.command("alerts")
@@ -64,5 +67,11 @@ def alerts(config_path, as_json, from_journal):
         click.echo(json.dumps(out, sort_keys=True, ensure_ascii=False))
         return
     click.echo(out["summary"]["display"])
-    for a in out["alerts"]:
+    shown = out["alerts"][:LIST_LIMIT]
+    for a in shown:
         click.echo("%-9s %-8s %-20s %s" % (a["state"], a["severity"], a["kind"], a["key"]))
+    total = out.get("alerts_total", len(out["alerts"]))
+    if total > len(shown):
+        # An outage holds thousands: the grouped line above counts them all.
+        click.echo("... and %d more (the line above counts them all; --json lists %d)"
+                   % (total - len(shown), len(out["alerts"])))

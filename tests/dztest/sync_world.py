@@ -38,7 +38,8 @@ def wait_for(predicate, timeout=60, what="condition"):
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+            raise AssertionError("timed out after %ss waiting for %s"
+                                 % (timeout, what() if callable(what) else what))
         tick.wait(0.05)
 
 

@@ -10,40 +10,14 @@ import pytest
 from daozhang.agent.core import cbor, record
 from daozhang.agent.core import settlement_ack as sa
 from daozhang.agent.core.errors import JournalFull
-from daozhang.agent.profile import load_profile
 from daozhang.agent.settlement_plugin import SettlementPlugin
 from daozhang.backend.ack import AckSigner
 from daozhang.cli.agent_alerts import alerts_from_journal
-from dztest.agent_daemon import PROFILE
 from dztest.settlement_e2e import backdated_sale, now_ms, plain_row
+from dztest.settlement_plugin import FakeDaemon
 from dztest.sync import make_journal, signer
 
 BACKEND = AckSigner(signer(9))
-
-
-class FakeClock:
-    trusted = True
-
-
-class FakeService:
-    def __init__(self, profile):
-        self.profile = profile
-
-
-class FakeDaemon:
-    """What SettlementPlugin uses of agent/daemon.py's Daemon."""
-
-    def __init__(self, tmp, journal):
-        self.journal = journal
-        self.config = {"device_id": "pos-plug-1", "path": os.path.join(str(tmp), "agent.toml"),
-                       "outputs": {"console": False}}
-        self.service = FakeService(load_profile(PROFILE))
-        self.clock = FakeClock()
-        self.now = now_ms()
-        self.now_ms = lambda: self.now
-        self.transaction_listeners = []
-        self.events = []
-        self.log = lambda event, level="info", **kw: self.events.append((event, kw))
 
 
 def commit(daemon, txn):
@@ -150,6 +124,7 @@ def test_untrusted_clock_holds_overdue_and_journal_full_clears(setup):
         plugin.on_hook_alert("journal_full", "critical", {"detail": "full"})
         assert plugin.machine.alerts[("journal_full", "device")]["state"] == "firing"
         commit(daemon, backdated_sale("P-D", "400000000004"))
+        plugin.drain()   # started: sales are judged on the plugin's thread; judge now
         assert plugin.machine.alerts[("journal_full", "device")]["state"] == "resolved"
     finally:
         plugin.stop()
@@ -206,3 +181,26 @@ def test_the_index_is_reused_and_a_lost_one_is_rebuilt_from_the_journal(setup):
     deliver(cold, plain_row("R-E", "400000000005"))       # the same acquirer ref again
     assert cold.counts["duplicates"] == 1
     cold.stop()
+
+
+def test_sales_queued_past_the_payload_cap_are_read_back_from_the_journal(setup, monkeypatch):
+    """The POS outruns the watchdog: past QUEUE_PAYLOADS only seqs wait, and
+    each sale is still judged, in journal order, from the journal's copy."""
+    import daozhang.agent.settlement_plugin as sp
+    monkeypatch.setattr(sp, "QUEUE_PAYLOADS", 3)
+    tmp, path, journal, daemon = setup
+    plugin = SettlementPlugin(daemon)
+    plugin._inline = False          # as once started, without its thread
+    try:
+        for i in range(10):
+            commit(daemon, backdated_sale("Q-%d" % i, "60000000000%d" % i))
+        assert plugin.pending_sales() == 10
+        assert sum(1 for _, p in plugin._incoming if p is None) == 7
+        first = min(seq for seq, _ in plugin._incoming)
+        assert plugin.release_floor() == first      # the journal keeps what waits
+        assert plugin.drain() == 10 and plugin.pending_sales() == 0
+        firing = [k for (kind, k), r in plugin.machine.alerts.items()
+                  if kind == "settlement_overdue" and r["state"] == "firing"]
+        assert sorted(firing) == ["Q-%d" % i for i in range(10)]
+    finally:
+        plugin.stop()

@@ -1,0 +1,33 @@
+"""A stand-in for agent/daemon.py's Daemon: what SettlementPlugin uses of
+it, on a real journal file (tests/settlement_e2e, tests/settlement)."""
+
+import os
+
+from daozhang.agent.profile import load_profile
+from dztest.agent_daemon import PROFILE
+from dztest.settlement_e2e import now_ms
+
+
+class FakeClock:
+    trusted = True
+
+
+class FakeService:
+    def __init__(self, profile):
+        self.profile = profile
+
+
+class FakeDaemon:
+    """What SettlementPlugin uses of agent/daemon.py's Daemon."""
+
+    def __init__(self, tmp, journal):
+        self.journal = journal
+        self.config = {"device_id": "pos-plug-1", "path": os.path.join(str(tmp), "agent.toml"),
+                       "outputs": {"console": False}}
+        self.service = FakeService(load_profile(PROFILE))
+        self.clock = FakeClock()
+        self.now = now_ms()
+        self.now_ms = lambda: self.now
+        self.transaction_listeners = []
+        self.events = []
+        self.log = lambda event, level="info", **kw: self.events.append((event, kw))

@@ -1,0 +1,174 @@
+"""The alert machine's index (agent/core/alert_index.py) against a
+straightforward reference that walks every alert on every event (the
+machine as it was before the index): on random histories both emit exactly
+the same actions in the same order, hold the same records, and show the
+same counts and groups."""
+
+from hypothesis import given, settings, strategies as st
+
+from daozhang.agent.alert_store_sqlite import SqliteAlertStore
+from daozhang.agent.core.alerts import (
+    EVENTS, INHIBIT, SEVERITY_RANK, AlertMachine, IllegalTransition)
+from dztest.sale_index import sqlite_index
+
+T0 = 1_800_000_000_000
+MINUTE = 60000
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+
+class ReferenceMachine(AlertMachine):
+    """Inhibition recomputed from every alert, every alert visited on tick,
+    groups walked: the machine's transitions (handle, _advance) without its
+    index's answers."""
+
+    def inhibited_kinds(self):
+        held = set()
+        for (kind, _), rec in self.alerts.items():
+            if kind in INHIBIT and rec["state"] in ("pending", "firing"):
+                held.update(INHIBIT[kind])
+        return held
+
+    def _held(self, kind):
+        return kind in self.inhibited_kinds()
+
+    def tick(self, now):
+        actions = []
+        for ident in sorted(self.alerts):     # every alert, due or not
+            actions.extend(self._advance(ident, now, True))
+        # Counted kinds: one repeat per group, on its oldest firing alert.
+        for kind in sorted({k for (k, _) in self.alerts}):
+            firing = [r for (k, _), r in self.alerts.items() if k == kind and r["state"] == "firing"]
+            if not self.kinds[kind]["count"] or not firing or kind in self.inhibited_kinds():
+                continue
+            if now >= max(r["last_notified"] for r in firing) + self.kinds[kind]["repeat"]:
+                oldest = min(firing, key=lambda r: (r["since"], r["key"]))
+                actions.append(self.handle(kind, oldest["key"], "repeat", now))
+        return actions
+
+
+def walked_summary(machine):
+    """Counts and groups computed by walking every record."""
+    firing = [r for r in machine.alerts.values() if r["state"] == "firing"]
+    assert len(machine.alerts) == len(list(machine.alerts.values()))
+    groups = {}
+    for rec in firing:
+        g = groups.setdefault(rec["kind"], {"count": 0, "amount": 0, "oldest": None,
+                                            "critical": 0})
+        g["count"] += 1
+        g["amount"] += rec["amount"] or 0
+        g["critical"] += rec["severity"] == "critical"
+        g["oldest"] = rec["since"] if g["oldest"] is None else min(g["oldest"], rec["since"])
+    pending = sum(1 for r in machine.alerts.values() if r["state"] == "pending")
+    return pending, len(firing), groups
+
+
+def indexed_summary(machine):
+    s = machine.status_summary()
+    groups = {}
+    for g in s["groups"]:
+        groups[g["kind"]] = {"count": g["count"], "amount": sum(g["amounts"].values()),
+                             "oldest": g["oldest"],
+                             "critical": machine.index.groups[g["kind"]].critical}
+    return s["pending"], s["firing"], groups
+
+
+KINDS = ["settlement_overdue", "clock_untrusted", "sync_backlog", "mcc_jump", "journal_full",
+         "journal_near_full", "security"]
+op = st.one_of(
+    st.tuples(st.just("observe"), st.sampled_from(KINDS), st.sampled_from("abcd"),
+              st.booleans(), st.integers(0, 2 * DAY), st.integers(0, 5000)),
+    st.tuples(st.just("tick")),
+    st.tuples(st.just("handle"), st.sampled_from(KINDS), st.sampled_from("abcd"),
+              st.sampled_from(EVENTS)),
+)
+# (time step before the operation, the operation)
+step = st.tuples(st.integers(0, DAY), op)
+
+
+def apply(machine, op, now):
+    if op[0] == "observe":
+        _, kind, key, active, escalate_in, amount = op
+        return machine.observe({"kind": kind, "key": key, "active": active, "at": now,
+                                "since": now - amount, "escalate_at": now + escalate_in,
+                                "amount": amount})
+    if op[0] == "tick":
+        return machine.tick(now)
+    try:
+        act = machine.handle(op[1], op[2], op[3], now)
+    except IllegalTransition:
+        return "illegal"
+    return [act] if act else []
+
+
+def check_against_reference(fast, history):
+    ref = ReferenceMachine()
+    now = T0
+    for dt, op in history:
+        now += dt
+        assert apply(fast, op, now) == apply(ref, op, now)
+        assert fast.state() == ref.state()
+        assert fast.inhibited_kinds() == ref.inhibited_kinds()
+        assert indexed_summary(fast) == walked_summary(fast)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(step, max_size=80))
+def test_indexed_machine_equals_the_reference(history):
+    check_against_reference(AlertMachine(), history)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(step, max_size=60))
+def test_the_daemons_on_disk_store_equals_the_reference(history):
+    """The same with the records, deadlines and oldest in SQLite (the
+    daemon's store), and a machine reopened on that store mid-way (a
+    restart) carries on identically."""
+    index = sqlite_index()
+    try:
+        half = len(history) // 2
+        fast = AlertMachine(store=SqliteAlertStore(index.db))
+        ref = ReferenceMachine()
+        now = T0
+        for i, (dt, op) in enumerate(history):
+            if i == half:
+                fast = AlertMachine(store=SqliteAlertStore(index.db))   # restart
+            now += dt
+            assert apply(fast, op, now) == apply(ref, op, now)
+            assert fast.state() == ref.state()
+            assert indexed_summary(fast) == walked_summary(fast)
+    finally:
+        index.close()
+
+
+def test_a_tick_visits_only_due_alerts():
+    """100,000 firing overdue alerts whose next deadline is hours away: a
+    tick pops nothing and emits nothing."""
+    m = AlertMachine()
+    for i in range(100000):
+        m.observe({"kind": "settlement_overdue", "key": "S%06d" % i, "active": True, "at": T0,
+                   "since": T0 - DAY, "escalate_at": T0 + DAY, "amount": 100})
+    assert m.status_summary()["firing"] == 100000
+    assert m.index.pop_due(T0 + MINUTE) == []
+    assert m.tick(T0 + MINUTE) == []
+    # Four hours on, the group repeats once, on its oldest alert: not 100,000 times.
+    assert [(a["action"], a["key"]) for a in m.tick(T0 + 4 * HOUR)] == [("repeated", "S000000")]
+    assert m.tick(T0 + 4 * HOUR + MINUTE) == []
+    assert [a["key"] for a in m.tick(T0 + 8 * HOUR)] == ["S000000"]
+
+
+def test_held_alerts_cost_a_tick_nothing():
+    m = AlertMachine()
+    for i in range(1000):
+        m.observe({"kind": "settlement_overdue", "key": "S%d" % i, "active": True, "at": T0,
+                   "escalate_at": T0 + HOUR})
+    m.observe({"kind": "clock_untrusted", "key": "clock", "active": True, "at": T0})
+    assert m.tick(T0 + 1) == []
+    heap_before = len(m.alerts.heaps["settlement_overdue"])
+    assert heap_before == 1000     # one entry per alert: pending and firing left none stale
+    assert m.tick(T0 + 2 * HOUR) == []
+    assert len(m.alerts.heaps["settlement_overdue"]) == heap_before
+    m.observe({"kind": "clock_untrusted", "key": "clock", "active": False, "at": T0 + 3 * HOUR})
+    acts = m.tick(T0 + 3 * HOUR)
+    assert [a["action"] for a in acts] == ["escalated"] * 1000
+    assert min(SEVERITY_RANK[a["severity"]] for a in acts) == 0
