@@ -19,6 +19,8 @@ settlement watchdog, and talks to systemd:
 Hooks for other parts (named, so they plug in without editing this file):
 `PLUGINS` (factories `f(daemon) -> plugin` with start(), stop(), alive();
 the MQTT sync loop and the settlement watchdog register here),
+`DAMAGED_PLUGINS` (the same, on a journal that refuses to open: the sync
+loop's degraded link that still sends status and alerts),
 `daemon.alert_hook(kind, severity, detail)` (the alert engine replaces it),
 and `daemon.transaction_listeners` (called with (seq, payload) after each
 committed transaction).
@@ -48,6 +50,7 @@ BUILD_DATE = "2026-11-25"
 BUILD_MS = 1795564800000
 STOP_TIMEOUT_S = 20.0          # the unit's TimeoutStopSec is 30
 PLUGINS = []                   # factories: f(daemon) -> object with start(), stop(), alive()
+DAMAGED_PLUGINS = []           # the same, started instead when the journal refuses to open
 
 
 class EventLog:
@@ -139,6 +142,12 @@ class Daemon:
         (agent/journal_damaged.py)."""
         from daozhang.agent.journal_damaged import DamagedJournalService, show_damage
         self.damaged = error
+        # Before the alert is raised: the sync plugin's degraded link carries it
+        # to the backend (agent/damaged_link.py).
+        for factory in DAMAGED_PLUGINS:
+            self.plugins.append(factory(self))
+        for plugin in self.plugins:
+            plugin.start()
         show_damage(self, error)
         self.service = DamagedJournalService(self.config["device_id"], error)
         intake = self.config["intake"]

@@ -493,20 +493,11 @@ class MqttLink:
     # -- paho -----------------------------------------------------------------------------
 
     def _make_client(self):
-        import paho.mqtt.client as mqtt
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
         cfg = self.mqtt
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                             client_id=cfg.get("client_id") or self.device_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
-        if cfg.get("tls", True):
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg["ca"])
-            context.load_cert_chain(cfg["cert"], cfg["key"])
-            client.tls_set_context(context)
-        client.will_set(self.topic + "status", msgs.encode_status(self.device_id, "offline", 0),
-                        qos=1, retain=True)
+        client = device_client(cfg, self.device_id, self.topic)
         client.max_inflight_messages_set(max(20, self.core.settings["max_inflight"] + 12))
         client.on_connect = lambda c, u, flags, rc, props: self._events.append(("connack", rc))
         client.on_disconnect = lambda c, u, flags, rc, props: self._events.append(
@@ -643,6 +634,20 @@ class MqttLink:
         self._last_status = now
         self._status_dirty = False
         write_json_atomic(self.status_file, self.health())
+
+
+def device_client(cfg, device_id, topic):
+    """A paho MQTT 5 client for the device: TLS client certificate, manual
+    acks, the retained `offline` status as its last will (SPEC 6.2)."""
+    import paho.mqtt.client as mqtt
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.get("client_id") or device_id,
+                         protocol=mqtt.MQTTv5, manual_ack=True)
+    if cfg.get("tls", True):
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cfg["ca"])
+        context.load_cert_chain(cfg["cert"], cfg["key"])
+        client.tls_set_context(context)
+    client.will_set(topic + "status", msgs.encode_status(device_id, "offline", 0), qos=1, retain=True)
+    return client
 
 
 def puback_ok(reason):

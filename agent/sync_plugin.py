@@ -167,7 +167,31 @@ def sync_plugin(daemon):
     return SyncPlugin(daemon, cfg)
 
 
+class DamagedSyncPlugin(SyncPlugin):
+    """On a journal that refuses to open: the degraded link (agent/damaged_link.py)
+    carries status and alerts, so the backend hears of the damage at once."""
+
+    def __init__(self, daemon, cfg):       # SyncPlugin's alert hook, start, stop, alive
+        from daozhang.agent.damaged_link import DamagedJournalLink
+        self._early_alerts = []
+        self._inner_alert = daemon.alert_hook
+        self.link = DamagedJournalLink(daemon.config["device_id"], cfg["mqtt"], log=daemon.log)
+        self.daemon = daemon
+        daemon.sync_link = self.link
+        daemon.alert_hook = self._alert
+
+
+def damaged_sync_plugin(daemon):
+    """DAMAGED_PLUGINS factory: the degraded link if MQTT sync is configured."""
+    cfg = sync_settings(daemon.config)
+    if cfg is None:
+        return InactivePlugin()
+    return DamagedSyncPlugin(daemon, cfg)
+
+
 def install(daemon_module):
-    """Called by agent/daemon.py: the journal class and the plugin."""
+    """Called by agent/daemon.py: the plugin, and its degraded form for a damaged journal."""
     if sync_plugin not in daemon_module.PLUGINS:
         daemon_module.PLUGINS.append(sync_plugin)
+    if damaged_sync_plugin not in daemon_module.DAMAGED_PLUGINS:
+        daemon_module.DAMAGED_PLUGINS.append(damaged_sync_plugin)

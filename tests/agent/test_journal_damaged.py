@@ -11,39 +11,10 @@ import time
 
 import pytest
 
-from daozhang.agent.core import layout, record
+from daozhang.agent.core import record
 from daozhang.client import Client, Refused
 from dztest.agent_daemon import AgentProcess, provision, sale
-
-
-def segments_in_use(path):
-    """(file bytes, geometry, [(first_seq, segment index)] oldest first)."""
-    with open(path, "rb") as f:
-        data = bytearray(f.read())
-    geo = layout.decode_superblock(bytes(data[:4096]))
-    heads = [(layout.decode_segment_header(bytes(data[geo.segment_offset(i):geo.segment_offset(i) + 96]), i,
-                                           geo.journal_id), i) for i in range(geo.segment_count)]
-    return data, geo, sorted((h[0], i) for h, i in heads if h is not None)
-
-
-def damage_a_committed_sale(path):
-    """Flip a byte in the first sale of the newest segment that a later commit follows."""
-    data, geo, used = segments_in_use(path)
-    base = geo.segment_offset(used[-1][1])
-    buf = bytes(data[base:base + geo.segment_size])
-    off, sales = 96, []
-    while True:
-        rec = record.decode_at(buf, off)
-        if rec is None:
-            break
-        if rec.type == record.TYPE_TRANSACTION:
-            sales.append(base + off)
-        off += rec.size
-    assert len(sales) >= 2
-    data[sales[0] + 30] ^= 0xFF
-    with open(path, "wb") as f:
-        f.write(data)
-    return bytes(data)
+from dztest.journal_damage import damage_a_committed_sale, segments_in_use
 
 
 def test_agent_alarms_and_refuses_on_a_damaged_journal(tmp_path):
