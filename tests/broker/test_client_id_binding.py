@@ -32,14 +32,6 @@ def topic(device, leaf):
     return "daozhang/v1/%s/%s" % (device, leaf)
 
 
-def connect_on(broker, port, identity, **kwargs):
-    probe = broker.probe(identity, **kwargs)
-    broker._probes.append(probe)  # closed with the broker
-    outcome = probe.open(broker.host, port)
-    assert outcome.connected, outcome.detail
-    return probe
-
-
 def disconnects(probe):
     """The disconnect events the probe has seen so far (no waiting)."""
     seen = []
@@ -76,9 +68,7 @@ def test_another_terminals_client_id_does_not_wipe_its_queued_messages(tls_broke
     hostile = tls_broker.connect("dev-b", client_id="dev-a", clean_start=True)
     assert accepted(hostile.publish(topic("dev-b", "status"), b"online"))
 
-    back = tls_broker.probe("dev-a", client_id="dev-a", clean_start=False, session_expiry=3600)
-    tls_broker._probes.append(back)
-    assert back.open(tls_broker.host, tls_broker.port).connected
+    back = tls_broker.connect("dev-a", client_id="dev-a", clean_start=False, session_expiry=3600)
     message = back.next_message()
     assert (message.topic, message.payload) == (topic("dev-a", "acks"), b"settlement ack 1")
 
@@ -87,9 +77,10 @@ def test_backend_workers_keep_their_own_client_ids(tls_broker):
     """On the backend listener two workers with stable ids coexist and share
     the receipts (on the terminals' listener both would become `backend`)."""
     group = "$share/backend-t/" + topic("+", "receipts")
-    workers = [connect_on(tls_broker, tls_broker.backend_port, "backend",
-                          client_id="backend-h-%d" % n, clean_start=False, session_expiry=3600)
+    workers = [tls_broker.connect("backend", client_id="backend-h-%d" % n, clean_start=False,
+                                  session_expiry=3600)
                for n in (1, 2)]
+    assert tls_broker.port_for("backend") == tls_broker.backend_port
     for worker in workers:
         assert worker.subscribe(group) == [1]
     device = tls_broker.connect("dev-a", client_id="dev-a")
@@ -113,6 +104,6 @@ def test_control_the_backend_listener_does_not_bind_client_ids(tls_broker):
     keep that listener off the terminals' networks."""
     victim = tls_broker.connect("dev-a", client_id="dev-a")
     victim.client.reconnect_delay_set(min_delay=60, max_delay=60)  # stay down once kicked
-    connect_on(tls_broker, tls_broker.backend_port, "dev-b", client_id="dev-a")
+    tls_broker.connect("dev-b", client_id="dev-a", port=tls_broker.backend_port)
     kind, _rc = victim._events.get(timeout=10)
     assert kind == "disconnect"

@@ -271,11 +271,11 @@ class Broker:
         return MqttProbe(self.client(identity, cert=cert, client_id=client_id, ca=ca),
                          clean_start=clean_start, session_expiry=session_expiry)
 
-    def connect(self, identity=None, timeout=10, **kwargs):
+    def connect(self, identity=None, timeout=10, port=None, **kwargs):
         """An MqttProbe connected as `identity` (raises if refused); closed
-        with the broker."""
+        with the broker.  `port`: another listener than `port_for` picks."""
         probe = self.probe(identity, **kwargs)
-        outcome = probe.open(self.host, self.port_for(identity), timeout)
+        outcome = probe.open(self.host, port or self.port_for(identity), timeout)
         if not outcome.connected:
             probe.close()
             raise BrokerFailed("connect as %r refused: %s" % (identity, outcome.detail))
