@@ -12,7 +12,7 @@ Config (TOML):
 
     [broker]
     host = "127.0.0.1"
-    port = 8883
+    port = 8884                  # the broker's backend listener (examples/mosquitto)
     ca = "ca.crt"
     cert = "backend.crt"
     key = "backend-tls.key"
@@ -149,7 +149,9 @@ def load_backend_config(path):
     if backend.get("log"):
         backend["log"] = resolve(backend["log"])
     broker.setdefault("host", "127.0.0.1")
-    broker.setdefault("port", 8883)
+    # The backend workers' listener of examples/mosquitto (8883 is the
+    # terminals', where every client id becomes the certificate's CN).
+    broker.setdefault("port", 8884)
     backend["share_group"] = check_share_group(path, backend.get("share_group"))
     worker = backend.get("worker", 1)
     if type(worker) is not int or not 1 <= worker <= 9999:

@@ -1,7 +1,7 @@
 """The demo's own mosquitto: the shipped TLS + ACL config on a free local port.
 
 The config is examples/mosquitto/mosquitto.conf with only the paths, the
-port, the persistence directory and the log destination rewritten (the same
+ports (terminals' and backend's listener), the persistence directory and the log destination rewritten (the same
 rule tests/dztest/broker.py follows), so the demo runs the configuration we
 ship: TLS, client certificates from the fleet CA, CN as username, the ACL.
 
@@ -60,24 +60,32 @@ def free_port():
 
 
 def render_config(template, settings, drop=()):
-    """Rewrite `key value` lines of a mosquitto.conf: keys in `settings` get
-    the new value (first occurrence; a missing key is appended), keys in
-    `drop` are removed.  Comments and other lines stay."""
-    out, done = [], set()
+    """Rewrite `key value` lines of a mosquitto.conf.  A key in `settings`
+    with a text value gets it on every line with that key (the TLS paths of
+    both listeners); with a list, its n-th line gets the n-th value (one
+    `listener` line per listener).  A missing key is appended; keys in `drop`
+    are removed.  Comments and other lines stay."""
+    out, seen = [], {}
     for line in template.splitlines():
         words = line.split(None, 1)
         key = words[0] if words and not words[0].startswith("#") else None
         if key in drop:
             continue
         if key in settings:
-            if key not in done:
-                out.append("%s %s" % (key, settings[key]))
-                done.add(key)
+            value, n = settings[key], seen.get(key, 0)
+            seen[key] = n + 1
+            if isinstance(value, (list, tuple)):
+                if n >= len(value):
+                    raise ValueError("mosquitto.conf has more %r lines than the %d values given"
+                                     % (key, len(value)))
+                value = value[n]
+            out.append("%s %s" % (key, value))
             continue
         out.append(line)
     for key, value in settings.items():
-        if key not in done:
-            out.append("%s %s" % (key, value))
+        if key not in seen:
+            for one in value if isinstance(value, (list, tuple)) else (value,):
+                out.append("%s %s" % (key, one))
     return "\n".join(out) + "\n"
 
 
@@ -101,7 +109,8 @@ class DemoBroker:
         self.server_cert = server_cert
         self.server_key = server_key
         self.host = HOST
-        self.port = None
+        self.port = None          # the terminals' listener
+        self.backend_port = None  # the backend workers' listener
         self.child = None
 
     def _write_config(self):
@@ -109,7 +118,8 @@ class DemoBroker:
         acl_path = os.path.join(self.directory, "acl")
         with open(acl_path, "w", encoding="utf-8") as f:
             f.write(_read_example("acl"))
-        settings = {"listener": "%d %s" % (self.port, HOST),
+        settings = {"listener": ["%d %s" % (self.port, HOST),
+                                 "%d %s" % (self.backend_port, HOST)],
                     "cafile": self.ca_cert, "certfile": self.server_cert,
                     "crlfile": os.path.join(os.path.dirname(self.ca_cert), "crl.pem"),
                     "keyfile": self.server_key, "acl_file": acl_path,
@@ -129,7 +139,7 @@ class DemoBroker:
         Another process may take the free port between probe and bind: then
         try another port, up to 3 times."""
         for attempt in range(3):
-            self.port = free_port()
+            self.port, self.backend_port = free_port(), free_port()
             config = self._write_config()
             self.child = ManagedProcess("mosquitto", [self.binary, "-c", config],
                                         os.path.join(self.directory, "mosquitto.log"))
@@ -144,7 +154,8 @@ class DemoBroker:
 
     def _wait_ready(self, timeout):
         try:
-            wait_broker_ready(self.host, self.port, self.child.wait_exit, self._log, timeout)
+            for port in (self.port, self.backend_port):
+                wait_broker_ready(self.host, port, self.child.wait_exit, self._log, timeout)
         except NotReady as e:
             raise ProcessFailed("%s; its log:\n%s" % (e, self.child.log_tail()))
 

@@ -165,8 +165,8 @@ class DemoStack:
             f.write('[broker]\nhost = "%s"\nport = %d\nca = "%s"\ncert = "%s"\nkey = "%s"\n'
                     '[backend]\nkey = "backend.key"\ndb = "backend.db"\nshare_group = "%s"\n'
                     'gap_grace_s = 30\n'
-                    % (self.broker.host, self.broker.port, self.ca_cert, self.backend_tls.cert,
-                       self.backend_tls.key, self.share_group))
+                    % (self.broker.host, self.broker.backend_port, self.ca_cert,
+                       self.backend_tls.cert, self.backend_tls.key, self.share_group))
 
     def _write_mqtt_config(self):
         with open(os.path.join(self.dirs["device"], "mqtt.toml"), "w", encoding="utf-8") as f:

@@ -16,6 +16,21 @@ def test_render_config_rewrites_only_named_keys():
                                 "max_queued_messages 10", "user root"]
 
 
+def test_render_config_gives_each_listener_its_own_port():
+    template = "listener 8883\ncafile /etc/ca\nlistener 8884 10.0.0.5\ncafile /etc/ca\n"
+    out = render_config(template, {"listener": ["1 127.0.0.1", "2 127.0.0.1"], "cafile": "/t/ca"})
+    assert out.splitlines() == ["listener 1 127.0.0.1", "cafile /t/ca",
+                                "listener 2 127.0.0.1", "cafile /t/ca"]
+    with pytest.raises(ValueError):
+        render_config(template, {"listener": ["1 127.0.0.1"]})
+
+
+def test_backend_and_terminals_get_their_own_listener(tls_broker):
+    assert tls_broker.settings("backend")["port"] == tls_broker.backend_port
+    assert tls_broker.settings("dev-a")["port"] == tls_broker.port != tls_broker.backend_port
+    assert tls_broker.try_connect("backend").connected
+
+
 def test_sigkill_and_restart_on_the_same_port(tls_broker):
     port = tls_broker.port
     first_pid = tls_broker.process.pid
@@ -30,7 +45,7 @@ def test_queued_message_survives_a_graceful_restart(tls_broker):
     message queued while its subscriber is away, across SIGTERM + start."""
     backend = tls_broker.probe("backend", client_id="backend-1", clean_start=False,
                                session_expiry=3600)
-    assert backend.open(tls_broker.host, tls_broker.port).connected
+    assert backend.open(tls_broker.host, tls_broker.backend_port).connected
     backend.subscribe("$share/backend/daozhang/v1/+/receipts")
     backend.close()
 
@@ -41,7 +56,7 @@ def test_queued_message_survives_a_graceful_restart(tls_broker):
 
     backend = tls_broker.probe("backend", client_id="backend-1", clean_start=False,
                                session_expiry=3600)
-    assert backend.open(tls_broker.host, tls_broker.port).connected
+    assert backend.open(tls_broker.host, tls_broker.backend_port).connected
     try:
         msg = backend.next_message()
         assert (msg.topic, msg.payload) == ("daozhang/v1/dev-a/receipts", b"queued")

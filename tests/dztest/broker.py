@@ -7,9 +7,12 @@
         a.publish("daozhang/v1/dev-a/receipts", b"x")
         tls_broker.kill(); tls_broker.start()      # SIGKILL, then the same port again
         settings = tls_broker.settings("dev-a")    # host, port, ca, cert, key for an agent
+        tls_broker.settings("backend")             # ... the backend's port (backend_port)
 
 The broker runs from its own temp directory (config, ACL, persistence, log)
-on a free 127.0.0.1 port; `start()` returns once a TCP connect succeeds, and
+on two free 127.0.0.1 ports, as shipped: `port` for terminals (client id :=
+certificate CN) and `backend_port` for backend workers; `settings`,
+`connect`, `probe` and `try_connect` pick the one for the identity; `start()` returns once a TCP connect succeeds, and
 raises with the broker's log if it exits first.  The config is the example
 file with only paths, port and persistence directory rewritten, so the tests
 exercise the configuration we ship.  Missing mosquitto: skip, or fail when
@@ -37,7 +40,7 @@ HOST = "127.0.0.1"
 
 # Directives the fixture owns; everything else comes from the example file.
 _TLS_ONLY = ("cafile", "crlfile", "certfile", "keyfile", "require_certificate",
-             "use_identity_as_username", "acl_file", "tls_version")
+             "use_identity_as_username", "use_username_as_clientid", "acl_file", "tls_version")
 
 
 def mosquitto_path():
@@ -73,7 +76,7 @@ class Broker:
     kills it and removes its directory (use as a context manager)."""
 
     def __init__(self, pki=None, tls=True, acl=True, persistence=True, directory=None,
-                 extra=None, port=None):
+                 extra=None, port=None, backend_port=None):
         self.binary = mosquitto_path()
         if tls and pki is None:
             raise ValueError("a TLS broker needs a PKI (host_tools.pki.make_test_pki)")
@@ -83,7 +86,8 @@ class Broker:
         self.persistence = persistence
         self._own_dir = directory is None
         self.directory = directory or tempfile.mkdtemp(prefix="dz-mosquitto-")
-        self.port = port or free_port()
+        self.port = port or free_port()                  # terminals' listener
+        self.backend_port = backend_port or free_port()  # backend workers' listener
         self._fixed_port = port is not None
         self.host = HOST
         self.extra = dict(extra or {})
@@ -100,7 +104,7 @@ class Broker:
     def _write_config(self):
         with open(os.path.join(EXAMPLES, "mosquitto.conf")) as f:
             template = f.read()
-        settings = {"listener": "%d %s" % (self.port, HOST),
+        settings = {"listener": ["%d %s" % (self.port, HOST), "%d %s" % (self.backend_port, HOST)],
                     "persistence": "true" if self.persistence else "false",
                     "persistence_location": self.data_dir + "/",
                     "log_dest": "stderr"}
@@ -154,14 +158,15 @@ class Broker:
                 # another, unless the caller (or a restart) needs this one.
                 if "Address already in use" in self.log() and not self._fixed_port \
                         and attempt < 2:
-                    self.port = free_port()
+                    self.port, self.backend_port = free_port(), free_port()
                     continue
                 raise
 
     def wait_ready(self, timeout=15):
         try:
-            wait_broker_ready(self.host, self.port, self._exit_status,
-                              lambda: self.log()[self._log_offset:], timeout)
+            for port in (self.port, self.backend_port):
+                wait_broker_ready(self.host, port, self._exit_status,
+                                  lambda: self.log()[self._log_offset:], timeout)
         except NotReady as e:
             raise BrokerFailed("%s; log:\n%s" % (e, self.log()[-3000:]))
 
@@ -220,10 +225,17 @@ class Broker:
 
     # -- clients ----------------------------------------------------------------
 
+    def port_for(self, identity=None):
+        """The listener `identity` belongs on: the backend's certificate on
+        backend_port, everyone else (terminals, strangers) on port."""
+        if self.tls and identity is not None and identity == self.pki.backend_name:
+            return self.backend_port
+        return self.port
+
     def settings(self, identity=None):
         """What an agent or backend needs to connect as `identity` (a name in
         the PKI, or None for a plain broker)."""
-        out = {"host": self.host, "port": self.port, "tls": self.tls}
+        out = {"host": self.host, "port": self.port_for(identity), "tls": self.tls}
         if self.tls:
             paths = self.pki.identity(identity)
             out.update({"ca": self.pki.ca_cert, "cert": paths.cert, "key": paths.key})
@@ -259,11 +271,11 @@ class Broker:
         return MqttProbe(self.client(identity, cert=cert, client_id=client_id, ca=ca),
                          clean_start=clean_start, session_expiry=session_expiry)
 
-    def connect(self, identity=None, timeout=10, **kwargs):
+    def connect(self, identity=None, timeout=10, port=None, **kwargs):
         """An MqttProbe connected as `identity` (raises if refused); closed
-        with the broker."""
+        with the broker.  `port`: another listener than `port_for` picks."""
         probe = self.probe(identity, **kwargs)
-        outcome = probe.open(self.host, self.port, timeout)
+        outcome = probe.open(self.host, port or self.port_for(identity), timeout)
         if not outcome.connected:
             probe.close()
             raise BrokerFailed("connect as %r refused: %s" % (identity, outcome.detail))
@@ -274,7 +286,7 @@ class Broker:
         """ConnectOutcome(connected, detail); closes the connection either way."""
         probe = self.probe(identity, cert=cert, **kwargs)
         try:
-            return probe.open(self.host, self.port, timeout)
+            return probe.open(self.host, self.port_for(identity), timeout)
         finally:
             probe.close()
 
