@@ -310,7 +310,12 @@ class IntakeServer:
                     # Between frames the POS may idle.
                     frame_deadline = None
                     want = self.idle_timeout
-                    entry.idle_since = time.monotonic()
+                    # Idle since the answer left (stamped there), not since this
+                    # thread got scheduled again: a late re-stamp made an older
+                    # connection look newer than one just accepted, so eviction
+                    # picked by scheduling rather than by idle time.
+                    if entry.idle_since is None:
+                        entry.idle_since = time.monotonic()
                 if want != armed:
                     _kernel_timeout(conn, socket.SO_RCVTIMEO, want)
                     armed = want

@@ -27,6 +27,7 @@ from daozhang.agent.core.errors import (DaozhangError, JournalFull, PaymentDataR
                                         StorageError, ValidationError)
 from daozhang.agent.index_db import index_path
 from daozhang.agent.intake_index import IntakeIndex
+from daozhang.agent.replay_records import readable_records
 from daozhang.agent.startup_progress import StartupProgress
 
 RECEIPT_CACHE = 4096
@@ -79,7 +80,7 @@ class IntakeService:
         cursor = self.index.cursor
         last = cursor
         progress = StartupProgress("intake", self.log)
-        for rec in self.journal.records(from_seq=None if cursor is None else cursor + 1):
+        for rec in readable_records(self.journal, None if cursor is None else cursor + 1, self._replay_damaged):
             last = rec.seq
             progress.record(rec.seq)
             self.index.note_wall(rec.boot_id, rec.wall_ms)
@@ -89,6 +90,10 @@ class IntakeService:
                     self.index.put(pid, content_digest(rec.payload), rec.seq)
         self.index.forget_before(self._oldest_seq())
         self.index.checkpoint(last)
+
+    def _replay_damaged(self, error, segment_first_seq, resume_seq):
+        self.log("replay_skipped_damage", level="critical", part="intake", segment_first_seq=segment_first_seq,
+                 resume_seq=resume_seq, error=str(error))
 
     def _oldest_seq(self):
         return min((s for s in self.journal.ring.first_seqs if s is not None), default=0)

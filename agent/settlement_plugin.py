@@ -56,6 +56,7 @@ from daozhang.agent import settlement_apply
 from daozhang.agent.alert_store_sqlite import SqliteAlertStore
 from daozhang.agent.index_db import index_path
 from daozhang.agent.outputs import DeviceOutputs
+from daozhang.agent.replay_records import readable_records
 from daozhang.agent.startup_progress import StartupProgress
 from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
 from daozhang.agent.timezone import timezone_for
@@ -172,6 +173,10 @@ class SettlementPlugin:
 
     # -- rebuild ---------------------------------------------------------------
 
+    def _replay_damaged(self, error, segment_first_seq, resume_seq):
+        self.log("replay_skipped_damage", level="critical", part="settlement", segment_first_seq=segment_first_seq,
+                 resume_seq=resume_seq, error=str(error))
+
     def _replay(self):
         """The index as of its cursor, then the journal records after it."""
         # Alert observations of the type 2 records after the last alert
@@ -190,7 +195,7 @@ class SettlementPlugin:
         counts = {"transactions": 0, "settlements": 0, "clock": 0, "alerts": 0, "mismatch": 0}
         last = cursor
         progress = StartupProgress("settlement", self.log)
-        for rec in self.journal.records(from_seq=None if cursor is None else cursor + 1):
+        for rec in readable_records(self.journal, None if cursor is None else cursor + 1, self._replay_damaged):
             last = rec.seq
             progress.record(rec.seq)
             if counts["transactions"] and counts["transactions"] % REPLAY_COMMIT_EVERY == 0 \

@@ -66,12 +66,16 @@ def test_scrub_finds_rot_in_an_older_segment_and_alerts(tmp_path):
         assert agent.terminate() == 0
         damage_oldest_segment(str(tmp_path / "dev" / "journal.dzj"))
         agent.start()                                   # the newest segment is intact: it opens
+        # Every line the verdict makes, not just the first: the display line is
+        # printed after the alert's log line.
+        expected = ("event=journal_damaged", "at=scrub", "kind=journal_damaged",
+                    "journal damaged: call the technician")  # the last: the alert engine's display line
         deadline = time.monotonic() + 60
-        while "kind=journal_damaged" not in agent.log_tail(100000) and time.monotonic() < deadline:
+        while not all(text in agent.log_tail(100000) for text in expected) and time.monotonic() < deadline:
             time.sleep(0.2)                             # polling the log for the scrub's verdict
         log = agent.log_tail(100000)
-        assert "event=journal_damaged" in log and "at=scrub" in log
-        assert "journal damaged: call the technician" in log     # the alert engine's display line
+        assert [text for text in expected if text not in log] == []
+        assert agent.proc.poll() is None
         assert agent.terminate() == 0
     finally:
         agent.close()

@@ -74,10 +74,13 @@ def test_verify_reports_the_header_as_a_finding(hostile, name):
 def test_an_empty_4gib_journal_verifies_in_memory_bounded_by_a_segment(tmp_path):
     path = sparse(tmp_path / "empty4g.dzj", superblock(1 << 20, 4095), 4096 + 4095 * (1 << 20))
     key = forge.new_key()
-    script = ("import resource, sys\n"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so a child of
+    # a pytest process grown to 600 MB by earlier tests would report the parent's peak.
+    script = ("import sys\n"
               "from daozhang.host_tools.verify import verify_journal\n"
               "report = verify_journal(sys.argv[1], [bytes.fromhex(sys.argv[2])])\n"
-              "print(report.ok, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+              "hwm = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')]\n"
+              "print(report.ok, hwm[0])\n")
     proc = subprocess.run([sys.executable, "-c", script, path, forge.raw_public(key).hex()], capture_output=True,
                           text=True, timeout=120)
     ok, peak_kib = proc.stdout.split()
