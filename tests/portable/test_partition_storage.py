@@ -103,3 +103,30 @@ def test_torn_quarantine_append_is_dropped_before_the_next_entry():
     ring = driver.open_ring(PartitionStorage(part, QuarantineFile(path)))
     assert ring.next_seq == committed[-1] + 1
     assert QuarantineFile(path).entries() == [(100, b"kept earlier", True), (torn[0], torn[1], True)]
+
+
+def test_file_journal_keeps_its_cut_and_refuses_when_its_quarantine_is_full():
+    from daozhang.firmware import flash_storage
+    path = kit.scratch_path("j.bin")
+    flash_storage.create(path, GEO.encode(), GEO.file_size)
+    storage = flash_storage.FlashStorage(path)
+    ring = driver.open_ring(storage)
+    clock = kit.StepClock()
+    for n in range(3):
+        driver.commit(storage, ring, [(1, {"n": n})], clock.now(), None)
+    offset, data = ring.prepare([(1, {"n": 9, "memo": "t" * 300})], clock.now(), None).writes[0]
+    storage.pwrite(offset, data[:len(data) // 2])
+    storage.close()
+    torn = data[:len(data) // 2].rstrip(b"\0")
+    with open(path, "rb") as f:
+        before = f.read()
+    small = flash_storage.FlashStorage(path, quarantine_limit=len(entry(offset, torn)) - 1)
+    kit.raises(StorageError, driver.open_ring, small)          # full: refused, nothing changed
+    small.close()
+    with open(path, "rb") as f:
+        assert f.read() == before
+    storage = flash_storage.FlashStorage(path)
+    ring = driver.open_ring(storage)
+    storage.close()
+    assert ring.recovered["cut_bytes"] == len(torn)
+    assert QuarantineFile(path + ".quarantine").entries() == [(offset, torn, True)]
