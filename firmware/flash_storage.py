@@ -9,9 +9,13 @@ it atomically, which is what `sync()` relies on.
 import os
 
 
+QUARANTINE_LIMIT = 128 * 1024      # two of the shipped board's 64 KiB segments
+
+
 class FlashStorage:
-    def __init__(self, path):
+    def __init__(self, path, quarantine_limit=QUARANTINE_LIMIT):
         self.path = path
+        self.quarantine_limit = quarantine_limit
         self.f = open(path, "r+b")
 
     def size(self):
@@ -31,11 +35,28 @@ class FlashStorage:
             os.sync()
 
     def quarantine(self, offset, data):
-        """Keep bytes recovery cuts in PATH.quarantine (SPEC 3.15) before they are zeroed."""
+        """Keep bytes recovery cuts in PATH.quarantine (SPEC 3.15) before they are zeroed.
+
+        Bounded (a board's filesystem is small): an entry that would take the
+        file past `quarantine_limit` is refused with nothing changed, never
+        dropped.  Self-contained (the board copies this file alone, beside
+        micro_journal.py); firmware/quarantine.py is the partition's version.
+        """
         import hashlib
-        with open(self.path + ".quarantine", "ab") as q:
-            q.write(b"DZQ1" + offset.to_bytes(8, "big") + len(data).to_bytes(4, "big")
-                    + hashlib.sha256(data).digest() + bytes(data))
+        from daozhang.agent.core.errors import StorageError
+        entry = (b"DZQ1" + offset.to_bytes(8, "big") + len(data).to_bytes(4, "big")
+                 + hashlib.sha256(data).digest() + bytes(data))
+        path = self.path + ".quarantine"
+        try:
+            held = os.stat(path)[6]
+        except OSError:
+            held = 0
+        if held + len(entry) > self.quarantine_limit:
+            raise StorageError("quarantine %s holds %d bytes and cannot take %d more (limit %d): copy it off "
+                               "the board and delete it; nothing was changed"
+                               % (path, held, len(entry), self.quarantine_limit))
+        with open(path, "ab") as q:
+            q.write(entry)
         if hasattr(os, "sync"):
             os.sync()
 

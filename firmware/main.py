@@ -81,11 +81,13 @@ def main(board=None):            # pragma: no cover - runs on the board only
     from daozhang.firmware import ed25519
     from daozhang.firmware.micro_journal import MicroJournal
     from daozhang.firmware.partition_storage import PartitionStorage
+    from daozhang.firmware.quarantine import QuarantineFile
     from daozhang.firmware.terminal import Outputs
 
     board = board or json.load(open("/board.json"))
     part = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=board.get("journal_partition", "journal"))[0]
-    journal = MicroJournal(PartitionStorage(part), ed25519.load_signer(board.get("key", "/device.key")))
+    keep = QuarantineFile(board.get("quarantine", "/journal.quarantine"))     # SPEC 3.15
+    journal = MicroJournal(PartitionStorage(part, keep), ed25519.load_signer(board.get("key", "/device.key")))
     profile = json.load(open(board.get("profile", "/profile.json")))
     calendar = BusinessCalendar.from_profile(profile, FixedOffset(board.get("utc_offset_s", 28800)))
     pins = board.get("pins", {})

@@ -21,6 +21,10 @@ Block device interface (MicroPython's extended block protocol, which
 esp32.Partition implements): readblocks(n, buf, offset),
 writeblocks(n, buf, offset) programs without erasing, ioctl(4) block
 count, ioctl(5) block size, ioctl(6, n) erases block n, ioctl(3) syncs.
+
+Bytes recovery sets aside (a torn tail, SPEC 3.9) go to `quarantine`, a
+firmware/quarantine.py QuarantineFile on the board's filesystem, before
+they are zeroed; without one, recovery that must cut refuses to run.
 """
 
 import hashlib
@@ -50,8 +54,9 @@ def programmable(old, new):
 
 
 class PartitionStorage:
-    def __init__(self, part):
+    def __init__(self, part, quarantine=None):
         self.part = part
+        self.keeper = quarantine
         self.block = part.ioctl(IOCTL_SIZE, 0)
         self.count = part.ioctl(IOCTL_COUNT, 0)
         if self.count <= REWRITE_BLOCKS:
@@ -91,6 +96,13 @@ class PartitionStorage:
 
     def sync(self):
         self.part.ioctl(IOCTL_SYNC, 0)
+
+    def quarantine(self, offset, data):
+        """Keep bytes recovery is about to zero (SPEC 3.15), durably, first."""
+        if self.keeper is None:
+            raise StorageError("recovery must set %d bytes at offset %d aside but no quarantine file was given "
+                               "(board.json \"quarantine\"); nothing was changed" % (len(data), offset))
+        self.keeper.keep(offset, data)
 
     def close(self):
         pass
@@ -150,9 +162,9 @@ class PartitionStorage:
         self._finish(b, image)
 
 
-def format_partition(part, geometry_bytes):
+def format_partition(part, geometry_bytes, quarantine=None):
     """Erase the journal area (zeros to the ring) and write the superblock."""
-    storage = PartitionStorage(part)
+    storage = PartitionStorage(part, quarantine)
     for b in range(storage.count):
         storage._erase(b)
     storage.pwrite(0, geometry_bytes)

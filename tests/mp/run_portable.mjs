@@ -41,7 +41,16 @@ copyDir(join(root, "firmware"), "/daozhang/firmware", (n) => py(n) && n !== "man
 copyDir(join(root, "tests", "portable"), "/portable", py);
 copyDir(join(root, "tests", "vectors"), "/vectors", (n) => !n.startsWith("."));
 
-if (only[0] === "--script") {
+// process.exit() drops what is still queued for a stdout pipe (libuv writes
+// to a pipe asynchronously once the reader falls behind, as on a loaded
+// machine): a firmware script's 2 MB journal image was cut short.  Exit only
+// from the callback of a last write, which runs once everything before it
+// has been flushed.
+function exitAfterFlush(code) {
+  process.stdout.write("", () => process.exit(code));
+}
+
+function runScript() {
   try {
     mp.runPython("import sys\nsys.path.insert(0, '/')\n" + readFileSync(only[1], "utf8"));
     const steps = only[2] === "--steps" ? Number(only[3]) : 0;
@@ -49,20 +58,25 @@ if (only[0] === "--script") {
     if (steps) mp.runPython("finish()");
   } catch (e) {
     process.stderr.write(String(e && e.message ? e.message : e) + "\n");
-    process.exit(1);
+    return 1;
   }
-  process.exit(0);
+  return 0;
 }
-const modules = only.length ? only
-  : readdirSync(join(root, "tests", "portable")).filter((n) => n.startsWith("test_") && py(n))
-      .map((n) => n.slice(0, -3)).sort();
-const runner = readFileSync(join(root, "tests", "mp", "portable_runner.py"), "utf8");
-try {
-  mp.runPython("import sys\nsys.path.insert(0, '/')\n" + runner
-    + "\nrun_modules(" + JSON.stringify(modules) + ")\n");
-} catch (e) {
-  process.stderr.write(String(e && e.message ? e.message : e) + "\n");
-  process.exit(1);
+
+function runModules() {
+  const modules = only.length ? only
+    : readdirSync(join(root, "tests", "portable")).filter((n) => n.startsWith("test_") && py(n))
+        .map((n) => n.slice(0, -3)).sort();
+  const runner = readFileSync(join(root, "tests", "mp", "portable_runner.py"), "utf8");
+  try {
+    mp.runPython("import sys\nsys.path.insert(0, '/')\n" + runner
+      + "\nrun_modules(" + JSON.stringify(modules) + ")\n");
+  } catch (e) {
+    process.stderr.write(String(e && e.message ? e.message : e) + "\n");
+    return 1;
+  }
+  const closing = /(\d+) passed, (\d+) failed\s*$/.exec(out);
+  return closing && Number(closing[1]) > 0 && Number(closing[2]) === 0 ? 0 : 1;
 }
-const closing = /(\d+) passed, (\d+) failed\s*$/.exec(out);
-process.exit(closing && Number(closing[1]) > 0 && Number(closing[2]) === 0 ? 0 : 1);
+
+exitAfterFlush(only[0] === "--script" ? runScript() : runModules());

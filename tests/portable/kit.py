@@ -138,3 +138,18 @@ def records(storage, ring):
             out.append(rec)
             off += rec.size
     return out
+
+
+def scratch_path(name):
+    """A fresh file path for a test (a temp dir on CPython, the RAM filesystem's root under MicroPython)."""
+    try:
+        import tempfile
+        return tempfile.mkdtemp(prefix="dz-portable") + "/" + name
+    except ImportError:
+        import os
+        path = "/" + name
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        return path

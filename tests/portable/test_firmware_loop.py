@@ -11,6 +11,7 @@ from daozhang.agent.core import driver, intake_frames, layout, receipt
 from daozhang.firmware.main import Loop
 from daozhang.firmware.micro_journal import MicroJournal
 from daozhang.firmware.partition_storage import PartitionStorage, format_partition, invert
+from daozhang.firmware.quarantine import QuarantineFile
 from daozhang.firmware.terminal import Outputs, Terminal
 
 from portable import kit
@@ -25,13 +26,19 @@ def _geometry():
     return layout.Geometry(SEGMENT, SEGMENTS, kit.JOURNAL_ID, "mcu-pos-1", kit.CREATED_MS)
 
 
+def _storage(part):
+    """The board's journal storage: the partition, and the quarantine file recovery keeps cuts in."""
+    return PartitionStorage(part, part.keep)
+
+
 def _terminal(part, clock, signer=None, outputs=None):
-    journal = MicroJournal(PartitionStorage(part), signer, clock)
+    journal = MicroJournal(_storage(part), signer, clock)
     return Terminal(journal, kit.PROFILE, kit.calendar(), outputs)
 
 
 def _fresh(cut_after=None):
     part = FakePartition(BLOCKS)
+    part.keep = QuarantineFile(kit.scratch_path("journal.quarantine"))
     format_partition(part, _geometry().encode())
     part.cut_after = None if cut_after is None else part.ops + cut_after
     return part
@@ -97,6 +104,7 @@ def test_power_cut_after_any_block_operation_loses_no_committed_sale():
     # signatures on MicroPython; tests/firmware/test_firmware_journal.py signs.
     signer = None
     cut = 1
+    kept_torn = [0]
     while True:
         gc.collect()        # the WebAssembly port grows its heap rather than collect on its own
         part = _fresh(cut_after=cut)
@@ -111,14 +119,20 @@ def test_power_cut_after_any_block_operation_loses_no_committed_sale():
         else:
             break                                  # the cut fell past the workload: every case done
         part.revive()
-        storage = PartitionStorage(part)
+        storage = _storage(part)
         ring = driver.open_ring(storage)
         assert ring.next_seq >= (committed[-1] + 1 if committed else 0), cut
         found = [r.seq for r in kit.records(storage, ring)]
         assert all(seq in found for seq in committed), cut
+        kept = part.keep.entries()                 # a torn commit's bytes: kept whole, never a committed one
+        assert all(ok for _, _, ok in kept), cut
+        if ring.recovered.get("cut_bytes"):
+            assert kept[-1][0] == ring.recovered["cut_offset"] and len(kept[-1][1]) == ring.recovered["cut_bytes"]
+            kept_torn[0] += 1
         MicroJournal(storage, signer, clock).append(1, kit.sale(99, clock.wall_ms))   # and it writes on
         cut += 1
     assert cut > 40
+    assert kept_torn[0] > 0                        # some cuts did tear a commit, and recovery kept it
 
 
 def test_settlement_ack_resolves_the_overdue_alert_and_turns_the_led_off():

@@ -46,11 +46,20 @@ def test_torn_tail_is_cut_and_counted_never_committed_records_kept_out():
     tail = ring.write_pos
     prepared = ring.prepare([(1, {"n": 99, "memo": "y" * 100})], clock.now(), None)
     offset, data = prepared.writes[0]
-    storage.pwrite(offset, data[:len(data) // 2])      # power cut mid-commit
+    torn = data[:len(data) // 2]
+    storage.pwrite(offset, torn)                       # power cut mid-commit
     reopened = driver.open_ring(storage)
     assert reopened.next_seq == committed
     assert reopened.write_pos == tail
-    assert reopened.recovered["cut_bytes"] == len(data) // 2
+    # Format 2 pads a commit to a sector boundary with a padding record of
+    # zero bytes, so a half-written commit can end in zeros, which read as
+    # free space: the cut runs from the tail to the last non-zero byte, and
+    # exactly those bytes were kept in the quarantine before being zeroed.
+    kept = torn.rstrip(b"\0")
+    assert reopened.recovered["cut_bytes"] == len(kept) > 0
+    assert reopened.recovered["cut_offset"] == tail == offset
+    assert storage.quarantined == [(offset, kept)]
+    assert storage.pread(offset, len(data)) == bytes(len(data))     # zeroed only after it was kept
 
 
 def test_full_journal_refuses_instead_of_dropping():

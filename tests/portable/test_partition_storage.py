@@ -1,12 +1,15 @@
 """firmware/partition_storage.py on a fake NOR partition, both interpreters:
 appends only program (no erase), and recovery's zeroing of a torn tail
 (which must set bits inside a block holding committed records) survives a
-power cut at every block operation of its one-block rewrite."""
+power cut at every block operation of its one-block rewrite, with the torn
+bytes kept in the board's quarantine file (firmware/quarantine.py) first."""
 
 import gc
 
 from daozhang.agent.core import driver, layout
+from daozhang.agent.core.errors import StorageError
 from daozhang.firmware.partition_storage import PartitionStorage, format_partition
+from daozhang.firmware.quarantine import QuarantineFile, entry
 
 from portable import kit
 from portable.fake_partition import FakePartition, PowerCut
@@ -15,10 +18,23 @@ GEO = layout.Geometry(8192, 4, kit.JOURNAL_ID, "mcu-pos-2", kit.CREATED_MS)
 BLOCKS = GEO.file_size // 4096 + 2
 
 
-def _journal():
+def _journal(keep=None):
     part = FakePartition(BLOCKS)
-    storage = format_partition(part, GEO.encode())
+    storage = format_partition(part, GEO.encode(), keep)
     return part, storage, driver.open_ring(storage)
+
+
+def _torn(keep):
+    """A journal of five commits and half of a sixth (a power cut): (part, committed seqs, torn bytes)."""
+    part, storage, ring = _journal(keep)
+    clock = kit.StepClock()
+    for n in range(5):
+        driver.commit(storage, ring, [(1, {"n": n, "memo": "m" * 30})], clock.now(), None)
+    committed = [r.seq for r in kit.records(storage, ring)]
+    prepared = ring.prepare([(1, {"n": 99, "memo": "t" * 300})], clock.now(), None)
+    offset, data = prepared.writes[0]
+    storage.pwrite(offset, data[:len(data) // 2])
+    return part, committed, (offset, data[:len(data) // 2].rstrip(b"\0"))
 
 
 def test_appends_into_a_segment_never_erase():
@@ -42,24 +58,75 @@ def test_torn_tail_cut_survives_power_cut_during_its_rewrite():
     cut = 1
     while True:
         gc.collect()
-        part, storage, ring = _journal()
-        clock = kit.StepClock()
-        for n in range(5):
-            driver.commit(storage, ring, [(1, {"n": n, "memo": "m" * 30})], clock.now(), None)
-        committed = [r.seq for r in kit.records(storage, ring)]
-        prepared = ring.prepare([(1, {"n": 99, "memo": "t" * 300})], clock.now(), None)
-        offset, data = prepared.writes[0]
-        storage.pwrite(offset, data[:len(data) // 2])        # the commit was torn by a power cut
+        keep = QuarantineFile(kit.scratch_path("cut.quarantine"))
+        part, committed, torn = _torn(keep)
         part.cut_after = part.ops + cut                       # and power fails again during recovery
         try:
-            driver.open_ring(PartitionStorage(part))
+            driver.open_ring(PartitionStorage(part, keep))
         except PowerCut:
             part.revive()
-            reopened = PartitionStorage(part)
+            reopened = PartitionStorage(part, keep)
             ring2 = driver.open_ring(reopened)
             assert [r.seq for r in kit.records(reopened, ring2)] == committed, cut
             assert ring2.next_seq == committed[-1] + 1
+            # kept before any zeroing; kept again by each recovery that found it still there
+            assert [(o, d, ok) for o, d, ok in keep.entries()][0] == (torn[0], torn[1], True), cut
             cut += 1
             continue
         break
     assert cut > 3          # the rewrite's erase/program steps were each cut once
+    assert keep.entries() == [(torn[0], torn[1], True)]
+
+
+def test_recovery_without_a_quarantine_refuses_and_changes_nothing():
+    part, committed, torn = _torn(None)
+    before = part.image()
+    kit.raises(StorageError, driver.open_ring, PartitionStorage(part))
+    assert part.image() == before            # the torn tail is still there for a recovery that can keep it
+
+
+def test_full_quarantine_refuses_and_changes_nothing():
+    path = kit.scratch_path("full.quarantine")
+    part, committed, torn = _torn(None)
+    before = part.image()
+    keep = QuarantineFile(path, limit=len(entry(torn[0], torn[1])) - 1)
+    kit.raises(StorageError, driver.open_ring, PartitionStorage(part, keep))
+    assert part.image() == before
+    assert keep.entries() == []
+
+
+def test_torn_quarantine_append_is_dropped_before_the_next_entry():
+    path = kit.scratch_path("torn.quarantine")
+    with open(path, "wb") as f:
+        f.write(entry(100, b"kept earlier") + entry(200, b"torn by a power cut")[:30])
+    part, committed, torn = _torn(QuarantineFile(path))
+    ring = driver.open_ring(PartitionStorage(part, QuarantineFile(path)))
+    assert ring.next_seq == committed[-1] + 1
+    assert QuarantineFile(path).entries() == [(100, b"kept earlier", True), (torn[0], torn[1], True)]
+
+
+def test_file_journal_keeps_its_cut_and_refuses_when_its_quarantine_is_full():
+    from daozhang.firmware import flash_storage
+    path = kit.scratch_path("j.bin")
+    flash_storage.create(path, GEO.encode(), GEO.file_size)
+    storage = flash_storage.FlashStorage(path)
+    ring = driver.open_ring(storage)
+    clock = kit.StepClock()
+    for n in range(3):
+        driver.commit(storage, ring, [(1, {"n": n})], clock.now(), None)
+    offset, data = ring.prepare([(1, {"n": 9, "memo": "t" * 300})], clock.now(), None).writes[0]
+    storage.pwrite(offset, data[:len(data) // 2])
+    storage.close()
+    torn = data[:len(data) // 2].rstrip(b"\0")
+    with open(path, "rb") as f:
+        before = f.read()
+    small = flash_storage.FlashStorage(path, quarantine_limit=len(entry(offset, torn)) - 1)
+    kit.raises(StorageError, driver.open_ring, small)          # full: refused, nothing changed
+    small.close()
+    with open(path, "rb") as f:
+        assert f.read() == before
+    storage = flash_storage.FlashStorage(path)
+    ring = driver.open_ring(storage)
+    storage.close()
+    assert ring.recovered["cut_bytes"] == len(torn)
+    assert QuarantineFile(path + ".quarantine").entries() == [(offset, torn, True)]
