@@ -22,7 +22,10 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture
 def device(tmp_path):
-    config, sock, pub = provision(tmp_path, journal_size="8MiB", segment_size="64KiB")
+    # Room for the worst case of 5,000 one-sale commits: journal format 2 ends every
+    # commit on a sector (4 KiB on generic-linux), and how many sales share a commit
+    # depends on the machine's load.
+    config, sock, pub = provision(tmp_path, journal_size="32MiB", segment_size="64KiB")
     dev_dir = os.path.dirname(config)
     agent = AgentProcess(config, str(tmp_path / "agent.log"))
     yield {"config": config, "socket": sock, "pub": pub, "agent": agent, "tmp": tmp_path,
