@@ -9,6 +9,7 @@ import fcntl
 import hashlib
 import os
 
+from daozhang.agent.core import quarantine_entry
 from daozhang.agent.core.errors import StorageError
 
 
@@ -82,15 +83,14 @@ class FileStorage:
             self.fd = None
 
 
-QUARANTINE_MAGIC = b"DZQ1"
+QUARANTINE_MAGIC = quarantine_entry.MAGIC
 
 
 def append_quarantine(path, offset, data):
     """One quarantine entry (SPEC 3.15): magic, journal offset, length,
     SHA-256 of the bytes, the bytes; fsynced with its directory before the
     journal bytes are changed."""
-    entry = (QUARANTINE_MAGIC + offset.to_bytes(8, "big") + len(data).to_bytes(4, "big")
-             + hashlib.sha256(data).digest() + bytes(data))
+    entry = quarantine_entry.encode(offset, data)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o640)
         try:

@@ -39,13 +39,12 @@ class FlashStorage:
 
         Bounded (a board's filesystem is small): an entry that would take the
         file past `quarantine_limit` is refused with nothing changed, never
-        dropped.  Self-contained (the board copies this file alone, beside
-        micro_journal.py); firmware/quarantine.py is the partition's version.
+        dropped.  The entry bytes come from the core (agent/core/quarantine_entry.py, copied to
+        every board); firmware/quarantine.py is the partition's version.
         """
-        import hashlib
+        from daozhang.agent.core import quarantine_entry
         from daozhang.agent.core.errors import StorageError
-        entry = (b"DZQ1" + offset.to_bytes(8, "big") + len(data).to_bytes(4, "big")
-                 + hashlib.sha256(data).digest() + bytes(data))
+        entry = quarantine_entry.encode(offset, data)
         path = self.path + ".quarantine"
         try:
             held = os.stat(path)[6]

@@ -20,17 +20,17 @@ Portable: CPython and MicroPython (no os.path, no os.fsync there).
 import hashlib
 import os
 
+from daozhang.agent.core import quarantine_entry
 from daozhang.agent.core.errors import StorageError
 
-MAGIC = b"DZQ1"
-ENTRY_HEADER = 48              # magic 4, journal offset 8, length 4, SHA-256 32
+MAGIC = quarantine_entry.MAGIC
+ENTRY_HEADER = quarantine_entry.HEADER_SIZE
 DEFAULT_LIMIT = 128 * 1024     # two of the shipped board's 64 KiB segments
 
 
 def entry(offset, data):
     """One SPEC 3.15 entry."""
-    return (MAGIC + offset.to_bytes(8, "big") + len(data).to_bytes(4, "big")
-            + hashlib.sha256(data).digest() + bytes(data))
+    return quarantine_entry.encode(offset, data)
 
 
 class QuarantineFile:
