@@ -41,7 +41,6 @@ CHAIN = "chain_break"
 WRONG_KEY = "wrong_key"
 BAD_SIGNATURE = "bad_signature"
 BAD_CHECKPOINT = "bad_checkpoint"
-REPLAY = "replay"
 BAD_ROTATION = "bad_rotation"
 
 

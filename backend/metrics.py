@@ -28,7 +28,9 @@ LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 _COUNTS = (("messages", "daozhang_messages_ingested_total", "Messages from devices handled"),
            ("records", "daozhang_records_stored_total", "New journal records committed"),
            ("acks", "daozhang_acks_sent_total", "Signed receipts acks published"),
-           ("findings", "daozhang_findings_total", "Verification findings recorded"))
+           ("findings", "daozhang_findings_total", "Verification findings recorded"),
+           ("replayed", "daozhang_receipts_replayed_total",
+            "Receipts messages below the device's acked cursor (broker redelivery or replay)"))
 
 
 class WorkerMetrics:

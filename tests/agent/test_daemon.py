@@ -63,6 +63,7 @@ def run_clients(sock, n_clients, per_client, prefix):
     return receipts, errors
 
 
+@pytest.mark.volume
 def test_50_clients_5000_transactions_all_receipts_verify(device):
     device["agent"].start()
     receipts, errors = run_clients(device["socket"], 50, 100, "L")

@@ -23,6 +23,7 @@ from dztest.sync_world import SyncWorld, wait_for
 pytestmark = pytest.mark.timeout(300)
 
 
+@pytest.mark.volume
 def test_two_backends_one_killed_mid_stream(tmp_path, tls_broker):
     total = 3000
     with fresh_database() as url:

@@ -163,6 +163,7 @@ def run_scenario(tmp_path, pki, db, total=TOTAL, journal_size="64MiB", segment_s
             world.close()
 
 
+@pytest.mark.volume
 def test_10k_transactions_through_broker_and_agent_kills_sqlite(tmp_path, fleet_pki):
     run_scenario(tmp_path, fleet_pki, str(tmp_path / "backend.db"))
 
@@ -175,6 +176,7 @@ def test_3000_sales_at_the_shipped_geometry_through_broker_and_agent_kills(tmp_p
                  journal_size="64MiB", segment_size="1MiB", when=rfc3339(now_ms() - 3600 * 1000))
 
 
+@pytest.mark.volume
 def test_10k_transactions_through_broker_and_agent_kills_postgres(tmp_path, fleet_pki):
     with fresh_database() as url:
         run_scenario(tmp_path, fleet_pki, url)
