@@ -20,16 +20,6 @@ from daozhang.agent.core import sync_messages as msgs
 from portable import kit
 
 
-def _value(v):
-    if isinstance(v, dict):
-        if list(v) == ["$bytes"]:
-            return binascii.unhexlify(v["$bytes"])
-        return dict((k, _value(x)) for k, x in v.items())
-    if isinstance(v, list):
-        return [_value(x) for x in v]
-    return v
-
-
 def _hex(data):
     return binascii.hexlify(data).decode()
 
@@ -43,7 +33,7 @@ def test_receipt_codes_decode_reencode_and_rebuild_the_signed_message():
     assert len(cases) == 4
     for case in cases:
         rc = receipt.decode(case["code"])
-        assert rc == _value(case["fields"]), case["name"]
+        assert rc == kit.from_json(case["fields"]), case["name"]
         assert receipt.encode(rc) == case["code"], case["name"]
         assert _hex(receipt.b32decode(case["code"][4:])) == case["cbor"], case["name"]
         if case["expect"] == "ReceiptUnsigned":
@@ -89,7 +79,7 @@ def test_receipts_and_settlement_acks_are_accepted_or_refused_for_the_stated_rea
         assert case["signed"] == v["receipt_acks"][0]["signed"]
     for case in v["settlement_acks"]:
         if "decoded" in case and case["signed"] is not None:
-            assert _hex(settlement_ack.signed_bytes(_value(case["decoded"]))) == case["signed"], case["name"]
+            assert _hex(settlement_ack.signed_bytes(kit.from_json(case["decoded"]))) == case["signed"], case["name"]
 
 
 def test_a_settlement_batch_carries_its_acks_byte_for_byte():
@@ -106,34 +96,16 @@ def test_alert_and_status_messages_are_canonical_cbor_of_their_stated_maps():
     v = _vectors()
     for case in v["alert_messages"] + v["status_messages"]:
         payload = binascii.unhexlify(case["hex"])
-        decoded = _value(case["decoded"])
+        decoded = kit.from_json(case["decoded"])
         assert cbor.loads(payload) == decoded, case["name"]
         assert cbor.dumps(decoded) == payload, case["name"]
     for case in v["status_messages"]:
-        body = _value(case["decoded"])
+        body = kit.from_json(case["decoded"])
         extra = dict((k, x) for k, x in body.items() if k not in ("v", "dev", "state", "at"))
         again = msgs.encode_status(body["dev"], body["state"], body["at"], extra or None)
         assert again == binascii.unhexlify(case["hex"]), case["name"]
-    batch = _value(v["alert_messages"][0]["decoded"])
+    batch = kit.from_json(v["alert_messages"][0]["decoded"])
     assert [a["seq"] for a in batch["alerts"]] == list(range(40, 40 + len(batch["alerts"])))
-
-
-def _intake_events(stream, chunk):
-    dec = intake_frames.FrameDecoder()
-    out = []
-    pieces = [stream[i:i + chunk] for i in range(0, len(stream), chunk)]
-    for piece in pieces + [b""]:
-        dec.receive_data(piece)
-        while True:
-            try:
-                ev = dec.next_event()
-            except intake_frames.FrameError as exc:
-                out.append({"fatal": exc.code})
-                return out
-            if ev == intake_frames.NEED_DATA or ev == intake_frames.CLOSED:
-                break
-            out.append({"error": ev.error.code} if ev.error is not None else {"object": ev.obj})
-    return out
 
 
 def test_intake_streams_decode_to_the_stated_events_whole_and_byte_by_byte():
@@ -141,8 +113,8 @@ def test_intake_streams_decode_to_the_stated_events_whole_and_byte_by_byte():
     assert len(cases) == 8
     for case in cases:
         stream = binascii.unhexlify(case["hex"])
-        assert _intake_events(stream, len(stream)) == case["events"], case["name"]
-        assert _intake_events(stream, 1) == case["events"], case["name"]
+        assert kit.intake_events(stream, len(stream)) == case["events"], case["name"]
+        assert kit.intake_events(stream, 1) == case["events"], case["name"]
     submit = intake_frames.parse_request(intake_frames.Message(cases[0]["events"][0]["object"]))
     assert (submit.id, submit.op, submit.txn["pos_txn_id"]) == (17, "submit", "V00001")
 
@@ -163,7 +135,7 @@ def test_intake_responses_are_rebuilt_byte_for_byte():
 
 def test_service_frames_encode_and_decode_byte_for_byte():
     for case in _vectors()["service_frames"]:
-        frame = service_frames.Frame(case["type"], case["seq"], _value(case["payload"]))
+        frame = service_frames.Frame(case["type"], case["seq"], kit.from_json(case["payload"]))
         data = binascii.unhexlify(case["hex"])
         assert service_frames.encode_frame(frame) == data, case["name"]
         assert service_frames.decode_frame(data) == frame, case["name"]
@@ -171,25 +143,15 @@ def test_service_frames_encode_and_decode_byte_for_byte():
 
 def test_service_streams_resynchronise_as_stated():
     for case in _vectors()["service_streams"]:
-        codec = service_frames.FrameCodec()
-        codec.receive_data(binascii.unhexlify(case["hex"]))
-        events = []
-        while True:
-            ev = codec.next_event()
-            if ev is service_frames.NEED_DATA:
-                break
-            if isinstance(ev, service_frames.BadFrame):
-                events.append({"bad": ev.reason, "dropped": ev.dropped})
-            else:
-                events.append({"type": ev.type, "seq": ev.seq, "payload": ev.payload})
-        assert events == [_value(e) for e in case["events"]], case["name"]
+        events = kit.service_events(binascii.unhexlify(case["hex"]))
+        assert events == [kit.from_json(e) for e in case["events"]], case["name"]
 
 
 def test_the_salvage_record_and_its_quarantine_entry_agree():
     case = _vectors()["salvage"]
     frame = binascii.unhexlify(case["salvage_record"]["hex"])
     rec = record.decode_at(frame, 0)
-    payload = _value(case["salvage_record"]["payload"])
+    payload = kit.from_json(case["salvage_record"]["payload"])
     assert (rec.type, rec.seq, rec.size) == (record.TYPE_SALVAGE, case["salvage_record"]["seq"], len(frame))
     assert rec.payload == payload
     assert recovery.salvage_skips(rec, payload["lost_first"])

@@ -12,6 +12,8 @@ through the portable core).
 """
 
 import hashlib
+import os
+import sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -21,6 +23,9 @@ from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.ring import Clock, Ring
 from daozhang.agent.signer import Ed25519Signer
 from daozhang.backend.ack import AckSigner
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/, for portable.kit
+from portable import kit  # noqa: E402  (the event readers both interpreters use)
 
 BACKEND_SEED = bytes(range(32, 64))
 OTHER_SEED = bytes(range(64, 96))
@@ -211,26 +216,6 @@ def status_cases(dev, at, machine):
 # -- the POS intake (SPEC 5.1-5.3) ------------------------------------------------------
 
 
-def intake_events(stream, chunk=None):
-    """What FrameDecoder makes of `stream` followed by end of stream: a list of
-    {"object"}, {"error": code} (not fatal) or {"fatal": code}."""
-    dec = intake_frames.FrameDecoder()
-    pieces = [stream] if chunk is None else [stream[i:i + chunk] for i in range(0, len(stream), chunk)]
-    out = []
-    for piece in pieces + [b""]:
-        dec.receive_data(piece)
-        while True:
-            try:
-                ev = dec.next_event()
-            except intake_frames.FrameError as exc:
-                out.append({"fatal": exc.code})
-                return out
-            if ev in (intake_frames.NEED_DATA, intake_frames.CLOSED):
-                break
-            out.append({"error": ev.error.code} if ev.error is not None else {"object": ev.obj})
-    return out
-
-
 def intake_stream_cases(sale):
     submit = intake_frames.encode({"v": 1, "id": 17, "op": "submit", "txn": sale})
     ping = intake_frames.encode({"id": "a1", "op": "ping"})
@@ -250,7 +235,7 @@ def intake_stream_cases(sale):
         ("truncated", "the stream ends 3 bytes into a 10-byte body", b"\x00\x00\x00\x0a{\"i"),
     ]
     return [{"name": name, "spec": "5.1, 5.2", "meaning": meaning, "hex": data.hex(),
-             "events": intake_events(data)} for name, meaning, data in streams]
+             "events": kit.intake_events(data, len(data))} for name, meaning, data in streams]
 
 
 def intake_response_cases(dev, appended, code):
@@ -270,20 +255,6 @@ def intake_response_cases(dev, appended, code):
 
 
 # -- the USB service port (SPEC 8.1-8.3) ------------------------------------------------
-
-
-def service_events(stream):
-    codec = service_frames.FrameCodec()
-    codec.receive_data(stream)
-    out = []
-    while True:
-        ev = codec.next_event()
-        if ev is service_frames.NEED_DATA:
-            return out
-        if isinstance(ev, service_frames.BadFrame):
-            out.append({"bad": ev.reason, "dropped": ev.dropped})
-        else:
-            out.append({"type": ev.type, "seq": ev.seq, "payload": plain(ev.payload)})
 
 
 def service_frame_cases():
@@ -316,7 +287,7 @@ def service_stream_cases(frames):
          "magic", torn_crc + nak),
         ("nonzero_flags", "the reserved flags byte set (both CRCs good): rejected", flagged + nak),
     ]
-    return [{"name": name, "spec": "8.2", "meaning": meaning, "hex": data.hex(), "events": service_events(data)}
+    return [{"name": name, "spec": "8.2", "meaning": meaning, "hex": data.hex(), "events": plain(kit.service_events(data))}
             for name, meaning, data in streams]
 
 
