@@ -1,7 +1,8 @@
 """The message vectors (tests/vectors/messages.json) against the readers that
 receive them, on CPython with the real Ed25519: the receipt verifier
 (`daozhang receipt verify`), the agent's down-message check, the backend's
-alert intake (SQLite), and the host verifier on the salvaged journal.
+alert intake (SQLite), `agent status` (SPEC 6.8) and the host verifier on
+the salvaged journal.
 The portable side (both interpreters) is tests/portable/test_message_vectors.py;
 make_vectors.py --check (tests/journal/test_vectors.py) proves the file is
 what the code writes today."""
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from daozhang.agent import receipt as receipt_verifier
 from daozhang.agent.core import cbor, checkpoint, settlement_ack
+from daozhang.agent.sync_status import journal_sync_view
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.backend.service import Ingestor
 from daozhang.backend.store import open_store
@@ -101,3 +103,14 @@ def test_the_host_verifier_reports_the_salvaged_range():
     payload = case["salvage_record"]["payload"]
     assert "records %d..%d" % (payload["lost_first"], payload["lost_last"]) in str(info.value)
     assert case["quarantine_entry"]["sha256"] in str(info.value)
+
+
+def test_agent_status_reads_the_vector_journal_as_stated(tmp_path):
+    case = MESSAGES["agent_status"][0]
+    with open(os.path.join(VECTORS, "journal.img.hex")) as f:
+        image = bytes.fromhex(f.read().replace("\n", ""))
+    path = tmp_path / "journal.dzj"
+    path.write_bytes(image)
+    view = journal_sync_view(str(path), case["now_ms"])
+    assert view == case["json"]
+    assert view["backlog"] == view["next_seq"] - view["acked"]

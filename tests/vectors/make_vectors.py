@@ -173,7 +173,7 @@ def cbor_vectors():
 def outputs():
     appended = {}
     vectors, image = build(appended)
-    messages = message_vectors.build(vectors, appended, sale, KEY_SEED, BOOT_ID)
+    messages = message_vectors.build(vectors, image, appended, sale, KEY_SEED, BOOT_ID)
     return {
         "messages.json": json.dumps(messages, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
         "journal.json": json.dumps(vectors, indent=1, sort_keys=True) + "\n",

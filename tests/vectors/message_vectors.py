@@ -14,6 +14,7 @@ through the portable core).
 import hashlib
 import os
 import sys
+import tempfile
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -22,6 +23,7 @@ from daozhang.agent.core import (alerts, cbor, driver, intake_frames, layout, qu
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.ring import Clock, Ring
 from daozhang.agent.signer import Ed25519Signer
+from daozhang.agent.sync_status import journal_sync_view
 from daozhang.backend.ack import AckSigner
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/, for portable.kit
@@ -213,6 +215,18 @@ def status_cases(dev, at, machine):
              "expect": "ok"} for name, meaning, p in payloads]
 
 
+def agent_status_case(image, now_ms):
+    """`daozhang agent status`'s view of a journal (SPEC 6.8), over the journal vector's image."""
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "journal.dzj")
+        with open(path, "wb") as f:
+            f.write(image)
+        view = journal_sync_view(path, now_ms)
+    return {"name": "journal_view", "spec": "6.8", "now_ms": now_ms, "json": view, "expect": "ok",
+            "meaning": "the journal part of `agent status --json` for journal.img.hex at now_ms, no ack anchor: "
+                       "backlog = next_seq - acked, the age of record `acked`, fill = unreleased segments / all"}
+
+
 # -- the POS intake (SPEC 5.1-5.3) ------------------------------------------------------
 
 
@@ -341,8 +355,9 @@ def salvage_case(dev, sale, device_seed, created_ms, boot_id):
     }, image
 
 
-def build(journal, appended, sale, device_seed, boot_id):
-    """Every message vector; `journal` is the journal vector dict, `appended` {pos_txn_id: Appended}."""
+def build(journal, image, appended, sale, device_seed, boot_id):
+    """Every message vector; `journal` is the journal vector dict and `image` its bytes, `appended`
+    {pos_txn_id: Appended}."""
     dev = journal["device_id"]
     kept = journal["records_kept"]
     to, head = kept[-1]["seq"] + 1, bytes.fromhex(kept[-1]["hash"])
@@ -366,6 +381,7 @@ def build(journal, appended, sale, device_seed, boot_id):
         "settlement_batches": [settlement_batch_case(dev, [bytes.fromhex(c["hex"]) for c in settlements[:2]])],
         "alert_messages": alert_messages,
         "status_messages": status_cases(dev, at, machine),
+        "agent_status": [agent_status_case(image, at)],
         "intake_streams": intake_stream_cases(sale(1)),
         "intake_responses": intake_response_cases(dev, appended, receipts[0]["code"]),
         "service_frames": service,
