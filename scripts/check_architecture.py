@@ -135,9 +135,9 @@ def import_edges(root, files, modules):
             continue
         name = modules.name_of(rel)
         for line, target, names in imports_of(tree, name, rel.endswith("__init__.py")):
-            hits = [modules.file_of(target + "." + n) for n in names if n != "*"]
-            hits = [h for h in hits if h is not None]
-            if len(hits) < len([n for n in names if n != "*"]) or not names:
+            named = [n for n in names if n != "*"]
+            hits = [h for h in (modules.file_of(target + "." + n) for n in named) if h is not None]
+            if not named or len(hits) < len(named):     # `import a.b`, `from a import *`, or a name in a
                 whole = modules.file_of(target)
                 if whole is not None:
                     hits.append(whole)

@@ -91,6 +91,12 @@ def test_a_cycle_hidden_in_a_function_level_import_is_found(tmp_path):
                               "host_tools/pki_crl.py -> host_tools/pki.py"]
 
 
+def test_a_star_import_counts(tmp_path):
+    root = tree(tmp_path, {"agent/core/cbor.py": "from daozhang.agent.core.record import *\n"})
+    assert findings(root) == ["agent/core/cbor.py:1: cycle: import cycle agent/core/cbor.py -> "
+                              "agent/core/record.py -> agent/core/cbor.py"]
+
+
 def test_a_relative_import_cycle_in_the_core_is_found(tmp_path):
     root = tree(tmp_path, {"agent/core/cbor.py": "from .record import f\n"})
     assert findings(root) == ["agent/core/cbor.py:1: cycle: import cycle agent/core/cbor.py -> "
