@@ -114,3 +114,11 @@ def test_agent_status_reads_the_vector_journal_as_stated(tmp_path):
     view = journal_sync_view(str(path), case["now_ms"])
     assert view == case["json"]
     assert view["backlog"] == view["next_seq"] - view["acked"]
+
+
+def test_the_spec_example_frame_is_the_vector():
+    with open(os.path.join(VECTORS, "..", "..", "docs", "SPEC.md"), encoding="utf-8") as f:
+        spec = f.read()
+    example = spec[spec.index("the laptop's `info` request, seq 1:"):spec.index("### 8.2")]
+    shown = "".join(example.split("```")[1].splitlines()[1].split()[:8])
+    assert shown == MESSAGES["service_frames"][0]["hex"]
