@@ -1,4 +1,4 @@
-"""The agent daemon: `daozhang agent run --config DIR/agent.toml` (intake.md 6).
+"""The agent daemon: `daozhang agent run --config DIR/agent.toml` (SPEC 9).
 
 Wires the journal, the intake socket and (later) the sync loop and the
 settlement watchdog, and talks to systemd:
@@ -298,7 +298,7 @@ from daozhang.agent import sync_plugin as _sync_plugin  # noqa: E402
 
 _sync_plugin.install(sys.modules[__name__])
 
-# -- Settlement watchdog, alerts and the USB service port (settlement-acks.md) --
+# -- Settlement watchdog, alerts and the USB service port (SPEC 7.8) --
 from daozhang.agent import settlement_plugin as _settlement_plugin  # noqa: E402
 from daozhang.agent import service_port_plugin as _service_port_plugin  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""A SQLite file derived from the journal, bound to it (docs/adr/on-disk-sale-index.md).
+"""A SQLite file derived from the journal, bound to it (docs/adr/0004-on-disk-sale-index.md).
 
 The journal is the source of truth; an index file beside it only saves the
 daemon from holding every retained transaction in memory and from replaying

@@ -11,7 +11,7 @@ Down messages (acks, settlement acks, config) are acknowledged by hand
 are done, i.e. after the journal commit that records a settlement ack (or
 the saved anchor of a receipts ack), or after it was rejected.  An agent
 killed in between never acknowledged it, so the broker redelivers it from
-the persistent session when the agent reconnects (settlement-acks.md 7.8.3).
+the persistent session when the agent reconnects (SPEC 7.8.3).
 Other threads talk to it through `wake()`: the journal's commit listener
 (new records to send), `publish_alert()`, `stop()`.
 
@@ -524,7 +524,7 @@ class MqttLink:
         # Success is 0x00, or 0x10 "no matching subscribers" (nobody is
         # subscribed right now: no backend worker, or an alert nobody reads);
         # both mean the broker took the message, neither that it is stored
-        # (only the backend's ack says so; mqtt-topics.md 3).  A failure code
+        # (only the backend's ack says so; SPEC 6.10.5).  A failure code
         # (0x80 and up, e.g. 0x87 not authorised: the ACL) is final for this
         # message: resending would be refused again.  It is logged and the
         # token completes all the same; receipts stay unacked and are resent

@@ -1,4 +1,4 @@
-"""Verify a receipt code offline with the device's public key (intake.md 5.5).
+"""Verify a receipt code offline with the device's public key (SPEC 5.5).
 
 The portable core (agent/core/receipt.py) decodes the code and rebuilds the
 signed checkpoint message from the record hash and its audit path; this

@@ -6,7 +6,7 @@ beside it: accepted settlement-ack ids (the replay guard), the alert
 machine's records (their table belongs to agent/alert_store_sqlite.py) and
 the clock state as of the cursor.  Derived from the
 journal and rebuilt from it when missing or stale (agent/index_db.py,
-docs/adr/on-disk-sale-index.md).  Memory: SQLite's bounded page cache, and
+docs/adr/0004-on-disk-sale-index.md).  Memory: SQLite's bounded page cache, and
 nothing per sale.
 """
 

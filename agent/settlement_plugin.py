@@ -22,7 +22,7 @@ Wiring (the same as tests/dztest/settlement.py's SimTerminal, plus I/O):
   release_cursor() (a sale is released only when settled or expired).
 
 State lives in a SQLite index beside the journal (agent/sale_index_sqlite.py,
-docs/adr/on-disk-sale-index.md): every transaction the watchdog knows, the
+docs/adr/0004-on-disk-sale-index.md): every transaction the watchdog knows, the
 settlement results, the accepted ack ids, and the alert machine's records
 and the clock state as of its cursor.  Memory holds no per-sale state.
 After a restart only the journal records after the index's cursor are

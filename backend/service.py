@@ -95,14 +95,14 @@ GUESSABLE_GROUPS = ("daozhang", "backend", "workers")
 
 
 def new_share_group():
-    """A fresh secret group name (mqtt-topics.md 4): 64 random bits."""
+    """A fresh secret group name (SPEC 6.10.4): 64 random bits."""
     return "backend-" + secrets.token_hex(8)
 
 
 def check_share_group(path, group):
     """The MQTT 5 share group must be a deployment secret: Mosquitto's ACL
     cannot refuse a SUBSCRIBE, so a device that knows the name can join the
-    group and swallow its turn of every worker's messages (mqtt-topics.md 3)."""
+    group and swallow its turn of every worker's messages (SPEC 6.10.3)."""
     if group is None:
         raise ConfigError("%s: backend.share_group: missing; it must be a secret of this "
                           "deployment, e.g. share_group = \"%s\" (freshly generated)"

@@ -41,7 +41,7 @@ LEAF_DAYS = 5 * 365
 # must not see a freshly issued broker certificate as "not yet valid".
 BACKDATE = datetime.timedelta(hours=1)
 
-# One MQTT topic level, printable, no wildcard or separator (SPEC: topics).
+# One MQTT topic level, printable, no wildcard or separator (SPEC 6.10.2).
 # The ACL substitutes the CN into `daozhang/v1/%u/...`, so a '/', '+' or '#'
 # in a CN would widen what that identity may touch.
 IDENTITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

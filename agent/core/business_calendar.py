@@ -248,7 +248,7 @@ class BusinessCalendar:
         return self.tz.local_to_utc(day * DAY_SECONDS + seconds_of_day)
 
     def business_date(self, sale_utc):
-        """The business day a sale belongs to (SPEC settlement 2.2).
+        """The business day a sale belongs to (SPEC 7.2).
 
         The local date of the sale, if that is a business day and the sale
         was made before the cut-off; otherwise the next business day.  A sale

@@ -8,7 +8,7 @@ an index object passed in.  Two implementations share one face:
   whole journal and CSV in one go), the core's unit tests and MicroPython;
 - `SqliteSaleIndex` (agent/sale_index_sqlite.py): the agent daemon's, a
   SQLite file beside the journal, so the daemon's memory does not grow
-  with the unsettled backlog (docs/adr/on-disk-sale-index.md).
+  with the unsettled backlog (docs/adr/0004-on-disk-sale-index.md).
 
 An entry is a dict: txn (the slim tuple of settlement_checks.SLIM_FIELDS,
 or the whole transaction dict), pos_txn_id, seq, kind, time, amount, mode,

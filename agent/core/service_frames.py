@@ -32,7 +32,7 @@ ERROR = 3
 NAK = 4
 TYPE_NAMES = {REQUEST: "REQUEST", RESPONSE: "RESPONSE", ERROR: "ERROR", NAK: "NAK"}
 
-# BadFrame reasons (SPEC usb "Receiving and resynchronising").
+# BadFrame reasons (SPEC 8.2).
 GARBAGE = "garbage"
 HEADER_CRC = "header_crc"
 FLAGS = "flags"

@@ -69,7 +69,7 @@ TOKEN_COMMANDS = ("read", "segment", "alerts", "health", "close")
 
 
 def auth_message(device_id, nonce):
-    """The bytes a technician signs (SPEC usb "Technician authentication")."""
+    """The bytes a technician signs (SPEC 8.6)."""
     return AUTH_DOMAIN + device_id.encode("utf-8") + bytes(nonce)
 
 

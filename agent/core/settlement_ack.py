@@ -9,7 +9,7 @@ module registers the kind there.  What only a settlement ack has:
 - `id`: 16 random bytes chosen by the backend; the agent refuses an id it
   already accepted (`replay`, SeenIds below), so a recorded ack cannot be
   played again to settle a sale twice or to hide a later discrepancy;
-- `row`: the acquirer's settlement row (settlement-csv.md 7.4), exactly
+- `row`: the acquirer's settlement row (SPEC 7.4), exactly
   the keys of ROW_FIELDS, each of its type (null where the file had none);
 - `seq`: the journal seq of the receipt the backend matched, or null for a
   settlement matching no receipt (the device matches again itself, with
@@ -127,7 +127,7 @@ FIELDS = {
     "id": (msgs._bytes_of(ID_SIZE), "16 bytes"),
     "at": (_uint, "Unix milliseconds"),
     "seq": (_uint_or_none, "a journal seq or null"),
-    "row": (row_ok, "a settlement row (settlement-acks.md 2)"),
+    "row": (row_ok, "a settlement row (SPEC 7.8.2)"),
     "kid": (msgs._bytes_of(msgs.KID_SIZE), "8 bytes"),
     "n": (lambda v: _uint(v) and v >= 1, "a delivery number >= 1"),
     "sig": (msgs._bytes_of(msgs.SIG_SIZE), "a 64-byte Ed25519 signature"),

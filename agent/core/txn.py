@@ -1,4 +1,4 @@
-"""The transaction JSON: validation before anything reaches a disk (intake.md 4).
+"""The transaction JSON: validation before anything reaches a disk (SPEC 4).
 
 `validate(obj) -> dict` returns the canonical payload to journal (record type
 1) or raises:

@@ -1,4 +1,4 @@
-"""Receipt codes (agent/core/receipt.py, agent/receipt.py; intake.md 5.5)."""
+"""Receipt codes (agent/core/receipt.py, agent/receipt.py; SPEC 5.5)."""
 
 import base64
 import os

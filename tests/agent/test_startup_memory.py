@@ -1,6 +1,6 @@
 """Daemon start-up on a journal backlog (bench/sync.py's agent_rss_mib_*):
 the intake's idempotency index and the settlement watchdog's sale index live
-in SQLite files beside the journal (docs/adr/on-disk-sale-index.md).
+in SQLite files beside the journal (docs/adr/0004-on-disk-sale-index.md).
 
 Invariants: building them from a backlog leaves no per-sale Python memory
 (4x the sales, about the same memory); a second start reuses them and reads

@@ -1,4 +1,4 @@
-"""The shipped mosquitto config and ACL, against a real broker (SPEC: topics).
+"""The shipped mosquitto config and ACL, against a real broker (SPEC 6.10).
 
 Negative checks need a positive synchronisation point: after the message that
 must NOT arrive, an allowed sentinel is published on the same connection

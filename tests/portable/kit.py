@@ -153,3 +153,52 @@ def scratch_path(name):
         except OSError:
             pass
         return path
+
+
+def from_json(v):
+    """A vector's JSON value with {"$bytes": hex} turned back into bytes (tests/vectors/README.md)."""
+    import binascii
+    if isinstance(v, dict):
+        if list(v) == ["$bytes"]:
+            return binascii.unhexlify(v["$bytes"])
+        return dict((k, from_json(x)) for k, x in v.items())
+    if isinstance(v, list):
+        return [from_json(x) for x in v]
+    return v
+
+
+def intake_events(stream, chunk):
+    """What the intake's FrameDecoder makes of `stream` fed `chunk` bytes at a
+    time, then end of stream: [{"object"} | {"error": code} | {"fatal": code}]."""
+    from daozhang.agent.core import intake_frames
+    dec = intake_frames.FrameDecoder()
+    out = []
+    pieces = [stream[i:i + chunk] for i in range(0, len(stream), chunk)]
+    for piece in pieces + [b""]:
+        dec.receive_data(piece)
+        while True:
+            try:
+                ev = dec.next_event()
+            except intake_frames.FrameError as exc:
+                out.append({"fatal": exc.code})
+                return out
+            if ev == intake_frames.NEED_DATA or ev == intake_frames.CLOSED:
+                break
+            out.append({"error": ev.error.code} if ev.error is not None else {"object": ev.obj})
+    return out
+
+
+def service_events(stream):
+    """What a service-port FrameCodec makes of `stream`: [{"bad", "dropped"} | {"type", "seq", "payload"}]."""
+    from daozhang.agent.core import service_frames
+    codec = service_frames.FrameCodec()
+    codec.receive_data(stream)
+    out = []
+    while True:
+        ev = codec.next_event()
+        if ev is service_frames.NEED_DATA:
+            return out
+        if isinstance(ev, service_frames.BadFrame):
+            out.append({"bad": ev.reason, "dropped": ev.dropped})
+        else:
+            out.append({"type": ev.type, "seq": ev.seq, "payload": ev.payload})

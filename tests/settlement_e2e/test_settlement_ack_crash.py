@@ -1,5 +1,5 @@
 """A settlement ack survives an agent killed right after receiving it
-(settlement-acks.md 7.8.3, manual PUBACK in agent/mqtt_link.py).
+(SPEC 7.8.3, manual PUBACK in agent/mqtt_link.py).
 
 Real mosquitto (TLS + ACL), a real backend process, a real agent process
 killed with SIGKILL at a crash point (agent/fault_hook.py, armed through a

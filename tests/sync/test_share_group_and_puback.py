@@ -1,4 +1,4 @@
-"""Broker engineer's notes (mqtt-topics.md 3-4): the backend's share group
+"""Broker engineer's notes (SPEC 6.10.3-6.10.4): the backend's share group
 must be a secret (no guessable default), and a PUBACK with reason 0x10
 ("no matching subscribers") is a success for the agent."""
 

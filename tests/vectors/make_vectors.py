@@ -1,9 +1,10 @@
-"""Regenerate tests/vectors/{cbor,journal}.json and journal.img.hex from the writer.
+"""Regenerate tests/vectors/{cbor,journal,messages}.json and journal.img.hex from the writer.
 
     python tests/vectors/make_vectors.py          # rewrite the files
     python tests/vectors/make_vectors.py --check  # exit 1 if they differ
 
-The vectors are the spec's examples made concrete (SPEC 2, 3): a change to
+The vectors are the spec's examples made concrete (SPEC 2, 3; messages.json,
+made by message_vectors.py, the rest: 3.14-3.15, 5, 6, 7.8, 8): a change to
 any byte the writer produces shows up here, and must come with a SPEC change.
 A test runs --check; MicroPython and the independent verifier read them.
 """
@@ -18,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from daozhang.agent.core import driver, layout, record
 from daozhang.agent.core.ring import Clock
 from daozhang.agent.signer import Ed25519Signer
+
+import message_vectors  # beside this file (the script's directory is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -74,7 +77,8 @@ class RecordingSigner:
         return self.inner.sign(message)
 
 
-def build():
+def build(appended=None):
+    """The journal vectors and image; `appended`, if given, gets {pos_txn_id: Appended} of every sale."""
     key = Ed25519PrivateKey.from_private_bytes(KEY_SEED)
     signer = RecordingSigner(key)
     geo = layout.Geometry(SEGMENT_SIZE, SEGMENT_COUNT, JOURNAL_ID, DEVICE_ID, CREATED_MS)
@@ -91,6 +95,9 @@ def build():
             step["acked"] = step["released"] = ring.next_seq
         results = driver.commit(storage, ring, entries, clock, signer if step["signed"] else None,
                                 step.get("acked"), step.get("released"))
+        for entry, r in zip(entries, results):
+            if appended is not None and entry[0] == record.TYPE_TRANSACTION:
+                appended[entry[1]["pos_txn_id"]] = r
         for r in results:
             records.append({"seq": r.seq, "offset": r.offset, "hash": r.hash.hex()})
         last = results[-1] if results else None
@@ -164,8 +171,11 @@ def cbor_vectors():
 
 
 def outputs():
-    vectors, image = build()
+    appended = {}
+    vectors, image = build(appended)
+    messages = message_vectors.build(vectors, image, appended, sale, KEY_SEED, BOOT_ID)
     return {
+        "messages.json": json.dumps(messages, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
         "journal.json": json.dumps(vectors, indent=1, sort_keys=True) + "\n",
         "journal.img.hex": "\n".join(image[i:i + 64].hex() for i in range(0, len(image), 64)) + "\n",
         "cbor.json": json.dumps(cbor_vectors(), indent=1, sort_keys=True, ensure_ascii=False) + "\n",
