@@ -49,6 +49,7 @@ def submit_sales(sock, count, threads=8):
     return sales, max(seqs.values())
 
 
+@pytest.mark.volume
 def test_20000_rows_for_an_offline_terminal_survive_a_broker_kill_and_a_client_id_takeover(
         sqlite_world, tmp_path):
     world = sqlite_world
