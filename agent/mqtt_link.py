@@ -62,11 +62,14 @@ class MqttLink:
     def __init__(self, journal, journal_path, device_id, backend_pub, mqtt, sync_settings=None,
                  log=None, alert=None, release_floor=None, settlement_hook=None,
                  near_full=0.8, status_file=None, status_interval_s=1.0, settlements_hook=None,
-                 stall_after_s=DEFAULT_STALL_AFTER_MS / 1000, status_extra=None):
+                 stall_after_s=DEFAULT_STALL_AFTER_MS / 1000, status_extra=None, client_factory=None):
+        """`client_factory(mqtt, device_id, topic)`: a paho client (default
+        device_client; tests pass a fake)."""
         self.journal = journal
         self.journal_path = journal_path
         self.device_id = device_id
         self.mqtt = mqtt
+        self.client_factory = client_factory or device_client
         self.log = log or (lambda event, level="info", **kw: None)
         self.alert = alert or (lambda kind, severity, detail: None)
         self.settlement_hook = settlement_hook      # f(msg, payload, redelivered)
@@ -163,14 +166,15 @@ class MqttLink:
     def _run(self):
         try:
             while not self._stop.is_set():
-                self._step()
+                self.step()
         except Exception as exc:   # never take the daemon down; alive() turns False
             self.failed = "%s: %s" % (type(exc).__name__, exc)
             self.log("sync_crashed", level="error", error=self.failed)
         finally:
             self._disconnect()
 
-    def _step(self):
+    def step(self):
+        """One turn of the loop (the link's thread runs them; tests drive it)."""
         with self._lock:
             inbox, self._inbox = self._inbox, []
         for alert, at in inbox:
@@ -287,7 +291,7 @@ class MqttLink:
     # -- paho -----------------------------------------------------------------------------
 
     def _make_client(self):
-        client = device_client(self.mqtt, self.device_id, self.topic)
+        client = self.client_factory(self.mqtt, self.device_id, self.topic)
         client.max_inflight_messages_set(max(20, self.agent.core.settings["max_inflight"] + 12))
         client.on_connect = lambda c, u, flags, rc, props: self._events.append(("connack", rc))
         client.on_disconnect = lambda c, u, flags, rc, props: self._events.append(
