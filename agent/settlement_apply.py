@@ -3,7 +3,7 @@ the sync layer's checks (schema, device, key, signature) becomes one journal
 commit, one index checkpoint and one move of the confirmation cursor
 (docs/SPEC.md 7.8.3, 7.8.7).
 
-Per ack, in order:
+Per ack, in order (the first three are core/settlement_ack.screen):
 - its id already accepted with the very same bytes: the backend (or the
   broker) sent it again; nothing changes, it counts as processed;
 - its id accepted with other bytes: `replay`, refused, a security alert;
@@ -24,7 +24,7 @@ terminal to 11-22 acks a second; a queue of 20,000 took half an hour.
 
 import json
 
-from daozhang.agent.core import record
+from daozhang.agent.core import record, settlement_ack
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.settlement_delivery import AppliedCursor
 from daozhang.agent.fault_hook import crash_point
@@ -45,7 +45,7 @@ def save_cursor(index, cursor):
     index.db.set_meta(CURSOR_META, json.dumps(cursor.state(), separators=(",", ":")))
 
 
-def apply_batch(plugin, items, ack_digest):
+def apply_batch(plugin, items):
     """Apply [(msg, payload), ...]; returns {"settle_n", "moved", "rejected": [reasons]}."""
     rejected = []
     cursor = plugin.settle_cursor
@@ -55,25 +55,20 @@ def apply_batch(plugin, items, ack_digest):
         entries, applied, outputs, batch_ids, again = [], [], [], {}, []
         for msg, payload in items:
             ack_id, ref = msg["id"], msg["row"]["acquirer_ref"]
-            digest = ack_digest(payload)
+            digest = settlement_ack.ack_digest(payload)
             known = batch_ids.get(ack_id) or plugin.index.ack_digest(ack_id)
-            if known is not None:
-                if known == digest:
-                    plugin.counts["redelivered"] += 1
-                    again.append(msg["n"])
-                    cursor.done(msg["n"])
-                    continue
-                rejected.append(_refuse(plugin, now, "replay", ref,
-                                        "settlement ack id %s already accepted" % ack_id.hex()))
+            verdict = settlement_ack.screen(known, digest, msg["at"], now, plugin.watchdog.clock_trusted,
+                                            plugin.watchdog.expire_after)
+            if verdict == settlement_ack.REDELIVERED:
+                plugin.counts["redelivered"] += 1
+                again.append(msg["n"])
                 cursor.done(msg["n"])
                 continue
-            if plugin.watchdog.clock_trusted and msg["at"] < now - plugin.watchdog.expire_after:
-                # Older than anything the watchdog still remembers: a replay of an
-                # ack whose journal record the ring has reclaimed would pass the id
-                # check; refuse it (SPEC 7.8.3).
-                rejected.append(_refuse(plugin, now, "stale", ref,
-                                        "settlement ack from %d, older than the watch window"
-                                        % msg["at"]))
+            if verdict != settlement_ack.FRESH:
+                what = ("settlement ack id %s already accepted" % ack_id.hex()
+                        if verdict == settlement_ack.REPLAY else
+                        "settlement ack from %d, older than the watch window" % msg["at"])
+                rejected.append(_refuse(plugin, now, verdict, ref, what))
                 cursor.done(msg["n"])
                 continue
             try:

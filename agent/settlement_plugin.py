@@ -38,7 +38,6 @@ this plugin's own thread (ticks every second, LED/buzzer every 100 ms) all
 go through one lock.
 """
 
-import hashlib
 import heapq
 import itertools
 import json
@@ -47,7 +46,7 @@ import threading
 import time
 
 from daozhang.agent.core import cbor, record
-from daozhang.agent.core import settlement_ack  # noqa: F401  (registers the settlement kind)
+from daozhang.agent.core.settlement_ack import ack_digest
 from daozhang.agent.core.alerts import AlertMachine, ReplayMismatch
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
@@ -94,11 +93,6 @@ def _plain(value):
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
-
-
-def ack_digest(payload):
-    """8 bytes naming an ack's exact bytes: a redelivery is byte-identical."""
-    return hashlib.sha256(bytes(payload)).digest()[:8]
 
 
 def _write_json_atomic(path, obj):
@@ -428,7 +422,7 @@ class SettlementPlugin:
     def on_settlements(self, items, redelivered=False):
         """A batch of settlement acks, applied in one commit (agent/settlement_apply.py).
         Returns {"settle_n", "moved", "rejected"} for the sync link's status."""
-        return settlement_apply.apply_batch(self, items, ack_digest)
+        return settlement_apply.apply_batch(self, items)
 
     def on_hook_alert(self, kind, severity, detail):
         """alert_hook(kind, severity, detail) of the daemon and the sync link."""
