@@ -103,7 +103,7 @@ class MqttLink:
     def __init__(self, journal, journal_path, device_id, backend_pub, mqtt, sync_settings=None,
                  log=None, alert=None, release_floor=None, settlement_hook=None,
                  near_full=0.8, status_file=None, status_interval_s=1.0, settlements_hook=None,
-                 stall_after_s=DEFAULT_STALL_AFTER_MS / 1000):
+                 stall_after_s=DEFAULT_STALL_AFTER_MS / 1000, status_extra=None):
         self.journal = journal
         self.journal_path = journal_path
         self.device_id = device_id
@@ -151,9 +151,9 @@ class MqttLink:
         self._last_release_check = 0
         self._floor_at = None
         self._floor_value = None
-        # Settlement plugin hook: f() -> map merged into the retained status
-        # (the alert summary); the status is republished when alerts change.
-        self.status_extra = None
+        # f() -> map merged into the retained status (the settlement
+        # watchdog's alert summary); the status is republished when alerts change.
+        self.status_extra = status_extra
         self._last_status = 0
         self._status_dirty = True
         self.failed = None
@@ -615,6 +615,11 @@ class MqttLink:
         the fleet view: a snapshot at connect and at each alert change."""
         h = self.core.health()
         return {k: h[k] for k in ("acked", "backlog", "published", "rejected", "reconnects")}
+
+    def position(self):
+        """(acked, state): the backend's confirmed position and the connection
+        state, for the settlement watchdog's sync_backlog alert."""
+        return self.core.acked, self.core.state
 
     def health(self):
         out = self.core.health()

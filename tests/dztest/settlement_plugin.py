@@ -31,3 +31,16 @@ class FakeDaemon:
         self.transaction_listeners = []
         self.events = []
         self.log = lambda event, level="info", **kw: self.events.append((event, kw))
+
+
+def settlement_plugin(daemon):
+    """A SettlementPlugin on the FakeDaemon's parts, as agent/assemble.py
+    builds it; the daemon's transaction_listeners stand for the intake."""
+    from daozhang.agent.settlement_alerts import alerts_file_path
+    from daozhang.agent.settlement_plugin import SettlementPlugin
+    plugin = SettlementPlugin(daemon.journal, daemon.service.profile, daemon.config["device_id"],
+                              alerts_file_path(daemon.config["path"]), daemon.log,
+                              lambda: daemon.now_ms(), lambda: daemon.clock.trusted,
+                              outputs=daemon.config.get("outputs"))
+    daemon.transaction_listeners.append(plugin.on_transaction)
+    return plugin
