@@ -617,9 +617,9 @@ class MqttLink:
         return {k: h[k] for k in ("acked", "backlog", "published", "rejected", "reconnects")}
 
     def position(self):
-        """(acked, state): the backend's confirmed position and the connection
-        state, for the settlement watchdog's sync_backlog alert."""
-        return self.core.acked, self.core.state
+        """{"acked", "next_seq", "state"}: where sync stands (the settlement
+        watchdog's sync_backlog alert)."""
+        return {"acked": self.core.acked, "next_seq": self.core.next_seq, "state": self.core.state}
 
     def health(self):
         out = self.core.health()

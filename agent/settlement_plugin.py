@@ -279,8 +279,8 @@ class SettlementPlugin:
     def _check_backlog(self, now):
         if self.link is None:
             return
-        acked, state = self.link.position()
-        backlog = self.journal.ring.next_seq - acked
+        pos = self.link.position()
+        backlog, state = pos["next_seq"] - pos["acked"], pos["state"]
         active = backlog >= BACKLOG_ALERT_RECORDS or (backlog > 0 and state != "online")
         rec = self.machine.alerts.get(("sync_backlog", "device"))
         if active or (rec is not None and rec["state"] in ("pending", "firing")):
