@@ -17,7 +17,7 @@ parts in list order, ticks them, and stops them in reverse.
 from daozhang import __version__
 from daozhang.agent.core import record
 from daozhang.agent.core.clock_guard import ClockGuard
-from daozhang.agent.core.errors import JournalDamaged, JournalFull, StorageError
+from daozhang.agent.core.errors import JournalDamaged, JournalFull, LocalError, StorageError
 from daozhang.agent.intake_service import IntakeService
 from daozhang.agent.journal_damaged import DamagedJournalService
 from daozhang.agent.journal_file import JournalFile
@@ -59,7 +59,7 @@ class Forward:
 
     def bind(self, target):
         if self._bound:
-            raise RuntimeError("%s is already bound" % self.name)
+            raise LocalError("%s is already bound: the assembly binds each loop once" % self.name)
         self._target, self._bound = target, True
 
     def __call__(self, *args):

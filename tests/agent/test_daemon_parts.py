@@ -10,8 +10,8 @@ from daozhang.agent import sd_notify
 from daozhang.agent.config import load_agent_config
 from daozhang.agent.core import record
 from daozhang.agent.core.clock_guard import ClockGuard
-from daozhang.agent.core.errors import StorageError
-from daozhang.agent.assemble import BUILD_MS, assemble
+from daozhang.agent.core.errors import LocalError, StorageError
+from daozhang.agent.assemble import BUILD_MS, Forward, assemble
 from daozhang.agent.journal_scrub import ScrubPlugin
 from daozhang.agent.service_port_plugin import ServicePortPlugin
 from daozhang.agent.settlement_plugin import SettlementPlugin
@@ -152,3 +152,14 @@ def test_the_daemon_starts_and_stops_the_assembled_parts(config):
     finally:
         d.stop()
     assert not d.parts[0].alive()
+
+
+def test_a_forward_calls_its_before_until_bound_and_binds_once():
+    seen = []
+    fwd = Forward("alert", before=lambda *a: seen.append(("log",) + a))
+    fwd("journal_full", "critical", {})
+    fwd.bind(lambda *a: seen.append(("machine",) + a))
+    fwd("storage_error", "critical", {})
+    assert seen == [("log", "journal_full", "critical", {}), ("machine", "storage_error", "critical", {})]
+    with pytest.raises(LocalError):
+        fwd.bind(print)

@@ -203,3 +203,66 @@ def test_sales_queued_past_the_payload_cap_are_read_back_from_the_journal(setup,
         assert sorted(firing) == ["Q-%d" % i for i in range(10)]
     finally:
         plugin.stop()
+
+
+class FakeLink:
+    """What SettlementPlugin uses of the sync link (agent/mqtt_link.py)."""
+
+    def __init__(self, acked, next_seq, state):
+        self.published = []
+        self.pos = {"acked": acked, "next_seq": next_seq, "state": state}
+
+    def publish_alerts(self, alerts):
+        self.published.extend(alerts)
+
+    def position(self):
+        return dict(self.pos)
+
+
+def test_alerts_raised_before_the_link_is_attached_go_up_at_the_attach(setup):
+    """The link raises `security` while it is being built (a saved anchor
+    that does not match the journal): journaled at once, published once
+    attached, with the seq of its type 3 record."""
+    tmp, path, journal, daemon = setup
+    plugin = settlement_plugin(daemon)
+    try:
+        plugin.on_hook_alert("security", "critical", {"reason": "anchor", "detail": "saved ack anchor"})
+        link = FakeLink(0, 0, "offline")
+        plugin.attach(link)
+        assert [(a["kind"], a["key"], a["state"]) for a in link.published] == \
+            [("security", "anchor", "pending"), ("security", "anchor", "firing")]
+        seq = link.published[0]["seq"]
+        assert next(iter(journal.records(from_seq=seq))).type == record.TYPE_ALERT
+        plugin.on_hook_alert("journal_full", "critical", {"detail": "x"})     # after: at once
+        assert [a["kind"] for a in link.published][-1] == "journal_full"
+    finally:
+        plugin.stop()
+
+
+def test_a_plugin_without_a_link_drops_nothing_it_journaled_and_publishes_nothing(setup):
+    tmp, path, journal, daemon = setup
+    plugin = settlement_plugin(daemon)
+    plugin.on_hook_alert("journal_full", "critical", {"detail": "x"})
+    plugin.start()                      # no attach: sync is not configured
+    try:
+        assert plugin.link is None and plugin._unpublished == []
+        assert ("journal_full", "device") in plugin.machine.alerts
+    finally:
+        plugin.stop()
+
+
+def test_sync_backlog_follows_the_links_position(setup):
+    tmp, path, journal, daemon = setup
+    plugin = settlement_plugin(daemon)
+    link = FakeLink(0, 5, "offline")
+    plugin.attach(link)
+    try:
+        plugin.tick()                   # records waiting, link down: raised
+        rec = plugin.machine.alerts[("sync_backlog", "device")]
+        assert rec["state"] in ("pending", "firing") and rec["detail"]["backlog"] == 5
+        link.pos = {"acked": 5, "next_seq": 5, "state": "online"}
+        plugin.tick()                   # drained: cleared (a pending one is dropped)
+        rec = plugin.machine.alerts.get(("sync_backlog", "device"))
+        assert rec is None or rec["state"] not in ("pending", "firing")
+    finally:
+        plugin.stop()
