@@ -80,9 +80,10 @@ def assemble(config, log, now_ms):
 
     alert = Forward("alert", before=log_alert(log))           # -> the watchdog's alert machine
     committed = Forward("committed", before=lambda seq, payload: None)
+    # `clock` is built on the next line from this intake's index; the intake
+    # asks it only once serving.
     service = IntakeService(journal, profile=profile, log=log, alert_hook=alert,
-                            on_commit=committed, now_ms=now_ms,
-                            clock_trusted=lambda: clock.trusted)   # asked only once serving
+                            on_commit=committed, now_ms=now_ms, clock_trusted=lambda: clock.trusted)
     clock = ClockGuard(BUILD_MS, service.last_wall_before(getattr(journal.clock, "boot_id", None)))
     observe_clock(clock, journal, now_ms(), log)              # journaled before the watchdog replays
 
