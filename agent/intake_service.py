@@ -51,7 +51,7 @@ def content_digest(payload):
 
 class IntakeService:
     def __init__(self, journal, profile=None, log=None, alert_hook=None, clock_trusted=lambda: True,
-                 now_ms=lambda: time.time_ns() // 1000000):
+                 now_ms=lambda: time.time_ns() // 1000000, on_commit=None):
         self.journal = journal
         self.dev = journal.device_id
         self.profile = profile
@@ -69,9 +69,9 @@ class IntakeService:
         self.accepting = True
         self.committed = 0
         self._last_commit = time.monotonic()
-        # Hook: called with (seq, payload) after each committed transaction
-        # (the settlement watchdog listens here).
-        self.on_commit = lambda seq, payload: None
+        # Called with (seq, payload) after each committed transaction (the
+        # settlement watchdog's on_transaction, agent/assemble.py).
+        self.on_commit = on_commit or (lambda seq, payload: None)
         self._catch_up()
 
     def _catch_up(self):

@@ -33,13 +33,14 @@ class DamagedJournalService:
         pass
 
 
-def show_damage(daemon, error):
-    """Log, alert and light the device outputs for a journal that refuses to open."""
+def show_damage(error, log, alert, outputs_config):
+    """Log, alert and light the device outputs (agent.toml's [outputs]) for a
+    journal that refuses to open."""
     detail = {"segment": error.segment, "offset": error.offset, "first_seq": error.first_seq,
               "last_seq": error.last_seq, "detail": error.message}
-    daemon.log("journal_damaged", level="critical", segment=error.segment, offset=error.offset)
-    daemon._on_alert("journal_damaged", "critical", detail)
-    outputs = DeviceOutputs({"outputs": daemon.config.get("outputs", {})})
+    log("journal_damaged", level="critical", segment=error.segment, offset=error.offset)
+    alert("journal_damaged", "critical", detail)
+    outputs = DeviceOutputs({"outputs": outputs_config or {}})
     line = "journal damaged: sales refused - call the technician"
     outputs.show({"pending": 0, "firing": 1, "critical": 1, "warning": 0, "worst": "critical",
                   "lines": [line], "display": line})

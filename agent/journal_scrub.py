@@ -115,11 +115,13 @@ def check_segment(buf, index, geo, is_head):
 
 
 class ScrubPlugin:
-    """The daemon plugin: a thread stepping the Scrubber at `rate` bytes a second."""
+    """The daemon's part: a thread stepping the Scrubber at `rate` bytes a
+    second; `alert(kind, severity, detail)` on damage (agent/assemble.py)."""
 
-    def __init__(self, daemon, rate=DEFAULT_RATE):
-        self.daemon = daemon
-        self.scrubber = Scrubber(daemon.journal, self._damage)
+    def __init__(self, journal, log, alert, rate=DEFAULT_RATE):
+        self.log = log
+        self.alert = alert
+        self.scrubber = Scrubber(journal, self._damage)
         self.rate = rate
         self._stop = threading.Event()
         self._thread = None
@@ -131,15 +133,15 @@ class ScrubPlugin:
             return
         self._reported.add(key)
         detail = {"segment": segment, "offset": offset, "seq": seq, "detail": reason}
-        self.daemon.log("journal_damaged", level="critical", at="scrub", segment=segment, offset=offset)
-        self.daemon._on_alert("journal_damaged", "critical", detail)
+        self.log("journal_damaged", level="critical", at="scrub", segment=segment, offset=offset)
+        self.alert("journal_damaged", "critical", detail)
 
     def _run(self):
         while not self._stop.wait(INTERVAL_S):
             try:
                 self.scrubber.step(int(self.rate * INTERVAL_S))
             except Exception as exc:      # a read error is the writer's to report; keep scrubbing
-                self.daemon.log("scrub_error", level="warning", error=type(exc).__name__)
+                self.log("scrub_error", level="warning", error=type(exc).__name__)
 
     def start(self):
         self._thread = threading.Thread(target=self._run, name="journal-scrub", daemon=True)
@@ -152,13 +154,3 @@ class ScrubPlugin:
 
     def alive(self):
         return True
-
-
-def scrub_plugin(daemon):
-    rate = daemon.config.get("journal", {}).get("scrub_bytes_per_s", DEFAULT_RATE)
-    return ScrubPlugin(daemon, rate)
-
-
-def install(daemon_module):
-    if scrub_plugin not in daemon_module.PLUGINS:
-        daemon_module.PLUGINS.append(scrub_plugin)

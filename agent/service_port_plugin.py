@@ -1,5 +1,5 @@
-"""The USB service port inside the agent daemon (docs/SPEC.md §8; agent/
-daemon.py's PLUGINS hook).
+"""The USB service port inside the agent daemon (docs/SPEC.md §8; built by
+agent/assemble.py).
 
 Started when agent.toml's [service_port] device names a device (provision
 copies it from the board: /dev/ttyGS0 on the Pi's USB gadget port).  The
@@ -9,7 +9,7 @@ plugin gives it the agent's live view through the callbacks:
 - info:   device_pubkey (32 raw bytes), journal_range [first_seq, last_seq],
           last_checkpoint {seq, wall_ms, acked, released}, backlog, alerts
           (count of pending or firing alerts);
-- alerts: every current alert record (the settlement plugin's machine);
+- alerts: every current alert record (the settlement plugin's current_alerts);
 - health: journal stats, sync link health, clock trust.
 
 A device that is absent (no cable, no gadget driver) is not an error: the
@@ -17,7 +17,8 @@ port retries opening it every few seconds and the agent runs on.
 """
 
 from daozhang.agent.core import record
-from daozhang.agent.inactive_plugin import InactivePlugin
+from daozhang.agent.service_port import ServicePort
+from daozhang.agent.signer import load_signer
 
 
 def _plain(value):
@@ -34,31 +35,34 @@ def _plain(value):
 
 
 class ServicePortPlugin:
-    def __init__(self, daemon, device):
-        from daozhang.agent.service_port import ServicePort
-
-        self.daemon = daemon
-        cfg = daemon.config
-        self.port = ServicePort(device, cfg["journal"]["path"], cfg["device_id"],
-                                cfg["technician_pubkeys"],
+    def __init__(self, device, config, journal, log, current_alerts, clock_trusted, link_health=None):
+        """`current_alerts()` -> alert records; `clock_trusted()` -> bool;
+        `link_health()` -> the sync link's health map (None: no sync)."""
+        self.device = device
+        self.key_path = config["key"]
+        self.journal = journal
+        self.log = log
+        self.current_alerts = current_alerts
+        self.clock_trusted = clock_trusted
+        self.link_health = link_health
+        self.port = ServicePort(device, config["journal"]["path"], config["device_id"],
+                                config["technician_pubkeys"],
                                 callbacks={"info": self.info, "alerts": self.alerts,
                                            "health": self.health},
                                 reopen_delay=3.0)
-        self.device = device
 
     # -- callbacks (called on the port's thread) ---------------------------------
 
     def _device_pubkey(self):
-        from daozhang.agent.signer import load_signer
         try:
-            return load_signer(self.daemon.config["key"]).public_bytes
+            return load_signer(self.key_path).public_bytes
         except Exception:
             return None
 
     def _last_checkpoint(self, stats):
         start = max(stats["first_seq"], stats["next_seq"] - 512)
         last = None
-        for rec in self.daemon.journal.records(from_seq=start):
+        for rec in self.journal.records(from_seq=start):
             if rec.type == record.TYPE_CHECKPOINT:
                 last = rec
         if last is None:
@@ -66,16 +70,12 @@ class ServicePortPlugin:
         return {"seq": last.seq, "wall_ms": last.wall_ms, "acked": last.payload.get("acked"),
                 "released": last.payload.get("released")}
 
-    def _alert_records(self):
-        settlement = getattr(self.daemon, "settlement", None)
-        return settlement.current_alerts() if settlement is not None else []
-
     def info(self):
-        stats = self.daemon.journal.stats()
+        stats = self.journal.stats()
         out = {"journal_range": [stats["first_seq"], stats["next_seq"] - 1],
                "last_checkpoint": self._last_checkpoint(stats),
                "backlog": stats["next_seq"] - stats["acked"],
-               "alerts": len([a for a in self._alert_records()
+               "alerts": len([a for a in self.current_alerts()
                               if a.get("state") in ("pending", "firing")])}
         pub = self._device_pubkey()
         if pub is not None:
@@ -83,20 +83,18 @@ class ServicePortPlugin:
         return _plain(out)
 
     def alerts(self):
-        return _plain(self._alert_records())
+        return _plain(self.current_alerts())
 
     def health(self):
-        out = {"journal": self.daemon.journal.stats(),
-               "clock_trusted": bool(self.daemon.clock.trusted) if self.daemon.clock else None}
-        link = getattr(self.daemon, "sync_link", None)
-        if link is not None:
-            out["sync"] = link.health()
+        out = {"journal": self.journal.stats(), "clock_trusted": bool(self.clock_trusted())}
+        if self.link_health is not None:
+            out["sync"] = self.link_health()
         return _plain(out)
 
-    # -- plugin face ----------------------------------------------------------------
+    # -- the daemon's part ------------------------------------------------------------
 
     def start(self):
-        self.daemon.log("service_port_start", device=self.device)
+        self.log("service_port_start", device=self.device)
         self.port.start()
 
     def stop(self):
@@ -104,15 +102,3 @@ class ServicePortPlugin:
 
     def alive(self):
         return True   # the port reopens by itself; its faults never stop the agent
-
-
-def service_port_plugin(daemon):
-    device = daemon.config.get("service_port", {}).get("device", "")
-    if not device:
-        return InactivePlugin()
-    return ServicePortPlugin(daemon, device)
-
-
-def install(daemon_module):
-    if service_port_plugin not in daemon_module.PLUGINS:
-        daemon_module.PLUGINS.append(service_port_plugin)

@@ -3,7 +3,7 @@ the sync layer's checks (schema, device, key, signature) becomes one journal
 commit, one index checkpoint and one move of the confirmation cursor
 (docs/SPEC.md 7.8.3, 7.8.7).
 
-Per ack, in order:
+Per ack, in order (the first three are core/settlement_ack.screen):
 - its id already accepted with the very same bytes: the backend (or the
   broker) sent it again; nothing changes, it counts as processed;
 - its id accepted with other bytes: `replay`, refused, a security alert;
@@ -24,7 +24,7 @@ terminal to 11-22 acks a second; a queue of 20,000 took half an hour.
 
 import json
 
-from daozhang.agent.core import record
+from daozhang.agent.core import record, settlement_ack
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.settlement_delivery import AppliedCursor
 from daozhang.agent.fault_hook import crash_point
@@ -45,67 +45,34 @@ def save_cursor(index, cursor):
     index.db.set_meta(CURSOR_META, json.dumps(cursor.state(), separators=(",", ":")))
 
 
-def apply_batch(plugin, items, ack_digest):
+class _Batch:
+    """What one batch's acks came to, before its one journal commit."""
+
+    def __init__(self):
+        self.entries = []       # type 2 records to journal
+        self.applied = []       # (msg, digest, checks) of those records
+        self.outputs = []       # the watchdog's outputs for them
+        self.ids = {}           # ack id -> digest, accepted in this batch
+        self.again = []         # n of the redelivered
+        self.rejected = []      # reasons
+
+
+def apply_batch(plugin, items):
     """Apply [(msg, payload), ...]; returns {"settle_n", "moved", "rejected": [reasons]}."""
-    rejected = []
     cursor = plugin.settle_cursor
     before = cursor.value
     with plugin._lock:
         now = plugin.now()
-        entries, applied, outputs, batch_ids, again = [], [], [], {}, []
+        batch = _Batch()
         for msg, payload in items:
-            ack_id, ref = msg["id"], msg["row"]["acquirer_ref"]
-            digest = ack_digest(payload)
-            known = batch_ids.get(ack_id) or plugin.index.ack_digest(ack_id)
-            if known is not None:
-                if known == digest:
-                    plugin.counts["redelivered"] += 1
-                    again.append(msg["n"])
-                    cursor.done(msg["n"])
-                    continue
-                rejected.append(_refuse(plugin, now, "replay", ref,
-                                        "settlement ack id %s already accepted" % ack_id.hex()))
-                cursor.done(msg["n"])
-                continue
-            if plugin.watchdog.clock_trusted and msg["at"] < now - plugin.watchdog.expire_after:
-                # Older than anything the watchdog still remembers: a replay of an
-                # ack whose journal record the ring has reclaimed would pass the id
-                # check; refuse it (SPEC 7.8.3).
-                rejected.append(_refuse(plugin, now, "stale", ref,
-                                        "settlement ack from %d, older than the watch window"
-                                        % msg["at"]))
-                cursor.done(msg["n"])
-                continue
-            try:
-                out = plugin.watchdog.handle(("settlement", msg["row"], now))
-            except DaozhangError as exc:
-                plugin.counts["invalid"] += 1
-                plugin.log("settlement_invalid", level="error", error=str(exc))
-                cursor.done(msg["n"])
-                continue
-            checks = [o for tag, o in out if tag == "check"]
-            if not checks:
-                plugin.counts["duplicates"] += 1
-                plugin.log("settlement_duplicate", acquirer_ref=ref)
-                cursor.done(msg["n"])
-                continue
-            batch_ids[ack_id] = digest
-            entries.append((record.TYPE_SETTLEMENT_ACK, {"ack": bytes(payload), "checks": checks}))
-            applied.append((msg, digest, checks))
-            outputs.extend(out)
-        if again:   # one line per batch: a re-sent window is hundreds of acks
-            plugin.log("settlement_redelivered", acks=len(again), first_n=again[0], last_n=again[-1])
-        if entries:
-            crash_point("settlement_before_journal")
-            try:
-                plugin.journal.append_many(entries)
-            except (JournalFull, StorageError) as exc:
-                # Not processed: the backend keeps them pending and sends them again.
-                plugin.log("settlement_journal_failed", level="error", error=str(exc),
-                           acks=len(entries))
-                applied, outputs = [], []
-            crash_point("settlement_after_journal")
-        for msg, digest, checks in applied:
+            if not _take(plugin, batch, msg, payload, now):
+                cursor.done(msg["n"])      # processed: nothing to journal
+        if batch.again:   # one line per batch: a re-sent window is hundreds of acks
+            plugin.log("settlement_redelivered", acks=len(batch.again), first_n=batch.again[0],
+                       last_n=batch.again[-1])
+        if batch.entries and not _journal(plugin, batch.entries):
+            batch.applied, batch.outputs = [], []
+        for msg, digest, checks in batch.applied:
             plugin.index.put_ack(msg["id"], digest, msg["at"])
             plugin.counts["settlement_acks"] += 1
             cursor.done(msg["n"])
@@ -114,14 +81,63 @@ def apply_batch(plugin, items, ack_digest):
                            pos_txn_id=result["pos_txn_id"], seq=result["seq"],
                            checks=",".join(result["checks"]) or "ok")
         actions = []
-        for tag, out in outputs:
+        for tag, out in batch.outputs:
             if tag == "alert":
                 actions.extend(plugin.machine.observe(out))
         plugin._emit(actions)
         if cursor.value != before or cursor.above:
             save_cursor(plugin.index, cursor)
         plugin._checkpoint(plugin._safe_cursor())
-    return {"settle_n": cursor.value, "moved": cursor.value != before, "rejected": rejected}
+    return {"settle_n": cursor.value, "moved": cursor.value != before, "rejected": batch.rejected}
+
+
+def _take(plugin, batch, msg, payload, now):
+    """Screen one ack and run its checks; True if it joins the batch's commit."""
+    ack_id, ref = msg["id"], msg["row"]["acquirer_ref"]
+    digest = settlement_ack.ack_digest(payload)
+    known = batch.ids.get(ack_id) or plugin.index.ack_digest(ack_id)
+    verdict = settlement_ack.screen(known, digest, msg["at"], now, plugin.watchdog.clock_trusted,
+                                    plugin.watchdog.expire_after)
+    if verdict == settlement_ack.REDELIVERED:
+        plugin.counts["redelivered"] += 1
+        batch.again.append(msg["n"])
+        return False
+    if verdict != settlement_ack.FRESH:
+        what = ("settlement ack id %s already accepted" % ack_id.hex()
+                if verdict == settlement_ack.REPLAY else
+                "settlement ack from %d, older than the watch window" % msg["at"])
+        batch.rejected.append(_refuse(plugin, now, verdict, ref, what))
+        return False
+    try:
+        out = plugin.watchdog.handle(("settlement", msg["row"], now))
+    except DaozhangError as exc:
+        plugin.counts["invalid"] += 1
+        plugin.log("settlement_invalid", level="error", error=str(exc))
+        return False
+    checks = [o for tag, o in out if tag == "check"]
+    if not checks:
+        plugin.counts["duplicates"] += 1
+        plugin.log("settlement_duplicate", acquirer_ref=ref)
+        return False
+    batch.ids[ack_id] = digest
+    batch.entries.append((record.TYPE_SETTLEMENT_ACK, {"ack": bytes(payload), "checks": checks}))
+    batch.applied.append((msg, digest, checks))
+    batch.outputs.extend(out)
+    return True
+
+
+def _journal(plugin, entries):
+    """One commit of the batch's type 2 records; False if the journal refused it."""
+    crash_point("settlement_before_journal")
+    try:
+        plugin.journal.append_many(entries)
+        committed = True
+    except (JournalFull, StorageError) as exc:
+        # Not processed: the backend keeps them pending and sends them again.
+        plugin.log("settlement_journal_failed", level="error", error=str(exc), acks=len(entries))
+        committed = False
+    crash_point("settlement_after_journal")
+    return committed
 
 
 def _refuse(plugin, now, reason, ref, detail):

@@ -1,64 +1,61 @@
 """The settlement watchdog and the alert machine inside the agent daemon
-(docs/SPEC.md §7.8.4; agent/daemon.py's PLUGINS hook).
+(docs/SPEC.md §7.8.4).  Built and wired by agent/assemble.py.
 
 Wiring (the same as tests/dztest/settlement.py's SimTerminal, plus I/O):
 
-- every committed transaction (daemon.transaction_listeners) feeds the
-  watchdog;
-- every settlement ack that passed the sync layer's common checks
-  (daemon.settlement_hook, from agent/mqtt_link.py) is checked for replay
-  (its id), fed to the watchdog, and journaled as a type 2 record
-  {"ack": the payload as received, "checks": [check results]};
-- the daemon's alert hook (journal_full, storage_error, security from
-  rejected messages, journal_near_full) and this plugin's own observations
-  (clock_untrusted from the daemon's clock guard, sync_backlog from the
-  sync link) go into the same AlertMachine;
+- every committed transaction (the intake's on_commit -> on_transaction)
+  feeds the watchdog;
+- every settlement ack that passed the sync layer's common checks (the
+  link's settlements_hook -> on_settlements) is screened for replay and age
+  (core/settlement_ack.screen), fed to the watchdog, and journaled as a
+  type 2 record {"ack": the payload as received, "checks": [check results]}
+  (agent/settlement_apply.py);
+- every part's alert(kind, severity, detail) (journal_full, storage_error,
+  journal_damaged, security from rejected messages, journal_near_full,
+  sync_stalled) -> on_hook_alert, and this plugin's own observations
+  (clock_untrusted from the clock guard, sync_backlog from the link's
+  position()) go into the same AlertMachine;
 - every alert transition is journaled (type 3, the action dict plus
-  nothing else), published on daozhang/v1/<dev>/alerts through the sync
-  link (with `seq`, the type 3 record's seq), summarised in the retained
-  status, written to alerts.json next to agent.toml (what `daozhang agent
-  alerts` reads), and shown on the board's outputs (agent/outputs.py);
-- the journal's `released` cursor: daemon.release_floor is the watchdog's
-  release_cursor() (a sale is released only when settled or expired).
+  nothing else), published on daozhang/v1/<dev>/alerts through the link
+  given to attach() (with `seq`, the type 3 record's seq), summarised in the
+  retained status (status_summary, the link's status_extra), written to
+  alerts.json next to agent.toml (agent/settlement_alerts.py), and shown on
+  the board's outputs (agent/outputs.py);
+- the journal's `released` cursor: the link's release_floor is this
+  plugin's release_floor() (a sale is released only when settled or expired).
 
 State lives in a SQLite index beside the journal (agent/sale_index_sqlite.py,
 docs/adr/0004-on-disk-sale-index.md): every transaction the watchdog knows, the
 settlement results, the accepted ack ids, and the alert machine's records
 and the clock state as of its cursor.  Memory holds no per-sale state.
-After a restart only the journal records after the index's cursor are
-replayed: transactions, settlement acks and clock records into the watchdog
-(outputs dropped), alert records restored into the machine; a missing or
-stale index is rebuilt so from the whole journal.  Then the current clock
-state is observed and a first tick runs.  The index commits (with a new
-cursor) after each settlement ack and hook alert, and every tick.
+At construction the index catches up with the journal
+(agent/settlement_rebuild.py); start() observes the current clock state and
+runs a first tick.  The index commits (with a new cursor) after each
+settlement ack and hook alert, and every tick.
 
 Threads: intake threads (transactions), the MQTT thread (settlement acks,
-sync alerts), the daemon's main thread (journal_full from heartbeats) and
-this plugin's own thread (ticks every second, LED/buzzer every 100 ms) all
-go through one lock.
+sync alerts), the daemon's main thread (journal_full from heartbeats), the
+scrub thread (journal_damaged) and this plugin's own thread (ticks every
+second, LED/buzzer every 100 ms) all go through one lock.
 """
 
-import hashlib
 import heapq
 import itertools
-import json
-import os
 import threading
 import time
 
-from daozhang.agent.core import cbor, record
-from daozhang.agent.core import settlement_ack  # noqa: F401  (registers the settlement kind)
-from daozhang.agent.core.alerts import AlertMachine, ReplayMismatch
+from daozhang.agent.core.alerts import AlertMachine
 from daozhang.agent.core.business_calendar import BusinessCalendar
-from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
+from daozhang.agent.core.errors import DaozhangError
 from daozhang.agent.core.watchdog import SettlementWatchdog
 from daozhang.agent import settlement_apply
 from daozhang.agent.alert_store_sqlite import SqliteAlertStore
 from daozhang.agent.index_db import index_path
 from daozhang.agent.outputs import DeviceOutputs
-from daozhang.agent.replay_records import readable_records
-from daozhang.agent.startup_progress import StartupProgress
 from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
+from daozhang.agent.settlement_alerts import (
+    ALERTS_FILE_LIMIT, journal_actions, plain as _plain, write_alerts_file)
+from daozhang.agent.settlement_rebuild import rebuild
 from daozhang.agent.timezone import timezone_for
 
 TICK_S = 1.0
@@ -66,8 +63,6 @@ REFRESH_S = 0.1
 CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 # sync_backlog: records waiting while the link is down, or this many at any time.
 BACKLOG_ALERT_RECORDS = 10000
-# A rebuild from the whole journal commits the index this often (transactions).
-REPLAY_COMMIT_EVERY = 50000
 # Committed sales judged per pass of the settlement thread (one journal append
 # of their alert actions, one publish batch, one display refresh).
 DRAIN_BATCH = 512
@@ -75,63 +70,24 @@ DRAIN_BATCH = 512
 QUEUE_PAYLOADS = 4096
 # alerts.json and the display are rewritten at most this often (seconds).
 SHOW_EVERY_S = 0.5
-# alerts.json lists at most this many single alerts; the groups count them all.
-ALERTS_FILE_LIMIT = 200
-
-
-def alerts_file_path(agent_config_path):
-    return os.path.join(os.path.dirname(os.path.abspath(agent_config_path)), "alerts.json")
-
-
-def _plain(value):
-    """CBOR/JSON-safe copy of an alert detail (str keys, no floats, no tuples)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-def ack_digest(payload):
-    """8 bytes naming an ack's exact bytes: a redelivery is byte-identical."""
-    return hashlib.sha256(bytes(payload)).digest()[:8]
-
-
-def _write_json_atomic(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, sort_keys=True, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def restore_action(machine, action):
-    """Replay one journaled alert action into `machine`, tolerantly."""
-    try:
-        machine.restore(action)
-    except ReplayMismatch:
-        # The journal is a ring: the alert's earlier transitions may have
-        # been reclaimed.  The action carries the alert's whole record.
-        ident = (action.get("kind"), action.get("key"))
-        if action.get("state") == "inactive" or action.get("action") == "withdrawn":
-            machine.drop(ident)
-        else:
-            machine.put_record(action)
 
 
 class SettlementPlugin:
-    def __init__(self, daemon):
-        self.daemon = daemon
-        self.log = daemon.log
-        self.journal = daemon.journal
-        self.device_id = daemon.config["device_id"]
-        profile = daemon.service.profile
+    """start(), stop(), alive(); the inputs on_transaction, on_settlements,
+    on_hook_alert; release_floor() and status_summary() for the sync link."""
+
+    def __init__(self, journal, profile, device_id, alerts_file, log, now_ms, clock_trusted,
+                 listeners_floor=None, outputs=None):
+        """`clock_trusted()`: the daemon's clock guard; `listeners_floor()`:
+        the intake's highest seq handed to on_transaction with all below it
+        (None: the journal's last seq); `outputs`: agent.toml's [outputs]."""
+        self.log = log
+        self.journal = journal
+        self.device_id = device_id
         self.profile = profile
+        self.now = now_ms
+        self.clock_trusted = clock_trusted
+        self._intake_floor = listeners_floor
         calendar = BusinessCalendar.from_profile(profile, timezone_for(profile["timezone"]))
         self.index = SqliteSaleIndex(index_path(self.journal, "watchdog"), self.journal,
                                      log=self.log)
@@ -144,9 +100,13 @@ class SettlementPlugin:
         # replay guard).  The digest tells a broker redelivery of the very
         # same ack (harmless) from another message reusing its id.
         self._saved_clock = None
-        self.outputs = DeviceOutputs({"outputs": daemon.config.get("outputs", {})})
-        self.alerts_file = alerts_file_path(daemon.config["path"])
+        self.outputs = DeviceOutputs({"outputs": outputs or {}})
+        self.alerts_file = alerts_file
+        # The sync link (attach()); until attached, published transitions wait
+        # in _unpublished: the link raises alerts while it is being built.
         self.link = None
+        self._attached = False
+        self._unpublished = []
         self.counts = {"settlement_acks": 0, "duplicates": 0, "replays": 0, "invalid": 0,
                        "redelivered": 0}
         self._lock = threading.RLock()
@@ -160,85 +120,16 @@ class SettlementPlugin:
         self._inline = True
         self._show_due = False
         self._last_show = 0.0
-        self._replay()
-        daemon.transaction_listeners.append(self.on_transaction)
-        daemon.settlement_hook = self.on_settlement
-        daemon.settlements_hook = self.on_settlements
-        daemon.release_floor = self.release_floor
-        daemon.alert_hook = self.on_hook_alert
-        daemon.settlement = self
+        self._unjournaled_obs = rebuild(self)
 
-    def now(self):
-        return self.daemon.now_ms()
-
-    # -- rebuild ---------------------------------------------------------------
-
-    def _replay_damaged(self, error, segment_first_seq, resume_seq):
-        self.log("replay_skipped_damage", level="critical", part="settlement", segment_first_seq=segment_first_seq,
-                 resume_seq=resume_seq, error=str(error))
-
-    def _replay(self):
-        """The index as of its cursor, then the journal records after it."""
-        # Alert observations of the type 2 records after the last alert
-        # record: a crash between the settlement's commit and its alert
-        # actions' commit lost those; start() observes them again (the
-        # machine ignores what it already holds).
-        self._unjournaled_obs = []
-        t0 = time.monotonic()
-        cursor = self.index.cursor
-        self.settle_cursor = settlement_apply.load_cursor(self.index)
-        if cursor is not None:
-            # The alert records are in the index file already (as of its cursor).
-            trusted, last_trusted = self.index.load_clock()
-            self.watchdog.clock_trusted = trusted
-            self.watchdog.last_trusted_now = last_trusted
-        counts = {"transactions": 0, "settlements": 0, "clock": 0, "alerts": 0, "mismatch": 0}
-        last = cursor
-        progress = StartupProgress("settlement", self.log)
-        for rec in readable_records(self.journal, None if cursor is None else cursor + 1, self._replay_damaged):
-            last = rec.seq
-            progress.record(rec.seq)
-            if counts["transactions"] and counts["transactions"] % REPLAY_COMMIT_EVERY == 0 \
-                    and rec.type == record.TYPE_TRANSACTION and not self._unjournaled_obs:
-                # A long rebuild resumes from here if cut short.
-                self._checkpoint(rec.seq - 1)
-            try:
-                if rec.type == record.TYPE_TRANSACTION:
-                    txn = dict(rec.payload)
-                    txn["seq"] = rec.seq
-                    self.watchdog.handle(("transaction", txn))
-                    counts["transactions"] += 1
-                elif rec.type == record.TYPE_SETTLEMENT_ACK:
-                    msg = cbor.loads(rec.payload["ack"])
-                    self.index.put_ack(msg["id"], ack_digest(rec.payload["ack"]), msg["at"])
-                    if isinstance(msg.get("n"), int):     # SPEC 7.8.7 (absent before v2)
-                        self.settle_cursor.done(msg["n"])
-                    outputs = self.watchdog.handle(("settlement", msg["row"], rec.wall_ms))
-                    self._unjournaled_obs.extend(out for tag, out in outputs if tag == "alert")
-                    counts["settlements"] += 1
-                elif rec.type == record.TYPE_CLOCK:
-                    trusted = rec.payload.get("event") == "trusted"
-                    self.watchdog.handle(("clock", trusted, rec.wall_ms))
-                    counts["clock"] += 1
-                elif rec.type == record.TYPE_ALERT:
-                    self._restore(rec.payload)
-                    # A settlement's alert actions are committed right after
-                    # its type 2 record: any alert record after it means they
-                    # made it (the machine holds them).
-                    self._unjournaled_obs = []
-                    counts["alerts"] += 1
-            except (DaozhangError, KeyError, TypeError) as exc:
-                counts["mismatch"] += 1
-                self.log("settlement_replay_skipped", level="warning", seq=rec.seq,
-                         error="%s: %s" % (type(exc).__name__, exc))
-        if last is not None and not self._unjournaled_obs:
-            settlement_apply.save_cursor(self.index, self.settle_cursor)
-            self._checkpoint(last)
-        self.log("settlement_rebuilt", cursor=cursor, index=self.index.db.rebuilt or "reused",
-                 seconds="%.3f" % (time.monotonic() - t0), **counts)
-
-    def _restore(self, action):
-        restore_action(self.machine, action)
+    def attach(self, link):
+        """The sync link this plugin publishes its alert transitions through
+        and whose position() raises sync_backlog (None: no sync).  The
+        transitions raised before (while the link was being built) go now."""
+        with self._lock:
+            self.link, self._attached = link, True
+            waiting, self._unpublished = self._unpublished, []
+            self._publish(waiting)
 
     def _checkpoint(self, cursor):
         """Commit the index: every journal record up to `cursor` is in it."""
@@ -260,28 +151,21 @@ class SettlementPlugin:
         return floor
 
     def _listeners_floor(self):
-        floor = getattr(self.daemon.service, "listeners_floor", None)
-        if callable(floor):
-            return floor()
+        if self._intake_floor is not None:
+            return self._intake_floor()
         return self.journal.ring.next_seq - 1
 
     # -- plugin face -------------------------------------------------------------
 
     def start(self):
-        self.link = getattr(self.daemon, "sync_link", None)
-        if self.link is not None:
-            # The sync link's own alerts (security, journal_near_full) come here,
-            # and go up as alert machine transitions, not as raw hook calls.
-            self.link.alert = self.on_hook_alert
-            if hasattr(self.link, "status_extra"):
-                self.link.status_extra = self.status_summary
-        self.daemon.alert_hook = self.on_hook_alert
         with self._lock:
+            if not self._attached:       # no sync link: nothing will publish them
+                self.attach(None)
             now = self.now()
             for obs in self._unjournaled_obs:
                 self._observe(obs, now)
             self._unjournaled_obs = []
-            self._feed(("clock", bool(self.daemon.clock.trusted), now), now)
+            self._feed(("clock", bool(self.clock_trusted()), now), now)
             self._feed(("tick", now), now)
             self._show()
         self._inline = False
@@ -383,7 +267,7 @@ class SettlementPlugin:
         self.drain()
         with self._lock:
             now = self.now()
-            trusted = bool(self.daemon.clock.trusted)
+            trusted = bool(self.clock_trusted())
             if trusted != self.watchdog.clock_trusted:
                 self._feed(("clock", trusted, now), now)
             self._check_backlog(now)
@@ -393,16 +277,15 @@ class SettlementPlugin:
             self._checkpoint(self._safe_cursor())
 
     def _check_backlog(self, now):
-        link = self.link
-        if link is None or not hasattr(link, "core"):
+        if self.link is None:
             return
-        core = link.core
-        backlog = core.next_seq - core.acked
-        active = backlog >= BACKLOG_ALERT_RECORDS or (backlog > 0 and core.state != "online")
+        pos = self.link.position()
+        backlog, state = pos["next_seq"] - pos["acked"], pos["state"]
+        active = backlog >= BACKLOG_ALERT_RECORDS or (backlog > 0 and state != "online")
         rec = self.machine.alerts.get(("sync_backlog", "device"))
         if active or (rec is not None and rec["state"] in ("pending", "firing")):
             self._observe({"kind": "sync_backlog", "key": "device", "active": active, "at": now,
-                           "detail": {"backlog": backlog, "link": core.state}}, now)
+                           "detail": {"backlog": backlog, "link": state}}, now)
 
     # -- inputs --------------------------------------------------------------------
 
@@ -428,10 +311,10 @@ class SettlementPlugin:
     def on_settlements(self, items, redelivered=False):
         """A batch of settlement acks, applied in one commit (agent/settlement_apply.py).
         Returns {"settle_n", "moved", "rejected"} for the sync link's status."""
-        return settlement_apply.apply_batch(self, items, ack_digest)
+        return settlement_apply.apply_batch(self, items)
 
     def on_hook_alert(self, kind, severity, detail):
-        """alert_hook(kind, severity, detail) of the daemon and the sync link."""
+        """alert(kind, severity, detail) of every part (agent/assemble.py)."""
         detail = detail if isinstance(detail, dict) else {"detail": detail}
         if kind not in self.machine.kinds or kind == "clock_untrusted":
             # clock_untrusted comes from the clock guard (tick); others are logged.
@@ -474,20 +357,12 @@ class SettlementPlugin:
         self._emit(self.machine.observe(obs))
 
     def _emit(self, actions):
+        """Journal, log, publish and show alert transitions."""
         if not actions:
             return
         before = {g["kind"]: g["severity"] for g in self.machine.groups()}
         actions = [_plain(a) for a in actions]
-        seqs = [None] * len(actions)
-        try:
-            seqs = []
-            for chunk in self._commit_chunks(actions):
-                done = self.journal.append_many([(record.TYPE_ALERT, a) for a in chunk])
-                seqs.extend(d.seq for d in done)
-        except (JournalFull, StorageError) as exc:
-            seqs.extend([None] * (len(actions) - len(seqs)))
-            # Shown and published anyway; a reboot will not remember these.
-            self.log("alert_journal_failed", level="error", error=str(exc))
+        seqs = journal_actions(self.journal, actions, self.log)
         published = []
         for action, seq in zip(actions, seqs):
             self.log("alert", level="warning" if action["state"] == "firing" else "info",
@@ -496,33 +371,18 @@ class SettlementPlugin:
             one = dict(action)
             one["seq"] = seq
             published.append(one)
-        if self.link is not None:
-            if hasattr(self.link, "publish_alerts"):
-                self.link.publish_alerts(published)     # batched, many per message
-            else:
-                for one in published:
-                    self.link.publish_alert(one)
+        self._publish(published)
         self.outputs.notify(actions, before)
         if self._inline:
             self._show()
         else:
             self._show_due = True     # the settlement thread shows it (SHOW_EVERY_S)
 
-    def _commit_chunks(self, actions):
-        """Split actions into commits of at most a quarter segment each: a
-        first tick after a rebuild may emit thousands at once, and one
-        commit must fit a segment (the rest is left to records sharing it)."""
-        budget = self.journal.ring.capacity() // 4
-        chunk, size = [], 0
-        for action in actions:
-            n = len(cbor.dumps(action)) + 64          # + the record frame's header
-            if chunk and size + n > budget:
-                yield chunk
-                chunk, size = [], 0
-            chunk.append(action)
-            size += n
-        if chunk:
-            yield chunk
+    def _publish(self, published):
+        if not self._attached:
+            self._unpublished.extend(published)
+        elif self.link is not None and published:
+            self.link.publish_alerts(published)     # batched, many per message
 
     def _show(self):
         """Display, status file and alerts.json: grouped lines and counts
@@ -533,14 +393,10 @@ class SettlementPlugin:
         now = self.now()
         summary = self.machine.status_summary(now)
         self.outputs.show(summary)
-        alerts = self.current_alerts(ALERTS_FILE_LIMIT)
-        try:
-            _write_json_atomic(self.alerts_file, {
-                "device": self.device_id, "at": now, "summary": summary,
-                "alerts": alerts, "alerts_total": len(self.machine.alerts),
-                "counts": dict(self.counts), "clock_trusted": self.watchdog.clock_trusted})
-        except OSError as exc:
-            self.log("alerts_file_failed", level="error", error=str(exc))
+        write_alerts_file(self.alerts_file, {
+            "device": self.device_id, "at": now, "summary": summary,
+            "alerts": self.current_alerts(ALERTS_FILE_LIMIT), "alerts_total": len(self.machine.alerts),
+            "counts": dict(self.counts), "clock_trusted": self.watchdog.clock_trusted}, self.log)
 
     # -- views (alerts CLI, status, service port) -------------------------------------
 
@@ -560,14 +416,3 @@ class SettlementPlugin:
             return {"alerts": {"firing": s["firing"], "pending": s["pending"],
                                "worst": s["worst"], "display": s["display"]},
                     "settle_n": self.settle_cursor.value}
-
-
-def settlement_plugin(daemon):
-    """PLUGINS factory: runs first, so release_floor is in place before the
-    sync link adopts its saved ack anchor (which moves the cursors)."""
-    return SettlementPlugin(daemon)
-
-
-def install(daemon_module):
-    if settlement_plugin not in daemon_module.PLUGINS:
-        daemon_module.PLUGINS.insert(0, settlement_plugin)

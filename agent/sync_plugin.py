@@ -1,4 +1,5 @@
-"""Plugs MQTT sync into the agent daemon (agent/daemon.py's PLUGINS hook).
+"""Builds the agent's MQTT sync link from agent.toml (agent/assemble.py
+wires it to the settlement watchdog).
 
 Configuration: the [mqtt] and [sync] tables of agent.toml (validated by
 agent/config.py; `daozhang device provision --broker --ca --cert --key`
@@ -34,10 +35,12 @@ import os
 import tomllib
 
 from daozhang.agent.config import MQTT_KEYS, SYNC_KEYS, ConfigError, check_sync_tables
-from daozhang.agent.inactive_plugin import InactivePlugin
+from daozhang.agent.damaged_link import DamagedJournalLink
+from daozhang.agent.mqtt_link import MqttLink
+from daozhang.agent.signer import load_public_key, raw_public
 
 __all__ = ["MQTT_KEYS", "SYNC_KEYS", "sync_settings", "load_sync_config", "sync_config_path",
-           "status_file_path", "install"]
+           "status_file_path", "build_link", "build_damaged_link"]
 
 
 def sync_config_path(agent_config_path):
@@ -95,103 +98,39 @@ def core_settings(sync_cfg):
     return out
 
 
-def _call_or_none(fn, *args):
-    return None if fn is None else fn(*args)
+def build_link(config, journal, log, alert, release_floor, settlements_hook, status_extra):
+    """The MQTT link (agent/mqtt_link.py) if agent.toml has [mqtt] (or a
+    legacy mqtt.toml exists), else None: the daemon journals only.
 
-
-class SyncPlugin:
-    """The daemon plugin: builds an MqttLink once the journal is open."""
-
-    def __init__(self, daemon, cfg):
-        from daozhang.agent.mqtt_link import MqttLink
-        from daozhang.agent.signer import load_public_key, raw_public
-
-        config = daemon.config
-        if not config.get("backend_pubkey"):
-            raise ConfigError(config["path"], "device.backend_pubkey",
-                              "MQTT sync needs the backend's public key")
-        backend_pub = raw_public(load_public_key(config["backend_pubkey"]))
-        sync_cfg = cfg["sync"]
-        # Set before the link exists: MqttLink may raise an alert while it is
-        # being built (a saved anchor that does not match the journal).
-        self._inner_alert = daemon.alert_hook
-        self.link = None
-        self._early_alerts = []
-        self.link = MqttLink(
-            daemon.journal, config["journal"]["path"], config["device_id"], backend_pub,
-            cfg["mqtt"], core_settings(sync_cfg), log=daemon.log, alert=self._alert,
-            # Looked up at each use: the settlement watchdog may plug in after us.
-            release_floor=lambda: _call_or_none(getattr(daemon, "release_floor", None)),
-            settlement_hook=lambda msg, payload, redelivered=False: _call_or_none(
-                getattr(daemon, "settlement_hook", None), msg, payload, redelivered),
-            settlements_hook=lambda items, redelivered=False: _call_or_none(
-                getattr(daemon, "settlements_hook", None), items, redelivered),
-            near_full=float(sync_cfg.get("near_full", 0.8)),
-            status_file=status_file_path(config["path"], sync_cfg),
-            status_interval_s=float(sync_cfg.get("status_interval_s", 1.0)),
-            stall_after_s=float(sync_cfg.get("stall_after_s", 120)))
-        self.daemon = daemon
-        for alert in self._early_alerts:
-            self.link.publish_alert(alert)
-        daemon.sync_link = self.link
-        # Every alert the daemon raises also goes up on the alerts topic.
-        daemon.alert_hook = self._alert
-
-    def _alert(self, kind, severity, detail):
-        try:
-            self._inner_alert(kind, severity, detail)
-        finally:
-            state = detail.get("state", "firing") if isinstance(detail, dict) else "firing"
-            if self.link is not None:
-                self.link.publish_alert({"kind": kind, "severity": severity, "state": state,
-                                         "detail": detail})
-            else:   # raised while the link is being built: it has nothing queued yet
-                self._early_alerts.append({"kind": kind, "severity": severity, "state": state,
-                                           "detail": detail})
-
-    def start(self):
-        self.link.start()
-
-    def stop(self):
-        self.link.stop()
-
-    def alive(self):
-        return self.link.alive()
-
-
-def sync_plugin(daemon):
-    """PLUGINS factory: MQTT sync if agent.toml has [mqtt] (or a legacy mqtt.toml exists)."""
-    cfg = sync_settings(daemon.config)
+    `alert(kind, severity, detail)`: the link's own alerts (security,
+    journal_near_full, sync_stalled), also while it is being built (a saved
+    anchor that does not match the journal); `release_floor()`: the lowest
+    seq the journal must keep; `settlements_hook(items, redelivered)`:
+    settlement acks that passed the common checks; `status_extra()`: a map
+    merged into the retained status."""
+    cfg = sync_settings(config)
     if cfg is None:
-        return InactivePlugin()
-    return SyncPlugin(daemon, cfg)
+        return None
+    if not config.get("backend_pubkey"):
+        raise ConfigError(config["path"], "device.backend_pubkey",
+                          "MQTT sync needs the backend's public key")
+    backend_pub = raw_public(load_public_key(config["backend_pubkey"]))
+    sync_cfg = cfg["sync"]
+    return MqttLink(
+        journal, config["journal"]["path"], config["device_id"], backend_pub,
+        cfg["mqtt"], core_settings(sync_cfg), log=log, alert=alert,
+        release_floor=release_floor, settlements_hook=settlements_hook, status_extra=status_extra,
+        near_full=float(sync_cfg.get("near_full", 0.8)),
+        status_file=status_file_path(config["path"], sync_cfg),
+        status_interval_s=float(sync_cfg.get("status_interval_s", 1.0)),
+        stall_after_s=float(sync_cfg.get("stall_after_s", 120)))
 
 
-class DamagedSyncPlugin(SyncPlugin):
+def build_damaged_link(config, log):
     """On a journal that refuses to open: the degraded link (agent/damaged_link.py)
-    carries status and alerts, so the backend hears of the damage at once."""
-
-    def __init__(self, daemon, cfg):       # SyncPlugin's alert hook, start, stop, alive
-        from daozhang.agent.damaged_link import DamagedJournalLink
-        self._early_alerts = []
-        self._inner_alert = daemon.alert_hook
-        self.link = DamagedJournalLink(daemon.config["device_id"], cfg["mqtt"], log=daemon.log)
-        self.daemon = daemon
-        daemon.sync_link = self.link
-        daemon.alert_hook = self._alert
-
-
-def damaged_sync_plugin(daemon):
-    """DAMAGED_PLUGINS factory: the degraded link if MQTT sync is configured."""
-    cfg = sync_settings(daemon.config)
+    that carries status and alerts, so the backend hears of the damage at
+    once; None without sync configured."""
+    cfg = sync_settings(config)
     if cfg is None:
-        return InactivePlugin()
-    return DamagedSyncPlugin(daemon, cfg)
-
-
-def install(daemon_module):
-    """Called by agent/daemon.py: the plugin, and its degraded form for a damaged journal."""
-    if sync_plugin not in daemon_module.PLUGINS:
-        daemon_module.PLUGINS.append(sync_plugin)
-    if damaged_sync_plugin not in daemon_module.DAMAGED_PLUGINS:
-        daemon_module.DAMAGED_PLUGINS.append(damaged_sync_plugin)
+        return None
+    return DamagedJournalLink(config["device_id"], cfg["mqtt"], log=log)

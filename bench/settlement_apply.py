@@ -42,34 +42,12 @@ DEVICE = "pos-bench-1"
 BATCH = 200
 
 
-class _Clock:
-    trusted = True
-
-
-class _Service:
-    def __init__(self, profile):
-        self.profile = profile
-
-
-class BenchDaemon:
-    """What SettlementPlugin uses of agent/daemon.py's Daemon."""
-
-    def __init__(self, tmp, journal):
-        self.journal = journal
-        self.config = {"device_id": DEVICE, "path": os.path.join(tmp, "agent.toml"),
-                       "outputs": {"console": False}}
-        self.service = _Service(load_profile(PROFILE))
-        self.clock = _Clock()
-        self.now_ms = now_ms
-        self.transaction_listeners = []
-        self.log = lambda event, level="info", **kw: None
-
-
 def _setup(tmp, rows):
     os.makedirs(tmp, exist_ok=True)
     _, journal = make_journal(tmp, device=DEVICE, size=64 << 20, segment_size=1 << 20)
-    daemon = BenchDaemon(tmp, journal)
-    plugin = SettlementPlugin(daemon)
+    plugin = SettlementPlugin(journal, load_profile(PROFILE), DEVICE, os.path.join(tmp, "alerts.json"),
+                              lambda event, level="info", **kw: None, now_ms, lambda: True,
+                              outputs={"console": False})
     backend = AckSigner(signer(9))
     when = rfc3339(now_ms() - 3600 * 1000)
     acks = []
@@ -77,8 +55,7 @@ def _setup(tmp, rows):
         rrn = "%012d" % (500000000000 + i)
         txn = sale("B-%06d" % i, amount=10000, rrn=rrn, auth_code="A%05d" % (i % 100000), time=when)
         seq = journal.append(record.TYPE_TRANSACTION, txn).seq
-        for listener in daemon.transaction_listeners:
-            listener(seq, txn)
+        plugin.on_transaction(seq, txn)
         payload = sa.encode(DEVICE, os.urandom(16), now_ms(), seq, plain_row("ACQ-%06d" % i, rrn),
                             backend.kid, backend.signer.sign, i + 1)
         acks.append((cbor.loads(payload), payload))

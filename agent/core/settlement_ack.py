@@ -3,11 +3,12 @@
 
 A settlement ack is a down message on `daozhang/v1/<dev>/acks` with
 `kind` "settlement".  The common checks (decode, exact schema, device, key
-id, signature) are sync_messages.decode_down's, unchanged: importing this
-module registers the kind there.  What only a settlement ack has:
+id, signature) are sync_messages.decode_down's, unchanged, given DOWN_KIND
+below (core/sync.py passes it; nothing is registered on import).  What only
+a settlement ack has:
 
 - `id`: 16 random bytes chosen by the backend; the agent refuses an id it
-  already accepted (`replay`, SeenIds below), so a recorded ack cannot be
+  already accepted (`replay`, screen() below), so a recorded ack cannot be
   played again to settle a sale twice or to hide a later discrepancy;
 - `row`: the acquirer's settlement row (SPEC 7.4), exactly
   the keys of ROW_FIELDS, each of its type (null where the file had none);
@@ -25,6 +26,8 @@ Signed bytes: the deterministic CBOR array
 by the backend key (a domain of its own: a receipts ack signature never
 verifies as a settlement ack, nor the other way round).
 """
+
+import hashlib
 
 from . import cbor
 from . import sync_messages as msgs
@@ -139,10 +142,8 @@ def signed_bytes(msg):
                        msg["kid"], msg["n"]])
 
 
-def register():
-    """Make sync_messages.decode_down accept (and authenticate) this kind."""
-    if msgs.KINDS.get(KIND, {}).get("signed") is not signed_bytes:
-        msgs.register_kind(KIND, FIELDS, signed_bytes)
+# What sync_messages.decode_down needs to accept (and authenticate) this kind.
+DOWN_KIND = {"fields": FIELDS, "signed": signed_bytes}
 
 
 def encode(dev, ack_id, at, seq, row, kid, sign, n):
@@ -157,18 +158,32 @@ def encode(dev, ack_id, at, seq, row, kid, sign, n):
     return cbor.dumps(msg)
 
 
-class SeenIds:
-    """Ids of settlement acks already accepted (rebuilt from the journal's
-    type 2 records at start).  accept(id) -> True the first time only."""
+# -- the agent's screen before the watchdog (SPEC 7.8.3 rule 2) ------------------
 
-    def __init__(self):
-        self.ids = set()
-
-    def accept(self, ack_id):
-        if ack_id in self.ids:
-            return False
-        self.ids.add(ack_id)
-        return True
+FRESH = "fresh"               # goes on to the watchdog
+REDELIVERED = "redelivered"   # the very same ack again: processed, nothing changes
+REPLAY = "replay"             # an accepted id on other bytes: refused, security alert
+STALE = "stale"               # older than the watch window on a trusted clock: refused
+DIGEST_SIZE = 8
 
 
-register()
+def ack_digest(payload):
+    """8 bytes naming an ack's exact bytes: a redelivery is byte-identical."""
+    return hashlib.sha256(bytes(payload)).digest()[:DIGEST_SIZE]
+
+
+def screen(known_digest, digest, at, now, clock_trusted, window_ms):
+    """The verdict on one authenticated settlement ack, before its row reaches
+    the watchdog: FRESH, REDELIVERED, REPLAY or STALE.
+
+    `known_digest`: the digest kept for its id when that id was accepted
+    (None if never); `digest`: ack_digest of these bytes; `at`: the ack's
+    `at`; `window_ms`: the watchdog's expiry window.  A stale ack's id may
+    have left the replay set with its journal record, so on a trusted clock
+    its age alone refuses it; an untrusted clock proves no age.
+    """
+    if known_digest is not None:
+        return REDELIVERED if known_digest == digest else REPLAY
+    if clock_trusted and at < now - window_ms:
+        return STALE
+    return FRESH

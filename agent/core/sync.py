@@ -23,7 +23,7 @@ Reconnect delays are capped exponential backoff with full jitter
 Portable: CPython and MicroPython.
 """
 
-from . import settlement_delivery
+from . import settlement_ack, settlement_delivery
 from . import sync_messages as msgs
 from .errors import LocalError
 
@@ -56,14 +56,19 @@ DEFAULTS = {
 }
 
 
+# The down messages the agent accepts on its acks topic (SPEC 6.4, 7.8).
+DOWN_KINDS = msgs.down_kinds({settlement_ack.KIND: settlement_ack.DOWN_KIND})
+
+
 class IllegalTransition(LocalError):
     """A connection event the CONNECTION table does not allow in this state."""
 
 
 class SyncCore:
     def __init__(self, device_id, backend_pub, backend_kid, verify, hash_at, acked, next_seq,
-                 settings=None):
+                 settings=None, down_kinds=DOWN_KINDS):
         self.device_id = device_id
+        self.down_kinds = down_kinds
         self.backend_pub = backend_pub
         self.backend_kid = backend_kid
         self.verify = verify
@@ -277,7 +282,7 @@ class SyncCore:
             return self._settlement_batch(batch)
         try:
             msg = msgs.decode_down(payload, self.device_id, self.backend_pub, self.backend_kid,
-                                   self.verify)
+                                   self.verify, self.down_kinds)
             if msg["kind"] == "receipts":
                 return self._receipts_ack(msg, payload, now)
             return [("settlement", msg, payload)] if msg["kind"] == "settlement" else \
@@ -293,7 +298,7 @@ class SyncCore:
         for payload in acks:
             try:
                 msg = msgs.decode_down(payload, self.device_id, self.backend_pub, self.backend_kid,
-                                       self.verify)
+                                       self.verify, self.down_kinds)
             except msgs.DownRejected as exc:
                 actions.extend(self._reject(exc.reason, str(exc)))
                 continue

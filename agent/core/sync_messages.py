@@ -66,8 +66,10 @@ def _receipts_signed(msg):
                        msg["kid"]])
 
 
-# kind -> {"fields": {name: (predicate, description)}, "signed": fn(msg) -> bytes}
-# The settlement engineer registers "settlement" with register_kind().
+# kind -> {"fields": {name: (predicate, description)}, "signed": fn(msg) -> bytes}.
+# decode_down's default: receipts acks only.  The agent's sync core passes
+# these plus settlement_ack.DOWN_KIND (core/sync.py DOWN_KINDS); nothing is
+# added to this table at import time.
 KINDS = {
     "receipts": {
         "fields": {
@@ -85,15 +87,18 @@ KINDS = {
 }
 
 
-def register_kind(kind, fields, signed):
-    """Add a down-message kind: `fields` as in KINDS, `signed(msg) -> bytes`.
+def down_kinds(extra):
+    """KINDS plus `extra` ({kind: {"fields", "signed"}}), for decode_down.
 
     Every kind must carry v, kind, dev, kid and sig, so the common checks
     (device, key, signature) apply to it unchanged."""
-    for name in ("v", "kind", "dev", "kid", "sig"):
-        if name not in fields:
-            raise ValueError("down kind %r lacks the common field %r" % (kind, name))
-    KINDS[kind] = {"fields": fields, "signed": signed}
+    out = dict(KINDS)
+    for kind in extra:
+        for name in ("v", "kind", "dev", "kid", "sig"):
+            if name not in extra[kind]["fields"]:
+                raise ValueError("down kind %r lacks the common field %r" % (kind, name))
+        out[kind] = extra[kind]
+    return out
 
 
 def receipts_ack_message(dev, to, head, at, kid):
@@ -106,8 +111,9 @@ def encode_receipts_ack(dev, to, head, at, kid, sig):
                        "at": at, "kid": kid, "sig": sig})
 
 
-def decode_down(payload, device_id, backend_pub, backend_kid, verify):
-    """Decode and authenticate one down message; return its map.
+def decode_down(payload, device_id, backend_pub, backend_kid, verify, kinds=None):
+    """Decode and authenticate one down message of `kinds` (default KINDS);
+    return its map.
 
     Order: CBOR, map, kind, exact schema, device, key id, signature.  The
     first failure raises DownRejected; nothing else escapes.
@@ -122,11 +128,12 @@ def decode_down(payload, device_id, backend_pub, backend_kid, verify):
         raise DownRejected(MALFORMED, "undecodable (%s)" % type(exc).__name__)
     if not isinstance(msg, dict):
         raise DownRejected(SCHEMA, "expected a map, got %s" % type(msg).__name__)
+    kinds = KINDS if kinds is None else kinds
     kind = msg.get("kind")
-    spec = KINDS.get(kind) if isinstance(kind, str) else None
+    spec = kinds.get(kind) if isinstance(kind, str) else None
     if spec is None:
         raise DownRejected(UNKNOWN_KIND, "kind %r, expected one of %s"
-                           % (kind, ", ".join(sorted(KINDS))))
+                           % (kind, ", ".join(sorted(kinds))))
     fields = spec["fields"]
     for name in msg:
         if name not in fields:

@@ -1,7 +1,7 @@
 """`daozhang agent alerts --config FILE [--json]`: the terminal's current alerts.
 
 Reads alerts.json, which the running agent writes atomically next to
-agent.toml at every alert transition (agent/settlement_plugin.py).  With
+agent.toml at every alert transition (agent/settlement_alerts.py).  With
 `--from-journal`, or when that file does not exist (the agent never ran
 with the watchdog), rebuilds them read-only from the journal's alert
 records (type 3), which is what the agent itself does at start.
@@ -24,7 +24,7 @@ def alerts_from_journal(journal_path, currency="CNY"):
     """Alert records rebuilt from a journal file, without writing to it."""
     from daozhang.agent.core import record
     from daozhang.agent.core.alerts import AlertMachine
-    from daozhang.agent.settlement_plugin import _plain, restore_action
+    from daozhang.agent.settlement_alerts import plain as _plain, restore_action
     from daozhang.host_tools.journal_reader import iter_records
 
     machine = AlertMachine(currency)
@@ -49,7 +49,7 @@ def alerts_from_journal(journal_path, currency="CNY"):
 def alerts(config_path, as_json, from_journal):
     """Current alerts on this terminal: pending, firing, and lately resolved."""
     from daozhang.agent.config import load_agent_config
-    from daozhang.agent.settlement_plugin import alerts_file_path
+    from daozhang.agent.settlement_alerts import alerts_file_path
 
     config = load_agent_config(config_path)
     path = alerts_file_path(config["path"])

@@ -2,16 +2,20 @@
 
 import io
 import os
+import time
 
 import pytest
 
-from daozhang.agent import daemon as daemon_mod
 from daozhang.agent import sd_notify
 from daozhang.agent.config import load_agent_config
 from daozhang.agent.core import record
 from daozhang.agent.core.clock_guard import ClockGuard
-from daozhang.agent.core.errors import StorageError
-from daozhang.agent.daemon import BUILD_MS, Daemon, EventLog
+from daozhang.agent.core.errors import LocalError, StorageError
+from daozhang.agent.assemble import BUILD_MS, Forward, assemble
+from daozhang.agent.journal_scrub import ScrubPlugin
+from daozhang.agent.service_port_plugin import ServicePortPlugin
+from daozhang.agent.settlement_plugin import SettlementPlugin
+from daozhang.agent.daemon import Daemon, EventLog
 from daozhang.client import Client
 from dztest.agent_daemon import NotifySocket, provision, read_records, sale
 from dztest.micropython import run_micropython
@@ -118,24 +122,44 @@ def test_event_log_one_line_per_event_quoted():
     assert len(lines) == 1 and 'detail="two words \\"q\\" next"' in lines[0]
 
 
-def test_plugins_hook_starts_and_stops(config, monkeypatch):
-    seen = []
+def test_the_assembly_wires_intake_watchdog_and_alerts(config):
+    """agent/assemble.py: the parts in data order, a committed sale reaches
+    the watchdog through the intake's on_commit, and a part's alert reaches
+    the alert machine (no [mqtt] here: no link; the board's service port)."""
+    log = EventLog(io.StringIO())
+    agent = assemble(config, log, lambda: int(time.time() * 1000))
+    watch, port, scrub = agent.parts
+    assert isinstance(watch, SettlementPlugin) and isinstance(port, ServicePortPlugin)
+    assert isinstance(scrub, ScrubPlugin)
+    assert port.alerts() == [] and port.health()["clock_trusted"] is True
+    try:
+        seq = agent.service.submit(sale("W-1"))["seq"]
+        assert watch.release_floor() == seq                 # watched until it settles
+        agent.alert("journal_full", "critical", {"detail": "from a part"})
+        assert watch.machine.alerts[("journal_full", "device")]["state"] in ("pending", "firing")
+    finally:
+        watch.stop()
+        agent.journal.close()
 
-    class Plugin:
-        def __init__(self, d):
-            seen.append(("init", d.journal is not None))
 
-        def start(self):
-            seen.append("start")
-
-        def stop(self):
-            seen.append("stop")
-
-        def alive(self):
-            return True
-
-    monkeypatch.setattr(daemon_mod, "PLUGINS", [Plugin])
+def test_the_daemon_starts_and_stops_the_assembled_parts(config):
     d = Daemon(config, log=EventLog(io.StringIO()))
     d.start()
-    d.stop()
-    assert seen == [("init", True), "start", "stop"]
+    try:
+        assert [type(p).__name__ for p in d.parts] == ["SettlementPlugin", "ServicePortPlugin",
+                                                       "ScrubPlugin"]
+        assert all(p.alive() for p in d.parts) and d.tick()
+    finally:
+        d.stop()
+    assert not d.parts[0].alive()
+
+
+def test_a_forward_calls_its_before_until_bound_and_binds_once():
+    seen = []
+    fwd = Forward("alert", before=lambda *a: seen.append(("log",) + a))
+    fwd("journal_full", "critical", {})
+    fwd.bind(lambda *a: seen.append(("machine",) + a))
+    fwd("storage_error", "critical", {})
+    assert seen == [("log", "journal_full", "critical", {}), ("machine", "storage_error", "critical", {})]
+    with pytest.raises(LocalError):
+        fwd.bind(print)

@@ -1,9 +1,11 @@
-"""A stand-in for agent/daemon.py's Daemon: what SettlementPlugin uses of
-it, on a real journal file (tests/settlement_e2e, tests/settlement)."""
+"""The parts agent/assemble.py gives a SettlementPlugin, on a real journal
+file, as a test can change them (tests/settlement_e2e, tests/settlement)."""
 
 import os
 
 from daozhang.agent.profile import load_profile
+from daozhang.agent.settlement_alerts import alerts_file_path
+from daozhang.agent.settlement_plugin import SettlementPlugin
 from dztest.agent_daemon import PROFILE
 from dztest.settlement_e2e import now_ms
 
@@ -18,7 +20,7 @@ class FakeService:
 
 
 class FakeDaemon:
-    """What SettlementPlugin uses of agent/daemon.py's Daemon."""
+    """The journal, profile, clock, log and intake listeners a test drives."""
 
     def __init__(self, tmp, journal):
         self.journal = journal
@@ -31,3 +33,14 @@ class FakeDaemon:
         self.transaction_listeners = []
         self.events = []
         self.log = lambda event, level="info", **kw: self.events.append((event, kw))
+
+
+def settlement_plugin(daemon):
+    """A SettlementPlugin on the FakeDaemon's parts, as agent/assemble.py
+    builds it; the daemon's transaction_listeners stand for the intake."""
+    plugin = SettlementPlugin(daemon.journal, daemon.service.profile, daemon.config["device_id"],
+                              alerts_file_path(daemon.config["path"]), daemon.log,
+                              lambda: daemon.now_ms(), lambda: daemon.clock.trusted,
+                              outputs=daemon.config.get("outputs"))
+    daemon.transaction_listeners.append(plugin.on_transaction)
+    return plugin

@@ -14,12 +14,11 @@ from daozhang.agent.core import record
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.watchdog import SettlementWatchdog
 from daozhang.agent.profile import load_profile
-from daozhang.agent.settlement_plugin import SettlementPlugin
 from daozhang.agent.timezone import timezone_for
 from dztest import reconcile as sc
 from dztest.agent_daemon import PROFILE
 from dztest.settlement_e2e import backdated_sale, now_ms
-from dztest.settlement_plugin import FakeDaemon
+from dztest.settlement_plugin import FakeDaemon, settlement_plugin
 from dztest.sync import make_journal
 
 IMPOSSIBLE = ("9999-12-31T23:59:59+14:00", "0000-01-01T00:00:00+14:00",
@@ -55,7 +54,7 @@ def test_the_agent_rebuilds_from_such_a_journal_and_alerts(tmp_path):
             journal.append(record.TYPE_TRANSACTION, impossible_sale("BAD%d" % i, when))
         journal.append(record.TYPE_TRANSACTION, backdated_sale("OK", "500000000009"))
         daemon = FakeDaemon(tmp_path, journal)
-        plugin = SettlementPlugin(daemon)     # rebuilds its index from the whole journal
+        plugin = settlement_plugin(daemon)     # rebuilds its index from the whole journal
         plugin.start()
         try:
             plugin.tick()

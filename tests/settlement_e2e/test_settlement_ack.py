@@ -10,6 +10,7 @@ from daozhang.agent.core import cbor
 from daozhang.agent.core import settlement_ack as sa
 from daozhang.agent.core import settlement_delivery
 from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core.sync import DOWN_KINDS
 from daozhang.agent.mqtt_link import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.settle import Settler
@@ -28,7 +29,8 @@ SETTLED_AT = rfc3339(SALE_MS + DAY_MS)
 
 
 def decode(payload, dev=DEV, backend=BACKEND):
-    return msgs.decode_down(payload, dev, backend.public_bytes, backend.kid, ed25519_verify)
+    return msgs.decode_down(payload, dev, backend.public_bytes, backend.kid, ed25519_verify,
+                            DOWN_KINDS)
 
 
 def ack(row=None, dev=DEV, by=BACKEND, seq=3, ack_id=b"\x01" * 16, at=1800000000000, n=1):
@@ -76,9 +78,12 @@ def test_an_ack_signed_by_another_key_with_our_kid_is_refused():
     assert exc.value.reason == msgs.BAD_SIGNATURE
 
 
-def test_seen_ids_accept_once():
-    seen = sa.SeenIds()
-    assert seen.accept(b"a" * 16) and not seen.accept(b"a" * 16) and seen.accept(b"b" * 16)
+def test_without_the_settlement_kind_decode_down_refuses_a_settlement_ack():
+    # Importing settlement_ack registers nothing: the caller names the kinds.
+    with pytest.raises(msgs.DownRejected) as exc:
+        msgs.decode_down(ack(), DEV, BACKEND.public_bytes, BACKEND.kid, ed25519_verify)
+    assert exc.value.reason == msgs.UNKNOWN_KIND
+    assert "settlement" not in msgs.KINDS
 
 
 # Invariant: whatever the bytes, decode_down returns a checked map or raises
@@ -99,9 +104,9 @@ def test_settlement_ack_core_runs_on_micropython():
     payload = ack()
     code = r'''
 import binascii
-from daozhang.agent.core import cbor, settlement_ack, sync_messages
+from daozhang.agent.core import cbor, settlement_ack, sync
 msg = cbor.loads(binascii.unhexlify("%s"))
-print(settlement_ack.row_ok(msg["row"]), sync_messages.KINDS["settlement"]["signed"] is settlement_ack.signed_bytes)
+print(settlement_ack.row_ok(msg["row"]), sync.DOWN_KINDS["settlement"]["signed"] is settlement_ack.signed_bytes)
 print(binascii.hexlify(settlement_ack.signed_bytes(msg)).decode())
 ''' % payload.hex()
     out = run_micropython(code).split()

@@ -12,7 +12,7 @@ from daozhang.agent.core import settlement_ack as sa
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.settlement_delivery import (
     MAX_BATCH_BYTES, AppliedCursor, decode_batch, encode_batch)
-from daozhang.agent.core.sync import SyncCore
+from daozhang.agent.core.sync import DOWN_KINDS, SyncCore
 from daozhang.agent.mqtt_link import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.settlement_outbox import Outbox, Resender
@@ -107,7 +107,8 @@ def test_n_is_signed():
     msg = cbor.loads(payload)
     msg["n"] = 4
     with pytest.raises(msgs.DownRejected) as exc:
-        msgs.decode_down(cbor.dumps(msg), DEV, BACKEND.public_bytes, BACKEND.kid, ed25519_verify)
+        msgs.decode_down(cbor.dumps(msg), DEV, BACKEND.public_bytes, BACKEND.kid, ed25519_verify,
+                         DOWN_KINDS)
     assert exc.value.reason == msgs.BAD_SIGNATURE
 
 

@@ -10,11 +10,10 @@ import pytest
 from daozhang.agent.core import cbor, record
 from daozhang.agent.core import settlement_ack as sa
 from daozhang.agent.core.errors import JournalFull
-from daozhang.agent.settlement_plugin import SettlementPlugin
 from daozhang.backend.ack import AckSigner
 from daozhang.cli.agent_alerts import alerts_from_journal
 from dztest.settlement_e2e import backdated_sale, now_ms, plain_row
-from dztest.settlement_plugin import FakeDaemon
+from dztest.settlement_plugin import FakeDaemon, settlement_plugin
 from dztest.sync import make_journal, signer
 
 BACKEND = AckSigner(signer(9))
@@ -47,7 +46,7 @@ def setup(tmp_path):
 
 def test_plugin_journals_and_rebuilds_the_same_state(setup):
     tmp, path, journal, daemon = setup
-    plugin = SettlementPlugin(daemon)
+    plugin = settlement_plugin(daemon)
     seq_a = commit(daemon, backdated_sale("P-A", "400000000001"))
     seq_b = commit(daemon, backdated_sale("P-B", "400000000002"))
     assert plugin.machine.alerts[("settlement_overdue", "P-A")]["state"] == "firing"
@@ -83,7 +82,7 @@ def test_plugin_journals_and_rebuilds_the_same_state(setup):
     assert len(alert_actions) >= 8
 
     # Restart: a new plugin on the same journal rebuilds the same state.
-    again = SettlementPlugin(FakeDaemon(tmp, journal))
+    again = settlement_plugin(FakeDaemon(tmp, journal))
     assert again.machine.state() == plugin.machine.state()
     assert again.watchdog.state() == plugin.watchdog.state()
     assert again.release_floor() is None
@@ -110,7 +109,7 @@ def test_plugin_journals_and_rebuilds_the_same_state(setup):
 def test_untrusted_clock_holds_overdue_and_journal_full_clears(setup):
     tmp, path, journal, daemon = setup
     daemon.clock.trusted = False
-    plugin = SettlementPlugin(daemon)
+    plugin = settlement_plugin(daemon)
     plugin.start()
     try:
         commit(daemon, backdated_sale("P-C", "400000000003"))
@@ -132,7 +131,7 @@ def test_untrusted_clock_holds_overdue_and_journal_full_clears(setup):
 
 def test_alerts_still_show_when_the_journal_refuses_them(setup, monkeypatch):
     tmp, path, journal, daemon = setup
-    plugin = SettlementPlugin(daemon)
+    plugin = settlement_plugin(daemon)
 
     def full(entries, acked=None, released=None):
         raise JournalFull("no segment can be reclaimed")
@@ -153,7 +152,7 @@ def test_the_index_is_reused_and_a_lost_one_is_rebuilt_from_the_journal(setup):
     reads only the records after its cursor; with the file deleted (or from
     another journal) the whole journal rebuilds the same state."""
     tmp, path, journal, daemon = setup
-    plugin = SettlementPlugin(daemon)
+    plugin = settlement_plugin(daemon)
     commit(daemon, backdated_sale("P-E", "400000000005"))
     commit(daemon, backdated_sale("P-F", "400000000006"))
     deliver(plugin, plain_row("R-E", "400000000005"))
@@ -162,7 +161,7 @@ def test_the_index_is_reused_and_a_lost_one_is_rebuilt_from_the_journal(setup):
     assert set(state["transactions"]) == {"P-E", "P-F"} and state["unsettled"] == ["P-F"]
 
     warm_daemon = FakeDaemon(tmp, journal)
-    warm = SettlementPlugin(warm_daemon)
+    warm = settlement_plugin(warm_daemon)
     assert _rebuilt(warm_daemon)["index"] == "reused"
     assert _rebuilt(warm_daemon)["transactions"] == 0      # nothing replayed but the tail
     assert (warm.watchdog.state(), warm.machine.state()) == (state, machine)
@@ -174,7 +173,7 @@ def test_the_index_is_reused_and_a_lost_one_is_rebuilt_from_the_journal(setup):
         if os.path.exists(path + ".watchdog.sqlite" + suffix):
             os.unlink(path + ".watchdog.sqlite" + suffix)
     cold_daemon = FakeDaemon(tmp, journal)
-    cold = SettlementPlugin(cold_daemon)
+    cold = settlement_plugin(cold_daemon)
     assert _rebuilt(cold_daemon)["index"] == "new" and _rebuilt(cold_daemon)["transactions"] == 2
     assert (cold.watchdog.state(), cold.machine.state()) == (state, machine)
     assert cold.release_floor() == floor
@@ -189,7 +188,7 @@ def test_sales_queued_past_the_payload_cap_are_read_back_from_the_journal(setup,
     import daozhang.agent.settlement_plugin as sp
     monkeypatch.setattr(sp, "QUEUE_PAYLOADS", 3)
     tmp, path, journal, daemon = setup
-    plugin = SettlementPlugin(daemon)
+    plugin = settlement_plugin(daemon)
     plugin._inline = False          # as once started, without its thread
     try:
         for i in range(10):
@@ -202,5 +201,68 @@ def test_sales_queued_past_the_payload_cap_are_read_back_from_the_journal(setup,
         firing = [k for (kind, k), r in plugin.machine.alerts.items()
                   if kind == "settlement_overdue" and r["state"] == "firing"]
         assert sorted(firing) == ["Q-%d" % i for i in range(10)]
+    finally:
+        plugin.stop()
+
+
+class FakeLink:
+    """What SettlementPlugin uses of the sync link (agent/mqtt_link.py)."""
+
+    def __init__(self, acked, next_seq, state):
+        self.published = []
+        self.pos = {"acked": acked, "next_seq": next_seq, "state": state}
+
+    def publish_alerts(self, alerts):
+        self.published.extend(alerts)
+
+    def position(self):
+        return dict(self.pos)
+
+
+def test_alerts_raised_before_the_link_is_attached_go_up_at_the_attach(setup):
+    """The link raises `security` while it is being built (a saved anchor
+    that does not match the journal): journaled at once, published once
+    attached, with the seq of its type 3 record."""
+    tmp, path, journal, daemon = setup
+    plugin = settlement_plugin(daemon)
+    try:
+        plugin.on_hook_alert("security", "critical", {"reason": "anchor", "detail": "saved ack anchor"})
+        link = FakeLink(0, 0, "offline")
+        plugin.attach(link)
+        assert [(a["kind"], a["key"], a["state"]) for a in link.published] == \
+            [("security", "anchor", "pending"), ("security", "anchor", "firing")]
+        seq = link.published[0]["seq"]
+        assert next(iter(journal.records(from_seq=seq))).type == record.TYPE_ALERT
+        plugin.on_hook_alert("journal_full", "critical", {"detail": "x"})     # after: at once
+        assert [a["kind"] for a in link.published][-1] == "journal_full"
+    finally:
+        plugin.stop()
+
+
+def test_a_plugin_without_a_link_drops_nothing_it_journaled_and_publishes_nothing(setup):
+    tmp, path, journal, daemon = setup
+    plugin = settlement_plugin(daemon)
+    plugin.on_hook_alert("journal_full", "critical", {"detail": "x"})
+    plugin.start()                      # no attach: sync is not configured
+    try:
+        assert plugin.link is None and plugin._unpublished == []
+        assert ("journal_full", "device") in plugin.machine.alerts
+    finally:
+        plugin.stop()
+
+
+def test_sync_backlog_follows_the_links_position(setup):
+    tmp, path, journal, daemon = setup
+    plugin = settlement_plugin(daemon)
+    link = FakeLink(0, 5, "offline")
+    plugin.attach(link)
+    try:
+        plugin.tick()                   # records waiting, link down: raised
+        rec = plugin.machine.alerts[("sync_backlog", "device")]
+        assert rec["state"] in ("pending", "firing") and rec["detail"]["backlog"] == 5
+        link.pos = {"acked": 5, "next_seq": 5, "state": "online"}
+        plugin.tick()                   # drained: cleared (a pending one is dropped)
+        rec = plugin.machine.alerts.get(("sync_backlog", "device"))
+        assert rec is None or rec["state"] not in ("pending", "firing")
     finally:
         plugin.stop()

@@ -1,0 +1,94 @@
+"""Where the settlement watchdog's alert transitions go (docs/SPEC.md
+§7.8.4): the journal (type 3 records, in commits a segment can hold), and
+alerts.json next to agent.toml (what `daozhang agent alerts` reads).  The
+settlement plugin also publishes them through the sync link and shows them
+on the board's outputs (agent/settlement_plugin.py `_emit`).
+
+Also the helpers the alerts CLI shares: plain() (an alert as CBOR/JSON),
+restore_action() (replaying a journaled transition), alerts_file_path().
+"""
+
+import json
+import os
+
+from daozhang.agent.core import cbor, record
+from daozhang.agent.core.alerts import ReplayMismatch
+from daozhang.agent.core.errors import JournalFull, StorageError
+
+# alerts.json lists at most this many single alerts; the groups count them all.
+ALERTS_FILE_LIMIT = 200
+FRAME_OVERHEAD = 64          # a record frame's header, over the payload's CBOR
+
+
+def alerts_file_path(agent_config_path):
+    return os.path.join(os.path.dirname(os.path.abspath(agent_config_path)), "alerts.json")
+
+
+def plain(value):
+    """CBOR/JSON-safe copy of an alert detail (str keys, no floats, no tuples)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def restore_action(machine, action):
+    """Replay one journaled alert action into `machine`, tolerantly."""
+    try:
+        machine.restore(action)
+    except ReplayMismatch:
+        # The journal is a ring: the alert's earlier transitions may have
+        # been reclaimed.  The action carries the alert's whole record.
+        ident = (action.get("kind"), action.get("key"))
+        if action.get("state") == "inactive" or action.get("action") == "withdrawn":
+            machine.drop(ident)
+        else:
+            machine.put_record(action)
+
+
+def commit_chunks(actions, budget):
+    """Split actions into commits of at most `budget` bytes each (a quarter
+    segment): a first tick after a rebuild may emit thousands at once, and
+    one commit must fit a segment (the rest is left to records sharing it)."""
+    chunk, size = [], 0
+    for action in actions:
+        n = len(cbor.dumps(action)) + FRAME_OVERHEAD
+        if chunk and size + n > budget:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(action)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def journal_actions(journal, actions, log):
+    """Journal the actions as type 3 records; their seqs (None for those the
+    journal refused: they are shown and published anyway, a reboot will not
+    remember them)."""
+    seqs = []
+    try:
+        for chunk in commit_chunks(actions, journal.ring.capacity() // 4):
+            done = journal.append_many([(record.TYPE_ALERT, a) for a in chunk])
+            seqs.extend(d.seq for d in done)
+    except (JournalFull, StorageError) as exc:
+        log("alert_journal_failed", level="error", error=str(exc))
+    return seqs + [None] * (len(actions) - len(seqs))
+
+
+def write_alerts_file(path, view, log):
+    """alerts.json, replaced atomically (a reader never sees half of it)."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(view, f, sort_keys=True, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        log("alerts_file_failed", level="error", error=str(exc))
