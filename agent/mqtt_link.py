@@ -104,20 +104,6 @@ class MqttLink:
             self._perform(self.agent.adopt_anchor(payload, now_ms()))
         journal.commit_listeners.append(lambda next_seq: self.wake())
 
-    # Until the one assembly passes status_extra in the constructor, the
-    # settlement plugin sets it here; and reads the position through `core`.
-    @property
-    def status_extra(self):
-        return self.agent.status_extra
-
-    @status_extra.setter
-    def status_extra(self, fn):
-        self.agent.status_extra = fn
-
-    @property
-    def core(self):
-        return self.agent.core
-
     def position(self):
         """{"acked", "next_seq", "state"}: where sync stands."""
         return self.agent.position()
