@@ -5,6 +5,7 @@ section 1, gives the format; examples/merchant.toml is a commented one):
 
     {"path": str, "merchant_id": "310290058120001", "terminal_id": "SH000001",
      "mcc": "5812", "region": "2900", "timezone": "Asia/Shanghai", "currency": "CNY",
+     "locale": "zh-CN",
      "settlement": {"mode": "T1", "cutoff": "23:00", "cutoff_minutes": 1380,
                     "d0_within_minutes": 120, "holidays": ["2026-10-01", ...],
                     "workdays": ["2026-10-10", ...]},
@@ -25,9 +26,10 @@ from daozhang.agent.core.business_calendar import (
     is_ascii_digits, parse_date, parse_hhmm, parse_mode)
 from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.toml_file import read_toml
+from daozhang.i18n import check_locale, default_locale
 
 TOP_KEYS = {"merchant_id", "terminal_id", "mcc", "region", "timezone", "currency",
-            "name", "settlement", "fees", "sale_time"}
+            "name", "settlement", "fees", "sale_time", "locale"}
 SALE_TIME_KEYS = {"days_back", "days_ahead"}
 SETTLEMENT_KEYS = {"mode", "cutoff", "d0_within_minutes", "holidays", "workdays"}
 FEE_KEYS = {"tolerance", "d0_surcharge"}
@@ -115,6 +117,14 @@ def validate_profile(data, path="<profile>"):
         raise ProfileError(path, "currency", "expected an ISO 4217 code such as CNY, got %r"
                            % (currency,))
 
+    # The language of the report, the display and the alerts (i18n/): the
+    # merchant's, Simplified Chinese for a CNY shop unless the profile says.
+    locale = data.get("locale", default_locale(currency))
+    try:
+        check_locale(locale)
+    except ValueError as exc:
+        raise ProfileError(path, "locale", str(exc)) from None
+
     s = data["settlement"]
     if not isinstance(s, dict):
         raise ProfileError(path, "settlement", "expected a table [settlement]")
@@ -166,7 +176,7 @@ def validate_profile(data, path="<profile>"):
     return {"path": path, "name": data.get("name", ""), "merchant_id": merchant_id,
             "sale_time": _sale_time(path, data.get("sale_time", {})),
             "terminal_id": terminal_id, "mcc": mcc, "region": region, "timezone": tz,
-            "currency": currency, "settlement": settlement, "fees": fees}
+            "currency": currency, "locale": locale, "settlement": settlement, "fees": fees}
 
 
 def _sale_time(path, table):
