@@ -24,12 +24,13 @@ import zoneinfo
 
 from daozhang.agent.core.business_calendar import (
     is_ascii_digits, parse_date, parse_hhmm, parse_mode)
+from daozhang.agent.core import merchant_ids
 from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.toml_file import read_toml
 from daozhang.i18n import check_locale, default_locale
 
 TOP_KEYS = {"merchant_id", "terminal_id", "mcc", "region", "timezone", "currency",
-            "name", "settlement", "fees", "sale_time", "locale"}
+            "name", "settlement", "fees", "sale_time", "locale", "merchant_ids"}
 SALE_TIME_KEYS = {"days_back", "days_ahead"}
 SETTLEMENT_KEYS = {"mode", "cutoff", "d0_within_minutes", "holidays", "workdays"}
 FEE_KEYS = {"tolerance", "d0_surcharge"}
@@ -174,9 +175,28 @@ def validate_profile(data, path="<profile>"):
             "d0_surcharge": _int(path, "fees.d0_surcharge", f.get("d0_surcharge", 0)),
             "card_types": cards}
     return {"path": path, "name": data.get("name", ""), "merchant_id": merchant_id,
+            "merchant_ids": _merchant_ids(path, data.get("merchant_ids", {})),
             "sale_time": _sale_time(path, data.get("sale_time", {})),
             "terminal_id": terminal_id, "mcc": mcc, "region": region, "timezone": tz,
             "currency": currency, "locale": locale, "settlement": settlement, "fees": fees}
+
+
+def _merchant_ids(path, table):
+    """[merchant_ids]: the ids the QR channels know this shop by (SPEC 4.3):
+    `wechat` its 10-digit WeChat Pay (sub-)merchant id, `alipay` its 16-digit
+    Alipay PID.  A WeChat or Alipay sale may carry its channel's id instead
+    of the UnionPay merchant_id; only where the profile names it."""
+    if not isinstance(table, dict):
+        raise ProfileError(path, "merchant_ids", "expected a table [merchant_ids]")
+    _unknown(path, "merchant_ids.", table, set(merchant_ids.CHANNEL_KIND))
+    out = {}
+    for channel, value in sorted(table.items()):
+        if merchant_ids.kind_of(value) != merchant_ids.CHANNEL_KIND[channel]:
+            raise ProfileError(path, "merchant_ids." + channel, "expected %s, got %r" % (
+                {"wechat": "10 digits (WeChat Pay sub-merchant id)",
+                 "alipay": "16 digits starting 2088 (Alipay PID)"}[channel], value))
+        out[channel] = value
+    return out
 
 
 def _sale_time(path, table):
