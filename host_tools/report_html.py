@@ -181,15 +181,17 @@ def _problem_rows(summary):
     t = _texts(summary)
     _ = t.gettext
     rows = []
-    problems = [t for t in summary["transactions"] if t["status"] == "problem"]
+    problems = [x for x in summary["transactions"] if x["status"] == "problem"]
     for x in problems[:MAX_ROWS]:
         whys = "".join('<div><span class="tag">%s</span><span class="why">%s</span></div>'
                        % (_e(check), _e(why)) for check, why in explain(x, summary))
         rows.append('<tr data-seq="%s"><td>%s</td><td><code>%s</code><br><span class="why">'
-                    '%s, seq %s</span></td><td class="num">%s</td><td><code>%s</code></td>'
+                    '%s</span></td><td class="num">%s</td><td><code>%s</code></td>'
                     '<td>%s</td></tr>'
                     % (_e(x["seq"]), _e(t.when(x["time"])), _e(x["pos_txn_id"]),
-                       _e(_(KIND_LABELS.get(x["kind"], x["kind"]))), _e(x["seq"]),
+                       _e(_("%(kind)s, seq %(seq)s") % {
+                           "kind": _(KIND_LABELS[x["kind"]]) if x["kind"] in KIND_LABELS
+                           else x["kind"], "seq": x["seq"]}),
                        _e(t.money(x["amount"], cur)), _e(x["card"]), whys))
     if not rows:
         return '<p id="problems">%s</p>' % _e(_("No problem transactions."))
