@@ -92,11 +92,6 @@ def _duration(ms, texts=None):
             else _("%(d)d d") % {"d": hours // 24})
 
 
-def _when(text, texts=None):
-    """'2027-01-04T10:00:00+08:00' -> '2027-01-04 10:00:00' (the zone is in the header)."""
-    return (texts or texts_for("en")).when(text)
-
-
 def explain(txn, summary):
     """One line per failed check: which, and by how much."""
     cur = summary["currency"]
