@@ -21,7 +21,7 @@ import hashlib
 import threading
 import time
 
-from daozhang.agent.core import cbor, record, receipt, txn
+from daozhang.agent.core import cbor, merchant_ids, record, receipt, txn
 from daozhang.agent.core.checkpoint import audit_path
 from daozhang.agent.core.errors import (DaozhangError, JournalFull, PaymentDataRefused,
                                         StorageError, ValidationError)
@@ -193,7 +193,9 @@ class IntakeService:
         if not p:
             return
         for key in ("merchant_id", "terminal_id"):
-            if p.get(key) and payload[key] != p[key]:
+            allowed = (merchant_ids.allowed(p, payload.get("channel")) if key == "merchant_id"
+                       else (p.get(key),))
+            if p.get(key) and payload[key] not in allowed:
                 self.log("txn_refused", code="merchant_mismatch", field=key)
                 raise Refused("merchant_mismatch", "%s: not this terminal's (see its merchant profile)"
                               % key, key)

@@ -28,11 +28,17 @@ and the chip exists.  Board keys ([outputs] in boards/<board>.toml):
 
 An output that is absent, or that fails, is skipped and named once in
 `self.skipped`; it never raises into the agent.
+
+Words: the display line and the status file's `lines`/`display` are in the
+merchant profile's `locale` (agent/alert_texts.py, i18n/ catalogs) when the
+outputs are built with `texts=texts_for(profile["locale"])`; English without.
 """
 
 import json
 import os
 import sys
+
+from daozhang.agent.alert_texts import local_summary
 
 # pattern name -> (period ms, on ms); time drives the blink, no thread needed.
 LED_PATTERNS = {"off": (1000, 0), "slow": (2000, 200), "fast": (400, 200)}
@@ -67,9 +73,10 @@ def _import_gpiod():
 
 
 class DeviceOutputs:
-    def __init__(self, board, console=None, gpiod_module=None):
+    def __init__(self, board, console=None, gpiod_module=None, texts=None):
         self.config = (board or {}).get("outputs", {})
         self.console = console if console is not None else sys.stderr
+        self.texts = texts           # i18n Texts of the merchant's locale, or None: English
         self.skipped = {}
         self.summary = {"worst": None, "lines": [], "display": ""}
         self.last_display = None
@@ -105,9 +112,12 @@ class DeviceOutputs:
 
     # -- inputs ------------------------------------------------------------------
 
-    def show(self, summary):
+    def show(self, summary, now=None):
         """New alert summary (AlertMachine.status_summary()): status file,
-        display line and console line."""
+        display line and console line, in the merchant's language; `now`
+        (Unix ms) adds each group's age, as the core's lines carry it."""
+        if self.texts is not None:
+            summary = local_summary(summary, self.texts, now)
         self.summary = summary
         text = summary["display"]
         self._write_status(summary)

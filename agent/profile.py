@@ -5,6 +5,7 @@ section 1, gives the format; examples/merchant.toml is a commented one):
 
     {"path": str, "merchant_id": "310290058120001", "terminal_id": "SH000001",
      "mcc": "5812", "region": "2900", "timezone": "Asia/Shanghai", "currency": "CNY",
+     "locale": "zh-CN",
      "settlement": {"mode": "T1", "cutoff": "23:00", "cutoff_minutes": 1380,
                     "d0_within_minutes": 120, "holidays": ["2026-10-01", ...],
                     "workdays": ["2026-10-10", ...]},
@@ -23,11 +24,13 @@ import zoneinfo
 
 from daozhang.agent.core.business_calendar import (
     is_ascii_digits, parse_date, parse_hhmm, parse_mode)
+from daozhang.agent.core import merchant_ids
 from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.toml_file import read_toml
+from daozhang.i18n import check_locale, default_locale
 
 TOP_KEYS = {"merchant_id", "terminal_id", "mcc", "region", "timezone", "currency",
-            "name", "settlement", "fees", "sale_time"}
+            "name", "settlement", "fees", "sale_time", "locale", "merchant_ids"}
 SALE_TIME_KEYS = {"days_back", "days_ahead"}
 SETTLEMENT_KEYS = {"mode", "cutoff", "d0_within_minutes", "holidays", "workdays"}
 FEE_KEYS = {"tolerance", "d0_surcharge"}
@@ -115,6 +118,14 @@ def validate_profile(data, path="<profile>"):
         raise ProfileError(path, "currency", "expected an ISO 4217 code such as CNY, got %r"
                            % (currency,))
 
+    # The language of the report, the display and the alerts (i18n/): the
+    # merchant's, Simplified Chinese for a CNY shop unless the profile says.
+    locale = data.get("locale", default_locale(currency))
+    try:
+        check_locale(locale)
+    except ValueError as exc:
+        raise ProfileError(path, "locale", str(exc)) from None
+
     s = data["settlement"]
     if not isinstance(s, dict):
         raise ProfileError(path, "settlement", "expected a table [settlement]")
@@ -164,9 +175,28 @@ def validate_profile(data, path="<profile>"):
             "d0_surcharge": _int(path, "fees.d0_surcharge", f.get("d0_surcharge", 0)),
             "card_types": cards}
     return {"path": path, "name": data.get("name", ""), "merchant_id": merchant_id,
+            "merchant_ids": _merchant_ids(path, data.get("merchant_ids", {})),
             "sale_time": _sale_time(path, data.get("sale_time", {})),
             "terminal_id": terminal_id, "mcc": mcc, "region": region, "timezone": tz,
-            "currency": currency, "settlement": settlement, "fees": fees}
+            "currency": currency, "locale": locale, "settlement": settlement, "fees": fees}
+
+
+def _merchant_ids(path, table):
+    """[merchant_ids]: the ids the QR channels know this shop by (SPEC 4.3):
+    `wechat` its 10-digit WeChat Pay (sub-)merchant id, `alipay` its 16-digit
+    Alipay PID.  A WeChat or Alipay sale may carry its channel's id instead
+    of the UnionPay merchant_id; only where the profile names it."""
+    if not isinstance(table, dict):
+        raise ProfileError(path, "merchant_ids", "expected a table [merchant_ids]")
+    _unknown(path, "merchant_ids.", table, set(merchant_ids.CHANNEL_KIND))
+    out = {}
+    for channel, value in sorted(table.items()):
+        if merchant_ids.kind_of(value) != merchant_ids.CHANNEL_KIND[channel]:
+            raise ProfileError(path, "merchant_ids." + channel, "expected %s, got %r" % (
+                {"wechat": "10 digits (WeChat Pay sub-merchant id)",
+                 "alipay": "16 digits starting 2088 (Alipay PID)"}[channel], value))
+        out[channel] = value
+    return out
 
 
 def _sale_time(path, table):

@@ -17,12 +17,13 @@ import tempfile
 import time
 
 from daozhang.agent.profile import load_profile
+from daozhang.i18n import texts_for
 from daozhang.host_tools.demo_acquirer import Acquirer, backend_settle
 from daozhang.host_tools.demo_clock import DEFAULT_SPEED, DemoClock
 from daozhang.host_tools.demo_events import DemoEvent, Tally, translate
 from daozhang.host_tools.demo_pos import Pos
 from daozhang.host_tools.demo_processes import ProcessFailed, group_alive
-from daozhang.host_tools.demo_stack import DemoStack
+from daozhang.host_tools.demo_stack import DemoStack, demo_locale
 from daozhang.host_tools.demo_view import LiveView, PlainView, summary_lines
 
 SYNC_DRAIN_S = 5.0          # after the POS stops: time for the last sales to be acked
@@ -94,7 +95,8 @@ class Demo:
         except BaseException:
             self._remove_workdir()
             raise
-        view = (LiveView(self.live_console, self.tally, legend="clock " + self.clock.describe())
+        view = (LiveView(self.live_console, self.tally, legend="clock " + self.clock.describe(),
+                         texts=texts_for(demo_locale()))
                 if self.live_console is not None else PlainView(self.out))
         previous = signal.signal(signal.SIGTERM, self._sigterm)
         failure = None

@@ -32,6 +32,13 @@ MAX_SOCKET_PATH = 100            # sun_path is 108 bytes
 
 # The demo's shop: examples/merchant.toml, but settled D0 within an hour, so
 # on the demo clock (demo_clock.py) a payment is due seconds after the sale.
+def demo_locale():
+    """The demo shop's language (its profile's `locale`: zh-CN for a CNY shop)."""
+    import tomllib
+    from daozhang.agent.profile import validate_profile
+    return validate_profile(tomllib.loads(DEMO_PROFILE), "<demo profile>")["locale"]
+
+
 DEMO_PROFILE = """\
 # The demo's merchant profile (examples/merchant.toml explains every key).
 name = "老王面馆 Lao Wang Noodles (demo)"

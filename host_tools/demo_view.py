@@ -13,6 +13,7 @@ import collections
 import threading
 
 from daozhang.host_tools.demo_pos import money
+from daozhang.i18n import texts_for
 
 STYLES = {"setup": "dim", "txn": "white", "sync": "cyan", "settle": "blue", "check": "magenta",
           "alert": "bold red", "warn": "yellow", "info": "green",
@@ -82,13 +83,15 @@ class LiveView:
     # event list keeps room for sales, settlements and alerts.
     LIST_SKIPS = ("sync",)
 
-    def __init__(self, console, tally, title="daozhang demo", legend=""):
+    def __init__(self, console, tally, title="daozhang demo", legend="", texts=None):
         from rich.live import Live
 
         self.console = console
         self.tally = tally
         self.title = title
         self.legend = legend
+        # The screen's words in the demo merchant's language (i18n/); English without.
+        self.texts = texts or texts_for("en")
         rows = max(self.MAX_EVENTS, (console.size.height or 0) - 16)
         self.events = collections.deque(maxlen=rows)
         self.display = None                          # the terminal's display line
@@ -122,16 +125,17 @@ class LiveView:
         from rich.table import Table
         from rich.text import Text
 
+        _ = self.texts.gettext
         with self._lock:
             s = self.tally.summary()
             head = Table.grid(padding=(0, 3))
-            for _ in range(6):
+            for _column in range(6):
                 head.add_column()
-            head.add_row("[bold]sales[/] %d" % s["transactions"],
-                         "[cyan]synced[/] %d" % s["synced"],
-                         "[blue]settled[/] %d" % s["settled"],
-                         "[red]alerts fired[/] %d" % s["alerts_fired"],
-                         "[green]resolved[/] %d" % s["alerts_resolved"],
+            head.add_row("[bold]%s[/] %d" % (_("sales"), s["transactions"]),
+                         "[cyan]%s[/] %d" % (_("synced"), s["synced"]),
+                         "[blue]%s[/] %d" % (_("settled"), s["settled"]),
+                         "[red]%s[/] %d" % (_("alerts fired"), s["alerts_fired"]),
+                         "[green]%s[/] %d" % (_("resolved"), s["alerts_resolved"]),
                          "%.0f s" % self.elapsed)
             disc = "  ".join("%s %d" % (k, v) for k, v in s["discrepancies"].items() if v)
             events = Table.grid(padding=(0, 1))
@@ -143,14 +147,15 @@ class LiveView:
                                Text(event.text, style=STYLES.get(event.kind, "") if event.kind in
                                     ("alert", "warn") else ""))
             lines = [x for x in (self.display or "").split(" | ") if x]
-            if lines == ["all payments in order"]:
+            if lines in (["all payments in order"], [_("all payments in order")]):
                 lines = []
-            shown = Text("\n".join(lines) or "all payments in order",
+            shown = Text("\n".join(lines) or _("all payments in order"),
                          style="bold red" if lines else "green")
             parts = [Panel(head, title=self.title, subtitle=self.legend),
-                     Panel(events, title="what happens (newest last)"),
-                     Panel(shown, title="the terminal's display (alerts firing, grouped)")]
+                     Panel(events, title=_("what happens (newest last)")),
+                     Panel(shown, title=_("the terminal's display (alerts firing, grouped)"))]
             if disc:
-                parts.append(Text("discrepancies found by the terminal: " + disc, style="magenta"))
-            parts.append(Text("Ctrl-C stops the demo cleanly", style="dim"))
+                parts.append(Text(_("discrepancies found by the terminal: %(list)s")
+                                  % {"list": disc}, style="magenta"))
+            parts.append(Text(_("Ctrl-C stops the demo cleanly"), style="dim"))
             return Group(*parts)

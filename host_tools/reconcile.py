@@ -24,7 +24,9 @@ from daozhang.agent.core.sale_index import MemorySaleIndex
 from daozhang.agent.core.settlement_checks import COUNT_NAMES, TOTAL_NAMES, SettlementLedger
 from daozhang.agent.timezone import timezone_for
 from daozhang.host_tools.reconcile_journal import journal_transactions
+from daozhang.host_tools.reconcile_verdict import verdict_texts
 from daozhang.host_tools.verify import verify_journal
+from daozhang.i18n import texts_for
 from daozhang.settlement_files.payouts import FINDINGS as PAYOUT_FINDINGS
 from daozhang.settlement_files.payouts import PayoutTally, check_payouts, payout_counts
 
@@ -206,6 +208,7 @@ def build_summary(profile, transactions, excluded, report, settlement_file, as_o
                "excluded": list(excluded) + refused}
     summary = {"as_of_ms": as_of_ms, "as_of": clock.text(as_of_ms),
                "currency": profile.get("currency", "CNY"),
+               "locale": profile.get("locale") or "en",
                "merchant": dict((k, profile.get(k)) for k in (
                    "name", "merchant_id", "terminal_id", "mcc", "region", "timezone")),
                "journal": journal, "settlement_file": settlement_file.as_dict(),
@@ -223,29 +226,9 @@ def build_summary(profile, transactions, excluded, report, settlement_file, as_o
 
 
 def verdict_reasons(summary):
-    """Why the exit code is 1, as short phrases (empty: all settled right)."""
-    reasons = []
-    j, f = summary["journal"], summary["settlement_file"]
-    if not j["ok"]:
-        reasons.append("the journal failed verification")
-    left_out = sum(1 for x in j["excluded"] if x["why"] != "uncommitted")
-    if left_out:
-        reasons.append("%d journal transaction(s) could not be checked" % left_out)
-    if f["bad_rows"]:
-        reasons.append("%d settlement row(s) could not be read" % f.get("bad_count", len(f["bad_rows"])))
-    problems = sum(1 for t in summary["transactions"] if t["status"] == "problem")
-    if problems:
-        reasons.append("%d transaction(s) with a problem" % problems)
-    if summary["counts"]["unknown_settlement"]:
-        reasons.append("%d settlement(s) matching no sale" % summary["counts"]["unknown_settlement"])
-    if f.get("card_masked"):
-        reasons.append("%d settlement row(s) carried a full card number (masked)"
-                       % f["card_masked"])
-    payouts = summary.get("payouts")
-    for name, what in (("deposit_missing", "missing"), ("deposit_short", "short")):
-        if payouts and payouts["counts"][name]:
-            reasons.append("%d payout(s) %s at the bank" % (payouts["counts"][name], what))
-    return reasons
+    """Why the exit code is 1, as short English phrases (empty: all settled
+    right); host_tools/reconcile_verdict.py words them, in any locale."""
+    return verdict_texts(summary, texts_for("en"))
 
 
 def exit_code_for(summary):

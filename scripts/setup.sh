@@ -26,7 +26,10 @@ command -v zstd >/dev/null 2>&1 || need_apt+=(zstd)
 # libfaketime: CI reruns the date-sensitive tests with the clock a year ahead (scripts/moved_clock.sh).
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || [ -f /usr/lib/faketime/libfaketime.so.1 ] \
     || need_apt+=(libfaketime)
-command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)    # builds scripts/faketime_monotonic_fix.c
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+# A CJK font: the zh-CN report is rendered in headless Chromium (tests/reconcile).
+[ -d /usr/share/fonts/opentype/noto ] && fc-list 2>/dev/null | grep -q "Noto Sans CJK" \
+    || need_apt+=(fonts-noto-cjk)    # builds scripts/faketime_monotonic_fix.c
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
@@ -45,6 +48,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q -e '.[test]'
     touch "$stamp"
 fi
+
+# The merchant-facing translations (i18n/): .po in git, .mo built here.
+"$VENV/bin/pybabel" compile -q -d i18n/locales -D daozhang
 
 if [ ! -d tests/mp/node_modules/@micropython/micropython-webassembly-pyscript ]; then
     npm install --prefix tests/mp --no-audit --no-fund --silent

@@ -28,12 +28,18 @@ class PayoutDay:
         self.rows = 0
         self.sales = []                 # pos_txn_ids matched by the day's rows
         self.lines = []                 # settlement file lines (first ones)
+        self.devices = {}               # device_id -> its pos_txn_ids (backend settle)
 
-    def add(self, settled_amount, pos_txn_id=None, line=None, keep=200):
+    def add(self, settled_amount, pos_txn_id=None, line=None, keep=200, device_id=None):
         self.expected += settled_amount
         self.rows += 1
         if pos_txn_id is not None and len(self.sales) < keep:
             self.sales.append(pos_txn_id)
+        if device_id is not None:
+            # Which terminals to alert when the payout is missing (SPEC 7.10.2).
+            sales = self.devices.setdefault(device_id, [])
+            if pos_txn_id is not None and len(sales) < keep:
+                sales.append(pos_txn_id)
         if line is not None and len(self.lines) < keep:
             self.lines.append(line)
 
@@ -45,13 +51,14 @@ class PayoutTally:
         self.offset = utc_offset_seconds    # fn(unix seconds) -> offset seconds
         self.days = {}
 
-    def add(self, row, pos_txn_id=None):
+    def add(self, row, pos_txn_id=None, device_id=None):
         seconds = row["settled_at"] // 1000
         local = seconds + self.offset(seconds)
         day = (date(1970, 1, 1) + timedelta(days=local // 86400)).isoformat()
         if day not in self.days:
             self.days[day] = PayoutDay(day)
-        self.days[day].add(row["settled_amount"], pos_txn_id, row.get("line"))
+        self.days[day].add(row["settled_amount"], pos_txn_id, row.get("line"),
+                           device_id=device_id)
 
 
 def check_payouts(days, credits, tolerance=0, window_days=3):
@@ -65,7 +72,8 @@ def check_payouts(days, credits, tolerance=0, window_days=3):
     for d in sorted(days, key=lambda d: d.day):
         entry = {"day": d.day, "expected": d.expected, "rows": d.rows, "received": None,
                  "difference": None, "bank_line": None, "bank_day": None,
-                 "sales": list(d.sales), "lines": list(d.lines)}
+                 "sales": list(d.sales), "lines": list(d.lines),
+                 "devices": dict((k, list(v)) for k, v in sorted(d.devices.items()))}
         if d.expected <= 0:
             entry["status"] = "no_payout_expected"
             out.append(entry)

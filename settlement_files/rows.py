@@ -6,6 +6,7 @@ fields None.  Every cell is first cleaned of card numbers (card_mask.py):
 whatever a file carries, no full card number leaves this module.
 """
 
+from daozhang.agent.core import merchant_ids
 from daozhang.settlement_files.card_mask import MAX_CARD_TEXT, mask_card_column, mask_cell
 from daozhang.settlement_files.columns import COLUMNS, KINDS, MONEY, REQUIRED_COLUMNS, TIMES
 from daozhang.settlement_files.errors import MappingError, RowProblem, shown
@@ -121,7 +122,10 @@ def parse_field(ours, raw, mapping, rule, kind=None, ctx=None):
             year = ctx.year_for
         return parse_time(ours, raw, rule.time_format, mapping.tz, year)
     if ours == "merchant_id":
-        return fixed_digits(ours, raw, 15)
+        # UnionPay 15 digits, WeChat Pay 10, Alipay PID 16 (SPEC 4.3): none can be a card.
+        if merchant_ids.kind_of(raw) is None:
+            raise RowProblem(ours, "expected %s, got %s" % (merchant_ids.WHAT, shown(raw)))
+        return raw
     if ours in ("mcc", "region"):
         return fixed_digits(ours, raw, 4)
     if ours in ("trace_no", "batch_no"):

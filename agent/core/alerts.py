@@ -68,6 +68,11 @@ KINDS = {
                                7 * DAY),
     "mcc_jump": _kind("critical", 12 * HOUR, ("settled under another MCC",), 7 * DAY),
     "region_jump": _kind("critical", 12 * HOUR, ("settled under another region",), 7 * DAY),
+    # The bank statement lacks a settlement day's payout, or holds less (SPEC 7.10.2).
+    "deposit_missing": _kind("critical", 12 * HOUR, ("payout missing at the bank",
+                                                     "payouts missing at the bank"), 7 * DAY),
+    "deposit_short": _kind("critical", 12 * HOUR, ("payout short at the bank",
+                                                   "payouts short at the bank"), 7 * DAY),
     "unknown_settlement": _kind("warning", 12 * HOUR,
                                 ("unknown settlement", "unknown settlements"), 7 * DAY),
     "duplicate_settlement": _kind("warning", 12 * HOUR,
@@ -84,7 +89,7 @@ KINDS = {
 }
 KIND_ORDER = ("security", "journal_damaged", "journal_full", "storage_error", "clock_untrusted",
               "settlement_overdue", "settlement_short", "fee_over_contract", "mcc_jump",
-              "region_jump", "unknown_settlement", "duplicate_settlement", "cancelled_settled",
+              "region_jump", "deposit_missing", "deposit_short", "unknown_settlement", "duplicate_settlement", "cancelled_settled",
               "sale_unjudgeable", "sync_backlog", "sync_stalled", "journal_near_full")
 # source kind -> kinds it holds while pending or firing (Alertmanager inhibit_rules)
 INHIBIT = {"clock_untrusted": ("settlement_overdue",),

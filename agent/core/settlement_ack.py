@@ -30,6 +30,7 @@ verifies as a settlement ack, nor the other way round).
 import hashlib
 
 from . import cbor
+from . import merchant_ids
 from . import sync_messages as msgs
 from .errors import RemoteError
 
@@ -73,7 +74,8 @@ ROW_KINDS = ("sale", "refund", "void", "reversal", "preauth_completion")
 
 ROW_FIELDS = {
     "acquirer_ref": (lambda v: isinstance(v, str) and 0 < len(v) <= MAX_TEXT, "1-64 characters"),
-    "merchant_id": (_digits_or_none(15), "15 digits or null"),
+    "merchant_id": (lambda v: v is None or merchant_ids.kind_of(v) is not None,
+                    "a merchant id (merchant_ids.py) or null"),
     "terminal_id": (_text_or_none, "1-64 characters or null"),
     "rrn": (_text_or_none, "1-64 characters or null"),
     "auth_code": (_text_or_none, "1-64 characters or null"),

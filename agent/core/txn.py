@@ -15,9 +15,10 @@ No message ever echoes a submitted value: a value may be card data, and
 messages end up in logs and on POS screens.
 
 Identifier fields have strict formats of their own (4.3): rrn (12), auth_code
-(6) and mcc (4) are too short to hold a card number, and merchant_id (exactly
-15 digits) is exempt by rule: a Luhn-valid merchant number is an identifier,
-not a PAN.  Every other string, pos_txn_id and terminal_id included, is
+(6) and mcc (4) are too short to hold a card number, and merchant_id (15
+digits, or a WeChat Pay 10 / Alipay 16 starting 2088 on such a sale:
+merchant_ids.py) is exempt by rule: a Luhn-valid merchant number is an
+identifier, not a PAN.  Every other string, pos_txn_id and terminal_id included, is
 scanned as free text.
 
 Portable: CPython and MicroPython (no datetime; hand-written scanners).  On
@@ -30,6 +31,7 @@ scanned exactly as on MicroPython.  The rules live in the scanners only.
 import sys
 
 from . import card_data
+from . import merchant_ids
 from .business_calendar import parse_rfc3339_ms
 from .errors import PaymentDataRefused, ValidationError
 
@@ -300,6 +302,14 @@ def _id(field, value):
     return value
 
 
+def _merchant_id(field, value):
+    # UnionPay's 15 digits, WeChat Pay's 10, Alipay's 16 (merchant_ids.py); which
+    # one a sale may carry depends on its channel (_check_fields).
+    if merchant_ids.kind_of(value) is None:
+        raise ValidationError(field, "expected " + merchant_ids.WHAT, "bad_merchant_id")
+    return value
+
+
 def _kind(field, value):
     if value not in KINDS:
         raise ValidationError(field, "expected one of " + " | ".join(KINDS), "bad_kind")
@@ -370,8 +380,7 @@ FIELDS = {
     "auth_code": (str, lambda f, v: _pattern(f, v, _ALNUM, 6, 6, "bad_auth_code",
                                               "6 letters or digits")),
     "rrn": (str, lambda f, v: _pattern(f, v, _ALNUM, 12, 12, "bad_rrn", "12 letters or digits")),
-    "merchant_id": (str, lambda f, v: _pattern(f, v, _DIGITS, 15, 15, "bad_merchant_id",
-                                                "15 digits")),
+    "merchant_id": (str, _merchant_id),
     "terminal_id": (str, lambda f, v: _pattern(f, v, _ALNUM, 1, 16, "bad_terminal_id",
                                                 "1-16 letters or digits")),
     "mcc": (str, lambda f, v: _pattern(f, v, _DIGITS, 4, 4, "bad_mcc", "4 digits as text")),
@@ -475,6 +484,9 @@ def _check_fields(obj):
     for key in required:
         if key not in out:
             raise ValidationError(key, "missing", "missing_field")
+    why = merchant_ids.problem(out["merchant_id"], out.get("channel", "card"))
+    if why is not None:
+        raise ValidationError("merchant_id", why, "bad_merchant_id")
     if "original_pos_txn_id" in out:
         if out["kind"] == "sale":
             raise ValidationError("original_pos_txn_id", "a sale has no original",

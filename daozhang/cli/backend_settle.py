@@ -51,10 +51,10 @@ def settle(path, config_path, strict, as_json, fmt, map_path, settled_at, bank_p
             publisher.publish(device_id, payload)
 
         tally = None
-        if bank is not None:
-            parsed, tally = _tallied(parsed, bank)
         try:
             settler = Settler(store, signer, publish)
+            if bank is not None:
+                parsed, tally = _tallied(parsed, bank, settler.matcher)
             if show_bar:
                 # The file is streamed: the row count is unknown until the end.
                 from rich.progress import Progress
@@ -64,14 +64,11 @@ def settle(path, config_path, strict, as_json, fmt, map_path, settled_at, bank_p
                         task, completed=done))
             else:
                 report = settler.settle(parsed)
+            if bank is not None:
+                report["payouts"] = _payouts(tally, bank, signer, publish)
         finally:
             if publisher is not None:
                 publisher.close()
-    if bank is not None:
-        from daozhang.settlement_files.payouts import check_payouts, payout_counts
-        days, unexplained = check_payouts(tally.days.values(), bank.credits, 0, bank.window_days)
-        report["payouts"] = {"bank": bank.as_dict(), "days": days, "unexplained": unexplained,
-                             "counts": payout_counts(days)}
     if as_json:
         click.echo(json.dumps(report, sort_keys=True, ensure_ascii=False))
     else:
@@ -95,9 +92,21 @@ def settle(path, config_path, strict, as_json, fmt, map_path, settled_at, bank_p
         raise FindingError("%d bad rows in %s (listed above)" % (len(report["bad_rows"]), path))
 
 
-def _tallied(stream, bank):
+def _payouts(tally, bank, signer, publish):
+    """The bank check; each missing or short payout also alerts the terminals
+    whose sales it carried (backend/deposit_alerts.py, SPEC 7.10.2)."""
+    from daozhang.backend.deposit_alerts import DEFAULT_CURRENCY, send_deposit_alerts
+    from daozhang.settlement_files.payouts import check_payouts, payout_counts
+    days, unexplained = check_payouts(tally.days.values(), bank.credits, 0, bank.window_days)
+    alerted = send_deposit_alerts(days, signer, DEFAULT_CURRENCY, publish)
+    return {"bank": bank.as_dict(), "days": days, "unexplained": unexplained,
+            "counts": payout_counts(days), "alerts_sent": alerted}
+
+
+def _tallied(stream, bank, matcher):
     """The stream, its rows also summed per settlement day for --bank (days
-    in the bank map's zone, Asia/Shanghai when it names none)."""
+    in the bank map's zone, Asia/Shanghai when it names none), each with the
+    sale and terminal it matched (`matcher`: the Settler's)."""
     import zoneinfo
     from datetime import datetime, timezone
     from daozhang.settlement_files.payouts import PayoutTally
@@ -109,7 +118,11 @@ def _tallied(stream, bank):
 
     def counted():
         for row in rows():
-            tally.add(row)
+            entry = matcher.match(row)
+            if entry is None:
+                tally.add(row)
+            else:
+                tally.add(row, entry["pos_txn_id"], entry["device_id"])
             yield row
     stream.rows = counted
     return stream, tally

@@ -130,15 +130,19 @@ def _payout_lines(summary):
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="Write the HTML report here (one self-contained file).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--lang", type=click.Choice(["en", "zh-CN"]), default=None,
+              help="The report's language (default: the profile's `locale`).")
 @settlement_options
 @click.pass_context
 def reconcile(ctx, journal_path, pubkeys, settlement_path, profile_path, as_of, anchor, out_path,
-              as_json, fmt, map_path, settled_at, bank_path, bank_map_path):
+              as_json, lang, fmt, map_path, settled_at, bank_path, bank_map_path):
     """Hold a journal against the acquirer's settlement file: every sale with its
     status (ok, pending, or what went wrong and by how much), money totals, and an
     HTML report readable offline.  The journal is verified first; a journal that
     fails verification is reported plainly and still reconciled on what remains."""
     profile = load_profile(profile_path)
+    if lang is not None:
+        profile["locale"] = lang
     settlement = open_input(settlement_path, fmt, map_path, settled_at, quiet=as_json)
     bank = bank_statement(bank_path, bank_map_path)
     as_of_ms = as_of if as_of is not None else time.time_ns() // 1_000_000

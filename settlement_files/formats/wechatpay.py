@@ -20,6 +20,8 @@ LAYOUT = {
     "columns": {
         "acquirer_ref": {"from": "微信订单号", "by_kind": {"refund": "微信退款单号"}},
         "order_id": "商户订单号", "terminal_id": "设备号", "txn_time": "交易时间",
+        # The shop's own id: the sub-merchant's under a service provider, else 商户号.
+        "merchant_id": ["特约商户号", "商户号"],
         "kind": "交易状态",
         "amount": {"from": ["应结订单金额", "总金额"], "by_kind": {"refund": "退款金额"},
                    "sign": "kind"},

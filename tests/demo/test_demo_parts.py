@@ -175,3 +175,18 @@ def test_live_view_shows_counts_events_and_the_terminal_display():
     text = console.export_text()
     assert "sales 1" in text and "sale 00001" in text
     assert "1 payment overdue, ¥12.00" in text and "Ctrl-C" in text
+
+
+def test_live_view_in_the_demo_shops_language():
+    from rich.console import Console
+    from daozhang.host_tools.demo_stack import demo_locale
+    from daozhang.host_tools.demo_view import LiveView
+    from daozhang.i18n import texts_for
+
+    assert demo_locale() == "zh-CN"
+    console = Console(file=io.StringIO(), width=120, record=True, force_terminal=True)
+    view = LiveView(console, Tally(), legend="clock", texts=texts_for("zh-CN"))
+    console.print(view._render())
+    text = console.export_text()
+    assert "已同步" in text and "终端屏幕" in text and "所有款项正常" in text
+    assert "synced" not in text and "what happens" not in text

@@ -87,3 +87,27 @@ def plain_row(ref, rrn, amount=10000, fee=55):
             "rrn": rrn, "auth_code": None, "txn_time": None, "kind": "sale", "amount": amount,
             "fee": fee, "settled_amount": amount - fee, "settled_at": now_ms() - DAY_MS,
             "mcc": "5812", "region": "2900"}
+
+
+def stored_receipts(store, device_id, payloads):
+    """Store transaction records in a backend store as the ingest path
+    would (payload JSON), for a Settler to match."""
+    import hashlib
+    from dztest.sync import signer
+    store.add_device(device_id, signer(7).public_bytes)
+    prev = None
+    records = []
+    for seq, payload in enumerate(payloads):
+        h = hashlib.sha256(b"%s-%d" % (device_id.encode(), seq)).digest()
+        records.append({"seq": seq, "type": 1, "hash": h, "prev_hash": prev,
+                        "frame": b"f", "payload": payload})
+        prev = h
+    store.store_batch(device_id, records)
+
+
+def csv_text(rows):
+    """Settlement rows as our CSV layout (HEADER)."""
+    lines = [HEADER]
+    for r in rows:
+        lines.append(",".join(str(r.get(k, "")) for k in HEADER.split(",")))
+    return "\n".join(lines) + "\n"

@@ -36,7 +36,7 @@ def world(tmp_path_factory):
 
 def base_args(w, csv_path=None, journal=None):
     return ["--journal", journal or w["journal"], "--pubkey", w["pub"], "--settlement",
-            csv_path or w["csv"], "--profile", sc.PROFILE, "--as-of", sc.AS_OF]
+            csv_path or w["csv"], "--profile", sc.PROFILE, "--as-of", sc.AS_OF, "--lang", "en"]
 
 
 def test_every_discrepancy_counted_exactly(world):

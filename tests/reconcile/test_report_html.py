@@ -36,7 +36,7 @@ def report(tmp_path_factory):
     html = d / "report.html"
     proc = subprocess.run([sys.executable, "-m", "daozhang", "reconcile", "--journal", journal,
                            "--pubkey", pub, "--settlement", str(csv_path), "--profile", sc.PROFILE,
-                           "--as-of", sc.AS_OF, "--out", str(html), "--json"],
+                           "--as-of", sc.AS_OF, "--out", str(html), "--json", "--lang", "en"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     return {"dir": d, "html": str(html), "summary": json.loads(proc.stdout)}

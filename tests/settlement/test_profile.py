@@ -63,3 +63,15 @@ def test_missing_table_and_bad_syntax_and_missing_file(tmp_path):
         load_profile(_write(tmp_path, BASE + "\n[[[oops"))
     with pytest.raises(ProfileError, match=r"\(file\): cannot read"):
         load_profile(str(tmp_path / "absent.toml"))
+
+
+def test_locale_defaults_to_zh_cn_for_cny_and_en_otherwise(tmp_path):
+    assert load_profile(EXAMPLE)["locale"] == "zh-CN"
+    usd = load_profile(_write(tmp_path, BASE.replace('currency = "CNY"', 'currency = "USD"', 1)))
+    assert usd["locale"] == "en"
+    chosen = BASE.replace('currency = "CNY"', 'currency = "CNY"\nlocale = "en"', 1)
+    assert load_profile(_write(tmp_path, chosen))["locale"] == "en"
+    bad = BASE.replace('currency = "CNY"', 'currency = "CNY"\nlocale = "zh-TW"', 1)
+    path = _write(tmp_path, bad)
+    with pytest.raises(ProfileError, match=": locale: expected one of en, zh-CN, got 'zh-TW'"):
+        load_profile(path)

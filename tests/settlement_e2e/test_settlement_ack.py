@@ -18,7 +18,7 @@ from daozhang.backend.store import open_store
 from daozhang.settlement_files import parse_settlement_text
 from dztest.dates import DAY_MS, SALE_MS, rfc3339
 from dztest.micropython import run_micropython
-from dztest.settlement_e2e import HEADER, now_ms, plain_row
+from dztest.settlement_e2e import csv_text, now_ms, plain_row, stored_receipts
 from dztest.sync import signer, txn_payload
 
 DEV = "pos-ack-1"
@@ -124,27 +124,6 @@ class Published(list):
         acks = settlement_delivery.decode_batch(payload, device_id)
         for ack_payload in (acks if acks is not None else [payload]):
             self.append((device_id, ack_payload))
-
-
-def stored_receipts(store, device_id, payloads):
-    """Store transaction records as the ingest path would (payload JSON)."""
-    import hashlib
-    store.add_device(device_id, signer(7).public_bytes)
-    prev = None
-    records = []
-    for seq, payload in enumerate(payloads):
-        h = hashlib.sha256(b"%s-%d" % (device_id.encode(), seq)).digest()
-        records.append({"seq": seq, "type": 1, "hash": h, "prev_hash": prev,
-                        "frame": b"f", "payload": payload})
-        prev = h
-    store.store_batch(device_id, records)
-
-
-def csv_text(rows):
-    lines = [HEADER]
-    for r in rows:
-        lines.append(",".join(str(r.get(k, "")) for k in HEADER.split(",")))
-    return "\n".join(lines) + "\n"
 
 
 def test_settler_matches_routes_and_reingest_changes_nothing(tmp_path):

@@ -114,7 +114,7 @@ def test_bank_statement_one_missing_and_one_short_payout(run_main, tmp_path):
     code, out = run_main("reconcile", "--journal", journal, "--pubkey", pub, "--settlement",
                          str(settlement), "--profile", sc.PROFILE, "--as-of", sc.AS_OF, "--json",
                          "--bank", str(statement), "--bank-map",
-                         os.path.join(MAPS, "bank-statement.toml"), "--out", str(html))
+                         os.path.join(MAPS, "bank-statement.toml"), "--out", str(html), "--lang", "en")
     summary = json.loads(out.splitlines()[-1])
     payouts = summary["payouts"]
     assert payouts["bank"]["credits"] == 1 and payouts["bank"]["bad_rows"] == []
@@ -127,7 +127,7 @@ def test_bank_statement_one_missing_and_one_short_payout(run_main, tmp_path):
     assert (second["status"], second["expected"], second["received"]) == (
         "deposit_missing", days["2027-01-06"], None)
     assert sorted(second["sales"]) == ["S06", "S07", "S18"]
-    assert code == 1 and "1 payout(s) missing at the bank" in summary["verdict"]
+    assert code == 1 and "1 payout missing at the bank" in summary["verdict"]
     page = html.read_text(encoding="utf-8")
     assert 'id="payouts"' in page and "MISSING at the bank" in page and "S06" in page
 

@@ -96,7 +96,7 @@ def test_reconcile_json_and_html_never_show_it(run_main, tmp_path):
                          str(path), "--profile", sc.PROFILE, "--as-of", sc.AS_OF, "--json",
                          "--out", str(html))
     summary = json.loads(out.splitlines()[-1])
-    assert code == 1 and "1 settlement row(s) carried a full card number (masked)" in \
+    assert code == 1 and "1 settlement row carried a full card number (masked)" in \
         summary["verdict"]
     assert PAN not in out and PAN not in html.read_text(encoding="utf-8")
 
