@@ -19,6 +19,7 @@ from daozhang.agent import receipt as receipt_verifier
 from daozhang.agent.core import cbor, checkpoint, settlement_ack
 from daozhang.agent.sync_status import journal_sync_view
 from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core.sync import DOWN_KINDS as KINDS   # the down kinds the agent accepts
 from daozhang.backend.service import Ingestor
 from daozhang.backend.store import open_store
 from daozhang.host_tools.verify import check_journal
@@ -65,10 +66,9 @@ def test_a_receipt_checked_with_another_key_names_the_key():
 
 @pytest.mark.parametrize("case", MESSAGES["receipt_acks"] + MESSAGES["settlement_acks"], ids=lambda c: c["name"])
 def test_down_messages_pass_or_fail_the_agent_checks_with_real_signatures(case):
-    settlement_ack.register()
     try:
         msgs.decode_down(bytes.fromhex(case["hex"]), MESSAGES["device_id"], BACKEND_PUB,
-                         checkpoint.key_id(BACKEND_PUB), ed25519_verify)
+                         checkpoint.key_id(BACKEND_PUB), ed25519_verify, kinds=KINDS)
         outcome = "ok"
     except msgs.DownRejected as exc:
         outcome = exc.reason
