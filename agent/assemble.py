@@ -29,6 +29,7 @@ from daozhang.agent.settlement_alerts import alerts_file_path
 from daozhang.agent.settlement_plugin import SettlementPlugin
 from daozhang.agent.signer import FileSigner
 from daozhang.agent.sync_plugin import build_damaged_link, build_link
+from daozhang.i18n import texts_for
 
 # The software's build date (UTC midnight): a wall clock before it is wrong.
 BUILD_DATE = "2026-11-25"
@@ -91,13 +92,15 @@ def assemble(config, log, now_ms):
     # its saved ack anchor (which moves the journal's cursors).
     watch = SettlementPlugin(journal, profile, config["device_id"], alerts_file_path(config["path"]),
                              log, now_ms, clock_trusted=lambda: clock.trusted,
-                             listeners_floor=service.listeners_floor, outputs=config.get("outputs"))
+                             listeners_floor=service.listeners_floor, outputs=config.get("outputs"),
+                             texts=texts_for(profile["locale"]))
     committed.bind(logged(watch.on_transaction, log))
     alert.bind(watch.on_hook_alert)
 
     link = build_link(config, journal, log,                   # None without [mqtt]
                       alert=watch.on_hook_alert, release_floor=watch.release_floor,
-                      settlements_hook=watch.on_settlements, status_extra=watch.status_summary)
+                      settlements_hook=watch.on_settlements, deposit_hook=watch.on_deposit,
+                      status_extra=watch.status_summary)
     watch.attach(link)
 
     parts = [watch] + ([link] if link is not None else [])

@@ -60,7 +60,7 @@ class MqttLink:
     """Runs the sync rules against a broker; start(), stop(), alive()."""
 
     def __init__(self, journal, journal_path, device_id, backend_pub, mqtt, sync_settings=None,
-                 log=None, alert=None, release_floor=None, settlement_hook=None,
+                 log=None, alert=None, release_floor=None, deposit_hook=None,
                  near_full=0.8, status_file=None, status_interval_s=1.0, settlements_hook=None,
                  stall_after_s=DEFAULT_STALL_AFTER_MS / 1000, status_extra=None, client_factory=None):
         """`client_factory(mqtt, device_id, topic)`: a paho client (default
@@ -72,7 +72,7 @@ class MqttLink:
         self.client_factory = client_factory or device_client
         self.log = log or (lambda event, level="info", **kw: None)
         self.alert = alert or (lambda kind, severity, detail: None)
-        self.settlement_hook = settlement_hook      # f(msg, payload, redelivered)
+        self.deposit_hook = deposit_hook            # f(msg): a verified deposit finding (SPEC 7.10.2)
         # f([(msg, payload), ...], redelivered) -> {"settle_n", "moved", "rejected"}:
         # a batch applied in one commit (SPEC 7.8.7).
         self.settlements_hook = settlements_hook
@@ -261,6 +261,9 @@ class MqttLink:
                 self.alert(action[1], action[2], action[3])
             elif name == "settlements":
                 self._apply_settlements(action[1], action[2])
+            elif name == "deposit":
+                if self.deposit_hook is not None:
+                    self.deposit_hook(action[1])
             elif name == "log":
                 self.log(action[1], **action[2])
             self._status_dirty = True
@@ -269,9 +272,6 @@ class MqttLink:
         result = None
         if self.settlements_hook is not None:
             result = self.settlements_hook(items, redelivered)
-        elif self.settlement_hook is not None:
-            for msg, payload in items:
-                result = self.settlement_hook(msg, payload, redelivered)
         self.agent.settled(result)
 
     # -- paho -----------------------------------------------------------------------------

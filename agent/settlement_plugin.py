@@ -51,6 +51,7 @@ from daozhang.agent.core.watchdog import SettlementWatchdog
 from daozhang.agent import settlement_apply
 from daozhang.agent.alert_store_sqlite import SqliteAlertStore
 from daozhang.agent.index_db import index_path
+from daozhang.agent.core import deposit_alert
 from daozhang.agent.outputs import DeviceOutputs
 from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
 from daozhang.agent.settlement_alerts import (
@@ -77,10 +78,11 @@ class SettlementPlugin:
     on_hook_alert; release_floor() and status_summary() for the sync link."""
 
     def __init__(self, journal, profile, device_id, alerts_file, log, now_ms, clock_trusted,
-                 listeners_floor=None, outputs=None):
+                 listeners_floor=None, outputs=None, texts=None):
         """`clock_trusted()`: the daemon's clock guard; `listeners_floor()`:
         the intake's highest seq handed to on_transaction with all below it
-        (None: the journal's last seq); `outputs`: agent.toml's [outputs]."""
+        (None: the journal's last seq); `outputs`: agent.toml's [outputs];
+        `texts`: the display's words in the merchant's locale (daozhang.i18n)."""
         self.log = log
         self.journal = journal
         self.device_id = device_id
@@ -100,7 +102,7 @@ class SettlementPlugin:
         # replay guard).  The digest tells a broker redelivery of the very
         # same ack (harmless) from another message reusing its id.
         self._saved_clock = None
-        self.outputs = DeviceOutputs({"outputs": outputs or {}})
+        self.outputs = DeviceOutputs({"outputs": outputs or {}}, texts=texts)
         self.alerts_file = alerts_file
         # The sync link (attach()); until attached, published transitions wait
         # in _unpublished: the link raises alerts while it is being built.
@@ -313,6 +315,15 @@ class SettlementPlugin:
         Returns {"settle_n", "moved", "rejected"} for the sync link's status."""
         return settlement_apply.apply_batch(self, items)
 
+    def on_deposit(self, msg):
+        """A verified deposit finding (SPEC 7.10.2): the backend saw this
+        terminal's settlement day paid short or not at all.  Raises the
+        deposit alert (a redelivery raises the same key: ignored while it fires)."""
+        with self._lock:
+            now = self.now()
+            self._observe(deposit_alert.observation(msg, now), now)
+            self._checkpoint(self._safe_cursor())
+
     def on_hook_alert(self, kind, severity, detail):
         """alert(kind, severity, detail) of every part (agent/assemble.py)."""
         detail = detail if isinstance(detail, dict) else {"detail": detail}
@@ -392,7 +403,7 @@ class SettlementPlugin:
         self._last_show = time.monotonic()
         now = self.now()
         summary = self.machine.status_summary(now)
-        self.outputs.show(summary)
+        self.outputs.show(summary, self.now())
         write_alerts_file(self.alerts_file, {
             "device": self.device_id, "at": now, "summary": summary,
             "alerts": self.current_alerts(ALERTS_FILE_LIMIT), "alerts_total": len(self.machine.alerts),

@@ -98,7 +98,8 @@ def core_settings(sync_cfg):
     return out
 
 
-def build_link(config, journal, log, alert, release_floor, settlements_hook, status_extra):
+def build_link(config, journal, log, alert, release_floor, settlements_hook, status_extra,
+               deposit_hook=None):
     """The MQTT link (agent/mqtt_link.py) if agent.toml has [mqtt] (or a
     legacy mqtt.toml exists), else None: the daemon journals only.
 
@@ -107,7 +108,8 @@ def build_link(config, journal, log, alert, release_floor, settlements_hook, sta
     anchor that does not match the journal); `release_floor()`: the lowest
     seq the journal must keep; `settlements_hook(items, redelivered)`:
     settlement acks that passed the common checks; `status_extra()`: a map
-    merged into the retained status."""
+    merged into the retained status; `deposit_hook(msg)`: a verified deposit
+    finding (SPEC 7.10.2)."""
     cfg = sync_settings(config)
     if cfg is None:
         return None
@@ -120,6 +122,7 @@ def build_link(config, journal, log, alert, release_floor, settlements_hook, sta
         journal, config["journal"]["path"], config["device_id"], backend_pub,
         cfg["mqtt"], core_settings(sync_cfg), log=log, alert=alert,
         release_floor=release_floor, settlements_hook=settlements_hook, status_extra=status_extra,
+        deposit_hook=deposit_hook,
         near_full=float(sync_cfg.get("near_full", 0.8)),
         status_file=status_file_path(config["path"], sync_cfg),
         status_interval_s=float(sync_cfg.get("status_interval_s", 1.0)),

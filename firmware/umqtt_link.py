@@ -57,7 +57,7 @@ def _random():
 class UmqttLink:
     def __init__(self, make_client, journal, device_id, backend_pub, verify, now,
                  settings=None, near_full=0.8, stall_after_ms=DEFAULT_STALL_AFTER_MS,
-                 keepalive_s=KEEPALIVE_S, rand=None, log=None, alert=None, settlements=None,
+                 keepalive_s=KEEPALIVE_S, rand=None, log=None, alert=None, settlements=None, deposit=None,
                  release_floor=None, status_extra=None):
         self.make_client = make_client
         self.journal = journal
@@ -68,6 +68,7 @@ class UmqttLink:
         self.log = log or _no_log
         self.alert = alert or (lambda kind, severity, detail: None)
         self.settlements = settlements
+        self.deposit = deposit              # f(msg): a verified deposit finding (SPEC 7.10.2)
         self.agent = SyncAgent(device_id, backend_pub, checkpoint.key_id(backend_pub), verify,
                                journal.hash_at, journal.cursors(), journal.tail(), settings,
                                near_full, stall_after_ms, release_floor, status_extra)
@@ -216,5 +217,8 @@ class UmqttLink:
             elif name == "settlements":
                 if self.settlements is not None:
                     self.agent.settled(self.settlements(action[1], action[2]))
+            elif name == "deposit":
+                if self.deposit is not None:
+                    self.deposit(action[1])
             elif name == "log":
                 self.log(action[1], **action[2])

@@ -28,8 +28,9 @@ compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || [ -f /usr/lib/fa
     || need_apt+=(libfaketime)
 command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
 # A CJK font: the zh-CN report is rendered in headless Chromium (tests/reconcile).
-[ -d /usr/share/fonts/opentype/noto ] && fc-list 2>/dev/null | grep -q "Noto Sans CJK" \
-    || need_apt+=(fonts-noto-cjk)    # builds scripts/faketime_monotonic_fix.c
+# (grep without -q: under pipefail an early exit would fail fc-list with SIGPIPE)
+[ -d /usr/share/fonts/opentype/noto ] && fc-list 2>/dev/null | grep "Noto Sans CJK" >/dev/null \
+    || need_apt+=(fonts-noto-cjk)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "setup: installing ${need_apt[*]}"
@@ -50,7 +51,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 # The merchant-facing translations (i18n/): .po in git, .mo built here.
-"$VENV/bin/pybabel" compile -q -d i18n/locales -D daozhang
+"$VENV/bin/pybabel" -q compile -d i18n/locales -D daozhang
 
 if [ ! -d tests/mp/node_modules/@micropython/micropython-webassembly-pyscript ]; then
     npm install --prefix tests/mp --no-audit --no-fund --silent

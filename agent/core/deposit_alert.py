@@ -95,6 +95,10 @@ def signed_bytes(msg):
                        msg["kid"]])
 
 
+# For sync_messages.down_kinds (core/sync.py DOWN_KINDS).
+DOWN_KIND = {"fields": FIELDS, "signed": signed_bytes}
+
+
 def problem(msg):
     """The first field of `msg` (without sig) that is wrong, as text, or None."""
     for name in FIELDS:

@@ -24,7 +24,7 @@ Reconnect delays are capped exponential backoff with full jitter
 Portable: CPython and MicroPython.
 """
 
-from . import settlement_ack, settlement_delivery
+from . import deposit_alert, settlement_ack, settlement_delivery
 from . import sync_messages as msgs
 from .errors import LocalError
 
@@ -58,7 +58,8 @@ DEFAULTS = {
 
 
 # The down messages the agent accepts on its acks topic (SPEC 6.4, 7.8).
-DOWN_KINDS = msgs.down_kinds({settlement_ack.KIND: settlement_ack.DOWN_KIND})
+DOWN_KINDS = msgs.down_kinds({settlement_ack.KIND: settlement_ack.DOWN_KIND,
+                              deposit_alert.KIND: deposit_alert.DOWN_KIND})
 
 
 class IllegalTransition(LocalError):
@@ -286,8 +287,11 @@ class SyncCore:
                                    self.verify, self.down_kinds)
             if msg["kind"] == "receipts":
                 return self._receipts_ack(msg, payload, now)
-            return [("settlement", msg, payload)] if msg["kind"] == "settlement" else \
-                [("log", "sync_down_kind", {"kind": msg["kind"]})]
+            if msg["kind"] == settlement_ack.KIND:
+                return [("settlement", msg, payload)]
+            if msg["kind"] == deposit_alert.KIND:
+                return [("deposit", msg)]
+            return [("log", "sync_down_kind", {"kind": msg["kind"]})]
         except msgs.DownRejected as exc:
             return self._reject(exc.reason, str(exc))
 

@@ -12,6 +12,7 @@ from daozhang.agent.core import deposit_alert as da
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.alerts import AlertMachine
 from daozhang.agent.core.errors import RemoteError
+from daozhang.agent.core.sync import DOWN_KINDS, SyncCore
 from daozhang.agent.mqtt_link import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.deposit_alerts import deposit_payloads
@@ -23,17 +24,13 @@ from daozhang.settlement_files import parse_settlement_text
 from daozhang.settlement_files.bank import BankStatement
 from dztest.dates import DAY_MS, SALE_MS, rfc3339
 from dztest.settlement_e2e import csv_text, stored_receipts
-from dztest.sync import signer, txn_payload
+from dztest.settlement_plugin import FakeDaemon, settlement_plugin
+from dztest.sync import make_journal, signer, txn_payload
 
 BACKEND = AckSigner(signer(9))
 OTHER = AckSigner(signer(11))
 DAY = "2030-01-02"
 NOW = 1800000000000
-
-
-def setup_module():
-    # The daemon's assembly passes the down kinds it accepts; here, this one.
-    msgs.register_kind(da.KIND, da.FIELDS, da.signed_bytes)
 
 
 def finding(status="deposit_short", expected=30000, received=29000, sales=("S1", "S2")):
@@ -42,7 +39,8 @@ def finding(status="deposit_short", expected=30000, received=29000, sales=("S1",
 
 
 def decode(payload, dev="pos-a", backend=BACKEND):
-    return msgs.decode_down(payload, dev, backend.public_bytes, backend.kid, ed25519_verify)
+    return msgs.decode_down(payload, dev, backend.public_bytes, backend.kid, ed25519_verify,
+                            kinds=DOWN_KINDS)
 
 
 def test_a_short_payout_raises_a_critical_alert_naming_day_amounts_and_sales():
@@ -161,3 +159,26 @@ class _Stream:
 
     def rows(self):
         return iter(self._rows)
+
+
+def test_the_agent_routes_a_deposit_message_to_its_watchdog_which_alerts(tmp_path):
+    """The sync core hands a verified deposit message on as ("deposit", msg)
+    (the link's deposit_hook, agent/assemble.py); the watchdog raises the
+    alert, journals it, and a redelivery changes nothing."""
+    _, journal = make_journal(tmp_path, device="pos-plug-1")
+    try:
+        daemon = FakeDaemon(tmp_path, journal)
+        plugin = settlement_plugin(daemon)
+        core = SyncCore("pos-plug-1", BACKEND.public_bytes, BACKEND.kid, ed25519_verify,
+                        lambda seq: None, 0, journal.ring.next_seq)
+        payload = da.encode("pos-plug-1", os.urandom(16), daemon.now, finding(), "CNY",
+                            BACKEND.kid, BACKEND.signer.sign)
+        actions = core.message("acks", payload, daemon.now)
+        assert [a[0] for a in actions] == ["deposit"]
+        plugin.on_deposit(actions[0][1])
+        firing = [a for a in plugin.current_alerts() if a["kind"] == "deposit_short"]
+        assert len(firing) == 1 and firing[0]["key"] == DAY
+        plugin.on_deposit(actions[0][1])
+        assert len([a for a in plugin.current_alerts() if a["kind"] == "deposit_short"]) == 1
+    finally:
+        journal.close()
