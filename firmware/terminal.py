@@ -57,8 +57,12 @@ class Outputs:
 
 
 class Terminal:
-    def __init__(self, journal, profile=None, calendar=None, outputs=None):
+    """`alert_sink(actions)`, if given, also gets every journaled alert
+    action (the sync link sends them up on the `alerts` topic)."""
+
+    def __init__(self, journal, profile=None, calendar=None, outputs=None, alert_sink=None):
         self.journal = journal
+        self.alert_sink = alert_sink
         self.dev = journal.ring.geo.device_id
         currency = (profile or {}).get("currency", "CNY")
         self.watchdog = SettlementWatchdog(profile, calendar) if profile and calendar else None
@@ -88,7 +92,8 @@ class Terminal:
         self.taken += 1
         code = receipt.encode(receipt.from_appended(self.dev, appended))
         if self.watchdog is not None:
-            self._apply(self.watchdog.handle(("transaction", payload)))
+            # With its seq, so the release floor keeps the sale until it settles or expires.
+            self._apply(self.watchdog.handle(("transaction", dict(payload, seq=appended.seq))))
         return {"seq": appended.seq, "pos_txn_id": payload["pos_txn_id"], "receipt": code}
 
     def uart_data(self, data):
@@ -125,6 +130,11 @@ class Terminal:
         if self.watchdog is not None:
             self._apply(self.watchdog.handle(("settlement", row, now_ms)))
 
+    def release_floor(self):
+        """The lowest seq the journal must keep for the watchdog (None: all
+        may go once acked).  Without a watchdog nothing is watched."""
+        return None if self.watchdog is None else self.watchdog.release_cursor()
+
     def tick(self, now_ms):
         actions = []
         if self.watchdog is not None:
@@ -146,3 +156,5 @@ class Terminal:
     def _journal_alerts(self, actions):
         for i in range(0, len(actions), ALERTS_PER_COMMIT):
             self.journal.append_many([(record.TYPE_ALERT, a) for a in actions[i:i + ALERTS_PER_COMMIT]])
+        if actions and self.alert_sink is not None:
+            self.alert_sink(actions)

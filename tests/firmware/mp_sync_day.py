@@ -1,0 +1,103 @@
+# Runs under MicroPython 1.29 (tests/mp/run_portable.mjs --script, with
+# DZ_SOCKET_BRIDGE set), driven by tests/firmware/test_mqtt_sync.py, which
+# puts a line `P = {...}` (broker, device, backend key, now) before this file.
+#
+# The board's journal (the shipped 64 KiB segments) on a fake NOR partition,
+# firmware/main.py's loop with the board's pure-Python Ed25519 signer, and
+# firmware/sync_link.py: micropython-lib's umqtt.simple over the Node socket
+# bridge (TLS with the device's certificate) to a real mosquitto and backend.
+# Phases, each printed as it ends:
+#   SALES      sales taken while offline, then every one acked by the backend;
+#              released stays at the first sale (nothing settled yet)
+#   LED        days later the unsettled sales are overdue: the LED lights and
+#              the alerts are journaled (and go up as records)
+#   RELEASED   past the watch window the sales expire, the next ack releases
+#              everything acked: the ring may reuse the space
+# Waits are the socket's: SyncLink.idle(ms) blocks on the broker, never a sleep.
+import binascii
+import time
+
+import usocket
+
+from daozhang.agent.core import layout
+from daozhang.firmware import ed25519
+from daozhang.firmware.main import Loop
+from daozhang.firmware.micro_journal import MicroJournal
+from daozhang.firmware.partition_storage import PartitionStorage, format_partition
+from daozhang.firmware.sync_link import SyncLink, umqtt_connector
+from daozhang.firmware.terminal import Outputs, Terminal
+from portable import kit
+from portable.fake_partition import FakePartition
+
+DAY = 86400000
+usocket.USE_TLS[0] = True
+geo = layout.Geometry(65536, 16, binascii.unhexlify(P["journal_id"]), P["device"], P["now_ms"])
+part = FakePartition(geo.file_size // 4096 + 2)
+format_partition(part, geo.encode())
+
+
+class BoardClock:
+    """The board's RTC: real time since start plus the days the test moves it."""
+
+    def __init__(self, start_ms):
+        self.start = start_ms
+        self.jump = 0
+        self.t0 = time.ticks_ms()
+
+    @property
+    def wall_ms(self):
+        return self.start + self.jump + time.ticks_diff(time.ticks_ms(), self.t0)
+
+    def now(self):
+        from daozhang.agent.core.ring import Clock
+        return Clock(self.wall_ms, b"B" * 8, time.ticks_diff(time.ticks_ms(), self.t0))
+
+
+clock = BoardClock(P["now_ms"])
+led, buzzer, display = kit.Pin(), kit.Pin(), kit.Display()
+journal = MicroJournal(PartitionStorage(part), ed25519.Ed25519Signer(binascii.unhexlify(P["seed"])), clock)
+connect = umqtt_connector(P["device"], P["host"], P["port"], keepalive_s=30)
+
+
+def log(event, fields):
+    if event != "log" or fields[0] in ("sync_offline", "sync_ack_timeout"):
+        print("LOG", event, fields)
+
+
+link = SyncLink(journal, binascii.unhexlify(P["backend_pub"]), connect, release_floor=lambda: terminal.release_floor(),
+                settings={"ack_timeout_ms": 5000}, log=log)
+terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, buzzer, display), link.queue_alerts)
+loop = Loop(terminal, None, kit.WDT(), lambda: clock.wall_ms)
+
+
+def run_until(done, what, steps=4000):
+    for _ in range(steps):
+        loop.step()
+        link.step(clock.wall_ms, 0.5)
+        if done():
+            return
+        link.idle(200)             # blocks on the broker's socket (or returns at once offline)
+    raise AssertionError("not %s after %d steps: %r" % (what, steps, link.core.health()))
+
+
+T0 = time.ticks_ms()
+first = None
+for i in range(P["sales"]):
+    result = loop.submit(kit.sale(i, clock.wall_ms, amount=1000 + i))
+    first = result["seq"] if first is None else first
+last = result["seq"]
+run_until(lambda: link.core.acked > last, "acked")
+print("T", time.ticks_ms() - T0)
+print("SALES", P["sales"], "FIRST", first, "LAST", last, "ACKED", link.core.acked,
+      "RELEASED", journal.ring.released, "CONNECTS", link.core.connects)
+
+clock.jump += 4 * DAY
+run_until(lambda: led.value() == 1 and not link.core.alerts, "lit")
+print("T", time.ticks_ms() - T0)
+print("LED", led.value(), "FIRING", len(terminal.alerts.firing()), "DISPLAY", display.lines[-1])
+
+clock.jump += 60 * DAY                 # past the watch window: the sales expire
+head = journal.ring.next_seq
+run_until(lambda: link.core.acked >= head and journal.ring.released >= head, "released")
+print("RELEASED", journal.ring.released, "ACKED", link.core.acked, "NEXT", journal.ring.next_seq)
+print("PUBLIC", binascii.hexlify(journal.signer.public_bytes).decode())

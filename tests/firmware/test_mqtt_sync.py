@@ -1,0 +1,97 @@
+"""The board's sync against the real thing (issue 16): firmware/sync_link.py
+and micropython-lib's umqtt.simple, under MicroPython 1.29's WebAssembly
+port, talk through the Node socket bridge (tests/mp/socket_bridge.mjs: TLS
+with the device's certificate, Node's TLS stack) to a real mosquitto with the
+shipped TLS/ACL config and a real backend (`daozhang backend run`, SQLite).
+
+Invariant: every sale the board journaled reaches the backend exactly once,
+every record is acked, the ack's cursors are committed (released held at
+the first unsettled sale until the sales expire, then released up to the
+ack), the overdue sales light the LED, and the host verifier accepts what
+the board signed.  tests/firmware/mp_sync_day.py is the board's side.
+"""
+
+import binascii
+import json
+import os
+import subprocess
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from daozhang.agent.signer import load_public_key, raw_public
+from dztest.dates import now_ms
+from dztest.micropython import MP_DIR, REPO, MicroPythonFailed, micropython_available
+
+SCRIPT = os.path.join(REPO, "tests", "firmware", "mp_sync_day.py")
+SALES = 12
+
+
+def _device_key(tmp, device_id):
+    """A 32-byte Ed25519 seed (what the board keeps) and its public key as PEM for the backend."""
+    seed = os.urandom(32)
+    pub = os.path.join(tmp, device_id + "-board.pub")
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    with open(pub, "wb") as f:
+        f.write(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                              serialization.PublicFormat.SubjectPublicKeyInfo))
+    return seed, pub
+
+
+def run_board(params, bridge, timeout=420):
+    if not micropython_available():
+        if os.environ.get("CI"):
+            raise MicroPythonFailed("MicroPython port missing: run `npm ci --prefix tests/mp`")
+        pytest.skip("MicroPython WebAssembly port not installed (npm install --prefix tests/mp)")
+    script = os.path.join(params.pop("tmp"), "board.py")
+    with open(SCRIPT) as f, open(script, "w") as out:
+        out.write("P = %s\n" % json.dumps(params) + f.read())
+    env = dict(os.environ, DZ_SOCKET_BRIDGE=json.dumps(bridge))
+    proc = subprocess.run(["node", os.path.join(MP_DIR, "run_portable.mjs"), REPO, "--script", script],
+                          capture_output=True, text=True, timeout=timeout, cwd=MP_DIR, env=env)
+    if proc.returncode != 0:
+        raise MicroPythonFailed(proc.stdout[-3000:] + proc.stderr[-3000:])
+    out = {}
+    for line in proc.stdout.splitlines():
+        words = line.split(" ")
+        if words[0] == "DISPLAY":
+            out["DISPLAY"] = line[len("DISPLAY "):]
+            continue
+        out[words[0]] = dict(zip(words[::2], words[1::2])) if len(words) > 2 else words[1]
+    return out
+
+
+@pytest.mark.timeout(600)
+def test_board_syncs_receipts_over_umqtt_to_real_broker_and_backend(sqlite_world, tmp_path):
+    world = sqlite_world
+    device = "mcu-sync-1"
+    world.start_backend("b1")
+    cert = world.broker.pki.add_device(device)
+    seed, pub = _device_key(str(tmp_path), device)
+    world.cli("backend", "device", "add", device, "--pubkey", pub, "--db", world.db)
+    with open(world.backend_key + ".pub", "rb") as f:
+        backend_pub = raw_public(load_public_key(f.read()))
+    s = world.broker.settings(device)
+    params = {"tmp": str(tmp_path), "device": device, "host": s["host"], "port": s["port"],
+              "journal_id": os.urandom(16).hex(), "seed": seed.hex(), "backend_pub": backend_pub.hex(),
+              "now_ms": now_ms(), "sales": SALES}
+    bridge = {"tls": {"ca": s["ca"], "cert": cert.cert, "key": cert.key, "servername": "localhost"}}
+    board = run_board(params, bridge)
+
+    sales = board["SALES"]
+    assert int(sales["ACKED"]) > int(sales["LAST"])
+    assert int(sales["RELEASED"]) <= int(sales["FIRST"])     # unsettled sales are kept
+    assert board["LED"]["LED"] == "1"
+    assert int(board["LED"]["FIRING"]) == SALES
+    released = board["RELEASED"]
+    assert int(released["RELEASED"]) >= int(sales["ACKED"])
+
+    store = world.store()
+    stats = store.stats()
+    assert stats["receipts"] == SALES, stats                 # exactly once: the backend's records are unique by seq
+    assert stats["records"] >= int(released["ACKED"]), stats
+    assert stats["findings"] == 0, stats
+    assert stats["alerts"] >= 1, stats                       # the overdue alerts also came up the alerts topic
+    assert binascii.unhexlify(board["PUBLIC"]) == Ed25519PrivateKey.from_private_bytes(seed).public_key() \
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
