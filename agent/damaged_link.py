@@ -25,9 +25,9 @@ worth a sans-IO core.
 import threading
 import time
 
-from daozhang.agent.core import cbor
 from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.mqtt_link import SESSION_EXPIRY_S, TOPIC_ROOT, _cbor_safe, device_client
+from daozhang.agent.core.sync_alerts import one_alert
+from daozhang.agent.mqtt_link import SESSION_EXPIRY_S, TOPIC_ROOT, device_client
 
 RESEND_S = 60.0
 
@@ -56,8 +56,7 @@ class DamagedJournalLink:
         """Keep an alert transition (a dict) and send it now if connected."""
         alert = dict(alert)
         alert.setdefault("at", now_ms())    # the backend tells resends apart by it
-        payload = cbor.dumps({"v": 1, "dev": self.device_id, "at": alert["at"],
-                              "alert": _cbor_safe(alert)})
+        payload = one_alert(self.device_id, alert, alert["at"])
         with self._lock:
             self._alerts.append(payload)
             connected = self._connected

@@ -14,7 +14,8 @@ from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import DecodeError
 from daozhang.agent.core.ring import Ring
 from daozhang.agent.storage import FileStorage
-from daozhang.agent.sync_journal import FrameReader, load_anchor
+from daozhang.agent.ack_anchor import load_anchor
+from daozhang.agent.frame_reader import FrameReader
 
 
 class _ReadOnlyJournal:

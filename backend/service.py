@@ -38,7 +38,7 @@ import tomllib
 from daozhang.agent.core import card_data, cbor
 from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, StorageError
 from daozhang.backend import ingest
-from daozhang.agent.mqtt_link import set_nodelay
+from daozhang.mqtt_tls import paho_client, set_nodelay
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.key_registry import KeyRegistry
 from daozhang.backend.settlement_outbox import RESEND_MS, STALL_MS, Outbox, Resender
@@ -365,7 +365,6 @@ def _device_of(topic):
 
 def run_service(config, stop_event=None, ready=None):
     """Run one worker until SIGTERM/SIGINT (or stop_event); return 0."""
-    import paho.mqtt.client as mqtt
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     from daozhang.backend.store import open_store
@@ -380,12 +379,7 @@ def run_service(config, stop_event=None, ready=None):
     stop = stop_event or threading.Event()
     inbox = queue.Queue()
     client_id = worker_client_id(broker, backend)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=mqtt.MQTTv5, manual_ack=True)
-    if broker.get("tls", True):
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=broker["ca"])
-        context.load_cert_chain(broker["cert"], broker["key"])
-        client.tls_set_context(context)
+    client = paho_client(client_id, broker, manual_ack=True)
     client.reconnect_delay_set(0.2, 10)
     group = backend["share_group"]
     subs = [("$share/%s/daozhang/v1/+/%s" % (group, leaf), 1) for leaf in ("receipts", "alerts", "status")]

@@ -34,6 +34,7 @@ from daozhang.agent.core import settlement_ack
 from daozhang.agent.core.errors import DaozhangError, LocalError
 from daozhang.agent.core.settlement_checks import DEFAULT_MATCH_WINDOW, Matcher, txn_time_ms
 from daozhang.backend.settlement_outbox import Outbox, Resender
+from daozhang.mqtt_tls import paho_client, tls_context
 
 FINAL = ("sent", "unknown", "unrouted")
 
@@ -162,20 +163,15 @@ class MqttPublisher:
         import ssl
         import threading
         import uuid
-        import paho.mqtt.client as mqtt
 
         self.timeout = timeout
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                                  client_id="settle-%s" % uuid.uuid4().hex[:12],
-                                  protocol=mqtt.MQTTv5)
+        self.client = paho_client("settle-%s" % uuid.uuid4().hex[:12])
         self._connected = threading.Event()
         self._refused = None
         self.client.on_connect = self._on_connect
         try:
             if broker.get("tls", True):
-                context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=broker["ca"])
-                context.load_cert_chain(broker["cert"], broker["key"])
-                self.client.tls_set_context(context)
+                self.client.tls_set_context(tls_context(broker["ca"], broker["cert"], broker["key"]))
             self.client.connect(broker["host"], int(broker["port"]),
                                 keepalive=int(broker.get("keepalive", 30)))
         except (ssl.SSLError, OSError, KeyError) as exc:

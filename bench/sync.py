@@ -134,7 +134,7 @@ def raw_paho(broker, count, window=20):
     client.connect(broker.host, broker.port)
     client.loop_start()
     connected.wait(10)
-    from daozhang.agent.mqtt_link import set_nodelay
+    from daozhang.mqtt_tls import set_nodelay
     set_nodelay(client)            # raw paho at its best: no Nagle delay either
     t0 = time.monotonic()
     for _ in range(count):

@@ -28,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.mqtt_link import set_nodelay
+from daozhang.mqtt_tls import paho_client, set_nodelay, tls_context
 
 TOPIC_ROOT = "daozhang/v1/"
 
@@ -119,12 +119,9 @@ class MqttPool:
 
     def _client(self, link):
         device_id = link.terminal.device_id
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id,
-                             protocol=mqtt.MQTTv5)
         if link.tls is None:
-            link.tls = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca)
-            link.tls.load_cert_chain(link.terminal.identity.tls_pem)
-        client.tls_set_context(link.tls)
+            link.tls = tls_context(self.ca, link.terminal.identity.tls_pem)
+        client = paho_client(device_id, link.tls)
         client.max_inflight_messages_set(20)
         client.max_queued_messages_set(0)
         client.on_socket_register_write = lambda c, u, s: self._threadsafe(self._want_write, link, s)

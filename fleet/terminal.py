@@ -30,7 +30,7 @@ from daozhang.agent.core.errors import JournalFull
 from daozhang.agent.core.sync import SyncCore
 from daozhang.agent.journal_file import JournalFile
 from daozhang.agent.mqtt_link import ed25519_verify
-from daozhang.agent.sync_journal import FrameReader
+from daozhang.agent.frame_reader import FrameReader
 from daozhang.agent.core import checkpoint
 
 SEGMENT_SIZE = 16 * 1024

@@ -9,13 +9,13 @@ once per view) with the backend's identity, which the ACL lets read
 start.  Memory: one small tuple per device.
 """
 
-import ssl
 import threading
 import time
 import uuid
 
 from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import DecodeError
+from daozhang.mqtt_tls import paho_client
 
 
 class StatusBoard:
@@ -49,14 +49,8 @@ class StatusBoard:
             self._states[device_id] = (state, now_ms, counters)
 
     def start(self):
-        import paho.mqtt.client as mqtt
         broker = self.broker
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                             client_id="fleet-view-%s" % uuid.uuid4().hex[:12], protocol=mqtt.MQTTv5)
-        if broker.get("tls", True):
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=broker["ca"])
-            context.load_cert_chain(broker["cert"], broker["key"])
-            client.tls_set_context(context)
+        client = paho_client("fleet-view-%s" % uuid.uuid4().hex[:12], broker)
         client.reconnect_delay_set(0.5, 10)
 
         def on_connect(c, u, flags, rc, props):

@@ -15,7 +15,7 @@ from daozhang.agent.journal_file import create_journal
 from daozhang.agent.mqtt_link import ed25519_verify
 from daozhang.agent.signer import Ed25519Signer
 from daozhang.agent.journal_file import JournalFile
-from daozhang.agent.sync_journal import FrameReader
+from daozhang.agent.frame_reader import FrameReader
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.service import Ingestor
 from dztest.dates import SALE_TIME

@@ -8,24 +8,8 @@ from daozhang.agent.mqtt_link import MqttLink
 from dztest.sync import DEVICE, make_journal, signer, txn_payload
 
 
-class Client:
-    def __init__(self):
-        self.sent = []
-
-    def publish(self, topic, payload, qos=0, retain=False):
-        self.sent.append((topic, payload, retain))
-
-        class Info:
-            mid = len(self.sent)
-        return Info()
-
-
 def _status(link):
-    link._client = Client()
-    link._publish("status", b"", None, True)
-    topic, payload, retain = link._client.sent[-1]
-    assert topic == "daozhang/v1/%s/status" % DEVICE and retain
-    return cbor.loads(payload)
+    return cbor.loads(link.agent.status_payload(0))
 
 
 def test_status_carries_the_sync_counters(tmp_path):
@@ -36,7 +20,12 @@ def test_status_carries_the_sync_counters(tmp_path):
     assert status["state"] == "online" and status["dev"] == DEVICE
     assert status["c"] == {"acked": 0, "backlog": journal.ring.next_seq, "published": 0,
                            "rejected": 0, "reconnects": 0}
-    link.status_extra = lambda: {"alerts": {"firing": 1}}
+    journal.close()
+    (tmp_path / "extra").mkdir()
+    path, journal = make_journal(tmp_path / "extra")
+    journal.append_many([(record.TYPE_TRANSACTION, txn_payload(i)) for i in range(5)])
+    link = MqttLink(journal, path, DEVICE, signer(9).public_bytes, {},
+                    status_extra=lambda: {"alerts": {"firing": 1}})
     status = _status(link)
     assert status["alerts"] == {"firing": 1} and status["c"]["backlog"] == journal.ring.next_seq
     journal.close()

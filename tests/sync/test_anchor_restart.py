@@ -8,7 +8,7 @@ import os
 import pytest
 
 from daozhang.backend.ack import AckSigner
-from daozhang.agent.sync_journal import save_anchor
+from daozhang.agent.ack_anchor import save_anchor
 from daozhang.client import Client
 
 from dztest.agent_daemon import sale

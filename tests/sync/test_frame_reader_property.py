@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from daozhang.agent.core import record
 from daozhang.agent.journal_file import JournalFile, create_journal
-from daozhang.agent.sync_journal import FrameReader, iter_frames
+from daozhang.agent.frame_reader import FrameReader, iter_frames
 
 from dztest.sync import signer, txn_payload
 

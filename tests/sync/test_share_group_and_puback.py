@@ -6,7 +6,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from daozhang.agent.mqtt_link import puback_ok
+from daozhang.agent.mqtt_causes import puback_ok
 from daozhang.backend.service import (ConfigError, load_backend_config, new_share_group,
                                       worker_client_id)
 

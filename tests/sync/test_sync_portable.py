@@ -8,7 +8,7 @@ import pytest
 
 from daozhang.agent.core import cbor
 from daozhang.agent.mqtt_link import MqttLink
-from daozhang.agent.sync_journal import save_anchor
+from daozhang.agent.ack_anchor import save_anchor
 from daozhang.backend.ack import AckSigner
 
 from dztest.micropython import run_micropython
@@ -75,18 +75,18 @@ def test_anchor_beyond_the_journal_is_a_security_alert(tmp_path):
     link = MqttLink(journal, path, "pos-sync-1", backend.public_bytes, {"host": "127.0.0.1"},
                     alert=lambda kind, sev, detail: alerts.append((kind, detail)))
     assert alerts and alerts[0][0] == "security"
-    assert link.core.acked == 0
+    assert link.position()["acked"] == 0
     journal.close()
 
 
 def test_valid_anchor_restores_acked_after_restart(tmp_path):
     path, journal = make_journal(tmp_path)
     backend = AckSigner(signer(9))
-    from daozhang.agent.sync_journal import FrameReader
+    from daozhang.agent.frame_reader import FrameReader
     head = FrameReader(journal).hash_at(1)
     save_anchor(path, backend.receipts_ack("pos-sync-1", 2, head, 1))
     link = MqttLink(journal, path, "pos-sync-1", backend.public_bytes, {"host": "127.0.0.1"})
-    assert link.core.acked == 2 and journal.noted_cursors() == (2, 2)
+    assert link.position()["acked"] == 2 and journal.noted_cursors() == (2, 2)
     assert cbor.loads(open(path + ".ack", "rb").read())["to"] == 2
     assert os.path.exists(path + ".ack")
     journal.close()

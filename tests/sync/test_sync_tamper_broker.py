@@ -16,7 +16,7 @@ import pytest
 
 from daozhang.agent.core import cbor, record
 from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.sync_journal import load_anchor
+from daozhang.agent.ack_anchor import load_anchor
 from daozhang.backend.ack import AckSigner
 from daozhang.client import Client
 
@@ -41,7 +41,7 @@ def journal_frames(config, start, count):
     import tempfile
     from daozhang.agent.journal_file import JournalFile
     from daozhang.agent.signer import load_signer
-    from daozhang.agent.sync_journal import FrameReader
+    from daozhang.agent.frame_reader import FrameReader
     d = tempfile.mkdtemp()
     copy = os.path.join(d, "j")
     shutil.copyfile(os.path.join(os.path.dirname(config), "journal.dzj"), copy)

@@ -1,22 +1,17 @@
-"""What sync needs from the journal file beyond JournalFile (SPEC 6.6):
-incremental frame reading and the ack anchor file.  (Cursors noted for the
-next commit, commit listeners, snapshot() and effective_fill() are
-JournalFile's own.)
+"""Committed journal frames, read incrementally for sync (SPEC 6.6).
 
-- `FrameReader.read(from_seq, max_bytes)` returns consecutive committed
-  frames, raw as on disk, reading at most about max_bytes + one frame from
-  the file, continuing where the previous read stopped: memory is bounded
-  whatever the backlog.
-- `save_anchor` / `load_anchor`: the latest valid backend ack, kept next to
-  the journal (<journal>.ack), written temp + fsync + rename + dir fsync.
+`FrameReader.read(from_seq, max_bytes)` returns consecutive committed
+frames, raw as on disk, reading at most about max_bytes + one frame from the
+file, continuing where the previous read stopped: memory is bounded whatever
+the backlog.  (Cursors noted for the next commit, commit listeners,
+snapshot() and effective_fill() are JournalFile's own; the ack anchor file
+is agent/ack_anchor.py.)
 """
 
 import hashlib
-import os
 
 from daozhang.agent.core import layout
 from daozhang.agent.core import record
-from daozhang.agent.storage import fsync_directory
 
 READ_SLACK = record.MAX_BODY + record.OVERHEAD
 LOCATE_READ_SIZE = 1 << 18
@@ -155,30 +150,3 @@ class FrameReader:
         if not records or records[0][0] != seq:
             return None
         return last_hash
-
-
-def anchor_path(journal_path):
-    return journal_path + ".ack"
-
-
-def save_anchor(journal_path, payload):
-    """Atomically replace <journal>.ack with the ack's payload bytes."""
-    path = anchor_path(journal_path)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_directory(path)
-
-
-def load_anchor(journal_path):
-    """The saved ack payload bytes, or None."""
-    try:
-        with open(anchor_path(journal_path), "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
