@@ -3,8 +3,9 @@
 Each step: read what the POS sent on the UART and answer it (SPEC 5.1
 frames), take the payment app's queued sales (an in-firmware call,
 `loop.submit(txn)`), tick the settlement watchdog and the alert machine
-once a second (LED, buzzer, display), and only then feed the hardware
-watchdog.  A step that raises (a flash that will not write, a bug) does
+once a second (LED, buzzer, display), give the sync link its turn
+(firmware/umqtt_link.py: receipts up, acks down), and only then feed the
+hardware watchdog.  A step that raises (a flash that will not write, a bug) does
 not feed it: the loop stops making progress, the WDT resets the board,
 and the journal's recovery takes over on the next boot.
 
@@ -20,8 +21,9 @@ TICK_EVERY_MS = 1000
 
 
 class Loop:
-    def __init__(self, terminal, uart=None, wdt=None, ticks_ms=None, tick_every_ms=TICK_EVERY_MS):
+    def __init__(self, terminal, uart=None, wdt=None, ticks_ms=None, tick_every_ms=TICK_EVERY_MS, link=None):
         self.terminal = terminal
+        self.link = link
         self.uart = uart
         self.wdt = wdt
         self.ticks_ms = ticks_ms or (lambda: terminal.journal.clock.now().wall_ms)
@@ -55,18 +57,22 @@ class Loop:
         if self._last_tick is None or now - self._last_tick >= self.tick_every_ms:
             self._last_tick = now
             self.terminal.tick(now)
+        if self.link is not None:
+            self.link.step(now)
         self.steps += 1
         if self.wdt is not None:
             self.wdt.feed()          # only after a step that completed
             self.fed += 1
 
-    def run(self, steps=None, sleep_ms=None):
+    def run(self, steps=None, idle=None, idle_ms=10):
+        """`idle(ms)` between steps: on the board it waits for the broker's
+        socket or the UART (select.poll), at most `ms`."""
         n = 0
         while steps is None or n < steps:
             self.step()
             n += 1
-            if sleep_ms is not None:
-                sleep_ms(10)
+            if idle is not None:
+                idle(idle_ms)
 
 
 def main(board=None):            # pragma: no cover - runs on the board only
@@ -95,7 +101,7 @@ def main(board=None):            # pragma: no cover - runs on the board only
                       machine.Pin(pins.get("buzzer", 4), machine.Pin.OUT))
     uart = machine.UART(board.get("uart", 1), baudrate=board.get("baud", 115200))
     wdt = machine.WDT(timeout=board.get("wdt_ms", 8000))
-    Loop(Terminal(journal, profile, calendar, outputs), uart, wdt).run(sleep_ms=time.sleep_ms)
+    Loop(Terminal(journal, profile, calendar, outputs), uart, wdt).run(idle=time.sleep_ms)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 #
 # The board's journal (the shipped 64 KiB segments) on a fake NOR partition,
 # firmware/main.py's loop with the board's pure-Python Ed25519 signer, and
-# firmware/sync_link.py: micropython-lib's umqtt.simple over the Node socket
+# firmware/umqtt_link.py: micropython-lib's umqtt.simple over the Node socket
 # bridge (TLS with the device's certificate) to a real mosquitto and backend.
 # Phases, each printed as it ends:
 #   SALES      sales taken while offline, then every one acked by the backend;
@@ -13,7 +13,7 @@
 #              the alerts are journaled (and go up as records)
 #   RELEASED   past the watch window the sales expire, the next ack releases
 #              everything acked: the ring may reuse the space
-# Waits are the socket's: SyncLink.idle(ms) blocks on the broker, never a sleep.
+# Waits are on the socket: idle(ms) blocks until the broker sends, never a sleep.
 import binascii
 import time
 
@@ -24,7 +24,9 @@ from daozhang.firmware import ed25519
 from daozhang.firmware.main import Loop
 from daozhang.firmware.micro_journal import MicroJournal
 from daozhang.firmware.partition_storage import PartitionStorage, format_partition
-from daozhang.firmware.sync_link import SyncLink, umqtt_connector
+from daozhang.firmware.link_journal import LinkJournal
+from daozhang.firmware.umqtt_link import UmqttLink
+from umqtt.simple import MQTTClient
 from daozhang.firmware.terminal import Outputs, Terminal
 from portable import kit
 from portable.fake_partition import FakePartition
@@ -56,27 +58,35 @@ class BoardClock:
 clock = BoardClock(P["now_ms"])
 led, buzzer, display = kit.Pin(), kit.Pin(), kit.Display()
 journal = MicroJournal(PartitionStorage(part), ed25519.Ed25519Signer(binascii.unhexlify(P["seed"])), clock)
-connect = umqtt_connector(P["device"], P["host"], P["port"], keepalive_s=30)
+sync_journal = LinkJournal(journal, "/journal.ack")
 
 
-def log(event, fields):
-    if event != "log" or fields[0] in ("sync_offline", "sync_ack_timeout"):
+def log(event, **fields):
+    if event in ("sync_offline", "sync_ack_timeout", "sync_rejected"):
         print("LOG", event, fields)
 
 
-link = SyncLink(journal, binascii.unhexlify(P["backend_pub"]), connect, release_floor=lambda: terminal.release_floor(),
-                settings={"ack_timeout_ms": 5000}, log=log)
-terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, buzzer, display), link.queue_alerts)
-loop = Loop(terminal, None, kit.WDT(), lambda: clock.wall_ms)
+link = UmqttLink(lambda: MQTTClient(P["device"], P["host"], P["port"], keepalive=30), sync_journal, P["device"],
+                 binascii.unhexlify(P["backend_pub"]), ed25519.verify, clock.wall_ms,
+                 settings={"ack_timeout_ms": 5000, "max_batch_bytes": 4096, "max_inflight": 2},
+                 log=log, release_floor=lambda: terminal.release_floor())
+terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, buzzer, display),
+                    lambda actions: link.queue_alerts(actions, clock.wall_ms))
+loop = Loop(terminal, None, kit.WDT(), lambda: clock.wall_ms, link=link)
+
+
+def idle(ms):
+    """Wait for the broker's next bytes, at most ms (a board: select.poll on the socket)."""
+    if link.client is not None:
+        link.client.sock.wait_readable(ms)
 
 
 def run_until(done, what, steps=4000):
     for _ in range(steps):
         loop.step()
-        link.step(clock.wall_ms, 0.5)
         if done():
             return
-        link.idle(200)             # blocks on the broker's socket (or returns at once offline)
+        idle(200)
     raise AssertionError("not %s after %d steps: %r" % (what, steps, link.core.health()))
 
 
@@ -86,18 +96,19 @@ for i in range(P["sales"]):
     result = loop.submit(kit.sale(i, clock.wall_ms, amount=1000 + i))
     first = result["seq"] if first is None else first
 last = result["seq"]
-run_until(lambda: link.core.acked > last, "acked")
+run_until(lambda: link.position()["acked"] > last, "acked")
 print("T", time.ticks_ms() - T0)
-print("SALES", P["sales"], "FIRST", first, "LAST", last, "ACKED", link.core.acked,
-      "RELEASED", journal.ring.released, "CONNECTS", link.core.connects)
+print("SALES", P["sales"], "FIRST", first, "LAST", last, "ACKED", link.position()["acked"],
+      "RELEASED", journal.noted[1], "CONNECTS", link.health()["connects"])
 
 clock.jump += 4 * DAY
-run_until(lambda: led.value() == 1 and not link.core.alerts, "lit")
+run_until(lambda: led.value() == 1 and not link.health()["alerts_waiting"], "lit")
 print("T", time.ticks_ms() - T0)
 print("LED", led.value(), "FIRING", len(terminal.alerts.firing()), "DISPLAY", display.lines[-1])
 
 clock.jump += 60 * DAY                 # past the watch window: the sales expire
 head = journal.ring.next_seq
-run_until(lambda: link.core.acked >= head and journal.ring.released >= head, "released")
-print("RELEASED", journal.ring.released, "ACKED", link.core.acked, "NEXT", journal.ring.next_seq)
+run_until(lambda: link.position()["acked"] >= head and journal.noted[1] >= head, "released")
+loop.submit(kit.sale(P["sales"], clock.wall_ms))          # the next commit carries the cursors
+print("RELEASED", journal.ring.released, "ACKED", journal.ring.acked, "NEXT", journal.ring.next_seq)
 print("PUBLIC", binascii.hexlify(journal.signer.public_bytes).decode())

@@ -1,4 +1,4 @@
-"""The board's sync against the real thing (issue 16): firmware/sync_link.py
+"""The board's sync against the real thing (issue 16): firmware/umqtt_link.py (synccore's adapter over the sans-IO sync rules)
 and micropython-lib's umqtt.simple, under MicroPython 1.29's WebAssembly
 port, talk through the Node socket bridge (tests/mp/socket_bridge.mjs: TLS
 with the device's certificate, Node's TLS stack) to a real mosquitto with the

@@ -67,6 +67,12 @@ export function socketBridge(tlsOptions) {
       if (r.status === -3) return "!" + r.bytes.toString("utf8");
       return r.status >= 0 ? r.bytes.toString("hex") : r.status;
     },
+    // Bytes waiting (>= 1) once some arrived within timeoutMs, -2 if none, -1 at end of stream.
+    wait(timeoutMs) {
+      if (!conn) return -1;
+      const r = call({ op: "read", n: 0, timeoutMs });
+      return r.status === -3 ? -1 : r.status;
+    },
     close() {
       if (!conn) return 0;
       call({ op: "close" });

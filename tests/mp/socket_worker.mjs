@@ -48,7 +48,11 @@ function serveWaiting() {
   clearTimeout(waiting.timer);
   const n = waiting.n;
   waiting = null;
-  if (buffered > 0) { const out = take(n); answer(out.length, out); }
+  if (buffered > 0) {
+    if (n === 0) { answer(buffered); return; }        // a wait: report, keep the bytes
+    const out = take(n);
+    answer(out.length, out);
+  }
   else if (failure) fail(failure);
   else answer(-1);
 }

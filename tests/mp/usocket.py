@@ -76,6 +76,11 @@ class socket:
 
     recv = read
 
+    def wait_readable(self, ms):
+        """True once bytes are waiting (or the stream ended), False after
+        `ms` with none: the tests' stand-in for select.poll on a board."""
+        return _bridge.wait(int(ms)) != -2
+
     def close(self):
         if self._open:
             _bridge.close()
