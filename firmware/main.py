@@ -75,33 +75,79 @@ class Loop:
                 idle(idle_ms)
 
 
-def main(board=None):            # pragma: no cover - runs on the board only
-    """Wire the board (boards/esp32s3.toml: pins, UART, partition label)."""
+def main(path="/board.json"):      # pragma: no cover - runs on the board only
+    """Wire the board from /board.json (written by `daozhang device flash` from
+    the board file: pins, UART, display, watchdog, files, MQTT; checked by
+    firmware/board_config.py, whose BoardConfigError names the key)."""
     import json
+    import select
     import time
 
-    import esp32
     import machine
 
     from daozhang.agent.core.business_calendar import BusinessCalendar, FixedOffset
-    from daozhang.firmware import ed25519
+    from daozhang.firmware import board_config, ed25519
+    from daozhang.firmware.flash_storage import FlashStorage
     from daozhang.firmware.micro_journal import MicroJournal
-    from daozhang.firmware.partition_storage import PartitionStorage
-    from daozhang.firmware.quarantine import QuarantineFile
     from daozhang.firmware.terminal import Outputs
 
-    board = board or json.load(open("/board.json"))
-    part = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=board.get("journal_partition", "journal"))[0]
-    keep = QuarantineFile(board.get("quarantine", "/journal.quarantine"))     # SPEC 3.15
-    journal = MicroJournal(PartitionStorage(part, keep), ed25519.load_signer(board.get("key", "/device.key")))
-    profile = json.load(open(board.get("profile", "/profile.json")))
-    calendar = BusinessCalendar.from_profile(profile, FixedOffset(board.get("utc_offset_s", 28800)))
-    pins = board.get("pins", {})
-    outputs = Outputs(machine.Pin(pins.get("led", 2), machine.Pin.OUT),
-                      machine.Pin(pins.get("buzzer", 4), machine.Pin.OUT))
-    uart = machine.UART(board.get("uart", 1), baudrate=board.get("baud", 115200))
-    wdt = machine.WDT(timeout=board.get("wdt_ms", 8000))
-    Loop(Terminal(journal, profile, calendar, outputs), uart, wdt).run(idle=time.sleep_ms)
+    with open(path) as f:
+        cfg = board_config.check(json.load(f))
+    # A file on littlefs (JOURNAL.quarantine keeps what recovery cuts, SPEC 3.15);
+    # a board with a raw journal partition uses partition_storage.PartitionStorage.
+    journal = MicroJournal(FlashStorage(cfg["journal_file"]), ed25519.load_signer(cfg["key_file"]))
+    with open(cfg["profile_file"]) as f:
+        profile = json.load(f)
+    calendar = BusinessCalendar.from_profile(profile, FixedOffset(cfg["utc_offset_s"]))
+    led, buzzer, display = board_config.outputs(cfg, machine)
+    u = cfg["uart"]
+    uart = machine.UART(u["id"], baudrate=u["baud"], tx=u["tx"], rx=u["rx"])
+    wdt = machine.WDT(timeout=cfg["wdt_ms"])
+    wall_ms = lambda: time.time_ns() // 1000000          # noqa: E731  (the RTC, set by NTP once online)
+    link = None
+    terminal = None
+    if cfg["mqtt"] is not None:
+        link = _umqtt_link(cfg, journal, wall_ms, lambda: terminal.release_floor())
+    terminal = Terminal(journal, profile, calendar, Outputs(led, buzzer, display),
+                        None if link is None else (lambda actions: link.queue_alerts(actions, wall_ms())))
+    poller = select.poll()
+    poller.register(uart, select.POLLIN)
+
+    def idle(ms):
+        # Wake for the POS's bytes or the broker's, else after ms.
+        if link is not None and link.client is not None:
+            poller.register(link.client.sock, select.POLLIN)
+        poller.poll(ms)
+        if link is not None and link.client is not None:
+            poller.unregister(link.client.sock)
+
+    Loop(terminal, uart, wdt, wall_ms, link=link).run(idle=idle, idle_ms=200)
+
+
+def _umqtt_link(cfg, journal, wall_ms, release_floor):    # pragma: no cover - board only
+    """firmware/umqtt_link.py over umqtt.simple with TLS and the device's certificate."""
+    import binascii
+    import ssl
+
+    from umqtt.simple import MQTTClient
+
+    from daozhang.firmware import ed25519
+    from daozhang.firmware.link_journal import LinkJournal
+    from daozhang.firmware.umqtt_link import UmqttLink
+
+    m = cfg["mqtt"]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_cert_chain(m["cert_file"], m["key_file"])
+    context.load_verify_locations(cafile=m["ca_file"])
+    context.verify_mode = ssl.CERT_REQUIRED
+
+    def make_client():
+        return MQTTClient(cfg["device_id"], m["host"], m["port"], keepalive=m["keepalive_s"], ssl=context)
+
+    return UmqttLink(make_client, LinkJournal(journal, cfg["anchor_file"]), cfg["device_id"],
+                     binascii.unhexlify(cfg["backend_pub"]), ed25519.verify, wall_ms(),
+                     settings={"max_batch_bytes": 4096, "max_inflight": 2}, keepalive_s=m["keepalive_s"],
+                     release_floor=release_floor)
 
 
 if __name__ == "__main__":
