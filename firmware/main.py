@@ -146,7 +146,7 @@ def _umqtt_link(cfg, journal, wall_ms, release_floor):    # pragma: no cover - b
 
     return UmqttLink(make_client, LinkJournal(journal, cfg["anchor_file"]), cfg["device_id"],
                      binascii.unhexlify(cfg["backend_pub"]), ed25519.verify, wall_ms(),
-                     settings={"max_batch_bytes": 4096, "max_inflight": 2}, keepalive_s=m["keepalive_s"],
+                     settings={"max_batch_bytes": 8192, "max_inflight": 4}, keepalive_s=m["keepalive_s"],
                      release_floor=release_floor)
 
 
