@@ -130,6 +130,12 @@ class Terminal:
         if self.watchdog is not None:
             self._apply(self.watchdog.handle(("settlement", row, now_ms)))
 
+    def apply_outputs(self, outputs):
+        """Watchdog outputs from elsewhere (firmware/settlement_acks.py): alerts
+        observed, journaled, shown."""
+        self._apply(outputs)
+        self.outputs.update(self.alerts.status_summary())
+
     def release_floor(self):
         """The lowest seq the journal must keep for the watchdog (None: all
         may go once acked).  Without a watchdog nothing is watched."""

@@ -9,12 +9,16 @@
 # Phases, each printed as it ends:
 #   SALES      sales taken while offline, then every one acked by the backend;
 #              released stays at the first sale (nothing settled yet)
-#   LED        days later the unsettled sales are overdue: the LED lights and
-#              the alerts are journaled (and go up as records)
+#   SETTLED    the test ingests a settlement file with `backend settle`; the
+#              backend's signed acks for the first P["settled"] sales reach the
+#              board, are journaled and resolve those sales (settle_n goes up)
+#   LED        days later the unsettled rest is overdue: the LED lights and
+#              the alerts are journaled (and go up the alerts topic)
 #   RELEASED   past the watch window the sales expire, the next ack releases
 #              everything acked: the ring may reuse the space
 # Waits are on the socket: idle(ms) blocks until the broker sends, never a sleep.
 import binascii
+import json
 import time
 
 import usocket
@@ -24,6 +28,7 @@ from daozhang.firmware import ed25519
 from daozhang.firmware.main import Loop
 from daozhang.firmware.micro_journal import MicroJournal
 from daozhang.firmware.partition_storage import PartitionStorage, format_partition
+from daozhang.firmware.settlement_acks import BoardSettlements
 from daozhang.firmware.link_journal import LinkJournal
 from daozhang.firmware.umqtt_link import UmqttLink
 from umqtt.simple import MQTTClient
@@ -69,9 +74,12 @@ def log(event, **fields):
 link = UmqttLink(lambda: MQTTClient(P["device"], P["host"], P["port"], keepalive=30), sync_journal, P["device"],
                  binascii.unhexlify(P["backend_pub"]), ed25519.verify, clock.wall_ms,
                  settings={"ack_timeout_ms": 5000, "max_batch_bytes": 4096, "max_inflight": 2},
-                 log=log, release_floor=lambda: terminal.release_floor())
+                 log=log, release_floor=lambda: terminal.release_floor(),
+                 settlements=lambda items, redelivered: acks.apply(items, redelivered),
+                 status_extra=lambda: acks.status())
 terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, buzzer, display),
                     lambda actions: link.queue_alerts(actions, clock.wall_ms))
+acks = BoardSettlements(terminal)
 loop = Loop(terminal, None, kit.WDT(), lambda: clock.wall_ms, link=link)
 
 
@@ -87,19 +95,27 @@ def run_until(done, what, steps=4000):
         if done():
             return
         idle(200)
-    raise AssertionError("not %s after %d steps: %r" % (what, steps, link.core.health()))
+    raise AssertionError("not %s after %d steps: %r" % (what, steps, link.health()))
 
 
 T0 = time.ticks_ms()
 first = None
 for i in range(P["sales"]):
-    result = loop.submit(kit.sale(i, clock.wall_ms, amount=1000 + i))
+    txn = kit.sale(i, clock.wall_ms, amount=1000 + i)
+    result = loop.submit(txn)
+    print("SALE", json.dumps(txn))
     first = result["seq"] if first is None else first
 last = result["seq"]
 run_until(lambda: link.position()["acked"] > last, "acked")
 print("T", time.ticks_ms() - T0)
 print("SALES", P["sales"], "FIRST", first, "LAST", last, "ACKED", link.position()["acked"],
       "RELEASED", journal.noted[1], "CONNECTS", link.health()["connects"])
+
+# The test runs `backend settle` with a file settling the first P["settled"] sales.
+print("SETTLE_READY")
+run_until(lambda: acks.applied >= P["settled"] and link.health().get("settle_n") == acks.cursor.value,
+          "settled", steps=600)
+print("SETTLED", acks.applied, "SETTLE_N", acks.cursor.value)
 
 clock.jump += 4 * DAY
 run_until(lambda: led.value() == 1 and not link.health()["alerts_waiting"], "lit")

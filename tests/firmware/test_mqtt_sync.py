@@ -7,7 +7,8 @@ shipped TLS/ACL config and a real backend (`daozhang backend run`, SQLite).
 Invariant: every sale the board journaled reaches the backend exactly once,
 every record is acked, the ack's cursors are committed (released held at
 the first unsettled sale until the sales expire, then released up to the
-ack), the overdue sales light the LED, and the host verifier accepts what
+ack), a settlement file ingested by `backend settle` reaches the board as
+signed acks that resolve those sales, the overdue rest lights the LED, and the host verifier accepts what
 the board signed.  tests/firmware/mp_sync_day.py is the board's side.
 """
 
@@ -22,10 +23,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from daozhang.agent.signer import load_public_key, raw_public
 from dztest.dates import now_ms
+from dztest.settlement_e2e import csv_row, write_csv
 from dztest.micropython import MP_DIR, REPO, MicroPythonFailed, micropython_available
 
 SCRIPT = os.path.join(REPO, "tests", "firmware", "mp_sync_day.py")
 SALES = 12
+SETTLED = 5
 
 
 def _device_key(tmp, device_id):
@@ -39,7 +42,7 @@ def _device_key(tmp, device_id):
     return seed, pub
 
 
-def run_board(params, bridge, timeout=420, script_path=SCRIPT, steps=None):
+def run_board(params, bridge, timeout=420, script_path=SCRIPT, steps=None, on_line=None):
     if not micropython_available():
         if os.environ.get("CI"):
             raise MicroPythonFailed("MicroPython port missing: run `npm ci --prefix tests/mp`")
@@ -51,17 +54,31 @@ def run_board(params, bridge, timeout=420, script_path=SCRIPT, steps=None):
     argv = ["node", os.path.join(MP_DIR, "run_portable.mjs"), REPO, "--script", script]
     if steps is not None:
         argv += ["--steps", str(steps)]
-    proc = subprocess.run(argv,
-                          capture_output=True, text=True, timeout=timeout, cwd=MP_DIR, env=env)
-    if proc.returncode != 0:
-        raise MicroPythonFailed(proc.stdout[-3000:] + proc.stderr[-3000:])
+    lines = []
+    with open(os.path.join(os.path.dirname(script), "board.err"), "w+") as err:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True, cwd=MP_DIR, env=env)
+        try:
+            # Line by line as the board prints them: `on_line` may act on a
+            # phase marker (the board blocks on its socket meanwhile).
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                if on_line is not None:
+                    on_line(lines[-1], lines)
+            proc.wait(timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        err.seek(0)
+        if proc.returncode != 0:
+            raise MicroPythonFailed("\n".join(lines)[-3000:] + err.read()[-3000:])
     out = {}
-    for line in proc.stdout.splitlines():
+    for line in lines:
         words = line.split(" ")
-        if words[0] == "DISPLAY":
-            out["DISPLAY"] = line[len("DISPLAY "):]
+        if words[0] == "SALE":
+            out.setdefault("SALE", []).append(json.loads(line[len("SALE "):]))
             continue
-        out[words[0]] = dict(zip(words[::2], words[1::2])) if len(words) > 2 else words[1]
+        out[words[0]] = dict(zip(words[::2], words[1::2])) if len(words) > 2 else "".join(words[1:])
     return out
 
 
@@ -85,14 +102,26 @@ def test_board_syncs_receipts_over_umqtt_to_real_broker_and_backend(sqlite_world
     world = sqlite_world
     params, bridge = _world(world, tmp_path, "mcu-sync-1")
     params["sales"] = SALES
+    params["settled"] = SETTLED
     seed = bytes.fromhex(params["seed"])
-    board = run_board(params, bridge)
+
+    def settle(line, lines):
+        if line != "SETTLE_READY":
+            return
+        sales = [json.loads(x[len("SALE "):]) for x in lines if x.startswith("SALE ")]
+        csv_path = write_csv(str(tmp_path / "acquirer.csv"),
+                             [csv_row("ACQ-MCU-%d" % i, txn, fee=txn["amount"] * 55 // 10000)
+                              for i, txn in enumerate(sales[:SETTLED])])
+        world.cli("backend", "settle", csv_path, "--config", world.backend_config("b1"), "--json")
+
+    board = run_board(params, bridge, on_line=settle)
 
     sales = board["SALES"]
     assert int(sales["ACKED"]) > int(sales["LAST"])
     assert int(sales["RELEASED"]) <= int(sales["FIRST"])     # unsettled sales are kept
+    assert board["SETTLED"] == {"SETTLED": str(SETTLED), "SETTLE_N": str(SETTLED)}
     assert board["LED"]["LED"] == "1"
-    assert int(board["LED"]["FIRING"]) == SALES
+    assert int(board["LED"]["FIRING"]) == SALES - SETTLED        # only the unsettled are overdue
     released = board["RELEASED"]
     assert int(released["RELEASED"]) >= int(sales["ACKED"])
 
