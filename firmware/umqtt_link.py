@@ -130,6 +130,10 @@ class UmqttLink:
             for leaf in ("acks", "config"):
                 client.subscribe((self.topic + leaf).encode(), 1)
         except Exception as exc:          # OSError, umqtt's MQTTException (refused)
+            try:
+                client.disconnect()           # a socket half set up must not leak
+            except Exception:
+                pass
             self._lost("connect: %s" % (exc,))
             return
         self.client = client

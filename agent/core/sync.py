@@ -2,8 +2,9 @@
 
 The journal is the outbox: this core decides what to publish next, and
 moves the `acked` cursor only on a backend ack that passed every check.
-It never touches a socket, a file or a clock; the adapter (agent/
-mqtt_link.py) feeds it events and performs the actions it returns.
+It never touches a socket, a file or a clock.  SyncAgent (sync_agent.py)
+wraps it with the rules that join it to the journal; the I/O adapters
+(agent/mqtt_link.py, firmware/umqtt_link.py) drive that.
 
 Inputs (methods)                       Outputs (actions, tuples)
   poll(now)                              ("connect",)
