@@ -106,10 +106,16 @@ def main(path="/board.json"):      # pragma: no cover - runs on the board only
     wall_ms = lambda: time.time_ns() // 1000000          # noqa: E731  (the RTC, set by NTP once online)
     link = None
     terminal = None
+    acks = None
     if cfg["mqtt"] is not None:
-        link = _umqtt_link(cfg, journal, wall_ms, lambda: terminal.release_floor())
+        from daozhang.firmware.settlement_acks import BoardSettlements
+        link = _umqtt_link(cfg, journal, wall_ms, lambda: terminal.release_floor(),
+                           lambda kind, severity, detail: terminal.link_alert(kind, severity, detail),
+                           lambda items, redelivered: acks.apply(items, redelivered), lambda: acks.status())
     terminal = Terminal(journal, profile, calendar, Outputs(led, buzzer, display),
                         None if link is None else (lambda actions: link.queue_alerts(actions, wall_ms())))
+    if link is not None:
+        acks = BoardSettlements(terminal)       # settlement acks from the backend (SPEC 7.8)
     poller = select.poll()
     poller.register(uart, select.POLLIN)
 
@@ -124,7 +130,7 @@ def main(path="/board.json"):      # pragma: no cover - runs on the board only
     Loop(terminal, uart, wdt, wall_ms, link=link).run(idle=idle, idle_ms=200)
 
 
-def _umqtt_link(cfg, journal, wall_ms, release_floor):    # pragma: no cover - board only
+def _umqtt_link(cfg, journal, wall_ms, release_floor, alert, settlements, status_extra):  # pragma: no cover
     """firmware/umqtt_link.py over umqtt.simple with TLS and the device's certificate."""
     import binascii
     import ssl
@@ -147,7 +153,7 @@ def _umqtt_link(cfg, journal, wall_ms, release_floor):    # pragma: no cover - b
     return UmqttLink(make_client, LinkJournal(journal, cfg["anchor_file"]), cfg["device_id"],
                      binascii.unhexlify(cfg["backend_pub"]), ed25519.verify, wall_ms(),
                      settings={"max_batch_bytes": 8192, "max_inflight": 4}, keepalive_s=m["keepalive_s"],
-                     release_floor=release_floor)
+                     release_floor=release_floor, alert=alert, settlements=settlements, status_extra=status_extra)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from daozhang.agent.core.errors import JournalFull, StorageError, ValidationErro
 from daozhang.agent.core.watchdog import SettlementWatchdog
 
 ALERTS_PER_COMMIT = 16
+CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 
 
 class Refused(Exception):
@@ -129,6 +130,19 @@ class Terminal:
         """A settlement ack reached the board (from sync): check it, resolve."""
         if self.watchdog is not None:
             self._apply(self.watchdog.handle(("settlement", row, now_ms)))
+
+    def link_alert(self, kind, severity, detail):
+        """The sync rules' alerts (sync_stalled, journal_near_full, security:
+        a rejected down message) on the board's outputs and in the journal,
+        as the settlement watchdog's are.  A kind the alert machine does not
+        know is dropped: the link's own log already names it."""
+        if kind not in self.alerts.kinds:
+            return
+        state = detail.get("state", "firing") if isinstance(detail, dict) else "firing"
+        now = self.journal.clock.now().wall_ms
+        self.apply_outputs([("alert", {"kind": kind, "key": kind, "active": state not in CLEARED_STATES,
+                                       "at": now, "currency": self.alerts.currency,
+                                       "detail": detail if isinstance(detail, dict) else {"detail": str(detail)}})])
 
     def apply_outputs(self, outputs):
         """Watchdog outputs from elsewhere (firmware/settlement_acks.py): alerts

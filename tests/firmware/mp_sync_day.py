@@ -76,6 +76,7 @@ link = UmqttLink(lambda: MQTTClient(P["device"], P["host"], P["port"], keepalive
                  settings={"ack_timeout_ms": 5000, "max_batch_bytes": 4096, "max_inflight": 2},
                  log=log, release_floor=lambda: terminal.release_floor(),
                  settlements=lambda items, redelivered: acks.apply(items, redelivered),
+                 alert=lambda kind, severity, detail: terminal.link_alert(kind, severity, detail),
                  status_extra=lambda: acks.status())
 terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, buzzer, display),
                     lambda actions: link.queue_alerts(actions, clock.wall_ms))

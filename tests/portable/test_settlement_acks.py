@@ -69,3 +69,13 @@ def test_replay_and_stale_are_refused_and_out_of_order_waits_for_the_gap():
     assert result == {"settle_n": 3, "moved": True, "rejected": []}
     kinds = [a.get("kind") for a in terminal.alerts.firing()]
     assert "security" in kinds
+
+
+def test_the_links_alerts_reach_the_outputs_and_clear():
+    terminal, clock, led = _board()
+    terminal.link_alert("sync_stalled", "warning", {"reason": "no_ack"})
+    assert led.value() == 1 and [a["kind"] for a in terminal.alerts.firing()] == ["sync_stalled"]
+    terminal.link_alert("sync_stalled", "info", {"state": "clear"})
+    assert led.value() == 0 and terminal.alerts.firing() == []
+    terminal.link_alert("not_a_kind", "warning", {})         # unknown: dropped, nothing raised
+    assert terminal.alerts.firing() == []
