@@ -65,6 +65,7 @@ def setup():
     base["partition"] = gc.mem_alloc() - before
     format_partition(part, geo.encode())
     clock = BoardClock(P["now_ms"])
+    state["t0"] = time.ticks_ms()
     led = kit.Pin()
     journal = MicroJournal(PartitionStorage(part), ed25519.Ed25519Signer(binascii.unhexlify(P["seed"])), clock)
     link = UmqttLink(lambda: MQTTClient(P["device"], P["host"], P["port"], keepalive=30), LinkJournal(journal),
@@ -93,6 +94,7 @@ def step(i):
             state["sold"] += 1
         if journal.ring.next_seq >= P["records"]:
             state["phase"], state["backlog"] = "sync", journal.ring.next_seq
+            state["t_sales"] = time.ticks_diff(time.ticks_ms(), state["t0"])
             loop.terminal.tick(clock.wall_ms)            # the 100 overdue sales raise their alerts
         return
     if state["phase"] == "sync":
@@ -100,6 +102,7 @@ def step(i):
         loop.step()
         if link.position()["acked"] >= state["backlog"]:
             state["phase"] = "done"
+            state["t_sync"] = time.ticks_diff(time.ticks_ms(), state["t0"]) - state["t_sales"]
         elif link.client is not None:
             link.client.sock.wait_readable(200)
 
@@ -113,5 +116,7 @@ def finish():
     print("FIRING", len(terminal.alerts.firing()))
     print("LED", led.value())
     print("SYNC_STEPS", state["steps"])
+    print("SALES_MS", state.get("t_sales"))
+    print("SYNC_MS", state.get("t_sync"))
     print("HEAP_AFTER_SALES", state.get("after_sales"))
     print("HEAP_PEAK", state["peak"], state["where"].replace(" ", "_"))
