@@ -6,7 +6,8 @@ returns a plain dict:
     {"path", "name", "description", "state_dir",
      "journal": {"file", "size", "segment_size", "sector_size", "scrub_bytes_per_s"}, "key": {"file"},
      "intake": {"socket", "group", "mode"}, "service_port": {"device"},
-     "watchdog": {"heartbeat_s"}, "outputs": {...as agent/outputs.py reads it}}
+     "watchdog": {"heartbeat_s"}, "outputs": {...as agent/outputs.py reads it},
+     "flash": {...}, "mcu": None or {...} (boards/mcu.py, microcontroller boards)}
 
 Every error is a BoardError naming the file, the key and what is wrong.
 """
@@ -15,6 +16,7 @@ import os
 
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.toml_file import read_toml
+from daozhang.boards.mcu import validate_mcu
 
 BOARDS_DIR = os.path.dirname(os.path.abspath(__file__))
 _UNITS = {"": 1, "B": 1, "KIB": 1024, "K": 1024, "MIB": 1 << 20, "M": 1 << 20,
@@ -29,8 +31,9 @@ SECTIONS = {
     "outputs": {"status_file", "display_file", "console", "led", "buzzer"},
 }
 GPIO_KEYS = {"chip", "line", "active_low"}
-# Optional: [flash] is read by `daozhang device flash` (host_tools/flash/).
-OPTIONAL_SECTIONS = {"flash"}
+# Optional: [flash] is read by `daozhang device flash` (host_tools/flash/);
+# [mcu] (boards/mcu.py) is required when [flash] kind = "micropython".
+OPTIONAL_SECTIONS = {"flash", "mcu"}
 
 
 class BoardError(LocalError):
@@ -144,6 +147,12 @@ def validate_board(data, path):
     hb = data["watchdog"].get("heartbeat_s", 20)
     if not isinstance(hb, int) or isinstance(hb, bool) or not 1 <= hb <= 3600:
         raise BoardError(path, "watchdog.heartbeat_s", "expected seconds 1..3600, got %r" % (hb,))
+    flash = _flash(path, data.get("flash", {}))
+    mcu = None
+    if flash.get("kind") == "micropython":
+        mcu = validate_mcu(path, data, outputs, BoardError)
+    elif "mcu" in data:
+        raise BoardError(path, "mcu", "only for a microcontroller board ([flash] kind = \"micropython\")")
     return {
         "path": path, "name": name, "description": data.get("description", ""),
         "state_dir": _need(path, data["paths"], "state_dir", str, "a directory path"),
@@ -156,7 +165,8 @@ def validate_board(data, path):
         "service_port": {"device": _need(path, data["service_port"], "device", str, "a device path")},
         "watchdog": {"heartbeat_s": hb},
         "outputs": dict(outputs),
-        "flash": _flash(path, data.get("flash", {})),
+        "flash": flash,
+        "mcu": mcu,
     }
 
 

@@ -3,8 +3,9 @@
 Each step: read what the POS sent on the UART and answer it (SPEC 5.1
 frames), take the payment app's queued sales (an in-firmware call,
 `loop.submit(txn)`), tick the settlement watchdog and the alert machine
-once a second (LED, buzzer, display), and only then feed the hardware
-watchdog.  A step that raises (a flash that will not write, a bug) does
+once a second (LED, buzzer, display), give the sync link its turn
+(firmware/umqtt_link.py: receipts up, acks down), and only then feed the
+hardware watchdog.  A step that raises (a flash that will not write, a bug) does
 not feed it: the loop stops making progress, the WDT resets the board,
 and the journal's recovery takes over on the next boot.
 
@@ -20,8 +21,9 @@ TICK_EVERY_MS = 1000
 
 
 class Loop:
-    def __init__(self, terminal, uart=None, wdt=None, ticks_ms=None, tick_every_ms=TICK_EVERY_MS):
+    def __init__(self, terminal, uart=None, wdt=None, ticks_ms=None, tick_every_ms=TICK_EVERY_MS, link=None):
         self.terminal = terminal
+        self.link = link
         self.uart = uart
         self.wdt = wdt
         self.ticks_ms = ticks_ms or (lambda: terminal.journal.clock.now().wall_ms)
@@ -55,47 +57,103 @@ class Loop:
         if self._last_tick is None or now - self._last_tick >= self.tick_every_ms:
             self._last_tick = now
             self.terminal.tick(now)
+        if self.link is not None:
+            self.link.step(now)
         self.steps += 1
         if self.wdt is not None:
             self.wdt.feed()          # only after a step that completed
             self.fed += 1
 
-    def run(self, steps=None, sleep_ms=None):
+    def run(self, steps=None, idle=None, idle_ms=10):
+        """`idle(ms)` between steps: on the board it waits for the broker's
+        socket or the UART (select.poll), at most `ms`."""
         n = 0
         while steps is None or n < steps:
             self.step()
             n += 1
-            if sleep_ms is not None:
-                sleep_ms(10)
+            if idle is not None:
+                idle(idle_ms)
 
 
-def main(board=None):            # pragma: no cover - runs on the board only
-    """Wire the board (boards/esp32s3.toml: pins, UART, partition label)."""
+def main(path="/board.json"):      # pragma: no cover - runs on the board only
+    """Wire the board from /board.json (written by `daozhang device flash` from
+    the board file: pins, UART, display, watchdog, files, MQTT; checked by
+    firmware/board_config.py, whose BoardConfigError names the key)."""
     import json
+    import select
     import time
 
-    import esp32
     import machine
 
     from daozhang.agent.core.business_calendar import BusinessCalendar, FixedOffset
-    from daozhang.firmware import ed25519
+    from daozhang.firmware import board_config, ed25519
+    from daozhang.firmware.flash_storage import FlashStorage
     from daozhang.firmware.micro_journal import MicroJournal
-    from daozhang.firmware.partition_storage import PartitionStorage
-    from daozhang.firmware.quarantine import QuarantineFile
     from daozhang.firmware.terminal import Outputs
 
-    board = board or json.load(open("/board.json"))
-    part = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=board.get("journal_partition", "journal"))[0]
-    keep = QuarantineFile(board.get("quarantine", "/journal.quarantine"))     # SPEC 3.15
-    journal = MicroJournal(PartitionStorage(part, keep), ed25519.load_signer(board.get("key", "/device.key")))
-    profile = json.load(open(board.get("profile", "/profile.json")))
-    calendar = BusinessCalendar.from_profile(profile, FixedOffset(board.get("utc_offset_s", 28800)))
-    pins = board.get("pins", {})
-    outputs = Outputs(machine.Pin(pins.get("led", 2), machine.Pin.OUT),
-                      machine.Pin(pins.get("buzzer", 4), machine.Pin.OUT))
-    uart = machine.UART(board.get("uart", 1), baudrate=board.get("baud", 115200))
-    wdt = machine.WDT(timeout=board.get("wdt_ms", 8000))
-    Loop(Terminal(journal, profile, calendar, outputs), uart, wdt).run(sleep_ms=time.sleep_ms)
+    with open(path) as f:
+        cfg = board_config.check(json.load(f))
+    # A file on littlefs (JOURNAL.quarantine keeps what recovery cuts, SPEC 3.15);
+    # a board with a raw journal partition uses partition_storage.PartitionStorage.
+    journal = MicroJournal(FlashStorage(cfg["journal_file"]), ed25519.load_signer(cfg["key_file"]))
+    with open(cfg["profile_file"]) as f:
+        profile = json.load(f)
+    calendar = BusinessCalendar.from_profile(profile, FixedOffset(cfg["utc_offset_s"]))
+    led, buzzer, display = board_config.outputs(cfg, machine)
+    u = cfg["uart"]
+    uart = machine.UART(u["id"], baudrate=u["baud"], tx=u["tx"], rx=u["rx"])
+    wdt = machine.WDT(timeout=cfg["wdt_ms"])
+    wall_ms = lambda: time.time_ns() // 1000000          # noqa: E731  (the RTC, set by NTP once online)
+    link = None
+    terminal = None
+    acks = None
+    if cfg["mqtt"] is not None:
+        from daozhang.firmware.settlement_acks import BoardSettlements
+        link = _umqtt_link(cfg, journal, wall_ms, lambda: terminal.release_floor(),
+                           lambda kind, severity, detail: terminal.link_alert(kind, severity, detail),
+                           lambda items, redelivered: acks.apply(items, redelivered), lambda: acks.status())
+    terminal = Terminal(journal, profile, calendar, Outputs(led, buzzer, display),
+                        None if link is None else (lambda actions: link.queue_alerts(actions, wall_ms())))
+    if link is not None:
+        acks = BoardSettlements(terminal)       # settlement acks from the backend (SPEC 7.8)
+    poller = select.poll()
+    poller.register(uart, select.POLLIN)
+
+    def idle(ms):
+        # Wake for the POS's bytes or the broker's, else after ms.
+        if link is not None and link.client is not None:
+            poller.register(link.client.sock, select.POLLIN)
+        poller.poll(ms)
+        if link is not None and link.client is not None:
+            poller.unregister(link.client.sock)
+
+    Loop(terminal, uart, wdt, wall_ms, link=link).run(idle=idle, idle_ms=200)
+
+
+def _umqtt_link(cfg, journal, wall_ms, release_floor, alert, settlements, status_extra):  # pragma: no cover
+    """firmware/umqtt_link.py over umqtt.simple with TLS and the device's certificate."""
+    import binascii
+    import ssl
+
+    from umqtt.simple import MQTTClient
+
+    from daozhang.firmware import ed25519
+    from daozhang.firmware.link_journal import LinkJournal
+    from daozhang.firmware.umqtt_link import UmqttLink
+
+    m = cfg["mqtt"]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_cert_chain(m["cert_file"], m["key_file"])
+    context.load_verify_locations(cafile=m["ca_file"])
+    context.verify_mode = ssl.CERT_REQUIRED
+
+    def make_client():
+        return MQTTClient(cfg["device_id"], m["host"], m["port"], keepalive=m["keepalive_s"], ssl=context)
+
+    return UmqttLink(make_client, LinkJournal(journal, cfg["anchor_file"]), cfg["device_id"],
+                     binascii.unhexlify(cfg["backend_pub"]), ed25519.verify, wall_ms(),
+                     settings={"max_batch_bytes": 8192, "max_inflight": 4}, keepalive_s=m["keepalive_s"],
+                     release_floor=release_floor, alert=alert, settlements=settlements, status_extra=status_extra)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@
 # Frozen: the portable core (agent/core, as daozhang.agent.core), the board
 # code (firmware/, as daozhang.firmware: main loop, terminal rules, flash
 # partition storage, Ed25519 + SHA-512 signer), the boot script main.py, and
-# micropython-lib's umqtt for sync.  Frozen bytecode runs from flash, so
+# micropython-lib's umqtt for sync and its ssd1306 display driver.  Frozen bytecode runs from flash, so
 # none of it takes heap.  (require/package/module come from MicroPython's
 # manifest tooling.)
 require("umqtt.simple")
 require("umqtt.robust")
+require("ssd1306")        # the board file's display kind "ssd1306" (firmware/display.py)
 package("daozhang", base_path="build")
 module("main.py", base_path="build")

@@ -46,14 +46,25 @@ class MicroJournal:
         self.signer = signer
         self.clock = clock or MicroClock()
         self.ring = driver.open_ring(storage)
+        self.noted = (self.ring.acked, self.ring.released)   # cursors for the next commit (sync notes them)
         self.append(record.TYPE_BOOT, driver.boot_payload(self.ring, VERSION))
 
     def append(self, rtype, payload):
-        return driver.commit(self.storage, self.ring, [(rtype, payload)], self.clock.now(), self.signer)[0]
+        return self.append_many([(rtype, payload)])[0]
 
     def append_many(self, entries):
-        """[(type, payload), ...] in one commit (one checkpoint, one signature)."""
-        return driver.commit(self.storage, self.ring, entries, self.clock.now(), self.signer)
+        """[(type, payload), ...] in one commit (one checkpoint, one signature),
+        carrying the noted cursors."""
+        return driver.commit(self.storage, self.ring, entries, self.clock.now(), self.signer,
+                             self.noted[0], self.noted[1])
 
-    def set_cursors(self, acked, released):
-        return driver.commit(self.storage, self.ring, [], self.clock.now(), self.signer, acked, released)
+    def note_cursors(self, acked, released):
+        """Cursors the next commit carries (never backwards)."""
+        self.noted = (max(self.noted[0], acked), max(self.noted[1], released))
+
+    def set_cursors(self, acked=None, released=None):
+        """Commit cursors now (the noted ones by default)."""
+        if acked is not None:
+            self.note_cursors(acked, released if released is not None else self.noted[1])
+        return driver.commit(self.storage, self.ring, [], self.clock.now(), self.signer,
+                             self.noted[0], self.noted[1])

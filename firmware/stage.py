@@ -6,7 +6,8 @@ The repository keeps the core at agent/core/ and the board code at firmware/
 (installed on CPython as daozhang.agent.core and daozhang.firmware); a frozen
 firmware needs the same import paths, so this copies both under
 firmware/build/daozhang/ with the package __init__ files, and writes the
-board's boot script build/main.py (it runs daozhang.firmware.main.main()).
+board's boot script build/main.py (firmware/board_main.py: it runs
+daozhang.firmware.main.main()).
 """
 
 import os
@@ -17,8 +18,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CORE = os.path.join(HERE, "..", "agent", "core")
 
 
-HOST_ONLY = ("manifest.py", "stage.py")
-BOOT = "from daozhang.firmware.main import main\nmain()\n"
+# Not modules of the package: the build script, this file, and the boot
+# script (frozen as `main`, copied by `device flash` as /main.py).
+HOST_ONLY = ("manifest.py", "stage.py", "board_main.py")
+BOOT = os.path.join(HERE, "board_main.py")
 
 
 def _copy(src, target, skip=()):
@@ -37,8 +40,7 @@ def stage(build=os.path.join(HERE, "build")):
     names += _copy(HERE, os.path.join(build, "daozhang", "firmware"), HOST_ONLY)
     for package in (os.path.join(build, "daozhang"), os.path.join(build, "daozhang", "agent")):
         open(os.path.join(package, "__init__.py"), "w").close()
-    with open(os.path.join(build, "main.py"), "w") as f:
-        f.write(BOOT)
+    shutil.copyfile(BOOT, os.path.join(build, "main.py"))
     return target, names
 
 

@@ -19,6 +19,7 @@ from daozhang.agent.core.errors import JournalFull, StorageError, ValidationErro
 from daozhang.agent.core.watchdog import SettlementWatchdog
 
 ALERTS_PER_COMMIT = 16
+CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 
 
 class Refused(Exception):
@@ -57,8 +58,12 @@ class Outputs:
 
 
 class Terminal:
-    def __init__(self, journal, profile=None, calendar=None, outputs=None):
+    """`alert_sink(actions)`, if given, also gets every journaled alert
+    action (the sync link sends them up on the `alerts` topic)."""
+
+    def __init__(self, journal, profile=None, calendar=None, outputs=None, alert_sink=None):
         self.journal = journal
+        self.alert_sink = alert_sink
         self.dev = journal.ring.geo.device_id
         currency = (profile or {}).get("currency", "CNY")
         self.watchdog = SettlementWatchdog(profile, calendar) if profile and calendar else None
@@ -88,7 +93,8 @@ class Terminal:
         self.taken += 1
         code = receipt.encode(receipt.from_appended(self.dev, appended))
         if self.watchdog is not None:
-            self._apply(self.watchdog.handle(("transaction", payload)))
+            # With its seq, so the release floor keeps the sale until it settles or expires.
+            self._apply(self.watchdog.handle(("transaction", dict(payload, seq=appended.seq))))
         return {"seq": appended.seq, "pos_txn_id": payload["pos_txn_id"], "receipt": code}
 
     def uart_data(self, data):
@@ -125,6 +131,30 @@ class Terminal:
         if self.watchdog is not None:
             self._apply(self.watchdog.handle(("settlement", row, now_ms)))
 
+    def link_alert(self, kind, severity, detail):
+        """The sync rules' alerts (sync_stalled, journal_near_full, security:
+        a rejected down message) on the board's outputs and in the journal,
+        as the settlement watchdog's are.  A kind the alert machine does not
+        know is dropped: the link's own log already names it."""
+        if kind not in self.alerts.kinds:
+            return
+        state = detail.get("state", "firing") if isinstance(detail, dict) else "firing"
+        now = self.journal.clock.now().wall_ms
+        self.apply_outputs([("alert", {"kind": kind, "key": kind, "active": state not in CLEARED_STATES,
+                                       "at": now, "currency": self.alerts.currency,
+                                       "detail": detail if isinstance(detail, dict) else {"detail": str(detail)}})])
+
+    def apply_outputs(self, outputs):
+        """Watchdog outputs from elsewhere (firmware/settlement_acks.py): alerts
+        observed, journaled, shown."""
+        self._apply(outputs)
+        self.outputs.update(self.alerts.status_summary())
+
+    def release_floor(self):
+        """The lowest seq the journal must keep for the watchdog (None: all
+        may go once acked).  Without a watchdog nothing is watched."""
+        return None if self.watchdog is None else self.watchdog.release_cursor()
+
     def tick(self, now_ms):
         actions = []
         if self.watchdog is not None:
@@ -146,3 +176,5 @@ class Terminal:
     def _journal_alerts(self, actions):
         for i in range(0, len(actions), ALERTS_PER_COMMIT):
             self.journal.append_many([(record.TYPE_ALERT, a) for a in actions[i:i + ALERTS_PER_COMMIT]])
+        if actions and self.alert_sink is not None:
+            self.alert_sink(actions)

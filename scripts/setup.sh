@@ -56,4 +56,6 @@ fi
 if [ ! -d tests/mp/node_modules/@micropython/micropython-webassembly-pyscript ]; then
     npm install --prefix tests/mp --no-audit --no-fund --silent
 fi
+# micropython-lib's umqtt.simple for the firmware's MQTT tests on that port (pinned, SHA-256 checked).
+"$VENV/bin/python" tests/mp/fetch_mplib.py >/dev/null
 echo "setup: ready ($VENV)"

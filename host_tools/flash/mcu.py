@@ -3,8 +3,12 @@
   1. with --firmware: esptool writes it (esp32.py), with esptool's own
      "Hash of data verified";
   2. the core and firmware glue, compiled with mpy-cross 1.29, go to
-     <root>lib/; the provisioned dir (agent.toml, keys, profile, TLS files)
-     to the board's state_dir (/state) -- by SHA-256, unchanged files skipped (board_copy.py);
+     <root>lib/, the boot script firmware/board_main.py to <root>main.py (the
+     board boots into the terminal), /board.json with the board file's pins
+     and the device's settings, the key as a seed and the profile as JSON
+     (board_json.py); the provisioned dir (agent.toml, keys, profile, TLS
+     files) to the board's state_dir (/state) -- by SHA-256, unchanged files
+     skipped (board_copy.py);
   3. the journal is not copied byte by byte over the REPL (64 KiB/s at best
      for a file that is mostly zeros): its 4 KiB superblock from the
      provisioned dir is sent and the board preallocates the file itself with
@@ -14,7 +18,7 @@
 """
 
 from daozhang.agent.core import layout
-from daozhang.host_tools.flash import board_copy, mpy_build
+from daozhang.host_tools.flash import board_copy, board_json, mpy_build
 from daozhang.host_tools.flash.provisioning import read_provision_dir
 
 CREATE_JOURNAL = """import sys
@@ -38,6 +42,10 @@ def board_files(board, provision_dir):
     journal_name = board["journal"]["file"]
     files = mpy_build.compile_all(lib=root + "lib/")
     files = [("/" + p.lstrip("/"), d) for p, d in files]
+    # The boot script and what it reads: the terminal starts at the next reset.
+    files.append((root + "main.py", mpy_build.boot_script()))
+    generated, _ = board_json.board_json(board, state, provision_dir, root)
+    files += sorted(generated.items())
     journal = None
     for name, data in state.items():
         if name == journal_name:

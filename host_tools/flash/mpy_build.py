@@ -3,7 +3,7 @@
 
 The portable core (agent/core/*.py, importable as daozhang.agent.core) and
 the firmware glue (firmware/flash_storage.py, micro_journal.py) and the
-terminal's modules (daozhang.firmware: terminal, partition storage, signer) become
+terminal's modules (daozhang.firmware: main loop, terminal, storage, signer, sync) become
 [(board path, .mpy bytes)] under the board's lib/ directory; the board
 imports them exactly as the frozen firmware would.
 """
@@ -26,14 +26,22 @@ def _sources():
     out += [("daozhang/agent/core/" + n, os.path.join(core_dir, n))
             for n in sorted(os.listdir(core_dir)) if n.endswith(".py")]
     out += [(n, os.path.join(fw_dir, n)) for n in ("flash_storage.py", "micro_journal.py")]
-    # The terminal's own modules (terminal rules, flash partition storage, the
-    # Ed25519 signer) as the frozen firmware has them, under daozhang.firmware.
-    # Not main.py: a board that boots it runs the terminal loop, which the
-    # board file's pins do not drive yet (README, known limits).
+    # The terminal's own modules, main loop included, exactly as the frozen
+    # firmware has them under daozhang.firmware (firmware/stage.py skips the
+    # same host-only files); the boot script goes as source (boot_script()).
+    from daozhang.firmware.stage import HOST_ONLY
     out += [("daozhang/firmware/" + n, os.path.join(fw_dir, n))
             for n in sorted(os.listdir(fw_dir))
-            if n.endswith(".py") and n not in ("main.py", "manifest.py", "stage.py")]
+            if n.endswith(".py") and n not in HOST_ONLY]
     return out
+
+
+def boot_script():
+    """/main.py for the board: source, since MicroPython runs main.py only as source."""
+    import daozhang.firmware as firmware
+    from daozhang.firmware.stage import BOOT
+    with open(os.path.join(os.path.dirname(firmware.__file__), os.path.basename(BOOT)), "rb") as f:
+        return f.read()
 
 
 def compile_all(lib="lib/"):

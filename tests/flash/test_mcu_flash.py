@@ -37,6 +37,10 @@ def test_flash_copy_skip_repair_and_run_the_journal(board, tmp_path):
     first = mcu.flash_mcu(board.port, esp, prov, progress=lambda s, d, t: stages.append((s, d, t)))
     assert first["skipped"] == [] and "/state/device.key" in first["copied"]
     assert "/lib/daozhang/agent/core/ring.mpy" in first["copied"]
+    # The board boots into the terminal: its loop, the boot script, and what main() reads.
+    for path in ("/main.py", "/lib/daozhang/firmware/main.mpy", "/lib/daozhang/firmware/umqtt_link.mpy",
+                 "/board.json", "/state/device.seed", "/state/profile.json"):
+        assert path in first["copied"], path
     assert "/state/journal.dzj" not in first["copied"]
     assert first["journal"]["state"] == "created"
     assert stages[-1][0] == "copy" and stages[-1][1] == stages[-1][2] == first["bytes"]
@@ -69,6 +73,22 @@ def test_flash_copy_skip_repair_and_run_the_journal(board, tmp_path):
     finally:
         b.close()
     mj_file, ring_file, device_id, seqs = ast.literal_eval(out.decode().strip())
+    b = board_copy.open_board(board.port)          # what main() reads at boot, checked on the board
+    try:
+        out = b.exec(
+            "import sys, json\nsys.path.insert(0, '/lib')\n"
+            "from daozhang.firmware import board_config, ed25519\n"
+            "cfg = board_config.check(json.load(open('/board.json')))\n"
+            "signer = ed25519.load_signer(cfg['key_file'])\n"
+            "profile = json.load(open(cfg['profile_file']))\n"
+            "print(repr([cfg['led'], cfg['uart'], cfg['display']['kind'], cfg['wdt_ms'], signer is not None,\n"
+            "            profile['merchant_id'], open('/main.py').read()]))\n")
+    finally:
+        b.close()
+    led, uart, display_kind, wdt_ms, signed, merchant, boot = ast.literal_eval(out.decode().strip())
+    assert led == {"pin": 48, "active_low": False} and uart == {"id": 1, "tx": 17, "rx": 18, "baud": 115200}
+    assert display_kind == "ssd1306" and wdt_ms == 60000 and signed and merchant == "102290058120001"
+    assert "from daozhang.firmware.main import main" in boot
     files = [mj_file, ring_file]
     assert all(f.endswith(".mpy") for f in files), files
     assert device_id == "mcu-0007"

@@ -9,15 +9,17 @@
 //        node run_portable.mjs <repo-root> --script file.py  (run one script
 //        with the same tree: firmware tests and bench/ use this)
 //        node run_portable.mjs <repo-root> --script file.py --steps N
+//        (with DZ_SOCKET_BRIDGE set, the script also has sockets: see below)
 //        then calls the script's step(i) for i < N and finish(), each in its
 //        own runPython call: the port's gc.collect() frees garbage only
 //        between calls (it cannot scan the C stack inside one), so a live-heap
 //        figure (gc.mem_alloc after gc.collect) is right only there.
 // Prints one line per test and a closing "N passed, N failed" line; exits 1
 // when a test failed or the runner itself crashed.
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+import { socketBridge } from "./socket_bridge.mjs";
 
 const [root, ...only] = process.argv.slice(2);
 let out = "";
@@ -40,6 +42,22 @@ copyDir(join(root, "agent", "core"), "/daozhang/agent/core", py);
 copyDir(join(root, "firmware"), "/daozhang/firmware", (n) => py(n) && n !== "manifest.py");
 copyDir(join(root, "tests", "portable"), "/portable", py);
 copyDir(join(root, "tests", "vectors"), "/vectors", (n) => !n.startsWith("."));
+
+// DZ_SOCKET_BRIDGE='{"tls": {"ca", "cert", "key", "servername"}}' (or '{}'
+// for plain TCP) gives the port sockets (tests/mp/socket_bridge.mjs): the
+// usocket shim and micropython-lib's umqtt.simple (tests/mp/fetch_mplib.py)
+// go on its filesystem, so firmware scripts talk MQTT to a real broker.
+if (process.env.DZ_SOCKET_BRIDGE) {
+  const options = JSON.parse(process.env.DZ_SOCKET_BRIDGE);
+  mp.registerJsModule("dz_socket_bridge", socketBridge(options.tls || null));
+  mp.FS.writeFile("/usocket.py", readFileSync(join(root, "tests", "mp", "usocket.py"), "utf8"));
+  const umqtt = join(root, "tests", "mp", "mplib", "umqtt");
+  if (!existsSync(join(umqtt, "simple.py"))) {
+    process.stderr.write("umqtt.simple missing: run `python tests/mp/fetch_mplib.py`\n");
+    process.exit(2);
+  }
+  copyDir(umqtt, "/umqtt", py);
+}
 
 // process.exit() drops what is still queued for a stdout pipe (libuv writes
 // to a pipe asynchronously once the reader falls behind, as on a loaded
