@@ -3,8 +3,9 @@
 more than 256 KiB into its segment, and the backend gets everything (issue 10:
 the frame reader once failed there forever with "frame ... runs past the end").
 
-Deterministic where test_sync_outages.py's chaos is not: every sale is its own
-4 KiB commit, so 100 acknowledged sales put `acked` past 400 KiB by construction.
+Deterministic where test_sync_outages.py's chaos is not: sales go in one at a
+time until the journal's head is past 320 KiB into its segment (a read-only
+look at the file), and the backend acks all of them before the kills.
 """
 
 import os
@@ -12,7 +13,7 @@ import os
 import pytest
 
 from daozhang.agent.core import record
-from daozhang.agent.sync_status import journal_sync_view
+from daozhang.agent.sync_status import _ReadOnlyJournal, journal_sync_view
 from daozhang.client import Client
 
 from dztest.agent_daemon import check_journal, sale
@@ -24,6 +25,16 @@ KiB = 1024
 DEVICE = "pos-deep"
 
 
+def _head_offset(journal_path):
+    """How far into its segment the journal's head is (bytes), read-only."""
+    journal = _ReadOnlyJournal(journal_path)
+    try:
+        _, _, write_pos, head_index = journal.snapshot()
+        return write_pos - journal.geo.segment_offset(head_index)
+    finally:
+        journal.close()
+
+
 def test_sigkill_mid_sync_resumes_from_deep_in_a_1mib_segment(sqlite_world, tls_broker):
     world = sqlite_world
     world.start_backend("b1")
@@ -32,15 +43,19 @@ def test_sigkill_mid_sync_resumes_from_deep_in_a_1mib_segment(sqlite_world, tls_
     store = world.store()
     agent = world.start_agent(config)
 
-    with Client(sock) as pos:           # one client, one sale at a time: one commit each
-        last = max(pos.submit(sale("D-%03d" % i))["seq"] for i in range(100))
+    sold = 0
+    with Client(sock) as pos:           # one client, one sale at a time
+        while _head_offset(journal_path) < 320 * KiB:
+            assert sold < 2000, "the head never got past 320 KiB"
+            last = max(pos.submit(sale("D-%04d" % i))["seq"] for i in range(sold, sold + 20))
+            sold += 20
     wait_for(lambda: journal_sync_view(journal_path)["acked"] > last, 120, "the backend's ack")
     acked = journal_sync_view(journal_path)["acked"]
 
     # The broker dies, sales go on into the backlog, then the agent is SIGKILLed.
     tls_broker.kill()
     with Client(sock) as pos:
-        last = max(pos.submit(sale("D-%03d" % i))["seq"] for i in range(100, 140))
+        last = max(pos.submit(sale("D-%04d" % i))["seq"] for i in range(sold, sold + 40))
     agent.kill()
     tls_broker.start()
     agent.start()
@@ -58,8 +73,8 @@ def test_sigkill_mid_sync_resumes_from_deep_in_a_1mib_segment(sqlite_world, tls_
     assert [r["seq"] for r in rows] == list(range(len(rows)))      # once each, in order
     by_seq = {r.seq: r for r in journal}
     assert all(by_seq[r["seq"]].hash == r["hash"] for r in rows if r["seq"] in by_seq)
-    sold = [r["payload"]["pos_txn_id"] for r in rows if r["type"] == record.TYPE_TRANSACTION]
-    assert sorted(sold) == sorted(["D-%03d" % i for i in range(140)] + ["D-after"])
+    ids = [r["payload"]["pos_txn_id"] for r in rows if r["type"] == record.TYPE_TRANSACTION]
+    assert sorted(ids) == sorted(["D-%04d" % i for i in range(sold + 40)] + ["D-after"])
     assert store.findings() == []
     log = agent.log_tail(200000)
     assert "sync_read_failed" not in log and "sync_anchor_rejected" not in log
