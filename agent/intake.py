@@ -225,6 +225,7 @@ class IntakeServer:
                 self._refuse_busy(sock, uid)
                 continue
             self._selector.register(sock, selectors.EVENT_READ, conn)
+            conn.events = selectors.EVENT_READ
 
     def _make_room_locked(self, uid):
         """True if a new connection of `uid` may be served, closing the
@@ -342,10 +343,8 @@ class IntakeServer:
         return request
 
     def _answered(self, conn, answer):
-        if not conn.decoder.buffered:
-            # Idle from here: marked before the answer leaves, so a client
-            # that has its answer is always seen idle.
-            conn.idle_since = time.monotonic()
+        if not conn.decoder.buffered:   # idle before the answer leaves: a client
+            conn.idle_since = time.monotonic()   # that has its answer is seen idle
         self._send(conn, answer)
 
     def _finish(self, conn):
@@ -361,6 +360,9 @@ class IntakeServer:
         if conn.closed:
             return
         events = (selectors.EVENT_READ if on else 0) | (selectors.EVENT_WRITE if conn.out else 0)
+        if events == conn.events:
+            return          # no system call when nothing changes (the usual answer)
+        conn.events = events
         try:
             if events:
                 self._selector.modify(conn.sock, events, conn)
@@ -413,9 +415,7 @@ class IntakeServer:
         with self._lock:
             soonest = min((c.deadline(self.idle_timeout) for c in self._conns.values()),
                           default=None)
-        if soonest is None or soonest == float("inf"):
-            return None
-        return max(0.0, soonest - time.monotonic())
+        return None if soonest in (None, float("inf")) else max(0.0, soonest - time.monotonic())
 
     def _close(self, conn):
         with self._lock:

@@ -74,7 +74,7 @@ class Conn:
     """One POS connection.  `idle_since` is None while a frame is under way or
     its answer is being made; `evicted` once it was chosen to make room."""
     __slots__ = ("sock", "pid", "uid", "idle_since", "evicted", "decoder", "frame_deadline",
-                 "inflight", "eof", "out", "send_deadline", "closed", "paused", "broken")
+                 "inflight", "eof", "out", "send_deadline", "closed", "paused", "broken", "events")
 
     def __init__(self, sock, pid, uid, max_frame):
         self.sock = sock
@@ -91,6 +91,7 @@ class Conn:
         self.closed = False
         self.paused = False            # not read while its buffer is full and a submit in flight
         self.broken = False            # a send failed: close it
+        self.events = 0                # what the selector watches for it now
 
     def deadline(self, idle_timeout):
         """The monotonic time this connection must next be looked at."""
