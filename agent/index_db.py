@@ -144,6 +144,13 @@ class IndexDb:
             self._in_txn = True
         return self.conn.execute(sql, args)
 
+    def write_many(self, sql, rows):
+        """One statement over many rows, inside the open batch."""
+        if not self._in_txn:
+            self.conn.execute("BEGIN")
+            self._in_txn = True
+        return self.conn.executemany(sql, rows)
+
     def get_meta(self, key, default=None):
         row = self.conn.execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
         return default if row is None else row[0]

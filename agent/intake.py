@@ -1,14 +1,16 @@
-"""The POS intake socket: a Unix stream socket, one thread per POS connection.
+"""The POS intake socket: a Unix stream socket, one selector thread for every
+POS connection and one committer thread that journals a batch per commit.
 
-Threads, not asyncio: the journal's append blocks until its group commit is
-durable, and concurrent appenders must block *together* to share one fsync.
-A thread per connection gives exactly that with no executor plumbing, and a
-POS terminal has a handful of processes, not thousands (MAX_CONNECTIONS caps
-it anyway, and idle connections give way to new ones).
-
-Each connection: bytes -> FrameDecoder (agent/core/intake_frames.py, sans-IO)
--> IntakeService.submit -> one response frame.  Requests on one connection
-are answered in order.  What can go wrong and what happens (SPEC 5.2):
+The selector thread (`intake-io`) accepts, reads, decodes frames
+(agent/core/intake_frames.py, sans-IO), answers pings and malformed requests
+itself, keeps every deadline, and hands each submit to the committer
+(`intake-commit`), which takes every request queued while its last commit
+ran and gives them to IntakeService.submit_many (validation, idempotency and
+index writes for the batch, one journal commit, one fsync), then sends each
+answer straight back (non-blocking; what does not fit waits for the
+selector).  No thread per connection.  One request per connection is in
+flight at a time, so requests on one connection are answered in order.
+What can go wrong and what happens (SPEC 5.2):
 
 - a frame with no JSON object, a bad envelope: an error response, the
   connection stays open;
@@ -27,86 +29,27 @@ are answered in order.  What can go wrong and what happens (SPEC 5.2):
   deadline) is the newcomer refused `busy`.  So idle clients never lock out
   the real POS, and another user's clients can never take more than their
   share;
-- a client that vanishes before its response: the transaction stays
-  committed (resubmitting it returns the same receipt), the send error is
-  logged, the thread ends;
+- a client that vanishes before its response, or does not read it within
+  `frame_timeout`: the transaction stays committed (resubmitting it returns
+  the same receipt), the send error is logged, the connection is closed;
 - anything unexpected inside: an `internal_error` response and a log line;
   the daemon keeps serving.
 """
 
-import grp
+import collections
 import os
+import selectors
 import socket
-import stat
-import struct
 import threading
 import time
 
 from daozhang.agent.core import intake_frames as frames
-from daozhang.agent.core.errors import LocalError
-from daozhang.agent.intake_service import Refused
+from daozhang.agent.intake_conn import Conn, answer_batch, bind_listener, peer_creds
 
 MAX_CONNECTIONS = 256
 MAX_PER_IDENTITY = 64      # connections one uid may hold (SO_PEERCRED)
 RECV_SIZE = 65536
-_TIMEVAL = struct.Struct("ll")     # struct timeval on Linux: time_t, suseconds_t
-
-
-def _kernel_timeout(sock, option, seconds):
-    """A timeout the kernel enforces on a blocking socket (SO_RCVTIMEO/SO_SNDTIMEO).
-
-    Python's own socket timeouts put the fd in non-blocking mode and poll()
-    before every recv and send, and settimeout() is an ioctl: four extra
-    system calls per request on the hot path.  With the kernel's timeout a
-    recv is one call; when it expires, recv raises BlockingIOError (EAGAIN).
-    """
-    whole = int(seconds)
-    sock.setsockopt(socket.SOL_SOCKET, option,
-                    _TIMEVAL.pack(whole, int((seconds - whole) * 1000000)))
-
-
-def _peer_creds(sock):
-    """(pid, uid) of the peer process, or (None, None) where the socket shows none."""
-    try:
-        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, _gid = struct.unpack("3i", creds)
-        return pid, uid
-    except OSError:
-        return None, None
-
-
-class _Conn:
-    """What the accept loop knows of one connection: whose it is, and since
-    when it has been idle (None: mid-frame or answering)."""
-    __slots__ = ("sock", "thread", "pid", "uid", "idle_since", "evicted")
-
-    def __init__(self, sock, pid, uid):
-        self.sock = sock
-        self.thread = None
-        self.pid = pid
-        self.uid = uid
-        self.idle_since = time.monotonic()
-        self.evicted = False
-
-
-def _remove_stale_socket(path):
-    """Unlink a socket file left by a killed daemon; refuse if one is live."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise LocalError("%s exists and is not a socket: refusing to replace it "
-                         "(intake.socket in the config)" % path)
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except (ConnectionRefusedError, FileNotFoundError):
-        os.unlink(path)
-        return
-    finally:
-        probe.close()
-    raise LocalError("%s: another agent is listening on this socket" % path)
+BATCH_MAX = 256            # requests one commit takes at most
 
 
 class IntakeServer:
@@ -124,76 +67,78 @@ class IntakeServer:
         self.max_connections = max_connections
         self.max_per_identity = max_per_identity
         self._listener = None
+        # Guards _conns, each connection's out/inflight/closed, _resume and _queue.
         self._lock = threading.Lock()
-        self._conns = {}           # socket -> _Conn
-        self._accept_thread = None
+        self._conns = {}           # socket -> Conn
+        self._resume = set()       # connections the selector must look at again
+        self._queue = collections.deque()      # (conn, request) for the committer
+        self._work = threading.Condition(self._lock)
+        self._gone = threading.Condition(self._lock)   # a connection closed
+        self._selector = None
+        self._wake_r = self._wake_w = None
+        self._io_thread = self._commit_thread = None
+        self._stop_accept = False
+        self._accept_stopped = threading.Event()
         self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self):
-        gid = None
-        if self.group:
-            try:
-                gid = grp.getgrnam(self.group).gr_gid
-            except KeyError:
-                raise LocalError("intake.group: no group %r on this system (create it, or set "
-                                 "the POS user's group)" % self.group) from None
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-        _remove_stale_socket(self.path)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        # Bind under a umask that leaves no window with a wider mode.
-        old = os.umask(0o777 & ~self.mode)
-        try:
-            listener.bind(self.path)
-        finally:
-            os.umask(old)
-        os.chmod(self.path, self.mode)
-        if gid is not None:
-            os.chown(self.path, -1, gid)
-        listener.listen(128)
-        self._listener = listener
-        self._accept_thread = threading.Thread(target=self._accept_loop, name="intake-accept",
+        self._listener = listener = bind_listener(self.path, self.mode, self.group)
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(listener, selectors.EVENT_READ, "accept")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._io_thread = threading.Thread(target=self._io_loop, name="intake-io", daemon=True)
+        self._commit_thread = threading.Thread(target=self._commit_loop, name="intake-commit",
                                                daemon=True)
-        self._accept_thread.start()
+        for thread in (self._io_thread, self._commit_thread):
+            thread.start()
         self.log("intake_listening", socket=self.path, mode="%04o" % self.mode,
                  group=self.group or "-")
 
     def stop_accepting(self):
         """Close the listening socket: no new connections (SIGTERM, step 1)."""
-        self._stopping = True
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            try:
-                listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            listener.close()
-        if self._accept_thread is not None:
-            self._accept_thread.join(5)
+        self._stop_accept = True
+        self._wake()
+        if self._io_thread is not None and self._io_thread.is_alive():
+            self._accept_stopped.wait(5)
         try:
             os.unlink(self.path)
         except OSError:
             pass
 
     def drain(self, timeout):
-        """Stop reading new requests; wait for the ones in flight (SIGTERM, step 2).
+        """Stop reading new requests; answer the ones in flight (SIGTERM, step 2).
 
-        SHUT_RD ends each connection's read loop; a request already read is
+        SHUT_RD ends each connection's reading; a request already read is
         still answered (the write side stays open).  Returns how many
-        connection threads are still running after `timeout` seconds.
+        connections are still open after `timeout` seconds; then the
+        selector and the committer stop.
         """
         with self._lock:
-            conns = list(self._conns.items())
-        for sock, _ in conns:
+            conns = list(self._conns)
+        for sock in conns:
             try:
                 sock.shutdown(socket.SHUT_RD)
             except OSError:
                 pass
-        left = 0
-        for _, conn in conns:
-            conn.thread.join(timeout)
-            left += conn.thread.is_alive()
+        with self._lock:
+            self._gone.wait_for(lambda: not self._conns, timeout)
+            left = len(self._conns)
+            self._stopping = True
+            self._work.notify_all()
+        self._wake()
+        alive = False
+        for thread in (self._io_thread, self._commit_thread):
+            if thread is not None:
+                thread.join(5)
+                alive = alive or thread.is_alive()
+        if not alive and self._wake_w is not None:
+            # Only now: a write to a closed, reused descriptor would land elsewhere.
+            wake_w, self._wake_w = self._wake_w, None
+            os.close(wake_w)
+            os.close(self._wake_r)
         return left
 
     @property
@@ -201,29 +146,86 @@ class IntakeServer:
         with self._lock:
             return len(self._conns)
 
-    # -- accepting -----------------------------------------------------------------
+    def _wake(self):
+        if self._wake_w is None:
+            return
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass      # a wake is already pending (or we are closed): enough
 
-    def _accept_loop(self):
-        while not self._stopping:
-            listener = self._listener
-            if listener is None:
-                return
+    # -- the selector thread -------------------------------------------------------
+
+    def _io_loop(self):
+        try:
+            while not self._stopping:
+                events = self._selector.select(self._next_deadline())
+                for key, mask in events:
+                    if key.data == "accept":
+                        self._accept()
+                    elif key.data == "wake":
+                        self._drain_wake()
+                    else:
+                        self._guarded(key.data, self._on_ready, key.data, mask)
+                if self._stop_accept and self._listener is not None:
+                    self._close_listener()
+                self._resume_pending()
+                self._expire(time.monotonic())
+        finally:
+            self._shutdown_io()
+
+    def _guarded(self, conn, fn, *args):
+        try:
+            fn(*args)
+        except Exception as exc:   # the daemon must outlive any one connection
+            self.log("intake_connection_error", level="error", pid=conn.pid,
+                     error=type(exc).__name__)
+            self._close(conn)
+
+    def _drain_wake(self):
+        try:
+            os.read(self._wake_r, 65536)    # the pipe never holds more: wakes are one byte
+        except BlockingIOError:
+            pass
+
+    def _close_listener(self):
+        listener, self._listener = self._listener, None
+        self._selector.unregister(listener)
+        try:
+            listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        listener.close()
+        self._accept_stopped.set()
+
+    def _shutdown_io(self):
+        if self._listener is not None:
+            self._close_listener()
+        self._accept_stopped.set()
+        with self._lock:
+            conns = list(self._conns.values())
+        for conn in conns:
+            self._close(conn)
+        self._selector.close()
+
+    def _accept(self):
+        while self._listener is not None:
             try:
-                conn, _ = listener.accept()
-            except OSError:
-                if self._stopping:
-                    return
-                continue
-            pid, uid = _peer_creds(conn)
+                sock, _ = self._listener.accept()
+            except OSError:      # BlockingIOError: none left
+                return
+            pid, uid = peer_creds(sock)
             with self._lock:
-                if not self._make_room_locked(uid):
-                    self._refuse_busy(conn, uid)
-                    continue
-                entry = _Conn(conn, pid, uid)
-                entry.thread = threading.Thread(target=self._serve, args=(entry,), daemon=True,
-                                                name="intake-conn")
-                self._conns[conn] = entry
-            entry.thread.start()
+                room = self._make_room_locked(uid)
+                if room:
+                    sock.setblocking(False)
+                    conn = Conn(sock, pid, uid, self.max_frame)
+                    self._conns[sock] = conn
+            if not room:
+                self._refuse_busy(sock, uid)
+                continue
+            self._selector.register(sock, selectors.EVENT_READ, conn)
+            conn.events = selectors.EVENT_READ
 
     def _make_room_locked(self, uid):
         """True if a new connection of `uid` may be served, closing the
@@ -245,7 +247,7 @@ class IntakeServer:
         victim = min(idle, key=lambda c: c.idle_since)
         victim.evicted = True
         try:
-            # Its thread reads end-of-stream and closes; a request it has
+            # The selector reads end-of-stream and closes it; a request it has
             # already read is still answered (the write side stays open).
             victim.sock.shutdown(socket.SHUT_RD)
         except OSError:
@@ -254,94 +256,83 @@ class IntakeServer:
                  reason=why)
         return True
 
-    def _refuse_busy(self, conn, uid):
+    def _refuse_busy(self, sock, uid):
         try:
-            conn.settimeout(1.0)
-            conn.sendall(frames.error_response(None, "busy", "too many POS connections (limit %d, "
-                                               "%d per user), none idle"
-                                               % (self.max_connections, self.max_per_identity)))
+            # A fresh socket's send buffer is empty: the short answer fits.
+            sock.setblocking(False)
+            sock.send(frames.error_response(None, "busy", "too many POS connections (limit %d, "
+                                            "%d per user), none idle"
+                                            % (self.max_connections, self.max_per_identity)))
         except OSError:
             pass
-        conn.close()
+        sock.close()
         self.log("intake_busy", level="warning", limit=self.max_connections, uid=uid)
 
-    # -- one connection ----------------------------------------------------------------
+    def _on_ready(self, conn, mask):
+        if conn.closed:
+            return
+        if mask & selectors.EVENT_WRITE:
+            self._flush_out(conn)
+        if mask & selectors.EVENT_READ and not conn.closed:
+            try:
+                data = conn.sock.recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if data:
+                conn.idle_since = None
+            else:
+                conn.eof = True
+            conn.decoder.receive_data(data)
+            if not data:
+                self._set_reading(conn, False)
+            elif (conn.inflight or conn.out) and conn.decoder.buffered > self.max_frame + frames.HEADER:
+                conn.paused = True               # the next frames wait in the kernel
+                self._set_reading(conn, False)
+            self._process(conn)
 
-    def _serve(self, entry):
-        conn, pid = entry.sock, entry.pid
-        decoder = frames.FrameDecoder(self.max_frame)
-        try:
-            conn.settimeout(None)
-            _kernel_timeout(conn, socket.SO_SNDTIMEO, self.frame_timeout)
-            self._serve_loop(entry, decoder, pid)
-        except Exception as exc:   # the daemon must outlive any one connection
-            self.log("intake_connection_error", level="error", pid=pid, error=type(exc).__name__)
-        finally:
-            with self._lock:
-                self._conns.pop(conn, None)
-            conn.close()
-
-    def _serve_loop(self, entry, decoder, pid):
-        conn = entry.sock
-        armed = None               # the receive timeout the kernel holds now
-        frame_deadline = None      # monotonic time the frame under way must be in by
-        while True:
+    def _process(self, conn):
+        """Decode what conn has buffered: answer pings and errors here, hand
+        a submit to the committer (then wait for its answer before the next)."""
+        decoder = conn.decoder
+        if decoder.state == frames.ERROR:       # a fatal frame error was answered
+            self._finish(conn)
+            return
+        while not conn.inflight and not conn.closed and not conn.out:
             try:
                 event = decoder.next_event()
             except frames.FrameError as exc:
-                self.log("intake_bad_frame", level="warning", pid=pid, code=exc.code)
-                self._send(conn, frames.error_response(None, exc.code, str(exc)), pid)
+                self.log("intake_bad_frame", level="warning", pid=conn.pid, code=exc.code)
+                self._send(conn, frames.error_response(None, exc.code, str(exc)))
+                self._finish(conn)
                 return
             if event == frames.CLOSED:
+                self._finish(conn)
                 return
             if event == frames.NEED_DATA:
                 if decoder.buffered:
                     # Inside a frame the POS must finish it within frame_timeout
                     # of its first byte, however it spreads the bytes.
-                    if frame_deadline is None:
-                        frame_deadline = time.monotonic() + self.frame_timeout
-                    want = frame_deadline - time.monotonic()
-                    if want <= 0:
-                        self.log("intake_frame_timeout", level="warning", pid=pid,
-                                 buffered=decoder.buffered)
-                        return
-                    want = max(want, 0.001)
+                    if conn.frame_deadline is None:
+                        conn.frame_deadline = time.monotonic() + self.frame_timeout
                 else:
-                    # Between frames the POS may idle.
-                    frame_deadline = None
-                    want = self.idle_timeout
-                    # Idle since the answer left (stamped there), not since this
-                    # thread got scheduled again: a late re-stamp made an older
-                    # connection look newer than one just accepted, so eviction
-                    # picked by scheduling rather than by idle time.
-                    if entry.idle_since is None:
-                        entry.idle_since = time.monotonic()
-                if want != armed:
-                    _kernel_timeout(conn, socket.SO_RCVTIMEO, want)
-                    armed = want
-                try:
-                    data = conn.recv(RECV_SIZE)
-                except (BlockingIOError, socket.timeout):
-                    if decoder.buffered:
-                        self.log("intake_frame_timeout", level="warning", pid=pid,
-                                 buffered=decoder.buffered)
-                    return
-                except OSError:
-                    return
-                entry.idle_since = None
-                decoder.receive_data(data)
-                continue
-            frame_deadline = None
-            answer = self._answer(event, pid)
-            if not decoder.buffered:
-                # Idle from here: marked before the answer leaves, so a client
-                # that has its answer is always seen idle (SHUT_RD by an
-                # eviction still lets this send complete).
-                entry.idle_since = time.monotonic()
-            if not self._send(conn, answer, pid):
+                    conn.frame_deadline = None
+                    if conn.idle_since is None:
+                        conn.idle_since = time.monotonic()
                 return
+            conn.frame_deadline = None
+            request = self._parse(event, conn.pid)
+            if not isinstance(request, frames.Request):
+                self._answered(conn, request)
+                continue
+            with self._lock:
+                conn.inflight = True
+                self._queue.append((conn, request))
+                self._work.notify()
 
-    def _answer(self, message, pid):
+    def _parse(self, message, pid):
+        """A Request to submit, or the answer bytes (a ping, a bad request)."""
         try:
             request = frames.parse_request(message)
         except frames.FrameError as exc:
@@ -349,21 +340,160 @@ class IntakeServer:
             return frames.error_response(exc.request_id, exc.code, str(exc))
         if request.op == "ping":
             return frames.ok_response(request.id, {"pong": True, "dev": self.service.dev})
-        try:
-            result = self.service.submit(request.txn)
-        except Refused as exc:
-            return frames.error_response(request.id, exc.code, str(exc), exc.field)
-        except Exception as exc:
-            self.log("intake_internal_error", level="error", pid=pid, error=type(exc).__name__)
-            return frames.error_response(request.id, "internal_error",
-                                         "the agent failed on this request (%s); nothing "
-                                         "partial was journaled" % type(exc).__name__)
-        return frames.ok_response(request.id, result)
+        return request
 
-    def _send(self, conn, data, pid):
+    def _answered(self, conn, answer):
+        if not conn.decoder.buffered:   # idle before the answer leaves: a client
+            conn.idle_since = time.monotonic()   # that has its answer is seen idle
+        self._send(conn, answer)
+
+    def _finish(self, conn):
+        """No more requests: close once the answers in flight are out."""
+        conn.eof = True
+        self._set_reading(conn, False)
+        with self._lock:
+            done = not conn.inflight and not conn.out
+        if done:
+            self._close(conn)
+
+    def _set_reading(self, conn, on):
+        if conn.closed:
+            return
+        events = (selectors.EVENT_READ if on else 0) | (selectors.EVENT_WRITE if conn.out else 0)
+        if events == conn.events:
+            return          # no system call when nothing changes (the usual answer)
+        conn.events = events
         try:
-            conn.sendall(data)          # bounded by SO_SNDTIMEO (frame_timeout)
-            return True
-        except OSError as exc:
-            self.log("intake_client_gone", level="warning", pid=pid, error=type(exc).__name__)
-            return False
+            if events:
+                self._selector.modify(conn.sock, events, conn)
+            else:
+                self._selector.unregister(conn.sock)
+        except KeyError:
+            if events:
+                self._selector.register(conn.sock, events, conn)
+
+    def _resume_pending(self):
+        with self._lock:
+            if not self._resume:
+                return
+            conns, self._resume = self._resume, set()
+        for conn in conns:
+            if not conn.closed:
+                self._guarded(conn, self._resume_one, conn)
+
+    def _resume_one(self, conn):
+        """conn was answered, its answer did not fit the socket, or the send failed."""
+        with self._lock:
+            busy, broken = conn.inflight, conn.broken
+        if broken:
+            self._close(conn)
+            return
+        if not busy and not conn.out:
+            conn.paused = False
+        self._set_reading(conn, not conn.eof and not conn.paused)
+        if not busy:
+            self._process(conn)       # the next frame already buffered, or end-of-stream
+
+    def _expire(self, now):
+        """Close connections past a deadline.  O(connections), bounded."""
+        with self._lock:
+            conns = list(self._conns.values())
+        for conn in conns:
+            why = conn.expired(now, self.idle_timeout)
+            if why == "send":
+                self.log("intake_client_gone", level="warning", pid=conn.pid, error="send_timeout")
+            elif why == "frame":
+                self.log("intake_frame_timeout", level="warning", pid=conn.pid,
+                         buffered=conn.decoder.buffered)
+            if why is not None:
+                self._close(conn)
+
+    def _next_deadline(self):
+        """Seconds until the nearest deadline (None: none)."""
+        if self._stop_accept and self._listener is not None:
+            return 0
+        with self._lock:
+            soonest = min((c.deadline(self.idle_timeout) for c in self._conns.values()),
+                          default=None)
+        return None if soonest in (None, float("inf")) else max(0.0, soonest - time.monotonic())
+
+    def _close(self, conn):
+        with self._lock:
+            if conn.closed:
+                return
+            conn.closed = True
+            self._conns.pop(conn.sock, None)
+            self._gone.notify_all()
+        try:
+            self._selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    # -- sending (both threads) ------------------------------------------------------
+
+    def _send(self, conn, data):
+        with self._lock:
+            self._send_locked(conn, data)
+
+    def _send_locked(self, conn, data):
+        """Send now what the socket takes; the selector sends the rest."""
+        if conn.closed or conn.broken:
+            return
+        if not conn.out:
+            try:
+                sent = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self.log("intake_client_gone", level="warning", pid=conn.pid,
+                         error=type(exc).__name__)
+                conn.broken = True
+                self._resume.add(conn)
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+        conn.out += data
+        if conn.send_deadline is None:
+            conn.send_deadline = time.monotonic() + self.frame_timeout
+        self._resume.add(conn)
+
+    def _flush_out(self, conn):
+        with self._lock:
+            try:
+                sent = conn.sock.send(conn.out)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self.log("intake_client_gone", level="warning", pid=conn.pid,
+                         error=type(exc).__name__)
+                conn.broken = True
+                sent = 0
+            del conn.out[:sent]
+            if not conn.out:
+                conn.send_deadline = None
+        if conn.broken or not conn.out:
+            self._resume_one(conn)
+
+    # -- the committer thread ----------------------------------------------------------
+
+    def _commit_loop(self):
+        while True:
+            with self._lock:
+                self._work.wait_for(lambda: self._queue or self._stopping)
+                if not self._queue:
+                    return
+                batch = [self._queue.popleft() for _ in range(min(BATCH_MAX, len(self._queue)))]
+            answers = answer_batch(self.service, [request for _, request in batch], self.log)
+            now = time.monotonic()
+            with self._lock:
+                for (conn, _), answer in zip(batch, answers):
+                    # Cleared and sent under one hold: the selector cannot answer
+                    # this connection's next frame before this one.
+                    conn.inflight = False
+                    if not conn.decoder.buffered:
+                        conn.idle_since = now
+                    self._resume.add(conn)
+                    self._send_locked(conn, answer)
+            self._wake()

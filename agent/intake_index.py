@@ -38,6 +38,11 @@ class IntakeIndex:
     def put(self, pos_txn_id, digest, seq):
         self.db.write("INSERT OR REPLACE INTO ids VALUES (?, ?, ?)", (pos_txn_id, seq, digest))
 
+    def put_many(self, rows):
+        """[(pos_txn_id, digest, seq)]: one commit's transactions in one statement."""
+        self.db.write_many("INSERT OR REPLACE INTO ids VALUES (?, ?, ?)",
+                           [(pid, seq, digest) for pid, digest, seq in rows])
+
     def note_wall(self, boot_id, wall_ms):
         boot_id = bytes(boot_id)
         if wall_ms > self._walls.get(boot_id, -1):

@@ -1,10 +1,12 @@
 """What the POS intake does with one transaction (docs/SPEC.md §5.4).
 
-`IntakeService.submit(obj)` validates, applies idempotency and the original
-rule, journals, and returns the receipt result; or raises `Refused` with a
-wire error code.  No socket here: agent/intake.py feeds it, tests call it
-directly.  Thread-safe: many connection threads call `submit` at once and
-their appends share commits through the journal's group commit.
+`IntakeService.submit_many(objs)` validates a batch, applies idempotency and
+the original rule, journals the accepted ones in one commit, and returns
+each one's receipt result or `Refused` (a wire error code); `submit(obj)` is
+the same for one, raising `Refused`.  No socket here: agent/intake.py's
+committer feeds it a batch per commit, tests call it directly.  Thread-safe:
+concurrent callers' appends also share commits through the journal's group
+commit.
 
 Idempotency index: pos_txn_id -> (content digest, seq), a SQLite file
 beside the journal (agent/intake_index.py): at start only the records after
@@ -30,7 +32,9 @@ from daozhang.agent.intake_index import IntakeIndex
 from daozhang.agent.replay_records import readable_records
 from daozhang.agent.startup_progress import StartupProgress
 
-RECEIPT_CACHE = 4096
+# Receipts kept for quick answers to resubmissions (others are rebuilt from
+# the journal); each ~600 B of Python objects, so the cache stays small.
+RECEIPT_CACHE = 512
 COMMIT_EVERY_S = 1.0     # the index commits (moves its cursor) at most this often
 # Segments kept free of sales for settlement acks, alerts and cursor commits.
 RESERVED_SEGMENTS = 1
@@ -69,6 +73,7 @@ class IntakeService:
         self.accepting = True
         self.committed = 0
         self._last_commit = time.monotonic()
+        self._note_wall = None      # (wall_ms, boot_id) of the newest commit, for the index
         # Called with (seq, payload) after each committed transaction (the
         # settlement watchdog's on_transaction, agent/assemble.py).
         self.on_commit = on_commit or (lambda seq, payload: None)
@@ -117,8 +122,11 @@ class IntakeService:
                 floor = low - 1
         return floor
 
-    def _maybe_commit_locked(self, wall_ms, boot_id):
-        self.index.note_wall(boot_id, wall_ms)
+    def _maybe_commit_locked(self):
+        if self._note_wall is not None:
+            wall_ms, boot_id = self._note_wall
+            self._note_wall = None
+            self.index.note_wall(boot_id, wall_ms)
         now = time.monotonic()
         if now - self._last_commit >= COMMIT_EVERY_S:
             self._last_commit = now
@@ -131,60 +139,162 @@ class IntakeService:
         with self._lock:
             self.index.checkpoint(self._floor_locked())
 
-    # -- the one entry point ---------------------------------------------------
+    # -- the entry points ----------------------------------------------------
 
     def submit(self, obj):
+        """One transaction: its receipt result, or raises Refused."""
+        out = self.submit_many([obj])[0]
+        if isinstance(out, Refused):
+            raise out
+        return out
+
+    def submit_many(self, objs):
+        """A batch of transactions (the intake's committer hands over every
+        request that arrived while the last commit ran): for each, in order,
+        its receipt result or its Refused.  Validation and idempotency run
+        for the whole batch under one lock hold, the accepted ones are
+        journaled in one commit (a few when they exceed a quarter segment),
+        and the index takes them in one write each.  A pos_txn_id seen twice
+        in the batch, or pending in another caller's batch, is answered after
+        that one commits, as a resubmission (same receipt or conflict)."""
+        out = [None] * len(objs)
         if not self.accepting:
-            raise Refused("shutting_down", "the agent is stopping; retry in a moment")
+            return [Refused("shutting_down", "the agent is stopping; retry in a moment") for _ in objs]
+        checked = []
+        for i, obj in enumerate(objs):
+            try:
+                payload = self._validate(obj)
+            except Refused as exc:
+                out[i] = exc
+                continue
+            checked.append((i, payload, payload["pos_txn_id"], content_digest(payload)))
+        batch, later = [], []
+        done = threading.Event()
+        with self._lock:
+            low = self.journal.ring.next_seq   # every seq of this batch is at least this
+            own = set()
+            for item in checked:
+                i, payload, pid, digest = item
+                if pid in own or pid in self._pending:
+                    later.append(item)
+                    continue
+                try:
+                    known = self._known_locked(pid)
+                    if known is not None:
+                        out[i] = self._duplicate(pid, digest, known)
+                        continue
+                    self._check_original(payload, own)
+                except Refused as exc:
+                    out[i] = exc
+                    continue
+                own.add(pid)
+                batch.append(item)
+                self._pending[pid] = (done, low)
+        if batch:
+            try:
+                self._commit_batch(batch, out)
+            finally:
+                with self._lock:
+                    for _, _, pid, _ in batch:
+                        del self._pending[pid]
+                    self._maybe_commit_locked()
+                done.set()
+        for i, payload, pid, digest in later:
+            try:
+                out[i] = self._submit_one(payload, pid, digest)
+            except Refused as exc:
+                out[i] = exc
+        return out
+
+    def _validate(self, obj):
         try:
             # A clock the guard does not trust (before the build date, stepped
             # back) cannot judge a sale's time: the window applies only to a
             # trusted one (SPEC 4.3).
             now = self.now_ms() if self.clock_trusted() else None
             payload = txn.validate(obj, now, txn.time_window(self.profile))
-        except PaymentDataRefused as exc:
-            self.log("txn_refused", code=exc.code, field=exc.field)
-            raise Refused(exc.code, str(exc), exc.field) from None
-        except ValidationError as exc:
+        except (PaymentDataRefused, ValidationError) as exc:
             self.log("txn_refused", code=exc.code, field=exc.field)
             raise Refused(exc.code, str(exc), exc.field) from None
         self._check_merchant(payload)
-        pid = payload["pos_txn_id"]
-        digest = content_digest(payload)
+        return payload
+
+    def _known_locked(self, pid):
+        known = self.index.get(pid)
+        if known is not None and known[1] < self._oldest_seq():
+            return None     # reclaimed since the index's last pruning
+        return known
+
+    def _submit_one(self, payload, pid, digest):
+        """One transaction whose pos_txn_id may be pending in another batch:
+        wait for that one, then answer as a resubmission or commit it."""
         while True:
             with self._lock:
-                known = self.index.get(pid)
-                if known is not None and known[1] < self._oldest_seq():
-                    known = None    # reclaimed since the index's last pruning
+                known = self._known_locked(pid)
                 if known is not None:
                     return self._duplicate(pid, digest, known)
                 waiting = self._pending.get(pid)
                 if waiting is None:
-                    self._check_original(payload)
+                    self._check_original(payload, ())
                     done = threading.Event()
-                    # Its seq will be at least the journal's next one now.
                     self._pending[pid] = (done, self.journal.ring.next_seq)
                     break
             waiting[0].wait()
-        result = None
+        out = [None]
         try:
-            result, wall_ms, boot_id = self._append(payload)
-            with self._lock:
-                self.index.put(pid, digest, result["seq"])
-                self._remember(pid, result)
-                self.committed += 1
-            # Still pending: the index cursors stay below it until the
-            # listeners (the settlement watchdog) have it.
-            self.on_commit(result["seq"], payload)
+            self._commit_batch([(0, payload, pid, digest)], out)
         finally:
             with self._lock:
                 del self._pending[pid]
-                if result is not None:
-                    self._maybe_commit_locked(wall_ms, boot_id)
+                self._maybe_commit_locked()
             done.set()
-        self.log("txn_committed", seq=result["seq"], pos_txn_id=pid, kind=payload["kind"],
-                 amount=payload["amount"], currency=payload["currency"])
-        return result
+        if isinstance(out[0], Refused):
+            raise out[0]
+        return out[0]
+
+    def _commit_batch(self, batch, out):
+        """Journal `batch` [(i, payload, pid, digest)], index it and hand it to
+        on_commit; each result (or Refused) into out[i].  Called with the
+        batch's ids pending (the index cursors stay below them until the
+        listeners have them)."""
+        for chunk in self._chunks(batch):
+            try:
+                appended = self._append_many([payload for _, payload, _, _ in chunk])
+            except Refused as exc:
+                for i, _, _, _ in chunk:
+                    out[i] = exc
+                continue
+            results = []
+            with self._lock:
+                self.index.put_many([(pid, digest, a.seq)
+                                     for (_, _, pid, digest), a in zip(chunk, appended)])
+                for (i, payload, pid, _), a in zip(chunk, appended):
+                    rc = receipt.from_appended(self.dev, a)
+                    result = self._result(rc)
+                    self._remember(pid, result)
+                    out[i] = result
+                    results.append((result, payload))
+                    self._note_wall = (rc["wall_ms"], rc["boot_id"])
+                self.committed += len(chunk)
+            for result, payload in results:
+                self.on_commit(result["seq"], payload)
+                self.log("txn_committed", seq=result["seq"], pos_txn_id=payload["pos_txn_id"],
+                         kind=payload["kind"], amount=payload["amount"], currency=payload["currency"])
+
+    def _chunks(self, batch):
+        """`batch` cut into commits of at most a quarter segment each: one
+        commit must fit a segment, whatever the POS sends at once."""
+        budget = self.journal.ring.capacity() // 4
+        chunk, size = [], 0
+        for item in batch:
+            n = len(cbor.dumps(item[1])) + 64          # + the record frame's header
+            if chunk and size + n > budget:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(item)
+            size += n
+        if chunk:
+            yield chunk
 
     # -- rules -----------------------------------------------------------------
 
@@ -200,9 +310,11 @@ class IntakeService:
                 raise Refused("merchant_mismatch", "%s: not this terminal's (see its merchant profile)"
                               % key, key)
 
-    def _check_original(self, payload):
+    def _check_original(self, payload, own):
+        """The original must be committed, or earlier in the same commit (`own`)."""
         original = payload.get("original_pos_txn_id")
-        if payload["kind"] in txn.NEEDS_ORIGINAL and self.index.get(original) is None:
+        if payload["kind"] in txn.NEEDS_ORIGINAL and original not in own \
+                and self.index.get(original) is None:
             self.log("txn_refused", code="original_unknown", field="original_pos_txn_id")
             raise Refused("original_unknown", "original_pos_txn_id: no committed transaction with "
                           "that id in this journal", "original_pos_txn_id")
@@ -228,10 +340,10 @@ class IntakeService:
 
     # -- journal ---------------------------------------------------------------
 
-    def _append(self, payload):
+    def _append_many(self, payloads):
         try:
             self._check_reserve()
-            appended = self.journal.append(record.TYPE_TRANSACTION, payload)
+            return self.journal.append_many([(record.TYPE_TRANSACTION, p) for p in payloads])
         except JournalFull as exc:
             self.log("journal_full", level="critical", detail=str(exc))
             self.alert_hook("journal_full", "critical", {"detail": str(exc)})
@@ -242,8 +354,6 @@ class IntakeService:
             self.alert_hook("storage_error", "critical", {"detail": str(exc)})
             raise Refused("storage_error", "the terminal could not write its journal: nothing "
                           "was committed") from None
-        rc = receipt.from_appended(self.dev, appended)
-        return self._result(rc), rc["wall_ms"], rc["boot_id"]
 
     def _check_reserve(self):
         """Sales stop one segment early: the last free segment is kept for

@@ -29,6 +29,16 @@ class DamagedJournalService:
         raise Refused("journal_damaged", "the terminal's journal is damaged and refuses sales (%s); call the "
                       "technician" % self.error.message)
 
+    def submit_many(self, txns):
+        """The intake's batch entry point: each refused the same way."""
+        out = []
+        for txn in txns:
+            try:
+                self.submit(txn)
+            except Refused as exc:
+                out.append(exc)
+        return out
+
     def flush(self):
         pass
 

@@ -67,8 +67,10 @@ BACKLOG_ALERT_RECORDS = 10000
 # Committed sales judged per pass of the settlement thread (one journal append
 # of their alert actions, one publish batch, one display refresh).
 DRAIN_BATCH = 512
-# Committed sales waiting with their payloads; more wait as a seq only.
-QUEUE_PAYLOADS = 4096
+# Committed sales waiting with their payloads; more wait as a seq only (read
+# back from the journal when judged).  A payload costs ~2.5 KB of Python
+# objects: 4,096 of them were the largest part of an outage burst's peak RSS.
+QUEUE_PAYLOADS = 512
 # alerts.json and the display are rewritten at most this often (seconds).
 SHOW_EVERY_S = 0.5
 

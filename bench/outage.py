@@ -18,8 +18,12 @@ Side by side in one run, every sale dated relative to now (never stale):
   a real backend process:
   - intake_p50_outage_vs_calm: p50 socket round trip (submit -> receipt)
     with N overdue sales all firing (once the backend holds them all; each
-    probe sale is overdue too and fires), divided by the p50 on the same
-    agent before the outage, no alerts (target <= 1.2);
+    probe sale is overdue too and fires), divided by the p50 of a calm peer
+    agent (same provisioning, same broker and backend, no alerts), the two
+    probed in alternating blocks of 25 so both see the same machine load
+    (target <= 1.2); intake_p50_outage_vs_calm_before beside it divides by
+    the same agent's p50 before the outage (a different minute of a shared
+    machine: noisier);
   - receipt_p99_ms_during_burst: one POS client's round trip p99 while 16
     other clients submit the N overdue sales;
   - alerts_to_backend_s: from the burst's start until the backend holds a
@@ -47,6 +51,8 @@ from daozhang.client import Client  # noqa: E402
 from dztest.settlement_e2e import DAY_MS, backdated_sale, now_ms, rfc3339  # noqa: E402
 
 DEVICE = "bench-outage"
+CALM_DEVICE = "bench-calm"
+BLOCK = 25
 
 
 def overdue(i, prefix="O"):
@@ -176,6 +182,25 @@ def round_trips(sock, txns):
     return lat
 
 
+def alternating_round_trips(sides, count):
+    """[(sock, make_txn)] probed in turn, BLOCK sales each: one list of
+    round trips per side, all taken in the same stretch of machine time."""
+    lats = [[] for _ in sides]
+    clients = [Client(sock).connect() for sock, _ in sides]
+    try:
+        for start in range(0, count, BLOCK):
+            for k, (pos, (_, make)) in enumerate(zip(clients, sides)):
+                for i in range(start, min(count, start + BLOCK)):
+                    txn = make(i)
+                    t0 = time.perf_counter()
+                    pos.submit(txn)
+                    lats[k].append(time.perf_counter() - t0)
+    finally:
+        for pos in clients:
+            pos.close()
+    return lats
+
+
 def _burst_client(args):
     sock, lo, hi = args
     with Client(sock) as pos:
@@ -216,7 +241,7 @@ def daemon_figures(tmp, n, clients=16, probe=2000):
     from dztest.broker import Broker
     from dztest.sync_world import SyncWorld, wait_for
     from daozhang.host_tools.pki import make_test_pki
-    pki = make_test_pki(os.path.join(tmp, "pki"), devices=(DEVICE,))
+    pki = make_test_pki(os.path.join(tmp, "pki"), devices=(DEVICE, CALM_DEVICE))
     with Broker(pki=pki, persistence=False) as broker:
         world = SyncWorld(tmp, broker, os.path.join(tmp, "backend.db"))
         try:
@@ -225,6 +250,11 @@ def daemon_figures(tmp, n, clients=16, probe=2000):
             config, sock, _ = world.provision_agent(DEVICE, journal_size="%dMiB" % size,
                                                     segment_size="1MiB")
             agent = world.start_agent(config)
+            # The calm peer: the same provisioning, never an overdue sale.
+            peer_config, peer_sock, _ = world.provision_agent(CALM_DEVICE, journal_size="%dMiB" % size,
+                                                              segment_size="1MiB")
+            world.start_agent(peer_config)
+            round_trips(peer_sock, [calm(i) for i in range(200)])     # warm-up
             round_trips(sock, [calm(i) for i in range(200)])          # warm-up
             calm_lat = round_trips(sock, [calm(i) for i in range(200, 200 + probe)])
             # The burst: `clients` processes submit the n overdue sales; one more
@@ -260,7 +290,8 @@ def daemon_figures(tmp, n, clients=16, probe=2000):
             # The outage's steady state: every alert firing, the backlog sent.
             wait_for(lambda: world.status(config).get("backlog", 1 << 30) < 1000, 3600,
                      "the sync backlog drained")
-            outage_lat = round_trips(sock, [overdue(i, "Q") for i in range(probe)])
+            outage_lat, peer_lat = alternating_round_trips(
+                [(sock, lambda i: overdue(i, "Q")), (peer_sock, lambda i: calm(10 ** 6 + i))], probe)
             hwm = _vm_hwm_mib(agent.proc.pid)
             display = _alerts_json(config).get("summary", {}).get("display")
             agent.terminate()
@@ -268,9 +299,12 @@ def daemon_figures(tmp, n, clients=16, probe=2000):
             world.close()
     p50_calm = statistics.median(calm_lat)
     p50_outage = statistics.median(outage_lat)
+    p50_peer = statistics.median(peer_lat)
     during.sort()
     return {
-        "intake_p50_outage_vs_calm": round(p50_outage / p50_calm, 3),
+        "intake_p50_outage_vs_calm": round(p50_outage / p50_peer, 3),
+        "intake_p50_ms_calm_peer": round(p50_peer * 1000, 3),
+        "intake_p50_outage_vs_calm_before": round(p50_outage / p50_calm, 3),
         "intake_p50_ms_calm": round(p50_calm * 1000, 3),
         "intake_p50_ms_outage": round(p50_outage * 1000, 3),
         "receipt_p99_ms_during_burst": round(during[int(0.99 * (len(during) - 1))] * 1000, 3)

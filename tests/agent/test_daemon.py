@@ -20,18 +20,28 @@ from dztest.agent_daemon import AgentProcess, check_journal, provision, sale
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture
-def device(tmp_path):
-    # Room for the worst case of 5,000 one-sale commits: journal format 2 ends every
-    # commit on a sector (4 KiB on generic-linux), and how many sales share a commit
-    # depends on the machine's load.
-    config, sock, pub = provision(tmp_path, journal_size="32MiB", segment_size="64KiB")
+def _device(tmp_path, journal_size, segment_size):
+    config, sock, pub = provision(tmp_path, journal_size=journal_size, segment_size=segment_size)
     dev_dir = os.path.dirname(config)
     agent = AgentProcess(config, str(tmp_path / "agent.log"))
     yield {"config": config, "socket": sock, "pub": pub, "agent": agent, "tmp": tmp_path,
            "journal": os.path.join(dev_dir, "journal.dzj"), "key": os.path.join(dev_dir, "device.key"),
            "log": str(tmp_path / "agent.log")}
     agent.close()
+
+
+@pytest.fixture
+def device(tmp_path):
+    # Room for the worst case of 5,000 one-sale commits: journal format 2 ends every
+    # commit on a sector (4 KiB on generic-linux), and how many sales share a commit
+    # depends on the machine's load.
+    yield from _device(tmp_path, "32MiB", "64KiB")
+
+
+@pytest.fixture
+def shipped_device(tmp_path):
+    """boards/generic-linux.toml's journal: 64 MiB in 1 MiB segments (issue 10)."""
+    yield from _device(tmp_path, "64MiB", "1MiB")
 
 
 def txn_records(records):
@@ -82,10 +92,24 @@ def test_50_clients_5000_transactions_all_receipts_verify(device):
 
 
 def test_sigkill_under_load_20_times_loses_no_receipt(device):
+    sigkill_rounds(device, 20)
+
+
+def test_sigkill_under_load_at_the_shipped_geometry_loses_no_receipt(shipped_device):
+    """Each restart replays a journal whose head lies deep in a 1 MiB segment
+    (the index rebuild and the watchdog's catch-up read past 256 KiB)."""
+    # 800+ receipts from 8 clients: at least 100 commits of a 4 KiB sector each.
+    records = sigkill_rounds(shipped_device, 20)
+    deepest = max(r.offset for r in records)
+    assert deepest > 256 * 1024, "the journal never reached past 256 KiB into a segment"
+
+
+def sigkill_rounds(device, rounds):
+    """SIGKILL the agent `rounds` times under 8 POS clients; every receipt is journaled."""
     agent = device["agent"]
     receipts, in_doubt = {}, set()
     lock = threading.Condition()
-    for rnd in range(20):
+    for rnd in range(rounds):
         agent.start()
         stop = threading.Event()
         target = len(receipts) + 40
@@ -128,10 +152,11 @@ def test_sigkill_under_load_20_times_loses_no_receipt(device):
     assert agent.terminate() == 0
     records = check_journal(device["journal"], device["pub"], device["key"])
     journaled = txn_records(records)
-    assert len(receipts) >= 800
+    assert len(receipts) >= 40 * rounds
     for pid, r in receipts.items():
         assert journaled[pid].seq == r["seq"] and journaled[pid].hash.hex() == r["hash"]
         verify_code(r["receipt_code"], device["pub"])
+    return records
 
 
 def test_sigterm_under_load_exits_0_with_every_accepted_transaction(device):

@@ -1,8 +1,7 @@
 """The intake socket server (agent/intake.py) against a stand-in service.
 
-The server keeps its sockets blocking and lets the kernel enforce the frame
-and idle timeouts (SO_RCVTIMEO / SO_SNDTIMEO); these tests pin down that the
-timeouts still end a stalled connection, and only then.
+One selector thread keeps every connection's frame and idle deadlines; these
+tests pin down that the timeouts still end a stalled connection, and only then.
 """
 
 import os
@@ -32,6 +31,15 @@ class FakeService:
             raise Refused("bad_format", "refused on request", "refuse")
         self.seen.append(txn)
         return {"seq": len(self.seen)}
+
+    def submit_many(self, txns):
+        out = []
+        for txn in txns:
+            try:
+                out.append(self.submit(txn))
+            except Refused as exc:
+                out.append(exc)
+        return out
 
 
 @pytest.fixture

@@ -193,13 +193,14 @@ class MemoryTransport:
 
 
 def write_signed_journal(path, key_path, segment_size=16384, segment_count=24,
-                         device_id="dev-usb-1", batches=100):
+                         device_id="dev-usb-1", batches=100, sector_size=None):
     """A real journal (the agent's writer, signed checkpoints) with records in many segments."""
     from daozhang.agent.core import record
     from daozhang.agent.journal_file import JournalFile, create_journal
     from daozhang.agent.signer import load_signer
+    sector = {} if sector_size is None else {"sector_size": sector_size}
     create_journal(path, device_id, size=4096 + segment_size * segment_count,
-                   segment_size=segment_size, created_ms=1764115200000)
+                   segment_size=segment_size, created_ms=1764115200000, **sector)
     journal = JournalFile.open(path, load_signer(key_path))
     try:
         for b in range(batches):

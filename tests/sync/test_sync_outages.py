@@ -73,6 +73,16 @@ class Submitter:
         assert ok and not self.errors, self.errors[:3]
 
 
+def _committed_acked(journal_path):
+    """The acked cursor of the journal's last commit, read-only (the agent runs)."""
+    from daozhang.agent.sync_status import _ReadOnlyJournal
+    journal = _ReadOnlyJournal(journal_path)
+    try:
+        return journal.ring.acked
+    finally:
+        journal.close()
+
+
 def agent_log(config):
     with open(config + ".log") as f:
         return f.read()
@@ -124,6 +134,11 @@ def run_scenario(tmp_path, pki, db, total=TOTAL, journal_size="64MiB", segment_s
             last_txn_seq = max(pos.done.values())
             wait_for(lambda: (store.head("pos-chaos") or (-1,))[0] >= last_txn_seq + 1, 120,
                      "backend to hold every committed transaction")
+            # Acks ride on the next commit (noted cursors): when the last sales shared
+            # few commits, that is the idle heartbeat's (heartbeat_s), not a sale's.
+            journal_path = os.path.join(os.path.dirname(config), "journal.dzj")
+            wait_for(lambda: _committed_acked(journal_path) > last_txn_seq, 120,
+                     "a commit carrying the backend's last ack")
             agent.terminate()
 
             rows = store.records("pos-chaos")
@@ -135,7 +150,6 @@ def run_scenario(tmp_path, pki, db, total=TOTAL, journal_size="64MiB", segment_s
             assert {r["payload"]["pos_txn_id"]: r["seq"] for r in receipts} == pos.done
             assert store.findings() == []
 
-            journal_path = os.path.join(os.path.dirname(config), "journal.dzj")
             journal = check_journal(journal_path, pub, os.path.join(os.path.dirname(config), "device.key"))
             by_seq = {r.seq: r for r in journal}
             for row in rows:
