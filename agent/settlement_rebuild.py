@@ -1,5 +1,5 @@
 """The settlement plugin at start: its SQLite index as of the index's
-cursor, then the journal records after it (docs/adr/on-disk-sale-index.md).
+cursor, then the journal records after it (docs/adr/0004-on-disk-sale-index.md).
 
 Transactions, settlement acks and clock records go into the watchdog
 (outputs dropped), alert records back into the alert machine; a missing or
