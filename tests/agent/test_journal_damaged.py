@@ -69,7 +69,8 @@ def test_scrub_finds_rot_in_an_older_segment_and_alerts(tmp_path):
         # Every line the verdict makes, not just the first: the display line is
         # printed after the alert's log line.
         expected = ("event=journal_damaged", "at=scrub", "kind=journal_damaged",
-                    "journal damaged: call the technician")  # the last: the alert engine's display line
+                    "流水损坏：请联系技术人员")  # the last: the alert engine's display line, in the
+                                                  # CNY test profile's locale (zh-CN)
         deadline = time.monotonic() + 60
         while not all(text in agent.log_tail(100000) for text in expected) and time.monotonic() < deadline:
             time.sleep(0.2)                             # polling the log for the scrub's verdict
