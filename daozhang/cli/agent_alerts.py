@@ -25,7 +25,7 @@ def alerts_from_journal(journal_path, currency="CNY"):
     from daozhang.agent.core import record
     from daozhang.agent.core.alerts import AlertMachine
     from daozhang.agent.settlement_plugin import _plain, restore_action
-    from daozhang.host_tools.journal_reader import iter_records
+    from daozhang.host_tools.verify.reader import iter_records
 
     machine = AlertMachine(currency)
     try:

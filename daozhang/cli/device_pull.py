@@ -7,8 +7,8 @@ import sys
 import click
 
 from daozhang.agent.core.errors import DaozhangError, FindingError, LocalError
-from daozhang.host_tools import pull as pulling
-from daozhang.host_tools.service_client import (
+from daozhang.host_tools.usb import pull as pulling
+from daozhang.host_tools.usb.service_client import (
     DeviceRefused, SerialTransport, ServiceClient, load_technician_key)
 
 EPILOG = ("Exit codes: 0 the journal verified intact, 1 verification found problems "

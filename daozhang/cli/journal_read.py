@@ -11,12 +11,12 @@ import sys
 
 import click
 
-from daozhang.host_tools.journal_reader import (LayoutProblem, check_geometry_fits, iter_records,
+from daozhang.host_tools.verify.reader import (LayoutProblem, check_geometry_fits, iter_records,
                                                 latest_signed_checkpoint, load, parse_superblock)
-from daozhang.host_tools.verify_errors import BadSuperblock
-from daozhang.host_tools.verify import verify_journal
-from daozhang.host_tools.verify_anchor import make_anchor
-from daozhang.host_tools.verify_errors import FINDING_MEANINGS
+from daozhang.host_tools.verify.errors import BadSuperblock
+from daozhang.host_tools.verify.journal import verify_journal
+from daozhang.host_tools.verify.anchor import make_anchor
+from daozhang.host_tools.verify.errors import FINDING_MEANINGS
 
 _EXIT_HELP = "Exit codes: 0 intact, 1 findings (tampering or damage), 2 usage or I/O error."
 _FINDINGS_HELP = "\b\nFindings (SPEC 3.12):\n" + "\n".join(

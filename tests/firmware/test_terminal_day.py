@@ -3,7 +3,7 @@ under MicroPython 1.29: tests/firmware/mp_terminal_day.py takes 100 signed
 sales through firmware/main.py's loop on a fake NOR partition, four days
 pass, 100 overdue alerts fire and light the LED.  Here CPython checks the
 live heap stayed within the 96 KiB budget and the host verifier
-(host_tools/verify.py, cryptography's Ed25519) accepts the journal the
+(host_tools/verify/journal.py, cryptography's Ed25519) accepts the journal the
 board's pure-Python signer wrote."""
 
 import binascii
@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from daozhang.firmware import ed25519
-from daozhang.host_tools.verify import verify_journal
+from daozhang.host_tools.verify.journal import verify_journal
 from dztest.micropython import MP_DIR, REPO, MicroPythonFailed, micropython_available
 
 pytestmark = pytest.mark.timeout(600)

@@ -24,7 +24,7 @@ from daozhang.agent.core.errors import JournalDamaged
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.signer import Ed25519Signer
 from daozhang.agent.storage import read_quarantine
-from daozhang.host_tools.verify import verify_journal
+from daozhang.host_tools.verify.journal import verify_journal
 from dztest import journal_forge as forge
 from dztest.journal_samples import StepClock
 
@@ -207,7 +207,7 @@ def test_backend_lists_the_records_the_salvaged_journal_no_longer_holds(tmp_path
     names exactly the set-aside range (`daozhang backend lost`)."""
     from daozhang.backend.device_lost import records_not_held
     from daozhang.backend.store import open_store
-    from daozhang.host_tools.journal_reader import iter_records
+    from daozhang.host_tools.verify.reader import iter_records
     key = tmp_path / "dev.key"
     key.write_bytes(KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))

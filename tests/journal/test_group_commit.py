@@ -21,7 +21,7 @@ from daozhang.agent.core import driver, record
 from daozhang.agent.core.errors import LocalError, StorageError
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.storage import FileStorage
-from daozhang.host_tools.verify import verify_journal
+from daozhang.host_tools.verify.journal import verify_journal
 from dztest.faulty_storage import FaultyStorage
 from dztest.journal_kit import fresh_image, make_signer, read_records
 

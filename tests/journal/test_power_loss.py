@@ -17,7 +17,7 @@ import pytest
 from daozhang.agent.core import driver, record
 from daozhang.agent.core.ring import Clock
 from daozhang.agent.journal_file import JournalFile
-from daozhang.host_tools.verify import verify_journal
+from daozhang.host_tools.verify.journal import verify_journal
 from dztest.faulty_storage import FaultyStorage, PowerCut
 from dztest.journal_kit import fresh_image, make_signer, read_all
 

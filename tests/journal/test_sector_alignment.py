@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.core import driver, record
 from daozhang.agent.core.ring import Clock
-from daozhang.host_tools.verify import verify_journal
+from daozhang.host_tools.verify.journal import verify_journal
 from dztest.journal_kit import fresh_image, make_signer, read_records
 
 SIGNER = make_signer()

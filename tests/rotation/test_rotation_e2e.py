@@ -13,7 +13,7 @@ from daozhang.agent.signer import load_public_key, raw_public
 from daozhang.cli.main import cli
 from click.testing import CliRunner
 
-from daozhang.host_tools.verify import verify_journal
+from daozhang.host_tools.verify.journal import verify_journal
 from dztest.agent_daemon import read_records, sale
 from dztest.sync_world import wait_for
 from daozhang.client import Client

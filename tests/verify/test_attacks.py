@@ -14,10 +14,10 @@ import pytest
 
 from dztest import journal_forge as forge
 from dztest import journal_samples as samples
-from daozhang.host_tools import verify_errors as errors
-from daozhang.host_tools.journal_reader import latest_signed_checkpoint
-from daozhang.host_tools.verify import check_journal, verify_journal
-from daozhang.host_tools.verify_anchor import make_anchor
+from daozhang.host_tools.verify import errors
+from daozhang.host_tools.verify.reader import latest_signed_checkpoint
+from daozhang.host_tools.verify.journal import check_journal, verify_journal
+from daozhang.host_tools.verify.anchor import make_anchor
 
 write = samples.write
 

@@ -10,8 +10,8 @@ import pytest
 from dztest import journal_forge as forge
 from dztest import journal_samples as samples
 from daozhang.agent.journal_file import JournalFile
-from daozhang.host_tools import verify_errors as errors
-from daozhang.host_tools.verify import check_journal, verify_journal
+from daozhang.host_tools.verify import errors
+from daozhang.host_tools.verify.journal import check_journal, verify_journal
 
 
 def outage_journal(tmp_path, key, recover=True):

@@ -3,14 +3,14 @@
 Inline CSS and inline SVG only: no script, no font, no link to anything, so
 it opens offline from a USB stick.  Every value that came from the journal
 or the settlement file goes through `_e` (html.escape), so a CSV field such
-as `<script>` shows as text.  Input: the summary of host_tools/reconcile.py.
+as `<script>` shows as text.  Input: the summary of host_tools/reconcile/run.py.
 """
 
 from html import escape
 
 from daozhang.agent.core.alerts import format_money
 from daozhang.agent.core.settlement_checks import COUNT_NAMES
-from daozhang.host_tools.report_payouts import payout_section
+from daozhang.host_tools.reconcile.report_payouts import payout_section
 
 HOUR = 3600 * 1000
 DAY = 24 * HOUR

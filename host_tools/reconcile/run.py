@@ -4,8 +4,8 @@
     summary["counts"], summary["totals"], summary["transactions"]
     exit_code_for(summary)        # 0 all ok, 1 a discrepancy or tampering
 
-Steps: verify the journal (host_tools/verify.py, the independent verifier);
-read its transactions (reconcile_journal.py: a tampered journal is still
+Steps: verify the journal (host_tools/verify/journal.py, the independent verifier);
+read its transactions (journal.py: a tampered journal is still
 read, minus what the findings name); run the settlement checks of
 agent/core/settlement_checks.py, the same code the terminal's watchdog
 runs; enrich each transaction with what the report shows.
@@ -23,8 +23,8 @@ from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.core.sale_index import MemorySaleIndex
 from daozhang.agent.core.settlement_checks import COUNT_NAMES, TOTAL_NAMES, SettlementLedger
 from daozhang.agent.timezone import timezone_for
-from daozhang.host_tools.reconcile_journal import journal_transactions
-from daozhang.host_tools.verify import verify_journal
+from daozhang.host_tools.reconcile.journal import journal_transactions
+from daozhang.host_tools.verify.journal import verify_journal
 from daozhang.settlement_files.payouts import FINDINGS as PAYOUT_FINDINGS
 from daozhang.settlement_files.payouts import PayoutTally, check_payouts, payout_counts
 

@@ -15,15 +15,15 @@ import shutil
 import socket
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.host_tools.broker_ready import NotReady, wait_broker_ready
-from daozhang.host_tools.demo_processes import ManagedProcess, ProcessFailed
+from daozhang.host_tools.demo.broker_ready import NotReady, wait_broker_ready
+from daozhang.host_tools.demo.processes import ManagedProcess, ProcessFailed
 
 MOSQUITTO_ENV = "DAOZHANG_MOSQUITTO"
 FALLBACK_DIRS = ("/usr/sbin", "/usr/local/sbin")
 INSTALL_HINT = "sudo apt-get install mosquitto"
 HOST = "127.0.0.1"
 
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = os.path.join(_REPO, "examples", "mosquitto")
 
 

@@ -1,9 +1,9 @@
 """`daozhang demo`: run the whole system for a while and show what happens.
 
-The sequence: set up a workdir (demo_stack.py), start mosquitto, the backend
-and the agent, then a POS (demo_pos.py) and an acquirer (demo_acquirer.py);
+The sequence: set up a workdir (stack.py), start mosquitto, the backend
+and the agent, then a POS (pos.py) and an acquirer (acquirer.py);
 every event (theirs, and the agent's and backend's log events) goes through
-one queue to the tally and the view (demo_view.py), on the main thread.
+one queue to the tally and the view (view.py), on the main thread.
 The duration ending, Ctrl-C or SIGTERM stops the POS and the acquirer, gives
 the last sales a moment to sync, stops every process (SIGTERM, then
 SIGKILL; each verified gone) and prints the summary.
@@ -17,13 +17,13 @@ import tempfile
 import time
 
 from daozhang.agent.profile import load_profile
-from daozhang.host_tools.demo_acquirer import Acquirer, backend_settle
-from daozhang.host_tools.demo_clock import DEFAULT_SPEED, DemoClock
-from daozhang.host_tools.demo_events import DemoEvent, Tally, translate
-from daozhang.host_tools.demo_pos import Pos
-from daozhang.host_tools.demo_processes import ProcessFailed, group_alive
-from daozhang.host_tools.demo_stack import DemoStack
-from daozhang.host_tools.demo_view import LiveView, PlainView, summary_lines
+from daozhang.host_tools.demo.acquirer import Acquirer, backend_settle
+from daozhang.host_tools.demo.clock import DEFAULT_SPEED, DemoClock
+from daozhang.host_tools.demo.events import DemoEvent, Tally, translate
+from daozhang.host_tools.demo.pos import Pos
+from daozhang.host_tools.demo.processes import ProcessFailed, group_alive
+from daozhang.host_tools.demo.stack import DemoStack
+from daozhang.host_tools.demo.view import LiveView, PlainView, summary_lines
 
 SYNC_DRAIN_S = 5.0          # after the POS stops: time for the last sales to be acked
 HEALTH_EVERY_S = 1.0

@@ -4,7 +4,7 @@ An independent reader (it imports nothing of the writer): the superblock
 (3.1), segment headers (3.2), record frames (3.3) and bodies (3.4).  The
 verifier (verify.py) builds its checks on these functions; `iter_records`
 is the plain decoder behind `journal show` and `journal export`, and raises
-only the verifier's own finding classes (verify_errors.py).
+only the verifier's own finding classes (errors.py).
 """
 
 import mmap
@@ -15,8 +15,8 @@ import zlib
 from collections import namedtuple
 from hashlib import sha256
 
-from daozhang.host_tools import verify_errors as errors
-from daozhang.host_tools.verify_cbor import CborProblem, check_flat_payload, decode_roundtrip
+from daozhang.host_tools.verify import errors
+from daozhang.host_tools.verify.cbor import CborProblem, check_flat_payload, decode_roundtrip
 
 SUPERBLOCK_SIZE = 4096
 SUPERBLOCK_MAGIC = b"DZJRNL01"

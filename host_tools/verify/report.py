@@ -5,7 +5,7 @@ tests look at `.kinds()`.  `ok` ignores informational findings
 (`UncommittedTail`), which describe a crash, not tampering.
 """
 
-from daozhang.host_tools.verify_errors import INFORMATIONAL, error_for
+from daozhang.host_tools.verify.errors import INFORMATIONAL, error_for
 
 
 class Finding:

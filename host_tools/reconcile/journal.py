@@ -4,7 +4,7 @@
 reads.  It must not stop at the first damaged byte (a tampered journal is
 still reconciled, with the tampering reported, README.md),
 so it walks the frames with the independent reader's primitives
-(journal_reader.py) and resynchronises on the next frame whose CRC and
+(reader.py) and resynchronises on the next frame whose CRC and
 body check out.
 
 What is left out, and why (each transaction left out is listed with its
@@ -20,7 +20,7 @@ reason, so the report can say what it did not count):
 
 import struct
 
-from daozhang.host_tools import journal_reader as reader
+from daozhang.host_tools.verify import reader
 
 _frame_head = struct.Struct(">BBI").unpack_from
 _crc_at = struct.Struct(">I").unpack_from

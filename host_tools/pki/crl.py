@@ -20,8 +20,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from daozhang.agent.storage import fsync_directory
-from daozhang.host_tools.pki import (
-    KIND_SERVER, PkiError, _utcnow, append_ledger, issued, read_ledger)
+from daozhang.host_tools.pki.errors import PkiError
+from daozhang.host_tools.pki.ledger import KIND_SERVER, append_ledger, issued, read_ledger, utcnow
 
 CRL = "crl.pem"
 REVOKED = "revoked.jsonl"
@@ -36,7 +36,7 @@ def revoked(directory):
 def revoke(ca, cn, days=CRL_DAYS, now=None):
     """Revoke every client certificate issued to `cn`; write the new CRL.
     Returns the serials newly revoked (hex); [] if all were already."""
-    now = now or _utcnow()
+    now = now or utcnow()
     entries = [e for e in issued(ca.directory) if e["cn"] == cn and e["kind"] != KIND_SERVER]
     if not entries:
         raise PkiError("no client certificate issued to %r by the CA in %s (see issued.jsonl)"
@@ -52,7 +52,7 @@ def revoke(ca, cn, days=CRL_DAYS, now=None):
 def write_crl(ca, days=CRL_DAYS, now=None):
     """(Re)write CA_DIR/crl.pem from revoked.jsonl, atomically (the broker
     may read it at any moment).  Returns its path."""
-    now = now or _utcnow()
+    now = now or utcnow()
     builder = (x509.CertificateRevocationListBuilder()
                .issuer_name(ca.cert.subject)
                .last_update(now - datetime.timedelta(hours=1))
@@ -91,7 +91,7 @@ def _next_crl_number(directory):
 
 def crl_status(directory, now=None):
     """{"revoked": N, "next_update": iso, "days_left": float} of CA_DIR/crl.pem."""
-    now = now or _utcnow()
+    now = now or utcnow()
     path = os.path.join(directory, CRL)
     try:
         with open(path, "rb") as f:

@@ -20,7 +20,7 @@ It never reports a framing or sequence finding itself: at the first thing it
 does not like it returns where the careful path must take over (-1: the whole
 segment, else the offset of the first record not yet accepted), so findings
 and their messages come from one place.  Checkpoint findings are emitted by
-the shared `_checkpoint` rules (verify_rules.py) from either path.
+the shared `_checkpoint` rules (rules.py) from either path.
 """
 
 import struct
@@ -36,8 +36,8 @@ try:
 except ImportError:   # no cbrrr for this platform: every batch takes the careful path
     _strict_decode = None   # (calling None fails inside the try blocks below: same findings, slower)
 
-from daozhang.host_tools import journal_reader as reader
-from daozhang.host_tools.verify_cbor import CborProblem, _check_item, _keys_sorted
+from daozhang.host_tools.verify import reader
+from daozhang.host_tools.verify.cbor import CborProblem, _check_item, _keys_sorted
 
 _unpack_frame_head = struct.Struct(">HBBI").unpack_from
 _crc32 = zlib.crc32   # SPEC 3 CRC-32; unsigned on Python 3

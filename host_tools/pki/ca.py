@@ -12,13 +12,12 @@ device called "backend" would otherwise inherit the backend's ACL.
 
 Layout (README.md):
     CA_DIR/ca.crt  CA_DIR/ca.key  CA_DIR/issued.jsonl
-    CA_DIR/crl.pem CA_DIR/revoked.jsonl  (revocations: pki_crl.py)
+    CA_DIR/crl.pem CA_DIR/revoked.jsonl  (revocations: crl.py)
     PREFIX.crt     PREFIX.key        (server, device or backend)
 """
 
 import datetime
 import ipaddress
-import json
 import os
 import re
 from collections import namedtuple
@@ -28,12 +27,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from daozhang.agent.core.errors import FindingError, LocalError
 from daozhang.agent.storage import fsync_directory
+from daozhang.host_tools.pki.crl import write_crl
+from daozhang.host_tools.pki.errors import CertificateRejected, IdentityConflict, PkiError
+from daozhang.host_tools.pki.ledger import (INDEX, KIND_BACKEND, KIND_DEVICE, KIND_SERVER, append_ledger, issued,
+                                            read_ledger, utcnow)
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
-INDEX = "issued.jsonl"
 
 CA_DAYS = 20 * 365
 LEAF_DAYS = 5 * 365
@@ -46,28 +47,8 @@ BACKDATE = datetime.timedelta(hours=1)
 # in a CN would widen what that identity may touch.
 IDENTITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
-KIND_DEVICE = "device"
-KIND_BACKEND = "backend"
-KIND_SERVER = "server"
-
 CertPaths = namedtuple("CertPaths", "cert key")
 CertificateAuthority = namedtuple("CertificateAuthority", "directory cert key")
-
-
-class PkiError(LocalError):
-    """The operator asked for something the PKI refuses (exit 2)."""
-
-
-class IdentityConflict(PkiError):
-    """A name is already issued as another kind of identity."""
-
-
-class CertificateRejected(FindingError):
-    """A certificate does not chain to the fleet CA or is out of its validity."""
-
-
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
 
 
 def check_identity(name, what="identity"):
@@ -121,7 +102,7 @@ def _write_pair(prefix, cert, key):
 
 
 def _validity(days, not_before, not_after, now):
-    now = now or _utcnow()
+    now = now or utcnow()
     start = not_before or (now - BACKDATE)
     end = not_after or (now + datetime.timedelta(days=days))
     if end <= start:
@@ -154,8 +135,6 @@ def create_ca(directory, name="daozhang fleet CA", days=CA_DAYS, now=None):
     _write_pair(os.path.join(directory, "ca"), cert, key)
     ca = CertificateAuthority(directory, cert, key)
     # An empty CRL from the start: the broker's `crlfile` must always exist.
-    # (Imported here: pki_crl builds on this module.)
-    from daozhang.host_tools.pki_crl import write_crl
     write_crl(ca, now=now)
     return ca
 
@@ -184,29 +163,6 @@ def load_ca_cert(directory):
     if not os.path.exists(path):
         raise PkiError("no CA certificate %s: expected the directory made by `daozhang pki init`" % path)
     return load_cert(path)
-
-
-def read_ledger(directory, name):
-    """The entries of a CA directory's JSON-lines ledger (`name`), [] if none."""
-    path = os.path.join(directory, name)
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def append_ledger(directory, name, entries):
-    """Append entries (dicts) to a CA directory's ledger, durably."""
-    with open(os.path.join(directory, name), "a") as f:
-        for entry in entries:
-            f.write(json.dumps(entry, sort_keys=True) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def issued(directory):
-    """The CA's index: a list of dicts {serial, kind, cn, not_after}."""
-    return read_ledger(directory, INDEX)
 
 
 def _check_kind(ca, cn, kind):
@@ -324,7 +280,7 @@ def certificate_identity(cert):
 
 def check_certificate(ca_cert, cert, now=None):
     """Raise CertificateRejected unless `cert` is signed by `ca_cert` and valid now."""
-    now = now or _utcnow()
+    now = now or utcnow()
     try:
         cert.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError) as exc:
@@ -342,63 +298,3 @@ def check_certificate(ca_cert, cert, now=None):
                                      cert.not_valid_before_utc.isoformat(),
                                      cert.not_valid_after_utc.isoformat(), now.isoformat()))
     return certificate_identity(cert)
-
-
-# -- a whole PKI for tests and the demo ----------------------------------------
-
-class TestPki:
-    """Everything a test or the demo needs, in one directory:
-
-    ca/                    the fleet CA
-    broker.crt/.key        the broker (127.0.0.1, ::1, localhost)
-    <device>.crt/.key      one per device id
-    <backend>.crt/.key     the backend identity
-    expired-<d0>.crt/.key  a device cert for devices[0] that expired yesterday
-    foreign/ca.crt/.key    another CA;  foreign-<d0>.crt/.key: devices[0] by it
-    """
-
-    __test__ = False  # not a pytest class
-
-    def __init__(self, directory, devices=("dev-a", "dev-b"), backend="backend"):
-        self.directory = directory
-        self.devices = list(devices)
-        self.backend_name = backend
-        self.ca = create_ca(os.path.join(directory, "ca"))
-        self.ca_cert = os.path.join(directory, "ca", CA_CERT)
-        self.server = issue_server(self.ca, [], os.path.join(directory, "broker"))
-        self._identities = {}
-        for device_id in self.devices:
-            self._identities[device_id] = issue_device(self.ca, device_id,
-                                                       os.path.join(directory, device_id))
-        self._identities[backend] = issue_backend(self.ca, backend,
-                                                  os.path.join(directory, backend))
-        now = _utcnow()
-        first = self.devices[0]
-        self.expired = issue_device(self.ca, first, os.path.join(directory, "expired-" + first),
-                                    not_before=now - datetime.timedelta(days=30),
-                                    not_after=now - datetime.timedelta(days=1))
-        self.foreign_ca = create_ca(os.path.join(directory, "foreign"), name="some other CA")
-        self.foreign = issue_device(self.foreign_ca, first,
-                                    os.path.join(directory, "foreign-" + first))
-
-    def identity(self, name):
-        """CertPaths for a device id or the backend name."""
-        try:
-            return self._identities[name]
-        except KeyError:
-            raise PkiError("no identity %r in this test PKI (have %s)"
-                           % (name, ", ".join(sorted(self._identities))))
-
-    def add_device(self, device_id):
-        if device_id not in self._identities:
-            self._identities[device_id] = issue_device(self.ca, device_id,
-                                                       os.path.join(self.directory, device_id))
-        return self._identities[device_id]
-
-    @property
-    def backend(self):
-        return self._identities[self.backend_name]
-
-
-def make_test_pki(directory, devices=("dev-a", "dev-b"), backend="backend"):
-    return TestPki(directory, devices, backend)

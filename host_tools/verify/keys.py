@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from daozhang.host_tools.verify_errors import BadTrustInput
+from daozhang.host_tools.verify.errors import BadTrustInput
 
 ALG_NONE = 0
 ALG_ED25519 = 1

@@ -25,14 +25,14 @@ one tampered byte gives one finding, not a cascade.
 import struct
 from hashlib import sha256
 
-from daozhang.host_tools import journal_reader as reader
-from daozhang.host_tools.verify_anchor import Anchor, check_anchor_signature, read_anchor
-from daozhang.host_tools.verify_fast import FastPath as _FastPath
-from daozhang.host_tools.verify_errors import INFORMATIONAL
-from daozhang.host_tools.verify_keys import load_public_keys
-from daozhang.host_tools.verify_report import Finding, VerificationReport
-from daozhang.host_tools.verify_rules import CheckpointRules
-from daozhang.host_tools.verify_segments import SegmentRules
+from daozhang.host_tools.verify import reader
+from daozhang.host_tools.verify.anchor import Anchor, check_anchor_signature, read_anchor
+from daozhang.host_tools.verify.fast import FastPath as _FastPath
+from daozhang.host_tools.verify.errors import INFORMATIONAL
+from daozhang.host_tools.verify.keys import load_public_keys
+from daozhang.host_tools.verify.report import Finding, VerificationReport
+from daozhang.host_tools.verify.rules import CheckpointRules
+from daozhang.host_tools.verify.segments import SegmentRules
 
 _unpack_head = struct.Struct(">BBI").unpack_from
 _unpack_crc = struct.Struct(">I").unpack_from

@@ -8,7 +8,7 @@ sb, free_segments, voided, torn_candidates, expect_seq, expect_prev, leaves,
 hole, salvage_first.
 """
 
-from daozhang.host_tools import journal_reader as reader
+from daozhang.host_tools.verify import reader
 
 
 class SegmentRules:

@@ -1,6 +1,6 @@
 """The demo's display: rich Live on a terminal, one line per event otherwise.
 
-Both views take DemoEvents (demo_events.py) through `show(event, elapsed)`
+Both views take DemoEvents (events.py) through `show(event, elapsed)`
 and the Tally for the header; `summary_lines(summary)` is the text both
 print at the end.  Plain lines look like
 
@@ -12,7 +12,7 @@ so a CI log or `| grep alert` reads well.
 import collections
 import threading
 
-from daozhang.host_tools.demo_pos import money
+from daozhang.host_tools.demo.pos import money
 
 STYLES = {"setup": "dim", "txn": "white", "sync": "cyan", "settle": "blue", "check": "magenta",
           "alert": "bold red", "warn": "yellow", "info": "green",

@@ -24,9 +24,9 @@ import threading
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.fees import contracted_fee
 from daozhang.agent.timezone import ZoneInfoTimezone
-from daozhang.host_tools.demo_events import DemoEvent
-from daozhang.host_tools.demo_pos import money, rfc3339
-from daozhang.host_tools.demo_processes import ProcessFailed
+from daozhang.host_tools.demo.events import DemoEvent
+from daozhang.host_tools.demo.pos import money, rfc3339
+from daozhang.host_tools.demo.processes import ProcessFailed
 
 COLUMNS = ("acquirer_ref", "merchant_id", "terminal_id", "rrn", "auth_code", "txn_time", "kind",
            "card", "amount", "fee", "settled_amount", "settled_at", "mcc", "region")

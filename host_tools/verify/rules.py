@@ -11,7 +11,7 @@ missing or damaged, so the root cannot be recomputed), and `self.flagged` /
 # SPEC 3.6: exactly these keys; anything else in a checkpoint is tampering.
 CHECKPOINT_KEYS = {"alg", "kid", "dev", "first", "root", "acked", "released", "state", "sig"}
 
-from daozhang.host_tools.verify_keys import (ALG_ED25519, ALG_NONE, batch_root, checkpoint_message, key_from_raw,
+from daozhang.host_tools.verify.keys import (ALG_ED25519, ALG_NONE, batch_root, checkpoint_message, key_from_raw,
                                              key_id, signature_valid)
 
 _STATE_NORMAL, _STATE_OUTAGE, _STATE_RECOVERY = 0, 1, 2

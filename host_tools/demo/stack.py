@@ -9,7 +9,7 @@
 The operator's steps run as the real commands (`daozhang device provision`,
 `daozhang backend device add`, `backend run`, `agent run`), so the demo shows
 the product, not a mock of it.  Processes start in their own groups and stop
-through `DemoStack.stop()` (demo_processes.py).
+through `DemoStack.stop()` (processes.py).
 """
 
 import os
@@ -20,18 +20,18 @@ import uuid
 
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.signer import generate_keypair
-from daozhang.host_tools import pki
-from daozhang.host_tools.demo_broker import DemoBroker, find_mosquitto
-from daozhang.host_tools.demo_clock import agent_clock_env, align_to_agent_event
-from daozhang.host_tools.demo_events import parse_logfmt
-from daozhang.host_tools.demo_processes import ManagedProcess, ProcessFailed, ProcessSet, run_once
+from daozhang.host_tools.pki import ca as pki
+from daozhang.host_tools.demo.broker import DemoBroker, find_mosquitto
+from daozhang.host_tools.demo.clock import agent_clock_env, align_to_agent_event
+from daozhang.host_tools.demo.events import parse_logfmt
+from daozhang.host_tools.demo.processes import ManagedProcess, ProcessFailed, ProcessSet, run_once
 
 DEVICE_ID = "demo-pos-0001"
 BACKEND_NAME = "backend"         # the ACL in examples/mosquitto grants this CN
 MAX_SOCKET_PATH = 100            # sun_path is 108 bytes
 
 # The demo's shop: examples/merchant.toml, but settled D0 within an hour, so
-# on the demo clock (demo_clock.py) a payment is due seconds after the sale.
+# on the demo clock (clock.py) a payment is due seconds after the sale.
 DEMO_PROFILE = """\
 # The demo's merchant profile (examples/merchant.toml explains every key).
 name = "老王面馆 Lao Wang Noodles (demo)"

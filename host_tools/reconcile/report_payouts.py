@@ -1,7 +1,7 @@
 """The reconcile report's bank section: each settlement day's payout and the
 chain sale -> settlement row -> payout -> bank line (SPEC §7.10).
 
-Input: summary["payouts"] of host_tools/reconcile.py (None without --bank).
+Input: summary["payouts"] of host_tools/reconcile/run.py (None without --bank).
 Every outside value goes through html.escape, as in report_html.py.
 """
 

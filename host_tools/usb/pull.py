@@ -302,7 +302,7 @@ def _json_default(value):
 def verify_pulled_journal(path, pubkeys):
     """The independent verifier's report on the pulled journal."""
     try:
-        from daozhang.host_tools.verify import verify_journal
+        from daozhang.host_tools.verify.journal import verify_journal
     except ImportError as exc:
         raise LocalError("journal verifier not available (%s)" % exc)
     return verify_journal(path, pubkeys)

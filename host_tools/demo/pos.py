@@ -2,7 +2,7 @@
 intake socket with the vendorable client (daozhang/client.py).
 
 Every sale is valid and carries only a masked card (first 6, last 4), as a
-real POS must; its `time` is the demo clock's (demo_clock.py), so deadlines
+real POS must; its `time` is the demo clock's (clock.py), so deadlines
 fall within seconds.  Amounts, cards and codes come from a seeded generator:
 the same seed gives the same sales.  `make_sale` is pure; `Pos` paces it.
 """
@@ -12,7 +12,7 @@ import random
 import threading
 
 from daozhang.client import AgentUnavailable, Client, Refused
-from daozhang.host_tools.demo_events import DemoEvent
+from daozhang.host_tools.demo.events import DemoEvent
 
 SHANGHAI = datetime.timezone(datetime.timedelta(hours=8))   # the demo profile's zone: no DST
 BINS = ("622588", "621700", "622202", "625807", "436742", "524047")

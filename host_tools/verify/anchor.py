@@ -12,10 +12,10 @@ from hashlib import sha256
 
 import cbor2
 
-from daozhang.host_tools import journal_reader as reader
-from daozhang.host_tools.verify_cbor import CborProblem, decode_canonical
-from daozhang.host_tools.verify_errors import BadTrustInput
-from daozhang.host_tools.verify_keys import ALG_ED25519, checkpoint_message, signature_valid
+from daozhang.host_tools.verify import reader
+from daozhang.host_tools.verify.cbor import CborProblem, decode_canonical
+from daozhang.host_tools.verify.errors import BadTrustInput
+from daozhang.host_tools.verify.keys import ALG_ED25519, checkpoint_message, signature_valid
 
 Anchor = namedtuple("Anchor", "journal_id dev seq frame hash head wall_ms boot_id mono_ms payload")
 
