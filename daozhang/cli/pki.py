@@ -17,7 +17,7 @@ import json
 
 import click
 
-from daozhang.cli.card_args import refuse_card_data
+from daozhang.cli.params.card_args import refuse_card_data
 from daozhang.host_tools.pki import ca as pki_lib
 
 EPILOG = "Exit codes: 0 ok, 1 certificate rejected (show --ca), 2 usage or I/O error."

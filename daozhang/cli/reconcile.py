@@ -17,7 +17,7 @@ from daozhang.agent.core.alerts import format_money
 from daozhang.agent.core.business_calendar import parse_rfc3339_ms
 from daozhang.agent.core.errors import ValidationError
 from daozhang.agent.profile import load_profile
-from daozhang.cli.settlement_input import bank_statement, open_input, settlement_options
+from daozhang.cli.params.settlement_input import bank_statement, open_input, settlement_options
 from daozhang.host_tools.reconcile.run import reconcile_files
 
 _EPILOG = ("Exit codes: 0 all settled right and the journal intact; 1 a discrepancy "

@@ -12,7 +12,7 @@ import sys
 import click
 
 from daozhang.agent.core.errors import FindingError
-from daozhang.cli.settlement_input import bank_statement, open_input, settlement_options
+from daozhang.cli.params.settlement_input import bank_statement, open_input, settlement_options
 
 
 @click.command("settle")

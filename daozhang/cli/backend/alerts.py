@@ -8,7 +8,7 @@ import time
 
 import click
 
-from daozhang.cli._backend_common import db_options, open_backend_store
+from daozhang.cli.backend.db_options import db_options, open_backend_store
 
 
 @click.command("alerts")

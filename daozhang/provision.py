@@ -1,4 +1,5 @@
-"""`daozhang device provision`: a device's key, config and journal in one directory.
+"""Provisioning a device: its key, config and journal in one directory
+(the library behind `daozhang device provision`, which only parses and prints).
 
 The directory (--out DIR) is what gets installed at the board's state_dir
 (/var/lib/daozhang on the Pi): agent.toml, device.key (0600), device.pub,
@@ -7,11 +8,8 @@ Everything is checked before anything is written; on a failure midway the
 files this run created are removed again.
 """
 
-import json
 import os
 import shutil
-
-import click
 
 from daozhang.agent.config import render_agent_config
 from daozhang.agent.core.errors import LocalError
@@ -19,13 +17,11 @@ from daozhang.agent.journal_file import create_journal
 from daozhang.agent.profile import load_profile
 from daozhang.agent.signer import fingerprint, generate_keypair, load_public_key, raw_public
 from daozhang.boards.load import load_board
-from daozhang.cli.card_args import refuse_card_data
-from daozhang.cli.sizes import ByteSize
 
 _ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
-def _check_device_id(device_id):
+def check_device_id(device_id):
     if not 1 <= len(device_id) <= 64 or set(device_id) - _ID_CHARS:
         raise LocalError("--device-id: expected 1-64 of A-Z a-z 0-9 . _ - (SPEC 3.1), got %r" % device_id)
 
@@ -100,39 +96,10 @@ def _check_pubkey(option, path):
         raise LocalError("%s %s: %s" % (option, path, exc)) from None
 
 
-@click.command("provision")
-@click.option("--board", required=True, help="Board name (rpi4, generic-linux) or a board .toml.")
-@click.option("--device-id", required=True, callback=refuse_card_data, help="This terminal's id: 1-64 of A-Z a-z 0-9 . _ -")
-@click.option("--profile", "profile_path", required=True, type=click.Path(dir_okay=False),
-              help="The merchant profile (TOML), e.g. examples/merchant.toml.")
-@click.option("--backend-pubkey", required=True, type=click.Path(dir_okay=False),
-              help="The backend's public key (PEM): the device trusts its acks.")
-@click.option("--technician-pubkey", "technician_pubkeys", multiple=True, type=click.Path(dir_okay=False),
-              help="A technician's public key (PEM) for the service port; repeatable.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory to create (installed at the board's state_dir).")
-@click.option("--journal-size", type=ByteSize(), default=None, help="Override the board's journal size.")
-@click.option("--segment-size", type=ByteSize(), default=None, help="Override the board's segment size.")
-@click.option("--socket", "socket_path", default=None, help="Override the board's intake socket path.")
-@click.option("--socket-group", default=None, help="Override the board's intake socket group (\"\": none).")
-@click.option("--broker", default=None, metavar="HOST:PORT",
-              help="The MQTT broker (TLS, port 8883 if omitted): turns sync on; needs --ca --cert --key.")
-@click.option("--ca", "ca_path", type=click.Path(dir_okay=False), default=None,
-              help="The fleet CA certificate (PEM) that verifies the broker.")
-@click.option("--cert", "cert_path", type=click.Path(dir_okay=False), default=None,
-              help="This device's TLS client certificate (PEM, CN = the device id).")
-@click.option("--key", "key_path", type=click.Path(dir_okay=False), default=None,
-              help="The private key of --cert (PEM); copied with mode 0600.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys, out_dir,
-              journal_size, segment_size, socket_path, socket_group, broker, ca_path, cert_path,
-              key_path, as_json):
-    """Create a device's Ed25519 key (0600), DIR/agent.toml and its journal.
-
-    With --broker HOST:PORT --ca --cert --key the device is complete: the TLS
-    files are copied in (ca.crt, device-tls.crt, device-tls.key) and
-    agent.toml gets its [mqtt] table, so `daozhang agent run` syncs."""
-    _check_device_id(device_id)
+def mqtt_table_for(device_id, broker, tls):
+    """The agent's [mqtt] table for --broker with --ca --cert --key (checked), or
+    None for a journaling-only device; `tls` is (ca, cert, key) paths or None."""
+    ca_path, cert_path, key_path = tls or (None, None, None)
     tls_given = [o for o, v in (("--ca", ca_path), ("--cert", cert_path), ("--key", key_path)) if v]
     mqtt_table = None
     if broker is None and tls_given:
@@ -145,6 +112,21 @@ def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys
         _check_tls(device_id, ca_path, cert_path, key_path)
         mqtt_table = {"host": host, "port": port, "ca": "ca.crt", "cert": "device-tls.crt",
                       "key": "device-tls.key"}
+    return mqtt_table
+
+
+def provision_device(out_dir, board, device_id, profile_path, backend_pubkey, technician_pubkeys=(),
+                     journal_size=None, segment_size=None, socket_path=None, socket_group=None,
+                     broker=None, tls=None):
+    """Create a device's Ed25519 key (0600), OUT_DIR/agent.toml and its journal.
+
+    With `broker` ("HOST[:PORT]") and `tls` (ca, cert, key paths) the device is
+    complete: the TLS files are copied in (ca.crt, device-tls.crt,
+    device-tls.key) and agent.toml gets its [mqtt] table.  Everything is checked
+    before anything is written; on a failure midway the files this run created
+    are removed again.  Returns what was made (the CLI prints it)."""
+    check_device_id(device_id)
+    mqtt_table = mqtt_table_for(device_id, broker, tls)
     b = load_board(board)
     load_profile(profile_path)                  # ProfileError names the file and key
     _check_pubkey("--backend-pubkey", backend_pubkey)
@@ -166,45 +148,12 @@ def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys
             raise LocalError("%s exists: refusing to overwrite a provisioned device (choose another --out)" % path)
     created = []
     try:
-        prefix = os.path.join(out_dir, names["key"][:-4])
-        created += [prefix + ".key", prefix + ".pub"]
-        public = generate_keypair(prefix)
-        for src, name in [(profile_path, names["profile"]), (backend_pubkey, names["backend"])]:
-            created.append(os.path.join(out_dir, name))
-            shutil.copyfile(src, created[-1])
-        techs = []
-        for i, src in enumerate(technician_pubkeys, 1):
-            techs.append("technician-%d.pub" % i)
-            created.append(os.path.join(out_dir, techs[-1]))
-            shutil.copyfile(src, created[-1])
-        if mqtt_table is not None:
-            for src, name, mode in [(ca_path, mqtt_table["ca"], 0o644),
-                                    (cert_path, mqtt_table["cert"], 0o644),
-                                    (key_path, mqtt_table["key"], 0o600)]:
-                dst = os.path.join(out_dir, name)
-                created.append(dst)
-                with open(src, "rb") as fin:
-                    data = fin.read()
-                fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-                with os.fdopen(fd, "wb") as fout:
-                    fout.write(data)
+        public, techs = _write_keys_and_copies(out_dir, names, created, profile_path, backend_pubkey,
+                                               technician_pubkeys, mqtt_table, tls)
         created.append(os.path.join(out_dir, names["journal"]))
         create_journal(created[-1], device_id, size=size, segment_size=seg,
                        sector_size=b["journal"]["sector_size"])
-        tables = {
-            "device": {"id": device_id, "board": b["name"], "key": names["key"],
-                       "backend_pubkey": names["backend"], "technician_pubkeys": techs,
-                       "profile": names["profile"]},
-            "journal": {"path": names["journal"], "size": size, "segment_size": seg},
-            "intake": {"socket": socket_path or b["intake"]["socket"],
-                       "group": b["intake"]["group"] if socket_group is None else socket_group,
-                       "mode": "%04o" % b["intake"]["mode"]},
-            "watchdog": {"heartbeat_s": b["watchdog"]["heartbeat_s"]},
-            "service_port": {"device": b["service_port"]["device"]},
-            "outputs": b["outputs"],
-        }
-        if mqtt_table is not None:
-            tables["mqtt"] = mqtt_table
+        tables = _agent_tables(device_id, b, names, techs, size, seg, socket_path, socket_group, mqtt_table)
         header = ("# daozhang agent config for device %s (board %s), written by\n"
                   "# `daozhang device provision`.  Relative paths are relative to this file.\n"
                   "# Run: daozhang agent run --config %s" % (device_id, b["name"], names["config"]))
@@ -218,16 +167,58 @@ def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys
             except OSError:
                 pass
         raise
-    info = {"device_id": device_id, "board": b["name"], "dir": os.path.abspath(out_dir),
+    return {"device_id": device_id, "board": b["name"], "dir": os.path.abspath(out_dir),
             "config": os.path.abspath(os.path.join(out_dir, names["config"])),
             "public_key": public.hex(), "fingerprint": fingerprint(public),
             "journal_size": size, "segment_size": seg,
             "broker": None if mqtt_table is None else "%s:%d" % (mqtt_table["host"], mqtt_table["port"])}
-    if as_json:
-        click.echo(json.dumps(info, sort_keys=True))
-        return
-    click.echo("device      %s (board %s)" % (device_id, b["name"]))
-    click.echo("config      %s" % info["config"])
-    click.echo("public key  %s" % info["public_key"])
-    click.echo("fingerprint %s" % info["fingerprint"])
-    click.echo("sync        %s" % (info["broker"] or "off (no --broker: journaling only)"))
+
+
+def _write_keys_and_copies(out_dir, names, created, profile_path, backend_pubkey, technician_pubkeys,
+                           mqtt_table, tls):
+    """The key pair and the copied files; each path goes into `created` before
+    it is written, so the caller can remove what a failure left.  Returns the
+    raw public key and the technician key file names."""
+    prefix = os.path.join(out_dir, names["key"][:-4])
+    created += [prefix + ".key", prefix + ".pub"]
+    public = generate_keypair(prefix)
+    for src, name in [(profile_path, names["profile"]), (backend_pubkey, names["backend"])]:
+        created.append(os.path.join(out_dir, name))
+        shutil.copyfile(src, created[-1])
+    techs = []
+    for i, src in enumerate(technician_pubkeys, 1):
+        techs.append("technician-%d.pub" % i)
+        created.append(os.path.join(out_dir, techs[-1]))
+        shutil.copyfile(src, created[-1])
+    if mqtt_table is not None:
+        ca_path, cert_path, key_path = tls
+        for src, name, mode in [(ca_path, mqtt_table["ca"], 0o644),
+                                (cert_path, mqtt_table["cert"], 0o644),
+                                (key_path, mqtt_table["key"], 0o600)]:
+            dst = os.path.join(out_dir, name)
+            created.append(dst)
+            with open(src, "rb") as fin:
+                data = fin.read()
+            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            with os.fdopen(fd, "wb") as fout:
+                fout.write(data)
+    return public, techs
+
+
+def _agent_tables(device_id, b, names, techs, size, seg, socket_path, socket_group, mqtt_table):
+    """agent.toml's tables: the board's defaults, the overrides given, file names relative to it."""
+    tables = {
+        "device": {"id": device_id, "board": b["name"], "key": names["key"],
+                   "backend_pubkey": names["backend"], "technician_pubkeys": techs,
+                   "profile": names["profile"]},
+        "journal": {"path": names["journal"], "size": size, "segment_size": seg},
+        "intake": {"socket": socket_path or b["intake"]["socket"],
+                   "group": b["intake"]["group"] if socket_group is None else socket_group,
+                   "mode": "%04o" % b["intake"]["mode"]},
+        "watchdog": {"heartbeat_s": b["watchdog"]["heartbeat_s"]},
+        "service_port": {"device": b["service_port"]["device"]},
+        "outputs": b["outputs"],
+    }
+    if mqtt_table is not None:
+        tables["mqtt"] = mqtt_table
+    return tables

@@ -11,8 +11,8 @@ from daozhang.agent.core.errors import DaozhangError, ValidationError
 from daozhang.agent.core.txn import validate
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.signer import load_signer
-from daozhang.cli.card_args import refuse_card_data
-from daozhang.cli.sizes import ByteSize
+from daozhang.cli.params.card_args import refuse_card_data
+from daozhang.cli.params.sizes import ByteSize
 
 
 @click.command()

@@ -4,8 +4,8 @@ import json
 
 import click
 
-from daozhang.cli._backend_common import db_options, open_backend_store
-from daozhang.cli.card_args import refuse_card_data
+from daozhang.cli.backend.db_options import db_options, open_backend_store
+from daozhang.cli.params.card_args import refuse_card_data
 
 
 @click.group("device")
