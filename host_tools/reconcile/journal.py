@@ -18,12 +18,8 @@ reason, so the report can say what it did not count):
   fdatasync), so the POS never got a receipt for them (SPEC 3.9).
 """
 
-import struct
-
 from daozhang.host_tools.verify import reader
-
-_frame_head = struct.Struct(">BBI").unpack_from
-_crc_at = struct.Struct(">I").unpack_from
+from daozhang.host_tools.verify.frames import FRAME_HEADER, FRAME_OVERHEAD, frame_head, next_frame
 
 
 def _segments(data):
@@ -43,24 +39,17 @@ def _segments(data):
 
 def _frames(data, start, end):
     """(seq, type, payload) of every intact frame in [start, end)."""
-    pos = start
-    while pos + reader.FRAME_OVERHEAD <= end:
-        if data[pos:pos + 2] == reader.FRAME_MAGIC:
-            rtype, _flags, n = _frame_head(data, pos + 2)
-            stop = pos + reader.FRAME_OVERHEAD + n
-            if 1 <= n <= reader.MAX_BODY and stop <= end and rtype in reader.TYPE_NAMES and \
-                    reader.crc32(data[pos:stop - 4]) == _crc_at(data, stop - 4)[0]:
-                body = bytes(data[pos + reader.FRAME_HEADER:stop - 4])
-                value, problem = reader.decode_body(rtype, body)
-                if problem is None:
-                    yield value[0], rtype, value[5]
-                    pos = stop
-                    continue
-        # Not a good frame here: resynchronise on the next frame magic.
-        nxt = data.find(reader.FRAME_MAGIC, pos + 1, end)
-        if nxt < 0:
-            return
-        pos = nxt
+    pos = next_frame(data, start, end)
+    while pos is not None:
+        rtype, _flags, n = frame_head(data, pos)
+        if rtype in reader.TYPE_NAMES:
+            value, problem = reader.decode_body(rtype, bytes(data[pos + FRAME_HEADER:pos + FRAME_HEADER + n]))
+            if problem is None:
+                yield value[0], rtype, value[5]
+                pos = next_frame(data, pos + FRAME_OVERHEAD + n, end)
+                continue
+        # A valid frame we cannot use: resynchronise on the next one after it.
+        pos = next_frame(data, pos + 1, end)
 
 
 def read_records(source):

@@ -6,7 +6,6 @@ Rollback).  An anchor is trusted input: if it does not parse or its own
 signature fails, the technician gave a bad file (BadTrustInput, exit 2).
 """
 
-import struct
 from collections import namedtuple
 from hashlib import sha256
 
@@ -15,6 +14,7 @@ import cbor2
 from daozhang.host_tools.verify import reader
 from daozhang.host_tools.verify.cbor import CborProblem, decode_canonical
 from daozhang.host_tools.verify.errors import BadTrustInput
+from daozhang.host_tools.verify.frames import FRAME_HEADER, FRAME_MAGIC, FRAME_OVERHEAD, frame_head, frame_ok
 from daozhang.host_tools.verify.keys import ALG_ED25519, checkpoint_message, signature_valid
 
 Anchor = namedtuple("Anchor", "journal_id dev seq frame hash head wall_ms boot_id mono_ms payload")
@@ -41,17 +41,17 @@ def parse_anchor(data):
     if value["v"] != 1:
         raise BadTrustInput("anchor version %d, expected 1" % value["v"])
     frame = value["frame"]
-    if len(frame) < reader.FRAME_OVERHEAD + 1 or frame[0:2] != reader.FRAME_MAGIC:
+    if len(frame) < FRAME_OVERHEAD + 1 or frame[0:2] != FRAME_MAGIC:
         raise BadTrustInput("anchor frame is not a record frame")
-    rtype, flags, n = struct.unpack_from(">BBI", frame, 2)
-    if len(frame) != reader.FRAME_OVERHEAD + n:
-        raise BadTrustInput("anchor frame length %d, its header says %d" % (len(frame), reader.FRAME_OVERHEAD + n))
-    if reader.crc32(frame[:-4]) != struct.unpack(">I", frame[-4:])[0]:
+    rtype, flags, n = frame_head(frame, 0)
+    if len(frame) != FRAME_OVERHEAD + n:
+        raise BadTrustInput("anchor frame length %d, its header says %d" % (len(frame), FRAME_OVERHEAD + n))
+    if not frame_ok(frame, 0, len(frame)):
         raise BadTrustInput("anchor frame CRC does not match")
     if rtype != reader.TYPE_CHECKPOINT:
         raise BadTrustInput("anchor frame is a %s record, expected a checkpoint"
                             % reader.TYPE_NAMES.get(rtype, "type %d" % rtype))
-    body, problem = reader.decode_body(rtype, frame[reader.FRAME_HEADER:-4])
+    body, problem = reader.decode_body(rtype, frame[FRAME_HEADER:-4])
     if problem is not None:
         raise BadTrustInput("anchor checkpoint body: %s" % problem[1])
     seq, head, wall_ms, boot_id, mono_ms, payload = body

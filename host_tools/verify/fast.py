@@ -23,7 +23,6 @@ and their messages come from one place.  Checkpoint findings are emitted by
 the shared `_checkpoint` rules (rules.py) from either path.
 """
 
-import struct
 import zlib
 from collections import Counter
 from hashlib import sha256
@@ -38,8 +37,8 @@ except ImportError:   # no cbrrr for this platform: every batch takes the carefu
 
 from daozhang.host_tools.verify import reader
 from daozhang.host_tools.verify.cbor import CborProblem, _check_item, _keys_sorted
+from daozhang.host_tools.verify.frames import frame_spans
 
-_unpack_frame_head = struct.Struct(">HBBI").unpack_from
 _crc32 = zlib.crc32   # SPEC 3 CRC-32; unsigned on Python 3
 _U64 = 1 << 64
 _BATCH = 64
@@ -91,18 +90,10 @@ class FastPath:
         """Verify one segment; None if done, else where the careful path resumes."""
         walk = self.walk
         data = walk.data
-        pos = header.offset + reader.SEGMENT_HEADER_SIZE
-        starts, ends = [], []          # frame start; end of the frame's CRC'd bytes
-        while pos + 12 <= end:
-            magic, _, _, n = _unpack_frame_head(data, pos)
-            if magic != 0xDA5A:
-                break
-            if n > 65536 or n < 1 or pos + 12 + n > end:
-                return -1
-            starts.append(pos)
-            pos += 8 + n
-            ends.append(pos)
-            pos += 4
+        spans = frame_spans(data, header.offset + reader.SEGMENT_HEADER_SIZE, end)
+        if spans is None:
+            return -1
+        starts, ends, pos = spans      # frame starts; ends of the frames' CRC'd bytes
         if pos < end and not reader.is_zero(data[pos:end]):
             return -1
         # Everything per record from here is C-level map() over the frame list.

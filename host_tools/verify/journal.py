@@ -22,22 +22,19 @@ After a finding the walk resynchronises (next valid frame, next segment) so
 one tampered byte gives one finding, not a cascade.
 """
 
-import struct
 from hashlib import sha256
 
 from daozhang.host_tools.verify import reader
 from daozhang.host_tools.verify.anchor import Anchor, check_anchor_signature, read_anchor
 from daozhang.host_tools.verify.fast import FastPath as _FastPath
+from daozhang.host_tools.verify.frames import (FRAME_HEADER, FRAME_MAGIC, FRAME_OVERHEAD, body_length, frame_head, frame_ok,
+                                              next_frame, stored_and_computed_crc)
 from daozhang.host_tools.verify.errors import INFORMATIONAL
 from daozhang.host_tools.verify.keys import load_public_keys
 from daozhang.host_tools.verify.report import Finding, VerificationReport
 from daozhang.host_tools.verify.rules import CheckpointRules
 from daozhang.host_tools.verify.segments import SegmentRules
 
-_unpack_head = struct.Struct(">BBI").unpack_from
-_unpack_crc = struct.Struct(">I").unpack_from
-_crc32 = reader.crc32
-_MAGIC = reader.FRAME_MAGIC
 _ERASED = b"\x00\x00"
 _LOOKAHEAD = 16          # records searched for a missing seq before calling it a gap
 
@@ -197,8 +194,8 @@ class _Walk(CheckpointRules, SegmentRules):
         their first record, so one flipped header bit gives one finding."""
         pos = offset + reader.SEGMENT_HEADER_SIZE
         end = min(offset + self.sb.segment_size, len(self.data))
-        if self._frame_ok(pos, end):
-            n = _unpack_head(self.data, pos + 2)[2]
+        if frame_ok(self.data, pos, end):
+            n = frame_head(self.data, pos)[2]
             value, problem = reader.decode_body(0, self.data[pos + 8:pos + 8 + n])
             if problem is None:
                 return _Salvaged(index, offset, value[0], value[1])
@@ -230,25 +227,6 @@ class _Walk(CheckpointRules, SegmentRules):
 
     # -- 4a: frames of one segment ------------------------------------------
 
-    def _frame_ok(self, pos, end):
-        data = self.data
-        if pos + 12 > end or data[pos:pos + 2] != _MAGIC:
-            return False
-        n = _unpack_head(data, pos + 2)[2]
-        stop = pos + 12 + n
-        return 1 <= n <= reader.MAX_BODY and stop <= end and \
-            _crc32(data[pos:stop - 4]) == _unpack_crc(data, stop - 4)[0]
-
-    def _resync(self, start, end):
-        data = self.data
-        while True:
-            q = data.find(_MAGIC, start, end)
-            if q < 0:
-                return None
-            if self._frame_ok(q, end):
-                return q
-            start = q + 1
-
     def _scan(self, header, end, start=None):
         """Frames of one segment from `start`: [(offset, type, flags, hash, body value | None)].
 
@@ -256,8 +234,6 @@ class _Walk(CheckpointRules, SegmentRules):
         its bytes cannot be trusted at all.
         """
         data = self.data
-        decode_body = reader.decode_body
-        type_names = reader.TYPE_NAMES
         entries = []
         append = entries.append
         pos = header.offset + reader.SEGMENT_HEADER_SIZE if start is None else start
@@ -272,36 +248,28 @@ class _Walk(CheckpointRules, SegmentRules):
             if magic == _ERASED:
                 self._zero_tail(header, pos, end)
                 break
-            if magic == _MAGIC and pos + 12 <= end:
-                rtype, flags, n = _unpack_head(data, pos + 2)
-                stop = pos + 12 + n
-                if 1 <= n <= 65536 and stop <= end:
-                    frame = data[pos:stop - 4]
-                    if _crc32(frame) == _unpack_crc(data, stop - 4)[0]:
-                        rhash = sha256(frame).digest()
-                        if flags & 0xFE:
-                            self.emit("BadFrame", None, pos, "flags 0x%02x: bits 1-7 must be zero" % flags)
-                        if rtype not in type_names:
-                            self.emit("UnknownRecordType", None, pos, "record type %d is not in SPEC 3.5" % rtype)
-                        value, problem = decode_body(rtype, frame[8:])
-                        if problem is not None:
-                            self.emit(problem[0], None, pos, problem[1])
-                        append((pos, rtype, flags, rhash, value))
+            n = body_length(data, pos, end) if magic == FRAME_MAGIC else None
+            if n is not None:
+                stop = pos + FRAME_OVERHEAD + n
+                stored, computed = stored_and_computed_crc(data, pos, n)
+                if stored == computed:
+                    append(self._entry(pos, stop))
+                    pos = stop
+                    continue
+                # A plausible length but a wrong CRC: damage inside the frame, if a
+                # valid frame or erased space follows; else fall through to resync.
+                nxt = next_frame(data, pos + 1, end)
+                if nxt is not None or reader.is_zero(data[stop:end]):
+                    self.emit("CrcMismatch", None, pos, "record frame CRC 0x%08x, computed 0x%08x"
+                              % (stored, computed))
+                    rtype, flags, _ = frame_head(data, pos)
+                    append((pos, rtype, flags, None, None))
+                    if nxt is None:
                         pos = stop
-                        continue
-                    # A plausible length but a wrong CRC: damage inside the frame, if a
-                    # valid frame or erased space follows; else fall through to resync.
-                    nxt = self._resync(pos + 1, end)
-                    if nxt is not None or reader.is_zero(data[stop:end]):
-                        self.emit("CrcMismatch", None, pos, "record frame CRC 0x%08x, computed 0x%08x"
-                                  % (_unpack_crc(data, stop - 4)[0], _crc32(frame)))
-                        append((pos, rtype, flags, None, None))
-                        if nxt is None:
-                            pos = stop
-                            break
-                        pos = nxt
-                        continue
-            nxt = self._resync(pos + 1, end)
+                        break
+                    pos = nxt
+                    continue
+            nxt = next_frame(data, pos + 1, end)
             if nxt is None and torn_end:
                 break   # the file ends inside this segment: TruncatedJournal was reported
             if nxt is None:
@@ -314,6 +282,19 @@ class _Walk(CheckpointRules, SegmentRules):
             pos = nxt
         self.report.bytes_used += pos - header.offset - reader.SEGMENT_HEADER_SIZE
         return entries
+
+    def _entry(self, pos, stop):
+        """A frame whose CRC holds: (offset, type, flags, hash, body value | None)."""
+        frame = self.data[pos:stop - 4]
+        rtype, flags, _ = frame_head(frame, 0)
+        if flags & 0xFE:
+            self.emit("BadFrame", None, pos, "flags 0x%02x: bits 1-7 must be zero" % flags)
+        if rtype not in reader.TYPE_NAMES:
+            self.emit("UnknownRecordType", None, pos, "record type %d is not in SPEC 3.5" % rtype)
+        value, problem = reader.decode_body(rtype, frame[FRAME_HEADER:])
+        if problem is not None:
+            self.emit(problem[0], None, pos, problem[1])
+        return pos, rtype, flags, sha256(frame).digest(), value
 
     def _zero_tail(self, header, pos, end):
         rest = self.data[pos:end]

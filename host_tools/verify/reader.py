@@ -1,7 +1,7 @@
 """Reading a journal file from SPEC 3 alone: layout, frames, records.
 
 An independent reader (it imports nothing of the writer): the superblock
-(3.1), segment headers (3.2), record frames (3.3) and bodies (3.4).  The
+(3.1), segment headers (3.2), record frames (3.3, frames.py) and bodies (3.4).  The
 verifier (verify.py) builds its checks on these functions; `iter_records`
 is the plain decoder behind `journal show` and `journal export`, and raises
 only the verifier's own finding classes (errors.py).
@@ -11,12 +11,13 @@ import mmap
 import os
 import re
 import struct
-import zlib
 from collections import namedtuple
 from hashlib import sha256
 
 from daozhang.host_tools.verify import errors
 from daozhang.host_tools.verify.cbor import CborProblem, check_flat_payload, decode_roundtrip
+from daozhang.host_tools.verify.frames import (FRAME_HEADER, FRAME_OVERHEAD, crc32, frame_head, frame_problem,
+                                              next_frame, valid_frames)
 
 SUPERBLOCK_SIZE = 4096
 SUPERBLOCK_MAGIC = b"DZJRNL01"
@@ -24,10 +25,6 @@ FORMAT_VERSIONS = (1, 2)     # 2 declares a sector size at offset 10 (SPEC 3.1)
 SECTOR_SIZES = (512, 1024, 2048, 4096)
 SEGMENT_MAGIC = b"DZSG"
 SEGMENT_HEADER_SIZE = 96
-FRAME_MAGIC = b"\xda\x5a"
-FRAME_HEADER = 8
-FRAME_OVERHEAD = 12
-MAX_BODY = 65536
 ZERO_HASH = bytes(32)
 FLAG_OUTAGE = 0x01
 
@@ -56,11 +53,6 @@ class LayoutProblem(Exception):
 def is_zero(buf):
     """True if every byte is zero (fast: compares with calloc'd zeros)."""
     return buf == bytes(len(buf))
-
-
-def crc32(data):
-    """SPEC 3: ISO-HDLC CRC-32, as zlib computes it."""
-    return zlib.crc32(data) & 0xFFFFFFFF
 
 
 def parse_superblock(block):
@@ -326,12 +318,12 @@ def iter_records(source):
             pos = header.offset + SEGMENT_HEADER_SIZE
             is_head = number == len(in_use) - 1
             while pos + 2 <= end and data[pos:pos + 2] != b"\x00\x00":
-                problem = _frame_problem(data, pos, end)
+                problem = frame_problem(data, pos, end)
                 if problem is not None:
-                    if is_head and _next_valid_frame(data, pos + 1, end) is None:
+                    if is_head and next_frame(data, pos + 1, end) is None:
                         return      # a torn tail (crash residue): the records end here
-                    raise problem
-                rtype, flags, n = struct.unpack_from(">BBI", data, pos + 2)
+                    raise errors.FINDING_CLASSES[problem[0]]("%s at offset %d: %s" % (problem[0], pos, problem[1]))
+                rtype, flags, n = frame_head(data, pos)
                 frame = data[pos:pos + FRAME_HEADER + n]
                 if rtype not in TYPE_NAMES:
                     raise errors.UnknownRecordType("UnknownRecordType at offset %d: type %d" % (pos, rtype))
@@ -344,30 +336,6 @@ def iter_records(source):
             release(data, header.offset, end)
     finally:
         close()
-
-
-def _frame_problem(data, pos, end):
-    """None if a valid frame (magic, length, CRC) starts at pos, else its finding."""
-    if data[pos:pos + 2] != FRAME_MAGIC or pos + FRAME_OVERHEAD > end:
-        return errors.BadFrame("BadFrame at offset %d: no record frame magic" % pos)
-    n = struct.unpack_from(">I", data, pos + 4)[0]
-    if not 1 <= n <= MAX_BODY or pos + FRAME_OVERHEAD + n > end:
-        return errors.BadFrame("BadFrame at offset %d: body length %d does not fit" % (pos, n))
-    stored = struct.unpack_from(">I", data, pos + FRAME_HEADER + n)[0]
-    actual = crc32(data[pos:pos + FRAME_HEADER + n])
-    if stored != actual:
-        return errors.CrcMismatch("CrcMismatch at offset %d: CRC 0x%08x, computed 0x%08x" % (pos, stored, actual))
-    return None
-
-
-def _next_valid_frame(data, start, end):
-    while True:
-        q = data.find(FRAME_MAGIC, start, end)
-        if q < 0:
-            return None
-        if _frame_problem(data, q, end) is None:
-            return q
-        start = q + 1
 
 
 def latest_signed_checkpoint(source):
@@ -387,18 +355,12 @@ def latest_signed_checkpoint(source):
         for header in sorted(in_use, key=lambda h: h.first_seq, reverse=True):
             found = None
             end = min(header.offset + sb.segment_size, len(data))
-            pos = header.offset + SEGMENT_HEADER_SIZE
-            while pos + FRAME_OVERHEAD <= end and data[pos:pos + 2] == FRAME_MAGIC:
-                rtype, flags, n = struct.unpack_from(">BBI", data, pos + 2)
-                stop = pos + FRAME_OVERHEAD + n
-                if not 1 <= n <= MAX_BODY or stop > end or \
-                        crc32(data[pos:stop - 4]) != struct.unpack_from(">I", data, stop - 4)[0]:
-                    break
+            for pos, rtype, _flags, n in valid_frames(data, header.offset + SEGMENT_HEADER_SIZE, end):
                 if rtype == TYPE_CHECKPOINT:
+                    stop = pos + FRAME_OVERHEAD + n
                     value, problem = decode_body(rtype, data[pos + FRAME_HEADER:stop - 4])
                     if problem is None and value[5]["alg"] != 0:
                         found = (value[0], bytes(data[pos:stop]))
-                pos = stop
             if found is not None:
                 return sb, found[0], found[1]
         raise errors.TruncatedJournal("TruncatedJournal: no signed checkpoint in the journal")
