@@ -270,7 +270,8 @@ def exit_code_for(summary):
 def reconcile_files(journal_path, pubkeys, settlement_file, profile, as_of_ms, anchor=None,
                     progress=None, bank=None):
     """Verify the journal, read it, hold it against a parsed SettlementFile."""
-    report = verify_journal(journal_path, list(pubkeys), anchor=anchor, progress=progress)
+    # Every signature: a money report names each commit a bad signature leaves unvouched.
+    report = verify_journal(journal_path, list(pubkeys), anchor=anchor, progress=progress, all_signatures=True)
     transactions, excluded = journal_transactions(journal_path, report.findings)
     return build_summary(profile, transactions, excluded, report, settlement_file, as_of_ms,
                          str(journal_path), bank)

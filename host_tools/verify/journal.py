@@ -43,24 +43,26 @@ class _FirstFinding(Exception):
     """Internal: stops the walk at the first finding (check_journal)."""
 
 
-def verify_journal(source, pubkeys, anchor=None, progress=None):
+def verify_journal(source, pubkeys, anchor=None, progress=None, all_signatures=False):
     """Verify a journal (path or bytes); return a VerificationReport listing every finding.
 
     `pubkeys`: trusted Ed25519 keys (PEM paths, PEM bytes, raw 32 bytes);
     `anchor`: an anchor path, bytes or Anchor (SPEC 3.11); `progress(done, total)`
-    is called once per segment.  Raises BadTrustInput for unreadable keys or
-    anchor, OSError if the journal cannot be read; findings never raise.
+    is called once per segment.  The chain is checked everywhere; of the
+    signatures, the newest of each chained run (SPEC 3.6.2), or every one with
+    `all_signatures`.  Raises BadTrustInput for unreadable keys or anchor,
+    OSError if the journal cannot be read; findings never raise.
     """
-    return _run(source, pubkeys, anchor, progress, stop_at_first=False)
+    return _run(source, pubkeys, anchor, progress, False, all_signatures)
 
 
-def check_journal(source, pubkeys, anchor=None, progress=None):
+def check_journal(source, pubkeys, anchor=None, progress=None, all_signatures=False):
     """Like verify_journal, but raise the first (non-informational) finding as its
     own VerificationError subclass; return the report if there is none."""
-    return _run(source, pubkeys, anchor, progress, stop_at_first=True)
+    return _run(source, pubkeys, anchor, progress, True, all_signatures)
 
 
-def _run(source, pubkeys, anchor, progress, stop_at_first):
+def _run(source, pubkeys, anchor, progress, stop_at_first, all_signatures):
     if isinstance(pubkeys, (str, bytes, bytearray)) or hasattr(pubkeys, "__fspath__"):
         pubkeys = [pubkeys]
     trusted = load_public_keys(pubkeys)
@@ -70,7 +72,7 @@ def _run(source, pubkeys, anchor, progress, stop_at_first):
         check_anchor_signature(anchor, trusted)
     data, close = reader.load(source)
     try:
-        walk = _Walk(data, trusted, anchor, progress, stop_at_first)
+        walk = _Walk(data, trusted, anchor, progress, stop_at_first, all_signatures)
         try:
             walk.run()
         except _FirstFinding:
@@ -81,13 +83,14 @@ def _run(source, pubkeys, anchor, progress, stop_at_first):
 
 
 class _Walk(CheckpointRules, SegmentRules):
-    def __init__(self, data, trusted, anchor, progress, stop_at_first):
+    def __init__(self, data, trusted, anchor, progress, stop_at_first, all_signatures=False):
         self.data = data
         self.trusted = dict(trusted)   # grows with rotations; the caller's dict never does
         self.anchor = anchor
         self.progress = progress
         self.stop_at_first = stop_at_first
         self.report = VerificationReport()
+        self.report.all_signatures = all_signatures
         self.report.trusted_kids = list(trusted)
         self.sb = None
         self.truncated = False
@@ -107,6 +110,8 @@ class _Walk(CheckpointRules, SegmentRules):
         self.unflagged = False       # some covered record lacks it
         self.pending_rotation = None
         # checkpoints and keys
+        self.all_signatures = all_signatures
+        self.deferred_signature = None   # the newest signature of the run, while nothing cut the chain
         self.last_cp = None          # (seq, acked, released)
         self.in_outage = None        # None: unknown (the journal starts mid-history)
         self.current_kid = None
@@ -120,6 +125,10 @@ class _Walk(CheckpointRules, SegmentRules):
     # -- findings -------------------------------------------------------------
 
     def emit(self, kind, seq, offset, message):
+        if self.deferred_signature is not None:
+            # A finding may cut the chain: the signature that vouches for what
+            # came before it must be checked now, not left to a later one.
+            self.check_deferred_signature()
         self.report.findings.append(Finding(kind, seq, offset, message))
         if self.stop_at_first and kind not in INFORMATIONAL:
             raise _FirstFinding()
@@ -433,6 +442,7 @@ class _Walk(CheckpointRules, SegmentRules):
 
     def _finish(self, segments):
         report = self.report
+        self.check_deferred_signature()
         self._torn_headers()
         self._free_segments_zero(segments)
         for rtype, count in enumerate(self.type_counts):

@@ -268,6 +268,14 @@ def decode_body(rtype, body):
     return value, None
 
 
+def superblock_or_finding(data):
+    """The journal's Superblock; raises BadSuperblock (a finding) if it is not one."""
+    try:
+        return parse_superblock(data[0:SUPERBLOCK_SIZE])
+    except LayoutProblem as exc:
+        raise errors.BadSuperblock("BadSuperblock at offset 0: %s" % exc) from None
+
+
 def segment_headers(data, sb):
     """[(index, offset, SegmentHeader | None | LayoutProblem)] for every segment present."""
     out = []
@@ -299,10 +307,7 @@ def iter_records(source):
     """
     data, close = load(source)
     try:
-        try:
-            sb = parse_superblock(data[0:SUPERBLOCK_SIZE])
-        except LayoutProblem as exc:
-            raise errors.BadSuperblock("BadSuperblock at offset 0: %s" % exc) from None
+        sb = superblock_or_finding(data)
         check_geometry_fits(sb, len(data))
         in_use = []
         for index, offset, parsed in segment_headers(data, sb):
@@ -347,10 +352,7 @@ def latest_signed_checkpoint(source):
     """
     data, close = load(source)
     try:
-        try:
-            sb = parse_superblock(data[0:SUPERBLOCK_SIZE])
-        except LayoutProblem as exc:
-            raise errors.BadSuperblock("BadSuperblock at offset 0: %s" % exc) from None
+        sb = superblock_or_finding(data)
         in_use = [h for _, _, h in segment_headers(data, sb) if isinstance(h, SegmentHeader)]
         for header in sorted(in_use, key=lambda h: h.first_seq, reverse=True):
             found = None

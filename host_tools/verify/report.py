@@ -58,6 +58,8 @@ class VerificationReport:
         self.last_checkpoint = None   # dict: seq, hash, alg, kid, state, acked, released, wall_ms
         self.last_signed_checkpoint = None
         self.signatures_checked = 0
+        self.signatures_vouched = 0     # signed checkpoints a later checked signature vouches for (SPEC 3.6.2)
+        self.all_signatures = False
         self.trusted_kids = []
         self.anchor_seq = None
         self.bytes_used = 0
@@ -100,6 +102,8 @@ class VerificationReport:
             "counts": dict(self.counts),
             "checkpoints": self.checkpoints,
             "signatures_checked": self.signatures_checked,
+            "signatures_vouched": self.signatures_vouched,
+            "all_signatures": self.all_signatures,
             "last_checkpoint": ck(self.last_checkpoint),
             "last_signed_checkpoint": ck(self.last_signed_checkpoint),
             "trusted_kids": [k.hex() for k in self.trusted_kids],

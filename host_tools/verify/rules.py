@@ -19,7 +19,9 @@ _STATE_NORMAL, _STATE_OUTAGE, _STATE_RECOVERY = 0, 1, 2
 
 class CheckpointRules:
     """Needs from the walk: emit(), sb, report, trusted, leaves, hole, flagged, unflagged,
-    last_cp, in_outage, current_kid, pending_rotation, voided, foreign_reported."""
+    last_cp, in_outage, current_kid, pending_rotation, voided, foreign_reported,
+    all_signatures, deferred_signature; the walk calls check_deferred_signature()
+    before every finding it emits and at the end."""
 
     def note_boot(self, payload):
         cut = payload.get("cut_bytes")
@@ -127,14 +129,36 @@ class CheckpointRules:
                       % (kid.hex(), self.current_kid.hex()))
             return
         message = checkpoint_message(payload["dev"], seq, head, wall_ms, boot_id, mono_ms, payload)
-        if not signature_valid(key, payload["sig"], message):
-            self.emit("BadSignature", seq, pos, "Ed25519 signature (%d bytes) by key %s does not verify over "
-                      "checkpoint seq %d head %s" % (len(payload["sig"]), kid.hex(), seq, head.hex()[:16]))
+        signed = (pos, seq, key, kid, payload["sig"], message, head)
+        if rotation is None and not self.all_signatures:
+            # SPEC 3.6.2: a later signature in the same chained run vouches for this
+            # one; it is checked only if the run ends here (the next finding, the
+            # end of the journal) or the key changes (a rotation, below).
+            self.deferred_signature = signed
+            self.report.signatures_vouched += 1
+            self.current_kid = kid
             return
-        self.report.signatures_checked += 1
+        self.deferred_signature = None     # this newer signature vouches for the one deferred
+        if not self._signature_holds(*signed):
+            return
         self.current_kid = kid
         if rotation is not None:
             self.trusted[rotation[0]] = rotation[1]
             self.current_kid = rotation[0]
             self.pending_rotation = None
             self.report.trusted_kids.append(rotation[0])
+
+    def check_deferred_signature(self):
+        """Check the newest signature of the chained run that ends here (SPEC 3.6.2)."""
+        signed, self.deferred_signature = self.deferred_signature, None
+        if signed is not None:
+            self.report.signatures_vouched -= 1
+            self._signature_holds(*signed)
+
+    def _signature_holds(self, pos, seq, key, kid, sig, message, head):
+        if not signature_valid(key, sig, message):
+            self.emit("BadSignature", seq, pos, "Ed25519 signature (%d bytes) by key %s does not verify over "
+                      "checkpoint seq %d head %s" % (len(sig), kid.hex(), seq, head.hex()[:16]))
+            return False
+        self.report.signatures_checked += 1
+        return True
