@@ -15,7 +15,9 @@ import json
 import os
 
 from daozhang.agent.core.errors import DaozhangError, LocalError, RemoteError
+from daozhang.agent.core.layout import SUPERBLOCK_MAGIC, decode_superblock
 from daozhang.agent.core.service_session import SUPERBLOCK_SIZE
+from daozhang.host_tools.verify.journal import verify_journal
 
 STATE_FILE = "pull-state.json"
 JOURNAL_FILE = "journal.bin"
@@ -30,7 +32,6 @@ class SegmentKeepsChanging(RemoteError):
 
 def read_image_geometry(path, offset=0):
     """(segment_size, segment_count) from the superblock at `offset` of `path`."""
-    from daozhang.agent.core.layout import SUPERBLOCK_MAGIC, decode_superblock
     fd = os.open(path, os.O_RDONLY)
     try:
         head = os.pread(fd, SUPERBLOCK_SIZE, offset)
@@ -301,9 +302,5 @@ def _json_default(value):
 
 def verify_pulled_journal(path, pubkeys):
     """The independent verifier's report on the pulled journal."""
-    try:
-        from daozhang.host_tools.verify.journal import verify_journal
-    except ImportError as exc:
-        raise LocalError("journal verifier not available (%s)" % exc)
     return verify_journal(path, pubkeys)
 
