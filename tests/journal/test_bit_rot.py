@@ -121,7 +121,7 @@ def test_no_damage_is_laundered_and_no_committed_byte_lost(pristine, tmp_path, h
                 continue    # the damaged record itself: its bytes are what they are, kept in place or aside
             present = after[off:off + len(frame)] == frame or any(frame in data for data in kept)
             assert present, "%s %s at %d: committed record %d lost (opened=%s)" % (how, name, offset, seq, opened)
-        report = verify_journal(path, [forge.raw_public(KEY)])
+        report = verify_journal(path, [forge.raw_public(KEY)], all_signatures=True)
         assert not report.ok and report.findings, "%s %s at %d: verified intact" % (how, name, offset)
         checked += 1
     assert checked >= 9
@@ -194,7 +194,7 @@ def test_salvage_sets_the_range_aside_signed_and_verify_reports_it_forever(tmp_p
     (rec,) = salvaged
     assert rec.payload["lost_first"] <= seq <= rec.payload["lost_last"] == newest
     for _ in range(2):                                    # on every later run
-        report = verify_journal(path, [forge.raw_public(KEY)])
+        report = verify_journal(path, [forge.raw_public(KEY)], all_signatures=True)
         assert report.kinds() == ["Salvaged"], report.findings
     pub = tmp_path / "dev.pub"
     pub.write_bytes(forge.pem_public(KEY))

@@ -38,5 +38,5 @@ def test_every_commit_ends_on_a_sector(sector, commits):
     added = set(r.type for r in recs) - {record.TYPE_TRANSACTION, record.TYPE_CHECKPOINT}
     assert added <= {record.TYPE_PADDING}
     assert set(expected) <= set(r.seq for r in recs)
-    report = verify_journal(bytes(storage.data), [SIGNER.public_bytes])
+    report = verify_journal(bytes(storage.data), [SIGNER.public_bytes], all_signatures=True)
     assert set(report.kinds()) <= {"UnrecoveredOutage"}, report.findings
