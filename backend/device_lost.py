@@ -9,7 +9,7 @@ only one.  Records older than the journal's oldest kept record were
 reclaimed normally (released) and are not listed.
 """
 
-from daozhang.host_tools.journal_reader import iter_records
+from daozhang.host_tools.verify.reader import iter_records
 
 PAGE = 10000
 

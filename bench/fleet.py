@@ -246,7 +246,7 @@ def main():
 
     from dztest.broker import Broker
     from daozhang.fleet.sim import raise_fd_limit
-    from daozhang.host_tools.pki import make_test_pki
+    from daozhang.host_tools.pki.bundle import make_test_pki
 
     raise_fd_limit(args.terminals + 2048)
     tmp = tempfile.mkdtemp(prefix="dzbench-fleet-")

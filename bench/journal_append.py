@@ -287,7 +287,7 @@ def decode_only(path):
 
 
 def bench_verify(workdir, signer, pub_path, count):
-    from daozhang.host_tools.verify import verify_journal
+    from daozhang.host_tools.verify.journal import verify_journal
     path = os.path.join(workdir, "verify.journal")
     build_big_journal(path, count, signer)
     records, decode_s = decode_only(path)

@@ -240,7 +240,7 @@ def _backend_firing(db_path):
 def daemon_figures(tmp, n, clients=16, probe=2000):
     from dztest.broker import Broker
     from dztest.sync_world import SyncWorld, wait_for
-    from daozhang.host_tools.pki import make_test_pki
+    from daozhang.host_tools.pki.bundle import make_test_pki
     pki = make_test_pki(os.path.join(tmp, "pki"), devices=(DEVICE, CALM_DEVICE))
     with Broker(pki=pki, persistence=False) as broker:
         world = SyncWorld(tmp, broker, os.path.join(tmp, "backend.db"))

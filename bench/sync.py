@@ -316,7 +316,7 @@ def main():
 
     from dztest.broker import Broker
     from dztest.sync_world import SyncWorld
-    from daozhang.host_tools.pki import make_test_pki
+    from daozhang.host_tools.pki.bundle import make_test_pki
 
     tmp = tempfile.mkdtemp(prefix="dzbench-", dir=os.environ.get("DZ_BENCH_DIR", "/tmp"))
     try:

@@ -5,7 +5,7 @@ TLS client certificate from the fleet PKI (CN = its device id, so the
 shipped ACL's `%u` rules apply to it as to a real terminal) and its own
 Ed25519 journal key (the backend verifies its checkpoints with it).
 
-Issuing goes through host_tools/pki.py's own certificate builder
+Issuing goes through host_tools/pki/ca.py's own certificate builder
 (`_leaf`, the same extensions and EKU as `daozhang pki device`), but in one
 batch: the CA's ledger (issued.jsonl) is read once and appended once with
 one fsync, not once per certificate (pki.issue_device re-reads the whole
@@ -28,7 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.signer import Ed25519Signer
 from daozhang.agent.storage import fsync_directory
-from daozhang.host_tools import pki
+from daozhang.host_tools.pki import ca as pki
 
 INDEX = "fleet.json"
 

@@ -30,8 +30,8 @@ def demo(duration, workdir, rate, as_json):
     DAOZHANG_MOSQUITTO to the binary).  Exit: 0 ok, 2 a part failed or
     mosquitto is missing.
     """
-    from daozhang.host_tools.demo_processes import ProcessFailed
-    from daozhang.host_tools.demo_run import Demo, print_summary
+    from daozhang.host_tools.demo.processes import ProcessFailed
+    from daozhang.host_tools.demo.run import Demo, print_summary
 
     human = sys.stderr if as_json else sys.stdout
     live_console = None

@@ -17,8 +17,9 @@ import json
 
 import click
 
-from daozhang.cli.card_args import refuse_card_data
-from daozhang.host_tools import pki as pki_lib
+from daozhang.cli.params.card_args import refuse_card_data
+from daozhang.host_tools.pki import ca as pki_lib
+from daozhang.host_tools.pki import crl as pki_crl
 
 EPILOG = "Exit codes: 0 ok, 1 certificate rejected (show --ca), 2 usage or I/O error."
 
@@ -146,7 +147,6 @@ def revoke(name, ca_dir):
     Writes CA_DIR/crl.pem; install it as the broker's `crlfile` and restart
     or SIGHUP mosquitto: the terminal's TLS handshake then fails.
     """
-    from daozhang.host_tools import pki_crl
     serials = pki_crl.revoke(pki_lib.load_ca(ca_dir), name)
     status = pki_crl.crl_status(ca_dir)
     click.echo("revoked %s: %s; %s/%s lists %d, valid until %s"
@@ -166,7 +166,6 @@ def crl(ca_dir, days, as_json):
     Renew well before `days_left` reaches 0: an expired CRL makes the broker
     refuse every client.
     """
-    from daozhang.host_tools import pki_crl
     if days is not None:
         pki_crl.write_crl(pki_lib.load_ca(ca_dir), days=days)
     status = pki_crl.crl_status(ca_dir)

@@ -1,7 +1,7 @@
 """`daozhang reconcile`: a journal against the acquirer's settlement file.
 
-Thin: parse options, call host_tools/reconcile.py, write the HTML report
-(host_tools/report_html.py), print a summary or `--json`.  Exit codes:
+Thin: parse options, call host_tools/reconcile/run.py, write the HTML report
+(host_tools/reconcile/report_html.py), print a summary or `--json`.  Exit codes:
 0 every sale settled right and the journal intact, 1 any discrepancy,
 bad settlement row or tampering, 2 a usage or I/O error.
 """
@@ -17,8 +17,8 @@ from daozhang.agent.core.alerts import format_money
 from daozhang.agent.core.business_calendar import parse_rfc3339_ms
 from daozhang.agent.core.errors import ValidationError
 from daozhang.agent.profile import load_profile
-from daozhang.cli.settlement_input import bank_statement, open_input, settlement_options
-from daozhang.host_tools.reconcile import reconcile_files
+from daozhang.cli.params.settlement_input import bank_statement, open_input, settlement_options
+from daozhang.host_tools.reconcile.run import reconcile_files
 
 _EPILOG = ("Exit codes: 0 all settled right and the journal intact; 1 a discrepancy "
            "(not_arrived, late, short, over_fee, mcc_jump, region_jump, unknown_settlement, "
@@ -153,7 +153,7 @@ def reconcile(ctx, journal_path, pubkeys, settlement_path, profile_path, as_of, 
     finally:
         finish()
     if out_path:
-        from daozhang.host_tools.report_html import render_report
+        from daozhang.host_tools.reconcile.report_html import render_report
         _write_atomic(out_path, render_report(summary))
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))

@@ -1,7 +1,7 @@
 """Flash a terminal: OS images onto Linux boards' cards, files onto MicroPython boards.
 
 Library first, like mpremote and esptool: every long step reports through
-`progress_callback(done, total)` and the CLI (daozhang/cli/device_flash.py)
+`progress_callback(done, total)` and the CLI (daozhang/cli/device/flash.py)
 draws the bar.  Modules, one concept each:
 
   errors      the typed errors (whose fault, exit code)

@@ -14,8 +14,8 @@ from daozhang.agent.config import ConfigError, load_agent_config
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.signer import generate_keypair
 from daozhang.agent.sync_plugin import sync_settings
-from daozhang.cli.device_provision import parse_broker
-from daozhang.host_tools.pki import make_test_pki
+from daozhang.provision import parse_broker
+from daozhang.host_tools.pki.bundle import make_test_pki
 from dztest.agent_daemon import PROFILE, sale
 from dztest.broker import fleet_pki, tls_broker  # noqa: F401  (fixtures)
 

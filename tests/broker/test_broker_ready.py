@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from daozhang.host_tools.broker_ready import NotReady, log_says_running, wait_broker_ready
+from daozhang.host_tools.demo.broker_ready import NotReady, log_says_running, wait_broker_ready
 
 
 @pytest.fixture

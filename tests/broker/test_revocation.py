@@ -1,4 +1,4 @@
-"""Revoking a terminal's certificate (host_tools/pki_crl.py) shuts it out of
+"""Revoking a terminal's certificate (host_tools/pki/crl.py) shuts it out of
 the broker (the shipped config's `crlfile`) while the rest of the fleet
 keeps connecting.  Its own PKI: the session's shared one must stay intact."""
 
@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from daozhang.host_tools import pki_crl
-from daozhang.host_tools.pki import PkiError, make_test_pki
+from daozhang.host_tools.pki import crl as pki_crl
+from daozhang.host_tools.pki.bundle import make_test_pki
+from daozhang.host_tools.pki.errors import PkiError
 from dztest.broker import Broker
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.timeout(60)]

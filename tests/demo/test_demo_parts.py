@@ -14,12 +14,12 @@ from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.settlement_checks import SettlementLedger
 from daozhang.agent.profile import validate_profile
 from daozhang.agent.timezone import ZoneInfoTimezone
-from daozhang.host_tools import demo_broker
-from daozhang.host_tools.demo_acquirer import FATES, fate_of, plan_settlement, settlement_csv
-from daozhang.host_tools.demo_clock import DemoClock, align_to_agent_event
-from daozhang.host_tools.demo_events import DemoEvent, Tally, parse_logfmt, translate
-from daozhang.host_tools.demo_pos import make_sale
-from daozhang.host_tools.demo_stack import DEMO_PROFILE
+from daozhang.host_tools.demo import broker as demo_broker
+from daozhang.host_tools.demo.acquirer import FATES, fate_of, plan_settlement, settlement_csv
+from daozhang.host_tools.demo.clock import DemoClock, align_to_agent_event
+from daozhang.host_tools.demo.events import DemoEvent, Tally, parse_logfmt, translate
+from daozhang.host_tools.demo.pos import make_sale
+from daozhang.host_tools.demo.stack import DEMO_PROFILE
 from daozhang.settlement_files import parse_settlement_text
 
 PROFILE = validate_profile(tomllib.loads(DEMO_PROFILE), "demo merchant.toml")
@@ -161,7 +161,7 @@ def test_render_config_rewrites_only_the_given_keys():
 
 def test_live_view_shows_counts_events_and_the_terminal_display():
     from rich.console import Console
-    from daozhang.host_tools.demo_view import LiveView
+    from daozhang.host_tools.demo.view import LiveView
 
     console = Console(file=io.StringIO(), width=120, record=True, force_terminal=True)
     tally = Tally()
@@ -179,8 +179,8 @@ def test_live_view_shows_counts_events_and_the_terminal_display():
 
 def test_live_view_in_the_demo_shops_language():
     from rich.console import Console
-    from daozhang.host_tools.demo_stack import demo_locale
-    from daozhang.host_tools.demo_view import LiveView
+    from daozhang.host_tools.demo.stack import demo_locale
+    from daozhang.host_tools.demo.view import LiveView
     from daozhang.i18n import texts_for
 
     assert demo_locale() == "zh-CN"

@@ -67,8 +67,8 @@ def _die_with_parent():
 
 # The product's broker launcher (used by `daozhang demo`) renders the same
 # shipped config; the tests use its helpers rather than a copy.
-from daozhang.host_tools.broker_ready import NotReady, wait_broker_ready  # noqa: E402
-from daozhang.host_tools.demo_broker import free_port, render_config  # noqa: E402
+from daozhang.host_tools.demo.broker_ready import NotReady, wait_broker_ready  # noqa: E402
+from daozhang.host_tools.demo.broker import free_port, render_config  # noqa: E402
 
 
 class Broker:
@@ -79,7 +79,7 @@ class Broker:
                  extra=None, port=None, backend_port=None):
         self.binary = mosquitto_path()
         if tls and pki is None:
-            raise ValueError("a TLS broker needs a PKI (host_tools.pki.make_test_pki)")
+            raise ValueError("a TLS broker needs a PKI (host_tools.pki.bundle.make_test_pki)")
         self.pki = pki
         self.tls = tls
         self.acl = acl and tls  # the ACL keys on certificate CNs
@@ -330,9 +330,9 @@ class Broker:
 
 @pytest.fixture(scope="session")
 def fleet_pki(tmp_path_factory):
-    """host_tools.pki.TestPki: CA, broker, dev-a, dev-b, backend, plus an
+    """host_tools.pki.bundle.TestPki: CA, broker, dev-a, dev-b, backend, plus an
     expired dev-a certificate and a dev-a certificate from a foreign CA."""
-    from daozhang.host_tools.pki import make_test_pki
+    from daozhang.host_tools.pki.bundle import make_test_pki
     return make_test_pki(str(tmp_path_factory.mktemp("pki")))
 
 

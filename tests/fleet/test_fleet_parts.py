@@ -21,7 +21,7 @@ from daozhang.backend.service import Ingestor
 from daozhang.backend.store import open_store
 from daozhang.fleet.identities import FleetCacheError, ensure_identities
 from daozhang.fleet.terminal import SimTerminal
-from daozhang.host_tools import pki
+from daozhang.host_tools.pki import ca as pki
 from dztest.sync import signer
 
 NOW = 1_900_000_000_000

@@ -15,7 +15,7 @@ from daozhang.backend.service import Ingestor
 from daozhang.backend.store import open_store
 from daozhang.fleet.identities import ensure_identities
 from daozhang.fleet.terminal import SimTerminal
-from daozhang.host_tools import pki
+from daozhang.host_tools.pki import ca as pki
 from dztest.pg import postgres_url  # noqa: F401 (fixture)
 from dztest.sync import signer
 

@@ -24,7 +24,7 @@ from daozhang.agent.core.errors import JournalDamaged
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.signer import Ed25519Signer
 from daozhang.agent.storage import read_quarantine
-from daozhang.host_tools.verify import verify_journal
+from daozhang.host_tools.verify.journal import verify_journal
 from dztest import journal_forge as forge
 from dztest.journal_samples import StepClock
 
@@ -121,7 +121,7 @@ def test_no_damage_is_laundered_and_no_committed_byte_lost(pristine, tmp_path, h
                 continue    # the damaged record itself: its bytes are what they are, kept in place or aside
             present = after[off:off + len(frame)] == frame or any(frame in data for data in kept)
             assert present, "%s %s at %d: committed record %d lost (opened=%s)" % (how, name, offset, seq, opened)
-        report = verify_journal(path, [forge.raw_public(KEY)])
+        report = verify_journal(path, [forge.raw_public(KEY)], all_signatures=True)
         assert not report.ok and report.findings, "%s %s at %d: verified intact" % (how, name, offset)
         checked += 1
     assert checked >= 9
@@ -194,7 +194,7 @@ def test_salvage_sets_the_range_aside_signed_and_verify_reports_it_forever(tmp_p
     (rec,) = salvaged
     assert rec.payload["lost_first"] <= seq <= rec.payload["lost_last"] == newest
     for _ in range(2):                                    # on every later run
-        report = verify_journal(path, [forge.raw_public(KEY)])
+        report = verify_journal(path, [forge.raw_public(KEY)], all_signatures=True)
         assert report.kinds() == ["Salvaged"], report.findings
     pub = tmp_path / "dev.pub"
     pub.write_bytes(forge.pem_public(KEY))
@@ -207,7 +207,7 @@ def test_backend_lists_the_records_the_salvaged_journal_no_longer_holds(tmp_path
     names exactly the set-aside range (`daozhang backend lost`)."""
     from daozhang.backend.device_lost import records_not_held
     from daozhang.backend.store import open_store
-    from daozhang.host_tools.journal_reader import iter_records
+    from daozhang.host_tools.verify.reader import iter_records
     key = tmp_path / "dev.key"
     key.write_bytes(KEY.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()))

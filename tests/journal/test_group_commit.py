@@ -21,7 +21,7 @@ from daozhang.agent.core import driver, record
 from daozhang.agent.core.errors import LocalError, StorageError
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.storage import FileStorage
-from daozhang.host_tools.verify import verify_journal
+from daozhang.host_tools.verify.journal import verify_journal
 from dztest.faulty_storage import FaultyStorage
 from dztest.journal_kit import fresh_image, make_signer, read_records
 
@@ -186,7 +186,7 @@ def test_appends_queued_behind_a_flush_share_one_commit_in_fifo_order():
     assert [cv.wakeups for cv in journal.conditions] == [1] * 10
     found = durable_payloads(storage)
     assert [found[s] for s in seqs[1:]] == [{"tag": "f", "i": i} for i in range(10)]
-    report = verify_journal(storage.image(), [SIGNER.public_bytes])
+    report = verify_journal(storage.image(), [SIGNER.public_bytes], all_signatures=True)
     assert report.ok, report.findings
 
 
@@ -335,7 +335,7 @@ def test_free_running_writers_on_a_real_file_get_unique_ordered_verified_records
     assert commits <= threads * per_thread + 1
     with open(path, "rb") as f:
         image = f.read()
-    report = verify_journal(image, [SIGNER.public_bytes])
+    report = verify_journal(image, [SIGNER.public_bytes], all_signatures=True)
     assert report.ok, report.findings
     ring = driver.open_ring(FaultyStorage(image))
     found = {rec.seq: rec.payload for rec in read_records(FaultyStorage(image), ring)}

@@ -22,8 +22,8 @@ from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.sync import DOWN_KINDS as KINDS   # the down kinds the agent accepts
 from daozhang.backend.service import Ingestor
 from daozhang.backend.store import open_store
-from daozhang.host_tools.verify import check_journal
-from daozhang.host_tools.verify_errors import Salvaged
+from daozhang.host_tools.verify.journal import check_journal
+from daozhang.host_tools.verify.errors import Salvaged
 
 VECTORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vectors")
 

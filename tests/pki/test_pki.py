@@ -10,14 +10,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from hypothesis import given, strategies as st
 
 from daozhang.cli.main import main
-from daozhang.host_tools import pki
+from daozhang.host_tools.pki import ca as pki
+from daozhang.host_tools.pki.bundle import make_test_pki
 
 pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.fixture(scope="module")
 def test_pki_dir(tmp_path_factory):
-    return pki.make_test_pki(str(tmp_path_factory.mktemp("pki")))
+    return make_test_pki(str(tmp_path_factory.mktemp("pki")))
 
 
 def mode(path):

@@ -1,16 +1,16 @@
-"""The tolerant journal reader behind reconcile (reconcile_journal.py).
+"""The tolerant journal reader behind reconcile (host_tools/reconcile/journal.py).
 
 Fuzz invariant: for a journal with arbitrary bytes changed, the reader
 returns transactions and exclusions and never raises; an unchanged journal
-reads exactly as the plain decoder (journal_reader.iter_records) reads it."""
+reads exactly as the plain decoder (verify/reader.py iter_records) reads it."""
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daozhang.host_tools.journal_reader import iter_records
-from daozhang.host_tools.reconcile_journal import journal_transactions, read_records
-from daozhang.host_tools.verify_report import Finding
+from daozhang.host_tools.verify.reader import iter_records
+from daozhang.host_tools.reconcile.journal import journal_transactions, read_records
+from daozhang.host_tools.verify.report import Finding
 from dztest import reconcile as sc
 
 

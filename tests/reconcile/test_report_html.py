@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from daozhang.host_tools.report_html import daily_money, delay_histogram
+from daozhang.host_tools.reconcile.report_html import daily_money, delay_histogram
 from dztest import reconcile as sc
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

@@ -13,7 +13,7 @@ from daozhang.agent.signer import load_public_key, raw_public
 from daozhang.cli.main import cli
 from click.testing import CliRunner
 
-from daozhang.host_tools.verify import verify_journal
+from daozhang.host_tools.verify.journal import verify_journal
 from dztest.agent_daemon import read_records, sale
 from dztest.sync_world import wait_for
 from daozhang.client import Client
@@ -53,6 +53,6 @@ def test_rotation_followed_by_the_backend_over_mqtt(tmp_path, sqlite_world):
     old_pub_file.write_bytes(old_pem)
     device_dir = os.path.dirname(config)
     journal = os.path.join(device_dir, "journal.dzj")
-    assert verify_journal(journal, [str(old_pub_file)]).ok
+    assert verify_journal(journal, [str(old_pub_file)], all_signatures=True).ok
     records = read_records(journal, os.path.join(device_dir, "device.key"))
     assert sum(1 for r in records if r.type == 7) == 1

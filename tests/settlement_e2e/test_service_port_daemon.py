@@ -1,5 +1,5 @@
 """The USB service port served by the real agent daemon: a pty stands in for
-the gadget serial device; the technician's client (host_tools/service_client)
+the gadget serial device; the technician's client (host_tools/usb/service_client.py)
 talks to it.  Unauthenticated only `info` answers; with an enrolled key,
 `alerts` and `health` carry the agent's live state."""
 
@@ -10,7 +10,7 @@ import pytest
 
 from daozhang.agent.signer import load_signer
 from daozhang.client import Client
-from daozhang.host_tools.service_client import DeviceRefused, ServiceClient, load_technician_key
+from daozhang.host_tools.usb.service_client import DeviceRefused, ServiceClient, load_technician_key
 from dztest.agent_daemon import AgentProcess, provision
 from dztest.settlement_e2e import backdated_sale, wait_alert
 from dztest.usb import write_key_pair

@@ -11,7 +11,7 @@ from daozhang.agent.core import cbor, record
 from daozhang.agent.core import settlement_ack as sa
 from daozhang.agent.core.errors import JournalFull
 from daozhang.backend.ack import AckSigner
-from daozhang.cli.agent_alerts import alerts_from_journal
+from daozhang.cli.agent.alerts import alerts_from_journal
 from dztest.settlement_e2e import backdated_sale, now_ms, plain_row
 from dztest.settlement_plugin import FakeDaemon, settlement_plugin
 from dztest.sync import make_journal, signer

@@ -8,8 +8,8 @@ import pytest
 from daozhang.agent.core.service_session import DeviceSession
 from daozhang.agent.service_port import ed25519_verify
 from daozhang.cli.main import main
-from daozhang.host_tools import pull as pulling
-from daozhang.host_tools.service_client import ServiceClient
+from daozhang.host_tools.usb import pull as pulling
+from daozhang.host_tools.usb.service_client import ServiceClient
 from dztest.usb import MemoryJournal, MemoryTransport, write_key_pair, write_random_journal
 
 SEG = 8192

@@ -13,8 +13,8 @@ import random
 import pytest
 
 from daozhang.agent.service_port import ServicePort
-from daozhang.host_tools import pull as pulling
-from daozhang.host_tools.service_client import (
+from daozhang.host_tools.usb import pull as pulling
+from daozhang.host_tools.usb.service_client import (
     DeviceRefused, LinkLost, SerialTransport, ServiceClient, load_technician_key)
 from dztest.usb import PtyCable, write_key_pair, write_signed_journal
 

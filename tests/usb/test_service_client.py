@@ -3,7 +3,7 @@
 import pytest
 
 from daozhang.agent.core.service_frames import ERROR, NAK, RESPONSE, Frame, FrameCodec
-from daozhang.host_tools.service_client import DeviceRefused, LinkLost, ServiceClient
+from daozhang.host_tools.usb.service_client import DeviceRefused, LinkLost, ServiceClient
 
 
 class Scripted:

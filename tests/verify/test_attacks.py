@@ -3,7 +3,9 @@
 Each test starts from a journal the real writer made, mutates it as an
 attacker would (fixing up CRC, chain, roots and signatures with the forge
 wherever the attacker could), and expects one exact finding class from
-`check_journal` - raised first - plus the same kind first in the report.
+`check_journal` - raised first - plus the same kind first in the report, both
+when the newest signature of each chained run is checked (the default, SPEC
+3.6.2) and when every signature is (`all_signatures`).
 Trusted state is checked unchanged: the journal, public key and anchor files
 keep their bytes and mtimes, since verification is read-only.
 """
@@ -14,10 +16,10 @@ import pytest
 
 from dztest import journal_forge as forge
 from dztest import journal_samples as samples
-from daozhang.host_tools import verify_errors as errors
-from daozhang.host_tools.journal_reader import latest_signed_checkpoint
-from daozhang.host_tools.verify import check_journal, verify_journal
-from daozhang.host_tools.verify_anchor import make_anchor
+from daozhang.host_tools.verify import errors
+from daozhang.host_tools.verify.reader import latest_signed_checkpoint
+from daozhang.host_tools.verify.journal import check_journal, verify_journal
+from daozhang.host_tools.verify.anchor import make_anchor
 
 write = samples.write
 
@@ -31,13 +33,14 @@ def expect(tmp_path, image, error_class, pubkeys, anchor_bytes=None):
         anchor = write(tmp_path, "head.anchor", anchor_bytes)
         files.append(anchor)
     before = samples.file_state(*files)
-    report = verify_journal(journal, pubkeys, anchor=anchor)
-    assert not report.ok
-    assert report.first_error().__class__ is error_class, report.findings
-    with pytest.raises(error_class) as caught:
-        check_journal(journal, pubkeys, anchor=anchor)
-    assert isinstance(caught.value, errors.VerificationError)
-    assert caught.value.exit_code == 1
+    for all_signatures in (True, False):
+        report = verify_journal(journal, pubkeys, anchor=anchor, all_signatures=all_signatures)
+        assert not report.ok
+        assert report.first_error().__class__ is error_class, (all_signatures, report.findings)
+        with pytest.raises(error_class) as caught:
+            check_journal(journal, pubkeys, anchor=anchor, all_signatures=all_signatures)
+        assert isinstance(caught.value, errors.VerificationError)
+        assert caught.value.exit_code == 1
     assert samples.file_state(*files) == before
     return report
 
@@ -61,9 +64,16 @@ def locate(model, seq):
 
 
 def test_intact_writer_journal_passes(tmp_path, writer_image, pub_file):
-    report = check_journal(write(tmp_path, "a.dzj", writer_image), [pub_file])
+    path = write(tmp_path, "a.dzj", writer_image)
+    report = check_journal(path, [pub_file], all_signatures=True)
     assert report.ok and report.findings == []
     assert report.records > 150 and report.signatures_checked == report.checkpoints
+    assert report.signatures_vouched == 0
+    newest = check_journal(path, [pub_file])
+    assert newest.ok and newest.findings == []
+    # one chained run: its newest signature vouches for all the others (SPEC 3.6.2)
+    assert newest.signatures_checked == 1
+    assert newest.signatures_vouched == newest.checkpoints - 1
 
 
 def test_flipped_bit(tmp_path, writer_image, pub_file):

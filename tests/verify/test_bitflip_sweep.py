@@ -13,8 +13,8 @@ import pytest
 
 from dztest import journal_forge as forge
 from dztest import journal_samples as samples
-from daozhang.host_tools.verify import check_journal
-from daozhang.host_tools.verify_errors import VerificationError
+from daozhang.host_tools.verify.journal import check_journal
+from daozhang.host_tools.verify.errors import VerificationError
 
 SEGMENT_SIZE = 32768
 SEGMENTS = 13

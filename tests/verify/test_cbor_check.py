@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from daozhang.agent.core import cbor as writer_cbor
 from daozhang.agent.core.errors import DecodeError
-from daozhang.host_tools.verify_cbor import CborProblem, decode_canonical
+from daozhang.host_tools.verify.cbor import CborProblem, decode_canonical
 
 scalars = st.one_of(st.integers(-(2 ** 64), 2 ** 64 - 1), st.text(max_size=20), st.binary(max_size=20),
                     st.booleans(), st.none())

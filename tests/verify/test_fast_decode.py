@@ -2,7 +2,7 @@
 
 Invariant: whatever the fast path accepts - the strict decoder reads the whole
 body and the value passes the item-type walk both paths use - the careful
-check (verify_cbor.decode_canonical) accepts too, with the same value.  The
+check (verify/cbor.py decode_canonical) accepts too, with the same value.  The
 fast path may refuse more (non-text map keys): the careful path then decides.
 """
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daozhang.agent.core import cbor as writer_cbor
-from daozhang.host_tools.verify_cbor import CborProblem, _check_item, decode_canonical
-from daozhang.host_tools.verify_fast import fast_decode
+from daozhang.host_tools.verify.cbor import CborProblem, _check_item, decode_canonical
+from daozhang.host_tools.verify.fast import fast_decode
 
 scalars = st.one_of(st.integers(-(2 ** 64), 2 ** 64 - 1), st.text(max_size=30), st.binary(max_size=30),
                     st.booleans(), st.none(), st.floats(allow_nan=False))
@@ -87,8 +87,8 @@ def test_without_cbrrr_the_careful_path_gives_the_same_report(writer_image, devi
     """A platform without a cbrrr wheel verifies every record the careful way:
     slower, with the same findings."""
     from dztest import journal_forge as forge
-    from daozhang.host_tools import verify_fast
-    from daozhang.host_tools.verify import verify_journal
+    from daozhang.host_tools.verify import fast as verify_fast
+    from daozhang.host_tools.verify.journal import verify_journal
     image = bytearray(writer_image)
     if tamper:
         image[len(image) // 3] ^= 0x10

@@ -9,8 +9,8 @@ import cbor2
 import pytest
 
 from dztest import journal_forge as forge
-from daozhang.host_tools import verify_errors as errors
-from daozhang.host_tools.verify import check_journal, verify_journal
+from daozhang.host_tools.verify import errors
+from daozhang.host_tools.verify.journal import check_journal, verify_journal
 
 
 @pytest.fixture(scope="module")

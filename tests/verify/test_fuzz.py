@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dztest import journal_forge as forge
-from daozhang.host_tools.journal_reader import iter_records
-from daozhang.host_tools.verify import check_journal, verify_journal
-from daozhang.host_tools.verify_anchor import parse_anchor
-from daozhang.host_tools.verify_cbor import CborProblem, decode_canonical
-from daozhang.host_tools.verify_errors import BadTrustInput, VerificationError
-from daozhang.host_tools.verify_report import VerificationReport
+from daozhang.host_tools.verify.reader import iter_records
+from daozhang.host_tools.verify.journal import check_journal, verify_journal
+from daozhang.host_tools.verify.anchor import parse_anchor
+from daozhang.host_tools.verify.cbor import CborProblem, decode_canonical
+from daozhang.host_tools.verify.errors import BadTrustInput, VerificationError
+from daozhang.host_tools.verify.report import VerificationReport
 
 KEY = forge.new_key()
 PUB = forge.raw_public(KEY)

@@ -77,7 +77,7 @@ def test_an_empty_4gib_journal_verifies_in_memory_bounded_by_a_segment(tmp_path)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so a child of
     # a pytest process grown to 600 MB by earlier tests would report the parent's peak.
     script = ("import sys\n"
-              "from daozhang.host_tools.verify import verify_journal\n"
+              "from daozhang.host_tools.verify.journal import verify_journal\n"
               "report = verify_journal(sys.argv[1], [bytes.fromhex(sys.argv[2])])\n"
               "hwm = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')]\n"
               "print(report.ok, hwm[0])\n")

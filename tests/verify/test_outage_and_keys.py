@@ -10,8 +10,8 @@ import pytest
 from dztest import journal_forge as forge
 from dztest import journal_samples as samples
 from daozhang.agent.journal_file import JournalFile
-from daozhang.host_tools import verify_errors as errors
-from daozhang.host_tools.verify import check_journal, verify_journal
+from daozhang.host_tools.verify import errors
+from daozhang.host_tools.verify.journal import check_journal, verify_journal
 
 
 def outage_journal(tmp_path, key, recover=True):
@@ -90,9 +90,60 @@ def rotation_journal(old, new, sign_after_with):
 
 
 def test_key_rotation_vouched_by_the_old_key_is_followed(device_key, other_key):
-    report = check_journal(rotation_journal(device_key, other_key, other_key), [forge.raw_public(device_key)])
+    image = rotation_journal(device_key, other_key, other_key)
+    report = check_journal(image, [forge.raw_public(device_key)], all_signatures=True)
     assert forge.kid_of(other_key) in report.trusted_kids
     assert report.signatures_checked == report.checkpoints
+    # Newest per run: the old key's checkpoint over the rotation, and the newest by the new key.
+    newest = check_journal(image, [forge.raw_public(device_key)])
+    assert forge.kid_of(other_key) in newest.trusted_kids
+    assert newest.signatures_checked == 2 and newest.signatures_vouched == newest.checkpoints - 2
+
+
+def chained_run_with_a_bad_signature(key, bad_at):
+    """Four signed commits; the writer put a wrong signature on commit `bad_at`,
+    and the chain went on over those bytes (nothing was altered afterwards)."""
+    j = forge.Journal("pos-7", 8192, 6)
+    j.commit([(forge.BOOT, {"reason": "init"})], key)
+    bad = None
+    for n in range(1, 4):
+        checkpoint = j.commit([(forge.TRANSACTION, forge.sample_txn(n))], key)[-1]
+        if n == bad_at:
+            checkpoint.payload["sig"] = bytes(64)
+            bad = checkpoint
+    return j.render(), bad
+
+
+def test_a_bad_signature_inside_a_run_is_vouched_for_unless_all_signatures(device_key):
+    """SPEC 3.6.2: what each mode can detect.  The newest signature vouches for
+    every byte before it, so a bad signature the writer itself wrote inside an
+    intact run is named only by --all-signatures."""
+    image, bad = chained_run_with_a_bad_signature(device_key, bad_at=2)
+    pub = [forge.raw_public(device_key)]
+    newest = verify_journal(image, pub)
+    assert newest.ok and newest.signatures_checked == 1
+    audit = verify_journal(image, pub, all_signatures=True)
+    assert audit.kinds() == ["BadSignature"] and audit.findings[0].seq == bad.seq
+
+
+def test_a_bad_newest_signature_is_found_in_both_modes(device_key):
+    image, bad = chained_run_with_a_bad_signature(device_key, bad_at=3)
+    pub = [forge.raw_public(device_key)]
+    for all_signatures in (False, True):
+        report = verify_journal(image, pub, all_signatures=all_signatures)
+        assert report.kinds() == ["BadSignature"] and report.findings[0].seq == bad.seq
+
+
+def test_a_finding_ends_the_run_so_the_signature_before_it_is_checked(device_key):
+    """A cut in the chain (here a sequence gap) ends a run: the newest signature
+    before the cut is checked, whatever comes after it."""
+    image, bad = chained_run_with_a_bad_signature(device_key, bad_at=2)
+    model = forge.Journal.parse(image)
+    seg, i = next((s, i) for s in model.segments for i, r in enumerate(s.records) if r.seq == bad.seq + 1)
+    del seg.records[i]                       # the record after the bad checkpoint: the chain is cut there
+    report = verify_journal(model.render(), [forge.raw_public(device_key)])
+    assert report.kinds()[0] == "BadSignature" and report.findings[0].seq == bad.seq
+    assert "SequenceGap" in report.kinds()
 
 
 def test_old_key_after_a_rotation_is_the_wrong_key(device_key, other_key):

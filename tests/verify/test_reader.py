@@ -5,8 +5,8 @@ import os
 import pytest
 
 from dztest import journal_forge as forge
-from daozhang.host_tools import verify_errors as errors
-from daozhang.host_tools.journal_reader import iter_records, latest_signed_checkpoint
+from daozhang.host_tools.verify import errors
+from daozhang.host_tools.verify.reader import iter_records, latest_signed_checkpoint
 
 
 @pytest.fixture(scope="module")

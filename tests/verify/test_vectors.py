@@ -12,9 +12,9 @@ import os
 
 import pytest
 
-from daozhang.host_tools.journal_reader import iter_records
-from daozhang.host_tools.verify import check_journal
-from daozhang.host_tools.verify_cbor import CborProblem, decode_canonical
+from daozhang.host_tools.verify.reader import iter_records
+from daozhang.host_tools.verify.journal import check_journal
+from daozhang.host_tools.verify.cbor import CborProblem, decode_canonical
 
 VECTORS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vectors")
 

@@ -1,0 +1,1 @@
+"""Option types and checks shared by several command groups."""

@@ -1,0 +1,1 @@
+"""The fleet PKI: CA, certificates, revocation list."""
