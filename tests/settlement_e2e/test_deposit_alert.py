@@ -18,7 +18,7 @@ from daozhang.backend.ack import AckSigner
 from daozhang.backend.deposit_alerts import deposit_payloads
 from daozhang.backend.settle import Settler
 from daozhang.backend.store import open_store
-from daozhang.cli.backend_settle import _payouts, _tallied
+from daozhang.cli.backend.settle import _payouts, _tallied
 from daozhang.i18n import texts_for
 from daozhang.settlement_files import parse_settlement_text
 from daozhang.settlement_files.bank import BankStatement

@@ -13,7 +13,7 @@ import pytest
 from daozhang.agent.core import layout, record
 from daozhang.agent.service_port import ServicePort
 from daozhang.cli.main import main
-from daozhang.host_tools import pull as pulling
+from daozhang.host_tools.usb import pull as pulling
 from dztest.usb import PtyCable, write_key_pair, write_signed_journal
 
 pytestmark = pytest.mark.timeout(300)
