@@ -6,12 +6,20 @@
 reason (`{"line": n, "reason": text}`) and the other rows still count.
 """
 
+from daozhang.agent.core import card_data
 from daozhang.agent.core.errors import LocalError, RemoteError
 
 
 class SettlementFileError(RemoteError):
     """The settlement file cannot be read at all (exit code 2): unreadable,
-    wrong encoding, no header or a required column missing."""
+    wrong encoding, no header or a required column missing.
+
+    Its message quotes the file's bytes (a header, a line), and a quote can
+    make a card number where the file had none (repr's `\\x04` before
+    digits): every card number in the message is masked, whatever made it."""
+
+    def __init__(self, message):
+        super().__init__(card_data.masked_value(message))
 
 
 class MappingError(LocalError):

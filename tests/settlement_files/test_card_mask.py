@@ -111,3 +111,16 @@ def test_backend_database_and_signed_ack_never_hold_it(tmp_path):
     store.close()
     assert PAN.encode() not in (tmp_path / "b.db").read_bytes()
     assert all(PAN.encode() not in p for p in sent)
+
+
+def test_a_file_error_never_quotes_a_card_number_even_one_its_quoting_made():
+    """Found by the settlement_csv fuzz target: repr() of header bytes turned
+    '\\x04' + '2021234567895' into the digit run 042021234567895, a valid card
+    number the file never held; the error's message is masked."""
+    from daozhang.agent.core import card_data
+    from daozhang.settlement_files.errors import SettlementFileError, shown
+    made = shown("salePK\x03\x042021234567895")
+    assert card_data.mask_card_numbers(made)[0] != made          # the quote holds one
+    message = str(SettlementFileError("no header in %s" % made))
+    assert card_data.mask_card_numbers(message)[0] == message     # the error does not
+    assert str(SettlementFileError("plain words")) == "plain words"
