@@ -19,7 +19,6 @@ The agent keeps journaling while offline: nothing here blocks a commit.
 """
 
 import json
-import os
 import random
 import select
 import socket
@@ -35,6 +34,7 @@ from daozhang.agent.core.sync import SyncCore
 from daozhang.agent.core.sync_stall import (DEFAULT_STALL_AFTER_MS, PUBLISH_REFUSED, READ_FAILED,
                                             StallWatch)
 from daozhang.agent.sync_journal import FrameReader, save_anchor, load_anchor
+from daozhang.files import atomic_write
 
 TOPIC_ROOT = "daozhang/v1/"
 SESSION_EXPIRY_S = 14 * 86400
@@ -672,11 +672,7 @@ def set_nodelay(client):
 
 
 def write_json_atomic(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, sort_keys=True)
-        f.flush()
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, sort_keys=True), durable=False)
 
 
 def _cbor_safe(value):

@@ -60,6 +60,7 @@ from daozhang.agent.replay_records import readable_records
 from daozhang.agent.startup_progress import StartupProgress
 from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
 from daozhang.agent.timezone import timezone_for
+from daozhang.files import atomic_write
 
 TICK_S = 1.0
 REFRESH_S = 0.1
@@ -102,12 +103,7 @@ def ack_digest(payload):
 
 
 def _write_json_atomic(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, sort_keys=True, ensure_ascii=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, sort_keys=True, ensure_ascii=False), durable=True)
 
 
 def restore_action(machine, action):

@@ -12,11 +12,10 @@ JournalFile's own.)
 """
 
 import hashlib
-import os
 
 from daozhang.agent.core import layout
 from daozhang.agent.core import record
-from daozhang.agent.storage import fsync_directory
+from daozhang.files import atomic_write
 
 READ_SLACK = record.MAX_BODY + record.OVERHEAD
 LOCATE_READ_SIZE = 1 << 18
@@ -164,15 +163,7 @@ def anchor_path(journal_path):
 def save_anchor(journal_path, payload):
     """Atomically replace <journal>.ack with the ack's payload bytes."""
     path = anchor_path(journal_path)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_directory(path)
+    atomic_write(path, bytes(payload), durable=True)
 
 
 def load_anchor(journal_path):

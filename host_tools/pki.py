@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from daozhang.agent.core.errors import FindingError, LocalError
-from daozhang.agent.storage import fsync_directory
+from daozhang.files import fsync_directory
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"

@@ -16,6 +16,7 @@ import os
 
 from daozhang.agent.core.errors import DaozhangError, LocalError, RemoteError
 from daozhang.agent.core.service_session import SUPERBLOCK_SIZE
+from daozhang.files import atomic_write
 
 STATE_FILE = "pull-state.json"
 JOURNAL_FILE = "journal.bin"
@@ -185,12 +186,7 @@ class _State:
                      "journal_size": source.size, "segments": {}, "partial": None}
 
     def save(self):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.data, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.data, sort_keys=True), durable=True)
 
 
 def pull_journal(source, out_dir, progress=None):
@@ -286,11 +282,8 @@ def _pull_segment(source, fd, index, state, result, report):
 
 
 def write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, sort_keys=True, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(value, sort_keys=True, indent=2, default=_json_default) + "\n",
+                 durable=False)
 
 
 def _json_default(value):

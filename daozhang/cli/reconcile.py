@@ -7,7 +7,6 @@ bad settlement row or tampering, 2 a usage or I/O error.
 """
 
 import json
-import os
 import sys
 import time
 
@@ -18,6 +17,7 @@ from daozhang.agent.core.business_calendar import parse_rfc3339_ms
 from daozhang.agent.core.errors import ValidationError
 from daozhang.agent.profile import load_profile
 from daozhang.cli.settlement_input import bank_statement, open_input, settlement_options
+from daozhang.files import atomic_write
 from daozhang.host_tools.reconcile import reconcile_files
 
 _EPILOG = ("Exit codes: 0 all settled right and the journal intact; 1 a discrepancy "
@@ -48,12 +48,7 @@ def _progress(label):
 
 
 def _write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, text, durable=True)
 
 
 def _human(summary, out):
