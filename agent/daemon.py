@@ -43,7 +43,7 @@ from daozhang.agent.intake_service import IntakeService
 from daozhang.agent.journal_file import JournalFile
 from daozhang.agent.profile import load_profile
 from daozhang.agent.key_rotation import finish_interrupted_rotation
-from daozhang.agent.signer import FileSigner
+from daozhang.signing import FileSigner
 
 # The software's build date (UTC midnight): a wall clock before it is wrong.
 BUILD_DATE = "2026-11-25"

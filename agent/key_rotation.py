@@ -26,7 +26,7 @@ import os
 from daozhang.agent.core import checkpoint, record
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.journal_file import JournalFile
-from daozhang.agent.signer import (
+from daozhang.signing import (
     FileSigner, fingerprint, generate_keypair, load_signer)
 from daozhang.files import fsync_directory, fsync_file
 

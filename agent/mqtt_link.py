@@ -19,6 +19,7 @@ The agent keeps journaling while offline: nothing here blocks a commit.
 """
 
 import json
+import os
 import random
 import select
 import socket
@@ -35,6 +36,7 @@ from daozhang.agent.core.sync_stall import (DEFAULT_STALL_AFTER_MS, PUBLISH_REFU
                                             StallWatch)
 from daozhang.agent.sync_journal import FrameReader, save_anchor, load_anchor
 from daozhang.files import atomic_write
+from daozhang.signing import ed25519_verify
 
 TOPIC_ROOT = "daozhang/v1/"
 SESSION_EXPIRY_S = 14 * 86400
@@ -48,16 +50,6 @@ ALERTS_IN_LIMIT = 256      # alert messages waiting for the link thread
 
 def now_ms():
     return time.time_ns() // 1000000
-
-
-def ed25519_verify(pub, message, sig):
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    try:
-        Ed25519PublicKey.from_public_bytes(pub).verify(sig, message)
-        return True
-    except (InvalidSignature, ValueError):
-        return False
 
 
 def describe_connect_error(exc):

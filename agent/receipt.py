@@ -12,7 +12,7 @@ from cryptography.exceptions import InvalidSignature
 from daozhang.agent.core import receipt as core
 from daozhang.agent.core.checkpoint import ALG_ED25519, key_id
 from daozhang.agent.core.errors import DaozhangError
-from daozhang.agent.signer import load_public_key, raw_public
+from daozhang.signing import load_public_key, raw_public
 
 
 class ReceiptWrongKey(core.ReceiptInvalid):

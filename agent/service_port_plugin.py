@@ -49,7 +49,7 @@ class ServicePortPlugin:
     # -- callbacks (called on the port's thread) ---------------------------------
 
     def _device_pubkey(self):
-        from daozhang.agent.signer import load_signer
+        from daozhang.signing import load_signer
         try:
             return load_signer(self.daemon.config["key"]).public_bytes
         except Exception:

@@ -104,7 +104,7 @@ class SyncPlugin:
 
     def __init__(self, daemon, cfg):
         from daozhang.agent.mqtt_link import MqttLink
-        from daozhang.agent.signer import load_public_key, raw_public
+        from daozhang.signing import load_public_key, raw_public
 
         config = daemon.config
         if not config.get("backend_pubkey"):

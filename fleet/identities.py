@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.signer import Ed25519Signer
+from daozhang.signing import Ed25519Signer
 from daozhang.files import atomic_write
 from daozhang.host_tools import pki
 

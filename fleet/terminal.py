@@ -29,7 +29,7 @@ from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import JournalFull
 from daozhang.agent.core.sync import SyncCore
 from daozhang.agent.journal_file import JournalFile
-from daozhang.agent.mqtt_link import ed25519_verify
+from daozhang.signing import ed25519_verify
 from daozhang.agent.sync_journal import FrameReader
 from daozhang.agent.core import checkpoint
 

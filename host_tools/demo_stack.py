@@ -19,7 +19,7 @@ import time
 import uuid
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.signer import generate_keypair
+from daozhang.signing import generate_keypair
 from daozhang.host_tools import pki
 from daozhang.host_tools.demo_broker import DemoBroker, find_mosquitto
 from daozhang.host_tools.demo_clock import agent_clock_env, align_to_agent_event

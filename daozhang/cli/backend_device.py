@@ -21,7 +21,7 @@ def device():
 @db_options
 def add(device_id, pubkey, replace, config_path, db):
     """Register DEVICE_ID with its checkpoint-signing key."""
-    from daozhang.agent.signer import fingerprint, load_public_key, raw_public
+    from daozhang.signing import fingerprint, load_public_key, raw_public
     from daozhang.host_tools.pki import check_identity
 
     check_identity(device_id, "device id")

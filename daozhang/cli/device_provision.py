@@ -17,7 +17,7 @@ from daozhang.agent.config import render_agent_config
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.journal_file import create_journal
 from daozhang.agent.profile import load_profile
-from daozhang.agent.signer import fingerprint, generate_keypair, load_public_key, raw_public
+from daozhang.signing import fingerprint, generate_keypair, load_public_key, raw_public
 from daozhang.boards.load import load_board
 from daozhang.cli.card_args import refuse_card_data
 from daozhang.cli.sizes import ByteSize

@@ -12,7 +12,7 @@ import pytest
 
 from daozhang.agent.config import ConfigError, load_agent_config
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.signer import generate_keypair
+from daozhang.signing import generate_keypair
 from daozhang.agent.sync_plugin import sync_settings
 from daozhang.cli.device_provision import parse_broker
 from daozhang.host_tools.pki import make_test_pki

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from daozhang.agent.core import cbor, record
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.sync import CONNECTION, IllegalTransition, SyncCore
-from daozhang.agent.mqtt_link import ed25519_verify
+from daozhang.signing import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.store import open_store
 

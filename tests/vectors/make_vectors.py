@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from daozhang.agent.core import driver, layout, record
 from daozhang.agent.core.ring import Clock
-from daozhang.agent.signer import Ed25519Signer
+from daozhang.signing import Ed25519Signer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
