@@ -8,7 +8,7 @@ only after its records are committed (paho manual_ack), and its ack is
 computed from the database after that commit, so two workers seeing one
 device's batches out of order still ack only contiguous, chained ranges.
 
-Config (TOML):
+Config (TOML; backend/config.py reads it):
 
     [broker]
     host = "127.0.0.1"
@@ -24,22 +24,19 @@ Config (TOML):
     log = ""                     # a file for the event log (default stderr)
 """
 
-import os
-import secrets
 import queue
 import signal
-import socket
 import ssl
 import sys
 import threading
 import time
-import tomllib
 
 from daozhang.agent.core import card_data, cbor
-from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, StorageError
+from daozhang.agent.core.errors import DaozhangError, DecodeError, StorageError
 from daozhang.backend import ingest
 from daozhang.agent.mqtt_link import set_nodelay
 from daozhang.backend.ack import AckSigner
+from daozhang.backend.config import SESSION_EXPIRY_S, worker_client_id
 from daozhang.backend.key_registry import KeyRegistry
 from daozhang.backend.settlement_outbox import RESEND_MS, STALL_MS, Outbox, Resender
 
@@ -47,30 +44,6 @@ TOPIC_ROOT = "daozhang/v1/"
 TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
 TYPE_CHECKPOINT = 8     # ... of a checkpoint (SPEC 3.6)
 MAX_GROUP = 64          # queued messages handled (and committed) together
-BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id", "session_expiry_s"}
-BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker", "settlement_resend_s",
-                "stall_after_s"}
-# SPEC 6.10.4: how long the broker keeps a dead worker's session.  Mosquitto
-# goes on handing such a session its turn of the group's messages, which then
-# wait there: long enough to ride out a crash and restart, short enough that
-# a worker killed for good stops swallowing its share soon (the agents resend
-# what is never acked).  Keep it well under gap_grace_s (30): a batch held in
-# a dead session opens a gap at the backend until the agent resends it.  A
-# worker that stops cleanly ends its session at once.
-SESSION_EXPIRY_S = 10
-
-
-def worker_client_id(broker, backend, hostname=None):
-    """The worker's MQTT client id, the same across its restarts (SPEC 6.10.4):
-    [broker] client_id, else backend-<host>-<worker> ([backend] worker, 1).
-    Two workers on one host need different `worker` numbers: one id is one
-    session, and the broker disconnects the older of two clients sharing it."""
-    if broker.get("client_id"):
-        return str(broker["client_id"])
-    host = hostname or socket.gethostname() or "host"
-    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in host)[:40]
-    return "backend-%s-%d" % (host, int(backend.get("worker", 1)))
-
 # Observers of the worker loop (backend/metrics.py): called with
 # ("worker", Ingestor) once it exists and ("group", messages)
 # after each group of messages was committed and PUBACKed.  Empty: no cost.
@@ -84,83 +57,6 @@ def _observe(*event):
 
 def now_ms():
     return time.time_ns() // 1000000
-
-
-class ConfigError(LocalError):
-    pass
-
-
-# The default this file once had, printed in the README: known to anyone.
-GUESSABLE_GROUPS = ("daozhang", "backend", "workers")
-
-
-def new_share_group():
-    """A fresh secret group name (mqtt-topics.md 4): 64 random bits."""
-    return "backend-" + secrets.token_hex(8)
-
-
-def check_share_group(path, group):
-    """The MQTT 5 share group must be a deployment secret: Mosquitto's ACL
-    cannot refuse a SUBSCRIBE, so a device that knows the name can join the
-    group and swallow its turn of every worker's messages (mqtt-topics.md 3)."""
-    if group is None:
-        raise ConfigError("%s: backend.share_group: missing; it must be a secret of this "
-                          "deployment, e.g. share_group = \"%s\" (freshly generated)"
-                          % (path, new_share_group()))
-    if not isinstance(group, str) or not group or any(c in group for c in "/+#"):
-        raise ConfigError("%s: backend.share_group: expected a name without / + #, got %r"
-                          % (path, group))
-    if group in GUESSABLE_GROUPS:
-        raise ConfigError("%s: backend.share_group: %r is guessable; use a random one, e.g. "
-                          "share_group = \"%s\"" % (path, group, new_share_group()))
-    return group
-
-
-def load_backend_config(path):
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError("%s: cannot read: %s" % (path, exc.strerror)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("%s: not valid TOML: %s" % (path, exc)) from None
-    base = os.path.dirname(os.path.abspath(path))
-    for section, allowed in (("broker", BROKER_KEYS), ("backend", BACKEND_KEYS)):
-        for key in data.get(section, {}):
-            if key not in allowed:
-                raise ConfigError("%s: %s.%s: unknown key (allowed: %s)"
-                                  % (path, section, key, ", ".join(sorted(allowed))))
-    for section in data:
-        if section not in ("broker", "backend"):
-            raise ConfigError("%s: [%s]: unknown table (allowed: broker, backend)" % (path, section))
-    broker = dict(data.get("broker", {}))
-    backend = dict(data.get("backend", {}))
-
-    def resolve(value):
-        return value if os.path.isabs(value) or "://" in value else os.path.join(base, value)
-
-    for key in ("ca", "cert", "key"):
-        if key in broker:
-            broker[key] = resolve(broker[key])
-    if "db" not in backend or "key" not in backend:
-        raise ConfigError("%s: [backend] needs db and key" % path)
-    backend["key"] = resolve(backend["key"])
-    backend["db"] = resolve(backend["db"])
-    if backend.get("log"):
-        backend["log"] = resolve(backend["log"])
-    broker.setdefault("host", "127.0.0.1")
-    # The backend workers' listener of examples/mosquitto (8883 is the
-    # terminals', where every client id becomes the certificate's CN).
-    broker.setdefault("port", 8884)
-    backend["share_group"] = check_share_group(path, backend.get("share_group"))
-    worker = backend.get("worker", 1)
-    if type(worker) is not int or not 1 <= worker <= 9999:
-        raise ConfigError("%s: backend.worker: expected a number 1-9999 (one per worker on a host), "
-                          "got %r" % (path, worker))
-    expiry = broker.get("session_expiry_s", SESSION_EXPIRY_S)
-    if type(expiry) is not int or not 0 < expiry <= 0xFFFFFFFF:
-        raise ConfigError("%s: broker.session_expiry_s: expected seconds > 0, got %r" % (path, expiry))
-    return {"path": path, "broker": broker, "backend": backend}
 
 
 class EventLog:
