@@ -29,7 +29,7 @@ import time
 
 from daozhang.agent.core import cbor
 from daozhang.agent.core import checkpoint
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core import sync_messages as msgs, topics
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.sync import SyncCore
 from daozhang.agent.core.sync_stall import (DEFAULT_STALL_AFTER_MS, PUBLISH_REFUSED, READ_FAILED,
@@ -38,7 +38,7 @@ from daozhang.agent.sync_journal import FrameReader, save_anchor, load_anchor
 from daozhang.files import atomic_write
 from daozhang.signing import ed25519_verify
 
-TOPIC_ROOT = "daozhang/v1/"
+TOPIC_ROOT = topics.ROOT
 SESSION_EXPIRY_S = 14 * 86400
 CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 # Alert transitions per `alerts` message (publish_alerts): with the sync
@@ -119,7 +119,7 @@ class MqttLink:
         self.status_file = status_file
         self.status_interval_ms = int(status_interval_s * 1000)
         self.reader = FrameReader(journal)
-        self.topic = TOPIC_ROOT + device_id + "/"
+        self.topic = topics.device_prefix(device_id)
         self.core = SyncCore(device_id, backend_pub, self.backend_kid, ed25519_verify,
                              self.reader.hash_at, journal.noted_cursors()[0],
                              journal.ring.next_seq, sync_settings)

@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 
-from daozhang.agent.core import card_data, cbor
+from daozhang.agent.core import card_data, cbor, topics
 from daozhang.agent.core.errors import DaozhangError, DecodeError, StorageError
 from daozhang.backend import ingest
 from daozhang.agent.mqtt_link import set_nodelay
@@ -40,7 +40,6 @@ from daozhang.backend.config import SESSION_EXPIRY_S, worker_client_id
 from daozhang.backend.key_registry import KeyRegistry
 from daozhang.backend.settlement_outbox import RESEND_MS, STALL_MS, Outbox, Resender
 
-TOPIC_ROOT = "daozhang/v1/"
 TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
 TYPE_CHECKPOINT = 8     # ... of a checkpoint (SPEC 3.6)
 MAX_GROUP = 64          # queued messages handled (and committed) together
@@ -252,13 +251,6 @@ def _text(value):
     return str(value)[:64].replace("\x00", "\ufffd")
 
 
-def _device_of(topic):
-    parts = topic.split("/")
-    if len(parts) != 4 or parts[0] != "daozhang" or parts[1] != "v1":
-        return None, None
-    return parts[2], parts[3]
-
-
 def run_service(config, stop_event=None, ready=None):
     """Run one worker until SIGTERM/SIGINT (or stop_event); return 0."""
     import paho.mqtt.client as mqtt
@@ -284,7 +276,7 @@ def run_service(config, stop_event=None, ready=None):
         client.tls_set_context(context)
     client.reconnect_delay_set(0.2, 10)
     group = backend["share_group"]
-    subs = [("$share/%s/daozhang/v1/+/%s" % (group, leaf), 1) for leaf in ("receipts", "alerts", "status")]
+    subs = [(topics.shared(group, leaf), 1) for leaf in topics.UP]
 
     def on_connect(c, u, flags, rc, props):
         if rc.is_failure:
@@ -326,7 +318,7 @@ def run_service(config, stop_event=None, ready=None):
         ready.set()
     worker.resender = Resender(
         Outbox(store), lambda device_id, payload: client.publish(
-            TOPIC_ROOT + device_id + "/acks", payload, qos=1), log,
+            topics.device_topic(device_id, topics.ACKS), payload, qos=1), log,
         resend_ms=int(float(backend.get("settlement_resend_s", RESEND_MS / 1000)) * 1000),
         stall_ms=int(float(backend.get("stall_after_s", STALL_MS / 1000)) * 1000),
         # Shown by `daozhang backend alerts --findings`, once per stall.
@@ -378,7 +370,7 @@ def _handle_group(client, worker, log, messages):
     """Receipts of one device that queued up together go in one commit."""
     groups = {}
     for message in messages:
-        device_id, leaf = _device_of(message.topic)
+        device_id, leaf = topics.parse(message.topic)
         if leaf == "receipts" and device_id is not None:
             groups.setdefault(device_id, []).append(message)
         else:
@@ -387,7 +379,7 @@ def _handle_group(client, worker, log, messages):
         try:
             ack = worker.receipts_many(device_id, [bytes(m.payload) for m in group])
             if ack is not None:
-                client.publish(TOPIC_ROOT + device_id + "/acks", ack, qos=1)
+                client.publish(topics.device_topic(device_id, topics.ACKS), ack, qos=1)
         except StorageError as exc:
             # Not committed: no PUBACK; the device resends after no ack.
             log("store_failed", level="error", device=device_id, error=str(exc))
@@ -399,7 +391,7 @@ def _handle_group(client, worker, log, messages):
 
 
 def _handle(client, worker, log, message):
-    device_id, leaf = _device_of(message.topic)
+    device_id, leaf = topics.parse(message.topic)
     payload = bytes(message.payload)
     try:
         if device_id is None:
@@ -407,7 +399,7 @@ def _handle(client, worker, log, message):
         elif leaf == "receipts":
             ack = worker.receipts(device_id, payload)
             if ack is not None:
-                client.publish(TOPIC_ROOT + device_id + "/acks", ack, qos=1)
+                client.publish(topics.device_topic(device_id, topics.ACKS), ack, qos=1)
         elif leaf == "alerts":
             worker.alert(device_id, payload)
         elif leaf == "status":

@@ -44,7 +44,7 @@ def check_tables(path, data, tables, top_keys=()):
         if name in top_keys and name not in tables:
             continue
         if name not in tables:
-            what = "table or key" if top_keys else "table"
+            what = "table" if isinstance(value, dict) else "key"
             raise ConfigFileError(path, name, "unknown %s (allowed: %s)"
                                   % (what, ", ".join(sorted(set(tables) | set(top_keys)))))
         if not isinstance(value, dict):

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from daozhang.agent.core import device_id as device_id_rule
 from daozhang.agent.core.errors import FindingError, LocalError
 from daozhang.files import fsync_directory
 
@@ -41,10 +42,10 @@ LEAF_DAYS = 5 * 365
 # must not see a freshly issued broker certificate as "not yet valid".
 BACKDATE = datetime.timedelta(hours=1)
 
-# One MQTT topic level, printable, no wildcard or separator (SPEC: topics).
-# The ACL substitutes the CN into `daozhang/v1/%u/...`, so a '/', '+' or '#'
-# in a CN would widen what that identity may touch.
-IDENTITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A client CN is one MQTT topic level: the ACL substitutes it into
+# `daozhang/v1/%u/...`, so a '/', '+' or '#' in a CN would widen what that
+# identity may touch.  The device id rule (agent/core/device_id.py) keeps
+# them out, and applies to backend names too.
 
 KIND_DEVICE = "device"
 KIND_BACKEND = "backend"
@@ -71,10 +72,9 @@ def _utcnow():
 
 
 def check_identity(name, what="identity"):
-    if not isinstance(name, str) or not IDENTITY_RE.match(name):
-        raise PkiError("%s %r: expected 1-64 characters of A-Z a-z 0-9 . _ - "
-                       "starting with a letter or digit (it becomes one MQTT topic level)"
-                       % (what, name))
+    why = device_id_rule.problem(name)
+    if why is not None:
+        raise PkiError("%s %s (it becomes one MQTT topic level)" % (what, why))
     return name
 
 

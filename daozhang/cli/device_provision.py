@@ -14,6 +14,7 @@ import shutil
 import click
 
 from daozhang.agent.config import render_agent_config
+from daozhang.agent.core import device_id as device_id_rule
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.journal_file import create_journal
 from daozhang.agent.profile import load_profile
@@ -21,14 +22,6 @@ from daozhang.signing import fingerprint, generate_keypair, load_public_key, raw
 from daozhang.boards.load import load_board
 from daozhang.cli.card_args import refuse_card_data
 from daozhang.cli.sizes import ByteSize
-
-_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-
-
-def _check_device_id(device_id):
-    if not 1 <= len(device_id) <= 64 or set(device_id) - _ID_CHARS:
-        raise LocalError("--device-id: expected 1-64 of A-Z a-z 0-9 . _ - (SPEC 3.1), got %r" % device_id)
-
 
 def parse_broker(value):
     """--broker HOST[:PORT] (an IPv6 host in brackets: [::1]:8883) -> (host, port)."""
@@ -132,7 +125,7 @@ def provision(board, device_id, profile_path, backend_pubkey, technician_pubkeys
     With --broker HOST:PORT --ca --cert --key the device is complete: the TLS
     files are copied in (ca.crt, device-tls.crt, device-tls.key) and
     agent.toml gets its [mqtt] table, so `daozhang agent run` syncs."""
-    _check_device_id(device_id)
+    device_id_rule.check(device_id, "--device-id")   # SPEC 3.1
     tls_given = [o for o, v in (("--ca", ca_path), ("--cert", cert_path), ("--key", key_path)) if v]
     mqtt_table = None
     if broker is None and tls_given:

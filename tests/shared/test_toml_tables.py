@@ -84,7 +84,7 @@ def test_the_checker_alone(tmp_path):
     path = _write(tmp_path, "x.toml", 'name = "a"\n[t]\nk = 1\n[free]\nanything = 2\n')
     data = read_toml(path)
     check_tables(path, data, {"t": {"k"}, "free": None}, top_keys=("name",))
-    with pytest.raises(ConfigFileError, match=r"x.toml: name: unknown table \(allowed: free, t\)"):
+    with pytest.raises(ConfigFileError, match=r"x.toml: name: unknown key \(allowed: free, t\)"):
         check_tables(path, data, {"t": {"k"}, "free": None})
     with pytest.raises(ConfigFileError, match=r"x.toml: t.k: unknown key \(allowed: j\)"):
         check_tables(path, data, {"t": {"j"}, "free": None}, top_keys=("name",))
