@@ -143,11 +143,13 @@ class Ingestor:
             self.log("fork", level="warning", device=device_id, seqs=len(result.forked),
                      first=result.forked[0])
         contiguous = result.contiguous_seq
-        first = min(r["seq"] for r in records)
         last = max(r["seq"] for r in records)
         start = 0 if contiguous is None else contiguous + 1
-        if first > start:
-            self.gaps.setdefault(device_id, (start, first - 1, self.clock()))
+        # Per message, as if each came alone: a group that joins a resent or
+        # forked message with one beyond a gap must still open the gap.
+        beyond = [first for first in (min(r["seq"] for r in c.records) for c in checks) if first > start]
+        if beyond:
+            self.gaps.setdefault(device_id, (start, min(beyond) - 1, self.clock()))
         elif device_id in self.gaps and contiguous is not None and contiguous >= self.gaps[device_id][1]:
             del self.gaps[device_id]
         if contiguous is None:
