@@ -4,9 +4,7 @@ directory fsync.  After a restart it brings back cursors that had not yet
 ridden on a commit (SyncAgent.adopt_anchor checks it like a fresh ack).
 """
 
-import os
-
-from daozhang.agent.storage import fsync_directory
+from daozhang.files import atomic_write
 
 
 def anchor_path(journal_path):
@@ -15,16 +13,7 @@ def anchor_path(journal_path):
 
 def save_anchor(journal_path, payload):
     """Atomically replace <journal>.ack with the ack's payload bytes."""
-    path = anchor_path(journal_path)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    fsync_directory(path)
+    atomic_write(anchor_path(journal_path), bytes(payload), durable=True)
 
 
 def load_anchor(journal_path):

@@ -27,7 +27,7 @@ from daozhang.agent.profile import load_profile
 from daozhang.agent.service_port_plugin import ServicePortPlugin
 from daozhang.agent.settlement_alerts import alerts_file_path
 from daozhang.agent.settlement_plugin import SettlementPlugin
-from daozhang.agent.signer import FileSigner
+from daozhang.signing import FileSigner
 from daozhang.agent.sync_plugin import build_damaged_link, build_link
 from daozhang.i18n import texts_for
 

@@ -13,7 +13,7 @@ import os
 
 from daozhang.agent.core.errors import LocalError
 from daozhang.boards.load import GPIO_KEYS, parse_mode, parse_size
-from daozhang.agent.toml_file import read_toml
+from daozhang.toml_tables import ConfigFileError, check_tables, read_toml
 
 SECTIONS = {
     "device": {"id", "board", "key", "backend_pubkey", "technician_pubkeys", "profile"},
@@ -46,11 +46,7 @@ _SYNC_RANGES = {
 REQUIRED = {"device": ("id", "key", "profile"), "journal": ("path",), "intake": ("socket",)}
 
 
-class ConfigError(LocalError):
-    def __init__(self, path, key, message):
-        super().__init__("%s: %s: %s" % (path, key, message))
-        self.path = path
-        self.key = key
+ConfigError = ConfigFileError   # the one error class of every config file (daozhang/toml_tables.py)
 
 
 def _resolve(base, value):
@@ -103,17 +99,9 @@ def check_sync_tables(path, mqtt, sync, base):
 
 
 def load_agent_config(path):
-    data = read_toml(path, ConfigError)
+    data = read_toml(path)
     base = os.path.dirname(os.path.abspath(path))
-    for section in data:
-        if section not in SECTIONS:
-            raise ConfigError(path, section, "unknown table (allowed: %s)" % ", ".join(sorted(SECTIONS)))
-        if not isinstance(data[section], dict):
-            raise ConfigError(path, section, "expected a table [%s]" % section)
-        for key in data[section]:
-            if key not in SECTIONS[section]:
-                raise ConfigError(path, section + "." + key, "unknown key (allowed: %s)"
-                                  % ", ".join(sorted(SECTIONS[section])))
+    check_tables(path, data, SECTIONS)
     for section, keys in REQUIRED.items():
         for key in keys:
             value = data.get(section, {}).get(key)

@@ -25,9 +25,9 @@ worth a sans-IO core.
 import threading
 import time
 
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core import sync_messages as msgs, topics
 from daozhang.agent.core.sync_alerts import one_alert
-from daozhang.agent.mqtt_link import SESSION_EXPIRY_S, TOPIC_ROOT, device_client
+from daozhang.agent.mqtt_link import SESSION_EXPIRY_S, device_client
 
 RESEND_S = 60.0
 
@@ -44,7 +44,7 @@ class DamagedJournalLink:
         self.mqtt = mqtt
         self.log = log or (lambda event, level="info", **kw: None)
         self.resend_s = resend_s
-        self.topic = TOPIC_ROOT + device_id + "/"
+        self.topic = topics.device_prefix(device_id)
         self._alerts = []               # encoded `alerts` payloads, all re-sent on each connect
         self._lock = threading.Lock()
         self._connected = False

@@ -26,9 +26,9 @@ import os
 from daozhang.agent.core import checkpoint, record
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.journal_file import JournalFile
-from daozhang.agent.signer import (
+from daozhang.signing import (
     FileSigner, fingerprint, generate_keypair, load_signer)
-from daozhang.agent.storage import fsync_directory
+from daozhang.files import fsync_directory, fsync_file
 
 # How far back from the tail the rotation record of an interrupted rotation
 # can be: the rotation command's own last commit is [rotation, checkpoint].
@@ -65,7 +65,7 @@ def rotate_key(key_path, journal_path, clock=None):
             if os.path.exists(leftover):
                 os.unlink(leftover)
         new_pub = generate_keypair(new_prefix)
-        _fsync_file(new_prefix + ".key")
+        fsync_file(new_prefix + ".key")
         fsync_directory(key_path)   # its directory
         new_kid = checkpoint.key_id(new_pub)
         appended = journal.append(record.TYPE_KEY_ROTATION,
@@ -108,14 +108,6 @@ def _install_new_key(key_path):
         os.replace(new_prefix + ".pub", prefix + ".pub")
     os.replace(new_prefix + ".key", key_path)
     fsync_directory(key_path)   # its directory
-
-
-def _fsync_file(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def describe(old_public, new_public, seq):

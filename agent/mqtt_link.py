@@ -29,15 +29,17 @@ import time
 
 from daozhang.agent.ack_anchor import load_anchor, save_anchor
 from daozhang.agent.core import checkpoint
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core import sync_messages as msgs, topics
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.sync_agent import SyncAgent
 from daozhang.agent.core.sync_stall import DEFAULT_STALL_AFTER_MS
 from daozhang.agent.frame_reader import FrameReader
 from daozhang.agent.mqtt_causes import describe_connect_error, describe_socket_error, puback_ok
 from daozhang.mqtt_tls import paho_client, set_nodelay
+from daozhang.files import atomic_write
+from daozhang.signing import ed25519_verify
 
-TOPIC_ROOT = "daozhang/v1/"
+TOPIC_ROOT = topics.ROOT
 SESSION_EXPIRY_S = 14 * 86400
 INBOX_LIMIT = 256      # publish_alert(s) calls waiting for the link thread
 
@@ -46,14 +48,6 @@ def now_ms():
     return time.time_ns() // 1000000
 
 
-def ed25519_verify(pub, message, sig):
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    try:
-        Ed25519PublicKey.from_public_bytes(pub).verify(sig, message)
-        return True
-    except (InvalidSignature, ValueError):
-        return False
 
 
 class MqttLink:
@@ -79,7 +73,7 @@ class MqttLink:
         self.status_file = status_file
         self.status_interval_ms = int(status_interval_s * 1000)
         self.reader = FrameReader(journal)
-        self.topic = TOPIC_ROOT + device_id + "/"
+        self.topic = topics.device_prefix(device_id)
         self.agent = SyncAgent(device_id, backend_pub, checkpoint.key_id(backend_pub), ed25519_verify,
                                self.reader.hash_at, journal.noted_cursors(), journal.ring.next_seq,
                                sync_settings, near_full, max(1, int(stall_after_s * 1000)),
@@ -389,8 +383,4 @@ def device_client(cfg, device_id, topic):
 
 
 def write_json_atomic(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, sort_keys=True)
-        f.flush()
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj, sort_keys=True), durable=False)

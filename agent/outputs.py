@@ -39,6 +39,7 @@ import os
 import sys
 
 from daozhang.agent.alert_texts import local_summary
+from daozhang.files import atomic_write
 
 # pattern name -> (period ms, on ms); time drives the blink, no thread needed.
 LED_PATTERNS = {"off": (1000, 0), "slow": (2000, 200), "fast": (400, 200)}
@@ -178,19 +179,14 @@ class DeviceOutputs:
             if name in ("led", "buzzer"):
                 setattr(self, name, None)
 
-    def _atomic_write(self, path, text):
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-
     def _write_status(self, summary):
         path = self.config.get("status_file")
         if path:
-            self._safe("status_file", lambda: self._atomic_write(
-                path, json.dumps(summary, ensure_ascii=False, sort_keys=True) + "\n"))
+            self._safe("status_file", lambda: atomic_write(
+                path, json.dumps(summary, ensure_ascii=False, sort_keys=True) + "\n",
+                durable=False))
 
     def _write_display(self, text):
         path = self.config.get("display_file")
         if path:
-            self._safe("display_file", lambda: self._atomic_write(path, text + "\n"))
+            self._safe("display_file", lambda: atomic_write(path, text + "\n", durable=False))

@@ -25,9 +25,9 @@ import zoneinfo
 from daozhang.agent.core.business_calendar import (
     is_ascii_digits, parse_date, parse_hhmm, parse_mode)
 from daozhang.agent.core import merchant_ids
-from daozhang.agent.core.errors import LocalError, ValidationError
-from daozhang.agent.toml_file import read_toml
+from daozhang.agent.core.errors import ValidationError
 from daozhang.i18n import check_locale, default_locale
+from daozhang.toml_tables import ConfigFileError, check_keys, check_tables, read_toml
 
 TOP_KEYS = {"merchant_id", "terminal_id", "mcc", "region", "timezone", "currency",
             "name", "settlement", "fees", "sale_time", "locale", "merchant_ids"}
@@ -37,13 +37,7 @@ FEE_KEYS = {"tolerance", "d0_surcharge"}
 CARD_KEYS = {"bp", "cap"}
 
 
-class ProfileError(LocalError):
-    """An invalid merchant profile: names the file, the key and the fault."""
-
-    def __init__(self, path, key, message):
-        super().__init__("%s: %s: %s" % (path, key, message))
-        self.path = path
-        self.key = key
+ProfileError = ConfigFileError   # the one error class of every config file (daozhang/toml_tables.py)
 
 
 def _int(path, key, value, low=0, high=None):
@@ -59,13 +53,6 @@ def _digits(path, key, value, count):
     if not isinstance(value, str) or len(value) != count or not is_ascii_digits(value):
         raise ProfileError(path, key, "expected a string of %d digits, got %r" % (count, value))
     return value
-
-
-def _unknown(path, prefix, table, allowed):
-    extra = sorted(set(table) - allowed)
-    if extra:
-        raise ProfileError(path, prefix + extra[0], "unknown key (expected one of %s)"
-                           % ", ".join(sorted(allowed)))
 
 
 def _dates(path, key, value):
@@ -86,9 +73,8 @@ def _dates(path, key, value):
 
 def validate_profile(data, path="<profile>"):
     """A parsed TOML table -> the profile dict; raises ProfileError."""
-    if not isinstance(data, dict):
-        raise ProfileError(path, "(top)", "expected a TOML table")
-    _unknown(path, "", data, TOP_KEYS)
+    check_tables(path, data, {"settlement": SETTLEMENT_KEYS, "fees": None, "sale_time": SALE_TIME_KEYS},
+                 top_keys=TOP_KEYS)
     for key in ("merchant_id", "terminal_id", "mcc", "region", "timezone", "settlement", "fees"):
         if key not in data:
             raise ProfileError(path, key, "missing")
@@ -127,9 +113,6 @@ def validate_profile(data, path="<profile>"):
         raise ProfileError(path, "locale", str(exc)) from None
 
     s = data["settlement"]
-    if not isinstance(s, dict):
-        raise ProfileError(path, "settlement", "expected a table [settlement]")
-    _unknown(path, "settlement.", s, SETTLEMENT_KEYS)
     for key in ("mode", "cutoff"):
         if key not in s:
             raise ProfileError(path, "settlement." + key, "missing")
@@ -152,8 +135,6 @@ def validate_profile(data, path="<profile>"):
                   "workdays": _dates(path, "settlement.workdays", s.get("workdays", []))}
 
     f = data["fees"]
-    if not isinstance(f, dict):
-        raise ProfileError(path, "fees", "expected a table [fees]")
     cards = {}
     for name, table in f.items():
         if name in FEE_KEYS:
@@ -162,7 +143,7 @@ def validate_profile(data, path="<profile>"):
         if not isinstance(table, dict):
             raise ProfileError(path, key, "expected a table [%s] with bp and optional cap, "
                                "or one of tolerance, d0_surcharge" % key)
-        _unknown(path, key + ".", table, CARD_KEYS)
+        check_keys(path, key + ".", table, CARD_KEYS)
         if "bp" not in table:
             raise ProfileError(path, key + ".bp", "missing (basis points: 55 is 0.55%)")
         entry = {"bp": _int(path, key + ".bp", table["bp"], 0, 10000), "cap": None}
@@ -202,14 +183,11 @@ def _merchant_ids(path, table):
 def _sale_time(path, table):
     """[sale_time]: how far a sale's time may be from the terminal's clock
     (txn.time_window); beyond it the intake answers time_out_of_range."""
-    if not isinstance(table, dict):
-        raise ProfileError(path, "sale_time", "expected a table [sale_time]")
-    _unknown(path, "sale_time.", table, SALE_TIME_KEYS)
     return {"days_back": _int(path, "sale_time.days_back", table.get("days_back", 30), 1, 3660),
             "days_ahead": _int(path, "sale_time.days_ahead", table.get("days_ahead", 1), 0, 366)}
 
 
 def load_profile(path):
     """Read and validate a merchant profile TOML file."""
-    data = read_toml(path, ProfileError)
+    data = read_toml(path)
     return validate_profile(data, str(path))

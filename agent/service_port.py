@@ -18,14 +18,11 @@ import threading
 import time
 import tty
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.core.service_frames import MAX_PAYLOAD
 from daozhang.agent.core.service_session import (
     DEFAULT_IDLE_TIMEOUT, SUPERBLOCK_SIZE, DeviceSession)
+from daozhang.signing import ed25519_verify, load_public_key, raw_public
 
 log = logging.getLogger("daozhang.service_port")
 
@@ -81,26 +78,7 @@ class ReadOnlyJournal:
 
 def load_technician_keys(paths):
     """Raw 32-byte Ed25519 keys from SubjectPublicKeyInfo PEM files."""
-    keys = []
-    for path in paths:
-        with open(path, "rb") as f:
-            data = f.read()
-        try:
-            key = serialization.load_pem_public_key(data)
-        except ValueError as exc:
-            raise LocalError("%s: not a PEM public key (%s)" % (path, exc))
-        if not isinstance(key, Ed25519PublicKey):
-            raise LocalError("%s: expected an Ed25519 public key, got %s" % (path, type(key).__name__))
-        keys.append(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
-    return keys
-
-
-def ed25519_verify(pubkey, signature, message):
-    try:
-        Ed25519PublicKey.from_public_bytes(pubkey).verify(signature, message)
-        return True
-    except (InvalidSignature, ValueError):
-        return False
+    return [raw_public(load_public_key(path)) for path in paths]
 
 
 class _FdLink:

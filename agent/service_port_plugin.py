@@ -18,7 +18,7 @@ port retries opening it every few seconds and the agent runs on.
 
 from daozhang.agent.core import record
 from daozhang.agent.service_port import ServicePort
-from daozhang.agent.signer import load_signer
+from daozhang.signing import load_signer
 
 
 def _plain(value):

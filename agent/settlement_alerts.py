@@ -14,6 +14,7 @@ import os
 from daozhang.agent.core import cbor, record
 from daozhang.agent.core.alerts import ReplayMismatch
 from daozhang.agent.core.errors import JournalFull, StorageError
+from daozhang.files import atomic_write
 
 # alerts.json lists at most this many single alerts; the groups count them all.
 ALERTS_FILE_LIMIT = 200
@@ -83,12 +84,7 @@ def journal_actions(journal, actions, log):
 
 def write_alerts_file(path, view, log):
     """alerts.json, replaced atomically (a reader never sees half of it)."""
-    tmp = path + ".tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(view, f, sort_keys=True, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(view, sort_keys=True, ensure_ascii=False), durable=True)
     except OSError as exc:
         log("alerts_file_failed", level="error", error=str(exc))

@@ -25,6 +25,8 @@ import os
 import threading
 import time
 
+from daozhang.files import atomic_write
+
 ENV = "DAOZHANG_SIM_CLOCK"
 
 
@@ -78,7 +80,4 @@ def from_environment(environ=None):
 
 def write_clock_file(path, offset_ms=0, speed=1):
     """For tests and the demo: set the simulated clock (atomic replace)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"offset_ms": int(offset_ms), "speed": speed}, f)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"offset_ms": int(offset_ms), "speed": speed}), durable=False)

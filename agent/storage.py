@@ -11,6 +11,7 @@ import os
 
 from daozhang.agent.core import quarantine_entry
 from daozhang.agent.core.errors import StorageError
+from daozhang.files import atomic_write, fsync_directory
 
 
 class JournalBusy(StorageError):
@@ -127,29 +128,13 @@ def create_file(path, image_head, total_size):
     have to convert unwritten extents, and a full disk cannot hit the journal
     after creation.
     """
-    tmp = path + ".tmp"
+    atomic_write(path, _image_chunks(image_head, total_size), durable=True, mode=0o640)
+
+
+def _image_chunks(image_head, total_size):
+    yield image_head
     chunk = bytes(1 << 20)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o640)
-    try:
-        os.write(fd, image_head)
-        remaining = total_size - len(image_head)
-        while remaining > 0:
-            n = os.write(fd, chunk[:min(len(chunk), remaining)])
-            remaining -= n
-        os.fsync(fd)
-    except OSError:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.rename(tmp, path)
-    fsync_directory(path)
-
-
-def fsync_directory(path):
-    """Make a rename or a new file under `path`'s directory durable."""
-    dfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    remaining = total_size - len(image_head)
+    while remaining > 0:
+        yield chunk[:min(len(chunk), remaining)]
+        remaining -= len(chunk)

@@ -32,12 +32,12 @@ The backend public key is the agent config's device.backend_pubkey.
 """
 
 import os
-import tomllib
 
 from daozhang.agent.config import MQTT_KEYS, SYNC_KEYS, ConfigError, check_sync_tables
 from daozhang.agent.damaged_link import DamagedJournalLink
 from daozhang.agent.mqtt_link import MqttLink
-from daozhang.agent.signer import load_public_key, raw_public
+from daozhang.signing import load_public_key, raw_public
+from daozhang.toml_tables import check_tables, read_toml
 
 __all__ = ["MQTT_KEYS", "SYNC_KEYS", "sync_settings", "load_sync_config", "sync_config_path",
            "status_file_path", "build_link", "build_damaged_link"]
@@ -66,23 +66,9 @@ def load_sync_config(path):
     """A legacy mqtt.toml: {"mqtt": {...}, "sync": {...}} with paths resolved, or None if no file."""
     if not os.path.exists(path):
         return None
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(path, "(file)", "cannot read: %s" % exc) from None
+    data = read_toml(path)
     base = os.path.dirname(os.path.abspath(path))
-    for section, allowed in (("mqtt", MQTT_KEYS), ("sync", SYNC_KEYS)):
-        table = data.get(section, {})
-        if not isinstance(table, dict):
-            raise ConfigError(path, section, "expected a table")
-        for key in table:
-            if key not in allowed:
-                raise ConfigError(path, section + "." + key, "unknown key (allowed: %s)"
-                                  % ", ".join(sorted(allowed)))
-    for section in data:
-        if section not in ("mqtt", "sync"):
-            raise ConfigError(path, section, "unknown table (allowed: mqtt, sync)")
+    check_tables(path, data, {"mqtt": MQTT_KEYS, "sync": SYNC_KEYS})
     return check_sync_tables(path, data.get("mqtt", {}), data.get("sync", {}), base)
 
 

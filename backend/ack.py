@@ -11,7 +11,7 @@ import time
 
 from daozhang.agent.core import checkpoint
 from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.signer import load_signer
+from daozhang.signing import load_signer
 
 
 class AckSigner:

@@ -13,9 +13,8 @@ messages (a sync batch can end between them), so the pending rotation is
 also looked up among stored records by the caller (`Ingestor`).
 """
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from daozhang.agent.core import checkpoint
+from daozhang.signing import load_public_key
 
 
 class Rotation:
@@ -47,7 +46,7 @@ def rotation_from_payload(seq, payload):
     if checkpoint.key_id(pub) != kid:
         return "key rotation %d: kid %s is not the key id of its pub" % (seq, kid.hex())
     try:
-        Ed25519PublicKey.from_public_bytes(pub)
+        load_public_key(pub)
     except ValueError:
         return "key rotation %d: pub is not an Ed25519 key" % seq
     return Rotation(seq, kid, pub)
@@ -65,7 +64,7 @@ class KeyState:
 
     def _use(self, public_bytes):
         self.public_bytes = bytes(public_bytes)
-        self.public_key = Ed25519PublicKey.from_public_bytes(self.public_bytes)
+        self.public_key = load_public_key(self.public_bytes)
         self.kid = checkpoint.key_id(self.public_bytes)
 
     def rotation_seen(self, rotation):

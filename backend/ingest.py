@@ -19,14 +19,13 @@ import struct
 
 import cbor2
 
-from cryptography.exceptions import InvalidSignature
-
 from daozhang.agent.core import card_data
 from daozhang.agent.core import checkpoint
 from daozhang.agent.core import record
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import DecodeError
 from daozhang.backend.device_keys import KeyState, rotation_from_payload
+from daozhang.signing import ed25519_verify
 
 _HEADER = struct.Struct(">BBI")
 _CRC = struct.Struct(">I")
@@ -169,14 +168,6 @@ def decode_frame(frame):
     return rec
 
 
-def _verify(public_key, message, sig):
-    try:
-        public_key.verify(sig, message)
-        return True
-    except (InvalidSignature, ValueError, TypeError):
-        return False
-
-
 def check_batch(topic_device, public_key_bytes, payload, pending_rotation=None):
     """BatchCheck of one receipts payload from `topic_device`, whose
     checkpoints are signed by `public_key_bytes` until a key rotation
@@ -276,7 +267,7 @@ def _check_checkpoint(rec, device_id, public_key, kid, hashes):
             message = checkpoint.message_for(p, rec.seq, rec.prev, rec.wall_ms, rec.boot_id, rec.mono_ms)
         except Exception as exc:
             return BAD_CHECKPOINT, "checkpoint %d: %s" % (rec.seq, exc)
-        if not isinstance(sig, bytes) or not _verify(public_key, message, sig):
+        if not isinstance(sig, bytes) or not ed25519_verify(public_key, message, sig):
             return BAD_SIGNATURE, "checkpoint %d: signature does not verify" % rec.seq
     else:
         return BAD_CHECKPOINT, "checkpoint %d: unknown alg %r" % (rec.seq, alg)

@@ -8,7 +8,7 @@ only after its records are committed (paho manual_ack), and its ack is
 computed from the database after that commit, so two workers seeing one
 device's batches out of order still ack only contiguous, chained ranges.
 
-Config (TOML):
+Config (TOML; backend/config.py reads it):
 
     [broker]
     host = "127.0.0.1"
@@ -24,53 +24,25 @@ Config (TOML):
     log = ""                     # a file for the event log (default stderr)
 """
 
-import os
-import secrets
 import queue
 import signal
-import socket
 import ssl
 import sys
 import threading
 import time
-import tomllib
 
-from daozhang.agent.core import card_data, cbor
-from daozhang.agent.core.errors import DaozhangError, DecodeError, LocalError, StorageError
+from daozhang.agent.core import card_data, cbor, topics
+from daozhang.agent.core.errors import DaozhangError, DecodeError, StorageError
 from daozhang.backend import ingest
 from daozhang.mqtt_tls import paho_client, set_nodelay
 from daozhang.backend.ack import AckSigner
+from daozhang.backend.config import SESSION_EXPIRY_S, worker_client_id
 from daozhang.backend.key_registry import KeyRegistry
 from daozhang.backend.settlement_outbox import RESEND_MS, STALL_MS, Outbox, Resender
 
-TOPIC_ROOT = "daozhang/v1/"
 TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
 TYPE_CHECKPOINT = 8     # ... of a checkpoint (SPEC 3.6)
 MAX_GROUP = 64          # queued messages handled (and committed) together
-BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id", "session_expiry_s"}
-BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker", "settlement_resend_s",
-                "stall_after_s"}
-# SPEC 6.10.4: how long the broker keeps a dead worker's session.  Mosquitto
-# goes on handing such a session its turn of the group's messages, which then
-# wait there: long enough to ride out a crash and restart, short enough that
-# a worker killed for good stops swallowing its share soon (the agents resend
-# what is never acked).  Keep it well under gap_grace_s (30): a batch held in
-# a dead session opens a gap at the backend until the agent resends it.  A
-# worker that stops cleanly ends its session at once.
-SESSION_EXPIRY_S = 10
-
-
-def worker_client_id(broker, backend, hostname=None):
-    """The worker's MQTT client id, the same across its restarts (SPEC 6.10.4):
-    [broker] client_id, else backend-<host>-<worker> ([backend] worker, 1).
-    Two workers on one host need different `worker` numbers: one id is one
-    session, and the broker disconnects the older of two clients sharing it."""
-    if broker.get("client_id"):
-        return str(broker["client_id"])
-    host = hostname or socket.gethostname() or "host"
-    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in host)[:40]
-    return "backend-%s-%d" % (host, int(backend.get("worker", 1)))
-
 # Observers of the worker loop (backend/metrics.py): called with
 # ("worker", Ingestor) once it exists and ("group", messages)
 # after each group of messages was committed and PUBACKed.  Empty: no cost.
@@ -84,83 +56,6 @@ def _observe(*event):
 
 def now_ms():
     return time.time_ns() // 1000000
-
-
-class ConfigError(LocalError):
-    pass
-
-
-# The default this file once had, printed in the README: known to anyone.
-GUESSABLE_GROUPS = ("daozhang", "backend", "workers")
-
-
-def new_share_group():
-    """A fresh secret group name (SPEC 6.10.4): 64 random bits."""
-    return "backend-" + secrets.token_hex(8)
-
-
-def check_share_group(path, group):
-    """The MQTT 5 share group must be a deployment secret: Mosquitto's ACL
-    cannot refuse a SUBSCRIBE, so a device that knows the name can join the
-    group and swallow its turn of every worker's messages (SPEC 6.10.3)."""
-    if group is None:
-        raise ConfigError("%s: backend.share_group: missing; it must be a secret of this "
-                          "deployment, e.g. share_group = \"%s\" (freshly generated)"
-                          % (path, new_share_group()))
-    if not isinstance(group, str) or not group or any(c in group for c in "/+#"):
-        raise ConfigError("%s: backend.share_group: expected a name without / + #, got %r"
-                          % (path, group))
-    if group in GUESSABLE_GROUPS:
-        raise ConfigError("%s: backend.share_group: %r is guessable; use a random one, e.g. "
-                          "share_group = \"%s\"" % (path, group, new_share_group()))
-    return group
-
-
-def load_backend_config(path):
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError("%s: cannot read: %s" % (path, exc.strerror)) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("%s: not valid TOML: %s" % (path, exc)) from None
-    base = os.path.dirname(os.path.abspath(path))
-    for section, allowed in (("broker", BROKER_KEYS), ("backend", BACKEND_KEYS)):
-        for key in data.get(section, {}):
-            if key not in allowed:
-                raise ConfigError("%s: %s.%s: unknown key (allowed: %s)"
-                                  % (path, section, key, ", ".join(sorted(allowed))))
-    for section in data:
-        if section not in ("broker", "backend"):
-            raise ConfigError("%s: [%s]: unknown table (allowed: broker, backend)" % (path, section))
-    broker = dict(data.get("broker", {}))
-    backend = dict(data.get("backend", {}))
-
-    def resolve(value):
-        return value if os.path.isabs(value) or "://" in value else os.path.join(base, value)
-
-    for key in ("ca", "cert", "key"):
-        if key in broker:
-            broker[key] = resolve(broker[key])
-    if "db" not in backend or "key" not in backend:
-        raise ConfigError("%s: [backend] needs db and key" % path)
-    backend["key"] = resolve(backend["key"])
-    backend["db"] = resolve(backend["db"])
-    if backend.get("log"):
-        backend["log"] = resolve(backend["log"])
-    broker.setdefault("host", "127.0.0.1")
-    # The backend workers' listener of examples/mosquitto (8883 is the
-    # terminals', where every client id becomes the certificate's CN).
-    broker.setdefault("port", 8884)
-    backend["share_group"] = check_share_group(path, backend.get("share_group"))
-    worker = backend.get("worker", 1)
-    if type(worker) is not int or not 1 <= worker <= 9999:
-        raise ConfigError("%s: backend.worker: expected a number 1-9999 (one per worker on a host), "
-                          "got %r" % (path, worker))
-    expiry = broker.get("session_expiry_s", SESSION_EXPIRY_S)
-    if type(expiry) is not int or not 0 < expiry <= 0xFFFFFFFF:
-        raise ConfigError("%s: broker.session_expiry_s: expected seconds > 0, got %r" % (path, expiry))
-    return {"path": path, "broker": broker, "backend": backend}
 
 
 class EventLog:
@@ -248,11 +143,13 @@ class Ingestor:
             self.log("fork", level="warning", device=device_id, seqs=len(result.forked),
                      first=result.forked[0])
         contiguous = result.contiguous_seq
-        first = min(r["seq"] for r in records)
         last = max(r["seq"] for r in records)
         start = 0 if contiguous is None else contiguous + 1
-        if first > start:
-            self.gaps.setdefault(device_id, (start, first - 1, self.clock()))
+        # Per message, as if each came alone: a group that joins a resent or
+        # forked message with one beyond a gap must still open the gap.
+        beyond = [first for first in (min(r["seq"] for r in c.records) for c in checks) if first > start]
+        if beyond:
+            self.gaps.setdefault(device_id, (start, min(beyond) - 1, self.clock()))
         elif device_id in self.gaps and contiguous is not None and contiguous >= self.gaps[device_id][1]:
             del self.gaps[device_id]
         if contiguous is None:
@@ -361,13 +258,6 @@ def _text(value):
     return str(value)[:64].replace("\x00", "\ufffd")
 
 
-def _device_of(topic):
-    parts = topic.split("/")
-    if len(parts) != 4 or parts[0] != "daozhang" or parts[1] != "v1":
-        return None, None
-    return parts[2], parts[3]
-
-
 def run_service(config, stop_event=None, ready=None):
     """Run one worker until SIGTERM/SIGINT (or stop_event); return 0."""
     from paho.mqtt.packettypes import PacketTypes
@@ -387,7 +277,7 @@ def run_service(config, stop_event=None, ready=None):
     client = paho_client(client_id, broker, manual_ack=True)
     client.reconnect_delay_set(0.2, 10)
     group = backend["share_group"]
-    subs = [("$share/%s/daozhang/v1/+/%s" % (group, leaf), 1) for leaf in ("receipts", "alerts", "status")]
+    subs = [(topics.shared(group, leaf), 1) for leaf in topics.UP]
 
     def on_connect(c, u, flags, rc, props):
         if rc.is_failure:
@@ -429,7 +319,7 @@ def run_service(config, stop_event=None, ready=None):
         ready.set()
     worker.resender = Resender(
         Outbox(store), lambda device_id, payload: client.publish(
-            TOPIC_ROOT + device_id + "/acks", payload, qos=1), log,
+            topics.device_topic(device_id, topics.ACKS), payload, qos=1), log,
         resend_ms=int(float(backend.get("settlement_resend_s", RESEND_MS / 1000)) * 1000),
         stall_ms=int(float(backend.get("stall_after_s", STALL_MS / 1000)) * 1000),
         # Shown by `daozhang backend alerts --findings`, once per stall.
@@ -481,7 +371,7 @@ def _handle_group(client, worker, log, messages):
     """Receipts of one device that queued up together go in one commit."""
     groups = {}
     for message in messages:
-        device_id, leaf = _device_of(message.topic)
+        device_id, leaf = topics.parse(message.topic)
         if leaf == "receipts" and device_id is not None:
             groups.setdefault(device_id, []).append(message)
         else:
@@ -490,7 +380,7 @@ def _handle_group(client, worker, log, messages):
         try:
             ack = worker.receipts_many(device_id, [bytes(m.payload) for m in group])
             if ack is not None:
-                client.publish(TOPIC_ROOT + device_id + "/acks", ack, qos=1)
+                client.publish(topics.device_topic(device_id, topics.ACKS), ack, qos=1)
         except StorageError as exc:
             # Not committed: no PUBACK; the device resends after no ack.
             log("store_failed", level="error", device=device_id, error=str(exc))
@@ -502,7 +392,7 @@ def _handle_group(client, worker, log, messages):
 
 
 def _handle(client, worker, log, message):
-    device_id, leaf = _device_of(message.topic)
+    device_id, leaf = topics.parse(message.topic)
     payload = bytes(message.payload)
     try:
         if device_id is None:
@@ -510,7 +400,7 @@ def _handle(client, worker, log, message):
         elif leaf == "receipts":
             ack = worker.receipts(device_id, payload)
             if ack is not None:
-                client.publish(TOPIC_ROOT + device_id + "/acks", ack, qos=1)
+                client.publish(topics.device_topic(device_id, topics.ACKS), ack, qos=1)
         elif leaf == "alerts":
             worker.alert(device_id, payload)
         elif leaf == "status":

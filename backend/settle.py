@@ -30,7 +30,7 @@ For each good row of the file (settlement_files/), in file order:
 import os
 import time
 
-from daozhang.agent.core import settlement_ack
+from daozhang.agent.core import settlement_ack, topics
 from daozhang.agent.core.errors import DaozhangError, LocalError
 from daozhang.agent.core.settlement_checks import DEFAULT_MATCH_WINDOW, Matcher, txn_time_ms
 from daozhang.backend.settlement_outbox import Outbox, Resender
@@ -189,7 +189,7 @@ class MqttPublisher:
         self._connected.set()
 
     def publish(self, device_id, payload):
-        info = self.client.publish("daozhang/v1/%s/acks" % device_id, payload, qos=1)
+        info = self.client.publish(topics.device_topic(device_id, topics.ACKS), payload, qos=1)
         info.wait_for_publish(self.timeout)
         if not info.is_published():
             raise LocalError("broker did not acknowledge the settlement ack for %s within %ss"

@@ -22,7 +22,7 @@ recognises a duplicate by its id and digest and nothing changes twice.
 """
 
 from daozhang.agent.core import settlement_delivery
-from daozhang.backend.store import _json_text
+from daozhang.backend.store_rows import json_text
 
 BATCH = 200                 # acks per message: ~110 KiB, under MAX_BATCH_BYTES
 WINDOW = 2000               # unconfirmed acks in flight per device
@@ -63,7 +63,7 @@ class Outbox:
         with self._lock, self.db.transaction() as tx:
             tx.executemany("INSERT INTO settlements (acquirer_ref, row, status, at) VALUES "
                            "(%s, %s, 'new', %s) ON CONFLICT (acquirer_ref) DO NOTHING",
-                           [(ref, _json_text(body, "settlement row"), now)
+                           [(ref, json_text(body, "settlement row"), now)
                             for ref, body, _, _, _, _ in rows])
             tops = {}
             queued = []

@@ -20,6 +20,8 @@ processes share it:
   record's hash: the backend never acks past a gap or a chain break.
 What it does not do: decode frames or check signatures (the sync core does,
 before it calls store_batch).
+How a record is checked and becomes a row, and rows come back as dicts:
+backend/store_rows.py.
 
 Not thread-safe per se; one Store serialises its own calls with a lock, so a
 paho callback thread and a main thread may share it.
@@ -31,6 +33,9 @@ import threading
 import time
 
 from daozhang.agent.core.errors import LocalError
+from daozhang.backend.store_rows import (
+    ALERT_COLUMNS, DEVICE_COLUMNS, FINDING_COLUMNS, RECORD_COLUMNS, SETTLEMENT_COLUMNS, BatchResult,
+    as_dicts, bytes_or_none, fork_detail, json_text, normalise_record)
 
 # Journal record types counted as "receipts" (docs/SPEC.md §3.5:
 # type 1 is the transaction record; sale, refund, void, ... are its `kind`).
@@ -41,8 +46,6 @@ TRANSACTION_TYPES = frozenset({1})
 # Journal sequence numbers start at 0 (docs/SPEC.md §3.4); contiguity
 # is counted from a device's first_seq, this unless add_device says otherwise.
 FIRST_SEQ = 0
-
-HASH_SIZE = 32
 
 # Finding kinds the store itself records.
 FINDING_FORK = "fork"
@@ -59,127 +62,9 @@ class DeviceKeyConflict(LocalError):
     """add_device for a registered device with another key (without replace)."""
 
 
-class BadRecord(LocalError):
-    """A record handed to store_batch is not what the store takes."""
-
-
-class BatchResult:
-    """What store_batch did: lists of seqs, and the device's progress after."""
-
-    __slots__ = ("new", "duplicate", "forked", "contiguous_seq", "head_hash")
-
-    def __init__(self, new, duplicate, forked, contiguous_seq, head_hash):
-        self.new = new
-        self.duplicate = duplicate
-        self.forked = forked
-        self.contiguous_seq = contiguous_seq
-        self.head_hash = head_hash
-
-    def __repr__(self):
-        return ("BatchResult(new=%d, duplicate=%d, forked=%r, contiguous_seq=%r)"
-                % (len(self.new), len(self.duplicate), self.forked, self.contiguous_seq))
-
-
 def default_key_id(public_key):
     """First 8 bytes of SHA-256 of the raw public key (when none is given)."""
     return hashlib.sha256(bytes(public_key)).digest()[:8]
-
-
-def _json_text(value, what):
-    """JSON text from a str (checked) or a JSON-able value (canonical dump).
-
-    Refuses what only one database would take, so both behave alike:
-    NaN/Infinity, and a NUL character (PostgreSQL's JSONB cannot hold one).
-    """
-    if isinstance(value, str):
-        text = value
-        try:
-            json.loads(text, parse_constant=_refuse_constant)
-        except ValueError as exc:
-            raise BadRecord("%s: not JSON text (%s)" % (what, exc))
-    else:
-        try:
-            text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise BadRecord("%s: cannot be JSON (%s); encode bytes as hex first" % (what, exc))
-    if "\\u0000" in text or "\x00" in text:
-        raise BadRecord("%s: contains a NUL character (\\u0000), which PostgreSQL JSON refuses"
-                        % what)
-    return text
-
-
-def _refuse_constant(name):
-    raise ValueError("%s is not JSON" % name)
-
-
-def _json_value(stored):
-    # SQLite hands back the text, PostgreSQL's JSONB an already parsed value.
-    return json.loads(stored) if isinstance(stored, str) else stored
-
-
-def _bytes_or_none(value):
-    return None if value is None else bytes(value)
-
-
-_RECORD_FIELDS = ("seq", "type", "hash", "prev_hash", "frame", "payload")
-
-
-def _normalise_record(record, index):
-    """(seq, type, hash, prev_hash, frame, payload_json) from a dict or tuple."""
-    if isinstance(record, dict):
-        missing = [f for f in _RECORD_FIELDS if f not in record]
-        if missing:
-            raise BadRecord("record %d: missing %s" % (index, ", ".join(missing)))
-        values = [record[f] for f in _RECORD_FIELDS]
-    else:
-        values = list(record)
-        if len(values) != len(_RECORD_FIELDS):
-            raise BadRecord("record %d: expected %d fields (%s), got %d"
-                            % (index, len(_RECORD_FIELDS), ", ".join(_RECORD_FIELDS), len(values)))
-    seq, rtype, rhash, prev_hash, frame, payload = values
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0 or seq >= 2 ** 63:
-        raise BadRecord("record %d: seq %r, expected an integer 0..2^63-1" % (index, seq))
-    if not isinstance(rtype, int) or isinstance(rtype, bool) or not 0 <= rtype < 2 ** 31:
-        raise BadRecord("record %d (seq %d): type %r, expected an integer 0..2^31-1"
-                        % (index, seq, rtype))
-    for name, value, optional in (("hash", rhash, False), ("prev_hash", prev_hash, True)):
-        if value is None and optional:
-            continue
-        if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) != HASH_SIZE:
-            raise BadRecord("record %d (seq %d): %s must be %d bytes, got %r"
-                            % (index, seq, name, HASH_SIZE, type(value).__name__ if not
-                               isinstance(value, (bytes, bytearray, memoryview)) else len(value)))
-    if not isinstance(frame, (bytes, bytearray, memoryview)):
-        raise BadRecord("record %d (seq %d): frame must be bytes, got %s"
-                        % (index, seq, type(frame).__name__))
-    return (seq, rtype, bytes(rhash), _bytes_or_none(prev_hash), bytes(frame),
-            _json_text(payload, "record %d (seq %d) payload" % (index, seq)))
-
-
-def _fork_detail(seq, stored_hash, offered_hash):
-    return json.dumps({"seq": seq, "stored_hash": stored_hash.hex(),
-                       "offered_hash": offered_hash.hex()}, sort_keys=True)
-
-
-_DEVICE_COLUMNS = ("device_id", "public_key", "key_id", "added_at", "first_seq",
-                   "contiguous_seq", "head_hash")
-_RECORD_COLUMNS = ("device_id", "seq", "type", "hash", "prev_hash", "frame", "payload",
-                   "received_at")
-_FINDING_COLUMNS = ("id", "device_id", "seq", "kind", "detail", "evidence", "dedup_key", "at")
-_ALERT_COLUMNS = ("id", "device_id", "seq", "kind", "state", "severity", "payload", "at")
-_SETTLEMENT_COLUMNS = ("id", "acquirer_ref", "row", "device_id", "seq", "status", "at")
-
-
-def _rows(columns, rows, json_columns=(), bytes_columns=()):
-    out = []
-    for row in rows:
-        item = dict(zip(columns, row))
-        for name in json_columns:
-            item[name] = _json_value(item[name])
-        for name in bytes_columns:
-            item[name] = _bytes_or_none(item[name])
-        out.append(item)
-    return out
 
 
 class Store:
@@ -268,14 +153,14 @@ class Store:
         """The registry row as a dict, or None."""
         with self._lock, self.db.read() as tx:
             rows = tx.all("SELECT %s FROM devices WHERE device_id = %%s"
-                          % ", ".join(_DEVICE_COLUMNS), (device_id,))
-        found = _rows(_DEVICE_COLUMNS, rows, bytes_columns=("public_key", "key_id", "head_hash"))
+                          % ", ".join(DEVICE_COLUMNS), (device_id,))
+        found = as_dicts(DEVICE_COLUMNS, rows, bytes_columns=("public_key", "key_id", "head_hash"))
         return found[0] if found else None
 
     def devices(self):
         with self._lock, self.db.read() as tx:
-            rows = tx.all("SELECT %s FROM devices ORDER BY device_id" % ", ".join(_DEVICE_COLUMNS))
-        return _rows(_DEVICE_COLUMNS, rows, bytes_columns=("public_key", "key_id", "head_hash"))
+            rows = tx.all("SELECT %s FROM devices ORDER BY device_id" % ", ".join(DEVICE_COLUMNS))
+        return as_dicts(DEVICE_COLUMNS, rows, bytes_columns=("public_key", "key_id", "head_hash"))
 
     # -- records ----------------------------------------------------------------
 
@@ -287,7 +172,7 @@ class Store:
         value); or a tuple in that order.  Returns a BatchResult; forks are
         recorded as findings in the same transaction.
         """
-        normalised = [_normalise_record(r, i) for i, r in enumerate(records)]
+        normalised = [normalise_record(r, i) for i, r in enumerate(records)]
         now = self._now()
         with self._lock, self.db.transaction() as tx:
             tx.lock_device(device_id)
@@ -296,7 +181,7 @@ class Store:
             if progress is None:
                 raise UnknownDevice("device %s is not registered: add it with its public key "
                                     "first (daozhang backend device add)" % device_id)
-            first_seq, contiguous, head = progress[0], progress[1], _bytes_or_none(progress[2])
+            first_seq, contiguous, head = progress[0], progress[1], bytes_or_none(progress[2])
             stored = self._stored_hashes(tx, device_id, sorted({r[0] for r in normalised}))
             new, duplicate, forked, rows, findings = [], [], [], [], []
             for seq, rtype, rhash, prev_hash, frame, payload in normalised:
@@ -309,7 +194,7 @@ class Store:
                 else:
                     forked.append(seq)
                     findings.append((device_id, seq, FINDING_FORK,
-                                     _fork_detail(seq, stored[seq], rhash), frame,
+                                     fork_detail(seq, stored[seq], rhash), frame,
                                      "fork:%s:%d:%s" % (device_id, seq, rhash.hex()), now))
             self._insert_records(tx, rows)
             self._insert_findings(tx, findings)
@@ -356,7 +241,7 @@ class Store:
                 if next_seq != seq + 1:
                     stopped = True
                     break
-                prev_hash = _bytes_or_none(prev_hash)
+                prev_hash = bytes_or_none(prev_hash)
                 if head is not None and prev_hash != head:
                     self._insert_findings(tx, [(
                         device_id, next_seq, FINDING_CHAIN_BREAK,
@@ -400,13 +285,13 @@ class Store:
             params.append(to_seq)
         if types is not None:
             where.append("type IN (%s)" % ", ".join(str(int(t)) for t in types))
-        sql = "SELECT %s FROM records WHERE %s ORDER BY seq" % (", ".join(_RECORD_COLUMNS),
+        sql = "SELECT %s FROM records WHERE %s ORDER BY seq" % (", ".join(RECORD_COLUMNS),
                                                                 " AND ".join(where))
         if limit is not None:
             sql += " LIMIT %d" % int(limit)
         with self._lock, self.db.read() as tx:
             rows = tx.all(sql, params)
-        return _rows(_RECORD_COLUMNS, rows, json_columns=("payload",),
+        return as_dicts(RECORD_COLUMNS, rows, json_columns=("payload",),
                      bytes_columns=("hash", "prev_hash", "frame"))
 
     def latest_record(self, device_id, types=None):
@@ -417,8 +302,8 @@ class Store:
             where += " AND type IN (%s)" % ", ".join(str(int(t)) for t in types)
         with self._lock, self.db.read() as tx:
             rows = tx.all("SELECT %s FROM records WHERE %s ORDER BY seq DESC LIMIT 1"
-                          % (", ".join(_RECORD_COLUMNS), where), params)
-        found = _rows(_RECORD_COLUMNS, rows, json_columns=("payload",),
+                          % (", ".join(RECORD_COLUMNS), where), params)
+        found = as_dicts(RECORD_COLUMNS, rows, json_columns=("payload",),
                       bytes_columns=("hash", "prev_hash", "frame"))
         return found[0] if found else None
 
@@ -438,7 +323,7 @@ class Store:
             cur = tx.execute("INSERT INTO findings (device_id, seq, kind, detail, evidence, "
                              "dedup_key, at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                              "ON CONFLICT (dedup_key) DO NOTHING",
-                             (device_id, seq, kind, detail, _bytes_or_none(evidence), dedup_key,
+                             (device_id, seq, kind, detail, bytes_or_none(evidence), dedup_key,
                               self._now()))
             return cur.rowcount == 1
 
@@ -450,12 +335,12 @@ class Store:
         if kind is not None:
             where.append("kind = %s")
             params.append(kind)
-        sql = "SELECT %s FROM findings" % ", ".join(_FINDING_COLUMNS)
+        sql = "SELECT %s FROM findings" % ", ".join(FINDING_COLUMNS)
         if where:
             sql += " WHERE " + " AND ".join(where)
         with self._lock, self.db.read() as tx:
             rows = tx.all(sql + " ORDER BY id", params)
-        return _rows(_FINDING_COLUMNS, rows, bytes_columns=("evidence",))
+        return as_dicts(FINDING_COLUMNS, rows, bytes_columns=("evidence",))
 
     def add_alert(self, device_id, seq, kind, state, severity, payload, device_at=None):
         """Store a device's alert; True if new (the same (device, seq, kind,
@@ -469,7 +354,7 @@ class Store:
         """Many alerts of one device in one transaction (one message's worth):
         `alerts` is [(seq, kind, state, severity, payload, device_at)];
         returns, per alert, True if it was new."""
-        rows = [(seq, kind, state, severity, _json_text(payload, "alert payload"), device_at)
+        rows = [(seq, kind, state, severity, json_text(payload, "alert payload"), device_at)
                 for seq, kind, state, severity, payload, device_at in alerts]
         out = []
         with self._lock, self.db.transaction() as tx:
@@ -490,7 +375,7 @@ class Store:
         return out
 
     def alerts(self, device_id=None):
-        return self._select("alerts", _ALERT_COLUMNS, "device_id", device_id, ("payload",))
+        return self._select("alerts", ALERT_COLUMNS, "device_id", device_id, ("payload",))
 
     def _select(self, table, columns, filter_column, value, json_columns):
         """All rows of `table` in insertion order, optionally where filter_column = value."""
@@ -501,7 +386,7 @@ class Store:
             params.append(value)
         with self._lock, self.db.read() as tx:
             rows = tx.all(sql + " ORDER BY id", params)
-        return _rows(columns, rows, json_columns=json_columns)
+        return as_dicts(columns, rows, json_columns=json_columns)
 
     # -- acks -----------------------------------------------------------------------
 
@@ -527,7 +412,7 @@ class Store:
 
     def add_settlement(self, acquirer_ref, row, status="unmatched"):
         """Store an acquirer's settlement row once per acquirer_ref; True if new."""
-        row = _json_text(row, "settlement row")
+        row = json_text(row, "settlement row")
         with self._lock, self.db.transaction() as tx:
             cur = tx.execute("INSERT INTO settlements (acquirer_ref, row, status, at) "
                              "VALUES (%s, %s, %s, %s) ON CONFLICT (acquirer_ref) DO NOTHING",
@@ -543,7 +428,7 @@ class Store:
                 raise LocalError("no settlement row with acquirer_ref %r" % acquirer_ref)
 
     def settlements(self, status=None):
-        return self._select("settlements", _SETTLEMENT_COLUMNS, "status", status, ("row",))
+        return self._select("settlements", SETTLEMENT_COLUMNS, "status", status, ("row",))
 
     # -- totals ---------------------------------------------------------------------------
 

@@ -128,7 +128,7 @@ def wait_rows(db, total, timeout=1800):
 
 def backend_ingest(broker, tmp, identities, messages, total):
     from dztest.pg import fresh_schema
-    from daozhang.agent.signer import generate_keypair
+    from daozhang.signing import generate_keypair
     from daozhang.fleet.sim import register_devices
 
     with fresh_schema() as db:

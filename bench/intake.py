@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 from daozhang.agent.core import record  # noqa: E402
 from daozhang.agent.core.txn import validate  # noqa: E402
 from daozhang.agent.journal_file import JournalFile, create_journal  # noqa: E402
-from daozhang.agent.signer import generate_keypair, load_signer  # noqa: E402
+from daozhang.signing import generate_keypair, load_signer  # noqa: E402
 from daozhang.client import Client  # noqa: E402
 from dztest.agent_daemon import AgentProcess, provision, sale  # noqa: E402
 

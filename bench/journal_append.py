@@ -36,7 +36,7 @@ import cbor2
 from daozhang.agent.core import cbor, driver, layout, record
 from daozhang.agent.core.errors import JournalFull
 from daozhang.agent.journal_file import JournalFile, create_journal
-from daozhang.agent.signer import generate_keypair, load_signer
+from daozhang.signing import generate_keypair, load_signer
 from daozhang.agent.storage import FileStorage
 
 

@@ -26,7 +26,7 @@ import time
 
 from daozhang.agent.core import record
 from daozhang.agent.journal_file import JournalFile, create_journal
-from daozhang.agent.signer import generate_keypair, load_signer
+from daozhang.signing import generate_keypair, load_signer
 from daozhang.agent.storage import FileStorage
 
 SECTOR = 4096

@@ -72,7 +72,7 @@ def _watchdog(tmp, name):
     from daozhang.agent.journal_file import JournalFile, create_journal
     from daozhang.agent.profile import load_profile
     from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
-    from daozhang.agent.signer import generate_keypair, load_signer
+    from daozhang.signing import generate_keypair, load_signer
     from daozhang.agent.timezone import timezone_for
     from dztest.agent_daemon import PROFILE
     generate_keypair(os.path.join(tmp, name))

@@ -51,7 +51,7 @@ def build_backlog(path, count, key_path, device=DEVICE):
     """A journal holding `count` transaction records, committed 200 at a time."""
     from daozhang.agent.core import record
     from daozhang.agent.journal_file import create_journal
-    from daozhang.agent.signer import load_signer
+    from daozhang.signing import load_signer
     from daozhang.agent.journal_file import JournalFile
     from dztest.sync import txn_payload
 
@@ -80,7 +80,7 @@ def peak_rss_mib():
 def drain_child(args):
     """The agent side alone, as its own process: drain, then report."""
     from daozhang.agent.mqtt_link import MqttLink
-    from daozhang.agent.signer import load_public_key, load_signer, raw_public
+    from daozhang.signing import load_public_key, load_signer, raw_public
     from daozhang.agent.journal_file import JournalFile
 
     journal = JournalFile.open(args.journal, load_signer(args.key), boot=False)
@@ -149,7 +149,7 @@ def raw_paho(broker, count, window=20):
 
 def run_drain(world, tmp, count, name):
     """Each drain is its own device (its own chain from seq 0, its own cert)."""
-    from daozhang.agent.signer import generate_keypair
+    from daozhang.signing import generate_keypair
     device = DEVICE + "-" + name
     key_prefix = os.path.join(tmp, name + "-device")
     generate_keypair(key_prefix)

@@ -15,8 +15,8 @@ Every error is a BoardError naming the file, the key and what is wrong.
 import os
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.toml_file import read_toml
 from daozhang.boards.mcu import validate_mcu
+from daozhang.toml_tables import ConfigFileError, check_tables, read_toml
 
 BOARDS_DIR = os.path.dirname(os.path.abspath(__file__))
 _UNITS = {"": 1, "B": 1, "KIB": 1024, "K": 1024, "MIB": 1 << 20, "M": 1 << 20,
@@ -36,11 +36,7 @@ GPIO_KEYS = {"chip", "line", "active_low"}
 OPTIONAL_SECTIONS = {"flash", "mcu"}
 
 
-class BoardError(LocalError):
-    def __init__(self, path, key, message):
-        super().__init__("%s: %s: %s" % (path, key, message))
-        self.path = path
-        self.key = key
+BoardError = ConfigFileError   # the one error class of every config file (daozhang/toml_tables.py)
 
 
 def available_boards():
@@ -109,18 +105,11 @@ def _flash(path, table):
 
 
 def validate_board(data, path):
-    for key in data:
-        if key not in SECTIONS and key not in OPTIONAL_SECTIONS and key not in ("name", "description"):
-            raise BoardError(path, key, "unknown key (allowed: name, description, %s)"
-                             % ", ".join(sorted(SECTIONS)))
-    for section, allowed in SECTIONS.items():
-        table = data.get(section)
-        if not isinstance(table, dict):
+    check_tables(path, data, dict(SECTIONS, **{s: None for s in OPTIONAL_SECTIONS}),
+                 top_keys=("name", "description"))
+    for section in SECTIONS:
+        if section not in data:
             raise BoardError(path, section, "missing table [%s]" % section)
-        for k in table:
-            if k not in allowed:
-                raise BoardError(path, section + "." + k, "unknown key (allowed: %s)"
-                                 % ", ".join(sorted(allowed)))
     name = _need(path, data, "name", str, "the board's name as text")
     j = data["journal"]
     size = parse_size(path, "journal.size", j.get("size"))
@@ -178,5 +167,5 @@ def load_board(name_or_path):
         if not os.path.exists(path):
             raise LocalError("unknown board %r (known: %s, or give a path to a board .toml)"
                              % (name_or_path, ", ".join(available_boards())))
-    data = read_toml(path, BoardError)
+    data = read_toml(path)
     return validate_board(data, path)

@@ -12,19 +12,12 @@ import os
 import shutil
 
 from daozhang.agent.config import render_agent_config
+from daozhang.agent.core import device_id as device_id_rule
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.journal_file import create_journal
 from daozhang.agent.profile import load_profile
-from daozhang.agent.signer import fingerprint, generate_keypair, load_public_key, raw_public
+from daozhang.signing import fingerprint, generate_keypair, load_public_key, raw_public
 from daozhang.boards.load import load_board
-
-_ID_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-
-
-def check_device_id(device_id):
-    if not 1 <= len(device_id) <= 64 or set(device_id) - _ID_CHARS:
-        raise LocalError("--device-id: expected 1-64 of A-Z a-z 0-9 . _ - (SPEC 3.1), got %r" % device_id)
-
 
 def parse_broker(value):
     """--broker HOST[:PORT] (an IPv6 host in brackets: [::1]:8883) -> (host, port)."""
@@ -125,7 +118,7 @@ def provision_device(out_dir, board, device_id, profile_path, backend_pubkey, te
     device-tls.key) and agent.toml gets its [mqtt] table.  Everything is checked
     before anything is written; on a failure midway the files this run created
     are removed again.  Returns what was made (the CLI prints it)."""
-    check_device_id(device_id)
+    device_id_rule.check(device_id, "--device-id")   # SPEC 3.1
     mqtt_table = mqtt_table_for(device_id, broker, tls)
     b = load_board(board)
     load_profile(profile_path)                  # ProfileError names the file and key

@@ -4,7 +4,7 @@
     records, end, last_hash = reader.read(from_seq, max_bytes)   # (seq, type, frame)
     reader.hash_at(seq)                                          # or None
 
-What agent/sync_journal.py does for the Linux agent's file, for the ring on a
+What agent/frame_reader.py does for the Linux agent's file, for the ring on a
 microcontroller: two small preads a frame (header, then the frame), so the
 heap holds one batch of at most max_bytes plus one frame whatever the
 backlog.  A read continues where the previous stopped; any other start walks

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.signer import Ed25519Signer
-from daozhang.agent.storage import fsync_directory
+from daozhang.signing import Ed25519Signer
 from daozhang.host_tools.pki import ca as pki
+from daozhang.files import atomic_write
 
 INDEX = "fleet.json"
 
@@ -81,13 +81,7 @@ def _load_index(cache_dir, fingerprint):
 
 def _save_index(cache_dir, index):
     path = os.path.join(cache_dir, INDEX)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(index, f, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
-    fsync_directory(path)
+    atomic_write(path, json.dumps(index, sort_keys=True), durable=True)
 
 
 def ensure_identities(ca_dir, cache_dir, count, prefix="sim", progress=None):

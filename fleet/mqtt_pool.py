@@ -27,10 +27,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core import sync_messages as msgs, topics
 from daozhang.mqtt_tls import paho_client, set_nodelay, tls_context
 
-TOPIC_ROOT = "daozhang/v1/"
 
 
 def now_ms():
@@ -106,7 +105,7 @@ class MqttPool:
         client = link.client
         if client is None or not link.online:
             return
-        info = client.publish(TOPIC_ROOT + link.terminal.device_id + "/" + leaf, payload, qos=1,
+        info = client.publish(topics.device_topic(link.terminal.device_id, leaf), payload, qos=1,
                               retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self.publish_failures += 1
@@ -132,7 +131,7 @@ class MqttPool:
         client.on_publish = lambda c, u, mid, rc, p: self._on_publish(link, mid)
         client.on_message = lambda c, u, m: self._on_message(link, m)
         # Status "offline" as the will, as the agent does (SPEC 6.3).
-        client.will_set(TOPIC_ROOT + device_id + "/status", msgs.encode_status(device_id, "offline", 0),
+        client.will_set(topics.device_topic(device_id, topics.STATUS), msgs.encode_status(device_id, "offline", 0),
                         qos=1, retain=True)
         return client
 
@@ -206,7 +205,7 @@ class MqttPool:
         link.online = True
         if link.client is not None:
             set_nodelay(link.client)     # as the agent: no Nagle delay on small messages
-        link.client.subscribe(TOPIC_ROOT + link.terminal.device_id + "/acks", qos=1)
+        link.client.subscribe(topics.device_topic(link.terminal.device_id, topics.ACKS), qos=1)
         self.perform(link, link.terminal.connected(now_ms()))
         self.mark(link)
 
@@ -255,7 +254,7 @@ class MqttPool:
             if link.client is not None:
                 try:
                     if link.online:
-                        link.client.publish(TOPIC_ROOT + link.terminal.device_id + "/status",
+                        link.client.publish(topics.device_topic(link.terminal.device_id, topics.STATUS),
                                             link.terminal.status_payload(now, "offline"), qos=1,
                                             retain=True)
                     link.client.disconnect()

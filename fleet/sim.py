@@ -162,7 +162,7 @@ def run_sim(settings, progress=None):
     """Build the fleet, run it, and return the report (a dict)."""
     raise_fd_limit(settings.terminals + 512)
     with open(settings.backend_pub, "rb") as f:
-        from daozhang.agent.signer import load_public_key, raw_public
+        from daozhang.signing import load_public_key, raw_public
         backend_pub = raw_public(load_public_key(f.read()))
     t0 = time.monotonic()
     terminals, issued = build_terminals(settings, backend_pub, progress=None)

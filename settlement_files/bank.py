@@ -18,7 +18,7 @@ Only credits (amount > 0) are kept; debits are the merchant's own spending.
 
 from datetime import timedelta
 
-from daozhang.agent.toml_file import read_toml
+from daozhang.toml_tables import read_toml
 from daozhang.settlement_files.card_mask import mask_cell
 from daozhang.settlement_files.errors import MappingError, RowProblem
 from daozhang.settlement_files.mapping import mapping_from_dict
@@ -89,7 +89,7 @@ def _day(ms, tz):
 
 def read_bank_statement(path, map_path):
     """The statement's credits; bad rows listed, the others still count."""
-    mapping, counterparty, window = bank_mapping(read_toml(map_path, MappingError),
+    mapping, counterparty, window = bank_mapping(read_toml(map_path),
                                                  str(map_path))
     stream = SettlementStream(path, mapping, str(path), "bank", FileContext())
     credits, bad = [], []

@@ -7,7 +7,8 @@ reason (`{"line": n, "reason": text}`) and the other rows still count.
 """
 
 from daozhang.agent.core import card_data
-from daozhang.agent.core.errors import LocalError, RemoteError
+from daozhang.agent.core.errors import RemoteError
+from daozhang.toml_tables import ConfigFileError
 
 
 class SettlementFileError(RemoteError):
@@ -22,13 +23,9 @@ class SettlementFileError(RemoteError):
         super().__init__(card_data.masked_value(message))
 
 
-class MappingError(LocalError):
-    """The operator's mapping file is wrong: names the file, key and fault."""
-
-    def __init__(self, path, key, message):
-        super().__init__("%s: %s: %s" % (path, key, message))
-        self.path = path
-        self.key = key
+# The operator's mapping file is wrong: names the file, key and fault.  The
+# one error class of every config file (daozhang/toml_tables.py).
+MappingError = ConfigFileError
 
 
 class RowProblem(Exception):

@@ -24,7 +24,7 @@ import codecs
 import re
 import zoneinfo
 
-from daozhang.agent.toml_file import read_toml
+from daozhang.toml_tables import check_tables, read_toml
 from daozhang.settlement_files.columns import (
     COLUMNS, KINDS, MONEY, REQUIRED_COLUMNS, TIMES, ColumnRule, rule_from_toml)
 from daozhang.settlement_files.errors import MappingError
@@ -97,22 +97,6 @@ def _list(path, key, value):
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise MappingError(path, key, "expected text or a list of texts, got %r" % (value,))
     return tuple(value)
-
-
-def _check_tables(path, data):
-    if not isinstance(data, dict):
-        raise MappingError(path, "(top)", "expected a TOML document")
-    for name, table in data.items():
-        if name not in _TABLES:
-            raise MappingError(path, name, "unknown table (expected one of %s)"
-                               % ", ".join(sorted(_TABLES)))
-        if not isinstance(table, dict):
-            raise MappingError(path, name, "expected a table [%s]" % name)
-        allowed = _TABLES[name]
-        for key in table if allowed is not None else ():
-            if key not in allowed:
-                raise MappingError(path, "%s.%s" % (name, key), "unknown key (expected one of "
-                                   "%s)" % ", ".join(sorted(allowed)))
 
 
 def _file_table(m, path, f, key):
@@ -193,7 +177,7 @@ def _times_table(m, path, times):
 
 def mapping_from_dict(data, path="<mapping>", name=None):
     """A parsed TOML document -> Mapping; raises MappingError."""
-    _check_tables(path, data)
+    check_tables(path, data, _TABLES)
     m = Mapping(path)
     m.name = name
     _file_table(m, path, dict(data.get("csv", {}), **data.get("file", {})),
@@ -253,7 +237,7 @@ def _check_fixed(m, path):
 
 def load_mapping(path):
     """Read and validate a mapping TOML file."""
-    data = read_toml(path, MappingError)
+    data = read_toml(path)
     return mapping_from_dict(data, str(path))
 
 

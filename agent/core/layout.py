@@ -6,7 +6,7 @@ Portable: CPython and MicroPython.
 import binascii
 import struct
 
-from . import card_data
+from . import device_id as device_id_rule
 from .errors import JournalCorrupt, LocalError
 
 SUPERBLOCK_SIZE = 4096
@@ -18,11 +18,10 @@ DEFAULT_SECTOR_SIZE = 512
 SEGMENT_MAGIC = b"DZSG"
 SEGMENT_HEADER_SIZE = 96
 JOURNAL_ID_SIZE = 16
-MAX_DEVICE_ID = 64
+MAX_DEVICE_ID = device_id_rule.MAX_LENGTH
 MIN_SEGMENT_SIZE = 8192
 MAX_SEGMENT_SIZE = 64 * 1024 * 1024
 MAX_SEGMENTS = 65536
-_DEVICE_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 
 
 def _crc(data):
@@ -30,15 +29,7 @@ def _crc(data):
 
 
 def check_device_id(device_id):
-    if not isinstance(device_id, str) or not 1 <= len(device_id) <= MAX_DEVICE_ID:
-        raise LocalError("device id must be 1 to 64 characters")
-    if card_data.card_data_code(device_id, True) is not None:
-        # Before the message below, which would echo it.
-        raise LocalError("device id holds card data (a card number); choose another id")
-    for ch in device_id:
-        if ch not in _DEVICE_ID_CHARS:
-            raise LocalError("device id %r: only letters, digits, '.', '_' and '-' are allowed" % device_id)
-    return device_id
+    return device_id_rule.check(device_id)
 
 
 def check_geometry(segment_size, segment_count):

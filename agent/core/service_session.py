@@ -117,7 +117,7 @@ class DeviceSession:
 
     journal: object with `size`, `segment_size`, `segment_count` and
       `read(offset, length) -> bytes` (OSError on failure).
-    verify_signature(pubkey32, signature64, message) -> bool.
+    verify_signature(pubkey32, message, signature64) -> bool (SyncCore's order).
     technician_keys: iterable of 32-byte Ed25519 public keys.
     random_bytes(n) -> n random bytes.
     callbacks: {"info": f() -> map, "alerts": f() -> list, "health": f() -> map}.
@@ -336,7 +336,7 @@ class DeviceSession:
                 and len(signature) == 64):
             if any(_same_bytes(pubkey, key) for key in self.technician_keys):
                 try:
-                    ok = bool(self.verify_signature(pubkey, signature, auth_message(self.device_id, nonce)))
+                    ok = bool(self.verify_signature(pubkey, auth_message(self.device_id, nonce), signature))
                 except Exception:  # an injected verifier that raises means "no"
                     ok = False
         if not ok:

@@ -32,7 +32,7 @@ import sys
 
 from . import card_data
 from . import merchant_ids
-from .business_calendar import parse_rfc3339_ms
+from .business_calendar import parse_rfc3339_ms, parse_rfc3339_parts
 from .errors import PaymentDataRefused, ValidationError
 
 KINDS = ("sale", "refund", "void", "reversal", "preauth_completion")
@@ -225,48 +225,14 @@ def _all_in(text, chars):
     return not text.strip(chars)
 
 
-def _two(text, at):
-    if not _all_in(text[at:at + 2], _DIGITS) or len(text) < at + 2:
-        return -1
-    return int(text[at:at + 2])
-
-
-def _days_in_month(year, month):
-    if month == 2:
-        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-        return 29 if leap else 28
-    return 30 if month in (4, 6, 9, 11) else 31
-
-
 def rfc3339_ok(text):
-    """YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), ranges checked."""
-    if len(text) < 20 or len(text) > 35:
+    """YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM), ranges checked
+    (the core's one parser, strict: business_calendar.parse_rfc3339_parts)."""
+    try:
+        parse_rfc3339_parts(text, "time", strict=True)
+    except ValidationError:
         return False
-    if not _all_in(text[0:4], _DIGITS) or text[4] != "-" or text[7] != "-" or text[10] != "T":
-        return False
-    if text[13] != ":" or text[16] != ":":
-        return False
-    year = int(text[0:4])
-    month, day = _two(text, 5), _two(text, 8)
-    hour, minute, second = _two(text, 11), _two(text, 14), _two(text, 17)
-    if not (1 <= month <= 12) or day < 1 or day > _days_in_month(year, month):
-        return False
-    if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 60):
-        return False
-    rest = text[19:]
-    if rest[:1] == ".":
-        k = 1
-        while k < len(rest) and rest[k] in _DIGITS:
-            k += 1
-        if k == 1 or k > 10:
-            return False
-        rest = rest[k:]
-    if rest == "Z":
-        return True
-    if len(rest) != 6 or rest[0] not in "+-" or rest[3] != ":":
-        return False
-    oh, om = _two(rest, 1), _two(rest, 4)
-    return 0 <= oh <= 23 and 0 <= om <= 59
+    return True
 
 
 def _card(field, value):

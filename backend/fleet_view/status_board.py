@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 
-from daozhang.agent.core import cbor
+from daozhang.agent.core import cbor, topics
 from daozhang.agent.core.errors import DecodeError
 from daozhang.mqtt_tls import paho_client
 
@@ -57,12 +57,12 @@ class StatusBoard:
             if rc.is_failure:
                 self.log("fleet_view_broker_refused", level="error", cause=str(rc))
                 return
-            c.subscribe("daozhang/v1/+/status", qos=0)
+            c.subscribe(topics.every_device(topics.STATUS), qos=0)
 
         def on_message(c, u, m):
-            parts = m.topic.split("/")
-            if len(parts) == 4:
-                self.update(parts[2], bytes(m.payload), time.time_ns() // 1000000, bool(m.retain))
+            device_id, leaf = topics.parse(m.topic)
+            if leaf == topics.STATUS:
+                self.update(device_id, bytes(m.payload), time.time_ns() // 1000000, bool(m.retain))
 
         client.on_connect = on_connect
         client.on_message = on_message

@@ -5,7 +5,7 @@ import os
 import click
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.signer import fingerprint, generate_keypair
+from daozhang.signing import fingerprint, generate_keypair
 
 
 @click.group(help="Create signing keys.")

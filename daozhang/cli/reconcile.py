@@ -7,7 +7,6 @@ bad settlement row or tampering, 2 a usage or I/O error.
 """
 
 import json
-import os
 import sys
 import time
 
@@ -19,6 +18,7 @@ from daozhang.agent.core.errors import ValidationError
 from daozhang.agent.profile import load_profile
 from daozhang.cli.params.settlement_input import bank_statement, open_input, settlement_options
 from daozhang.host_tools.reconcile.run import reconcile_files
+from daozhang.files import atomic_write
 
 _EPILOG = ("Exit codes: 0 all settled right and the journal intact; 1 a discrepancy "
            "(not_arrived, late, short, over_fee, mcc_jump, region_jump, unknown_settlement, "
@@ -48,12 +48,7 @@ def _progress(label):
 
 
 def _write_atomic(path, text):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, text, durable=True)
 
 
 def _human(summary, out):

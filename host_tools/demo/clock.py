@@ -23,6 +23,8 @@ daemon logs `journal_open` (its clock guard reads the clock right after).
 import os
 import time
 
+from daozhang.files import atomic_write
+
 DEFAULT_SPEED = 600         # 1 real second = 10 simulated minutes
 AGENT_CLOCK_ENV = "DAOZHANG_SIM_CLOCK"     # agent/sim_clock.py ENV
 AGENT_CLOCK_ALIGN_EVENT = "journal_open"   # the agent event whose ts anchors both clocks
@@ -68,10 +70,7 @@ def agent_clock_env(clock, directory):
     """Write the agent's clock file in `directory`; return the environment
     that makes the daemon use it (THE hook)."""
     path = os.path.join(directory, "sim-clock.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write('{"offset_ms": 0, "speed": %d}\n' % clock.speed)
-    os.replace(tmp, path)
+    atomic_write(path, '{"offset_ms": 0, "speed": %d}\n' % clock.speed, durable=False)
     return {AGENT_CLOCK_ENV: path}
 
 

@@ -19,7 +19,7 @@ import time
 import uuid
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.signer import generate_keypair
+from daozhang.signing import generate_keypair
 from daozhang.host_tools.pki import ca as pki
 from daozhang.host_tools.demo.broker import DemoBroker, find_mosquitto
 from daozhang.host_tools.demo.clock import agent_clock_env, align_to_agent_event

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.profile import validate_profile
-from daozhang.agent.signer import load_public_key, raw_public
+from daozhang.signing import load_public_key, raw_public
 
 SEED_NAME = "device.seed"
 PROFILE_NAME = "profile.json"

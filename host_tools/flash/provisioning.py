@@ -8,7 +8,7 @@ the way out (`--check` reads the same files back from the card).
 import os
 import tomllib
 
-from daozhang.agent.signer import fingerprint, load_public_key, raw_public
+from daozhang.signing import fingerprint, load_public_key, raw_public
 from daozhang.host_tools.flash.errors import ImageError
 from daozhang.agent.core.errors import LocalError
 

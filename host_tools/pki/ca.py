@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from daozhang.agent.storage import fsync_directory
+from daozhang.agent.core import device_id as device_id_rule
+from daozhang.files import fsync_directory
 from daozhang.host_tools.pki.crl import write_crl
 from daozhang.host_tools.pki.errors import CertificateRejected, IdentityConflict, PkiError
 from daozhang.host_tools.pki.ledger import (INDEX, KIND_BACKEND, KIND_DEVICE, KIND_SERVER, append_ledger, issued,
@@ -42,20 +43,19 @@ LEAF_DAYS = 5 * 365
 # must not see a freshly issued broker certificate as "not yet valid".
 BACKDATE = datetime.timedelta(hours=1)
 
-# One MQTT topic level, printable, no wildcard or separator (SPEC 6.10.2).
-# The ACL substitutes the CN into `daozhang/v1/%u/...`, so a '/', '+' or '#'
-# in a CN would widen what that identity may touch.
-IDENTITY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# A client CN is one MQTT topic level: the ACL substitutes it into
+# `daozhang/v1/%u/...`, so a '/', '+' or '#' in a CN would widen what that
+# identity may touch.  The device id rule (agent/core/device_id.py) keeps
+# them out, and applies to backend names too.
 
 CertPaths = namedtuple("CertPaths", "cert key")
 CertificateAuthority = namedtuple("CertificateAuthority", "directory cert key")
 
 
 def check_identity(name, what="identity"):
-    if not isinstance(name, str) or not IDENTITY_RE.match(name):
-        raise PkiError("%s %r: expected 1-64 characters of A-Z a-z 0-9 . _ - "
-                       "starting with a letter or digit (it becomes one MQTT topic level)"
-                       % (what, name))
+    why = device_id_rule.problem(name)
+    if why is not None:
+        raise PkiError("%s %s (it becomes one MQTT topic level)" % (what, why))
     return name
 
 

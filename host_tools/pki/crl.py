@@ -19,7 +19,7 @@ import os
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from daozhang.agent.storage import fsync_directory
+from daozhang.files import atomic_write
 from daozhang.host_tools.pki.errors import PkiError
 from daozhang.host_tools.pki.ledger import KIND_SERVER, append_ledger, issued, read_ledger, utcnow
 
@@ -65,14 +65,8 @@ def write_crl(ca, days=CRL_DAYS, now=None):
             .revocation_date(when).build())
     crl = builder.sign(ca.key, hashes.SHA256())
     path = os.path.join(ca.directory, CRL)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(crl.public_bytes(serialization.Encoding.PEM))
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    fsync_directory(path)
+    atomic_write(path, crl.public_bytes(serialization.Encoding.PEM), durable=True)
+    os.chmod(path, 0o644)   # the broker reads it; a umask may have cleared bits
     return path
 
 

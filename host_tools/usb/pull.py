@@ -18,6 +18,7 @@ from daozhang.agent.core.errors import DaozhangError, LocalError, RemoteError
 from daozhang.agent.core.layout import SUPERBLOCK_MAGIC, decode_superblock
 from daozhang.agent.core.service_session import SUPERBLOCK_SIZE
 from daozhang.host_tools.verify.journal import verify_journal
+from daozhang.files import atomic_write
 
 STATE_FILE = "pull-state.json"
 JOURNAL_FILE = "journal.bin"
@@ -186,12 +187,7 @@ class _State:
                      "journal_size": source.size, "segments": {}, "partial": None}
 
     def save(self):
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.data, f, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.data, sort_keys=True), durable=True)
 
 
 def pull_journal(source, out_dir, progress=None):
@@ -287,11 +283,8 @@ def _pull_segment(source, fd, index, state, result, report):
 
 
 def write_json(path, value):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, sort_keys=True, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(value, sort_keys=True, indent=2, default=_json_default) + "\n",
+                 durable=False)
 
 
 def _json_default(value):

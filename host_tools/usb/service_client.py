@@ -16,7 +16,7 @@ from daozhang.agent.core.errors import DaozhangError, LocalError, RemoteError
 from daozhang.agent.core.service_frames import (
     ERROR, MAX_PAYLOAD, NAK, NEED_DATA, REQUEST, RESPONSE, BadFrame, Frame, FrameCodec)
 from daozhang.agent.core.service_session import auth_message
-from daozhang.agent.signer import load_private_key
+from daozhang.signing import load_private_key
 
 _READ_SIZE = 65536
 _POLL = 0.05

@@ -5,17 +5,16 @@ PREFIX.pub), PEM bytes, or raw 32-byte Ed25519 public keys.  A key the
 verifier cannot load is the technician's input error (BadTrustInput, exit 2).
 """
 
-import os
 from hashlib import sha256
 from itertools import repeat
 from operator import add
 
 import cbor2
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from daozhang.host_tools.verify.errors import BadTrustInput
+from daozhang import signing
+from daozhang.agent.core.errors import LocalError
 
 ALG_NONE = 0
 ALG_ED25519 = 1
@@ -29,30 +28,11 @@ def key_id(raw_public):
 
 def load_public_key(item):
     """(kid, Ed25519PublicKey) from a path, PEM bytes, 32 raw bytes or a key object."""
-    if isinstance(item, Ed25519PublicKey):
-        key = item
-    else:
-        data, name = item, "<bytes>"
-        if isinstance(item, (str, os.PathLike)):
-            name = os.fspath(item)
-            try:
-                with open(name, "rb") as f:
-                    data = f.read()
-            except OSError as exc:
-                raise BadTrustInput("cannot read public key %s: %s" % (name, exc.strerror)) from None
-        data = bytes(data)
-        if len(data) == 32:
-            key = Ed25519PublicKey.from_public_bytes(data)
-        else:
-            try:
-                key = serialization.load_pem_public_key(data)
-            except (ValueError, UnsupportedAlgorithm, TypeError):
-                raise BadTrustInput("%s is not a PEM public key (expected PREFIX.pub from "
-                                    "`daozhang keys new`, or 32 raw bytes)" % name) from None
-            if not isinstance(key, Ed25519PublicKey):
-                raise BadTrustInput("%s is a %s key, expected Ed25519" % (name, type(key).__name__))
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return key_id(raw), key
+    try:
+        key = signing.load_public_key(item)
+    except (LocalError, ValueError) as exc:
+        raise BadTrustInput(str(exc)) from None
+    return key_id(signing.raw_public(key)), key
 
 
 def load_public_keys(items):
@@ -82,13 +62,7 @@ def checkpoint_message(dev, seq, head, wall_ms, boot_id, mono_ms, payload):
 
 
 def signature_valid(key, signature, message):
-    if len(signature) != 64:
-        return False
-    try:
-        key.verify(signature, message)
-    except InvalidSignature:
-        return False
-    return True
+    return signing.ed25519_verify(key, message, signature)
 
 
 def batch_root(hashes):

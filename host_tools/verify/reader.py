@@ -38,7 +38,7 @@ TYPE_BOOT = 4
 TYPE_PADDING = 10
 TYPE_SALVAGE = 11
 
-_DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
+_DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")   # SPEC 3.1
 _U64 = 1 << 64
 
 Superblock = namedtuple("Superblock", "segment_size segment_count journal_id device_id created_ms sector_size")
@@ -85,7 +85,8 @@ def parse_superblock(block):
     except UnicodeDecodeError:
         device_id = ""
     if not _DEVICE_ID.match(device_id):
-        raise LayoutProblem("device id %r is not [A-Za-z0-9._-]{1,64}" % raw_id[:id_len])
+        raise LayoutProblem("device id %r is not 1-64 of A-Z a-z 0-9 . _ - starting with a letter "
+                            "or digit" % raw_id[:id_len])
     if not is_zero(block[113:SUPERBLOCK_SIZE]):
         raise LayoutProblem("padding bytes 113..4095 are not zero")
     created_ms = struct.unpack_from(">Q", block, 101)[0]

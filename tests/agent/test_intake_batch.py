@@ -14,7 +14,7 @@ from daozhang.agent.intake import IntakeServer
 from daozhang.agent.intake_service import IntakeService, Refused
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.receipt import verify_code
-from daozhang.agent.signer import generate_keypair, load_signer
+from daozhang.signing import generate_keypair, load_signer
 from dztest.agent_daemon import sale
 
 pytestmark = pytest.mark.timeout(120)

@@ -8,7 +8,7 @@ import pytest
 from daozhang.agent.config import load_agent_config
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.journal_file import read_geometry
-from daozhang.agent.signer import fingerprint, generate_keypair, load_public_key, raw_public
+from daozhang.signing import fingerprint, generate_keypair, load_public_key, raw_public
 from daozhang.boards.load import BoardError, available_boards, load_board
 from dztest.agent_daemon import PROFILE
 

@@ -10,7 +10,7 @@ from daozhang.agent.core import receipt as core
 from daozhang.agent.core.errors import DecodeError
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.receipt import ReceiptBadSignature, ReceiptWrongKey, verify_code
-from daozhang.agent.signer import generate_keypair, load_signer
+from daozhang.signing import generate_keypair, load_signer
 from daozhang.agent.core import record
 from daozhang.agent.core.txn import validate
 from dztest.agent_daemon import sale

@@ -5,7 +5,7 @@ import os
 
 from daozhang.agent.core import record
 from daozhang.agent.journal_file import JournalFile
-from daozhang.agent.signer import load_signer
+from daozhang.signing import load_signer
 from daozhang.agent.startup_progress import CHECK_EVERY, NOTIFY_EVERY_S, StartupProgress
 from dztest.agent_daemon import AgentProcess, provision
 from dztest.sync import txn_payload

@@ -12,7 +12,7 @@ import pytest
 
 from daozhang.agent.config import ConfigError, load_agent_config
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.signer import generate_keypair
+from daozhang.signing import generate_keypair
 from daozhang.agent.sync_plugin import sync_settings
 from daozhang.provision import parse_broker
 from daozhang.host_tools.pki.bundle import make_test_pki

@@ -42,7 +42,7 @@ def sale(pos_txn_id, amount=1250, **extra):
 def provision(tmp, journal_size="4MiB", segment_size="64KiB", device_id="pos-test-1"):
     """A provisioned device dir under `tmp`; returns (config path, socket path, pubkey path)."""
     from daozhang.cli.main import cli
-    from daozhang.agent.signer import generate_keypair
+    from daozhang.signing import generate_keypair
     tmp = str(tmp)
     backend = os.path.join(tmp, "backend")
     if not os.path.exists(backend + ".pub"):
@@ -150,7 +150,7 @@ class AgentProcess:
 def read_records(journal_path, key_path):
     """All committed records, read from a copy (opening recovers; the original stays as is)."""
     from daozhang.agent.journal_file import JournalFile
-    from daozhang.agent.signer import load_signer
+    from daozhang.signing import load_signer
     tmp = tempfile.mkdtemp(prefix="dzj")
     try:
         copy = os.path.join(tmp, "j")

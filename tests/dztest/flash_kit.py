@@ -19,7 +19,7 @@ STUB = b'def main():\n    print("daozhang stub agent")\n'
 
 
 def provision_dir(tmp, device_id="pos-0042", board="rpi4", journal_size="1MiB", segment_size="64KiB"):
-    from daozhang.agent.signer import generate_keypair
+    from daozhang.signing import generate_keypair
     from daozhang.cli.main import cli
     tmp = str(tmp)
     backend = os.path.join(tmp, "backend")

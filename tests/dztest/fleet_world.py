@@ -19,7 +19,7 @@ from dztest.sync_world import BackendProcess, wait_for
 
 class FleetWorld:
     def __init__(self, tmp, broker, db):
-        from daozhang.agent.signer import generate_keypair
+        from daozhang.signing import generate_keypair
         from daozhang.fleet.sim import raise_fd_limit
 
         # mosquitto (a child) inherits the limit: one descriptor per terminal.

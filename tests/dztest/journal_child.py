@@ -9,7 +9,7 @@ import sys
 
 from daozhang.agent.core import record
 from daozhang.agent.journal_file import JournalFile
-from daozhang.agent.signer import load_signer
+from daozhang.signing import load_signer
 
 
 def main(path, key_path):

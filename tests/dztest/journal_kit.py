@@ -3,7 +3,7 @@
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from daozhang.agent.core import layout, record
-from daozhang.agent.signer import Ed25519Signer
+from daozhang.signing import Ed25519Signer
 
 JOURNAL_ID = bytes(range(16))
 

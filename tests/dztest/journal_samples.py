@@ -9,7 +9,7 @@ import os
 
 from daozhang.agent.core.ring import Clock, SignerUnavailable
 from daozhang.agent.journal_file import JournalFile, create_journal
-from daozhang.agent.signer import Ed25519Signer
+from daozhang.signing import Ed25519Signer
 
 from dztest.journal_forge import TRANSACTION, sample_txn
 

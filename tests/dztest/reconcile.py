@@ -16,7 +16,7 @@ import zlib
 
 from daozhang.agent.core.txn import validate
 from daozhang.agent.journal_file import JournalFile, create_journal
-from daozhang.agent.signer import generate_keypair, load_signer
+from daozhang.signing import generate_keypair, load_signer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROFILE = os.path.join(HERE, "..", "..", "examples", "merchant.toml")

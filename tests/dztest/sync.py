@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from daozhang.agent.core.sync import SyncCore
 from daozhang.agent.journal_file import create_journal
-from daozhang.agent.mqtt_link import ed25519_verify
-from daozhang.agent.signer import Ed25519Signer
+from daozhang.signing import ed25519_verify
+from daozhang.signing import Ed25519Signer
 from daozhang.agent.journal_file import JournalFile
 from daozhang.agent.frame_reader import FrameReader
 from daozhang.backend.ack import AckSigner

@@ -113,7 +113,7 @@ def _worker_number(name):
 
 class SyncWorld:
     def __init__(self, tmp, broker, db):
-        from daozhang.agent.signer import generate_keypair
+        from daozhang.signing import generate_keypair
         self.tmp = str(tmp)
         self.broker = broker
         self.db = db

@@ -197,7 +197,7 @@ def write_signed_journal(path, key_path, segment_size=16384, segment_count=24,
     """A real journal (the agent's writer, signed checkpoints) with records in many segments."""
     from daozhang.agent.core import record
     from daozhang.agent.journal_file import JournalFile, create_journal
-    from daozhang.agent.signer import load_signer
+    from daozhang.signing import load_signer
     sector = {} if sector_size is None else {"sector_size": sector_size}
     create_journal(path, device_id, size=4096 + segment_size * segment_count,
                    segment_size=segment_size, created_ms=1764115200000, **sector)

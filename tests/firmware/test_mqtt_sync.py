@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent.signer import load_public_key, raw_public
+from daozhang.signing import load_public_key, raw_public
 from dztest.dates import now_ms
 from dztest.settlement_e2e import csv_row, write_csv
 from dztest.micropython import MP_DIR, REPO, MicroPythonFailed, micropython_available

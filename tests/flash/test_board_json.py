@@ -60,7 +60,7 @@ def test_board_json_carries_pins_key_profile_and_backend(tmp_path):
     assert cfg["journal_file"] == "/state/journal.dzj" and cfg["mqtt"] is None
     seed = files["/state/device.seed"]
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key()
-    from daozhang.agent.signer import fingerprint
+    from daozhang.signing import fingerprint
     from cryptography.hazmat.primitives import serialization
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert fingerprint(raw) == summary["fingerprint"]

@@ -258,7 +258,7 @@ def test_real_sizes_rpi4_journal_and_a_512_mib_boot_partition(tmp_path):
     need_tools()
     image = str(tmp_path / "raspios.img")
     parts = build_pi_image(image, boot_mib=512, root_mib=64)
-    from daozhang.agent.signer import generate_keypair
+    from daozhang.signing import generate_keypair
     from daozhang.cli.main import cli
     from click.testing import CliRunner
     from dztest.agent_daemon import PROFILE

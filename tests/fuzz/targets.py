@@ -172,7 +172,7 @@ def backend_alert(data):
         from daozhang.backend.ack import AckSigner
         from daozhang.backend.service import Ingestor
         from daozhang.backend.store import open_store
-        from daozhang.agent.signer import Ed25519Signer
+        from daozhang.signing import Ed25519Signer
         store = open_store(":memory:")
         store.add_device(DEVICE, _PUB)
         _BACKEND.append([store, Ingestor(store, AckSigner(Ed25519Signer(_KEY)),

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.core import intake_frames, strict_json
 from daozhang.agent.core.business_calendar import format_rfc3339
-from daozhang.agent.signer import generate_keypair
+from daozhang.signing import generate_keypair
 from dztest.agent_daemon import sale
 from dztest.micropython import run_micropython
 

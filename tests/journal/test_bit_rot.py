@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from daozhang.agent.core import record
 from daozhang.agent.core.errors import JournalDamaged
 from daozhang.agent.journal_file import JournalFile, create_journal
-from daozhang.agent.signer import Ed25519Signer
+from daozhang.signing import Ed25519Signer
 from daozhang.agent.storage import read_quarantine
 from daozhang.host_tools.verify.journal import verify_journal
 from dztest import journal_forge as forge

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from daozhang.agent.core import record
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.journal_scrub import Scrubber
-from daozhang.agent.signer import Ed25519Signer
+from daozhang.signing import Ed25519Signer
 from dztest import journal_forge as forge
 from dztest.journal_samples import StepClock
 

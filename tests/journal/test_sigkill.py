@@ -15,7 +15,7 @@ import sys
 
 from daozhang.agent.core import driver
 from daozhang.agent.journal_file import create_journal
-from daozhang.agent.signer import generate_keypair
+from daozhang.signing import generate_keypair
 from daozhang.host_tools.verify.journal import verify_journal     # no fallback: a broken verifier fails the test
 from dztest.journal_kit import read_all
 

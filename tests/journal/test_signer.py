@@ -8,10 +8,10 @@ in the same commit it signs, never a commit signed under a missing kid.
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent import signer as signer_mod
+from daozhang import signing as signer_mod
 from daozhang.agent.core import checkpoint, driver, record
 from daozhang.agent.core.ring import Clock
-from daozhang.agent.signer import Ed25519Signer, FileSigner, generate_keypair, load_public_key
+from daozhang.signing import Ed25519Signer, FileSigner, generate_keypair, load_public_key
 from dztest.journal_kit import fresh_image, read_records
 
 

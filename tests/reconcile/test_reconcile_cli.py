@@ -143,7 +143,7 @@ def test_tampered_journal_is_reported_and_its_record_left_out(world, tmp_path):
 
 
 def test_wrong_pubkey_is_tampering_not_a_crash(world, tmp_path):
-    from daozhang.agent.signer import generate_keypair
+    from daozhang.signing import generate_keypair
     generate_keypair(str(tmp_path / "other"))
     args = base_args(world)
     args[args.index("--pubkey") + 1] = str(tmp_path / "other.pub")

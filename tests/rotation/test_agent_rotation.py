@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from daozhang.agent.core import checkpoint, record
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.key_rotation import finish_interrupted_rotation, rotate_key
-from daozhang.agent.signer import FileSigner, generate_keypair, load_signer
+from daozhang.signing import FileSigner, generate_keypair, load_signer
 from daozhang.cli.main import cli
 from daozhang.host_tools.verify.journal import check_journal
 from dztest.sync import txn_payload

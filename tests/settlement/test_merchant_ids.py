@@ -13,7 +13,7 @@ from daozhang.agent.core.settlement_checks import _code4
 from daozhang.agent.intake_service import IntakeService, Refused
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.profile import ProfileError, load_profile
-from daozhang.agent.signer import generate_keypair, load_signer
+from daozhang.signing import generate_keypair, load_signer
 from daozhang.settlement_files import parse_settlement_text
 from dztest.agent_daemon import MERCHANT_ID, PROFILE, TERMINAL_ID, sale
 from dztest.settlement_e2e import plain_row

@@ -8,7 +8,7 @@ import select
 
 import pytest
 
-from daozhang.agent.signer import load_signer
+from daozhang.signing import load_signer
 from daozhang.client import Client
 from daozhang.host_tools.usb.service_client import DeviceRefused, ServiceClient, load_technician_key
 from dztest.agent_daemon import AgentProcess, provision

@@ -11,7 +11,7 @@ from daozhang.agent.core import settlement_ack as sa
 from daozhang.agent.core import settlement_delivery
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.sync import DOWN_KINDS
-from daozhang.agent.mqtt_link import ed25519_verify
+from daozhang.signing import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.settle import Settler
 from daozhang.backend.store import open_store

@@ -13,7 +13,7 @@ from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.settlement_delivery import (
     MAX_BATCH_BYTES, AppliedCursor, decode_batch, encode_batch)
 from daozhang.agent.core.sync import DOWN_KINDS, SyncCore
-from daozhang.agent.mqtt_link import ed25519_verify
+from daozhang.signing import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.settlement_outbox import Outbox, Resender
 from daozhang.backend.store import open_store

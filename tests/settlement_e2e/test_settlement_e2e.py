@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from daozhang.agent.core import cbor, record
-from daozhang.agent.signer import generate_keypair, load_signer
+from daozhang.signing import generate_keypair, load_signer
 from daozhang.agent.sim_clock import write_clock_file
 from daozhang.backend.ack import AckSigner
 from daozhang.cli.main import cli

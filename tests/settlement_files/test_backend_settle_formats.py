@@ -5,7 +5,7 @@ is needed here (the ack path itself: tests/settlement_e2e)."""
 import json
 import os
 
-from daozhang.agent.signer import generate_keypair
+from daozhang.signing import generate_keypair
 from dztest import settlement_samples as ss
 
 MAPS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "maps")

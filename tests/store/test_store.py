@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from daozhang.agent.core.errors import LocalError, StorageError
-from daozhang.backend.store import (BadRecord, DeviceKeyConflict, UnknownDevice, default_key_id,
-                                    open_store)
+from daozhang.backend.store import DeviceKeyConflict, UnknownDevice, default_key_id, open_store
+from daozhang.backend.store_rows import BadRecord
 from dztest.store_records import make_chain
 
 pytestmark = pytest.mark.timeout(60)
@@ -274,9 +274,9 @@ def test_postgres_url_errors_name_the_server_without_password():
 def test_payload_json_check_fuzz(value):
     """Invariant: a payload becomes JSON text that both databases accept
     (parses, no NaN, no NUL) or raises BadRecord; nothing else."""
-    from daozhang.backend.store import _json_text
+    from daozhang.backend.store_rows import json_text
     try:
-        text = _json_text(value, "payload")
+        text = json_text(value, "payload")
     except BadRecord:
         return
     parsed = json.loads(text, parse_constant=lambda name: pytest.fail("accepted " + name))

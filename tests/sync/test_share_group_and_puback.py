@@ -7,7 +7,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from daozhang.agent.mqtt_causes import puback_ok
-from daozhang.backend.service import (ConfigError, load_backend_config, new_share_group,
+from daozhang.backend.config import (ConfigError, load_backend_config, new_share_group,
                                       worker_client_id)
 
 BASE = '[broker]\nhost = "127.0.0.1"\n[backend]\nkey = "b.key"\ndb = "b.db"\n'

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from daozhang.agent.core import cbor, record
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.sync import CONNECTION, IllegalTransition, SyncCore
-from daozhang.agent.mqtt_link import ed25519_verify
+from daozhang.signing import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.store import open_store
 
@@ -162,6 +162,24 @@ def test_out_of_order_batches_ack_only_contiguous(pair):
     pair.clock.t += 10 ** 6
     pair.ingestor.check_gaps()
     assert pair.store.findings() == []
+
+
+def test_a_gap_grouped_with_a_resent_message_is_still_a_gap(pair):
+    """Group commit (receipts_many) must judge each message as if it came
+    alone: a resent batch joined in one group with a batch beyond a gap
+    still opens the gap, which becomes a finding after the grace."""
+    commit_txns(pair.journal, 0, 400)
+    recs1, end1, _ = pair.reader.read(0, 20000)
+    recs2, end2, _ = pair.reader.read(end1, 20000)
+    recs3, _, _ = pair.reader.read(end2, 20000)
+    p1 = msgs.encode_receipts(DEVICE, [r[2] for r in recs1])
+    p3 = msgs.encode_receipts(DEVICE, [r[2] for r in recs3])
+    assert cbor.loads(pair.ingestor.receipts(DEVICE, p1))["to"] == end1
+    assert pair.ingestor.receipts_many(DEVICE, [p1, p3]) is None     # resent + beyond a gap
+    pair.clock.t += 10 ** 6
+    pair.ingestor.check_gaps()
+    gaps = [f for f in pair.store.findings() if f["kind"] == "gap"]
+    assert [g["seq"] for g in gaps] == [end1]
 
 
 def test_backoff_is_capped_full_jitter():

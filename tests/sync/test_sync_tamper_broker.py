@@ -40,7 +40,7 @@ def journal_frames(config, start, count):
     import shutil
     import tempfile
     from daozhang.agent.journal_file import JournalFile
-    from daozhang.agent.signer import load_signer
+    from daozhang.signing import load_signer
     from daozhang.agent.frame_reader import FrameReader
     d = tempfile.mkdtemp()
     copy = os.path.join(d, "j")

@@ -38,7 +38,7 @@ def rnd(n):
 def fake_sign(message):
     d = hashlib.sha256(message).digest()
     return d + d
-def verify(pubkey, signature, message):
+def verify(pubkey, message, signature):
     return signature == fake_sign(message)
 
 KEY = bytes(range(32))

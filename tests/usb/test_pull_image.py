@@ -6,7 +6,7 @@ import os
 import pytest
 
 from daozhang.agent.core.service_session import DeviceSession
-from daozhang.agent.service_port import ed25519_verify
+from daozhang.signing import ed25519_verify
 from daozhang.cli.main import main
 from daozhang.host_tools.usb import pull as pulling
 from daozhang.host_tools.usb.service_client import ServiceClient
@@ -82,7 +82,7 @@ def test_image_usage_and_io_errors_exit_2(image, tmp_path, capsys):
 
 def test_real_journal_from_an_image_verifies_then_a_flipped_byte_is_found(tmp_path, capsys):
     from daozhang.agent.journal_file import JournalFile, create_journal
-    from daozhang.agent.signer import load_signer
+    from daozhang.signing import load_signer
     write_key_pair(str(tmp_path / "device"))
     journal_path = str(tmp_path / "journal")
     create_journal(journal_path, "pos-usb-7", size=4096 + 4 * SEG, segment_size=SEG)

@@ -12,7 +12,7 @@ from daozhang.agent.core.service_frames import (
 from daozhang.agent.core.service_session import (
     AUTHENTICATED, CHALLENGE_ISSUED, COMMANDS, STATES, TOKEN_COMMANDS, TRANSITIONS,
     UNAUTHENTICATED, DeviceSession, auth_message)
-from daozhang.agent.service_port import ed25519_verify
+from daozhang.signing import ed25519_verify
 from dztest.usb import MemoryJournal
 
 SEG = 8192

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from daozhang.agent.core import driver, layout, record
 from daozhang.agent.core.ring import Clock
-from daozhang.agent.signer import Ed25519Signer
+from daozhang.signing import Ed25519Signer
 
 import message_vectors  # beside this file (the script's directory is on sys.path)
 

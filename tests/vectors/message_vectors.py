@@ -22,7 +22,7 @@ from daozhang.agent.core import (alerts, cbor, driver, intake_frames, layout, qu
                                  recovery, service_frames, settlement_ack, settlement_delivery)
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.ring import Clock, Ring
-from daozhang.agent.signer import Ed25519Signer
+from daozhang.signing import Ed25519Signer
 from daozhang.agent.sync_status import journal_sync_view
 from daozhang.backend.ack import AckSigner
 

@@ -14,7 +14,7 @@ def db_options(f):
 
 
 def open_backend_store(config_path, db):
-    from daozhang.backend.service import load_backend_config
+    from daozhang.backend.config import load_backend_config
     from daozhang.backend.store import open_store
 
     if db is None:

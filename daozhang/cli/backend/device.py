@@ -21,10 +21,10 @@ def device():
 @db_options
 def add(device_id, pubkey, replace, config_path, db):
     """Register DEVICE_ID with its checkpoint-signing key."""
-    from daozhang.agent.signer import fingerprint, load_public_key, raw_public
-    from daozhang.host_tools.pki.ca import check_identity
+    from daozhang.signing import fingerprint, load_public_key, raw_public
+    from daozhang.agent.core import device_id as device_id_rule
 
-    check_identity(device_id, "device id")
+    device_id_rule.check(device_id, "device id")
     raw = raw_public(load_public_key(pubkey))
     with open_backend_store(config_path, db) as store:
         new = store.add_device(device_id, raw, replace=replace)

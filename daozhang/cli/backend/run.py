@@ -29,7 +29,8 @@ def run(config_path, db, worker, workers, http, silent_after, overdue_after, wor
     subscription), in one supervisor (--workers) or on several hosts.
     Stops on SIGTERM/SIGINT.
     """
-    from daozhang.backend.service import load_backend_config, run_service
+    from daozhang.backend.config import load_backend_config
+    from daozhang.backend.service import run_service
 
     config = load_backend_config(config_path)
     if db:

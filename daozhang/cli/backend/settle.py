@@ -32,7 +32,7 @@ def settle(path, config_path, strict, as_json, fmt, map_path, settled_at, bank_p
     Exit: 0 done, 1 bad rows with --strict, 2 usage or I/O error.
     """
     from daozhang.backend.ack import AckSigner
-    from daozhang.backend.service import load_backend_config
+    from daozhang.backend.config import load_backend_config
     from daozhang.backend.settle import MqttPublisher, Settler
     from daozhang.backend.store import open_store
 

@@ -6,7 +6,6 @@ All four only read the journal (verify maps it read-only).  Exit codes:
 
 import csv
 import json
-import os
 import sys
 
 import click
@@ -17,6 +16,7 @@ from daozhang.host_tools.verify.errors import BadSuperblock
 from daozhang.host_tools.verify.journal import verify_journal
 from daozhang.host_tools.verify.anchor import make_anchor
 from daozhang.host_tools.verify.errors import FINDING_MEANINGS
+from daozhang.files import atomic_write
 
 _EXIT_HELP = "Exit codes: 0 intact, 1 findings (tampering or damage), 2 usage or I/O error."
 _FINDINGS_HELP = "\b\nFindings (SPEC 3.12):\n" + "\n".join(
@@ -97,12 +97,7 @@ def head(path, out_path):
     a later `journal verify --anchor` to detect truncation or rollback."""
     sb, seq, frame = latest_signed_checkpoint(path)
     data = make_anchor(sb.journal_id, sb.device_id, seq, frame)
-    tmp = out_path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, out_path)
+    atomic_write(out_path, data, durable=True)
     click.echo("%s: anchor for device %s at checkpoint seq %d -> %s" % (path, sb.device_id, seq, out_path))
 
 

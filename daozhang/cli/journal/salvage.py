@@ -3,7 +3,7 @@
 import click
 
 from daozhang.agent.journal_salvage import salvage as run_salvage
-from daozhang.agent.signer import load_signer
+from daozhang.signing import load_signer
 
 
 @click.command()

@@ -10,7 +10,7 @@ from daozhang.agent.core.business_calendar import parse_rfc3339_ms
 from daozhang.agent.core.errors import DaozhangError, ValidationError
 from daozhang.agent.core.txn import validate
 from daozhang.agent.journal_file import JournalFile, create_journal
-from daozhang.agent.signer import load_signer
+from daozhang.signing import load_signer
 from daozhang.cli.params.card_args import refuse_card_data
 from daozhang.cli.params.sizes import ByteSize
 

@@ -1,4 +1,10 @@
-"""Ed25519 keys on the device: generate, store (0600), load, sign.
+"""Ed25519 keys: generate, store (0600), load, sign, verify.
+
+The one home of key files and Ed25519 for every CPython process: the agent
+signs its journal and checks the backend's acks and a technician's
+signature; the backend signs acks; the host tools read key files.  (The
+journal verifier keeps its own reader of the spec but verifies with
+`ed25519_verify` from here.)  MicroPython has firmware/ed25519.py.
 
 The portable ring only needs `.alg`, `.kid` and `.sign(message)`; this is
 the CPython signer.  Keys are files read and written with `cryptography`;
@@ -17,7 +23,7 @@ try:
 except ImportError:  # PyNaCl missing: cryptography signs
     _sodium_sign = _sodium_keypair = None
 
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -52,23 +58,29 @@ def generate_keypair(prefix):
     return raw_public(key.public_key())
 
 
-def load_public_key(path_or_bytes):
-    """An Ed25519 public key from a PEM file path, PEM bytes or 32 raw bytes."""
-    data = path_or_bytes
-    if isinstance(path_or_bytes, str):
+def load_public_key(item):
+    """An Ed25519 public key from a PEM file path, PEM bytes, 32 raw bytes
+    or a key object; LocalError naming the input otherwise."""
+    if isinstance(item, Ed25519PublicKey):
+        return item
+    data, name = item, "<bytes>"
+    if isinstance(item, (str, os.PathLike)):
+        name = os.fspath(item)
         try:
-            with open(path_or_bytes, "rb") as f:
+            with open(name, "rb") as f:
                 data = f.read()
         except OSError as exc:
-            raise LocalError("cannot read public key %s: %s" % (path_or_bytes, exc.strerror)) from None
+            raise LocalError("cannot read public key %s: %s" % (name, exc.strerror)) from None
+    data = bytes(data)
     if len(data) == 32:
         return Ed25519PublicKey.from_public_bytes(data)
     try:
         key = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm):
-        raise LocalError("not a PEM public key: %s" % (path_or_bytes if isinstance(path_or_bytes, str) else "<bytes>")) from None
+    except (ValueError, UnsupportedAlgorithm, TypeError):
+        raise LocalError("%s is not a PEM public key (expected PREFIX.pub from `daozhang keys new`, "
+                         "or 32 raw bytes)" % name) from None
     if not isinstance(key, Ed25519PublicKey):
-        raise LocalError("public key is not Ed25519")
+        raise LocalError("%s is a %s key, expected Ed25519" % (name, type(key).__name__))
     return key
 
 
@@ -164,3 +176,20 @@ def load_private_key(path):
     if not isinstance(key, Ed25519PrivateKey):
         raise LocalError("%s is not an Ed25519 key" % path)
     return key
+
+
+def ed25519_verify(public, message, signature):
+    """True if `signature` (64 bytes) is `public`'s over `message`; False
+    for a bad signature or a malformed key.  `public`: 32 raw bytes, or an
+    Ed25519PublicKey already loaded (a verifier checking many signatures).
+    The argument order is the portable core's (SyncCore, DeviceSession)
+    and firmware/ed25519.verify's."""
+    try:
+        if not isinstance(public, Ed25519PublicKey):
+            public = Ed25519PublicKey.from_public_bytes(bytes(public))
+        if len(signature) != 64:
+            return False
+        public.verify(bytes(signature), bytes(message))
+        return True
+    except (InvalidSignature, ValueError, TypeError):
+        return False
