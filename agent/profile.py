@@ -169,7 +169,7 @@ def _merchant_ids(path, table):
     of the UnionPay merchant_id; only where the profile names it."""
     if not isinstance(table, dict):
         raise ProfileError(path, "merchant_ids", "expected a table [merchant_ids]")
-    _unknown(path, "merchant_ids.", table, set(merchant_ids.CHANNEL_KIND))
+    check_keys(path, "merchant_ids.", table, set(merchant_ids.CHANNEL_KIND))
     out = {}
     for channel, value in sorted(table.items()):
         if merchant_ids.kind_of(value) != merchant_ids.CHANNEL_KIND[channel]:

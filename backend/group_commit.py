@@ -1,6 +1,6 @@
 """One commit per group of messages a worker drained, not two per device.
 
-`handle_group(client, worker, log, messages)` runs the service's own
+`handle_group(client, worker, log, messages, dispatch)` runs the service's own
 _handle_group (the same checks, store calls, ack decisions) inside the
 database's group() transaction (backend/store_postgres.py), with a client
 stand-in that holds back every ack publish and PUBACK until the group has
@@ -14,7 +14,6 @@ device rows in the same order (no deadlock).  A database without group()
 """
 
 from daozhang.agent.core.errors import StorageError
-from daozhang.backend import service
 from daozhang.backend.key_registry import KeyRegistry
 
 
@@ -41,15 +40,19 @@ class _HeldClient:
                 client.ack(call[1], call[2])
 
 
-def handle_group(client, worker, log, messages):
+def handle_group(client, worker, log, messages, dispatch):
+    """`dispatch(client, worker, log, messages)`: the service's per-message
+    handling (backend/service.py `_handle_group`), run inside one database
+    transaction when the store can group; passed in, so neither module
+    imports the other."""
     group = getattr(worker.store.db, "group", None)
     if group is None:
-        return service._handle_group(client, worker, log, messages)
+        return dispatch(client, worker, log, messages)
     held = _HeldClient()
     ordered = sorted(messages, key=lambda m: m.topic)   # stable: per-device order kept
     try:
         with worker.store._lock, group():
-            service._handle_group(held, worker, log, ordered)
+            dispatch(held, worker, log, ordered)
     except StorageError as exc:
         # Nothing committed: no ack, no PUBACK; the broker redelivers.  The
         # key cache may hold a rotation that was not committed: reload it.

@@ -37,6 +37,7 @@ from daozhang.backend import ingest
 from daozhang.mqtt_tls import paho_client, set_nodelay
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.config import SESSION_EXPIRY_S, worker_client_id
+from daozhang.backend.group_commit import handle_group
 from daozhang.backend.key_registry import KeyRegistry
 from daozhang.backend.settlement_outbox import RESEND_MS, STALL_MS, Outbox, Resender
 
@@ -263,7 +264,6 @@ def run_service(config, stop_event=None, ready=None):
     from paho.mqtt.packettypes import PacketTypes
     from paho.mqtt.properties import Properties
     from daozhang.backend.store import open_store
-    from daozhang.backend.group_commit import handle_group
 
     backend, broker = config["backend"], config["broker"]
     log = EventLog(backend.get("log") or None)
@@ -339,7 +339,7 @@ def run_service(config, stop_event=None, ready=None):
                 except queue.Empty:
                     break
             if batch:
-                handle_group(client, worker, log, batch)   # one commit per group
+                handle_group(client, worker, log, batch, _handle_group)   # one commit per group
                 _observe("group", batch)
             if now_ms() - last_gap_check > 1000:
                 last_gap_check = now_ms()

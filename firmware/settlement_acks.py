@@ -29,7 +29,6 @@ MAX_IDS = 2048
 
 class BoardSettlements:
     def __init__(self, terminal, max_ids=MAX_IDS):
-        settlement_ack.register()      # the sync rules accept (and authenticate) settlement acks
         self.terminal = terminal
         self.cursor = AppliedCursor()
         self.seen = {}                 # ack id -> sha256 of the ack's bytes, insertion ordered

@@ -11,6 +11,7 @@ import pytest
 from daozhang.agent.core import sync_messages as msgs
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.group_commit import handle_group
+from daozhang.backend.service import _handle_group
 from daozhang.backend.service import Ingestor
 from daozhang.backend.store import open_store
 from daozhang.fleet.identities import ensure_identities
@@ -67,7 +68,7 @@ def test_acks_and_pubacks_wait_for_the_group_commit(tmp_path, postgres_url):
     store, worker, messages, sizes = _fleet(tmp_path, postgres_url)
     client = Client(postgres_url)
     _log.events = []
-    handle_group(client, worker, _log, list(reversed(messages)))
+    handle_group(client, worker, _log, list(reversed(messages)), _handle_group)
     total = sum(sizes.values())
     assert sorted(c[1] for c in client.calls if c[0] == "publish") == sorted(sizes)
     assert sorted(c[1] for c in client.calls if c[0] == "ack") == [10, 11, 12]
@@ -92,7 +93,7 @@ def test_a_failing_device_is_rolled_back_alone_and_not_acknowledged(tmp_path, po
     store.store_batch = store_batch
     client = Client(postgres_url)
     _log.events = []
-    handle_group(client, worker, _log, messages)
+    handle_group(client, worker, _log, messages, _handle_group)
     assert "store_failed" in _log.events
     others = [d for d in sizes if d != victim]
     assert sorted(c[1] for c in client.calls if c[0] == "publish") == sorted(others)
@@ -101,6 +102,6 @@ def test_a_failing_device_is_rolled_back_alone_and_not_acknowledged(tmp_path, po
     assert store.last_ack(victim) is None            # its savepoint's insert was rolled back
     # Redelivered later, it is stored and acknowledged like any other.
     store.store_batch = original
-    handle_group(client, worker, _log, [messages[1]])
+    handle_group(client, worker, _log, [messages[1]], _handle_group)
     assert client.calls[-1][:2] == ("ack", 11)
     assert store.stats()["records"] == sum(sizes.values())
