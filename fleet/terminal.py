@@ -29,9 +29,9 @@ from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import JournalFull
 from daozhang.agent.core.sync import SyncCore
 from daozhang.agent.journal_file import JournalFile
-from daozhang.agent.mqtt_link import ed25519_verify
 from daozhang.agent.frame_reader import FrameReader
 from daozhang.agent.core import checkpoint
+from daozhang.signing import ed25519_verify
 
 SEGMENT_SIZE = 16 * 1024
 RECORD_ROOM = 700          # bytes of ring per sale (record ~460 + its checkpoint's share)

@@ -126,7 +126,7 @@ def test_the_core_importing_another_part_of_the_project_is_found(tmp_path):
                                                "backend/money.py")
 
 
-@pytest.mark.parametrize("part", ["backend", "host_tools", "settlement_files", "fleet"])
+@pytest.mark.parametrize("part", ["backend", "host_tools", "settlement_files"])
 def test_a_backend_or_host_tool_importing_an_agent_adapter_is_found(tmp_path, part):
     root = tree(tmp_path, {part + "/__init__.py": "", part + "/uses.py": "from daozhang.agent.daemon import x\n"})
     assert findings(root) == ["%s/uses.py:1: adapter-import: %s imports the agent adapter agent/daemon.py "
@@ -141,7 +141,7 @@ def test_a_long_file_outside_tests_is_found_and_a_long_test_is_not(tmp_path):
 
 def test_the_script_prints_one_line_per_finding_and_exits_1(tmp_path):
     root = tree(tmp_path, {"agent/core/cbor.py": "from daozhang.agent import signer\n", "agent/signer.py": "",
-                           "fleet/__init__.py": "", "fleet/sim.py": "import daozhang.agent.signer\n"})
+                           "backend/__init__.py": "", "backend/sim.py": "import daozhang.agent.signer\n"})
     proc = subprocess.run([sys.executable, SCRIPT, root], capture_output=True, text=True)
     assert proc.returncode == 1
     assert [line.split(": ")[1] for line in proc.stdout.splitlines()] == ["core-outside", "adapter-import"]
@@ -156,3 +156,10 @@ def test_a_missing_root_is_a_usage_error(tmp_path):
 def test_the_real_tree_keeps_the_rules():
     proc = subprocess.run([sys.executable, SCRIPT, ROOT], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_the_fleet_simulator_may_run_the_agents_own_adapters(tmp_path):
+    """fleet/ simulates terminals with the agent's journal file and frame reader."""
+    root = tree(tmp_path, {"fleet/__init__.py": "", "fleet/terminal.py": "from daozhang.agent.journal_file import x\n",
+                           "agent/journal_file.py": "x = 1\n"})
+    assert findings(root) == []
