@@ -23,7 +23,7 @@ from daozhang.agent.journal_damaged import DamagedJournalService
 from daozhang.agent.journal_file import JournalFile
 from daozhang.agent.journal_scrub import DEFAULT_RATE, ScrubPlugin
 from daozhang.agent.key_rotation import finish_interrupted_rotation
-from daozhang.agent.profile import load_profile
+from daozhang.profile import load_profile
 from daozhang.agent.service_port_plugin import ServicePortPlugin
 from daozhang.agent.settlement_alerts import alerts_file_path
 from daozhang.agent.settlement_plugin import SettlementPlugin

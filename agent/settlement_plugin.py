@@ -57,7 +57,7 @@ from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
 from daozhang.agent.settlement_alerts import (
     ALERTS_FILE_LIMIT, journal_actions, plain as _plain, write_alerts_file)
 from daozhang.agent.settlement_rebuild import rebuild
-from daozhang.agent.timezone import timezone_for
+from daozhang.timezone import timezone_for
 
 TICK_S = 1.0
 REFRESH_S = 0.1

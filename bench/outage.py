@@ -70,10 +70,10 @@ def _watchdog(tmp, name):
     from daozhang.agent.core.business_calendar import BusinessCalendar
     from daozhang.agent.core.watchdog import SettlementWatchdog
     from daozhang.agent.journal_file import JournalFile, create_journal
-    from daozhang.agent.profile import load_profile
+    from daozhang.profile import load_profile
     from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
     from daozhang.signing import generate_keypair, load_signer
-    from daozhang.agent.timezone import timezone_for
+    from daozhang.timezone import timezone_for
     from dztest.agent_daemon import PROFILE
     generate_keypair(os.path.join(tmp, name))
     path = os.path.join(tmp, name + ".dzj")

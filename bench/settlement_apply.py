@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from daozhang.agent.core import cbor, record  # noqa: E402
 from daozhang.agent.core import settlement_ack as sa  # noqa: E402
-from daozhang.agent.profile import load_profile  # noqa: E402
+from daozhang.profile import load_profile  # noqa: E402
 from daozhang.agent.settlement_plugin import SettlementPlugin  # noqa: E402
 from daozhang.backend.ack import AckSigner  # noqa: E402
 from dztest.agent_daemon import PROFILE, sale  # noqa: E402

@@ -15,7 +15,7 @@ from daozhang.agent.config import render_agent_config
 from daozhang.agent.core import device_id as device_id_rule
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.journal_file import create_journal
-from daozhang.agent.profile import load_profile
+from daozhang.profile import load_profile
 from daozhang.signing import fingerprint, generate_keypair, load_public_key, raw_public
 from daozhang.boards.load import load_board
 

@@ -15,7 +15,7 @@ stale binary never shows an old text.
 
 English is the source language: texts_for("en") translates nothing and
 keeps the English formats the tests and the JSON output already use.  The
-locale is the merchant profile's `locale` (agent/profile.py: zh-CN by default
+locale is the merchant profile's `locale` (daozhang/profile.py: zh-CN by default
 for a CNY profile, en otherwise), the reconcile CLI's `--lang` overrides it.
 """
 

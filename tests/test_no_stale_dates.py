@@ -34,8 +34,8 @@ sys.path.insert(0, os.path.join(repo, "tests"))
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.settlement_checks import txn_time_ms
 from daozhang.agent.core.watchdog import SettlementWatchdog
-from daozhang.agent.profile import load_profile
-from daozhang.agent.timezone import timezone_for
+from daozhang.profile import load_profile
+from daozhang.timezone import timezone_for
 from dztest.agent_daemon import PROFILE, sale
 from dztest.settlement_e2e import backdated_sale
 from dztest.sync import txn_payload

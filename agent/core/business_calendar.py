@@ -11,7 +11,7 @@ as if the wall clock were UTC; a time zone converts between the two.
 A time zone is any object with two methods:
     utcoffset_seconds(utc_epoch_seconds) -> int   (east of UTC positive)
     local_to_utc(local_epoch_seconds) -> int
-`FixedOffset` below is one; agent/timezone.py builds one from zoneinfo on
+`FixedOffset` below is one; daozhang/timezone.py builds one from zoneinfo on
 CPython.  local_to_utc must be deterministic on DST edges: a wall time in a
 gap (spring forward) uses the offset in force before the gap, so it lands
 after the gap (02:30 -> 03:30 DST); a wall time in a fold (fall back) maps

@@ -5,7 +5,7 @@
 Integer arithmetic only: money is in minor units (fen), rates in basis
 points (55 bp = 0.55 %).  Portable (CPython and MicroPython).
 
-`fees` is the profile's fee table as agent/profile.py returns it:
+`fees` is the profile's fee table as daozhang/profile.py returns it:
     {"tolerance": 1, "d0_surcharge": 200,
      "card_types": {"debit": {"bp": 55, "cap": 2000}, "credit": {"bp": 60, "cap": None}}}
 A card type missing from "card_types" falls back to a "default" entry when

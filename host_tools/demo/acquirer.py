@@ -23,7 +23,7 @@ import threading
 
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.fees import contracted_fee
-from daozhang.agent.timezone import ZoneInfoTimezone
+from daozhang.timezone import ZoneInfoTimezone
 from daozhang.host_tools.demo.events import DemoEvent
 from daozhang.host_tools.demo.pos import money, rfc3339
 from daozhang.host_tools.demo.processes import ProcessFailed

@@ -16,7 +16,7 @@ import signal
 import tempfile
 import time
 
-from daozhang.agent.profile import load_profile
+from daozhang.profile import load_profile
 from daozhang.i18n import texts_for
 from daozhang.host_tools.demo.acquirer import Acquirer, backend_settle
 from daozhang.host_tools.demo.clock import DEFAULT_SPEED, DemoClock

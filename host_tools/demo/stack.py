@@ -35,7 +35,7 @@ MAX_SOCKET_PATH = 100            # sun_path is 108 bytes
 def demo_locale():
     """The demo shop's language (its profile's `locale`: zh-CN for a CNY shop)."""
     import tomllib
-    from daozhang.agent.profile import validate_profile
+    from daozhang.profile import validate_profile
     return validate_profile(tomllib.loads(DEMO_PROFILE), "<demo profile>")["locale"]
 
 

@@ -25,7 +25,7 @@ import zoneinfo
 from cryptography.hazmat.primitives import serialization
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.profile import validate_profile
+from daozhang.profile import validate_profile
 from daozhang.signing import load_public_key, raw_public
 
 SEED_NAME = "device.seed"

@@ -22,7 +22,7 @@ from daozhang.agent.core.business_calendar import BusinessCalendar, format_rfc33
 from daozhang.agent.core.errors import LocalError, ValidationError
 from daozhang.agent.core.sale_index import MemorySaleIndex
 from daozhang.agent.core.settlement_checks import COUNT_NAMES, TOTAL_NAMES, SettlementLedger
-from daozhang.agent.timezone import timezone_for
+from daozhang.timezone import timezone_for
 from daozhang.host_tools.reconcile.journal import journal_transactions
 from daozhang.host_tools.reconcile.verdict import verdict_texts
 from daozhang.host_tools.verify.journal import verify_journal

@@ -12,8 +12,8 @@ from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.settlement_checks import SettlementLedger
-from daozhang.agent.profile import validate_profile
-from daozhang.agent.timezone import ZoneInfoTimezone
+from daozhang.profile import validate_profile
+from daozhang.timezone import ZoneInfoTimezone
 from daozhang.host_tools.demo import broker as demo_broker
 from daozhang.host_tools.demo.acquirer import FATES, fate_of, plan_settlement, settlement_csv
 from daozhang.host_tools.demo.clock import DemoClock, align_to_agent_event

@@ -16,7 +16,7 @@ from daozhang.agent.core.business_calendar import (
     BusinessCalendar, DAY_SECONDS, FixedOffset, days_from_civil, format_rfc3339)
 from daozhang.agent.core.fees import contracted_fee
 from daozhang.agent.core.watchdog import SettlementWatchdog
-from daozhang.agent.profile import validate_profile
+from daozhang.profile import validate_profile
 
 CST = 8 * 3600          # seconds (time zone offsets are seconds)
 SECOND = 1000

@@ -3,7 +3,7 @@ file, as a test can change them (tests/settlement_e2e, tests/settlement)."""
 
 import os
 
-from daozhang.agent.profile import load_profile
+from daozhang.profile import load_profile
 from daozhang.agent.settlement_alerts import alerts_file_path
 from daozhang.agent.settlement_plugin import SettlementPlugin
 from dztest.agent_daemon import PROFILE

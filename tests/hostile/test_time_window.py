@@ -13,7 +13,7 @@ from daozhang.agent.core import txn
 from daozhang.agent.core.business_calendar import format_rfc3339, parse_rfc3339_ms
 from daozhang.agent.core.errors import ValidationError
 from daozhang.agent.intake_service import IntakeService, Refused
-from daozhang.agent.profile import ProfileError, validate_profile
+from daozhang.profile import ProfileError, validate_profile
 from dztest.agent_daemon import sale
 from dztest.sync import make_journal
 

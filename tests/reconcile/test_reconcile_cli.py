@@ -11,8 +11,8 @@ import pytest
 
 from daozhang.agent.core.business_calendar import BusinessCalendar, parse_rfc3339_ms
 from daozhang.agent.core.settlement_checks import COUNT_NAMES, reconcile as core_reconcile
-from daozhang.agent.profile import load_profile
-from daozhang.agent.timezone import timezone_for
+from daozhang.profile import load_profile
+from daozhang.timezone import timezone_for
 from daozhang.host_tools.verify.reader import iter_records
 from daozhang.host_tools.reconcile.run import run_ledger
 from daozhang.settlement_files import parse_settlement_text

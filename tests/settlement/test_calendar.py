@@ -12,7 +12,7 @@ from daozhang.agent.core.business_calendar import (
     BusinessCalendar, FixedOffset, civil_from_days, days_from_civil, format_rfc3339,
     parse_date, parse_hhmm, parse_rfc3339, parse_rfc3339_ms, weekday)
 from daozhang.agent.core.errors import LocalError, ValidationError
-from daozhang.agent.timezone import timezone_for
+from daozhang.timezone import timezone_for
 
 ZONES = ["Asia/Shanghai", "UTC", "America/New_York", "Europe/London", "Europe/Berlin",
          "Australia/Lord_Howe", "Asia/Kathmandu", "Pacific/Chatham", "America/St_Johns",

@@ -13,8 +13,8 @@ import pytest
 from daozhang.agent.core import record
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.watchdog import SettlementWatchdog
-from daozhang.agent.profile import load_profile
-from daozhang.agent.timezone import timezone_for
+from daozhang.profile import load_profile
+from daozhang.timezone import timezone_for
 from dztest import reconcile as sc
 from dztest.agent_daemon import PROFILE
 from dztest.settlement_e2e import backdated_sale, now_ms

@@ -12,7 +12,7 @@ from daozhang.agent.core.errors import ValidationError
 from daozhang.agent.core.settlement_checks import _code4
 from daozhang.agent.intake_service import IntakeService, Refused
 from daozhang.agent.journal_file import JournalFile, create_journal
-from daozhang.agent.profile import ProfileError, load_profile
+from daozhang.profile import ProfileError, load_profile
 from daozhang.signing import generate_keypair, load_signer
 from daozhang.settlement_files import parse_settlement_text
 from dztest.agent_daemon import MERCHANT_ID, PROFILE, TERMINAL_ID, sale

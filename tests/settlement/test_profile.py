@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from daozhang.agent.profile import ProfileError, load_profile
+from daozhang.profile import ProfileError, load_profile
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLE = os.path.join(REPO, "examples", "merchant.toml")

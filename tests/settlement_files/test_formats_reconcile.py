@@ -116,8 +116,8 @@ def test_trace_batch_terminal_and_qr_sales_match(tmp_path):
     from daozhang.agent.core.txn import validate
     from daozhang.host_tools.reconcile.run import run_ledger
     from daozhang.agent.core.business_calendar import BusinessCalendar
-    from daozhang.agent.profile import load_profile
-    from daozhang.agent.timezone import timezone_for
+    from daozhang.profile import load_profile
+    from daozhang.timezone import timezone_for
     card = sc.txn("C1", sc.MONDAY % "10:00:00", n=1, trace_no="000123", batch_no="000007")
     qr = validate({"kind": "sale", "pos_txn_id": "WX-20270104-0123", "time":
                    sc.MONDAY % "10:05:00", "amount": 5000, "currency": "CNY", "card_type": "debit",

@@ -9,7 +9,7 @@ with a ConfigFileError whose message names the file, then the key, then why.
 import pytest
 
 from daozhang.agent.config import ConfigError, load_agent_config
-from daozhang.agent.profile import ProfileError, load_profile
+from daozhang.profile import ProfileError, load_profile
 from daozhang.backend.config import load_backend_config
 from daozhang.boards.load import BoardError, load_board
 from daozhang.settlement_files import MappingError, load_mapping
