@@ -1,6 +1,6 @@
 """Stage the portable core as the package tree a MicroPython manifest freezes.
 
-    python firmware/stage.py   # writes firmware/build/daozhang/{agent/core,firmware}/*.py and build/main.py
+    python firmware/stage.py   # writes firmware/build/daozhang/{agent/core/**,firmware}/*.py and build/main.py
 
 The repository keeps the core at agent/core/ and the board code at firmware/
 (installed on CPython as daozhang.agent.core and daozhang.firmware); a frozen
@@ -32,11 +32,21 @@ def _copy(src, target, skip=()):
     return names
 
 
+def _copy_core(target):
+    """The core and its packages (journal/, sync/, ...), each with its __init__.py."""
+    names = []
+    for base, dirs, files in os.walk(CORE):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        rel = os.path.relpath(base, CORE)
+        names += [os.path.join(rel, n) if rel != "." else n for n in _copy(base, os.path.join(target, rel))]
+    return names
+
+
 def stage(build=os.path.join(HERE, "build")):
     target = os.path.join(build, "daozhang", "agent", "core")
     if os.path.isdir(os.path.join(build, "daozhang")):
         shutil.rmtree(os.path.join(build, "daozhang"))
-    names = _copy(CORE, target)
+    names = _copy_core(target)
     names += _copy(HERE, os.path.join(build, "daozhang", "firmware"), HOST_ONLY)
     for package in (os.path.join(build, "daozhang"), os.path.join(build, "daozhang", "agent")):
         open(os.path.join(package, "__init__.py"), "w").close()

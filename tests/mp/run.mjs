@@ -9,16 +9,22 @@ import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 const [root, script] = process.argv.slice(2);
 let out = "";
 const mp = await loadMicroPython({ stdout: (s) => { out += s + "\n"; } });
-for (const dir of ["/daozhang", "/daozhang/agent", "/daozhang/agent/core"]) {
+for (const dir of ["/daozhang", "/daozhang/agent"]) {
   mp.FS.mkdir(dir);
   mp.FS.writeFile(dir + "/__init__.py", "");
 }
-const core = join(root, "agent", "core");
-for (const name of readdirSync(core)) {
-  if (name.endsWith(".py")) {
-    mp.FS.writeFile("/daozhang/agent/core/" + name, readFileSync(join(core, name), "utf8"));
+// The core and its packages (journal/, sync/, ...), each with its own __init__.py.
+function copyCore(host, target) {
+  mp.FS.mkdir(target);
+  for (const entry of readdirSync(host, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      if (entry.name !== "__pycache__") copyCore(join(host, entry.name), target + "/" + entry.name);
+    } else if (entry.name.endsWith(".py")) {
+      mp.FS.writeFile(target + "/" + entry.name, readFileSync(join(host, entry.name), "utf8"));
+    }
   }
 }
+copyCore(join(root, "agent", "core"), "/daozhang/agent/core");
 mp.FS.mkdir("/vectors");
 const vectors = join(root, "tests", "vectors");
 for (const name of readdirSync(vectors)) {

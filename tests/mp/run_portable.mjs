@@ -1,7 +1,7 @@
 // Runs the portable test modules (tests/portable/test_*.py) under
 // MicroPython 1.29 (WebAssembly port) with tests/mp/portable_runner.py.
 // The RAM filesystem gets the same package tree CPython imports:
-//   /daozhang/agent/core/*.py   agent/core
+//   /daozhang/agent/core/**.py  agent/core and its packages
 //   /daozhang/firmware/*.py     firmware
 //   /portable/*.py              tests/portable
 //   /vectors/*                  tests/vectors
@@ -27,10 +27,16 @@ const mp = await loadMicroPython({
   stdout: (s) => { process.stdout.write(s + "\n"); out += s + "\n"; },
 });
 
-function copyDir(host, target, keep) {
+// deep: also the folders under host (the core's packages: journal/, sync/, ...).
+function copyDir(host, target, keep, deep = false) {
   mp.FS.mkdir(target);
-  for (const name of readdirSync(host)) {
-    if (keep(name)) mp.FS.writeFile(target + "/" + name, readFileSync(join(host, name), "utf8"));
+  for (const entry of readdirSync(host, { withFileTypes: true })) {
+    const name = entry.name;
+    if (entry.isDirectory()) {
+      if (deep && name !== "__pycache__") copyDir(join(host, name), target + "/" + name, keep, deep);
+    } else if (keep(name)) {
+      mp.FS.writeFile(target + "/" + name, readFileSync(join(host, name), "utf8"));
+    }
   }
 }
 const py = (n) => n.endsWith(".py");
@@ -38,7 +44,7 @@ mp.FS.mkdir("/daozhang");
 mp.FS.writeFile("/daozhang/__init__.py", "");
 mp.FS.mkdir("/daozhang/agent");
 mp.FS.writeFile("/daozhang/agent/__init__.py", "");
-copyDir(join(root, "agent", "core"), "/daozhang/agent/core", py);
+copyDir(join(root, "agent", "core"), "/daozhang/agent/core", py, true);
 copyDir(join(root, "firmware"), "/daozhang/firmware", (n) => py(n) && n !== "manifest.py");
 copyDir(join(root, "tests", "portable"), "/portable", py);
 copyDir(join(root, "tests", "vectors"), "/vectors", (n) => !n.startsWith("."));
