@@ -1,4 +1,4 @@
-"""The alert machine's records on disk (agent/core/alert_store.py's face),
+"""The alert machine's records on disk (agent/core/settlement/alert_store.py's face),
 in the settlement index's SQLite file beside the journal.
 
 One row per alert (inactive alerts have none), with the two orders the

@@ -1,6 +1,6 @@
 """The terminal's display lines and alert texts in the merchant's language.
 
-The portable core (agent/core/alerts.py) words its grouped lines in English
+The portable core (agent/core/settlement/alerts.py) words its grouped lines in English
 for the retained status message; what the merchant reads on the display is
 worded here, from the same groups (AlertMachine.status_summary()["groups"]),
 through the gettext catalogs of i18n/:
@@ -13,7 +13,7 @@ unchanged when no `now` is needed).  CPython only: the board's outputs adapter
 (agent/outputs.py) calls it.
 """
 
-from daozhang.agent.core.alerts import KINDS
+from daozhang.agent.core.settlement.alerts import KINDS
 
 
 def NP_(singular, plural):

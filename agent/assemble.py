@@ -15,9 +15,9 @@ parts in list order, ticks them, and stops them in reverse.
 """
 
 from daozhang import __version__
-from daozhang.agent.core import record
 from daozhang.agent.core.clock_guard import ClockGuard
 from daozhang.agent.core.errors import JournalDamaged, JournalFull, LocalError, StorageError
+from daozhang.agent.core.journal import record
 from daozhang.agent.intake_service import IntakeService
 from daozhang.agent.journal_damaged import DamagedJournalService
 from daozhang.agent.journal_file import JournalFile

@@ -25,8 +25,8 @@ worth a sans-IO core.
 import threading
 import time
 
-from daozhang.agent.core import sync_messages as msgs, topics
-from daozhang.agent.core.sync_alerts import one_alert
+from daozhang.agent.core.sync import sync_messages as msgs, topics
+from daozhang.agent.core.sync.sync_alerts import one_alert
 from daozhang.agent.mqtt_link import SESSION_EXPIRY_S, device_client
 
 RESEND_S = 60.0

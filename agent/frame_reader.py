@@ -10,8 +10,8 @@ is agent/ack_anchor.py.)
 
 import hashlib
 
-from daozhang.agent.core import layout
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import layout
+from daozhang.agent.core.journal import record
 
 READ_SLACK = record.MAX_BODY + record.OVERHEAD
 LOCATE_READ_SIZE = 1 << 18

@@ -2,7 +2,7 @@
 POS connection and one committer thread that journals a batch per commit.
 
 The selector thread (`intake-io`) accepts, reads, decodes frames
-(agent/core/intake_frames.py, sans-IO), answers pings and malformed requests
+(agent/core/intake/intake_frames.py, sans-IO), answers pings and malformed requests
 itself, keeps every deadline, and hands each submit to the committer
 (`intake-commit`), which takes every request queued while its last commit
 ran and gives them to IntakeService.submit_many (validation, idempotency and
@@ -43,7 +43,7 @@ import socket
 import threading
 import time
 
-from daozhang.agent.core import intake_frames as frames
+from daozhang.agent.core.intake import intake_frames as frames
 from daozhang.agent.intake_conn import Conn, answer_batch, bind_listener, peer_creds
 
 MAX_CONNECTIONS = 256

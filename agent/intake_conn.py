@@ -9,8 +9,8 @@ import stat
 import struct
 import time
 
-from daozhang.agent.core import intake_frames as frames
 from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.intake import intake_frames as frames
 from daozhang.agent.intake_service import Refused
 
 

@@ -23,8 +23,10 @@ import hashlib
 import threading
 import time
 
-from daozhang.agent.core import cbor, merchant_ids, record, receipt, txn
-from daozhang.agent.core.checkpoint import audit_path
+from daozhang.agent.core import cbor, merchant_ids
+from daozhang.agent.core.intake import receipt, txn
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.journal.checkpoint import audit_path
 from daozhang.agent.core.errors import (DaozhangError, JournalFull, PaymentDataRefused,
                                         StorageError, ValidationError)
 from daozhang.agent.index_db import index_path
@@ -60,7 +62,7 @@ class IntakeService:
         self.dev = journal.device_id
         self.profile = profile
         self.log = log or (lambda event, **fields: None)
-        # Hook: the alert engine (agent/core/alerts.py, wired by the daemon)
+        # Hook: the alert engine (agent/core/settlement/alerts.py, wired by the daemon)
         # receives alert_hook(kind, severity, detail) on journal_full.
         self.alert_hook = alert_hook or (lambda kind, severity, detail: None)
         self.clock_trusted = clock_trusted

@@ -1,6 +1,6 @@
 """The journal on a real file: recovery at open, group commit, reading back.
 
-Thin adapter around the sans-IO ring (agent/core/ring.py): it performs the
+Thin adapter around the sans-IO ring (agent/core/journal/ring.py): it performs the
 ring's writes, one fdatasync per commit, and reports a record committed only
 after that fdatasync returned.  Concurrent appenders share a commit (leader /
 follower group commit): whoever finds no flush running takes everything
@@ -19,11 +19,11 @@ import threading
 import time
 
 from daozhang import __version__
-from daozhang.agent.core import driver
-from daozhang.agent.core import layout
-from daozhang.agent.core import record
 from daozhang.agent.core.errors import LocalError, StorageError
-from daozhang.agent.core.ring import Clock
+from daozhang.agent.core.journal import layout
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.journal import ring_storage
+from daozhang.agent.core.journal.ring import Clock
 from daozhang.agent.storage import FileStorage, create_file
 
 MAX_BATCH_RECORDS = 256
@@ -119,7 +119,7 @@ class JournalFile:
         """Open and recover a journal; commit a boot record saying what was cut."""
         storage = storage or FileStorage(path)
         try:
-            ring = driver.open_ring(storage)
+            ring = ring_storage.open_ring(storage)
         except BaseException:
             storage.close()
             raise
@@ -127,7 +127,7 @@ class JournalFile:
         journal = cls(storage, geo, ring, signer, clock or SystemClock())
         if boot:
             try:
-                journal.append(record.TYPE_BOOT, driver.boot_payload(ring, __version__))
+                journal.append(record.TYPE_BOOT, ring_storage.boot_payload(ring, __version__))
             except BaseException:
                 journal.close()     # e.g. JournalFull: release the writer's lock for a reopen without boot
                 raise
@@ -326,7 +326,7 @@ class JournalFile:
                 ticket.done = True
             return
         try:
-            driver.write_commit(self.storage, commit)
+            ring_storage.write_commit(self.storage, commit)
         except StorageError as exc:
             self._failed = str(exc)
             for ticket in tickets:

@@ -18,9 +18,9 @@ The verifier reports that range as `Salvaged` on every later run.
 """
 
 from daozhang import __version__
-from daozhang.agent.core import driver, layout, record, recovery
 from daozhang.agent.core.errors import JournalDamaged, LocalError
-from daozhang.agent.core.ring import Ring
+from daozhang.agent.core.journal import layout, record, recovery, ring_storage
+from daozhang.agent.core.journal.ring import Ring
 from daozhang.agent.journal_file import SystemClock
 from daozhang.agent.storage import FileStorage
 
@@ -38,7 +38,7 @@ def salvage(path, signer, clock=None):
     storage = FileStorage(path)
     try:
         try:
-            driver.open_ring(storage)
+            ring_storage.open_ring(storage)
             return None
         except JournalDamaged as exc:
             if exc.segment is None:
@@ -72,7 +72,7 @@ def salvage(path, signer, clock=None):
         ring.next_seq = lost_last + 1                               # 3. no sequence number reused
         payload = {"lost_first": lost_first, "lost_last": lost_last, "offset": base + scan.tail,
                    "length": len(aside), "sha256": digest, "version": __version__}
-        results = driver.commit(storage, ring, [(record.TYPE_SALVAGE, payload)], (clock or SystemClock()).now(),
+        results = ring_storage.commit(storage, ring, [(record.TYPE_SALVAGE, payload)], (clock or SystemClock()).now(),
                                 signer)
         return SalvageResult(lost_first, lost_last, base + scan.tail, len(aside), digest, results[0].seq)
     finally:

@@ -23,7 +23,7 @@ the verifier's job; the chain plus the CRC already catch rot.
 
 import threading
 
-from daozhang.agent.core import layout, record, recovery
+from daozhang.agent.core.journal import layout, record, recovery
 
 DEFAULT_RATE = 256 * 1024
 INTERVAL_S = 1.0

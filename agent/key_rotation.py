@@ -23,8 +23,8 @@ Rotation runs with the daemon stopped (the journal takes one writer).
 
 import os
 
-from daozhang.agent.core import checkpoint, record
 from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.journal import checkpoint, record
 from daozhang.agent.journal_file import JournalFile
 from daozhang.signing import (
     FileSigner, fingerprint, generate_keypair, load_signer)

@@ -1,6 +1,6 @@
 """The paho-mqtt adapter around the sync rules (SPEC 6): sockets, paho
 callbacks, one thread, and two files (the ack anchor, the status file).
-Every protocol decision is agent/core/sync_agent.py's; this file performs
+Every protocol decision is agent/core/sync/sync_agent.py's; this file performs
 its actions.
 
 One thread owns the paho client (MQTT 5, TLS client certificate, persistent
@@ -28,11 +28,11 @@ import threading
 import time
 
 from daozhang.agent.ack_anchor import load_anchor, save_anchor
-from daozhang.agent.core import checkpoint
-from daozhang.agent.core import sync_messages as msgs, topics
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
-from daozhang.agent.core.sync_agent import SyncAgent
-from daozhang.agent.core.sync_stall import DEFAULT_STALL_AFTER_MS
+from daozhang.agent.core.journal import checkpoint
+from daozhang.agent.core.sync import sync_messages as msgs, topics
+from daozhang.agent.core.sync.sync_agent import SyncAgent
+from daozhang.agent.core.sync.sync_stall import DEFAULT_STALL_AFTER_MS
 from daozhang.agent.frame_reader import FrameReader
 from daozhang.agent.mqtt_causes import describe_connect_error, describe_socket_error, puback_ok
 from daozhang.mqtt_tls import paho_client, set_nodelay

@@ -1,15 +1,15 @@
 """Verify a receipt code offline with the device's public key (SPEC 5.5).
 
-The portable core (agent/core/receipt.py) decodes the code and rebuilds the
+The portable core (agent/core/intake/receipt.py) decodes the code and rebuilds the
 signed checkpoint message from the record hash and its audit path; this
 CPython side checks the Ed25519 signature.  `verify_report` returns a report
 (ok, problem, the receipt's fields); `verify_code` raises on the first
 problem, as SPEC habit 8 asks.
 """
 
-from daozhang.agent.core import receipt as core
-from daozhang.agent.core.checkpoint import ALG_ED25519, key_id
 from daozhang.agent.core.errors import DaozhangError
+from daozhang.agent.core.intake import receipt as core
+from daozhang.agent.core.journal.checkpoint import ALG_ED25519, key_id
 from daozhang.signing import ed25519_verify, load_public_key, raw_public
 
 

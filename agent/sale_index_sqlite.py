@@ -1,6 +1,6 @@
 """The settlement watchdog's sale index on disk: SQLite beside the journal.
 
-The same face as agent/core/sale_index.py's MemorySaleIndex (the core's
+The same face as agent/core/settlement/sale_index.py's MemorySaleIndex (the core's
 tests hold both to the same answers), plus what the settlement plugin keeps
 beside it: accepted settlement-ack ids (the replay guard), the alert
 machine's records (their table belongs to agent/alert_store_sqlite.py) and
@@ -12,7 +12,7 @@ nothing per sale.
 
 import json
 
-from daozhang.agent.core.sale_index import since_ms
+from daozhang.agent.core.settlement.sale_index import since_ms
 from daozhang.agent.alert_store_sqlite import SCHEMA as ALERT_SCHEMA
 from daozhang.agent.index_db import IndexDb
 

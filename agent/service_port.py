@@ -19,9 +19,8 @@ import time
 import tty
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.core.service_frames import MAX_PAYLOAD
-from daozhang.agent.core.service_session import (
-    DEFAULT_IDLE_TIMEOUT, SUPERBLOCK_SIZE, DeviceSession)
+from daozhang.agent.core.service.service_frames import MAX_PAYLOAD
+from daozhang.agent.core.service.service_session import DEFAULT_IDLE_TIMEOUT, SUPERBLOCK_SIZE, DeviceSession
 from daozhang.signing import ed25519_verify, load_public_key, raw_public
 
 log = logging.getLogger("daozhang.service_port")
@@ -36,7 +35,7 @@ class LinkDown(Exception):
 
 def read_journal_geometry(path):
     """(segment_size, segment_count) from the journal's superblock."""
-    from daozhang.agent.core.layout import decode_superblock
+    from daozhang.agent.core.journal.layout import decode_superblock
     fd = os.open(path, os.O_RDONLY)
     try:
         head = os.pread(fd, SUPERBLOCK_SIZE, 0)

@@ -16,7 +16,7 @@ A device that is absent (no cable, no gadget driver) is not an error: the
 port retries opening it every few seconds and the agent runs on.
 """
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.agent.service_port import ServicePort
 from daozhang.signing import load_signer
 

@@ -11,9 +11,10 @@ restore_action() (replaying a journaled transition), alerts_file_path().
 import json
 import os
 
-from daozhang.agent.core import cbor, record
-from daozhang.agent.core.alerts import ReplayMismatch
+from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import JournalFull, StorageError
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.settlement.alerts import ReplayMismatch
 from daozhang.files import atomic_write
 
 # alerts.json lists at most this many single alerts; the groups count them all.

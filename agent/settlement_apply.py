@@ -24,9 +24,10 @@ terminal to 11-22 acks a second; a queue of 20,000 took half an hour.
 
 import json
 
-from daozhang.agent.core import record, settlement_ack
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
-from daozhang.agent.core.settlement_delivery import AppliedCursor
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync import settlement_ack
+from daozhang.agent.core.sync.settlement_delivery import AppliedCursor
 from daozhang.agent.fault_hook import crash_point
 
 CURSOR_META = "settle_cursor"

@@ -44,14 +44,14 @@ import itertools
 import threading
 import time
 
-from daozhang.agent.core.alerts import AlertMachine
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.errors import DaozhangError
-from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.core.settlement.alerts import AlertMachine
+from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
 from daozhang.agent import settlement_apply
 from daozhang.agent.alert_store_sqlite import SqliteAlertStore
 from daozhang.agent.index_db import index_path
-from daozhang.agent.core import deposit_alert
+from daozhang.agent.core.sync import deposit_alert
 from daozhang.agent.outputs import DeviceOutputs
 from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
 from daozhang.agent.settlement_alerts import (

@@ -11,9 +11,10 @@ resumes from there.
 import time
 
 from daozhang.agent import settlement_apply
-from daozhang.agent.core import cbor, record
+from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import DaozhangError
-from daozhang.agent.core.settlement_ack import ack_digest
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync.settlement_ack import ack_digest
 from daozhang.agent.replay_records import readable_records
 from daozhang.agent.settlement_alerts import restore_action
 from daozhang.agent.startup_progress import StartupProgress

@@ -9,8 +9,8 @@ import fcntl
 import hashlib
 import os
 
-from daozhang.agent.core import quarantine_entry
 from daozhang.agent.core.errors import StorageError
+from daozhang.agent.core.journal import quarantine_entry
 from daozhang.files import atomic_write, fsync_directory
 
 

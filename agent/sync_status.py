@@ -9,10 +9,10 @@ import json
 import os
 import time
 
-from daozhang.agent.core import layout, record
-from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import DecodeError
-from daozhang.agent.core.ring import Ring
+from daozhang.agent.core.journal import layout, record
+from daozhang.agent.core.journal.ring import Ring
+from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.agent.storage import FileStorage
 from daozhang.agent.ack_anchor import load_anchor
 from daozhang.agent.frame_reader import FrameReader

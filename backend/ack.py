@@ -9,8 +9,8 @@ the two cannot drift.
 
 import time
 
-from daozhang.agent.core import checkpoint
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core.journal import checkpoint
+from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.signing import load_signer
 
 

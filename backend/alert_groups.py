@@ -10,7 +10,7 @@ currency, oldest `since` and worst severity; one line each, never one line
 per sale.  One pass over the rows: O(rows) time, O(alerts) memory.
 """
 
-from daozhang.agent.core.alerts import KIND_ORDER, SEVERITY_RANK, format_money
+from daozhang.agent.core.settlement.alerts import KIND_ORDER, SEVERITY_RANK, format_money
 
 ACTIVE = ("pending", "firing")
 
@@ -62,7 +62,7 @@ def groups(rows):
 
 def group_line(g, now_ms):
     """"pos-1  critical  settlement_overdue  100000 firing, ¥1,250,000.00, oldest 5d"."""
-    from daozhang.agent.core.alerts import format_age
+    from daozhang.agent.core.settlement.alerts import format_age
     text = "%-16s %-8s %-20s %d firing" % (g["device"], g["severity"], g["kind"], g["firing"])
     if g["pending"]:
         text += ", %d pending" % g["pending"]

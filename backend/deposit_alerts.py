@@ -3,7 +3,7 @@
 `backend settle --bank` checks each settlement day's payout against the bank
 statement (settlement_files/payouts.py).  For a day whose payout is missing
 or short, every terminal whose sales the day's rows matched gets one signed
-"deposit" message (agent/core/deposit_alert.py) naming the day, the expected
+"deposit" message (agent/core/sync/deposit_alert.py) naming the day, the expected
 and received amounts and its own sales, published on daozhang/v1/<dev>/acks
 (QoS 1, the terminal's persistent session holds it while it is offline).
 The terminal raises alert deposit_missing / deposit_short keyed by the day,
@@ -15,7 +15,7 @@ No MQTT here: `publish(device_id, payload)` is an input, as in settle.py.
 import os
 import time
 
-from daozhang.agent.core import deposit_alert
+from daozhang.agent.core.sync import deposit_alert
 
 FINDINGS = deposit_alert.STATUSES
 # Settlement files and bank statements carry minor units without a currency

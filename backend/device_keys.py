@@ -13,7 +13,7 @@ messages (a sync batch can end between them), so the pending rotation is
 also looked up among stored records by the caller (`Ingestor`).
 """
 
-from daozhang.agent.core import checkpoint
+from daozhang.agent.core.journal import checkpoint
 from daozhang.signing import load_public_key
 
 

@@ -20,10 +20,10 @@ import struct
 import cbor2
 
 from daozhang.agent.core import card_data
-from daozhang.agent.core import checkpoint
-from daozhang.agent.core import record
-from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import DecodeError
+from daozhang.agent.core.journal import checkpoint
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.backend.device_keys import KeyState, rotation_from_payload
 from daozhang.signing import ed25519_verify
 
@@ -131,7 +131,7 @@ def decode_frame(frame):
     """One whole frame (SPEC 3.3, 3.4) -> _Rec, or DecodeError.
 
     The backend's fast path: struct + binascii.crc32 + hashlib + cbor2 (C),
-    then the body's shape; the portable decoder in agent/core/record.py is
+    then the body's shape; the portable decoder in agent/core/journal/record.py is
     several times slower in pure Python.  Canonical CBOR form is left to the
     host verifier: the record hash covers the exact bytes either way."""
     n = len(frame)

@@ -12,8 +12,8 @@ the key, or another worker stored that checkpoint without knowing of the
 rotation): stored checkpoints were verified before they were stored.
 """
 
-from daozhang.agent.core import checkpoint
-from daozhang.agent.core.record import TYPE_CHECKPOINT, TYPE_KEY_ROTATION
+from daozhang.agent.core.journal import checkpoint
+from daozhang.agent.core.journal.record import TYPE_CHECKPOINT, TYPE_KEY_ROTATION
 from daozhang.backend.device_keys import Rotation, rotation_from_payload
 
 

@@ -31,8 +31,9 @@ import sys
 import threading
 import time
 
-from daozhang.agent.core import card_data, cbor, topics
+from daozhang.agent.core import card_data, cbor
 from daozhang.agent.core.errors import DaozhangError, DecodeError, StorageError
+from daozhang.agent.core.sync import topics
 from daozhang.backend import ingest
 from daozhang.mqtt_tls import paho_client, set_nodelay
 from daozhang.backend.ack import AckSigner

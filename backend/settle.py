@@ -14,7 +14,7 @@ For each good row of the file (settlement_files/), in file order:
 3. route it: the matched receipt's device; a row matching nothing goes to
    the device whose receipts carry the row's terminal_id (the newest such
    device), else nowhere ("unrouted": stored only, the operator sees it);
-4. sign the ack (agent/core/settlement_ack.py) with the device's next
+4. sign the ack (agent/core/sync/settlement_ack.py) with the device's next
    delivery number and queue it in the settlement outbox, pending until
    the terminal confirms it (backend/settlement_outbox.py, SPEC 7.8.7);
    the row's status becomes "sent" (matched) or "unknown" (routed by
@@ -30,9 +30,9 @@ For each good row of the file (settlement_files/), in file order:
 import os
 import time
 
-from daozhang.agent.core import settlement_ack, topics
 from daozhang.agent.core.errors import DaozhangError, LocalError
-from daozhang.agent.core.settlement_checks import DEFAULT_MATCH_WINDOW, Matcher, txn_time_ms
+from daozhang.agent.core.settlement.settlement_checks import DEFAULT_MATCH_WINDOW, Matcher, txn_time_ms
+from daozhang.agent.core.sync import settlement_ack, topics
 from daozhang.backend.settlement_outbox import Outbox, Resender
 from daozhang.mqtt_tls import paho_client, tls_context
 

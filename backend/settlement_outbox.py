@@ -21,7 +21,7 @@ Every re-send carries the very bytes first signed, so the terminal
 recognises a duplicate by its id and digest and nothing changes twice.
 """
 
-from daozhang.agent.core import settlement_delivery
+from daozhang.agent.core.sync import settlement_delivery
 from daozhang.backend.store_rows import json_text
 
 BATCH = 200                 # acks per message: ~110 KiB, under MAX_BATCH_BYTES

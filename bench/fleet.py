@@ -71,7 +71,7 @@ def sim_phase(broker, workers, terminals, rate, backlog, duration, drain_timeout
 def build_messages(pki_dir, cache, terminals, backlog, backend_pub):
     """(identities, [(device, receipts payload)]): every terminal's journal as
     the sync core would send it, 64 KiB of frames per message."""
-    from daozhang.agent.core import sync_messages as msgs
+    from daozhang.agent.core.sync import sync_messages as msgs
     from daozhang.fleet.identities import ensure_identities
     from daozhang.fleet.terminal import SimTerminal
 
@@ -166,7 +166,7 @@ def raw_ingest(broker, identities, messages, total):
     import paho.mqtt.client as mqtt
     import psycopg
     from dztest.pg import fresh_schema
-    from daozhang.agent.core import record
+    from daozhang.agent.core.journal import record
     from daozhang.backend.ingest import jsonable
     from daozhang.fleet.sim import register_devices
 

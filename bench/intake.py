@@ -31,8 +31,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from daozhang.agent.core import record  # noqa: E402
-from daozhang.agent.core.txn import validate  # noqa: E402
+from daozhang.agent.core.intake.txn import validate  # noqa: E402
+from daozhang.agent.core.journal import record  # noqa: E402
 from daozhang.agent.journal_file import JournalFile, create_journal  # noqa: E402
 from daozhang.signing import generate_keypair, load_signer  # noqa: E402
 from daozhang.client import Client  # noqa: E402

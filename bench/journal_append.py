@@ -33,8 +33,9 @@ import time
 
 import cbor2
 
-from daozhang.agent.core import cbor, driver, layout, record
+from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import JournalFull
+from daozhang.agent.core.journal import layout, record, ring_storage
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.signing import generate_keypair, load_signer
 from daozhang.agent.storage import FileStorage
@@ -245,7 +246,7 @@ def bench_open(workdir, signer, segment_size, samples=15):
         for label, path in paths.items():
             storage = FileStorage(path, readonly=True)
             start = time.perf_counter()
-            driver.open_ring(storage)
+            ring_storage.open_ring(storage)
             times[label].append(time.perf_counter() - start)
             storage.close()
     for path in paths.values():

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.signing import generate_keypair, load_signer
 from daozhang.agent.storage import FileStorage

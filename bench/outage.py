@@ -66,9 +66,9 @@ def calm(i):
 # -- in-process: the tick and the backend's per-message cost --------------------------
 
 def _watchdog(tmp, name):
-    from daozhang.agent.core.alerts import AlertMachine
     from daozhang.agent.core.business_calendar import BusinessCalendar
-    from daozhang.agent.core.watchdog import SettlementWatchdog
+    from daozhang.agent.core.settlement.alerts import AlertMachine
+    from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
     from daozhang.agent.journal_file import JournalFile, create_journal
     from daozhang.profile import load_profile
     from daozhang.agent.sale_index_sqlite import SqliteSaleIndex

@@ -29,8 +29,9 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from daozhang.agent.core import cbor, record  # noqa: E402
-from daozhang.agent.core import settlement_ack as sa  # noqa: E402
+from daozhang.agent.core import cbor  # noqa: E402
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync import settlement_ack as sa  # noqa: E402
 from daozhang.profile import load_profile  # noqa: E402
 from daozhang.agent.settlement_plugin import SettlementPlugin  # noqa: E402
 from daozhang.backend.ack import AckSigner  # noqa: E402

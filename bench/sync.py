@@ -49,7 +49,7 @@ DEVICE = "pos-bench"
 
 def build_backlog(path, count, key_path, device=DEVICE):
     """A journal holding `count` transaction records, committed 200 at a time."""
-    from daozhang.agent.core import record
+    from daozhang.agent.core.journal import record
     from daozhang.agent.journal_file import create_journal
     from daozhang.signing import load_signer
     from daozhang.agent.journal_file import JournalFile

@@ -27,9 +27,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from daozhang.agent.core import checkpoint
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.core.ring import SignerUnavailable
+from daozhang.agent.core.journal import checkpoint
+from daozhang.agent.core.journal.ring import SignerUnavailable
 
 
 def raw_public(public_key):

@@ -16,10 +16,10 @@ includes local timing side channels should sign in a secure element
 
 `verify(public, message, signature)` checks the backend's signed acks.
 `Ed25519Signer(seed)` has the journal's signer interface (.alg, .kid,
-.sign(message)): agent/core/ring.py calls it once per commit.
+.sign(message)): agent/core/journal/ring.py calls it once per commit.
 """
 
-from daozhang.agent.core import checkpoint
+from daozhang.agent.core.journal import checkpoint
 from daozhang.firmware.sha512 import sha512
 
 P = 2 ** 255 - 19

@@ -39,11 +39,11 @@ class FlashStorage:
 
         Bounded (a board's filesystem is small): an entry that would take the
         file past `quarantine_limit` is refused with nothing changed, never
-        dropped.  The entry bytes come from the core (agent/core/quarantine_entry.py, copied to
+        dropped.  The entry bytes come from the core (agent/core/journal/quarantine_entry.py, copied to
         every board); firmware/quarantine.py is the partition's version.
         """
-        from daozhang.agent.core import quarantine_entry
         from daozhang.agent.core.errors import StorageError
+        from daozhang.agent.core.journal import quarantine_entry
         entry = quarantine_entry.encode(offset, data)
         path = self.path + ".quarantine"
         try:

@@ -12,7 +12,7 @@ the frame lengths from the start of the segment holding it (one segment,
 64 KiB on the shipped board, read a header at a time).
 """
 
-from daozhang.agent.core import layout, record
+from daozhang.agent.core.journal import layout, record
 
 
 class FrameReader:

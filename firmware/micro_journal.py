@@ -8,8 +8,8 @@ outage, SPEC 3.7, until a key is provisioned).
 import os
 import time
 
-from daozhang.agent.core import driver, record
-from daozhang.agent.core.ring import Clock
+from daozhang.agent.core.journal import record, ring_storage
+from daozhang.agent.core.journal.ring import Clock
 
 VERSION = "0.1.0-mpy"
 
@@ -45,9 +45,9 @@ class MicroJournal:
         self.storage = storage
         self.signer = signer
         self.clock = clock or MicroClock()
-        self.ring = driver.open_ring(storage)
+        self.ring = ring_storage.open_ring(storage)
         self.noted = (self.ring.acked, self.ring.released)   # cursors for the next commit (sync notes them)
-        self.append(record.TYPE_BOOT, driver.boot_payload(self.ring, VERSION))
+        self.append(record.TYPE_BOOT, ring_storage.boot_payload(self.ring, VERSION))
 
     def append(self, rtype, payload):
         return self.append_many([(rtype, payload)])[0]
@@ -55,7 +55,7 @@ class MicroJournal:
     def append_many(self, entries):
         """[(type, payload), ...] in one commit (one checkpoint, one signature),
         carrying the noted cursors."""
-        return driver.commit(self.storage, self.ring, entries, self.clock.now(), self.signer,
+        return ring_storage.commit(self.storage, self.ring, entries, self.clock.now(), self.signer,
                              self.noted[0], self.noted[1])
 
     def note_cursors(self, acked, released):
@@ -66,5 +66,5 @@ class MicroJournal:
         """Commit cursors now (the noted ones by default)."""
         if acked is not None:
             self.note_cursors(acked, released if released is not None else self.noted[1])
-        return driver.commit(self.storage, self.ring, [], self.clock.now(), self.signer,
+        return ring_storage.commit(self.storage, self.ring, [], self.clock.now(), self.signer,
                              self.noted[0], self.noted[1])

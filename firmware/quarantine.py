@@ -20,8 +20,8 @@ Portable: CPython and MicroPython (no os.path, no os.fsync there).
 import hashlib
 import os
 
-from daozhang.agent.core import quarantine_entry
 from daozhang.agent.core.errors import StorageError
+from daozhang.agent.core.journal import quarantine_entry
 
 MAGIC = quarantine_entry.MAGIC
 ENTRY_HEADER = quarantine_entry.HEADER_SIZE

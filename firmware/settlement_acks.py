@@ -20,9 +20,10 @@ window past the confirmed cursor at most; older ones are stale anyway).
 
 import hashlib
 
-from daozhang.agent.core import record, settlement_ack
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
-from daozhang.agent.core.settlement_delivery import AppliedCursor
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync import settlement_ack
+from daozhang.agent.core.sync.settlement_delivery import AppliedCursor
 
 MAX_IDS = 2048
 

@@ -6,17 +6,18 @@ tick: the firmware's rules, over the portable core, with no I/O of its own.
     t.uart_data(bytes)      -> response bytes (SPEC 5.1 frames from a separate POS)
     t.tick(now_ms)          -> settlement watchdog + alert machine; drives the outputs
 
-A sale is validated (agent/core/txn.py: no full card number is ever
+A sale is validated (agent/core/intake/txn.py: no full card number is ever
 stored), journaled in one commit (signed checkpoint, or a flagged signer
 outage), given its receipt code (SPEC 5.5), then handed to the settlement
 watchdog.  Alert actions are journaled too (type 3), at most
 ALERTS_PER_COMMIT a commit so a burst never exceeds a segment.
 """
 
-from daozhang.agent.core import intake_frames, receipt, record, txn
-from daozhang.agent.core.alerts import AlertMachine
 from daozhang.agent.core.errors import JournalFull, StorageError, ValidationError
-from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.core.intake import intake_frames, receipt, txn
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.settlement.alerts import AlertMachine
+from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
 
 ALERTS_PER_COMMIT = 16
 CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")

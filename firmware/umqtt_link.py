@@ -1,6 +1,6 @@
 """The umqtt adapter around the sync rules (SPEC 6), for the microcontroller
 terminal: micropython-lib's `umqtt.simple` API, one cooperative loop, no
-threads.  Every protocol decision is agent/core/sync_agent.py's, the same
+threads.  Every protocol decision is agent/core/sync/sync_agent.py's, the same
 core the daemon's paho adapter (agent/mqtt_link.py) drives; this file only
 moves bytes between it, the client and the journal.
 
@@ -35,10 +35,10 @@ the ack timeout), and `redelivered` is always False.  Portable: CPython and
 MicroPython.
 """
 
-from daozhang.agent.core import checkpoint
-from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.core.sync_agent import SyncAgent
-from daozhang.agent.core.sync_stall import DEFAULT_STALL_AFTER_MS
+from daozhang.agent.core.journal import checkpoint
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.sync_agent import SyncAgent
+from daozhang.agent.core.sync.sync_stall import DEFAULT_STALL_AFTER_MS
 
 TOPIC_ROOT = "daozhang/v1/"
 KEEPALIVE_S = 30

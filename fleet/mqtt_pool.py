@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from daozhang.agent.core import sync_messages as msgs, topics
+from daozhang.agent.core.sync import sync_messages as msgs, topics
 from daozhang.mqtt_tls import paho_client, set_nodelay, tls_context
 
 

@@ -1,7 +1,7 @@
 """One simulated terminal: a real signed journal in memory and the real sync core.
 
 No sockets here.  The journal is the agent's own JournalFile over the core's
-MemoryStorage (agent/core/driver.py): every sale is a real commit with a
+MemoryStorage (agent/core/journal/ring_storage.py): every sale is a real commit with a
 record, the hash chain and an Ed25519-signed checkpoint; the sync state is
 the agent's SyncCore (docs/SPEC.md §6), fed frames by the agent's own
 FrameReader.  The adapter (fleet/mqtt_pool.py) performs what `step()` and
@@ -22,15 +22,15 @@ import collections
 import datetime
 import os
 
-from daozhang.agent.core import driver
-from daozhang.agent.core import layout
-from daozhang.agent.core import record
-from daozhang.agent.core import sync_messages as msgs
 from daozhang.agent.core.errors import JournalFull
-from daozhang.agent.core.sync import SyncCore
+from daozhang.agent.core.journal import layout
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.journal import ring_storage
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.sync_core import SyncCore
 from daozhang.agent.journal_file import JournalFile
 from daozhang.agent.frame_reader import FrameReader
-from daozhang.agent.core import checkpoint
+from daozhang.agent.core.journal import checkpoint
 from daozhang.signing import ed25519_verify
 
 SEGMENT_SIZE = 16 * 1024
@@ -56,7 +56,7 @@ def memory_journal(device_id, signer, size):
     image = bytearray(geo.file_size)
     head = geo.encode()
     image[:len(head)] = head
-    storage = driver.MemoryStorage(b"")
+    storage = ring_storage.MemoryStorage(b"")
     storage.data = image            # no copy of a journal-sized buffer
     storage.close = lambda: None    # JournalFile.close() closes its storage
     return JournalFile.open(None, signer, storage=storage)

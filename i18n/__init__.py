@@ -23,7 +23,7 @@ import gettext
 import io
 import os
 
-from daozhang.agent.core.alerts import format_money
+from daozhang.agent.core.settlement.alerts import format_money
 
 DOMAIN = "daozhang"
 LOCALES = ("en", "zh-CN")

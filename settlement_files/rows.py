@@ -1,6 +1,6 @@
 """One file record (file column -> cell text) -> one settlement row.
 
-docs/SPEC.md §7.9.  The row is the dict agent/core/settlement_checks.py takes
+docs/SPEC.md §7.9.  The row is the dict agent/core/settlement/settlement_checks.py takes
 (§7.4): our columns, money in signed minor units, times in Unix ms, empty
 fields None.  Every cell is first cleaned of card numbers (card_mask.py):
 whatever a file carries, no full card number leaves this module.

@@ -32,8 +32,8 @@ import importlib.util, json, os, sys, time
 repo = sys.argv[1]
 sys.path.insert(0, os.path.join(repo, "tests"))
 from daozhang.agent.core.business_calendar import BusinessCalendar
-from daozhang.agent.core.settlement_checks import txn_time_ms
-from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.core.settlement.settlement_checks import txn_time_ms
+from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
 from daozhang.profile import load_profile
 from daozhang.timezone import timezone_for
 from dztest.agent_daemon import PROFILE, sale

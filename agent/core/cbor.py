@@ -14,8 +14,8 @@ host-side verifier decodes with cbor2 and checks canonical form independently.
 
 import struct
 
-from ._compat import fast_dumps, fast_loads
-from .errors import DecodeError, LocalError
+from daozhang.agent.core.cbor_fast import fast_dumps, fast_loads
+from daozhang.agent.core.errors import DecodeError, LocalError
 
 MAX_DEPTH = 16
 _UINT64_MAX = 0xFFFFFFFFFFFFFFFF

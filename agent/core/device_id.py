@@ -10,8 +10,8 @@ printed and logged everywhere).  The CA applies the same rule to backend
 names and broker host names (host_tools/pki.py).
 """
 
-from . import card_data
-from .errors import LocalError
+from daozhang.agent.core import card_data
+from daozhang.agent.core.errors import LocalError
 
 MAX_LENGTH = 64
 _FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"

@@ -13,8 +13,9 @@ import threading
 import time
 import uuid
 
-from daozhang.agent.core import cbor, topics
+from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import DecodeError
+from daozhang.agent.core.sync import topics
 from daozhang.mqtt_tls import paho_client
 
 

@@ -12,9 +12,9 @@ import time
 
 import click
 
-from daozhang.agent.core.alerts import format_money
 from daozhang.agent.core.business_calendar import parse_rfc3339_ms
 from daozhang.agent.core.errors import ValidationError
+from daozhang.agent.core.settlement.alerts import format_money
 from daozhang.profile import load_profile
 from daozhang.cli.params.settlement_input import bank_statement, open_input, settlement_options
 from daozhang.host_tools.reconcile.run import reconcile_files

@@ -22,7 +22,7 @@ import random
 import threading
 
 from daozhang.agent.core.business_calendar import BusinessCalendar
-from daozhang.agent.core.fees import contracted_fee
+from daozhang.agent.core.settlement.fees import contracted_fee
 from daozhang.timezone import ZoneInfoTimezone
 from daozhang.host_tools.demo.events import DemoEvent
 from daozhang.host_tools.demo.pos import money, rfc3339

@@ -17,7 +17,7 @@
      board is never touched.
 """
 
-from daozhang.agent.core import layout
+from daozhang.agent.core.journal import layout
 from daozhang.host_tools.flash import board_copy, board_json, mpy_build
 from daozhang.host_tools.flash.provisioning import read_provision_dir
 

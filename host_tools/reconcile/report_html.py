@@ -12,7 +12,7 @@ the CJK faces so Chinese renders where any of them is installed.
 
 from html import escape
 
-from daozhang.agent.core.settlement_checks import COUNT_NAMES
+from daozhang.agent.core.settlement.settlement_checks import COUNT_NAMES
 from daozhang.host_tools.reconcile.verdict import verdict_texts
 from daozhang.host_tools.reconcile.report_payouts import payout_section
 from daozhang.i18n import CJK_FONT_STACK, N_, texts_for

@@ -7,7 +7,7 @@
 Steps: verify the journal (host_tools/verify/journal.py, the independent verifier);
 read its transactions (journal.py: a tampered journal is still
 read, minus what the findings name); run the settlement checks of
-agent/core/settlement_checks.py, the same code the terminal's watchdog
+agent/core/settlement/settlement_checks.py, the same code the terminal's watchdog
 runs; enrich each transaction with what the report shows.
 
 Safe behaviour on a tampered journal (README.md): the
@@ -17,11 +17,11 @@ a settlement for a record that was altered or removed appears as an
 unknown settlement rather than vanishing.
 """
 
-from daozhang.agent.core.alerts import format_money
 from daozhang.agent.core.business_calendar import BusinessCalendar, format_rfc3339
 from daozhang.agent.core.errors import LocalError, ValidationError
-from daozhang.agent.core.sale_index import MemorySaleIndex
-from daozhang.agent.core.settlement_checks import COUNT_NAMES, TOTAL_NAMES, SettlementLedger
+from daozhang.agent.core.settlement.alerts import format_money
+from daozhang.agent.core.settlement.sale_index import MemorySaleIndex
+from daozhang.agent.core.settlement.settlement_checks import COUNT_NAMES, TOTAL_NAMES, SettlementLedger
 from daozhang.timezone import timezone_for
 from daozhang.host_tools.reconcile.journal import journal_transactions
 from daozhang.host_tools.reconcile.verdict import verdict_texts

@@ -15,8 +15,8 @@ import json
 import os
 
 from daozhang.agent.core.errors import DaozhangError, LocalError, RemoteError
-from daozhang.agent.core.layout import SUPERBLOCK_MAGIC, decode_superblock
-from daozhang.agent.core.service_session import SUPERBLOCK_SIZE
+from daozhang.agent.core.journal.layout import SUPERBLOCK_MAGIC, decode_superblock
+from daozhang.agent.core.service.service_session import SUPERBLOCK_SIZE
 from daozhang.host_tools.verify.journal import verify_journal
 from daozhang.files import atomic_write
 

@@ -13,9 +13,9 @@ import time
 from cryptography.hazmat.primitives import serialization
 
 from daozhang.agent.core.errors import DaozhangError, LocalError, RemoteError
-from daozhang.agent.core.service_frames import (
-    ERROR, MAX_PAYLOAD, NAK, NEED_DATA, REQUEST, RESPONSE, BadFrame, Frame, FrameCodec)
-from daozhang.agent.core.service_session import auth_message
+from daozhang.agent.core.service.service_frames import (ERROR, MAX_PAYLOAD, NAK, NEED_DATA, REQUEST, RESPONSE, BadFrame,
+                                                        Frame, FrameCodec)
+from daozhang.agent.core.service.service_session import auth_message
 from daozhang.signing import load_private_key
 
 _READ_SIZE = 65536

@@ -12,7 +12,8 @@ import threading
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from daozhang.agent.core import record, txn
+from daozhang.agent.core.intake import txn
+from daozhang.agent.core.journal import record
 from daozhang.agent.receipt import verify_code
 from daozhang.client import AgentUnavailable, Client, Refused
 from dztest.agent_daemon import AgentProcess, check_journal, provision, sale

@@ -8,9 +8,9 @@ import pytest
 
 from daozhang.agent import sd_notify
 from daozhang.agent.config import load_agent_config
-from daozhang.agent.core import record
 from daozhang.agent.core.clock_guard import ClockGuard
 from daozhang.agent.core.errors import LocalError, StorageError
+from daozhang.agent.core.journal import record
 from daozhang.agent.assemble import BUILD_MS, Forward, assemble
 from daozhang.agent.journal_scrub import ScrubPlugin
 from daozhang.agent.service_port_plugin import ServicePortPlugin

@@ -8,8 +8,8 @@ import tempfile
 
 import pytest
 
-from daozhang.agent.core import intake_frames as frames
-from daozhang.agent.core import record
+from daozhang.agent.core.intake import intake_frames as frames
+from daozhang.agent.core.journal import record
 from daozhang.agent.intake import IntakeServer
 from daozhang.agent.intake_service import IntakeService, Refused
 from daozhang.agent.journal_file import JournalFile, create_journal

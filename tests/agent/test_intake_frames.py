@@ -1,4 +1,4 @@
-"""The intake frame codec (agent/core/intake_frames.py, docs/SPEC.md §5.1)."""
+"""The intake frame codec (agent/core/intake/intake_frames.py, docs/SPEC.md §5.1)."""
 
 import json
 import struct
@@ -6,8 +6,8 @@ import struct
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core import intake_frames as frames
 from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.intake import intake_frames as frames
 from dztest.micropython import run_micropython
 
 
@@ -137,7 +137,7 @@ def test_transitions_table_covers_every_state():
 def test_micropython_decodes_the_same():
     stream = (frames.encode({"id": 1, "op": "ping"}) + struct.pack(">I", 2) + b"[]"
               + frames.encode({"id": "x", "op": "submit", "txn": {"a": 1}}))
-    code = ("from daozhang.agent.core import intake_frames as f\n"
+    code = ("from daozhang.agent.core.intake import intake_frames as f\n"
             "d = f.FrameDecoder()\n"
             "data = bytes.fromhex(%r)\n"
             "for i in range(len(data)):\n"

@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from daozhang.agent.core import intake_frames as frames
+from daozhang.agent.core.intake import intake_frames as frames
 from daozhang.agent.intake import IntakeServer
 from daozhang.agent.intake_service import Refused
 from daozhang.client import Client, Refused as ClientRefused

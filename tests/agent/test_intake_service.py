@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.agent.intake_service import IntakeService, Refused
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.receipt import verify_code
@@ -136,7 +136,7 @@ def test_journal_full_refuses_clearly_and_raises_a_critical_alert(tmp_path):
 def test_sales_leave_a_segment_for_settlement_acks_and_alerts(tmp_path):
     """Sales stop one segment early: what lets the journal drain (settlement
     acks, alerts, cursor commits) still fits after the POS is refused."""
-    from daozhang.agent.core import record
+    from daozhang.agent.core.journal import record
     generate_keypair(str(tmp_path / "dev"))
     path = str(tmp_path / "small.dzj")
     create_journal(path, "pos-r", size=4096 + 4 * 8192, segment_size=8192)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.client import Client, Refused
 from dztest.agent_daemon import AgentProcess, provision, sale
 from dztest.journal_damage import damage_a_committed_sale, segments_in_use

@@ -1,4 +1,4 @@
-"""Receipt codes (agent/core/receipt.py, agent/receipt.py; SPEC 5.5)."""
+"""Receipt codes (agent/core/intake/receipt.py, agent/receipt.py; SPEC 5.5)."""
 
 import base64
 import os
@@ -6,13 +6,13 @@ import os
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core import receipt as core
 from daozhang.agent.core.errors import DecodeError
+from daozhang.agent.core.intake import receipt as core
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.receipt import ReceiptBadSignature, ReceiptWrongKey, verify_code
 from daozhang.signing import generate_keypair, load_signer
-from daozhang.agent.core import record
-from daozhang.agent.core.txn import validate
+from daozhang.agent.core.intake.txn import validate
+from daozhang.agent.core.journal import record
 from dztest.agent_daemon import sale
 from dztest.micropython import run_micropython
 
@@ -97,6 +97,6 @@ def test_fuzz_decode_raises_only_decode_error(text):
 def test_micropython_rebuilds_the_same_signed_message(issued):
     tmp, results = issued
     code = results[3]["receipt_code"]
-    mp = run_micropython("from daozhang.agent.core import receipt\n"
+    mp = run_micropython("from daozhang.agent.core.intake import receipt\n"
                          "print(receipt.check(receipt.decode(%r)).hex())\n" % code)
     assert mp.strip() == core.check(core.decode(code)).hex()

@@ -7,7 +7,7 @@ other segments is still replayed, in order; the journal is only read.
 
 from types import SimpleNamespace
 
-from daozhang.agent.core.record import FrameError
+from daozhang.agent.core.journal.record import FrameError
 from daozhang.agent.replay_records import readable_records
 
 

@@ -14,10 +14,10 @@ import tracemalloc
 
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core import record
 from daozhang.agent.core.business_calendar import BusinessCalendar, FixedOffset
-from daozhang.agent.core.settlement_checks import SettlementLedger
-from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.settlement.settlement_checks import SettlementLedger
+from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
 from daozhang.agent.index_db import index_path
 from daozhang.agent.intake_service import IntakeService, Refused
 from daozhang.agent.sale_index_sqlite import SqliteSaleIndex

@@ -3,7 +3,7 @@ more time, so TimeoutStartSec does not kill an agent that is progressing."""
 
 import os
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.agent.journal_file import JournalFile
 from daozhang.signing import load_signer
 from daozhang.agent.startup_progress import CHECK_EVERY, NOTIFY_EVERY_S, StartupProgress

@@ -1,12 +1,12 @@
-"""The transaction validator (agent/core/txn.py, docs/SPEC.md §4)."""
+"""The transaction validator (agent/core/intake/txn.py, docs/SPEC.md §4)."""
 
 import json
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core import txn
 from daozhang.agent.core.errors import PaymentDataRefused, ValidationError
+from daozhang.agent.core.intake import txn
 from dztest.agent_daemon import sale
 from dztest.micropython import run_micropython
 
@@ -239,7 +239,7 @@ def _cpython(obj):
 
 
 def test_micropython_gives_the_same_results():
-    code = ("import json\nfrom daozhang.agent.core import txn\n"
+    code = ("import json\nfrom daozhang.agent.core.intake import txn\n"
             "from daozhang.agent.core.errors import ValidationError\n"
             "cases = json.loads(%r)\n"
             "for obj in cases:\n"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.core.business_calendar import BusinessCalendar
-from daozhang.agent.core.settlement_checks import SettlementLedger
+from daozhang.agent.core.settlement.settlement_checks import SettlementLedger
 from daozhang.profile import validate_profile
 from daozhang.timezone import ZoneInfoTimezone
 from daozhang.host_tools.demo import broker as demo_broker

@@ -180,8 +180,8 @@ def check_journal(journal_path, pubkey_path, key_path):
 
 def _independent_check(records, pub_pem):
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
-    from daozhang.agent.core import record
-    from daozhang.agent.core.checkpoint import batch_root, message_for
+    from daozhang.agent.core.journal import record
+    from daozhang.agent.core.journal.checkpoint import batch_root, message_for
     key = load_pem_public_key(pub_pem)
     assert records, "journal holds no records"
     pending = []

@@ -7,7 +7,7 @@ the cursors to the head, as a backend ack would, so the ring keeps wrapping.
 
 import sys
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.agent.journal_file import JournalFile
 from daozhang.signing import load_signer
 

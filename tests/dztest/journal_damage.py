@@ -1,6 +1,6 @@
 """Damaging a stopped agent's journal the way bit rot would (tests of SPEC 3.9)."""
 
-from daozhang.agent.core import layout, record
+from daozhang.agent.core.journal import layout, record
 
 
 def segments_in_use(path):

@@ -2,7 +2,7 @@
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent.core import layout, record
+from daozhang.agent.core.journal import layout, record
 from daozhang.signing import Ed25519Signer
 
 JOURNAL_ID = bytes(range(16))

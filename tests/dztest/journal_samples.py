@@ -7,7 +7,7 @@ attacker on these images.
 
 import os
 
-from daozhang.agent.core.ring import Clock, SignerUnavailable
+from daozhang.agent.core.journal.ring import Clock, SignerUnavailable
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.signing import Ed25519Signer
 

@@ -14,7 +14,7 @@ import os
 import struct
 import zlib
 
-from daozhang.agent.core.txn import validate
+from daozhang.agent.core.intake.txn import validate
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.signing import generate_keypair, load_signer
 

@@ -1,7 +1,7 @@
 """Test helpers: the settlement watchdog over both sale indexes."""
 
 from daozhang.agent.core.business_calendar import BusinessCalendar, FixedOffset
-from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
 from daozhang.agent.sale_index_sqlite import SqliteSaleIndex
 
 CST = 8 * 3600

@@ -11,11 +11,11 @@
 
 import random
 
-from daozhang.agent.core.alerts import AlertMachine
+from daozhang.agent.core.settlement.alerts import AlertMachine
 from daozhang.agent.core.business_calendar import (
     BusinessCalendar, DAY_SECONDS, FixedOffset, days_from_civil, format_rfc3339)
-from daozhang.agent.core.fees import contracted_fee
-from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.core.settlement.fees import contracted_fee
+from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
 from daozhang.profile import validate_profile
 
 CST = 8 * 3600          # seconds (time zone offsets are seconds)
@@ -247,7 +247,7 @@ def build_scenario(seed=5):
 
 
 def _epoch(t):
-    from daozhang.agent.core.settlement_checks import txn_time_ms
+    from daozhang.agent.core.settlement.settlement_checks import txn_time_ms
     return txn_time_ms(t)
 
 

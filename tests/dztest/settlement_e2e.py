@@ -6,8 +6,8 @@ import json
 import itertools
 import os
 
-from daozhang.agent.core import record
-from daozhang.agent.core import settlement_ack
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync import settlement_ack
 from dztest.agent_daemon import read_records, sale
 from dztest.dates import CST, DAY_MS, now_ms, rfc3339  # noqa: F401 (re-exported for the tests)
 from dztest.sync_world import wait_for

@@ -10,7 +10,7 @@ import os
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent.core.sync import SyncCore
+from daozhang.agent.core.sync.sync_core import SyncCore
 from daozhang.agent.journal_file import create_journal
 from daozhang.signing import ed25519_verify
 from daozhang.signing import Ed25519Signer

@@ -15,7 +15,7 @@ import threading
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent.core import layout
+from daozhang.agent.core.journal import layout
 
 
 def write_random_journal(path, segment_size=8192, segment_count=4, device_id="dev-usb-1", seed=1):
@@ -195,7 +195,7 @@ class MemoryTransport:
 def write_signed_journal(path, key_path, segment_size=16384, segment_count=24,
                          device_id="dev-usb-1", batches=100, sector_size=None):
     """A real journal (the agent's writer, signed checkpoints) with records in many segments."""
-    from daozhang.agent.core import record
+    from daozhang.agent.core.journal import record
     from daozhang.agent.journal_file import JournalFile, create_journal
     from daozhang.signing import load_signer
     sector = {} if sector_size is None else {"sector_size": sector_size}

@@ -23,7 +23,7 @@ import time
 
 import usocket
 
-from daozhang.agent.core import layout
+from daozhang.agent.core.journal import layout
 from daozhang.firmware import ed25519
 from daozhang.firmware.main import Loop
 from daozhang.firmware.micro_journal import MicroJournal
@@ -56,7 +56,7 @@ class BoardClock:
         return self.start + self.jump + time.ticks_diff(time.ticks_ms(), self.t0)
 
     def now(self):
-        from daozhang.agent.core.ring import Clock
+        from daozhang.agent.core.journal.ring import Clock
         return Clock(self.wall_ms, b"B" * 8, time.ticks_diff(time.ticks_ms(), self.t0))
 
 

@@ -14,7 +14,7 @@ import time
 
 import usocket
 
-from daozhang.agent.core import layout
+from daozhang.agent.core.journal import layout
 from daozhang.firmware import ed25519
 from daozhang.firmware.link_journal import LinkJournal
 from daozhang.firmware.main import Loop
@@ -50,7 +50,7 @@ class BoardClock:
         return self.start + time.ticks_diff(time.ticks_ms(), self.t0)
 
     def now(self):
-        from daozhang.agent.core.ring import Clock
+        from daozhang.agent.core.journal.ring import Clock
         return Clock(self.wall_ms, b"H" * 8, time.ticks_diff(time.ticks_ms(), self.t0))
 
 

@@ -11,7 +11,7 @@ import binascii
 import gc
 import time
 
-from daozhang.agent.core import layout
+from daozhang.agent.core.journal import layout
 from daozhang.firmware import ed25519
 from daozhang.firmware.main import Loop
 from daozhang.firmware.micro_journal import MicroJournal

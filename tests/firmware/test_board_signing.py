@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daozhang.agent.core import driver
+from daozhang.agent.core.journal import ring_storage
 from daozhang.firmware import ed25519, sha512
 from daozhang.host_tools.verify.journal import verify_journal
 from portable import kit
@@ -34,11 +34,11 @@ def test_portable_sha512_equals_hashlibs(data):
 
 def test_journal_signed_on_the_board_verifies_on_the_host():
     signer = ed25519.Ed25519Signer(bytes(range(32)))
-    storage = driver.MemoryStorage(kit.fresh_image(segment_count=8))
-    ring = driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(kit.fresh_image(segment_count=8))
+    ring = ring_storage.open_ring(storage)
     clock = kit.StepClock()
     for n in range(60):
-        driver.commit(storage, ring, [(1, {"n": n, "memo": "q" * 40})], clock.now(), signer)
+        ring_storage.commit(storage, ring, [(1, {"n": n, "memo": "q" * 40})], clock.now(), signer)
     report = verify_journal(bytes(storage.data), [signer.public_bytes], all_signatures=True)
     assert report.ok, report.findings
     wrong = verify_journal(bytes(storage.data), [ed25519.public_key(b"\x01" * 32)])

@@ -9,7 +9,7 @@ ring then opens the same bytes and finds every record.
 import binascii
 import os
 
-from daozhang.agent.core import driver, layout
+from daozhang.agent.core.journal import layout, ring_storage
 from dztest.journal_kit import read_all
 from dztest.micropython import run_micropython
 
@@ -23,7 +23,7 @@ def test_micropython_firmware_journal_is_readable_by_cpython():
             modules += "open(%r, 'w').write(%r)\n" % ("/" + name, f.read())
     code = modules + r'''
 import binascii
-from daozhang.agent.core import layout
+from daozhang.agent.core.journal import layout
 import flash_storage, micro_journal
 geo = layout.Geometry(8192, 4, b"J" * 16, "mcu-pos-1", 1764115200000)
 flash_storage.create("/j.bin", geo.encode(), geo.file_size)
@@ -38,8 +38,8 @@ print("IMAGE", binascii.hexlify(open("/j.bin", "rb").read()).decode())
     out = run_micropython(code)
     seqs = [int(s) for s in out.split("SEQS ")[1].split()[0].split(",")]
     image = binascii.unhexlify(out.split("IMAGE ")[1].split()[0])
-    storage = driver.MemoryStorage(image)
-    ring = driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(image)
+    ring = ring_storage.open_ring(storage)
     found = dict(read_all(storage, ring))
     oldest = min(s for s in ring.first_seqs if s is not None)
     assert oldest == 0

@@ -25,7 +25,7 @@ def board():
 
 def test_mpy_cross_129_compiles_core_and_glue():
     files = dict(mpy_build.compile_all())
-    assert "lib/daozhang/agent/core/ring.mpy" in files and "lib/micro_journal.mpy" in files
+    assert "lib/daozhang/agent/core/journal/ring.mpy" in files and "lib/micro_journal.mpy" in files
     for data in files.values():
         assert data[:2] == b"M\x06"                 # .mpy format 6 (MicroPython 1.19+, 1.29 included)
 
@@ -36,7 +36,7 @@ def test_flash_copy_skip_repair_and_run_the_journal(board, tmp_path):
     stages = []
     first = mcu.flash_mcu(board.port, esp, prov, progress=lambda s, d, t: stages.append((s, d, t)))
     assert first["skipped"] == [] and "/state/device.key" in first["copied"]
-    assert "/lib/daozhang/agent/core/ring.mpy" in first["copied"]
+    assert "/lib/daozhang/agent/core/journal/ring.mpy" in first["copied"]
     # The board boots into the terminal: its loop, the boot script, and what main() reads.
     for path in ("/main.py", "/lib/daozhang/firmware/main.mpy", "/lib/daozhang/firmware/umqtt_link.mpy",
                  "/board.json", "/state/device.seed", "/state/profile.json"):
@@ -64,7 +64,7 @@ def test_flash_copy_skip_repair_and_run_the_journal(board, tmp_path):
         assert hashes["/state/agent.toml"] == hashlib.sha256(open(prov + "/agent.toml", "rb").read()).hexdigest()
         out = b.exec(
             "import sys\nsys.path.insert(0, '/lib')\n"
-            "import micro_journal, flash_storage\nfrom daozhang.agent.core import ring, layout\n"
+            "import micro_journal, flash_storage\nfrom daozhang.agent.core.journal import layout, ring\n"
             "j = micro_journal.MicroJournal(flash_storage.FlashStorage('/state/journal.dzj'))\n"
             "seqs = [j.append(1, {'kind': 'sale', 'n': n}).seq for n in range(5)]\n"
             "j.storage.close()\n"

@@ -3,7 +3,7 @@ numbers the fleet view shows per terminal; with or without the settlement
 plugin's alert summary beside them."""
 
 from daozhang.agent.core import cbor
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.agent.mqtt_link import MqttLink
 from dztest.sync import DEVICE, make_journal, signer, txn_payload
 

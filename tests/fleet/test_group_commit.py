@@ -8,7 +8,7 @@ is not acknowledged, and the other devices' records and acks stand.
 
 import pytest
 
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.group_commit import handle_group
 from daozhang.backend.service import _handle_group

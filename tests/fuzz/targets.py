@@ -19,11 +19,13 @@ import os
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent.core import (card_data, cbor, intake_frames, layout, record, strict_json,
-                                 sync_messages, txn)
+from daozhang.agent.core import card_data, cbor, strict_json
 from daozhang.agent.core.errors import JournalCorrupt, RemoteError, ValidationError
-from daozhang.agent.core.service_frames import NEED_DATA, REQUEST, Frame, FrameCodec
-from daozhang.agent.core.service_session import DeviceSession
+from daozhang.agent.core.intake import intake_frames, txn
+from daozhang.agent.core.journal import layout, record
+from daozhang.agent.core.service.service_frames import NEED_DATA, REQUEST, Frame, FrameCodec
+from daozhang.agent.core.service.service_session import DeviceSession
+from daozhang.agent.core.sync import sync_messages
 from daozhang.backend import ingest
 from daozhang.settlement_files import MappingError, SettlementFileError, decode_settlement_bytes
 

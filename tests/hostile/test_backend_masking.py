@@ -4,8 +4,9 @@ database sees them (backend/ingest.py decode_frame, service.alert)."""
 
 import pytest
 
-from daozhang.agent.core import card_data, cbor, record
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core import card_data, cbor
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.backend.store import open_store
 from dztest.sync import DEVICE, Pair, make_journal, txn_payload
 

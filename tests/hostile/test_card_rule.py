@@ -7,8 +7,9 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core import card_data, cbor, txn
+from daozhang.agent.core import card_data, cbor
 from daozhang.agent.core.errors import PaymentDataRefused, ValidationError
+from daozhang.agent.core.intake import txn
 from dztest.agent_daemon import sale
 from dztest.micropython import run_micropython
 

@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from daozhang.agent.core.service_frames import ERROR, NAK, NEED_DATA, REQUEST, Frame, FrameCodec
-from daozhang.agent.core.service_session import AUTHENTICATED, UNAUTHENTICATED, DeviceSession, auth_message
+from daozhang.agent.core.service.service_frames import ERROR, NAK, NEED_DATA, REQUEST, Frame, FrameCodec
+from daozhang.agent.core.service.service_session import AUTHENTICATED, UNAUTHENTICATED, DeviceSession, auth_message
 from daozhang.signing import ed25519_verify
 from daozhang.host_tools.usb.service_client import ServiceClient
 from dztest.usb import MemoryJournal

@@ -7,8 +7,9 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core import intake_frames, strict_json
+from daozhang.agent.core import strict_json
 from daozhang.agent.core.business_calendar import format_rfc3339
+from daozhang.agent.core.intake import intake_frames
 from daozhang.signing import generate_keypair
 from dztest.agent_daemon import sale
 from dztest.micropython import run_micropython

@@ -9,9 +9,9 @@ import tomllib
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core import txn
 from daozhang.agent.core.business_calendar import format_rfc3339, parse_rfc3339_ms
 from daozhang.agent.core.errors import ValidationError
+from daozhang.agent.core.intake import txn
 from daozhang.agent.intake_service import IntakeService, Refused
 from daozhang.profile import ProfileError, validate_profile
 from dztest.agent_daemon import sale

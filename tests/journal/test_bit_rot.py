@@ -19,8 +19,8 @@ import sys
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from daozhang.agent.core import record
 from daozhang.agent.core.errors import JournalDamaged
+from daozhang.agent.core.journal import record
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.signing import Ed25519Signer
 from daozhang.agent.storage import read_quarantine

@@ -141,13 +141,13 @@ def test_fast_path_orders_keys_by_encoding():
 
 def _portable_loads(data):
     """cbor.loads with the cbor2 fast path switched off (what MicroPython runs)."""
-    from daozhang.agent.core import _compat
-    saved = _compat._cbor2_loads
-    _compat._cbor2_loads = None
+    from daozhang.agent.core import cbor_fast
+    saved = cbor_fast._cbor2_loads
+    cbor_fast._cbor2_loads = None
     try:
         return cbor.loads(data)
     finally:
-        _compat._cbor2_loads = saved
+        cbor_fast._cbor2_loads = saved
 
 
 def _outcome(loads, data):

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daozhang.agent.core import cbor, checkpoint, record
+from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.journal import checkpoint, record
 
 uints = st.integers(0, 2 ** 64 - 1)
 hashes = st.binary(min_size=32, max_size=32)

@@ -17,8 +17,8 @@ import threading
 
 import pytest
 
-from daozhang.agent.core import driver, record
 from daozhang.agent.core.errors import LocalError, StorageError
+from daozhang.agent.core.journal import record, ring_storage
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.storage import FileStorage
 from daozhang.host_tools.verify.journal import verify_journal
@@ -162,7 +162,7 @@ def join(threads):
 def durable_payloads(storage):
     """{seq: payload} of the records a reopen finds on the durable image."""
     after = FaultyStorage(storage.image())
-    ring = driver.open_ring(after)
+    ring = ring_storage.open_ring(after)
     return {rec.seq: rec.payload for rec in read_records(after, ring)}
 
 
@@ -337,7 +337,7 @@ def test_free_running_writers_on_a_real_file_get_unique_ordered_verified_records
         image = f.read()
     report = verify_journal(image, [SIGNER.public_bytes], all_signatures=True)
     assert report.ok, report.findings
-    ring = driver.open_ring(FaultyStorage(image))
+    ring = ring_storage.open_ring(FaultyStorage(image))
     found = {rec.seq: rec.payload for rec in read_records(FaultyStorage(image), ring)}
     for w, r in enumerate(results):
         assert [found[s] for s in r] == [{"tag": "w%d" % w, "i": i} for i in range(per_thread)]

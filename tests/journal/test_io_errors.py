@@ -10,8 +10,8 @@ import errno
 
 import pytest
 
-from daozhang.agent.core import driver, record
 from daozhang.agent.core.errors import StorageError
+from daozhang.agent.core.journal import record, ring_storage
 from daozhang.agent.journal_file import JournalFile
 from dztest.faulty_storage import FaultyStorage
 from dztest.journal_kit import fresh_image, make_signer, read_all
@@ -37,7 +37,7 @@ def test_io_error_fails_the_append_and_loses_nothing_committed(where, code, nth)
         journal.append(record.TYPE_TRANSACTION, {"n": "after"})
     storage.fail_write = storage.fail_sync = None
     durable = FaultyStorage(storage.image())
-    ring = driver.open_ring(durable)
+    ring = ring_storage.open_ring(durable)
     found = dict(read_all(durable, ring))
     for seq, rhash in committed.items():
         assert found[seq] == rhash

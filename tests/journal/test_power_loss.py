@@ -14,8 +14,8 @@ sizes 512 and 4096.
 
 import pytest
 
-from daozhang.agent.core import driver, record
-from daozhang.agent.core.ring import Clock
+from daozhang.agent.core.journal import record, ring_storage
+from daozhang.agent.core.journal.ring import Clock
 from daozhang.agent.journal_file import JournalFile
 from daozhang.host_tools.verify.journal import verify_journal
 from dztest.faulty_storage import FaultyStorage, PowerCut
@@ -34,9 +34,9 @@ def workload(storage, committed, steps, reuses):
     """Scripted commits with a signer outage, releases as a backend would ack,
     group commits; record (seq, hash) of each committed record and count the
     commits that reused a segment of an earlier lap."""
-    ring = driver.open_ring(storage)
+    ring = ring_storage.open_ring(storage)
     clock = Clock(1_764_115_200_000, b"\x01" * 8, 0)
-    results = driver.commit(storage, ring, [(record.TYPE_BOOT, driver.boot_payload(ring, "test"))],
+    results = ring_storage.commit(storage, ring, [(record.TYPE_BOOT, ring_storage.boot_payload(ring, "test"))],
                             clock, SIGNER)
     committed.update((r.seq, r.hash) for r in results)
     for step in range(steps):
@@ -49,7 +49,7 @@ def workload(storage, committed, steps, reuses):
         prepared = ring.prepare(entries, clock, signer, release, release)
         if prepared.new_segment is not None and ring.first_seqs[prepared.new_segment] is not None:
             reuses.append(prepared.new_segment)
-        driver.write_commit(storage, prepared)
+        ring_storage.write_commit(storage, prepared)
         ring.apply(prepared)
         committed.update((r.seq, r.hash) for r in prepared.results)
     return ring
@@ -69,7 +69,7 @@ def total_ops(sector):
 
 def check_after_cut(image, committed, sector, label):
     after = FaultyStorage(image, sector=sector)
-    ring = driver.open_ring(after)                      # never JournalDamaged for a power cut
+    ring = ring_storage.open_ring(after)                      # never JournalDamaged for a power cut
     quarantined = b"".join(data for _, data in after.quarantined)
     found = dict(read_all(after, ring))
     oldest = min((s for s in ring.first_seqs if s is not None), default=0)
@@ -79,7 +79,7 @@ def check_after_cut(image, committed, sector, label):
             assert found.get(seq) == rhash, "%s: committed record %d lost" % (label, seq)
     assert max(committed, default=-1) < ring.next_seq
     clock = Clock(1_864_115_200_000, b"\x02" * 8, 0)
-    more = driver.commit(after, ring, [(record.TYPE_BOOT, driver.boot_payload(ring, "test")),
+    more = ring_storage.commit(after, ring, [(record.TYPE_BOOT, ring_storage.boot_payload(ring, "test")),
                                        (record.TYPE_TRANSACTION, {"n": -1})], clock, SIGNER)
     report = verify_journal(after.image(), [public_key()], all_signatures=True)
     assert set(report.kinds()) <= ALLOWED, "%s: verifier found %s" % (label, report.findings)
@@ -126,8 +126,8 @@ def test_cut_reports_what_it_cut_and_keeps_it():
             workload(storage, {}, 60, [])
         image = storage.image()
         after = FaultyStorage(image)
-        ring = driver.open_ring(after)
-        boot = driver.boot_payload(ring, "test")
+        ring = ring_storage.open_ring(after)
+        boot = ring_storage.boot_payload(ring, "test")
         assert boot["reason"] == "open"
         if boot["cut_bytes"]:
             (offset, kept), = after.quarantined
@@ -140,5 +140,5 @@ def test_cut_reports_what_it_cut_and_keeps_it():
 
 
 def _valid(buf):
-    from daozhang.agent.core import recovery
+    from daozhang.agent.core.journal import recovery
     return recovery.valid_frames(buf, 0, len(buf))

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daozhang.agent.core import checkpoint, driver, record
 from daozhang.agent.core.errors import JournalFull, LocalError
-from daozhang.agent.core.ring import Clock, SignerUnavailable
+from daozhang.agent.core.journal import checkpoint, record, ring_storage
+from daozhang.agent.core.journal.ring import Clock, SignerUnavailable
 from dztest.faulty_storage import FaultyStorage
 from dztest.journal_kit import fresh_image, make_signer, read_all, read_records
 
@@ -16,8 +16,8 @@ SIGNER = make_signer()
 
 
 def new_ring(segment_size=8192, segment_count=3):
-    storage = driver.MemoryStorage(fresh_image(segment_size, segment_count))
-    return storage, driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(fresh_image(segment_size, segment_count))
+    return storage, ring_storage.open_ring(storage)
 
 
 def sale(n, pad=200):
@@ -32,7 +32,7 @@ def fill(storage, ring, limit=10_000):
     n = 0
     with pytest.raises(JournalFull):
         while n < limit:
-            driver.commit(storage, ring, [sale(n)], clock(n), SIGNER)
+            ring_storage.commit(storage, ring, [sale(n)], clock(n), SIGNER)
             n += 1
     return n
 
@@ -43,7 +43,7 @@ def test_full_journal_refuses_and_overwrites_nothing():
     before = bytes(storage.data)
     state = (ring.next_seq, ring.head_hash, ring.write_pos)
     with pytest.raises(JournalFull):
-        driver.commit(storage, ring, [sale(-1)], clock(), SIGNER)
+        ring_storage.commit(storage, ring, [sale(-1)], clock(), SIGNER)
     assert bytes(storage.data) == before
     assert (ring.next_seq, ring.head_hash, ring.write_pos) == state
 
@@ -53,11 +53,11 @@ def test_releasing_lets_the_ring_wrap_and_keeps_unreleased_records():
     fill(storage, ring)
     keep_from = ring.next_seq // 2
     # Release the first half only: the oldest segment(s) become reusable.
-    driver.commit(storage, ring, [], clock(), SIGNER, acked=ring.next_seq, released=keep_from)
+    ring_storage.commit(storage, ring, [], clock(), SIGNER, acked=ring.next_seq, released=keep_from)
     written = []
     with pytest.raises(JournalFull):
         for n in range(10_000):
-            written.extend(r.seq for r in driver.commit(storage, ring, [sale(n)], clock(n), SIGNER))
+            written.extend(r.seq for r in ring_storage.commit(storage, ring, [sale(n)], clock(n), SIGNER))
     assert written, "the ring did not wrap"
     kept = dict(read_all(storage, ring))
     assert all(seq in kept for seq in range(keep_from, ring.next_seq))
@@ -65,7 +65,7 @@ def test_releasing_lets_the_ring_wrap_and_keeps_unreleased_records():
 
 def test_cursors_cannot_move_back_or_past_the_head():
     storage, ring = new_ring()
-    driver.commit(storage, ring, [sale(0)], clock(), SIGNER, acked=1, released=1)
+    ring_storage.commit(storage, ring, [sale(0)], clock(), SIGNER, acked=1, released=1)
     for acked, released in ((0, 0), (5, 1), (1, 2), (99, 99)):
         with pytest.raises(LocalError):
             ring.prepare([], clock(), SIGNER, acked, released)
@@ -84,13 +84,13 @@ class FlakySigner:
 def test_signer_outage_flags_records_and_recovery_signs():
     storage, ring = new_ring(segment_size=65536)
     signer = FlakySigner(SIGNER)
-    driver.commit(storage, ring, [sale(0)], clock(), signer)
+    ring_storage.commit(storage, ring, [sale(0)], clock(), signer)
     signer.down = True
-    driver.commit(storage, ring, [sale(1)], clock(), signer)
-    driver.commit(storage, ring, [sale(2)], clock(), signer)
+    ring_storage.commit(storage, ring, [sale(1)], clock(), signer)
+    ring_storage.commit(storage, ring, [sale(2)], clock(), signer)
     signer.down = False
-    driver.commit(storage, ring, [sale(3)], clock(), signer)
-    driver.commit(storage, ring, [sale(4)], clock(), signer)
+    ring_storage.commit(storage, ring, [sale(3)], clock(), signer)
+    ring_storage.commit(storage, ring, [sale(4)], clock(), signer)
     recs = read_records(storage, ring)
     states = [(r.payload["state"], r.payload["alg"]) for r in recs if r.type == record.TYPE_CHECKPOINT]
     assert states == [(0, 1), (1, 0), (1, 0), (2, 1), (0, 1)]
@@ -101,7 +101,7 @@ def test_signer_outage_flags_records_and_recovery_signs():
 def test_checkpoint_signature_and_audit_paths_verify():
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     storage, ring = new_ring(segment_size=65536)
-    results = driver.commit(storage, ring, [sale(i) for i in range(7)], clock(), SIGNER)
+    results = ring_storage.commit(storage, ring, [sale(i) for i in range(7)], clock(), SIGNER)
     pub = Ed25519PublicKey.from_public_bytes(SIGNER.public_bytes)
     for r in results:
         msg = checkpoint.message_for(r.checkpoint, r.checkpoint_seq, r.checkpoint_head, r.checkpoint_wall_ms,
@@ -129,11 +129,11 @@ def test_reopen_anywhere_gives_the_same_state(batches, seed):
     for k, size in enumerate(batches):
         release = ring.next_seq if (seed >> (k % 32)) & 1 else None
         try:
-            driver.commit(storage, ring, [sale(k * 10 + i, pad=100) for i in range(size)], clock(k),
+            ring_storage.commit(storage, ring, [sale(k * 10 + i, pad=100) for i in range(size)], clock(k),
                           SIGNER, release, release)
         except JournalFull:
             continue
-        again = driver.open_ring(FaultyStorage(bytes(storage.data)))
+        again = ring_storage.open_ring(FaultyStorage(bytes(storage.data)))
         assert (again.next_seq, again.head_hash, again.write_pos, again.first_seqs, again.acked,
                 again.released) == (ring.next_seq, ring.head_hash, ring.write_pos, ring.first_seqs,
                                     ring.acked, ring.released)
@@ -175,7 +175,7 @@ def test_spare_segments_counts_what_a_commit_could_move_into(steps):
     for count, release_pct in steps:
         released = ring.released + (ring.next_seq - ring.released) * release_pct // 100
         try:
-            driver.commit(storage, ring, [sale(n + k, pad=300) for k in range(count)], clock(n),
+            ring_storage.commit(storage, ring, [sale(n + k, pad=300) for k in range(count)], clock(n),
                           SIGNER, acked=max(ring.acked, released), released=released)
         except JournalFull:
             pass

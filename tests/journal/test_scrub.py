@@ -9,7 +9,7 @@ every read size - including sizes that put frames across chunk boundaries.
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.journal_scrub import Scrubber
 from daozhang.signing import Ed25519Signer

@@ -9,8 +9,8 @@ independent verifier finds the journal intact.
 
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core import driver, record
-from daozhang.agent.core.ring import Clock
+from daozhang.agent.core.journal import record, ring_storage
+from daozhang.agent.core.journal.ring import Clock
 from daozhang.host_tools.verify.journal import verify_journal
 from dztest.journal_kit import fresh_image, make_signer, read_records
 
@@ -22,13 +22,13 @@ SIGNER = make_signer()
        commits=st.lists(st.tuples(st.lists(st.integers(0, 2500), min_size=0, max_size=4), st.booleans()),
                         min_size=1, max_size=12))
 def test_every_commit_ends_on_a_sector(sector, commits):
-    storage = driver.MemoryStorage(fresh_image(segment_size=16384, segment_count=8, sector_size=sector))
-    ring = driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(fresh_image(segment_size=16384, segment_count=8, sector_size=sector))
+    ring = ring_storage.open_ring(storage)
     clock = Clock(1_764_115_200_000, b"\x03" * 8, 0)
     expected = []
     for sizes, outage in commits:
         entries = [(record.TYPE_TRANSACTION, {"memo": "x" * n}) for n in sizes]
-        results = driver.commit(storage, ring, entries, clock, None if outage else SIGNER,
+        results = ring_storage.commit(storage, ring, entries, clock, None if outage else SIGNER,
                                 ring.next_seq + len(entries), ring.next_seq + len(entries))
         assert ring.write_pos % sector == 0
         expected += [r.seq for r in results]

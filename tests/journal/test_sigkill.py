@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 
-from daozhang.agent.core import driver
+from daozhang.agent.core.journal import ring_storage
 from daozhang.agent.journal_file import create_journal
 from daozhang.signing import generate_keypair
 from daozhang.host_tools.verify.journal import verify_journal     # no fallback: a broken verifier fails the test
@@ -25,8 +25,8 @@ KILLS = int(os.environ.get("DZ_SIGKILL_LOOPS", "200"))
 
 def committed_on_disk(path):
     with open(path, "rb") as f:
-        storage = driver.MemoryStorage(f.read())
-    ring = driver.open_ring(storage)      # recovery on a copy: the file is untouched
+        storage = ring_storage.MemoryStorage(f.read())
+    ring = ring_storage.open_ring(storage)      # recovery on a copy: the file is untouched
     return dict(read_all(storage, ring)), ring
 
 

@@ -9,8 +9,8 @@ in the same commit it signs, never a commit signed under a missing kid.
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from daozhang import signing as signer_mod
-from daozhang.agent.core import checkpoint, driver, record
-from daozhang.agent.core.ring import Clock
+from daozhang.agent.core.journal import checkpoint, record, ring_storage
+from daozhang.agent.core.journal.ring import Clock
 from daozhang.signing import Ed25519Signer, FileSigner, generate_keypair, load_public_key
 from dztest.journal_kit import fresh_image, read_records
 
@@ -31,12 +31,12 @@ def test_file_signer_whose_key_appears_later_signs_under_its_own_kid(tmp_path):
     prefix = str(tmp_path / "dev")
     signer = FileSigner(prefix + ".key")
     assert signer.kid is None
-    storage = driver.MemoryStorage(fresh_image())
-    ring = driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(fresh_image())
+    ring = ring_storage.open_ring(storage)
     clock = Clock(1_764_115_200_000, b"\x01" * 8, 5)
-    driver.commit(storage, ring, [(record.TYPE_TRANSACTION, {"n": 1})], clock, signer)
+    ring_storage.commit(storage, ring, [(record.TYPE_TRANSACTION, {"n": 1})], clock, signer)
     generate_keypair(prefix)
-    driver.commit(storage, ring, [(record.TYPE_TRANSACTION, {"n": 2})], clock, signer)
+    ring_storage.commit(storage, ring, [(record.TYPE_TRANSACTION, {"n": 2})], clock, signer)
     records = [r for r in read_records(storage, ring) if r.type == record.TYPE_CHECKPOINT]
     assert [r.payload["state"] for r in records] == [checkpoint.STATE_OUTAGE, checkpoint.STATE_RECOVERY]
     last = records[1]

@@ -23,8 +23,9 @@ def test_vectors_match_the_writer():
 
 MP_REPLAY = r'''
 import json, hashlib, binascii
-from daozhang.agent.core import driver, layout, cbor
-from daozhang.agent.core.ring import Clock
+from daozhang.agent.core import cbor
+from daozhang.agent.core.journal import layout, ring_storage
+from daozhang.agent.core.journal.ring import Clock
 
 v = json.load(open("/vectors/journal.json"))
 image_hex = open("/vectors/journal.img.hex").read().replace("\n", "")
@@ -50,14 +51,14 @@ class ReplaySigner:
 geo = layout.Geometry(v["segment_size"], v["segment_count"], binascii.unhexlify(v["journal_id"]),
                       v["device_id"], v["created_ms"])
 SIGS = [binascii.unhexlify(s) for s in SIGNATURES]
-storage = driver.MemoryStorage(geo.encode() + bytes(geo.file_size - layout.SUPERBLOCK_SIZE))
-ring = driver.open_ring(storage)
+storage = ring_storage.MemoryStorage(geo.encode() + bytes(geo.file_size - layout.SUPERBLOCK_SIZE))
+ring = ring_storage.open_ring(storage)
 signer = ReplaySigner(binascii.unhexlify(v["kid"]), v["signed_messages"], expected_image)
 boot = binascii.unhexlify(v["boot_id"])
 for step in v["commits"]:
     clock = Clock(step["wall_ms"], boot, step["mono_ms"])
     entries = [(e[0], e[1]) for e in step["entries"]]
-    driver.commit(storage, ring, entries, clock, signer if step["signed"] else None,
+    ring_storage.commit(storage, ring, entries, clock, signer if step["signed"] else None,
                   step.get("acked"), step.get("released"))
 got = bytes(storage.data)
 print("image", got == expected_image, hashlib.sha256(got).digest() == binascii.unhexlify(v["image_sha256"]))

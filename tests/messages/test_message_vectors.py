@@ -16,10 +16,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from daozhang.agent import receipt as receipt_verifier
-from daozhang.agent.core import cbor, checkpoint, settlement_ack
+from daozhang.agent.core import cbor
+from daozhang.agent.core.journal import checkpoint
+from daozhang.agent.core.sync import settlement_ack
 from daozhang.agent.sync_status import journal_sync_view
-from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.core.sync import DOWN_KINDS as KINDS   # the down kinds the agent accepts
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.sync_core import DOWN_KINDS as KINDS   # the down kinds the agent accepts
 from daozhang.backend.service import Ingestor
 from daozhang.backend.store import open_store
 from daozhang.host_tools.verify.journal import check_journal

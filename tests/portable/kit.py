@@ -1,7 +1,7 @@
 """Helpers for the portable test modules (CPython under pytest, and
 MicroPython 1.29 under tests/mp/portable_runner.py): no pytest here."""
 
-from daozhang.agent.core import layout
+from daozhang.agent.core.journal import layout
 
 JOURNAL_ID = b"J" * 16
 CREATED_MS = 1764115200000
@@ -31,7 +31,7 @@ class StepClock:
         self.boot_id = boot_id
 
     def now(self):
-        from daozhang.agent.core.ring import Clock
+        from daozhang.agent.core.journal.ring import Clock
         self.wall_ms += self.step
         self.mono_ms += self.step
         return Clock(self.wall_ms, self.boot_id, self.mono_ms)
@@ -125,7 +125,7 @@ def records(storage, ring):
     """Every record up to the ring's tail, oldest segment first.  (As
     dztest/journal_kit.read_records, which MicroPython cannot import: it
     brings in cryptography.)"""
-    from daozhang.agent.core import record
+    from daozhang.agent.core.journal import record
     geo = ring.geo
     out = []
     for first, index in sorted((s, i) for i, s in enumerate(ring.first_seqs) if s is not None):
@@ -170,7 +170,7 @@ def from_json(v):
 def intake_events(stream, chunk):
     """What the intake's FrameDecoder makes of `stream` fed `chunk` bytes at a
     time, then end of stream: [{"object"} | {"error": code} | {"fatal": code}]."""
-    from daozhang.agent.core import intake_frames
+    from daozhang.agent.core.intake import intake_frames
     dec = intake_frames.FrameDecoder()
     out = []
     pieces = [stream[i:i + chunk] for i in range(0, len(stream), chunk)]
@@ -190,7 +190,7 @@ def intake_events(stream, chunk):
 
 def service_events(stream):
     """What a service-port FrameCodec makes of `stream`: [{"bad", "dropped"} | {"type", "seq", "payload"}]."""
-    from daozhang.agent.core import service_frames
+    from daozhang.agent.core.service import service_frames
     codec = service_frames.FrameCodec()
     codec.receive_data(stream)
     out = []

@@ -16,7 +16,7 @@ No pytest here: MicroPython runs it too.
 """
 
 from daozhang.agent.core import cbor
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core.sync import sync_messages as msgs
 
 
 def receipts_ack(d, to, head=None, at=1):

@@ -2,8 +2,9 @@
 both interpreters: the checks a terminal applies to a deposit message, the
 alert observation it makes of one, and the channel id rules."""
 
-from daozhang.agent.core import cbor, deposit_alert, merchant_ids
+from daozhang.agent.core import cbor, merchant_ids
 from daozhang.agent.core.errors import RemoteError
+from daozhang.agent.core.sync import deposit_alert
 
 from portable import kit
 

@@ -3,7 +3,7 @@ RFC 8032 §7.1 and FIPS 180-4 vectors, on both interpreters."""
 
 import binascii
 
-from daozhang.agent.core import checkpoint, driver
+from daozhang.agent.core.journal import checkpoint, ring_storage
 from daozhang.firmware import ed25519, sha512
 
 from portable import kit
@@ -51,10 +51,10 @@ def test_signer_has_the_journal_interface_and_spec_key_id():
 
 
 def test_signed_commit_is_not_an_outage():
-    storage = driver.MemoryStorage(kit.fresh_image())
-    ring = driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(kit.fresh_image())
+    ring = ring_storage.open_ring(storage)
     signer = ed25519.Ed25519Signer(bytes(range(32)))
-    appended = driver.commit(storage, ring, [(1, {"n": 1})], kit.StepClock().now(), signer)[0]
+    appended = ring_storage.commit(storage, ring, [(1, {"n": 1})], kit.StepClock().now(), signer)[0]
     assert not ring.outage
     assert appended.checkpoint["alg"] == 1 and len(appended.checkpoint["sig"]) == 64
 

@@ -7,7 +7,8 @@ import gc
 import json
 import struct
 
-from daozhang.agent.core import driver, intake_frames, layout, receipt
+from daozhang.agent.core.intake import intake_frames, receipt
+from daozhang.agent.core.journal import layout, ring_storage
 from daozhang.firmware.main import Loop
 from daozhang.firmware.micro_journal import MicroJournal
 from daozhang.firmware.partition_storage import PartitionStorage, format_partition, invert
@@ -120,7 +121,7 @@ def test_power_cut_after_any_block_operation_loses_no_committed_sale():
             break                                  # the cut fell past the workload: every case done
         part.revive()
         storage = _storage(part)
-        ring = driver.open_ring(storage)
+        ring = ring_storage.open_ring(storage)
         assert ring.next_seq >= (committed[-1] + 1 if committed else 0), cut
         found = [r.seq for r in kit.records(storage, ring)]
         assert all(seq in found for seq in committed), cut
@@ -137,7 +138,7 @@ def test_power_cut_after_any_block_operation_loses_no_committed_sale():
 
 def test_settlement_ack_resolves_the_overdue_alert_and_turns_the_led_off():
     from daozhang.agent.core.business_calendar import parse_rfc3339_ms
-    from daozhang.agent.core.fees import contracted_fee
+    from daozhang.agent.core.settlement.fees import contracted_fee
     part = _fresh()
     clock = kit.StepClock(wall_ms=kit.CREATED_MS + 400 * DAY)
     led = kit.Pin()

@@ -3,7 +3,7 @@ at every byte, bad JSON not fatal, oversize fatal."""
 
 import struct
 
-from daozhang.agent.core import intake_frames as f
+from daozhang.agent.core.intake import intake_frames as f
 
 from portable import kit
 

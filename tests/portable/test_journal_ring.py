@@ -2,20 +2,20 @@
 reopen (recovery), a torn tail cut and kept out of the chain, a full
 journal refused, and the signer-outage flag (SPEC 3.7, 3.9)."""
 
-from daozhang.agent.core import driver, record
 from daozhang.agent.core.errors import JournalFull
+from daozhang.agent.core.journal import record, ring_storage
 
 from portable import kit
 
 
 def test_commits_survive_reopen_and_chain():
-    storage = driver.MemoryStorage(kit.fresh_image())
-    ring = driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(kit.fresh_image())
+    ring = ring_storage.open_ring(storage)
     clock = kit.StepClock()
     seqs = []
     for n in range(20):
-        seqs.append(driver.commit(storage, ring, [(1, {"n": n, "memo": "x" * 50})], clock.now(), None)[0].seq)
-    reopened = driver.open_ring(driver.MemoryStorage(storage.data))
+        seqs.append(ring_storage.commit(storage, ring, [(1, {"n": n, "memo": "x" * 50})], clock.now(), None)[0].seq)
+    reopened = ring_storage.open_ring(ring_storage.MemoryStorage(storage.data))
     assert reopened.next_seq == ring.next_seq
     assert reopened.head_hash == ring.head_hash
     recs = kit.records(storage, reopened)
@@ -28,27 +28,27 @@ def test_commits_survive_reopen_and_chain():
 
 
 def test_without_signer_every_commit_is_a_flagged_outage():
-    storage = driver.MemoryStorage(kit.fresh_image())
-    ring = driver.open_ring(storage)
-    appended = driver.commit(storage, ring, [(1, {"n": 1})], kit.StepClock().now(), None)[0]
+    storage = ring_storage.MemoryStorage(kit.fresh_image())
+    ring = ring_storage.open_ring(storage)
+    appended = ring_storage.commit(storage, ring, [(1, {"n": 1})], kit.StepClock().now(), None)[0]
     assert ring.outage
     assert appended.checkpoint["alg"] == 0 and appended.checkpoint["sig"] == b""
     assert all(r.flags & record.FLAG_OUTAGE for r in kit.records(storage, ring))
 
 
 def test_torn_tail_is_cut_and_counted_never_committed_records_kept_out():
-    storage = driver.MemoryStorage(kit.fresh_image())
-    ring = driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(kit.fresh_image())
+    ring = ring_storage.open_ring(storage)
     clock = kit.StepClock()
     for n in range(5):
-        driver.commit(storage, ring, [(1, {"n": n})], clock.now(), None)
+        ring_storage.commit(storage, ring, [(1, {"n": n})], clock.now(), None)
     committed = ring.next_seq
     tail = ring.write_pos
     prepared = ring.prepare([(1, {"n": 99, "memo": "y" * 100})], clock.now(), None)
     offset, data = prepared.writes[0]
     torn = data[:len(data) // 2]
     storage.pwrite(offset, torn)                       # power cut mid-commit
-    reopened = driver.open_ring(storage)
+    reopened = ring_storage.open_ring(storage)
     assert reopened.next_seq == committed
     assert reopened.write_pos == tail
     # Format 2 pads a commit to a sector boundary with a padding record of
@@ -63,14 +63,14 @@ def test_torn_tail_is_cut_and_counted_never_committed_records_kept_out():
 
 
 def test_full_journal_refuses_instead_of_dropping():
-    storage = driver.MemoryStorage(kit.fresh_image(segment_count=2))
-    ring = driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(kit.fresh_image(segment_count=2))
+    ring = ring_storage.open_ring(storage)
     clock = kit.StepClock()
     before = None
     try:
         for n in range(500):
             before = ring.next_seq
-            driver.commit(storage, ring, [(1, {"n": n, "memo": "z" * 200})], clock.now(), None)
+            ring_storage.commit(storage, ring, [(1, {"n": n, "memo": "z" * 200})], clock.now(), None)
     except JournalFull:
         assert ring.next_seq == before          # the refused commit changed nothing
         return

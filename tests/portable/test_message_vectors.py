@@ -13,10 +13,13 @@ signatures themselves with the real Ed25519."""
 import binascii
 import hashlib
 
-from daozhang.agent.core import (cbor, intake_frames, quarantine_entry, receipt, record, recovery, service_frames,
-                                 settlement_ack, settlement_delivery)
-from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.core.sync import DOWN_KINDS as KINDS   # the down kinds the agent accepts
+from daozhang.agent.core import cbor
+from daozhang.agent.core.intake import intake_frames, receipt
+from daozhang.agent.core.journal import quarantine_entry, record, recovery
+from daozhang.agent.core.service import service_frames
+from daozhang.agent.core.sync import settlement_ack, settlement_delivery
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.sync_core import DOWN_KINDS as KINDS   # the down kinds the agent accepts
 
 from portable import kit
 

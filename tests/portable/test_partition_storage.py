@@ -6,8 +6,8 @@ bytes kept in the board's quarantine file (firmware/quarantine.py) first."""
 
 import gc
 
-from daozhang.agent.core import driver, layout
 from daozhang.agent.core.errors import StorageError
+from daozhang.agent.core.journal import layout, ring_storage
 from daozhang.firmware.partition_storage import PartitionStorage, format_partition
 from daozhang.firmware.quarantine import QuarantineFile, entry
 
@@ -21,7 +21,7 @@ BLOCKS = GEO.file_size // 4096 + 2
 def _journal(keep=None):
     part = FakePartition(BLOCKS)
     storage = format_partition(part, GEO.encode(), keep)
-    return part, storage, driver.open_ring(storage)
+    return part, storage, ring_storage.open_ring(storage)
 
 
 def _torn(keep):
@@ -29,7 +29,7 @@ def _torn(keep):
     part, storage, ring = _journal(keep)
     clock = kit.StepClock()
     for n in range(5):
-        driver.commit(storage, ring, [(1, {"n": n, "memo": "m" * 30})], clock.now(), None)
+        ring_storage.commit(storage, ring, [(1, {"n": n, "memo": "m" * 30})], clock.now(), None)
     committed = [r.seq for r in kit.records(storage, ring)]
     prepared = ring.prepare([(1, {"n": 99, "memo": "t" * 300})], clock.now(), None)
     offset, data = prepared.writes[0]
@@ -40,12 +40,12 @@ def _torn(keep):
 def test_appends_into_a_segment_never_erase():
     part, storage, ring = _journal()
     clock = kit.StepClock()
-    driver.commit(storage, ring, [(1, {"n": 0})], clock.now(), None)     # starts the segment: erases
+    ring_storage.commit(storage, ring, [(1, {"n": 0})], clock.now(), None)     # starts the segment: erases
     erases = storage.erases
     for n in range(1, 10):
-        driver.commit(storage, ring, [(1, {"n": n})], clock.now(), None)
+        ring_storage.commit(storage, ring, [(1, {"n": n})], clock.now(), None)
     assert storage.erases == erases
-    assert [r.seq for r in kit.records(storage, driver.open_ring(PartitionStorage(part)))][-1] == ring.next_seq - 1
+    assert [r.seq for r in kit.records(storage, ring_storage.open_ring(PartitionStorage(part)))][-1] == ring.next_seq - 1
 
 
 def test_fake_flash_refuses_to_set_bits_without_erase():
@@ -62,11 +62,11 @@ def test_torn_tail_cut_survives_power_cut_during_its_rewrite():
         part, committed, torn = _torn(keep)
         part.cut_after = part.ops + cut                       # and power fails again during recovery
         try:
-            driver.open_ring(PartitionStorage(part, keep))
+            ring_storage.open_ring(PartitionStorage(part, keep))
         except PowerCut:
             part.revive()
             reopened = PartitionStorage(part, keep)
-            ring2 = driver.open_ring(reopened)
+            ring2 = ring_storage.open_ring(reopened)
             assert [r.seq for r in kit.records(reopened, ring2)] == committed, cut
             assert ring2.next_seq == committed[-1] + 1
             # kept before any zeroing; kept again by each recovery that found it still there
@@ -81,7 +81,7 @@ def test_torn_tail_cut_survives_power_cut_during_its_rewrite():
 def test_recovery_without_a_quarantine_refuses_and_changes_nothing():
     part, committed, torn = _torn(None)
     before = part.image()
-    kit.raises(StorageError, driver.open_ring, PartitionStorage(part))
+    kit.raises(StorageError, ring_storage.open_ring, PartitionStorage(part))
     assert part.image() == before            # the torn tail is still there for a recovery that can keep it
 
 
@@ -90,7 +90,7 @@ def test_full_quarantine_refuses_and_changes_nothing():
     part, committed, torn = _torn(None)
     before = part.image()
     keep = QuarantineFile(path, limit=len(entry(torn[0], torn[1])) - 1)
-    kit.raises(StorageError, driver.open_ring, PartitionStorage(part, keep))
+    kit.raises(StorageError, ring_storage.open_ring, PartitionStorage(part, keep))
     assert part.image() == before
     assert keep.entries() == []
 
@@ -100,7 +100,7 @@ def test_torn_quarantine_append_is_dropped_before_the_next_entry():
     with open(path, "wb") as f:
         f.write(entry(100, b"kept earlier") + entry(200, b"torn by a power cut")[:30])
     part, committed, torn = _torn(QuarantineFile(path))
-    ring = driver.open_ring(PartitionStorage(part, QuarantineFile(path)))
+    ring = ring_storage.open_ring(PartitionStorage(part, QuarantineFile(path)))
     assert ring.next_seq == committed[-1] + 1
     assert QuarantineFile(path).entries() == [(100, b"kept earlier", True), (torn[0], torn[1], True)]
 
@@ -110,10 +110,10 @@ def test_file_journal_keeps_its_cut_and_refuses_when_its_quarantine_is_full():
     path = kit.scratch_path("j.bin")
     flash_storage.create(path, GEO.encode(), GEO.file_size)
     storage = flash_storage.FlashStorage(path)
-    ring = driver.open_ring(storage)
+    ring = ring_storage.open_ring(storage)
     clock = kit.StepClock()
     for n in range(3):
-        driver.commit(storage, ring, [(1, {"n": n})], clock.now(), None)
+        ring_storage.commit(storage, ring, [(1, {"n": n})], clock.now(), None)
     offset, data = ring.prepare([(1, {"n": 9, "memo": "t" * 300})], clock.now(), None).writes[0]
     storage.pwrite(offset, data[:len(data) // 2])
     storage.close()
@@ -121,12 +121,12 @@ def test_file_journal_keeps_its_cut_and_refuses_when_its_quarantine_is_full():
     with open(path, "rb") as f:
         before = f.read()
     small = flash_storage.FlashStorage(path, quarantine_limit=len(entry(offset, torn)) - 1)
-    kit.raises(StorageError, driver.open_ring, small)          # full: refused, nothing changed
+    kit.raises(StorageError, ring_storage.open_ring, small)          # full: refused, nothing changed
     small.close()
     with open(path, "rb") as f:
         assert f.read() == before
     storage = flash_storage.FlashStorage(path)
-    ring = driver.open_ring(storage)
+    ring = ring_storage.open_ring(storage)
     storage.close()
     assert ring.recovered["cut_bytes"] == len(torn)
     assert QuarantineFile(path + ".quarantine").entries() == [(offset, torn, True)]

@@ -1,16 +1,17 @@
 """Receipt codes (SPEC 5.5) on both interpreters: encode, decode, the
 structural check, and refusal of an outage receipt."""
 
-from daozhang.agent.core import driver, receipt
 from daozhang.agent.core.errors import DecodeError
+from daozhang.agent.core.intake import receipt
+from daozhang.agent.core.journal import ring_storage
 
 from portable import kit
 
 
 def _appended(n=3):
-    storage = driver.MemoryStorage(kit.fresh_image())
-    ring = driver.open_ring(storage)
-    return driver.commit(storage, ring, [(1, {"n": i}) for i in range(n)], kit.StepClock().now(), None)
+    storage = ring_storage.MemoryStorage(kit.fresh_image())
+    ring = ring_storage.open_ring(storage)
+    return ring_storage.commit(storage, ring, [(1, {"n": i}) for i in range(n)], kit.StepClock().now(), None)
 
 
 def test_receipt_code_round_trips_and_prints_as_qr_alphanumerics():

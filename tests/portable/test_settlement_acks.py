@@ -5,9 +5,9 @@ older than the watch window is `stale` (both refused with a security alert);
 every ack processed moves the confirmation cursor, in order."""
 
 from daozhang.agent.core.business_calendar import parse_rfc3339_ms
-from daozhang.agent.core.fees import contracted_fee
-from daozhang.agent.core.layout import Geometry
-from daozhang.agent.core.driver import MemoryStorage
+from daozhang.agent.core.journal.layout import Geometry
+from daozhang.agent.core.journal.ring_storage import MemoryStorage
+from daozhang.agent.core.settlement.fees import contracted_fee
 from daozhang.firmware.micro_journal import MicroJournal
 from daozhang.firmware.settlement_acks import BoardSettlements
 from daozhang.firmware.terminal import Outputs, Terminal

@@ -6,7 +6,7 @@ Invariant: an id already accepted is never FRESH, whatever its age or the
 clock; an unknown id is REPLAY or REDELIVERED never; STALE only on a trusted
 clock and strictly outside the window."""
 
-from daozhang.agent.core import settlement_ack as sa
+from daozhang.agent.core.sync import settlement_ack as sa
 
 WINDOW = 35 * 86400000
 NOW = 1800000000000

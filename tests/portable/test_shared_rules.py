@@ -10,10 +10,12 @@ MicroPython lacks):
   never anything else.
 """
 
-from daozhang.agent.core import device_id, layout, topics
+from daozhang.agent.core import device_id
 from daozhang.agent.core.business_calendar import format_rfc3339, parse_rfc3339_parts
 from daozhang.agent.core.errors import LocalError, ValidationError
-from daozhang.agent.core.txn import rfc3339_ok
+from daozhang.agent.core.intake.txn import rfc3339_ok
+from daozhang.agent.core.journal import layout
+from daozhang.agent.core.sync import topics
 
 from portable import kit
 

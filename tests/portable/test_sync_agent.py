@@ -1,4 +1,4 @@
-"""The sync rules beyond the message machine (agent/core/sync_agent.py):
+"""The sync rules beyond the message machine (agent/core/sync/sync_agent.py):
 release floor, near-full, anchor adoption, alert re-send, stall, status.
 Plain functions: pytest runs them on CPython, tests/mp on MicroPython."""
 
@@ -6,10 +6,10 @@ import hashlib
 import random
 
 from daozhang.agent.core import cbor
-from daozhang.agent.core import checkpoint
-from daozhang.agent.core import sync_alerts
-from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.core.sync_agent import SyncAgent
+from daozhang.agent.core.journal import checkpoint
+from daozhang.agent.core.sync import sync_alerts
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.sync_agent import SyncAgent
 from portable.sync_fakes import MemoryJournal
 
 DEVICE = "mcu-sync-1"

@@ -6,7 +6,7 @@ Plain functions: pytest runs them on CPython, tests/mp on MicroPython."""
 import hashlib
 
 from daozhang.agent.core import cbor
-from daozhang.agent.core import checkpoint
+from daozhang.agent.core.journal import checkpoint
 from daozhang.firmware.umqtt_link import UmqttLink
 from portable.sync_conversation import converse, receipts_ack
 from portable.sync_fakes import FakeBroker, MemoryJournal

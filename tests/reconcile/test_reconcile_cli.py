@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from daozhang.agent.core.business_calendar import BusinessCalendar, parse_rfc3339_ms
-from daozhang.agent.core.settlement_checks import COUNT_NAMES, reconcile as core_reconcile
+from daozhang.agent.core.settlement.settlement_checks import COUNT_NAMES, reconcile as core_reconcile
 from daozhang.profile import load_profile
 from daozhang.timezone import timezone_for
 from daozhang.host_tools.verify.reader import iter_records

@@ -11,7 +11,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from daozhang.agent.core import checkpoint, record
+from daozhang.agent.core.journal import checkpoint, record
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.key_rotation import finish_interrupted_rotation, rotate_key
 from daozhang.signing import FileSigner, generate_keypair, load_signer

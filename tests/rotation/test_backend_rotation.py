@@ -4,8 +4,8 @@ the records are split into messages and whichever worker sees them."""
 
 import pytest
 
-from daozhang.agent.core import checkpoint, record
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core.journal import checkpoint, record
+from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.backend.service import Ingestor
 from daozhang.backend.store import open_store
 

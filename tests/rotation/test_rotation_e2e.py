@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from daozhang.agent.core import checkpoint
+from daozhang.agent.core.journal import checkpoint
 from daozhang.signing import load_public_key, raw_public
 from daozhang.cli.main import cli
 from click.testing import CliRunner

@@ -1,4 +1,4 @@
-"""The alert machine's index (agent/core/alert_index.py) against a
+"""The alert machine's index (agent/core/settlement/alert_index.py) against a
 straightforward reference that walks every alert on every event (the
 machine as it was before the index): on random histories both emit exactly
 the same actions in the same order, hold the same records, and show the
@@ -7,8 +7,7 @@ same counts and groups."""
 from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.alert_store_sqlite import SqliteAlertStore
-from daozhang.agent.core.alerts import (
-    EVENTS, INHIBIT, SEVERITY_RANK, AlertMachine, IllegalTransition)
+from daozhang.agent.core.settlement.alerts import EVENTS, INHIBIT, SEVERITY_RANK, AlertMachine, IllegalTransition
 from dztest.sale_index import sqlite_index
 
 T0 = 1_800_000_000_000

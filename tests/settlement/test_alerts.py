@@ -7,9 +7,8 @@ import copy
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core.alerts import (
-    EVENTS, KINDS, STATES, TRANSITIONS, AlertMachine, IllegalTransition, ReplayMismatch,
-    format_money, transition_table_dot)
+from daozhang.agent.core.settlement.alerts import (EVENTS, KINDS, STATES, TRANSITIONS, AlertMachine, IllegalTransition,
+                                                   ReplayMismatch, format_money, transition_table_dot)
 
 T0 = 1_800_000_000_000  # Unix ms
 MINUTE = 60000

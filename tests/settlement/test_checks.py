@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.core.business_calendar import BusinessCalendar, FixedOffset
 from daozhang.agent.core.errors import DaozhangError, ValidationError
-from daozhang.agent.core.fees import contracted_fee, rate_fee
-from daozhang.agent.core.settlement_checks import SettlementLedger, reconcile
+from daozhang.agent.core.settlement.fees import contracted_fee, rate_fee
+from daozhang.agent.core.settlement.settlement_checks import SettlementLedger, reconcile
 from dztest.settlement import HOUR, MINUTE, local, make_row, make_txn, shanghai_profile
 
 CST = 8 * 3600

@@ -7,7 +7,7 @@ import io
 import json
 
 from daozhang.agent.alert_texts import display_text
-from daozhang.agent.core.alerts import HOUR, AlertMachine
+from daozhang.agent.core.settlement.alerts import HOUR, AlertMachine
 from daozhang.agent.outputs import DeviceOutputs
 from daozhang.i18n import texts_for
 

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from daozhang.agent.core import record
 from daozhang.agent.core.business_calendar import BusinessCalendar
-from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
 from daozhang.profile import load_profile
 from daozhang.timezone import timezone_for
 from dztest import reconcile as sc

@@ -5,11 +5,12 @@ an MCC or a region (only UnionPay's 15 digits hold those)."""
 
 import pytest
 
-from daozhang.agent.core import merchant_ids, txn
-from daozhang.agent.core import settlement_ack as sa
+from daozhang.agent.core import merchant_ids
 from daozhang.agent.core.card_data import card_data_code, mask_card_numbers
 from daozhang.agent.core.errors import ValidationError
-from daozhang.agent.core.settlement_checks import _code4
+from daozhang.agent.core.intake import txn
+from daozhang.agent.core.settlement.settlement_checks import _code4
+from daozhang.agent.core.sync import settlement_ack as sa
 from daozhang.agent.intake_service import IntakeService, Refused
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.profile import ProfileError, load_profile

@@ -14,13 +14,13 @@ pytestmark = pytest.mark.timeout(300)
 SCENARIO = r'''
 import binascii
 from daozhang.agent.core import cbor
-from daozhang.agent.core.alerts import AlertMachine, transition_table_dot
+from daozhang.agent.core.settlement.alerts import AlertMachine, transition_table_dot
 from daozhang.agent.core.business_calendar import (
     BusinessCalendar, FixedOffset, days_from_civil, format_rfc3339, parse_rfc3339,
     parse_rfc3339_ms)
-from daozhang.agent.core.fees import contracted_fee
-from daozhang.agent.core.settlement_checks import reconcile
-from daozhang.agent.core.watchdog import SettlementWatchdog
+from daozhang.agent.core.settlement.fees import contracted_fee
+from daozhang.agent.core.settlement.settlement_checks import reconcile
+from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
 
 CST = 28800
 profile = {"merchant_id": "102290058120001", "terminal_id": "SH000001", "mcc": "5812",

@@ -5,7 +5,7 @@ import io
 import json
 import types
 
-from daozhang.agent.core.alerts import AlertMachine
+from daozhang.agent.core.settlement.alerts import AlertMachine
 from daozhang.agent.outputs import DeviceOutputs
 
 

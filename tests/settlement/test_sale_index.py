@@ -1,4 +1,4 @@
-"""The watchdog over its two sale indexes (agent/core/sale_index.py).
+"""The watchdog over its two sale indexes (agent/core/settlement/sale_index.py).
 
 The watchdog over the SQLite index (the daemon's) emits exactly what the
 watchdog over the in-memory index (the core's, MicroPython's) emits, and
@@ -6,8 +6,8 @@ holds the same state, summary and release cursor: the scenario week here,
 any random history in test_watchdog.py.
 """
 
-from daozhang.agent.core.sale_index import MemorySaleIndex
-from daozhang.agent.core.settlement_checks import SLIM_FIELDS
+from daozhang.agent.core.settlement.sale_index import MemorySaleIndex
+from daozhang.agent.core.settlement.settlement_checks import SLIM_FIELDS
 from dztest.sale_index import watchdog_pair
 from dztest.settlement import build_scenario, local, make_txn, shanghai_profile, timeline
 
@@ -36,7 +36,7 @@ def test_the_scenario_week_over_sqlite():
 
 
 def test_a_tick_emits_at_most_due_per_tick(monkeypatch):
-    from daozhang.agent.core import watchdog as wd
+    from daozhang.agent.core.settlement import watchdog as wd
     monkeypatch.setattr(wd, "DUE_PER_TICK", 3)
     memory, disk = pair(shanghai_profile())
     for n in range(1, 8):

@@ -7,7 +7,7 @@ import collections
 
 import pytest
 
-from daozhang.agent.core.settlement_checks import reconcile
+from daozhang.agent.core.settlement.settlement_checks import reconcile
 from dztest.settlement import END, HOUR, MINUTE, SimTerminal, build_scenario, local, timeline
 
 DAY = 24 * HOUR

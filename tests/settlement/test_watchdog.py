@@ -98,7 +98,7 @@ def test_prune_forgets_expired_transactions_and_stays_consistent():
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from daozhang.agent.core.settlement_checks import txn_time_ms  # noqa: E402
+from daozhang.agent.core.settlement.settlement_checks import txn_time_ms  # noqa: E402
 
 DAYS = 24 * HOUR
 

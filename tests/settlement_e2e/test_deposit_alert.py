@@ -8,11 +8,11 @@ import pytest
 
 from daozhang.agent.alert_texts import display_text
 from daozhang.agent.core import cbor
-from daozhang.agent.core import deposit_alert as da
-from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.core.alerts import AlertMachine
 from daozhang.agent.core.errors import RemoteError
-from daozhang.agent.core.sync import DOWN_KINDS, SyncCore
+from daozhang.agent.core.settlement.alerts import AlertMachine
+from daozhang.agent.core.sync import deposit_alert as da
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.sync_core import DOWN_KINDS, SyncCore
 from daozhang.agent.mqtt_link import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.deposit_alerts import deposit_payloads

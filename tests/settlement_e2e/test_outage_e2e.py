@@ -17,7 +17,7 @@ import threading
 import pytest
 from click.testing import CliRunner
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.cli.main import cli
 from daozhang.client import Client
 from dztest.settlement_e2e import (

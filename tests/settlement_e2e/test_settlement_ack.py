@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.core import cbor
-from daozhang.agent.core import settlement_ack as sa
-from daozhang.agent.core import settlement_delivery
-from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.core.sync import DOWN_KINDS
+from daozhang.agent.core.sync import settlement_ack as sa
+from daozhang.agent.core.sync import settlement_delivery
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.sync_core import DOWN_KINDS
 from daozhang.signing import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.settle import Settler
@@ -104,9 +104,10 @@ def test_settlement_ack_core_runs_on_micropython():
     payload = ack()
     code = r'''
 import binascii
-from daozhang.agent.core import cbor, settlement_ack, sync
+from daozhang.agent.core import cbor
+from daozhang.agent.core.sync import settlement_ack, sync_core
 msg = cbor.loads(binascii.unhexlify("%s"))
-print(settlement_ack.row_ok(msg["row"]), sync.DOWN_KINDS["settlement"]["signed"] is settlement_ack.signed_bytes)
+print(settlement_ack.row_ok(msg["row"]), sync_core.DOWN_KINDS["settlement"]["signed"] is settlement_ack.signed_bytes)
 print(binascii.hexlify(settlement_ack.signed_bytes(msg)).decode())
 ''' % payload.hex()
     out = run_micropython(code).split()

@@ -8,11 +8,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.core import cbor
-from daozhang.agent.core import settlement_ack as sa
-from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.core.settlement_delivery import (
-    MAX_BATCH_BYTES, AppliedCursor, decode_batch, encode_batch)
-from daozhang.agent.core.sync import DOWN_KINDS, SyncCore
+from daozhang.agent.core.sync import settlement_ack as sa
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.settlement_delivery import MAX_BATCH_BYTES, AppliedCursor, decode_batch, encode_batch
+from daozhang.agent.core.sync.sync_core import DOWN_KINDS, SyncCore
 from daozhang.signing import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.settlement_outbox import Outbox, Resender

@@ -19,7 +19,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from daozhang.agent.core import cbor, record
+from daozhang.agent.core import cbor
+from daozhang.agent.core.journal import record
 from daozhang.signing import generate_keypair, load_signer
 from daozhang.agent.sim_clock import write_clock_file
 from daozhang.backend.ack import AckSigner

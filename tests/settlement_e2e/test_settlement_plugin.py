@@ -7,9 +7,10 @@ import os
 
 import pytest
 
-from daozhang.agent.core import cbor, record
-from daozhang.agent.core import settlement_ack as sa
+from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import JournalFull
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync import settlement_ack as sa
 from daozhang.backend.ack import AckSigner
 from daozhang.cli.agent.alerts import alerts_from_journal
 from dztest.settlement_e2e import backdated_sale, now_ms, plain_row

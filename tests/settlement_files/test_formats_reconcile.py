@@ -113,7 +113,7 @@ def test_zm_year_comes_from_the_file_name_with_the_january_rollover(tmp_path):
 def test_trace_batch_terminal_and_qr_sales_match(tmp_path):
     """Rule 3 (terminal + batch + trace) for a card sale the bill shows
     without its RRN, and a QR sale (no card, RRN or auth code) by order number."""
-    from daozhang.agent.core.txn import validate
+    from daozhang.agent.core.intake.txn import validate
     from daozhang.host_tools.reconcile.run import run_ledger
     from daozhang.agent.core.business_calendar import BusinessCalendar
     from daozhang.profile import load_profile

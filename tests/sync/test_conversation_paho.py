@@ -7,8 +7,8 @@ itself."""
 import socket
 
 from daozhang.agent.ack_anchor import load_anchor
-from daozhang.agent.core import checkpoint
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import checkpoint
+from daozhang.agent.core.journal import record
 from daozhang.agent.frame_reader import FrameReader
 from daozhang.agent.mqtt_link import MqttLink
 from dztest.sync import DEVICE, make_journal, signer, txn_payload

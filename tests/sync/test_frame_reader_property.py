@@ -14,7 +14,7 @@ import tempfile
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.agent.frame_reader import FrameReader, iter_frames
 

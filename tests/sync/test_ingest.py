@@ -3,8 +3,9 @@ finding, nothing wrong is stored, and nothing is acknowledged past it."""
 
 import pytest
 
-from daozhang.agent.core import cbor, record
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core import cbor
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.backend import ingest
 from daozhang.backend.store import open_store
 

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.agent.sync_status import _ReadOnlyJournal, journal_sync_view
 from daozhang.client import Client
 

@@ -7,9 +7,10 @@ expect one exact rejection reason and the trusted state unchanged.
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core import cbor, record
-from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.core.sync import CONNECTION, IllegalTransition, SyncCore
+from daozhang.agent.core import cbor
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.sync_core import CONNECTION, IllegalTransition, SyncCore
 from daozhang.signing import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.store import open_store

@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from daozhang.agent.core import record
+from daozhang.agent.core.journal import record
 from daozhang.client import AgentUnavailable, Client
 
 from dztest.agent_daemon import check_journal, sale

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.timeout(300)
 # CPython on the same path; the real check is exercised in test_sync_core.
 SCENARIO = r'''
 from daozhang.agent.core import cbor
-from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.core.sync import SyncCore
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.sync_core import SyncCore
 
 PUB = b"\x01" * 32
 KID = b"\x02" * 8

@@ -6,7 +6,7 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from daozhang.agent.core.sync_stall import NO_ACK, READ_FAILED, StallWatch
+from daozhang.agent.core.sync.sync_stall import NO_ACK, READ_FAILED, StallWatch
 from daozhang.client import Client
 
 from dztest.agent_daemon import sale

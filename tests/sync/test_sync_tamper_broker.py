@@ -14,8 +14,9 @@ import re
 
 import pytest
 
-from daozhang.agent.core import cbor, record
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core import cbor
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.agent.ack_anchor import load_anchor
 from daozhang.backend.ack import AckSigner
 from daozhang.client import Client

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.timeout(300)
 
 EXCHANGE = r'''
 import hashlib
-from daozhang.agent.core.service_frames import FrameCodec, Frame, REQUEST, NAK
-from daozhang.agent.core.service_session import DeviceSession, auth_message
+from daozhang.agent.core.service.service_frames import FrameCodec, Frame, REQUEST, NAK
+from daozhang.agent.core.service.service_session import DeviceSession, auth_message
 
 SEG = 8192
 class Journal:

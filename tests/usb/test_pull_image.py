@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from daozhang.agent.core.service_session import DeviceSession
+from daozhang.agent.core.service.service_session import DeviceSession
 from daozhang.signing import ed25519_verify
 from daozhang.cli.main import main
 from daozhang.host_tools.usb import pull as pulling

@@ -210,7 +210,7 @@ def test_service_port_opens_the_journal_read_only(rig):
 
 def test_port_survives_a_garbage_flood_and_half_frames(rig, tmp_path):
     import serial
-    from daozhang.agent.core.service_frames import REQUEST, Frame, FrameCodec
+    from daozhang.agent.core.service.service_frames import REQUEST, Frame, FrameCodec
     cable, device = rig
     rng = random.Random(5)
     port = serial.Serial(cable.tool_path, timeout=0.05)

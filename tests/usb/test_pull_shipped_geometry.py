@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from daozhang.agent.core import layout, record
+from daozhang.agent.core.journal import layout, record
 from daozhang.agent.service_port import ServicePort
 from daozhang.cli.main import main
 from daozhang.host_tools.usb import pull as pulling

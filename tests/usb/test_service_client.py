@@ -2,7 +2,7 @@
 
 import pytest
 
-from daozhang.agent.core.service_frames import ERROR, NAK, RESPONSE, Frame, FrameCodec
+from daozhang.agent.core.service.service_frames import ERROR, NAK, RESPONSE, Frame, FrameCodec
 from daozhang.host_tools.usb.service_client import DeviceRefused, LinkLost, ServiceClient
 
 

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.agent.core.service_frames import (
-    ERROR, MAGIC, NAK, NEED_DATA, REQUEST, RESPONSE, BadFrame, Frame, FrameCodec, FrameError,
-    decode_frame, encode_frame)
+from daozhang.agent.core.service.service_frames import (ERROR, MAGIC, NAK, NEED_DATA, REQUEST, RESPONSE, BadFrame,
+                                                        Frame, FrameCodec, FrameError, decode_frame, encode_frame)
 
 def _info_frame_hex():
     """REQUEST seq 1 {"cmd": "info"}, built field by field from the spec table."""

@@ -7,11 +7,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from daozhang.agent.core.service_frames import (
-    ERROR, NAK, NEED_DATA, REQUEST, RESPONSE, Frame, FrameCodec)
-from daozhang.agent.core.service_session import (
-    AUTHENTICATED, CHALLENGE_ISSUED, COMMANDS, STATES, TOKEN_COMMANDS, TRANSITIONS,
-    UNAUTHENTICATED, DeviceSession, auth_message)
+from daozhang.agent.core.service.service_frames import ERROR, NAK, NEED_DATA, REQUEST, RESPONSE, Frame, FrameCodec
+from daozhang.agent.core.service.service_session import (AUTHENTICATED, CHALLENGE_ISSUED, COMMANDS, STATES,
+                                                         TOKEN_COMMANDS, TRANSITIONS, UNAUTHENTICATED, DeviceSession,
+                                                         auth_message)
 from daozhang.signing import ed25519_verify
 from dztest.usb import MemoryJournal
 

@@ -16,8 +16,8 @@ import sys
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent.core import driver, layout, record
-from daozhang.agent.core.ring import Clock
+from daozhang.agent.core.journal import layout, record, ring_storage
+from daozhang.agent.core.journal.ring import Clock
 from daozhang.signing import Ed25519Signer
 
 import message_vectors  # beside this file (the script's directory is on sys.path)
@@ -82,8 +82,8 @@ def build(appended=None):
     key = Ed25519PrivateKey.from_private_bytes(KEY_SEED)
     signer = RecordingSigner(key)
     geo = layout.Geometry(SEGMENT_SIZE, SEGMENT_COUNT, JOURNAL_ID, DEVICE_ID, CREATED_MS)
-    storage = driver.MemoryStorage(geo.encode() + bytes(geo.file_size - layout.SUPERBLOCK_SIZE))
-    ring = driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(geo.encode() + bytes(geo.file_size - layout.SUPERBLOCK_SIZE))
+    ring = ring_storage.open_ring(storage)
     script = commits()
     records = []
     for k, step in enumerate(script):
@@ -93,7 +93,7 @@ def build(appended=None):
         entries = [tuple(e) for e in step["entries"]]
         if step.pop("release_all", False):
             step["acked"] = step["released"] = ring.next_seq
-        results = driver.commit(storage, ring, entries, clock, signer if step["signed"] else None,
+        results = ring_storage.commit(storage, ring, entries, clock, signer if step["signed"] else None,
                                 step.get("acked"), step.get("released"))
         for entry, r in zip(entries, results):
             if appended is not None and entry[0] == record.TYPE_TRANSACTION:

@@ -18,10 +18,14 @@ import tempfile
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from daozhang.agent.core import (alerts, cbor, driver, intake_frames, layout, quarantine_entry, receipt, record,
-                                 recovery, service_frames, settlement_ack, settlement_delivery)
-from daozhang.agent.core import sync_messages as msgs
-from daozhang.agent.core.ring import Clock, Ring
+from daozhang.agent.core import cbor
+from daozhang.agent.core.intake import intake_frames, receipt
+from daozhang.agent.core.journal import layout, quarantine_entry, record, recovery, ring_storage
+from daozhang.agent.core.journal.ring import Clock, Ring
+from daozhang.agent.core.service import service_frames
+from daozhang.agent.core.settlement import alerts
+from daozhang.agent.core.sync import settlement_ack, settlement_delivery
+from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.signing import Ed25519Signer
 from daozhang.agent.sync_status import journal_sync_view
 from daozhang.backend.ack import AckSigner
@@ -313,14 +317,14 @@ def salvage_case(dev, sale, device_seed, created_ms, boot_id):
     stamps the release's version, so the vector follows its three steps with version "vectors")."""
     signer = signer_of(device_seed)
     geo = layout.Geometry(8192, 3, bytes(range(0x20, 0x30)), dev, created_ms)
-    storage = driver.MemoryStorage(geo.encode() + bytes(geo.file_size - layout.SUPERBLOCK_SIZE))
-    ring = driver.open_ring(storage)
+    storage = ring_storage.MemoryStorage(geo.encode() + bytes(geo.file_size - layout.SUPERBLOCK_SIZE))
+    ring = ring_storage.open_ring(storage)
     steps = [[(record.TYPE_BOOT, {"reason": "init", "version": "vectors", "cut_bytes": 0, "cut_records": 0,
                                   "cut_offset": 0, "voided_segments": []})],
              [(record.TYPE_TRANSACTION, sale(1))], [(record.TYPE_TRANSACTION, sale(2))]]
     offsets = []
     for k, entries in enumerate(steps):
-        offsets.append(driver.commit(storage, ring, entries, Clock(created_ms + 1000 * k, boot_id, 500 + 1000 * k),
+        offsets.append(ring_storage.commit(storage, ring, entries, Clock(created_ms + 1000 * k, boot_id, 500 + 1000 * k),
                                      signer)[0].offset)
     storage.data[offsets[1] + 30] ^= 0xFF                      # bit rot in sale 1, the head segment
     base = geo.segment_offset(0)
@@ -336,7 +340,7 @@ def salvage_case(dev, sale, device_seed, created_ms, boot_id):
     ring.next_seq = lost_last + 1                               # 3. no seq reused
     payload = {"lost_first": lost_first, "lost_last": lost_last, "offset": base + scan.tail, "length": len(aside),
                "sha256": hashlib.sha256(aside).digest(), "version": "vectors"}
-    salvaged = driver.commit(storage, ring, [(record.TYPE_SALVAGE, payload)],
+    salvaged = ring_storage.commit(storage, ring, [(record.TYPE_SALVAGE, payload)],
                              Clock(created_ms + 5000, boot_id, 5500), signer)[0]
     image = bytes(storage.data)
     frame = image[salvaged.offset:salvaged.offset + record.decode_at(image, salvaged.offset).size]

@@ -22,8 +22,8 @@ LIST_LIMIT = 20   # single alerts listed under the grouped line
 
 def alerts_from_journal(journal_path, currency="CNY"):
     """Alert records rebuilt from a journal file, without writing to it."""
-    from daozhang.agent.core import record
-    from daozhang.agent.core.alerts import AlertMachine
+    from daozhang.agent.core.journal import record
+    from daozhang.agent.core.settlement.alerts import AlertMachine
     from daozhang.agent.settlement_alerts import plain as _plain, restore_action
     from daozhang.host_tools.verify.reader import iter_records
 

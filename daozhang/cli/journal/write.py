@@ -5,10 +5,11 @@ import time
 
 import click
 
-from daozhang.agent.core import record, strict_json
+from daozhang.agent.core import strict_json
 from daozhang.agent.core.business_calendar import parse_rfc3339_ms
 from daozhang.agent.core.errors import DaozhangError, ValidationError
-from daozhang.agent.core.txn import validate
+from daozhang.agent.core.intake.txn import validate
+from daozhang.agent.core.journal import record
 from daozhang.agent.journal_file import JournalFile, create_journal
 from daozhang.signing import load_signer
 from daozhang.cli.params.card_args import refuse_card_data

@@ -14,11 +14,10 @@ authentication) answer.
 
 import hashlib
 
-from . import card_data
-from .errors import LocalError
-from .service_frames import (
-    ERROR, MAX_PAYLOAD, NAK, NEED_DATA, PAYLOAD, REQUEST, RESPONSE,
-    BadFrame, Frame, FrameCodec)
+from daozhang.agent.core import card_data
+from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.service.service_frames import (ERROR, MAX_PAYLOAD, NAK, NEED_DATA, PAYLOAD, REQUEST, RESPONSE,
+                                                        BadFrame, Frame, FrameCodec)
 
 PROTOCOL_VERSION = 1
 SUPERBLOCK_SIZE = 4096

@@ -24,9 +24,9 @@ Reconnect delays are capped exponential backoff with full jitter
 Portable: CPython and MicroPython.
 """
 
-from . import deposit_alert, settlement_ack, settlement_delivery
-from . import sync_messages as msgs
-from .errors import LocalError
+from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.sync import deposit_alert, settlement_ack, settlement_delivery
+from daozhang.agent.core.sync import sync_messages as msgs
 
 OFFLINE = "offline"
 CONNECTING = "connecting"

@@ -1,4 +1,4 @@
-"""Where the alert machine (agent/core/alerts.py) keeps its records, and the
+"""Where the alert machine (agent/core/settlement/alerts.py) keeps its records, and the
 per-record orders it asks of them: which alerts are due by a time (the
 due-time index) and the oldest firing alert of a kind.  Portable core.
 

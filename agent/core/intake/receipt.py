@@ -20,9 +20,9 @@ Portable: CPython and MicroPython.
 
 import sys
 
-from . import cbor
-from .checkpoint import ALG_NONE, root_from_path, signed_message
-from .errors import DecodeError, FindingError
+from daozhang.agent.core import cbor
+from daozhang.agent.core.errors import DecodeError, FindingError
+from daozhang.agent.core.journal.checkpoint import ALG_NONE, root_from_path, signed_message
 
 PREFIX = "DZR:"
 VERSION = 1

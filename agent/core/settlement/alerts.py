@@ -17,9 +17,9 @@ an event the table does not allow raises IllegalTransition and changes
 nothing.  Portable core: no time import, `now` is an argument.
 """
 
-from daozhang.agent.core.alert_index import AlertIndex, next_deadline
-from daozhang.agent.core.alert_store import MemoryAlertStore
 from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.settlement.alert_index import AlertIndex, next_deadline
+from daozhang.agent.core.settlement.alert_store import MemoryAlertStore
 
 STATES = ("inactive", "pending", "firing", "resolved")
 EVENTS = ("raise", "clear", "for_elapsed", "escalate", "repeat", "expire")

@@ -12,8 +12,8 @@ message, sig) -> bool`): cryptography on CPython, a C module on a board.
 Portable: CPython and MicroPython.
 """
 
-from . import cbor
-from .errors import DecodeError, RemoteError
+from daozhang.agent.core import cbor
+from daozhang.agent.core.errors import DecodeError, RemoteError
 
 VERSION = 1
 ACK_DOMAIN = "daozhang/ack/v1"
@@ -68,7 +68,7 @@ def _receipts_signed(msg):
 
 # kind -> {"fields": {name: (predicate, description)}, "signed": fn(msg) -> bytes}.
 # decode_down's default: receipts acks only.  The agent's sync core passes
-# these plus settlement_ack.DOWN_KIND (core/sync.py DOWN_KINDS); nothing is
+# these plus settlement_ack.DOWN_KIND (core/sync/sync_core.py DOWN_KINDS); nothing is
 # added to this table at import time.
 KINDS = {
     "receipts": {

@@ -17,8 +17,8 @@ a caller that feeds more without draining events gets a LocalError.
 import binascii
 import struct
 
-from . import cbor
-from .errors import DecodeError, LocalError, RemoteError
+from daozhang.agent.core import cbor
+from daozhang.agent.core.errors import DecodeError, LocalError, RemoteError
 
 MAGIC = b"DZU1"
 HEADER_SIZE = 16

@@ -31,10 +31,10 @@ retain), ("log", event, fields) and these:
 A log's fields may carry "level".  Portable: CPython and MicroPython.
 """
 
-from . import sync_alerts
-from . import sync_messages as msgs
-from .sync import ONLINE, SyncCore
-from .sync_stall import DEFAULT_STALL_AFTER_MS, PUBLISH_REFUSED, READ_FAILED, StallWatch
+from daozhang.agent.core.sync import sync_alerts
+from daozhang.agent.core.sync import sync_messages as msgs
+from daozhang.agent.core.sync.sync_core import ONLINE, SyncCore
+from daozhang.agent.core.sync.sync_stall import DEFAULT_STALL_AFTER_MS, PUBLISH_REFUSED, READ_FAILED, StallWatch
 
 FLOOR_MAX_AGE_MS = 1000      # the watchdog walks every unsettled sale: not at every ack
 RELEASE_CHECK_MS = 1000

@@ -30,10 +30,10 @@ scanned exactly as on MicroPython.  The rules live in the scanners only.
 
 import sys
 
-from . import card_data
-from . import merchant_ids
-from .business_calendar import parse_rfc3339_ms, parse_rfc3339_parts
-from .errors import PaymentDataRefused, ValidationError
+from daozhang.agent.core import card_data
+from daozhang.agent.core import merchant_ids
+from daozhang.agent.core.business_calendar import parse_rfc3339_ms, parse_rfc3339_parts
+from daozhang.agent.core.errors import PaymentDataRefused, ValidationError
 
 KINDS = ("sale", "refund", "void", "reversal", "preauth_completion")
 NEEDS_ORIGINAL = ("refund", "void", "reversal")

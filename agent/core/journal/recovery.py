@@ -14,9 +14,9 @@ committed data was damaged: `JournalDamaged`, and nothing is changed.
 Portable: CPython and MicroPython.
 """
 
-from . import layout
-from . import record
-from .errors import JournalCorrupt, JournalDamaged
+from daozhang.agent.core.errors import JournalCorrupt, JournalDamaged
+from daozhang.agent.core.journal import layout
+from daozhang.agent.core.journal import record
 
 
 class SegmentScan:

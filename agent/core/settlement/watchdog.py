@@ -22,7 +22,7 @@ tick(now).  Its first tick re-observes every overdue sale; the alert
 machine, restored from its own journaled actions, treats those as no-ops.
 
 State: every transaction, result and watched sale lives in a sale index
-passed in (agent/core/sale_index.py): in memory for tests, MicroPython and
+passed in (agent/core/settlement/sale_index.py): in memory for tests, MicroPython and
 reconcile, a SQLite file in the agent daemon (so its memory stays flat).
 A transaction expired by policy is forgotten by the next hourly prune (in
 tick), like the journal forgets its record.
@@ -36,9 +36,8 @@ released.  Every time (now, deadlines, expire_after) is Unix milliseconds
 """
 
 from daozhang.agent.core.errors import LocalError, ValidationError
-from daozhang.agent.core.sale_index import MemorySaleIndex, since_ms
-from daozhang.agent.core.settlement_checks import (
-    DEFAULT_MATCH_WINDOW, SALE_KINDS, SettlementLedger)
+from daozhang.agent.core.settlement.sale_index import MemorySaleIndex, since_ms
+from daozhang.agent.core.settlement.settlement_checks import DEFAULT_MATCH_WINDOW, SALE_KINDS, SettlementLedger
 
 DEFAULT_EXPIRE_AFTER = 35 * 86400 * 1000  # ms: five weeks
 PRUNE_EVERY = 3600 * 1000                 # ms between pruning passes
@@ -63,7 +62,7 @@ class SettlementWatchdog:
         self.calendar = calendar
         self.expire_after = expire_after
         # The sale index holds every transaction, every result and which
-        # sales await their money (agent/core/sale_index.py): in memory by
+        # sales await their money (agent/core/settlement/sale_index.py): in memory by
         # default, on disk in the agent daemon.  Slim: what the index keeps
         # of a transaction is only what matching and checks read.
         self.index = MemorySaleIndex() if index is None else index

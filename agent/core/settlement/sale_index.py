@@ -1,7 +1,7 @@
 """Where the settlement ledger and the watchdog keep their per-sale state.
 
-The ledger (agent/core/settlement_checks.py) and the watchdog
-(agent/core/watchdog.py) never hold their transactions themselves: they ask
+The ledger (agent/core/settlement/settlement_checks.py) and the watchdog
+(agent/core/settlement/watchdog.py) never hold their transactions themselves: they ask
 an index object passed in.  Two implementations share one face:
 
 - `MemorySaleIndex` (here): dicts and lists, for the reconcile tool (a

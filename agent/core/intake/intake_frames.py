@@ -21,8 +21,8 @@ Portable: CPython and MicroPython (json and struct only).
 import json
 import struct
 
-from . import strict_json
-from .errors import LocalError, RemoteError
+from daozhang.agent.core import strict_json
+from daozhang.agent.core.errors import LocalError, RemoteError
 
 VERSION = 1
 MAX_FRAME = 65536

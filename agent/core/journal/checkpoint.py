@@ -8,8 +8,8 @@ Portable: CPython and MicroPython.
 
 import hashlib
 
-from . import cbor
-from .errors import LocalError
+from daozhang.agent.core import cbor
+from daozhang.agent.core.errors import LocalError
 
 DOMAIN = "daozhang/checkpoint/v1"
 ALG_NONE = 0

@@ -10,8 +10,8 @@ import binascii
 import hashlib
 import struct
 
-from . import cbor
-from .errors import DecodeError, LocalError
+from daozhang.agent.core import cbor
+from daozhang.agent.core.errors import DecodeError, LocalError
 
 MAGIC = b"\xda\x5a"
 HEADER_SIZE = 8

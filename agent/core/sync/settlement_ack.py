@@ -4,7 +4,7 @@
 A settlement ack is a down message on `daozhang/v1/<dev>/acks` with
 `kind` "settlement".  The common checks (decode, exact schema, device, key
 id, signature) are sync_messages.decode_down's, unchanged, given DOWN_KIND
-below (core/sync.py passes it; nothing is registered on import).  What only
+below (core/sync/sync_core.py passes it; nothing is registered on import).  What only
 a settlement ack has:
 
 - `id`: 16 random bytes chosen by the backend; the agent refuses an id it
@@ -29,10 +29,10 @@ verifies as a settlement ack, nor the other way round).
 
 import hashlib
 
-from . import cbor
-from . import merchant_ids
-from . import sync_messages as msgs
-from .errors import RemoteError
+from daozhang.agent.core import cbor
+from daozhang.agent.core import merchant_ids
+from daozhang.agent.core.errors import RemoteError
+from daozhang.agent.core.sync import sync_messages as msgs
 
 DOMAIN = "daozhang/settlement-ack/v2"
 KIND = "settlement"

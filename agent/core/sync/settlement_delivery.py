@@ -19,9 +19,9 @@ an unsigned envelope; every ack in it is a complete signed settlement ack
 bytes the backend signed.
 """
 
-from . import cbor
-from . import sync_messages as msgs
-from .errors import DecodeError
+from daozhang.agent.core import cbor
+from daozhang.agent.core.errors import DecodeError
+from daozhang.agent.core.sync import sync_messages as msgs
 
 BATCH_KIND = "settlements"
 MAX_BATCH_BYTES = 256 * 1024        # under mosquitto's max_packet_size (1 MiB)

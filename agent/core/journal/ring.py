@@ -8,12 +8,12 @@ durable commit and nothing is reported committed (SPEC 3.6, 3.10).
 Portable: CPython and MicroPython.
 """
 
-from . import cbor
-from . import checkpoint
-from . import layout
-from . import recovery
-from . import record
-from .errors import JournalCorrupt, JournalFull, LocalError
+from daozhang.agent.core import cbor
+from daozhang.agent.core.errors import JournalCorrupt, JournalFull, LocalError
+from daozhang.agent.core.journal import checkpoint
+from daozhang.agent.core.journal import layout
+from daozhang.agent.core.journal import record
+from daozhang.agent.core.journal import recovery
 
 
 class SignerUnavailable(Exception):

@@ -21,12 +21,12 @@ The terminal raises alert (status, day): `observation(msg, now)` below is
 the observation the alert machine takes (AlertMachine.observe).  A
 re-delivered or replayed message raises the same (kind, key) again, which
 the machine ignores while it fires: nothing can be settled or hidden by it.
-The alert resolves itself after its ttl (7 days, agent/core/alerts.py).
+The alert resolves itself after its ttl (7 days, agent/core/settlement/alerts.py).
 """
 
-from . import cbor
-from . import sync_messages as msgs
-from .errors import RemoteError
+from daozhang.agent.core import cbor
+from daozhang.agent.core.errors import RemoteError
+from daozhang.agent.core.sync import sync_messages as msgs
 
 DOMAIN = "daozhang/deposit-finding/v1"
 KIND = "deposit"
@@ -95,7 +95,7 @@ def signed_bytes(msg):
                        msg["kid"]])
 
 
-# For sync_messages.down_kinds (core/sync.py DOWN_KINDS).
+# For sync_messages.down_kinds (core/sync/sync_core.py DOWN_KINDS).
 DOWN_KIND = {"fields": FIELDS, "signed": signed_bytes}
 
 

@@ -13,7 +13,7 @@ with the receipts; the topic copy is the fast path.  Two rules live here:
 Portable: CPython and MicroPython.
 """
 
-from . import cbor
+from daozhang.agent.core import cbor
 
 VERSION = 1
 CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")

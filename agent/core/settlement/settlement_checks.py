@@ -16,8 +16,8 @@ time in and out of this module is Unix milliseconds.  Portable core.
 from daozhang.agent.core.business_calendar import (
     days_from_civil, is_ascii_digits, parse_mode, parse_rfc3339_ms)
 from daozhang.agent.core.errors import LocalError, ValidationError
-from daozhang.agent.core.fees import contracted_fee
-from daozhang.agent.core.sale_index import MemorySaleIndex
+from daozhang.agent.core.settlement.fees import contracted_fee
+from daozhang.agent.core.settlement.sale_index import MemorySaleIndex
 
 # Every check name, in the order results list them.  The first eight are the
 # issue's; `cancelled_settled` is ours: money settled for a voided or
@@ -106,7 +106,7 @@ class Matcher:
     merchant order number (order_id: the sale's
     pos_txn_id, or a refund's original), same direction.  Only a transaction of the same money direction
     matches (a refund row never matches the sale it refunds).  The
-    candidates come from the sale index (agent/core/sale_index.py)."""
+    candidates come from the sale index (agent/core/settlement/sale_index.py)."""
 
     def __init__(self, window_ms=DEFAULT_MATCH_WINDOW, index=None):
         self.index = MemorySaleIndex() if index is None else index

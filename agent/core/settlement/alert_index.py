@@ -1,4 +1,4 @@
-"""What the alert machine (agent/core/alerts.py) keeps beside its records so
+"""What the alert machine (agent/core/settlement/alerts.py) keeps beside its records so
 that no event costs more as alerts pile up (docs/DESIGN.md "Alerts at
 outage scale").  Portable core: heapq exists on MicroPython too.
 
@@ -10,7 +10,7 @@ old, new)`), never recomputed by walking the alerts:
   O(1) per change and per question.
 - due: every alert's next deadline (`next_deadline`: the earliest of its
   `for` (pending), ttl, escalation and repeat times; a resolved alert has
-  none) is kept by the store (agent/core/alert_store.py) in an order by
+  none) is kept by the store (agent/core/settlement/alert_store.py) in an order by
   deadline per kind, so a tick finds what is due in O(due x log n) and
   never touches the alerts of an inhibited kind: an outage's 100,000 held
   overdue sales cost a tick nothing.

@@ -6,8 +6,8 @@ Portable: CPython and MicroPython.
 import binascii
 import struct
 
-from . import device_id as device_id_rule
-from .errors import JournalCorrupt, LocalError
+from daozhang.agent.core import device_id as device_id_rule
+from daozhang.agent.core.errors import JournalCorrupt, LocalError
 
 SUPERBLOCK_SIZE = 4096
 SUPERBLOCK_MAGIC = b"DZJRNL01"

@@ -6,9 +6,9 @@ a file on Linux (agent/storage.py), a flash partition on a microcontroller
 group commit on top.  Portable: CPython and MicroPython.
 """
 
-from . import layout
-from .errors import JournalCorrupt, JournalDamaged, StorageError
-from .ring import Ring
+from daozhang.agent.core.errors import JournalCorrupt, JournalDamaged, StorageError
+from daozhang.agent.core.journal import layout
+from daozhang.agent.core.journal.ring import Ring
 
 
 def open_ring(storage):
