@@ -1,4 +1,5 @@
-"""What differs between CPython and MicroPython, in one place.
+"""The CBOR speed-up on CPython: cbor2's C encoder and decoder where they give
+our exact bytes (cbor.py falls back to its portable code everywhere else).
 
 cbor2's C encoder: on CPython, cbor2 writes exactly our bytes (shortest
 heads, definite lengths) for every value built of text-keyed maps, arrays,

@@ -45,7 +45,8 @@ def test_appends_into_a_segment_never_erase():
     for n in range(1, 10):
         ring_storage.commit(storage, ring, [(1, {"n": n})], clock.now(), None)
     assert storage.erases == erases
-    assert [r.seq for r in kit.records(storage, ring_storage.open_ring(PartitionStorage(part)))][-1] == ring.next_seq - 1
+    reopened = ring_storage.open_ring(PartitionStorage(part))
+    assert [r.seq for r in kit.records(storage, reopened)][-1] == ring.next_seq - 1
 
 
 def test_fake_flash_refuses_to_set_bits_without_erase():

@@ -324,8 +324,8 @@ def salvage_case(dev, sale, device_seed, created_ms, boot_id):
              [(record.TYPE_TRANSACTION, sale(1))], [(record.TYPE_TRANSACTION, sale(2))]]
     offsets = []
     for k, entries in enumerate(steps):
-        offsets.append(ring_storage.commit(storage, ring, entries, Clock(created_ms + 1000 * k, boot_id, 500 + 1000 * k),
-                                     signer)[0].offset)
+        clock = Clock(created_ms + 1000 * k, boot_id, 500 + 1000 * k)
+        offsets.append(ring_storage.commit(storage, ring, entries, clock, signer)[0].offset)
     storage.data[offsets[1] + 30] ^= 0xFF                      # bit rot in sale 1, the head segment
     base = geo.segment_offset(0)
     scan = recovery.scan_segment(bytes(storage.data[base:base + geo.segment_size]), 0, 0, record.ZERO_HASH)
