@@ -152,7 +152,6 @@ def test_a_missing_root_is_a_usage_error(tmp_path):
     assert proc.returncode == 2 and "is not a directory" in proc.stdout
 
 
-@pytest.mark.xfail(strict=False, reason="issue 13 refactor in flight")
 def test_the_real_tree_keeps_the_rules():
     proc = subprocess.run([sys.executable, SCRIPT, ROOT], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
