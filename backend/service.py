@@ -48,7 +48,7 @@ TYPE_ALERT = 3          # journal record type of an alert transition (SPEC 3.5)
 TYPE_CHECKPOINT = 8     # ... of a checkpoint (SPEC 3.6)
 MAX_GROUP = 64          # queued messages handled (and committed) together
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id", "session_expiry_s"}
-BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker", "settlement_resend_s",
+BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker", "settlement_resend_s", "all_signatures",
                 "stall_after_s"}
 # SPEC 6.10.4: how long the broker keeps a dead worker's session.  Mosquitto
 # goes on handing such a session its turn of the group's messages, which then
@@ -153,6 +153,9 @@ def load_backend_config(path):
     # terminals', where every client id becomes the certificate's CN).
     broker.setdefault("port", 8884)
     backend["share_group"] = check_share_group(path, backend.get("share_group"))
+    if type(backend.get("all_signatures", False)) is not bool:
+        raise ConfigError("%s: backend.all_signatures: expected true or false, got %r"
+                          % (path, backend["all_signatures"]))
     worker = backend.get("worker", 1)
     if type(worker) is not int or not 1 <= worker <= 9999:
         raise ConfigError("%s: backend.worker: expected a number 1-9999 (one per worker on a host), "
@@ -183,8 +186,10 @@ class EventLog:
 class Ingestor:
     """Receipts and alerts from devices into the store; acks out."""
 
-    def __init__(self, store, signer, log=None, gap_grace_ms=30000, clock=now_ms):
+    def __init__(self, store, signer, log=None, gap_grace_ms=30000, clock=now_ms, all_signatures=False):
         self.store = store
+        # SPEC 6.7.1: every checkpoint's signature (audit), or the newest of each run.
+        self.all_signatures = all_signatures
         self.signer = signer
         self.log = log or (lambda event, level="info", **kw: None)
         self.gap_grace_ms = gap_grace_ms
@@ -197,11 +202,11 @@ class Ingestor:
         """check_batch against the cached key; before calling a checkpoint
         `wrong_key`, reload the key from the store once (another worker may
         have followed a rotation)."""
-        check = ingest.check_batch(device_id, state[0], payload, state[1])
+        check = ingest.check_batch(device_id, state[0], payload, state[1], self.all_signatures)
         if any(f.kind == ingest.WRONG_KEY for f in check.findings):
             fresh = self.keys.refresh(device_id)
             if fresh is not None and fresh != state:
-                check = ingest.check_batch(device_id, fresh[0], payload, fresh[1])
+                check = ingest.check_batch(device_id, fresh[0], payload, fresh[1], self.all_signatures)
         return check
 
     def _finding(self, device_id, finding):
@@ -380,7 +385,8 @@ def run_service(config, stop_event=None, ready=None):
     log = EventLog(backend.get("log") or None)
     store = open_store(backend["db"])
     signer = AckSigner.from_file(backend["key"])
-    worker = Ingestor(store, signer, log, gap_grace_ms=int(float(backend.get("gap_grace_s", 30)) * 1000))
+    worker = Ingestor(store, signer, log, gap_grace_ms=int(float(backend.get("gap_grace_s", 30)) * 1000),
+                      all_signatures=backend.get("all_signatures", False))
     _observe("worker", worker)
     stop = stop_event or threading.Event()
     inbox = queue.Queue()
