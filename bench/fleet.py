@@ -143,10 +143,11 @@ def backend_ingest(broker, tmp, identities, messages, total, all_signatures=Fals
 
     with fresh_schema() as db:
         register_devices(db, identities)
-        key = os.path.join(tmp, "ingest-backend")
+        name = "ingest-audit" if all_signatures else "ingest"     # a run's own files
+        key = os.path.join(tmp, name + "-backend")
         generate_keypair(key)
-        config = os.path.join(tmp, "ingest.toml")
-        log = os.path.join(tmp, "ingest.log")
+        config = os.path.join(tmp, name + ".toml")
+        log = os.path.join(tmp, name + ".log")
         with open(config, "w") as f:
             f.write('[broker]\nhost = "%s"\nport = %d\ntls = false\n[backend]\nkey = "%s"\n'
                     'db = "%s"\nshare_group = "bench-9f2e"\nlog = "%s"\n'
