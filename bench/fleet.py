@@ -263,6 +263,8 @@ def main():
     parser.add_argument("--steady-s", type=float, default=60)
     parser.add_argument("--ingest-terminals", type=int, default=2000)
     parser.add_argument("--ingest-backlog", type=int, default=None, help="default: --backlog")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="only the ingest phase (ingest_vs_raw_pg, backend_us_per_record)")
     parser.add_argument("--audit", action="store_true",
                         help="also ingest with --all-signatures: backend_us_per_record_all_signatures")
     args = parser.parse_args()
@@ -276,6 +278,10 @@ def main():
     pki = make_test_pki(os.path.join(tmp, "pki"))
     out = {"terminals": args.terminals, "backlog": args.backlog, "loadavg_1m_start": os.getloadavg()[0]}
     out.update(ingest_phase(pki, args.ingest_terminals, args.ingest_backlog or args.backlog, args.audit))
+    if args.ingest_only:
+        out["loadavg_1m_end"] = os.getloadavg()[0]
+        print(json.dumps(out, sort_keys=True))
+        return
     with Broker(pki=pki, persistence=False) as broker:
         steady = sim_phase(broker, 2, args.terminals, 2, 0, args.steady_s, 300)
         storm1 = sim_phase(broker, 1, args.terminals, 0, args.backlog, 0, 3600)
