@@ -282,10 +282,16 @@ def main():
         out["loadavg_1m_end"] = os.getloadavg()[0]
         print(json.dumps(out, sort_keys=True))
         return
-    with Broker(pki=pki, persistence=False) as broker:
-        steady = sim_phase(broker, 2, args.terminals, 2, 0, args.steady_s, 300)
-        storm1 = sim_phase(broker, 1, args.terminals, 0, args.backlog, 0, 3600)
-        storm2 = sim_phase(broker, 2, args.terminals, 0, args.backlog, 0, 3600)
+    # A broker per phase: a phase that ends undrained leaves queued messages
+    # of its terminals' journals, which the next phase's terminals (same
+    # device ids, new journals) would meet as forks.
+    phases = []
+    for workers, rate, backlog, duration, timeout in ((2, 2, 0, args.steady_s, 300),
+                                                      (1, 0, args.backlog, 0, 3600),
+                                                      (2, 0, args.backlog, 0, 3600)):
+        with Broker(pki=pki, persistence=False) as broker:
+            phases.append(sim_phase(broker, workers, args.terminals, rate, backlog, duration, timeout))
+    steady, storm1, storm2 = phases
     out.update({
         "lag_p50_s": steady["lag_p50_s"], "lag_p99_s": steady["lag_p99_s"],
         "steady_records_acked_per_s": steady["records_acked_per_s"],
