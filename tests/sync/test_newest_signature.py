@@ -176,3 +176,26 @@ def test_the_newest_signature_of_each_message_is_checked(world, all_signatures):
     pair.ingestor.receipts(DEVICE, msgs.encode_receipts(DEVICE, f[cut:]))
     assert kinds(store) == ["bad_signature"]
     assert store.head(DEVICE)[0] == cut - 1
+
+
+def test_the_audit_switch_in_the_backend_config(tmp_path):
+    from daozhang.backend.service import ConfigError, load_backend_config, new_share_group
+    base = '[broker]\nhost = "127.0.0.1"\n[backend]\nkey = "b.key"\ndb = "b.db"\nshare_group = "%s"\n' \
+        % new_share_group()
+    path = tmp_path / "backend.toml"
+    path.write_text(base + "all_signatures = true\n")
+    assert load_backend_config(str(path))["backend"]["all_signatures"] is True
+    path.write_text(base + 'all_signatures = "yes"\n')
+    with pytest.raises(ConfigError, match="backend.all_signatures: expected true or false"):
+        load_backend_config(str(path))
+
+
+def test_the_supervisor_passes_the_audit_switch_to_its_workers():
+    from daozhang.backend.workers import Supervisor
+    audit = Supervisor("backend.toml", 1, all_signatures=True)
+    default = Supervisor("backend.toml", 1)
+    try:
+        assert "--all-signatures" in audit._argv(0) and "--all-signatures" not in default._argv(0)
+    finally:
+        audit.close()
+        default.close()
