@@ -12,7 +12,7 @@ from daozhang.toml_tables import ConfigFileError, check_tables, read_toml
 
 BROKER_KEYS = {"host", "port", "ca", "cert", "key", "tls", "keepalive", "client_id", "session_expiry_s"}
 BACKEND_KEYS = {"key", "db", "share_group", "gap_grace_s", "log", "worker", "settlement_resend_s",
-                "stall_after_s"}
+                "stall_after_s", "all_signatures"}
 # SPEC 6.10.4: how long the broker keeps a dead worker's session.  Mosquitto
 # goes on handing such a session its turn of the group's messages, which then
 # wait there: long enough to ride out a crash and restart, short enough that
@@ -90,6 +90,9 @@ def load_backend_config(path):
     # terminals', where every client id becomes the certificate's CN).
     broker.setdefault("port", 8884)
     backend["share_group"] = check_share_group(path, backend.get("share_group"))
+    if type(backend.get("all_signatures", False)) is not bool:
+        raise ConfigError(path, "backend.all_signatures", "expected true or false, got %r"
+                          % (backend["all_signatures"],))
     worker = backend.get("worker", 1)
     if type(worker) is not int or not 1 <= worker <= 9999:
         raise ConfigError(path, "backend.worker", "expected a number 1-9999 (one per worker on a "

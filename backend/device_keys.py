@@ -70,6 +70,12 @@ class KeyState:
     def rotation_seen(self, rotation):
         self.pending = rotation
 
+    def covers_pending(self, first, seq):
+        """Would a checkpoint first..seq vouch for the pending rotation?  (Its
+        signature is then checked at once: it ends the old key's run.)"""
+        rotation = self.pending
+        return rotation is not None and type(first) is int and first <= rotation.seq < seq
+
     def checkpoint_verified(self, first, seq):
         """A checkpoint first..seq signed by the current key verified: if it
         covers the pending rotation, the rotated-to key signs from now on."""

@@ -51,6 +51,9 @@ def handle_group(client, worker, log, messages, dispatch):
     held = _HeldClient()
     ordered = sorted(messages, key=lambda m: m.topic)   # stable: per-device order kept
     try:
+        # The month's records partition exists before the group's transaction
+        # holds inserts on the table (backend/partitions.py).
+        worker.store.db.ensure_partitions(worker.store._now())
         with worker.store._lock, group():
             dispatch(held, worker, log, ordered)
     except StorageError as exc:

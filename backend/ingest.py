@@ -2,11 +2,20 @@
 
 `check_batch(device_id, public_key, payload)` decodes the payload and walks
 its frames: framing and CRC, record body, consecutive sequence numbers, the
-hash chain inside the batch, and every checkpoint: device, key id, Ed25519
-signature, cursors, and its batch root when every record it covers is in
-this batch (otherwise the chain does the vouching: the signed head hashes
-back through every `prev`).  Links to records stored earlier are the
-store's job (store_batch / _advance: forks and chain breaks).
+hash chain inside the batch, and every checkpoint: device, key id, cursors,
+and its batch root when every record it covers is in this batch (otherwise
+the chain does the vouching: the signed head hashes back through every
+`prev`).  Links to records stored earlier are the store's job (store_batch
+/ _advance: forks and chain breaks).
+
+Signatures (SPEC 6.7.1): by default only where they matter, the newest
+Ed25519 checkpoint of each chained run: the last one signed by each key
+(the one that vouches for a rotation ends its key's run), and the last one
+before the end of the batch or before the first failure.  Every earlier
+checkpoint of the run is covered by that signature through the chain.  If
+one of those signatures fails, the batch is checked again with every
+signature (`all_signatures=True`, the audit mode), so a tampered batch gets
+exactly the audit mode's findings and stored prefix.
 
 The result lists the records that may be stored (the prefix up to the last
 good checkpoint before the first failure, or everything when all is well)
@@ -168,12 +177,53 @@ def decode_frame(frame):
     return rec
 
 
-def check_batch(topic_device, public_key_bytes, payload, pending_rotation=None):
+class _Deferred:
+    """The newest checkpoint of the current run whose signature is not yet
+    checked: (record, the key that must have signed it)."""
+    __slots__ = ("rec", "public_key")
+
+    def __init__(self):
+        self.rec = None
+        self.public_key = None
+
+    def hold(self, rec, public_key):
+        self.rec, self.public_key = rec, public_key
+
+    def settle(self):
+        """Check the held signature (the run ends here); True if it verifies
+        or nothing is held."""
+        rec, self.rec = self.rec, None
+        return rec is None or _signature_ok(rec, self.public_key)
+
+
+def _signature_ok(rec, public_key):
+    p = rec.payload
+    try:
+        message = checkpoint.message_for(p, rec.seq, rec.prev, rec.wall_ms, rec.boot_id, rec.mono_ms)
+    except Exception:
+        return False
+    return isinstance(p["sig"], bytes) and ed25519_verify(public_key, message, p["sig"])
+
+
+def check_batch(topic_device, public_key_bytes, payload, pending_rotation=None, all_signatures=False):
     """BatchCheck of one receipts payload from `topic_device`, whose
     checkpoints are signed by `public_key_bytes` until a key rotation
     (`pending_rotation`: one stored earlier, or None) is vouched for;
-    `out.keys.adopted` then names the rotation taken up."""
+    `out.keys.adopted` then names the rotation taken up.
+
+    `all_signatures`: verify every checkpoint's signature (audit); by
+    default only the newest of each chained run (module docstring)."""
+    out = _walk(topic_device, public_key_bytes, payload, pending_rotation, all_signatures)
+    if out is None:     # a run's newest signature failed: find where, as the audit does
+        out = _walk(topic_device, public_key_bytes, payload, pending_rotation, True)
+    return out
+
+
+def _walk(topic_device, public_key_bytes, payload, pending_rotation, all_signatures):
+    """BatchCheck, or None when (newest-signature mode) a deferred signature
+    does not verify."""
     out = BatchCheck()
+    deferred = _Deferred()
     keys = out.keys = KeyState(public_key_bytes, pending_rotation)
     try:
         dev, frames = msgs.decode_receipts(payload)
@@ -216,15 +266,26 @@ def check_batch(topic_device, public_key_bytes, payload, pending_rotation=None):
                 break
             keys.rotation_seen(rotation)
         elif rec.type == record.TYPE_CHECKPOINT:
-            problem = _check_checkpoint(rec, topic_device, keys.public_key, keys.kid, hashes)
+            signed = rec.payload.get("alg") == checkpoint.ALG_ED25519
+            # Verify now in the audit, or when this checkpoint vouches for a
+            # rotation (its key's run ends here); otherwise hold it: a later
+            # checkpoint of the run covers it through the chain.
+            now = all_signatures or (signed and keys.covers_pending(rec.payload.get("first"), rec.seq))
+            problem = _check_checkpoint(rec, topic_device, keys.public_key, keys.kid, hashes, now)
             if problem is not None:
                 failure = Finding(problem[0], rec.seq, problem[1], frame)
                 break
-            if rec.payload["alg"] == checkpoint.ALG_ED25519:
+            if signed:
+                if now:
+                    deferred.rec = None         # vouched for by this verified one
+                else:
+                    deferred.hold(rec, keys.public_key)
                 keys.checkpoint_verified(rec.payload["first"], rec.seq)
             last_good = i + 1
         decoded.append(rec)
         hashes[rec.seq] = rec.hash
+    if not deferred.settle():      # the newest of the run, before the end or the failure
+        return None
     if failure is None:
         keep = decoded
     else:
@@ -242,8 +303,9 @@ def check_batch(topic_device, public_key_bytes, payload, pending_rotation=None):
     return out
 
 
-def _check_checkpoint(rec, device_id, public_key, kid, hashes):
-    """(finding kind, detail) if this checkpoint is not right, else None."""
+def _check_checkpoint(rec, device_id, public_key, kid, hashes, verify_signature=True):
+    """(finding kind, detail) if this checkpoint is not right, else None.
+    Without `verify_signature` everything but the Ed25519 check itself."""
     p = rec.payload
     try:
         alg, ck_kid, dev, first, root = p["alg"], p["kid"], p["dev"], p["first"], p["root"]
@@ -263,12 +325,16 @@ def _check_checkpoint(rec, device_id, public_key, kid, hashes):
         if ck_kid != kid:
             return WRONG_KEY, "checkpoint %d signed by key %s, the device's key is %s" \
                 % (rec.seq, bytes(ck_kid).hex(), kid.hex())
-        try:
-            message = checkpoint.message_for(p, rec.seq, rec.prev, rec.wall_ms, rec.boot_id, rec.mono_ms)
-        except Exception as exc:
-            return BAD_CHECKPOINT, "checkpoint %d: %s" % (rec.seq, exc)
-        if not isinstance(sig, bytes) or not ed25519_verify(public_key, message, sig):
-            return BAD_SIGNATURE, "checkpoint %d: signature does not verify" % rec.seq
+        if not isinstance(sig, bytes):
+            return BAD_SIGNATURE, "checkpoint %d: signature is not bytes" % rec.seq
+        if verify_signature:
+            try:
+                message = checkpoint.message_for(p, rec.seq, rec.prev, rec.wall_ms, rec.boot_id,
+                                                 rec.mono_ms)
+            except Exception as exc:
+                return BAD_CHECKPOINT, "checkpoint %d: %s" % (rec.seq, exc)
+            if not ed25519_verify(public_key, message, sig):
+                return BAD_SIGNATURE, "checkpoint %d: signature does not verify" % rec.seq
     else:
         return BAD_CHECKPOINT, "checkpoint %d: unknown alg %r" % (rec.seq, alg)
     if all(s in hashes for s in range(first, rec.seq)):

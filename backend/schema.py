@@ -1,7 +1,8 @@
 """The backend's tables, for SQLite and PostgreSQL (docs/SPEC.md §10).
 
-One logical schema, two spellings: the differences are only the column
-types (BLOB/BYTEA, TEXT/JSONB, INTEGER/BIGINT) and how an id column counts.
+One logical schema, two spellings: the differences are the column types
+(BLOB/BYTEA, TEXT/JSONB, INTEGER/BIGINT), how an id column counts, and
+PostgreSQL's records table partitioned by time (backend/partitions.py).
 Every statement the store runs is the same text on both, so behaviour does
 not drift between the default SQLite file and a shared PostgreSQL.
 
@@ -31,6 +32,8 @@ CREATE TABLE IF NOT EXISTS devices (
 
 -- Every journal record exactly once per (device, seq); the first one stored
 -- for a seq wins, a different one later is a fork finding, never stored over.
+-- PostgreSQL: partitioned by month of received_at; (device, seq) once across
+-- partitions through record_keys (backend/partitions.py).
 CREATE TABLE IF NOT EXISTS records (
     device_id   TEXT NOT NULL REFERENCES devices (device_id),
     seq         {int} NOT NULL CHECK (seq >= 0),
@@ -40,8 +43,8 @@ CREATE TABLE IF NOT EXISTS records (
     frame       {blob} NOT NULL,
     payload     {json} NOT NULL,
     received_at {int} NOT NULL,
-    PRIMARY KEY (device_id, seq)
-);
+    PRIMARY KEY {records_key}
+){records_partitioning};
 CREATE INDEX IF NOT EXISTS records_by_type ON records (type, device_id, seq);
 
 -- What the backend found wrong (forks, gaps, chain breaks, bad signatures).
@@ -120,9 +123,13 @@ CREATE INDEX IF NOT EXISTS settlement_outbox_pending
 
 _SPELLING = {
     "sqlite": {"blob": "BLOB", "json": "TEXT", "int": "INTEGER", "length": "length",
-               "id": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+               "id": "INTEGER PRIMARY KEY AUTOINCREMENT",
+               "records_key": "(device_id, seq)", "records_partitioning": ""},
     "postgres": {"blob": "BYTEA", "json": "JSONB", "int": "BIGINT", "length": "octet_length",
-                 "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"},
+                 "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                 # A partitioned table's keys must hold the partition key.
+                 "records_key": "(device_id, seq, received_at)",
+                 "records_partitioning": " PARTITION BY RANGE (received_at)"},
 }
 
 
@@ -131,4 +138,8 @@ def statements(dialect):
     text = _TABLES.format(**_SPELLING[dialect])
     # Comments first (they may contain ';'), then one statement per ';'.
     text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
-    return [chunk.strip() for chunk in text.split(";") if chunk.strip()]
+    out = [chunk.strip() for chunk in text.split(";") if chunk.strip()]
+    if dialect == "postgres":
+        from daozhang.backend import partitions
+        out.extend(partitions.STATEMENTS)       # whole: a function body holds ';'
+    return out

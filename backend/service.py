@@ -80,8 +80,10 @@ class EventLog:
 class Ingestor:
     """Receipts and alerts from devices into the store; acks out."""
 
-    def __init__(self, store, signer, log=None, gap_grace_ms=30000, clock=now_ms):
+    def __init__(self, store, signer, log=None, gap_grace_ms=30000, clock=now_ms, all_signatures=False):
         self.store = store
+        # SPEC 6.7.1: every checkpoint's signature (audit), or the newest of each run.
+        self.all_signatures = all_signatures
         self.signer = signer
         self.log = log or (lambda event, level="info", **kw: None)
         self.gap_grace_ms = gap_grace_ms
@@ -94,11 +96,11 @@ class Ingestor:
         """check_batch against the cached key; before calling a checkpoint
         `wrong_key`, reload the key from the store once (another worker may
         have followed a rotation)."""
-        check = ingest.check_batch(device_id, state[0], payload, state[1])
+        check = ingest.check_batch(device_id, state[0], payload, state[1], self.all_signatures)
         if any(f.kind == ingest.WRONG_KEY for f in check.findings):
             fresh = self.keys.refresh(device_id)
             if fresh is not None and fresh != state:
-                check = ingest.check_batch(device_id, fresh[0], payload, fresh[1])
+                check = ingest.check_batch(device_id, fresh[0], payload, fresh[1], self.all_signatures)
         return check
 
     def _finding(self, device_id, finding):
@@ -270,7 +272,8 @@ def run_service(config, stop_event=None, ready=None):
     log = EventLog(backend.get("log") or None)
     store = open_store(backend["db"])
     signer = AckSigner.from_file(backend["key"])
-    worker = Ingestor(store, signer, log, gap_grace_ms=int(float(backend.get("gap_grace_s", 30)) * 1000))
+    worker = Ingestor(store, signer, log, gap_grace_ms=int(float(backend.get("gap_grace_s", 30)) * 1000),
+                      all_signatures=backend.get("all_signatures", False))
     _observe("worker", worker)
     stop = stop_event or threading.Event()
     inbox = queue.Queue()

@@ -174,6 +174,7 @@ class Store:
         """
         normalised = [normalise_record(r, i) for i, r in enumerate(records)]
         now = self._now()
+        self.db.ensure_partitions(now)     # PostgreSQL: before the transaction (backend/partitions.py)
         with self._lock, self.db.transaction() as tx:
             tx.lock_device(device_id)
             progress = tx.one("SELECT first_seq, contiguous_seq, head_hash FROM devices "
@@ -209,7 +210,7 @@ class Store:
             chunk = rows[start:start + 500]
             values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
             tx.execute("INSERT INTO records (device_id, seq, type, hash, prev_hash, frame, "
-                       "payload, received_at) VALUES %s ON CONFLICT (device_id, seq) DO NOTHING"
+                       "payload, received_at) VALUES %s ON CONFLICT DO NOTHING"
                        % values, [value for row in chunk for value in row])
 
     def _stored_hashes(self, tx, device_id, seqs):

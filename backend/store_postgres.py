@@ -19,8 +19,11 @@ transaction (they see its own uncommitted writes, as they must).
 
 import contextlib
 
+import time
+
 from daozhang.agent.core.errors import StorageError
 from daozhang.backend import schema
+from daozhang.backend.partitions import RecordPartitions
 
 # Any constant: serialises CREATE TABLE IF NOT EXISTS between processes
 # starting together (it is not atomic against a concurrent create).
@@ -80,6 +83,7 @@ class PostgresDatabase:
         self._errors = self._psycopg.Error
         self._conn = None
         self._grouped = False
+        self._partitions = RecordPartitions()
         self._connect()
 
     def _connect(self):
@@ -156,6 +160,22 @@ class PostgresDatabase:
             tx.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             for statement in schema.statements("postgres"):
                 tx.execute(statement)
+        self.ensure_partitions(int(time.time() * 1000))
+
+    def ensure_partitions(self, now_ms):
+        """The records partitions for now_ms's month and the next ones exist
+        (backend/partitions.py).  Called before a store_batch or a group
+        opens its transaction; inside a group a missing month fails the
+        group (nothing committed, redelivered) rather than wait on itself."""
+        if self._partitions.covered(now_ms):
+            return
+        if self._grouped:
+            raise StorageError("PostgreSQL %s: no records partition for the month of %d yet "
+                               "(made before the next group)" % (self.url, now_ms))
+        try:
+            self._partitions.ensure(self._connection(), now_ms)
+        except self._errors as exc:
+            raise self._storage_error(exc)
 
     def close(self):
         if self._conn is not None:

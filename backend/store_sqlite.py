@@ -108,5 +108,8 @@ class SqliteDatabase:
             for statement in schema.statements("sqlite"):
                 tx.execute(statement)
 
+    def ensure_partitions(self, now_ms):
+        """SQLite's records table is not partitioned (PostgreSQL's is)."""
+
     def close(self):
         self._conn.close()

@@ -32,13 +32,15 @@ RESTART_DELAY_S = 0.5
 
 
 class Supervisor:
-    def __init__(self, config_path, workers, db=None, log_path=None, python=sys.executable, worker=None):
+    def __init__(self, config_path, workers, db=None, log_path=None, python=sys.executable, worker=None,
+                 all_signatures=False):
         if workers < 1:
             raise ValueError("--workers: expected at least 1, got %d" % workers)
         self.config_path = config_path
         self.count = workers
         self.db = db
         self.worker = worker     # base worker number (--worker), else the config's
+        self.all_signatures = all_signatures
         self.log = EventLog(log_path)
         self.python = python
         self.metrics_dir = tempfile.mkdtemp(prefix="dz-metrics-")
@@ -53,6 +55,8 @@ class Supervisor:
             argv += ["--db", self.db]
         if self.worker is not None:
             argv += ["--worker", str(self.worker)]
+        if self.all_signatures:
+            argv.append("--all-signatures")
         return argv
 
     def _start(self, index):

@@ -22,6 +22,12 @@ worker processes, and `daozhang sim` in this process.
   worker: verify, store exactly once, sign and publish acks) vs a raw peer
   in the same run: paho subscriber + psycopg executemany of the same rows,
   no verification, no ack.  Records/s over records/s (target >= 0.5).
+  --audit runs the backend again with --all-signatures on the same messages
+  (backend_us_per_record_all_signatures: the cost of every signature).
+- loadavg_1m_start / _end: the machine's load, since it is shared.
+
+Phases and what they print go to stderr; a storm phase prints its
+figures as it ends (a long run is not lost to a later failure).
 """
 
 import argparse
@@ -61,7 +67,11 @@ def sim_phase(broker, workers, terminals, rate, backlog, duration, drain_timeout
         try:
             world.start_backend(workers=workers)
             settings = world.sim_settings(terminals, rate, duration, backlog, drain_timeout)
-            return run_sim(settings)
+            report = run_sim(settings)
+            print("phase workers=%d rate=%s backlog=%d: %s (load %.1f)" % (
+                workers, rate, backlog, json.dumps(report, sort_keys=True), os.getloadavg()[0]),
+                file=sys.stderr, flush=True)
+            return report
         finally:
             world.close()
 
@@ -126,22 +136,24 @@ def wait_rows(db, total, timeout=1800):
     raise RuntimeError("only %d of %d rows after %ds" % (n, total, timeout))
 
 
-def backend_ingest(broker, tmp, identities, messages, total):
+def backend_ingest(broker, tmp, identities, messages, total, all_signatures=False):
     from dztest.pg import fresh_schema
     from daozhang.signing import generate_keypair
     from daozhang.fleet.sim import register_devices
 
     with fresh_schema() as db:
         register_devices(db, identities)
-        key = os.path.join(tmp, "ingest-backend")
+        name = "ingest-audit" if all_signatures else "ingest"     # a run's own files
+        key = os.path.join(tmp, name + "-backend")
         generate_keypair(key)
-        config = os.path.join(tmp, "ingest.toml")
-        log = os.path.join(tmp, "ingest.log")
+        config = os.path.join(tmp, name + ".toml")
+        log = os.path.join(tmp, name + ".log")
         with open(config, "w") as f:
             f.write('[broker]\nhost = "%s"\nport = %d\ntls = false\n[backend]\nkey = "%s"\n'
                     'db = "%s"\nshare_group = "bench-9f2e"\nlog = "%s"\n'
                     % (broker.host, broker.port, key + ".key", db, log))
-        proc = subprocess.Popen([sys.executable, "-m", "daozhang", "backend", "run", "--config", config],
+        argv = [sys.executable, "-m", "daozhang", "backend", "run", "--config", config]
+        proc = subprocess.Popen(argv + (["--all-signatures"] if all_signatures else []),
                                 stdin=subprocess.DEVNULL)
         try:
             t0 = time.monotonic()
@@ -216,7 +228,7 @@ def raw_ingest(broker, identities, messages, total):
             client.disconnect()
 
 
-def ingest_phase(pki, terminals, backlog):
+def ingest_phase(pki, terminals, backlog, audit=False):
     from dztest.broker import Broker
     tmp = tempfile.mkdtemp(prefix="dzingest-")
     backend_pub = b"\x00" * 32      # the terminals never check an ack here
@@ -229,11 +241,19 @@ def ingest_phase(pki, terminals, backlog):
         raw_s = raw_ingest(broker, identities, messages, total)
     with Broker(tls=False, persistence=False) as broker:
         backend_s, cpu = backend_ingest(broker, tmp, identities, messages, total)
-    return {"ingest_records": total, "ingest_messages": len(messages),
+    audit_figures = {}
+    if audit:       # the same messages, every checkpoint signature verified (SPEC 6.7.1)
+        with Broker(tls=False, persistence=False) as broker:
+            audit_s, audit_cpu = backend_ingest(broker, tmp, identities, messages, total, all_signatures=True)
+        audit_figures = {"backend_us_per_record_all_signatures": round(audit_cpu / total * 1e6, 1),
+                         "ingest_vs_raw_pg_all_signatures": round(raw_s / audit_s, 3)}
+    print("ingest phase: raw %.1f s, backend %.1f s, %s" % (raw_s, backend_s, audit_figures),
+          file=sys.stderr, flush=True)
+    return dict(audit_figures, **{"ingest_records": total, "ingest_messages": len(messages),
             "backend_records_per_s": round(total / backend_s, 1),
             "raw_pg_records_per_s": round(total / raw_s, 1),
             "ingest_vs_raw_pg": round(raw_s / backend_s, 3),
-            "backend_us_per_record": round(cpu / total * 1e6, 1)}
+            "backend_us_per_record": round(cpu / total * 1e6, 1)})
 
 
 def main():
@@ -242,6 +262,11 @@ def main():
     parser.add_argument("--backlog", type=int, default=100)
     parser.add_argument("--steady-s", type=float, default=60)
     parser.add_argument("--ingest-terminals", type=int, default=2000)
+    parser.add_argument("--ingest-backlog", type=int, default=None, help="default: --backlog")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="only the ingest phase (ingest_vs_raw_pg, backend_us_per_record)")
+    parser.add_argument("--audit", action="store_true",
+                        help="also ingest with --all-signatures: backend_us_per_record_all_signatures")
     args = parser.parse_args()
 
     from dztest.broker import Broker
@@ -251,12 +276,22 @@ def main():
     raise_fd_limit(args.terminals + 2048)
     tmp = tempfile.mkdtemp(prefix="dzbench-fleet-")
     pki = make_test_pki(os.path.join(tmp, "pki"))
-    out = {"terminals": args.terminals, "backlog": args.backlog}
-    out.update(ingest_phase(pki, args.ingest_terminals, args.backlog))
-    with Broker(pki=pki, persistence=False) as broker:
-        steady = sim_phase(broker, 2, args.terminals, 2, 0, args.steady_s, 300)
-        storm1 = sim_phase(broker, 1, args.terminals, 0, args.backlog, 0, 3600)
-        storm2 = sim_phase(broker, 2, args.terminals, 0, args.backlog, 0, 3600)
+    out = {"terminals": args.terminals, "backlog": args.backlog, "loadavg_1m_start": os.getloadavg()[0]}
+    out.update(ingest_phase(pki, args.ingest_terminals, args.ingest_backlog or args.backlog, args.audit))
+    if args.ingest_only:
+        out["loadavg_1m_end"] = os.getloadavg()[0]
+        print(json.dumps(out, sort_keys=True))
+        return
+    # A broker per phase: a phase that ends undrained leaves queued messages
+    # of its terminals' journals, which the next phase's terminals (same
+    # device ids, new journals) would meet as forks.
+    phases = []
+    for workers, rate, backlog, duration, timeout in ((2, 2, 0, args.steady_s, 300),
+                                                      (1, 0, args.backlog, 0, 3600),
+                                                      (2, 0, args.backlog, 0, 3600)):
+        with Broker(pki=pki, persistence=False) as broker:
+            phases.append(sim_phase(broker, workers, args.terminals, rate, backlog, duration, timeout))
+    steady, storm1, storm2 = phases
     out.update({
         "lag_p50_s": steady["lag_p50_s"], "lag_p99_s": steady["lag_p99_s"],
         "steady_records_acked_per_s": steady["records_acked_per_s"],
@@ -267,6 +302,7 @@ def main():
         "sim_10k_records_per_s": max(storm1["records_acked_per_s"], storm2["records_acked_per_s"]),
         "connect_failures": steady["connect_failures"] + storm1["connect_failures"] + storm2["connect_failures"],
     })
+    out["loadavg_1m_end"] = os.getloadavg()[0]      # the machine is shared: figures move with it
     print(json.dumps(out, sort_keys=True))
 
 

@@ -14,6 +14,9 @@ Prints one JSON line:
   bytes_written_per_commit  bytes the journal writes per 1-record commit (storage
                         adapter; *_proc_io: /proc/self/io write_bytes), beside
                         sector_floor_bytes, one sector: the least any device writes
+  backend_check_us_per_record  the backend's check (decode, chain, signatures) of
+                        --backend-commits one-sale commits, newest signature per run
+                        vs _all (every signature); bench/backend_check.py, issue 17
 
     python bench/journal_append.py [--records-verify 1000000] [--seconds 3] [--dir DIR]
 
@@ -345,6 +348,8 @@ def main(argv=None):
     parser.add_argument("--records-verify", type=int, default=1_000_000)
     parser.add_argument("--segment-size", type=int, default=64 * 1024, help="for the open benchmark")
     parser.add_argument("--dir", default=None, help="work directory (default: a temp dir on /tmp's disk)")
+    parser.add_argument("--backend-commits", type=int, default=100_000,
+                        help="one-sale commits for backend_check_us_per_record (0: skip)")
     args = parser.parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="dz-bench-", dir=args.dir)
     generate_keypair(os.path.join(workdir, "dev"))
@@ -398,6 +403,9 @@ def main(argv=None):
                        "verify_vs_decode": round(verify_rate / decode_rate, 3), "verify_ok": ok})
     except ImportError as exc:
         result["verify_error"] = str(exc)
+    if args.backend_commits:        # the backend's check of one-sale commits (bench/backend_check.py)
+        from backend_check import check_figures
+        result.update(check_figures(args.backend_commits))
     for name in os.listdir(workdir):
         os.unlink(os.path.join(workdir, name))
     os.rmdir(workdir)

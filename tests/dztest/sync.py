@@ -52,12 +52,13 @@ class Clock:
 class Pair:
     """A SyncCore and a backend Ingestor joined by a list of messages."""
 
-    def __init__(self, journal, store, device=DEVICE, backend_seed=9, device_seed=7, settings=None):
+    def __init__(self, journal, store, device=DEVICE, backend_seed=9, device_seed=7, settings=None,
+                 all_signatures=False):
         self.journal = journal
         self.store = store
         self.clock = Clock()
         self.backend = AckSigner(signer(backend_seed))
-        self.ingestor = Ingestor(store, self.backend, clock=self.clock)
+        self.ingestor = Ingestor(store, self.backend, clock=self.clock, all_signatures=all_signatures)
         store.add_device(device, signer(device_seed).public_bytes)
         self.reader = FrameReader(journal)
         self.core = SyncCore(device, self.backend.public_bytes, self.backend.kid, ed25519_verify,

@@ -42,12 +42,12 @@ class Client:
         self.calls.append(("ack", mid, self.observer.stats()["records"]))
 
 
-def _fleet(tmp_path, db, n=3, backlog=5):
+def _fleet(tmp_path, db, n=3, backlog=5, clock=None):
     ca = str(tmp_path / "ca")
     pki.create_ca(ca)
     identities, _ = ensure_identities(ca, str(tmp_path / "cache"), n, "grp")
     backend = AckSigner(signer(9))
-    store = open_store(db)
+    store = open_store(db, clock=clock)
     messages, sizes = [], {}
     for i, ident in enumerate(identities):
         store.add_device(ident.device_id, ident.public_bytes())
@@ -105,3 +105,22 @@ def test_a_failing_device_is_rolled_back_alone_and_not_acknowledged(tmp_path, po
     handle_group(client, worker, _log, [messages[1]], _handle_group)
     assert client.calls[-1][:2] == ("ack", 11)
     assert store.stats()["records"] == sum(sizes.values())
+
+
+def test_a_group_in_a_month_without_a_partition_yet(tmp_path, postgres_url):
+    """The month's records partition is made before the group's transaction
+    (inside it, the DDL would wait on the group's own inserts)."""
+    import time
+    import psycopg
+    from daozhang.backend import partitions
+
+    later = int(time.time() * 1000) + 500 * 86_400_000
+    store, worker, messages, sizes = _fleet(tmp_path, postgres_url, clock=lambda: later)
+    client = Client(postgres_url)
+    _log.events = []
+    handle_group(client, worker, _log, messages)
+    assert sorted(c[1] for c in client.calls if c[0] == "ack") == [10, 11, 12]
+    assert store.stats()["records"] == sum(sizes.values())
+    with psycopg.connect(postgres_url) as conn:
+        where = {r[0] for r in conn.execute("SELECT DISTINCT tableoid::regclass::text FROM records")}
+    assert where == {partitions.partition_name(*partitions.month_of(later))}

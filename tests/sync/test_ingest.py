@@ -1,5 +1,6 @@
 """The backend's per-message checks (SPEC 6.7): each tamper gives one exact
-finding, nothing wrong is stored, and nothing is acknowledged past it."""
+finding, nothing wrong is stored, and nothing is acknowledged past it; in
+both signature modes (SPEC 6.7.1: the newest of each run, and every one)."""
 
 import pytest
 
@@ -12,13 +13,13 @@ from daozhang.backend.store import open_store
 from dztest.sync import DEVICE, Pair, make_journal, signer, txn_payload
 
 
-@pytest.fixture
-def pair(tmp_path):
+@pytest.fixture(params=[False, True], ids=["newest-signatures", "all-signatures"])
+def pair(tmp_path, request):
     path, journal = make_journal(tmp_path)
     store = open_store(str(tmp_path / "backend.db"))
     for i in range(0, 60, 3):
         journal.append_many([(record.TYPE_TRANSACTION, txn_payload(k)) for k in range(i, i + 3)])
-    p = Pair(journal, store)
+    p = Pair(journal, store, all_signatures=request.param)
     yield p
     journal.close()
     store.close()
@@ -91,7 +92,8 @@ def test_wrong_key_and_bad_signature(pair):
     def flip(body):
         body[5]["sig"] = bytes(64)
     pair2 = reframe(f[ck], flip)
-    check = ingest.check_batch(DEVICE, signer(7).public_bytes, msgs.encode_receipts(DEVICE, f[:ck] + [pair2]))
+    check = ingest.check_batch(DEVICE, signer(7).public_bytes, msgs.encode_receipts(DEVICE, f[:ck] + [pair2]),
+                               all_signatures=pair.ingestor.all_signatures)
     assert [x.kind for x in check.findings] == ["bad_signature"]
     assert all(r["seq"] < ck for r in check.records)
 
@@ -100,12 +102,13 @@ def test_crc_and_chain(pair):
     f = frames(pair, 0)
     broken = bytearray(f[2])
     broken[-1] ^= 0xFF
+    mode = pair.ingestor.all_signatures
     check = ingest.check_batch(DEVICE, signer(7).public_bytes,
-                               msgs.encode_receipts(DEVICE, f[:2] + [bytes(broken)] + f[3:]))
+                               msgs.encode_receipts(DEVICE, f[:2] + [bytes(broken)] + f[3:]), all_signatures=mode)
     assert [x.kind for x in check.findings] == ["bad_frame"]
     relinked = reframe(f[4], lambda b: b.__setitem__(1, bytes(32)))
     check = ingest.check_batch(DEVICE, signer(7).public_bytes,
-                               msgs.encode_receipts(DEVICE, f[:4] + [relinked]))
+                               msgs.encode_receipts(DEVICE, f[:4] + [relinked]), all_signatures=mode)
     assert [x.kind for x in check.findings] == ["chain_break"]
 
 

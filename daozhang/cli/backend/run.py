@@ -21,8 +21,11 @@ import click
               help="Fleet view: a terminal with no message for this many seconds is 'silent'.")
 @click.option("--overdue-after", type=float, default=172800.0, show_default=True,
               help="Fleet view: an unsettled sale received longer ago than this (seconds) is overdue.")
+@click.option("--all-signatures", is_flag=True, default=False,
+              help="Audit: verify every checkpoint's signature, not only the newest of each chained "
+                   "run (SPEC 6.7.1); overrides [backend] all_signatures.")
 @click.option("--worker-index", type=int, default=None, hidden=True)
-def run(config_path, db, worker, workers, http, silent_after, overdue_after, worker_index):
+def run(config_path, db, worker, workers, http, silent_after, overdue_after, all_signatures, worker_index):
     """Run the backend: verify, store, and acknowledge device receipts.
 
     Several workers with the same share_group split the load (MQTT 5 shared
@@ -37,6 +40,8 @@ def run(config_path, db, worker, workers, http, silent_after, overdue_after, wor
         config["backend"]["db"] = db
     if worker is not None:
         config["backend"]["worker"] = worker
+    if all_signatures:
+        config["backend"]["all_signatures"] = True
     if worker_index is not None:
         # A supervised worker: its number (hence its stable MQTT client id,
         # SPEC 6.10.4) is the supervisor's base number plus its index, so a
@@ -50,7 +55,7 @@ def run(config_path, db, worker, workers, http, silent_after, overdue_after, wor
     from daozhang.backend.workers import Supervisor
 
     supervisor = Supervisor(config_path, workers, db=db, log_path=config["backend"].get("log") or None,
-                            worker=worker)
+                            worker=worker, all_signatures=all_signatures)
     try:
         if http is not None:
             from daozhang.backend.fleet_view.server import serve_in_thread
