@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from daozhang.agent.core import record  # noqa: E402
-from daozhang.agent.core import sync_messages as msgs  # noqa: E402
+from daozhang.agent.core.journal import record  # noqa: E402
+from daozhang.agent.core.sync import sync_messages as msgs  # noqa: E402
 from daozhang.agent.signer import Ed25519Signer  # noqa: E402
 from daozhang.agent.sync_journal import FrameReader  # noqa: E402
 from daozhang.backend import ingest  # noqa: E402

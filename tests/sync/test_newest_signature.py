@@ -4,8 +4,8 @@ catches, and the places a run ends (a key rotation, across messages)."""
 
 import pytest
 
-from daozhang.agent.core import checkpoint, record
-from daozhang.agent.core import sync_messages as msgs
+from daozhang.agent.core.journal import checkpoint, record
+from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.backend import ingest
 from daozhang.backend.store import open_store
 
