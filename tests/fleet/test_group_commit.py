@@ -118,7 +118,7 @@ def test_a_group_in_a_month_without_a_partition_yet(tmp_path, postgres_url):
     store, worker, messages, sizes = _fleet(tmp_path, postgres_url, clock=lambda: later)
     client = Client(postgres_url)
     _log.events = []
-    handle_group(client, worker, _log, messages)
+    handle_group(client, worker, _log, messages, _handle_group)
     assert sorted(c[1] for c in client.calls if c[0] == "ack") == [10, 11, 12]
     assert store.stats()["records"] == sum(sizes.values())
     with psycopg.connect(postgres_url) as conn:

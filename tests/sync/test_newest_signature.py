@@ -67,8 +67,8 @@ def test_newest_mode_verifies_one_signature_per_run_audit_every_one(world, monke
     payload = msgs.encode_receipts(DEVICE, f)
     assert len(checkpoint_seqs(f)) >= 20
     calls = []
-    real_verify = ingest._verify
-    monkeypatch.setattr(ingest, "_verify", lambda *a: calls.append(1) or real_verify(*a))
+    real_verify = ingest.ed25519_verify          # ingest's one verifier (daozhang/signing.py)
+    monkeypatch.setattr(ingest, "ed25519_verify", lambda *a: calls.append(1) or real_verify(*a))
     newest = ingest.check_batch(DEVICE, signer(OLD).public_bytes, payload)
     assert (len(calls), newest.findings, len(newest.records)) == (1, [], len(f))
     del calls[:]
@@ -179,7 +179,7 @@ def test_the_newest_signature_of_each_message_is_checked(world, all_signatures):
 
 
 def test_the_audit_switch_in_the_backend_config(tmp_path):
-    from daozhang.backend.service import ConfigError, load_backend_config, new_share_group
+    from daozhang.backend.config import ConfigError, load_backend_config, new_share_group
     base = '[broker]\nhost = "127.0.0.1"\n[backend]\nkey = "b.key"\ndb = "b.db"\nshare_group = "%s"\n' \
         % new_share_group()
     path = tmp_path / "backend.toml"
