@@ -19,7 +19,6 @@ The agent keeps journaling while offline: nothing here blocks a commit.
 """
 
 import json
-import os
 import random
 import select
 import socket
@@ -39,7 +38,6 @@ from daozhang.mqtt_tls import paho_client, set_nodelay
 from daozhang.files import atomic_write
 from daozhang.signing import ed25519_verify
 
-TOPIC_ROOT = topics.ROOT
 SESSION_EXPIRY_S = 14 * 86400
 INBOX_LIMIT = 256      # publish_alert(s) calls waiting for the link thread
 
@@ -371,7 +369,7 @@ class MqttLink:
             return
         self._last_status = now
         self._status_dirty = False
-        write_json_atomic(self.status_file, self.health())
+        atomic_write(self.status_file, json.dumps(self.health(), sort_keys=True), durable=False)
 
 
 def device_client(cfg, device_id, topic):
@@ -380,7 +378,3 @@ def device_client(cfg, device_id, topic):
     client = paho_client(cfg.get("client_id") or device_id, cfg, manual_ack=True)
     client.will_set(topic + "status", msgs.encode_status(device_id, "offline", 0), qos=1, retain=True)
     return client
-
-
-def write_json_atomic(path, obj):
-    atomic_write(path, json.dumps(obj, sort_keys=True), durable=False)

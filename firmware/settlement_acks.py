@@ -22,7 +22,6 @@ import hashlib
 
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.journal import record
-from daozhang.agent.core.sync import settlement_ack
 from daozhang.agent.core.sync.settlement_delivery import AppliedCursor
 
 MAX_IDS = 2048

@@ -32,7 +32,7 @@ from daozhang.files import fsync_directory
 from daozhang.host_tools.pki.crl import write_crl
 from daozhang.host_tools.pki.errors import CertificateRejected, IdentityConflict, PkiError
 from daozhang.host_tools.pki.ledger import (INDEX, KIND_BACKEND, KIND_DEVICE, KIND_SERVER, append_ledger, issued,
-                                            read_ledger, utcnow)
+                                            utcnow)
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"
