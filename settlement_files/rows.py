@@ -161,10 +161,10 @@ def _masked_record(record, cells):
     text) or None (a card column: its rule cuts it)."""
     found = []
     out = {}
-    for name, identifier in cells.items():
+    for name, is_identifier in cells.items():
         raw = record.get(name)
-        if raw and identifier is not None:
-            raw, hit = mask_cell(raw, identifier)
+        if raw and is_identifier is not None:
+            raw, hit = mask_cell(raw, is_identifier)
             if hit:
                 found.append(name)
         out[name] = raw

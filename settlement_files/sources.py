@@ -105,7 +105,7 @@ def csv_cells(f, encoding, delimiter, name):
             yield line, exc
             line = reader.line_num + 1
             continue
-        except UnicodeDecodeError as exc:
+        except UnicodeDecodeError:
             raise SettlementFileError("%s: not %s near line %d (set encoding in a mapping, "
                                       "e.g. gb18030)" % (name, declared, line)) from None
         yield line, cells

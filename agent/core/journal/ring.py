@@ -229,7 +229,6 @@ class Ring:
             buf = read_segment(index)
             frames = recovery.valid_frames(buf, layout.SEGMENT_HEADER_SIZE, len(buf))
             seqs = [rec.seq for rec in frames]
-            checkpoints = [rec for rec in frames if rec.type == record.TYPE_CHECKPOINT]
             # A torn write in the segment the next commit starts: the zeroing
             # of an earlier lap's header (its records all released), and/or
             # the start of a commit that never returned, in any mix.
