@@ -13,7 +13,6 @@ other fault is logged and the loop goes on.  Nothing it does writes.
 import logging
 import os
 import select
-import termios
 import threading
 import time
 import tty
@@ -21,12 +20,10 @@ import tty
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.core.service.service_frames import MAX_PAYLOAD
 from daozhang.agent.core.service.service_session import DEFAULT_IDLE_TIMEOUT, SUPERBLOCK_SIZE, DeviceSession
+from daozhang.serial_port import READ_SIZE, SerialPort
 from daozhang.signing import ed25519_verify, load_public_key, raw_public
 
 log = logging.getLogger("daozhang.service_port")
-
-_READ_SIZE = 65536
-_POLL = 0.05
 
 
 class LinkDown(Exception):
@@ -94,7 +91,7 @@ class _FdLink:
         if not ready:
             return b""
         try:
-            data = os.read(self.fd, _READ_SIZE)
+            data = os.read(self.fd, READ_SIZE)
         except OSError as exc:  # EIO: the other end of the pty went away
             raise LinkDown("read: %s" % exc)
         if not data:
@@ -119,42 +116,6 @@ class _FdLink:
 
     def close(self):
         pass  # the fd belongs to whoever handed it over
-
-
-class _SerialLink:
-    def __init__(self, url, baudrate, write_timeout):
-        import serial
-        # pyserial lets termios.error through when the device vanishes mid-call.
-        self._errors = (serial.SerialException, OSError, termios.error)
-        try:
-            self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=_POLL,
-                                              write_timeout=write_timeout)
-        except self._errors + (ValueError,) as exc:
-            raise LinkDown("open %s: %s" % (url, exc))
-
-    def read(self, timeout):
-        try:
-            # The port's own timeout stays fixed (_POLL): changing it re-runs tcsetattr.
-            first = self.port.read(1)
-            if not first:
-                return b""
-            waiting = self.port.in_waiting
-            return first + (self.port.read(min(waiting, _READ_SIZE)) if waiting else b"")
-        except self._errors as exc:
-            raise LinkDown("read: %s" % exc)
-
-    def write(self, data, timeout):
-        try:
-            self.port.write(data)
-            self.port.flush()
-        except self._errors as exc:
-            raise LinkDown("write: %s" % exc)
-
-    def close(self):
-        try:
-            self.port.close()
-        except Exception:  # closing a vanished device can fail; it is gone either way
-            pass
 
 
 class ServicePort:
@@ -187,7 +148,9 @@ class ServicePort:
     def _open(self):
         if isinstance(self.device, int):
             return _FdLink(self.device)
-        return _SerialLink(self.device, self.baudrate, self.write_timeout)
+        url = self.device
+        return SerialPort(url, self.baudrate, self.write_timeout,
+                          lambda stage, exc: LinkDown("%s: %s" % ("open " + url if stage == "open" else stage, exc)))
 
     def serve(self):
         """Run until stop(): the body of the port's thread."""

@@ -16,10 +16,9 @@ from daozhang.agent.core.errors import DaozhangError, LocalError, RemoteError
 from daozhang.agent.core.service.service_frames import (ERROR, MAX_PAYLOAD, NAK, NEED_DATA, REQUEST, RESPONSE, BadFrame,
                                                         Frame, FrameCodec)
 from daozhang.agent.core.service.service_session import auth_message
+from daozhang.serial_port import SerialPort
 from daozhang.signing import load_private_key
 
-_READ_SIZE = 65536
-_POLL = 0.05
 
 
 class LinkLost(DaozhangError):
@@ -40,44 +39,17 @@ def load_technician_key(path):
     return load_private_key(path)
 
 
-class SerialTransport:
+class SerialTransport(SerialPort):
     """A serial device path or pyserial URL (/dev/ttyACM0, loop://, ...)."""
 
     def __init__(self, url, baudrate=115200):
-        import serial
-        import termios
-        # pyserial lets termios.error through when the device vanishes mid-call.
-        self._errors = (serial.SerialException, OSError, termios.error)
         self.url = url
-        try:
-            self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=_POLL, write_timeout=10)
-        except self._errors + (ValueError,) as exc:
-            raise LinkLost("cannot open %s: %s" % (url, exc))
+        super().__init__(url, baudrate, 10, self._link_lost)
 
-    def read(self, timeout):
-        """Bytes that arrived within about `timeout` (at least one poll), or b""."""
-        try:
-            # The port's own timeout stays fixed: changing it re-runs tcsetattr.
-            first = self.port.read(1)
-            if not first:
-                return b""
-            waiting = self.port.in_waiting
-            return first + (self.port.read(min(waiting, _READ_SIZE)) if waiting else b"")
-        except self._errors as exc:
-            raise LinkLost("link to %s lost: %s; run the same command again to resume" % (self.url, exc))
-
-    def write(self, data):
-        try:
-            self.port.write(data)
-            self.port.flush()
-        except self._errors as exc:
-            raise LinkLost("link to %s lost: %s; run the same command again to resume" % (self.url, exc))
-
-    def close(self):
-        try:
-            self.port.close()
-        except self._errors:
-            pass
+    def _link_lost(self, stage, exc):
+        if stage == "open":
+            return LinkLost("cannot open %s: %s" % (self.url, exc))
+        return LinkLost("link to %s lost: %s; run the same command again to resume" % (self.url, exc))
 
 
 class ServiceClient:
