@@ -101,14 +101,9 @@ DOWN_KIND = {"fields": FIELDS, "signed": signed_bytes}
 
 def problem(msg):
     """The first field of `msg` (without sig) that is wrong, as text, or None."""
-    for name in FIELDS:
-        if name == "sig":
-            continue
-        check, what = FIELDS[name]
-        if name not in msg:
-            return "%s: missing (expected %s)" % (name, what)
-        if not check(msg[name]):
-            return "%s: expected %s, got %r" % (name, what, msg[name])
+    wrong = msgs.field_problem(FIELDS, msg, skip=("sig",))
+    if wrong is not None:
+        return wrong
     if msg["status"] == "deposit_missing" and msg["received"] is not None:
         return "received: a missing deposit received nothing, got %r" % (msg["received"],)
     if msg["status"] == "deposit_short" and (msg["received"] is None

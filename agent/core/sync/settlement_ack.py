@@ -107,13 +107,7 @@ def row_problem(row):
     for name in row:
         if name not in ROW_FIELDS:
             return "row.%s: unexpected key" % name
-    for name in ROW_FIELDS:
-        check, what = ROW_FIELDS[name]
-        if name not in row:
-            return "row.%s: missing (expected %s)" % (name, what)
-        if not check(row[name]):
-            return "row.%s: expected %s, got %r" % (name, what, row[name])
-    return None
+    return msgs.field_problem(ROW_FIELDS, row, "row.")
 
 
 def wire_row(row):

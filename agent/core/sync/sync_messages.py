@@ -61,6 +61,20 @@ def _any_bytes(v):
     return isinstance(v, bytes) and len(v) <= 256
 
 
+def field_problem(fields, msg, prefix="", skip=()):
+    """The first of `fields` (name -> (predicate, what)) that `msg` lacks or
+    gets wrong, as text naming it (with `prefix`), or None."""
+    for name in fields:
+        if name in skip:
+            continue
+        check, what = fields[name]
+        if name not in msg:
+            return "%s%s: missing (expected %s)" % (prefix, name, what)
+        if not check(msg[name]):
+            return "%s%s: expected %s, got %r" % (prefix, name, what, msg[name])
+    return None
+
+
 def _receipts_signed(msg):
     return cbor.dumps([ACK_DOMAIN, "receipts", msg["dev"], msg["to"], msg["head"], msg["at"],
                        msg["kid"]])
