@@ -152,6 +152,15 @@ class Terminal:
                                        "at": now, "currency": self.alerts.currency,
                                        "detail": detail if isinstance(detail, dict) else {"detail": str(detail)}})])
 
+    def deposit(self, msg):
+        """A deposit finding the sync rules verified (SPEC 7.10.2: the
+        backend's bank statement shows a settlement day's payout missing or
+        short): deposit_missing / deposit_short on the outputs and in the
+        journal, as on the Linux agent.  A redelivery raises the same key,
+        which the alert machine ignores while it fires."""
+        from daozhang.agent.core.sync import deposit_alert
+        self.apply_outputs([("alert", deposit_alert.observation(msg, self.journal.clock.now().wall_ms))])
+
     def apply_outputs(self, outputs):
         """Watchdog outputs from elsewhere (firmware/settlement_acks.py): alerts
         observed, journaled, shown."""
