@@ -22,9 +22,10 @@ TICK_EVERY_MS = 1000
 
 class Loop:
     def __init__(self, terminal, uart=None, wdt=None, ticks_ms=None, tick_every_ms=TICK_EVERY_MS, link=None,
-                 mono_ms=None, mono_diff=None):
+                 mono_ms=None, mono_diff=None, service=None):
         self.terminal = terminal
         self.link = link
+        self.service = service          # firmware/service_port.py: the USB service port, or None
         self.uart = uart
         self.wdt = wdt
         self.ticks_ms = ticks_ms or (lambda: terminal.journal.clock.now().wall_ms)    # the wall clock (RTC)
@@ -66,6 +67,8 @@ class Loop:
             self.terminal.tick(now)
         if self.link is not None:
             self.link.step(now)
+        if self.service is not None:
+            self.service.step(mono)
         self.steps += 1
         if self.wdt is not None:
             self.wdt.feed()          # only after a step that completed
@@ -130,8 +133,13 @@ def main(path="/board.json"):      # pragma: no cover - runs on the board only
                         index=index)
     if link is not None:
         acks = BoardSettlements(terminal)       # settlement acks from the backend (SPEC 7.8)
+    service = None
+    if cfg.get("service") is not None:
+        service = _service_port(cfg["service"], terminal, link, machine)
     poller = select.poll()
     poller.register(uart, select.POLLIN)
+    if service is not None:
+        poller.register(service.stream, select.POLLIN)
 
     def idle(ms):
         # Wake for the POS's bytes or the broker's, else after ms.
@@ -142,7 +150,28 @@ def main(path="/board.json"):      # pragma: no cover - runs on the board only
             poller.unregister(link.client.sock)
 
     Loop(terminal, uart, wdt, wall_ms, link=link, mono_ms=time.ticks_ms,
-         mono_diff=time.ticks_diff).run(idle=idle, idle_ms=200)
+         mono_diff=time.ticks_diff, service=service).run(idle=idle, idle_ms=200)
+
+
+def _service_port(spec, terminal, link, machine):  # pragma: no cover - runs on the board only
+    """SPEC 8 on a second USB CDC port (micropython-lib's usb-device-cdc; the
+    REPL keeps the first) or on a UART to a USB-serial bridge."""
+    import binascii
+
+    from daozhang.firmware import ed25519
+    from daozhang.firmware.service_port import BoardServicePort
+
+    port = spec["port"]
+    if port == "usb_cdc":
+        import usb.device
+        from usb.device.cdc import CDCInterface
+        stream = CDCInterface()
+        stream.init(timeout=0)                        # reads return at once
+        usb.device.get().init(stream, builtin_driver=True)
+    else:
+        stream = machine.UART(port["id"], baudrate=port["baud"], tx=port["tx"], rx=port["rx"])
+    keys = [binascii.unhexlify(k) for k in spec["technician_keys"]]
+    return BoardServicePort(stream, terminal, keys, ed25519.verify, link=link)
 
 
 def _umqtt_link(cfg, journal, wall_ms, release_floor, alert, settlements, status_extra, deposit):  # pragma: no cover
