@@ -5,13 +5,15 @@ the whole journal still on the board.
 
     counts = catch_up(watchdog, journal)      # then index.checkpoint(...) done
 
-Transactions and settlement acks (type 2: the backend's signed row inside)
-go into the watchdog, its outputs dropped: the checks it recomputes equal
+Transactions and settlement acks (type 2: the backend's signed row inside;
+its id joins the index's replay guard) go into the watchdog, its outputs dropped: the checks it recomputes equal
 the journaled ones, and the first tick observes every overdue sale again.
 A record the watchdog refuses is counted and skipped (the Linux agent's
 agent/settlement_rebuild.py does the same).  One batch of frames on the
 heap at a time.  Portable: CPython and MicroPython.
 """
+
+import hashlib
 
 from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import DaozhangError
@@ -53,6 +55,9 @@ def _replay(watchdog, rec, counts):
         watchdog.handle(("transaction", txn))
         counts["transactions"] += 1
     else:
-        msg = cbor.loads(rec.payload["ack"])
+        ack = bytes(rec.payload["ack"])
+        msg = cbor.loads(ack)
+        if hasattr(watchdog.index, "put_ack"):     # the replay guard (firmware/settlement_acks.py)
+            watchdog.index.put_ack(msg["id"], hashlib.sha256(ack).digest(), msg["at"])
         watchdog.handle(("settlement", msg["row"], rec.wall_ms))
         counts["settlements"] += 1

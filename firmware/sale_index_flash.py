@@ -49,7 +49,8 @@ from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import LocalError, StorageError
 from daozhang.agent.core.settlement.settlement_checks import CHECKS
 from daozhang.firmware.flash_records import stable_hash
-from daozhang.firmware.sale_index_slots import (CAN, CAN_HEAD, CAN_SIZE, E_CHECKS, E_DEADLINE,
+from daozhang.firmware import sale_index_slots
+from daozhang.firmware.sale_index_slots import (ACK, H_ACK_LIVE, H_ACK_N, M_ACK, CAN, CAN_HEAD, CAN_SIZE, E_CHECKS, E_DEADLINE,
                                                 E_FIRST_RES, E_FLAGS, E_H_AUTH, E_H_KEY, E_H_RRN,
                                                 E_LAST_RES, E_N, E_NEXT_AUTH, E_NEXT_KEY, E_NEXT_RRN,
                                                 E_SEQ, E_SINCE, ENT, ENT_HEAD, ENT_SIZE, H_CAN_FREE,
@@ -374,3 +375,39 @@ class FlashSaleIndex(FlashSlots):
                 return head[E_SEQ]
         return None
 
+
+    # -- settlement-ack ids seen: the replay guard ----------------------------------
+
+    def ack_digest(self, ack_id):
+        """SHA-256 of the ack's bytes when its id was seen (among the last ACK_RING), else None."""
+        ack_id = bytes(ack_id)
+        h = _id_hash(ack_id)
+        link = self._chain_head(M_ACK, h)
+        while link:
+            head = self._ack_head(link - 1)
+            if head[0] & LIVE and head[2] == h and head[3] == ack_id:
+                return head[4]
+            link = head[1]
+        return None
+
+    def put_ack(self, ack_id, digest, at):
+        """Remember an accepted ack; the oldest of a full ring goes."""
+        self._touch()
+        ring = sale_index_slots.ACK_RING
+        slot = self.h[H_ACK_N] % ring
+        if self.h[H_ACK_N] >= ring:
+            old = self._ack_head(slot)
+            if old[0] & LIVE:
+                self._unlink(M_ACK, old[2], slot, self._ack_head,
+                             lambda s, hd: self.acks.write(s, struct.pack(ACK, *hd)), 1)
+        h = _id_hash(bytes(ack_id))
+        self.acks.write(slot, struct.pack(ACK, LIVE, self._push_link(M_ACK, h, slot), h, bytes(ack_id),
+                                          bytes(digest), at))
+        self.h[H_ACK_N] += 1
+        self.h[H_ACK_LIVE] = min(self.h[H_ACK_N], ring)
+        self._grow()
+
+
+def _id_hash(ack_id):
+    import hashlib
+    return int.from_bytes(hashlib.sha256(ack_id).digest()[:4], "little")

@@ -15,7 +15,7 @@ from daozhang.firmware.sale_index_heaps import Heaps
 
 MAGIC = b"DZSI"
 VERSION = 1
-HEAD = "<4sBB16sqBIIiIiIiIIIiiIII"
+HEAD = "<4sBB16sqBIIiIiIiIIIiiIIIII"
 HEAD_SIZE = 128
 _HEAD_LEN = struct.calcsize(HEAD)
 ENT = "<IHqqqiiiiiiiiIIIHH"
@@ -37,15 +37,20 @@ _HAS_RRN, _HAS_AUTH = 128, 256
 R_N, R_FLAGS, R_NEXT_REF, R_NEXT_TXN, R_NEXT_UNK, R_H, R_AT, R_BODY = range(8)
 UNKNOWN = 2
 # hash maps in `bkt`
-M_KEY, M_RRN, M_AUTH, M_REF, M_CAN = range(5)
-MAPS = 5
+M_KEY, M_RRN, M_AUTH, M_REF, M_CAN, M_ACK = range(6)
+MAPS = 6
 FIRST_LOG2 = 6
 # header fields (self.h)
 (H_MAGIC, H_VERSION, H_DIRTY, H_JOURNAL, H_CURSOR, H_LOG2, H_NEXT_N, H_ENT_HW, H_ENT_FREE,
  H_RES_HW, H_RES_FREE, H_CAN_HW, H_CAN_FREE, H_HEAP0, H_HEAP1, H_HEAP2, H_UNK_HEAD, H_UNK_TAIL,
- H_LIVE, H_RES_LIVE, H_CAN_LIVE) = range(21)
-_EMPTY = (MAGIC, VERSION, 0, bytes(16), -1, FIRST_LOG2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-_FILES = ("bkt", "ent", "res", "can", "heap")
+ H_LIVE, H_RES_LIVE, H_CAN_LIVE, H_ACK_N, H_ACK_LIVE) = range(23)
+_EMPTY = (MAGIC, VERSION, 0, bytes(16), -1, FIRST_LOG2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+_FILES = ("bkt", "ent", "res", "can", "heap", "ack")
+# settlement-ack ids seen (the replay guard, SPEC 7.8): a ring of the last
+# ACK_RING, each flags, chain link, hash, id, SHA-256 of the ack's bytes, at
+ACK = "<BiI16s32sq"
+ACK_SIZE = 72
+ACK_RING = 2048
 
 
 def _digest(data):
@@ -98,6 +103,7 @@ class FlashSlots:
         self.res = RecordFile(f["res"], RES_SIZE)
         self.can = RecordFile(f["can"], CAN_SIZE)
         self.heaps = Heaps(RecordFile(f["heap"], 12), self)
+        self.acks = RecordFile(f["ack"], ACK_SIZE)
         self.dirty = False
         if self.rebuilt is not None:
             self._write_head()
@@ -124,7 +130,7 @@ class FlashSlots:
 
     def checkpoint(self, cursor):
         """Everything so far is durable and reflects the journal up to `cursor`."""
-        for recs in (self.ent, self.res, self.can, self.heaps.file):
+        for recs in (self.ent, self.res, self.can, self.heaps.file, self.acks):
             recs.flush()
         self.h[H_DIRTY] = 0
         self.h[H_CURSOR] = -1 if cursor is None else cursor
@@ -250,7 +256,7 @@ class FlashSlots:
 
     def _grow(self):
         """Double the buckets once a map holds twice as many items: chains stay short."""
-        if max(self.h[H_LIVE], self.h[H_RES_LIVE], self.h[H_CAN_LIVE]) <= 2 << self.h[H_LOG2]:
+        if max(self.h[H_LIVE], self.h[H_RES_LIVE], self.h[H_CAN_LIVE], self.h[H_ACK_LIVE]) <= 2 << self.h[H_LOG2]:
             return
         self.h[H_LOG2] += 1
         self.bkt.write(HEAD_SIZE // 4, bytes(MAPS * 4 << self.h[H_LOG2]))
@@ -269,6 +275,14 @@ class FlashSlots:
             if head[0] & LIVE:
                 head[1] = self._push_link(M_CAN, head[2], slot)
                 self.can.write(slot, struct.pack(CAN, *head))
+        for slot in range(self.h[H_ACK_LIVE]):
+            head = self._ack_head(slot)
+            if head[0] & LIVE:
+                head[1] = self._push_link(M_ACK, head[2], slot)
+                self.acks.write(slot, struct.pack(ACK, *head))
+
+    def _ack_head(self, slot):
+        return list(struct.unpack(ACK, self.acks.read(slot, struct.calcsize(ACK))))
 
     def _push_link(self, m, h, slot):
         """Slot at the front of its chain; returns the link it now points to."""

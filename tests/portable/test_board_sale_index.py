@@ -46,6 +46,15 @@ def _day(storage, files, clock):
     return t
 
 
+def _ack_again(terminal):
+    """The first settlement ack the board journaled, as the backend would resend it."""
+    for rec in kit.records(terminal.journal.storage, terminal.journal.ring):
+        if rec.type == 2:
+            ack = bytes(rec.payload["ack"])
+            return cbor.loads(ack), ack
+    raise AssertionError("no settlement ack in the journal")
+
+
 def _storage():
     geo = Geometry(8192, 6, kit.JOURNAL_ID, "mcu-pos-1", kit.CREATED_MS)
     return MemoryStorage(bytearray(geo.encode() + bytes(geo.file_size - 4096)))
@@ -63,6 +72,14 @@ def test_a_cut_while_dirty_is_rebuilt_from_the_journal():
     assert after.release_floor() == before.release_floor()
     after.tick(clock.wall_ms + 5 * DAY)
     assert led.value() == 1 and len(after.alerts.firing()) == 6     # 8 sales, 2 settled
+    # The replay guard came back from the journal too: the backend's resend of
+    # an ack changes nothing, the same id with other bytes is refused.
+    acks = BoardSettlements(after)
+    head = after.journal.ring.next_seq
+    again = _ack_again(before)
+    assert acks.apply([again])["rejected"] == [] and after.journal.ring.next_seq == head
+    forged = (again[0], again[1] + b"\x00")
+    assert acks.apply([forged])["rejected"] == ["replay"]
 
 
 def test_a_checkpointed_index_replays_only_what_came_after():

@@ -14,6 +14,7 @@ from daozhang.agent.core.business_calendar import format_rfc3339
 from daozhang.agent.core.settlement.fees import contracted_fee
 from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
 from daozhang.firmware.flash_records import MemoryFiles
+from daozhang.firmware import sale_index_slots
 from daozhang.firmware.sale_index_flash import H_ENT_HW, FlashSaleIndex
 from portable import kit
 
@@ -53,7 +54,7 @@ def _row(t, ref, at, settled=None, mcc=5812):
             "settled_at": at, "mcc": mcc, "region": 2900}
 
 
-def history(seed=7, sales=200, days=50):
+def history(seed=7, sales=160, days=50):
     """Events in time order, as the watchdog takes them."""
     r = Rand(seed)
     events = []
@@ -172,3 +173,20 @@ def test_a_cut_while_dirty_or_a_torn_header_starts_empty():
     assert FlashSaleIndex(torn, JOURNAL_ID).rebuilt == "torn"
     other = FlashSaleIndex(after.after_cut(), b"\x33" * 16)
     assert other.rebuilt == "stale" and other.count() == 0
+
+
+def test_ack_ids_keep_the_last_ring_full_and_outlive_a_checkpoint():
+    files = MemoryFiles()
+    index = FlashSaleIndex(files, JOURNAL_ID)
+    ring = sale_index_slots.ACK_RING
+    sale_index_slots.ACK_RING = 4
+    try:
+        for n in range(6):
+            index.put_ack(bytes([n]) * 16, bytes([n + 100]) * 32, n)
+        assert [index.ack_digest(bytes([n]) * 16) for n in range(6)] == \
+            [None, None] + [bytes([n + 100]) * 32 for n in range(2, 6)]
+        index.checkpoint(9)
+        again = FlashSaleIndex(files.after_cut(), JOURNAL_ID)
+        assert again.ack_digest(b"\x05" * 16) == b"\x69" * 32 and again.ack_digest(b"\x01" * 16) is None
+    finally:
+        sale_index_slots.ACK_RING = ring
