@@ -81,8 +81,10 @@ class DirFiles:
         return f
 
     def sync(self):
-        if hasattr(os, "sync"):
-            os.sync()
+        # Nothing more: a file's flush() is what makes it durable on the
+        # board (littlefs lfs_file_sync, FAT f_sync), and os.sync() on CPython
+        # would flush every file system of the machine.
+        pass
 
     def close(self):
         for f in self.opened:
