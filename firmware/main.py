@@ -114,7 +114,6 @@ def main(path="/board.json"):      # pragma: no cover - runs on the board only
     led, buzzer, display = board_config.outputs(cfg, machine)
     u = cfg["uart"]
     uart = machine.UART(u["id"], baudrate=u["baud"], tx=u["tx"], rx=u["rx"])
-    wdt = machine.WDT(timeout=cfg["wdt_ms"])
     wall_ms = lambda: time.time_ns() // 1000000          # noqa: E731  (the RTC, set by NTP once online)
     link = None
     terminal = None
@@ -131,6 +130,9 @@ def main(path="/board.json"):      # pragma: no cover - runs on the board only
     terminal = Terminal(journal, profile, calendar, Outputs(led, buzzer, display),
                         None if link is None else (lambda actions: link.queue_alerts(actions, wall_ms())),
                         index=index)
+    # Started only now: a sale index rebuilt from the whole journal (after a
+    # power cut while it was dirty) may take longer than one WDT period.
+    wdt = machine.WDT(timeout=cfg["wdt_ms"])
     if link is not None:
         acks = BoardSettlements(terminal)       # settlement acks from the backend (SPEC 7.8)
     service = None
