@@ -17,11 +17,14 @@ Keys (all checked; unknown keys refused):
                   "address", "width", "height"}
   mqtt           null (no sync) or {"host": text, "port": int, "keepalive_s": int,
                   "ca_file", "cert_file", "key_file": text}
+  service        optional: the USB service port (SPEC 8), {"technician_keys": [64 hex digits,
+                  ...], "port": "usb_cdc" or {"id", "tx", "rx", "baud"} (a UART)}
 Portable: CPython and MicroPython.
 """
 
 TEXT_KEYS = ("device_id", "journal_file", "key_file", "profile_file", "anchor_file")
-KEYS = TEXT_KEYS + ("utc_offset_s", "wdt_ms", "backend_pub", "led", "buzzer", "uart", "display", "mqtt")
+KEYS = TEXT_KEYS + ("utc_offset_s", "wdt_ms", "backend_pub", "led", "buzzer", "uart", "display", "mqtt",
+                    "service")
 MQTT_KEYS = ("host", "port", "keepalive_s", "ca_file", "cert_file", "key_file")
 DISPLAY_KINDS = ("none", "console", "ssd1306")
 
@@ -65,22 +68,41 @@ def _pin(obj, key):
     return value
 
 
+def _hex_key(value):
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _uart(uart, where):
+    _only(uart, ("id", "tx", "rx", "baud"), where)
+    for key in ("id", "tx", "rx"):
+        _int(uart, key, where, 0, 255)
+    _int(uart, "baud", where, 1200, 4000000)
+
+
+def _service(service):
+    if service is None:
+        return
+    _only(service, ("technician_keys", "port"), "service.")
+    keys = service.get("technician_keys")
+    if not isinstance(keys, list) or not keys or not all(_hex_key(k) for k in keys):
+        raise BoardConfigError("service.technician_keys",
+                               "expected a list of technicians' public keys, 64 lowercase hex digits each")
+    if service.get("port") != "usb_cdc":
+        _uart(service.get("port"), "service.port.")
+
+
 def check(cfg):
     _only(cfg, KEYS, "")
     for key in TEXT_KEYS:
         _text(cfg, key)
     _int(cfg, "utc_offset_s", "", -50400, 50400)
     _int(cfg, "wdt_ms", "", 1000, 3600000)
-    pub = cfg.get("backend_pub")
-    if not isinstance(pub, str) or len(pub) != 64 or any(c not in "0123456789abcdef" for c in pub):
+    if not _hex_key(cfg.get("backend_pub")):
         raise BoardConfigError("backend_pub", "expected the backend's public key as 64 lowercase hex digits")
     _pin(cfg, "led")
     _pin(cfg, "buzzer")
-    uart = cfg.get("uart")
-    _only(uart, ("id", "tx", "rx", "baud"), "uart.")
-    for key in ("id", "tx", "rx"):
-        _int(uart, key, "uart.", 0, 255)
-    _int(uart, "baud", "uart.", 1200, 4000000)
+    _uart(cfg.get("uart"), "uart.")
+    _service(cfg.get("service"))
     display = cfg.get("display")
     _only(display, ("kind", "i2c", "sda", "scl", "address", "width", "height"), "display.")
     if display.get("kind") not in DISPLAY_KINDS:

@@ -10,5 +10,6 @@
 require("umqtt.simple")
 require("umqtt.robust")
 require("ssd1306")        # the board file's display kind "ssd1306" (firmware/display.py)
+require("usb-device-cdc") # board.json service.port "usb_cdc": the service port on a second CDC port
 package("daozhang", base_path="build")
 module("main.py", base_path="build")

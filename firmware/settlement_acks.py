@@ -15,7 +15,10 @@ Every processed ack moves the confirmation cursor (settlement_delivery.
 AppliedCursor), which goes up in the status: the backend stops resending
 once it sees it.  An ack whose commit failed is not processed (sent again).
 The ids seen are kept for the last MAX_IDS acks (the backend sends one
-window past the confirmed cursor at most; older ones are stale anyway).
+window past the confirmed cursor at most; older ones are stale anyway): in
+the terminal's sale index on flash when it has one (firmware/sale_index_flash.py,
+rebuilt from the journal's type 2 records like the rest of it: about 100
+bytes of heap an id otherwise), else in RAM.
 """
 
 import hashlib
@@ -30,6 +33,8 @@ MAX_IDS = 2048
 class BoardSettlements:
     def __init__(self, terminal, max_ids=MAX_IDS):
         self.terminal = terminal
+        index = getattr(terminal, "index", None)
+        self.flash = index if hasattr(index, "put_ack") else None
         self.cursor = AppliedCursor()
         self.seen = {}                 # ack id -> sha256 of the ack's bytes, insertion ordered
         self.order = []
@@ -39,7 +44,15 @@ class BoardSettlements:
     def status(self):
         return {"settle_n": self.cursor.value}
 
-    def _remember(self, ack_id, digest):
+    def _known(self, ack_id):
+        if self.flash is not None:
+            return self.flash.ack_digest(ack_id)
+        return self.seen.get(ack_id)
+
+    def _remember(self, ack_id, digest, at):
+        if self.flash is not None:
+            self.flash.put_ack(ack_id, digest, at)
+            return
         self.seen[ack_id] = digest
         self.order.append(ack_id)
         if len(self.order) > self.max_ids:
@@ -54,7 +67,7 @@ class BoardSettlements:
         for msg, payload in items:
             ack_id = msg["id"]
             digest = hashlib.sha256(bytes(payload)).digest()
-            known = batch.get(ack_id) or self.seen.get(ack_id)
+            known = batch.get(ack_id) or self._known(ack_id)
             if known is not None:
                 if known != digest:
                     rejected.append(self._refuse(now, "replay", msg))
@@ -86,7 +99,7 @@ class BoardSettlements:
             except (JournalFull, StorageError):
                 applied, outputs = [], []          # not processed: the backend sends them again
         for msg, digest in applied:
-            self._remember(msg["id"], digest)
+            self._remember(msg["id"], digest, msg["at"])
             self.cursor.done(msg["n"])
             self.applied += 1
         t.apply_outputs(outputs)

@@ -62,12 +62,19 @@ class Terminal:
     """`alert_sink(actions)`, if given, also gets every journaled alert
     action (the sync link sends them up on the `alerts` topic)."""
 
-    def __init__(self, journal, profile=None, calendar=None, outputs=None, alert_sink=None):
+    def __init__(self, journal, profile=None, calendar=None, outputs=None, alert_sink=None, index=None):
         self.journal = journal
         self.alert_sink = alert_sink
         self.dev = journal.ring.geo.device_id
         currency = (profile or {}).get("currency", "CNY")
-        self.watchdog = SettlementWatchdog(profile, calendar) if profile and calendar else None
+        self.watchdog = SettlementWatchdog(profile, calendar, index=index) if profile and calendar else None
+        # A sale index on flash (firmware/sale_index_flash.py) outlives a reset:
+        # it catches up with the journal here and is checkpointed each tick.
+        self.index = index if self.watchdog is not None and hasattr(index, "checkpoint") else None
+        self.replayed = None
+        if self.index is not None:
+            from daozhang.firmware.index_replay import catch_up
+            self.replayed = catch_up(self.watchdog, journal)
         self.alerts = AlertMachine(currency)
         self.outputs = outputs or Outputs()
         self.decoder = intake_frames.FrameDecoder()
@@ -145,6 +152,15 @@ class Terminal:
                                        "at": now, "currency": self.alerts.currency,
                                        "detail": detail if isinstance(detail, dict) else {"detail": str(detail)}})])
 
+    def deposit(self, msg):
+        """A deposit finding the sync rules verified (SPEC 7.10.2: the
+        backend's bank statement shows a settlement day's payout missing or
+        short): deposit_missing / deposit_short on the outputs and in the
+        journal, as on the Linux agent.  A redelivery raises the same key,
+        which the alert machine ignores while it fires."""
+        from daozhang.agent.core.sync import deposit_alert
+        self.apply_outputs([("alert", deposit_alert.observation(msg, self.journal.clock.now().wall_ms))])
+
     def apply_outputs(self, outputs):
         """Watchdog outputs from elsewhere (firmware/settlement_acks.py): alerts
         observed, journaled, shown."""
@@ -163,6 +179,9 @@ class Terminal:
         actions += self.alerts.tick(now_ms)
         self._journal_alerts(actions)
         self.outputs.update(self.alerts.status_summary())
+        if self.index is not None and self.index.dirty:
+            # Every record so far is in the index (a sale goes in right after its commit).
+            self.index.checkpoint(self.journal.ring.next_seq - 1)
         return actions
 
     def _apply(self, outputs, journal=True):

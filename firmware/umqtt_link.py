@@ -43,10 +43,26 @@ from daozhang.agent.core.sync.sync_stall import DEFAULT_STALL_AFTER_MS
 TOPIC_ROOT = "daozhang/v1/"
 KEEPALIVE_S = 30
 MESSAGES_PER_STEP = 8        # down messages read in one step (the loop has other work)
+# The sync rules' settings on a board (a caller's settings override them).
+# max_alerts: alert messages waiting to go up (64 transitions, about 17 KB
+# each): an outage's burst (100 overdue sales: 300 transitions, 80 KB)
+# keeps its newest two and counts the rest dropped, within the 96 KiB
+# heap; every transition is a journal record all the same (SPEC 6.2).
+BOARD_SETTINGS = {"max_batch_bytes": 8192, "max_inflight": 4, "max_alerts": 2}
 
 
 def _no_log(event, **fields):
     pass
+
+
+def _monotonic(ticks_ms, ticks_diff):
+    """(ticks_ms, ticks_diff): the injected ones, else MicroPython's, else CPython's monotonic clock."""
+    import time
+    if ticks_ms is None:
+        ticks_ms = getattr(time, "ticks_ms", None) or (lambda: int(time.monotonic() * 1000))
+    if ticks_diff is None:
+        ticks_diff = getattr(time, "ticks_diff", None) or (lambda a, b: a - b)
+    return ticks_ms, ticks_diff
 
 
 def _random():
@@ -58,7 +74,7 @@ class UmqttLink:
     def __init__(self, make_client, journal, device_id, backend_pub, verify, now,
                  settings=None, near_full=0.8, stall_after_ms=DEFAULT_STALL_AFTER_MS,
                  keepalive_s=KEEPALIVE_S, rand=None, log=None, alert=None, settlements=None, deposit=None,
-                 release_floor=None, status_extra=None):
+                 release_floor=None, status_extra=None, ticks_ms=None, ticks_diff=None):
         self.make_client = make_client
         self.journal = journal
         self.device_id = device_id
@@ -69,14 +85,21 @@ class UmqttLink:
         self.alert = alert or (lambda kind, severity, detail: None)
         self.settlements = settlements
         self.deposit = deposit              # f(msg): a verified deposit finding (SPEC 7.10.2)
+        merged = dict(BOARD_SETTINGS)
+        merged.update(settings or {})
         self.agent = SyncAgent(device_id, backend_pub, checkpoint.key_id(backend_pub), verify,
-                               journal.hash_at, journal.cursors(), journal.tail(), settings,
+                               journal.hash_at, journal.cursors(), journal.tail(), merged,
                                near_full, stall_after_ms, release_floor, status_extra)
         self.client = None
         self.now = now
+        # Keepalive pings are timed on a monotonic clock (time.ticks_ms and
+        # ticks_diff on the board, wrap-safe): `now` is the RTC, which NTP or
+        # a flat battery can move by hours, and a jump must neither skip the
+        # pings (the broker would drop us) nor bunch them.
+        self._ticks, self._ticks_diff = _monotonic(ticks_ms, ticks_diff)
         self._outbox = []            # (topic, payload, token, retain) to publish
         self._flushing = False
-        self._last_sent = now
+        self._last_sent = self._ticks()
         payload = journal.load_anchor()
         if payload is not None:
             self._perform(self.agent.adopt_anchor(payload, now))
@@ -97,9 +120,10 @@ class UmqttLink:
         j = self.journal
         self._perform(self.agent.tick(now, j.tail(), j.fill(), j.cursors_pending()))
         self._flush()
-        if self.client is not None and now - self._last_sent >= self.keepalive_ms // 2:
+        idle_ms = self._ticks_diff(self._ticks(), self._last_sent)
+        if self.client is not None and idle_ms >= self.keepalive_ms // 2:
             self._call(self.client.ping)
-            self._last_sent = now
+            self._last_sent = self._ticks()
 
     def next_wakeup(self, now):
         """Milliseconds until step() has timed work (None: only on input)."""
@@ -138,7 +162,7 @@ class UmqttLink:
             self._lost("connect: %s" % (exc,))
             return
         self.client = client
-        self._last_sent = self.now
+        self._last_sent = self._ticks()
         self._perform(self.agent.connected(self.now))
 
     def _read_down(self):
@@ -175,7 +199,7 @@ class UmqttLink:
                 except Exception as exc:
                     self._lost("network: %s" % (exc,))
                     break
-                self._last_sent = self.now
+                self._last_sent = self._ticks()
                 if token is not None and client is self.client:
                     self._perform(self.agent.puback(token, self.now))
         finally:

@@ -30,3 +30,17 @@ def watchdog_pair(profile):
     cal = BusinessCalendar.from_profile(profile, FixedOffset(CST))
     return (SettlementWatchdog(profile, cal),
             SettlementWatchdog(profile, cal, index=sqlite_index()))
+
+
+def flash_index(files=None):
+    """The firmware's on-flash index over RAM "files" (firmware/flash_records.py)."""
+    from daozhang.firmware.flash_records import MemoryFiles
+    from daozhang.firmware.sale_index_flash import FlashSaleIndex
+    return FlashSaleIndex(MemoryFiles() if files is None else files, FakeJournal.geo.journal_id)
+
+
+def watchdog_flash_pair(profile):
+    """(over MemorySaleIndex, over the firmware's FlashSaleIndex), the same profile and calendar."""
+    cal = BusinessCalendar.from_profile(profile, FixedOffset(CST))
+    return (SettlementWatchdog(profile, cal),
+            SettlementWatchdog(profile, cal, index=flash_index()))

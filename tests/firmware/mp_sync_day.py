@@ -29,7 +29,9 @@ from daozhang.firmware.main import Loop
 from daozhang.firmware.micro_journal import MicroJournal
 from daozhang.firmware.partition_storage import PartitionStorage, format_partition
 from daozhang.firmware.settlement_acks import BoardSettlements
+from daozhang.firmware.flash_records import DirFiles
 from daozhang.firmware.link_journal import LinkJournal
+from daozhang.firmware.sale_index_flash import FlashSaleIndex
 from daozhang.firmware.umqtt_link import UmqttLink
 from umqtt.simple import MQTTClient
 from daozhang.firmware.terminal import Outputs, Terminal
@@ -79,7 +81,8 @@ link = UmqttLink(lambda: MQTTClient(P["device"], P["host"], P["port"], keepalive
                  alert=lambda kind, severity, detail: terminal.link_alert(kind, severity, detail),
                  status_extra=lambda: acks.status())
 terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, buzzer, display),
-                    lambda actions: link.queue_alerts(actions, clock.wall_ms))
+                    lambda actions: link.queue_alerts(actions, clock.wall_ms),
+                    index=FlashSaleIndex(DirFiles("/sidx"), journal.ring.geo.journal_id))   # as main() wires it
 acks = BoardSettlements(terminal)
 loop = Loop(terminal, None, kit.WDT(), lambda: clock.wall_ms, link=link)
 

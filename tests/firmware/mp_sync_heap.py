@@ -6,8 +6,9 @@
 # P["records"] records offline, 100 of its sales overdue (100 active
 # alerts), then syncs all of it through umqtt to the real broker and backend.
 # Not counted: the modules (frozen in flash on a board) and the fake
-# partition's bytes (the flash itself).  Counted: everything else, the sale
-# index the watchdog keeps in RAM, the alert machine, the sync state, umqtt.
+# partition's bytes and the sale index's files (the flash itself).  Counted:
+# everything else, the watchdog, the alert machine, the sync state and its
+# queued alert messages, umqtt.
 import binascii
 import gc
 import time
@@ -16,10 +17,12 @@ import usocket
 
 from daozhang.agent.core.journal import layout
 from daozhang.firmware import ed25519
+from daozhang.firmware.flash_records import DirFiles
 from daozhang.firmware.link_journal import LinkJournal
 from daozhang.firmware.main import Loop
 from daozhang.firmware.micro_journal import MicroJournal
 from daozhang.firmware.partition_storage import PartitionStorage, format_partition
+from daozhang.firmware.sale_index_flash import FlashSaleIndex
 from daozhang.firmware.terminal import Outputs, Terminal
 from daozhang.firmware.umqtt_link import UmqttLink
 from portable import kit
@@ -72,8 +75,11 @@ def setup():
                      P["device"], binascii.unhexlify(P["backend_pub"]), ed25519.verify, clock.wall_ms,
                      settings={"ack_timeout_ms": 10000, "max_batch_bytes": 8192, "max_inflight": 4},
                      release_floor=lambda: terminal.release_floor())
+    # The sale index on flash: files on the port's filesystem (Node's memory, as
+    # the partition's blocks stand for the board's flash: not the Python heap).
+    index = FlashSaleIndex(DirFiles("/sidx"), journal.ring.geo.journal_id)
     terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, kit.Pin(), kit.Display()),
-                        lambda actions: link.queue_alerts(actions, clock.wall_ms))
+                        lambda actions: link.queue_alerts(actions, clock.wall_ms), index=index)
     loop = Loop(terminal, None, kit.WDT(), lambda: clock.wall_ms, link=link)
 
 

@@ -14,7 +14,9 @@ import time
 from daozhang.agent.core.journal import layout
 from daozhang.firmware import ed25519
 from daozhang.firmware.main import Loop
+from daozhang.firmware.flash_records import DirFiles
 from daozhang.firmware.micro_journal import MicroJournal
+from daozhang.firmware.sale_index_flash import FlashSaleIndex
 from daozhang.firmware.partition_storage import PartitionStorage, format_partition
 from daozhang.firmware.terminal import Outputs, Terminal
 from portable import kit
@@ -58,8 +60,9 @@ def setup():
     led, buzzer, display = kit.Pin(), kit.Pin(), kit.Display()
     now = [clock.wall_ms]
     journal = MicroJournal(PartitionStorage(part), signer, clock)
-    loop = Loop(Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, buzzer, display)), None, kit.WDT(),
-                lambda: now[0])
+    index = FlashSaleIndex(DirFiles("/sidx"), journal.ring.geo.journal_id)     # as main() wires it
+    loop = Loop(Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, buzzer, display), index=index),
+                None, kit.WDT(), lambda: now[0])
 
 
 def step(i):

@@ -139,18 +139,18 @@ HEAP_SCRIPT = os.path.join(REPO, "tests", "firmware", "mp_sync_heap.py")
 BACKLOG = 1000
 
 
-SYNC_HEAP_BUDGET = 16 * 1024
+HEAP_BUDGET = 96 * 1024
 
 
 @pytest.mark.timeout(900)
 def test_heap_while_syncing_a_1000_record_backlog_with_100_alerts(sqlite_world, tmp_path):
-    """Issue 16's heap figure: the board journals a 1,000-record backlog
+    """Issue 16's heap budget: the board journals a 1,000-record backlog
     offline (340 sales, 100 of them overdue: 100 active alerts) and syncs it
-    all.  Syncing adds at most SYNC_HEAP_BUDGET to the live heap the journaled
-    state already holds (TLS excluded: it is Node's here).  The whole peak is
-    printed and in the README: it is over the issue's 96 KiB, because the
-    settlement watchdog's sale index keeps every unsettled sale in RAM (about
-    500 B a sale); a sale index on flash is what brings it under."""
+    all; its live Python heap between steps stays within 96 KiB (TLS
+    excluded: it is Node's here).  The settlement watchdog's sales live in
+    the sale index on flash (firmware/sale_index_flash.py), not in RAM: the
+    heap stays flat while the sales are taken; the peak is the alert
+    burst's messages waiting to go up (bounded by the board's max_alerts)."""
     params, bridge = _world(sqlite_world, tmp_path, "mcu-heap-1")
     params["records"] = BACKLOG
     # 1 boot step, the sales (10 a step, about 3 records a sale), then sync steps to spare.
@@ -160,7 +160,6 @@ def test_heap_while_syncing_a_1000_record_backlog_with_100_alerts(sqlite_world, 
     assert int(board["BACKLOG"]) >= BACKLOG and int(board["ACKED"]) >= int(board["BACKLOG"])
     assert board["FIRING"] == "100" and board["LED"] == "1"
     peak = int(board["HEAP_PEAK"]["HEAP_PEAK"])
-    after_sales = int(board["HEAP_AFTER_SALES"])
-    assert 0 < after_sales <= peak <= after_sales + SYNC_HEAP_BUDGET, board
+    assert 0 < int(board["HEAP_AFTER_SALES"]) <= peak <= HEAP_BUDGET, board
     store = sqlite_world.store()
     assert store.stats()["receipts"] == int(board["SOLD"])

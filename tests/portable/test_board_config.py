@@ -114,3 +114,20 @@ def test_no_display_and_no_sync_are_allowed():
 def test_wrap_cuts_to_the_panel():
     assert wrap("abcdefghij\nxy", 4, 3) == ["abcd", "efgh", "ij"]
     assert wrap("", 4, 3) == []
+
+
+def test_the_optional_service_port_key_is_checked_too():
+    for port in ("usb_cdc", {"id": 2, "tx": 4, "rx": 5, "baud": 115200}):
+        cfg = good()
+        cfg["service"] = {"technician_keys": ["cd" * 32], "port": port}
+        assert board_config.check(cfg)["service"]["port"] == port
+    for service, key in (({"technician_keys": [], "port": "usb_cdc"}, "service.technician_keys"),
+                         ({"technician_keys": ["CD" * 32], "port": "usb_cdc"}, "service.technician_keys"),
+                         ({"technician_keys": ["cd" * 32], "port": {"id": 2, "tx": 4, "rx": 5, "baud": 9}},
+                          "service.port.baud"),
+                         ({"technician_keys": ["cd" * 32], "port": "usb"}, "service.port"),
+                         ({"technician_keys": ["cd" * 32], "port": "usb_cdc", "pin": 1}, "service.pin")):
+        cfg = good()
+        cfg["service"] = service
+        err = kit.raises(board_config.BoardConfigError, board_config.check, cfg)
+        assert err.key == key, (err.key, key)

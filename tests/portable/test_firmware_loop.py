@@ -159,3 +159,20 @@ def test_settlement_ack_resolves_the_overdue_alert_and_turns_the_led_off():
     now[0] += 3600000
     loop.step()
     assert led.value() == 0
+
+
+def test_ticks_follow_the_monotonic_clock_when_the_rtc_is_set_back():
+    part = _fresh()
+    clock = kit.StepClock(wall_ms=kit.CREATED_MS + 400 * DAY)
+    wall, mono = [clock.wall_ms], [0]
+    loop = Loop(_terminal(part, clock), None, kit.WDT(), lambda: wall[0], mono_ms=lambda: mono[0])
+    ticked = []
+    tick = loop.terminal.tick
+    loop.terminal.tick = lambda now: ticked.append(now) or tick(now)
+    loop.step()
+    wall[0] -= 3600000                  # NTP sets the RTC an hour back
+    for _ in range(3):
+        wall[0] += 1000
+        mono[0] += 1000
+        loop.step()
+    assert len(ticked) == 4 and ticked[1] < ticked[0]      # ticks go on; the watchdog gets the RTC's time

@@ -34,6 +34,8 @@ class Driver:
         self.alerts = []
         self.logs = []
         self.now = 1000
+        self.mono = kw.pop("mono", 0)            # the board's ticks_ms: monotonic, apart from the RTC
+        kw.setdefault("ticks_ms", lambda: self.mono)
         self.link = UmqttLink(self.broker.client, self.journal, DEVICE, BACKEND_PUB, fake_verify,
                               self.now, rand=lambda: 0.5,
                               alert=lambda kind, sev, detail: self.alerts.append((kind, sev, detail)),
@@ -49,6 +51,7 @@ class Driver:
     def turn(self, ms=10):
         """Steps at one moment until one publishes nothing more."""
         self.now += ms
+        self.mono += ms
         for _ in range(10):
             before = (len(self.broker.published), len(self.broker.connects))
             self.link.step(self.now)
@@ -140,6 +143,35 @@ def test_idle_links_ping_within_the_keepalive():
     d.turn(ms=4000)
     assert d.broker.pings == 0
     d.turn(ms=1500)
+    assert d.broker.pings == 1
+
+
+def test_keepalive_pings_follow_the_monotonic_clock_when_the_rtc_jumps():
+    d = Driver(keepalive_s=10)
+    d.turn()
+    d.now += 86400000                   # NTP sets the RTC a day ahead: no burst of pings
+    d.turn(ms=1000)
+    assert d.broker.pings == 0
+    d.now -= 2 * 86400000               # and two days back: the pings do not stop
+    d.turn(ms=4500)
+    assert d.broker.pings == 1
+    d.turn(ms=4000)
+    assert d.broker.pings == 1
+    d.turn(ms=1000)
+    assert d.broker.pings == 2
+
+
+def test_keepalive_survives_the_ticks_wrapping():
+    period = 1 << 30                    # MicroPython's ticks_ms wraps here; ticks_diff knows
+
+    def ticks_diff(a, b):
+        return ((a - b + period // 2) % period) - period // 2
+
+    d = Driver(keepalive_s=10, mono=period - 2000, ticks_diff=ticks_diff)
+    d.link._ticks = lambda: d.mono % period
+    d.link._last_sent = d.link._ticks()
+    d.turn()
+    d.turn(ms=5500)                     # across the wrap
     assert d.broker.pings == 1
 
 

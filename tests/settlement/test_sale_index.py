@@ -8,12 +8,16 @@ any random history in test_watchdog.py.
 
 from daozhang.agent.core.settlement.sale_index import MemorySaleIndex
 from daozhang.agent.core.settlement.settlement_checks import SLIM_FIELDS
-from dztest.sale_index import watchdog_pair
+import pytest
+
+from dztest.sale_index import watchdog_flash_pair, watchdog_pair
 from dztest.settlement import build_scenario, local, make_txn, shanghai_profile, timeline
 
 
-def pair(profile):
-    return watchdog_pair(profile)
+@pytest.fixture(params=["sqlite", "flash"])
+def pair(request):
+    """The daemon's SQLite index, and the firmware's on flash, each beside the memory one."""
+    return watchdog_pair if request.param == "sqlite" else watchdog_flash_pair
 
 
 def test_memory_index_field_positions_follow_slim_fields():
@@ -23,7 +27,7 @@ def test_memory_index_field_positions_follow_slim_fields():
         "terminal_id", "rrn", "auth_code", "amount", "original_pos_txn_id"]
 
 
-def test_the_scenario_week_over_sqlite():
+def test_the_scenario_week_over_disk(pair):
     scenario = build_scenario()
     memory, disk = pair(scenario["profile"])
     for event in timeline(scenario):
@@ -35,7 +39,7 @@ def test_the_scenario_week_over_sqlite():
     assert disk.release_cursor() is None and disk.index.count() == memory.index.count() == 0
 
 
-def test_a_tick_emits_at_most_due_per_tick(monkeypatch):
+def test_a_tick_emits_at_most_due_per_tick(monkeypatch, pair):
     from daozhang.agent.core.settlement import watchdog as wd
     monkeypatch.setattr(wd, "DUE_PER_TICK", 3)
     memory, disk = pair(shanghai_profile())

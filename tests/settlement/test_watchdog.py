@@ -191,3 +191,19 @@ def test_sqlite_index_answers_exactly_as_the_memory_one(events):
     assert disk.state() == memory.state()
     as_of = local(2027, 1, 20)
     assert disk.summary(as_of) == memory.summary(as_of)
+
+
+@settings(max_examples=40, deadline=None)
+@given(histories())
+def test_flash_index_answers_exactly_as_the_memory_one(events):
+    """Invariant: the same for the firmware's sale index on flash
+    (firmware/sale_index_flash.py), which tests/portable/test_sale_index_flash.py
+    also holds to the memory index under MicroPython."""
+    from dztest.sale_index import watchdog_flash_pair
+    memory, flash = watchdog_flash_pair(shanghai_profile())
+    for event in events:
+        assert flash.handle(event) == memory.handle(event)
+        assert flash.release_cursor() == memory.release_cursor()
+    assert flash.state() == memory.state()
+    as_of = local(2027, 1, 20)
+    assert flash.summary(as_of) == memory.summary(as_of)
