@@ -44,6 +44,7 @@ class Dispatcher:
         self.service = service
         self.log = log
         self.direct = direct
+        self.direct_max_commit_s = DIRECT_MAX_COMMIT_S
         self._lock = lock
         self._deliver_locked = deliver_locked
         self._wake = wake
@@ -87,7 +88,7 @@ class Dispatcher:
 
     def _direct_locked(self, n):
         return (self.direct and n == 1 and not self._queue and not self._committing
-                and self._last_batch <= 1 and self._last_commit_s < DIRECT_MAX_COMMIT_S)
+                and self._last_batch <= 1 and self._last_commit_s < self.direct_max_commit_s)
 
     def _commit_loop(self):
         while True:
