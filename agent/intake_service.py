@@ -89,8 +89,11 @@ class IntakeService:
         self.now_ms = now_ms        # the terminal's clock: a sale far from it is refused
         self._lock = threading.Lock()
         self.index = IntakeIndex(index_path(journal, "intake"), journal, log=self.log)
-        # pos_txn_id -> (threading.Event, lowest seq its record can get)
+        # pos_txn_id -> lowest seq its record can get; `_released` wakes the
+        # callers waiting for one to finish (one shared condition: no Event per batch).
         self._pending = {}
+        self._released = threading.Condition(self._lock)
+        self._waiting = 0
         self._receipts = collections.OrderedDict()   # pos_txn_id -> result dict
         self.accepting = True
         self.committed = 0
@@ -139,7 +142,7 @@ class IntakeService:
 
     def _floor_locked(self):
         floor = self.journal.ring.next_seq - 1
-        for _, low in self._pending.values():
+        for low in self._pending.values():
             if low - 1 < floor:
                 floor = low - 1
         return floor
@@ -206,7 +209,6 @@ class IntakeService:
             encoded = record.Encoded(payload)
             checked.append((i, payload, payload["pos_txn_id"], digest_of(encoded), encoded))
         batch, later = [], []
-        done = threading.Event()
         with self._lock:
             low = self.journal.ring.next_seq   # every seq of this batch is at least this
             own = set()
@@ -226,11 +228,11 @@ class IntakeService:
                     continue
                 own.add(pid)
                 batch.append(item)
-                self._pending[pid] = (done, low)
+                self._pending[pid] = low
         finish = _nothing
         if batch:
             committed = []
-            finish = _once(lambda: self._finish(batch, committed, out, done))
+            finish = _once(lambda: self._finish(batch, committed, out))
             try:
                 self._commit_batch(batch, out, committed)
             except BaseException:
@@ -268,23 +270,23 @@ class IntakeService:
     def _submit_one(self, payload, pid, digest, encoded):
         """One transaction whose pos_txn_id may be pending in another batch:
         wait for that one, then answer as a resubmission or commit it."""
-        while True:
-            with self._lock:
-                known = self._known_locked(pid)
-                if known is not None:
-                    return self._duplicate(pid, digest, known)
-                waiting = self._pending.get(pid)
-                if waiting is None:
-                    self._check_original(payload, ())
-                    done = threading.Event()
-                    self._pending[pid] = (done, self.journal.ring.next_seq)
-                    break
-            waiting[0].wait()
+        with self._lock:
+            while pid in self._pending:
+                self._waiting += 1
+                try:
+                    self._released.wait()
+                finally:
+                    self._waiting -= 1
+            known = self._known_locked(pid)
+            if known is not None:
+                return self._duplicate(pid, digest, known)
+            self._check_original(payload, ())
+            self._pending[pid] = self.journal.ring.next_seq
         out, batch, committed = [None], [(0, payload, pid, digest, encoded)], []
         try:
             self._commit_batch(batch, out, committed)
         finally:
-            self._finish(batch, committed, out, done)
+            self._finish(batch, committed, out)
         if isinstance(out[0], Refused):
             raise out[0]
         return out[0]
@@ -306,7 +308,7 @@ class IntakeService:
             with self._lock:
                 self.committed += len(chunk)
 
-    def _finish(self, batch, committed, out, done):
+    def _finish(self, batch, committed, out):
         """After the answers: index what `batch` committed, hand it to
         on_commit, log it; then release its ids (whatever fails here)."""
         try:
@@ -329,7 +331,8 @@ class IntakeService:
                 for _, _, pid, _, _ in batch:
                     del self._pending[pid]
                 self._maybe_commit_locked()
-            done.set()
+                if self._waiting:
+                    self._released.notify_all()
 
     def _chunks(self, batch):
         """`batch` cut into commits of at most a quarter segment each: one
