@@ -189,3 +189,16 @@ def test_the_receipt_leaves_before_the_watchdog_and_index_take_the_sale(parts, d
         conn.submit(sale("G-2"))        # G-1's finish ran before G-2 was taken
         assert conn.submit(sale("G-1"))["duplicate"]
     assert svc.listeners_floor() >= first["seq"]
+
+
+def test_a_slow_disk_sends_every_sale_to_the_committer(parts):
+    """With commits counted slow (the threshold at 0), the selector never
+    commits itself: a stalled fsync must not also stall pings and deadlines."""
+    journal, storage, serve, pub = parts
+    srv, _ = serve()
+    srv.dispatcher.direct_max_commit_s = 0
+    with Client(srv.path, timeout=30) as conn:
+        got = [_submit_checking_durable(conn, storage, sale("W-%d" % i)) for i in range(5)]
+        assert conn.ping()["pong"] is True
+    assert (srv.dispatcher.direct_commits, srv.dispatcher.handoff_commits) == (0, 5)
+    assert _sales(journal) == [(g["seq"], "W-%d" % i) for i, g in enumerate(got)]
