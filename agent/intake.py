@@ -13,27 +13,22 @@ request per connection is in flight at a time: answered in order.
 What can go wrong and what happens (SPEC 5.2):
 
 - a frame with no JSON object, a bad envelope: an error response, the
-  connection stays open;
-- a frame length of 0 or above the limit: an error response, then close;
+  connection stays open; a frame length of 0 or above the limit: an error
+  response, then close;
 - a frame not wholly received `frame_timeout` seconds after its first byte
-  (a deadline per frame, not per read: a client trickling one byte every
-  few seconds is closed all the same), or whose client closes: close;
-  nothing of it was journaled (a transaction is only journaled once its
-  whole frame is in and validated);
-- a connection idle (between frames) for `idle_timeout` seconds: closed
-  quietly;
-- all slots taken (MAX_CONNECTIONS), or the client's identity (its uid from
-  SO_PEERCRED) holding `max_per_identity` of them: the connection idle the
-  longest (of that identity, when it is the identity's cap) is closed to make
-  room; only when none is idle (every one mid-frame, each bounded by its frame
-  deadline) is the newcomer refused `busy`.  So idle clients never lock out
-  the real POS, and another user's clients can never take more than their
-  share;
+  (a deadline per frame, not per read: a client trickling one byte every few
+  seconds is closed all the same), or whose client closes: close; nothing of
+  it was journaled (only a whole, validated frame is);
+- a connection idle (between frames) for `idle_timeout` seconds: closed;
+- all slots taken (MAX_CONNECTIONS), or the client's uid (SO_PEERCRED)
+  holding `max_per_identity`: the connection idle the longest (of that uid,
+  at its cap) is closed to make room; only when none is idle (each mid-frame,
+  bounded by its frame deadline) is the newcomer refused `busy`.  So idle
+  clients never lock out the POS, nor another user's take more than a share;
 - a client that vanishes before its response, or does not read it within
   `frame_timeout`: the transaction stays committed (resubmitting it returns
   the same receipt), the send error is logged, the connection is closed;
-- anything unexpected inside: an `internal_error` response and a log line;
-  the daemon keeps serving.
+- anything unexpected inside: an `internal_error` response and a log line.
 """
 
 import os
@@ -67,9 +62,7 @@ class IntakeServer:
         self.max_connections = max_connections
         self.max_per_identity = max_per_identity
         self._listener = None
-        # Guards _conns, each connection's out/inflight/closed, _resume and
-        # the dispatcher's queue.
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # _conns, their out/inflight/closed, _resume, the queue
         self._conns = {}           # socket -> Conn
         self._resume = set()       # connections the selector must look at again
         self._round = []           # this pass's submits (selector thread only)
@@ -80,6 +73,8 @@ class IntakeServer:
         self._selector = None
         self._wake_r = self._wake_w = None
         self._io_thread = None
+        self._recheck_at = 0.0     # the next deadline pass (_housekeep)
+        self._shortest = min(frame_timeout, idle_timeout)
         self._stop_accept = False
         self._accept_stopped = threading.Event()
         self._stopping = False
@@ -160,8 +155,9 @@ class IntakeServer:
     def _io_loop(self):
         try:
             while not self._stopping:
+                timeout = self._housekeep()
                 # Submits left from the last pass: look for more without waiting.
-                events = self._selector.select(0 if self._round else self._next_deadline())
+                events = self._selector.select(0 if self._round else timeout)
                 for key, mask in events:
                     if key.data == "accept":
                         self._accept()
@@ -174,7 +170,6 @@ class IntakeServer:
                 self._resume_pending()
                 self._dispatch()
                 self._resume_pending()      # answered here: next frames, closes
-                self._expire(time.monotonic())
         finally:
             self._shutdown_io()
 
@@ -226,7 +221,9 @@ class IntakeServer:
                     conn = Conn(sock, pid, uid, self.max_frame)
                     self._conns[sock] = conn
             if not room:
-                self._refuse_busy(sock, uid)
+                refuse_busy(sock, "too many POS connections (limit %d, %d per user), none idle"
+                            % (self.max_connections, self.max_per_identity))
+                self.log("intake_busy", level="warning", limit=self.max_connections, uid=uid)
                 continue
             self._selector.register(sock, selectors.EVENT_READ, conn)
             conn.events = selectors.EVENT_READ
@@ -259,11 +256,6 @@ class IntakeServer:
         self.log("intake_evicted_idle", level="warning", pid=victim.pid, uid=victim.uid,
                  reason=why)
         return True
-
-    def _refuse_busy(self, sock, uid):
-        refuse_busy(sock, "too many POS connections (limit %d, %d per user), none idle"
-                    % (self.max_connections, self.max_per_identity))
-        self.log("intake_busy", level="warning", limit=self.max_connections, uid=uid)
 
     def _on_ready(self, conn, mask):
         if conn.closed:
@@ -404,14 +396,20 @@ class IntakeServer:
             if why is not None:
                 self._close(conn)
 
-    def _next_deadline(self):
-        """Seconds until the nearest deadline (None: none)."""
+    def _housekeep(self):
+        """Close connections past a deadline; seconds the selector may wait.
+        The O(connections) pass runs only once one may be due: a deadline set
+        since the last pass is at least the shorter timeout after it."""
+        now = time.monotonic()
+        if now >= self._recheck_at:
+            self._expire(now)
+            with self._lock:
+                soonest = min((c.deadline(self.idle_timeout) for c in self._conns.values()),
+                              default=now + self._shortest)
+            self._recheck_at = min(soonest, now + self._shortest)
         if self._stop_accept and self._listener is not None:
             return 0
-        with self._lock:
-            soonest = min((c.deadline(self.idle_timeout) for c in self._conns.values()),
-                          default=None)
-        return None if soonest in (None, float("inf")) else max(0.0, soonest - time.monotonic())
+        return max(0.0, self._recheck_at - now)
 
     def _close(self, conn):
         with self._lock:
