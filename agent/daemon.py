@@ -24,6 +24,7 @@ and raises `journal_damaged` (assemble_damaged, agent/journal_damaged.py).
 """
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -38,6 +39,7 @@ from daozhang.agent.journal_damaged import show_damage
 from daozhang.agent.sim_clock import from_environment
 
 STOP_TIMEOUT_S = 20.0          # the unit's TimeoutStopSec is 30
+_NEEDS_QUOTES = re.compile('[ ="\n]')
 
 
 class EventLog:
@@ -55,10 +57,12 @@ class EventLog:
         parts = ["ts=%.3f" % time.time(), "level=" + level, "event=" + event]
         for key in sorted(fields):
             value = fields[key]
+            # A line per committed sale: the common values (numbers, plain
+            # ids) take the quick way, anything else is quoted.
             text = str(value) if value is not None else "-"
-            if not text or any(c in text for c in ' ="\n'):
+            if not text or _NEEDS_QUOTES.search(text):
                 text = '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
-            parts.append("%s=%s" % (key, text))
+            parts.append(key + "=" + text)
         line = " ".join(parts) + "\n"
         with self._lock:
             try:

@@ -2,41 +2,35 @@
 POS connection and one committer thread that journals a batch per commit.
 
 The selector thread (`intake-io`) accepts, reads, decodes frames
-(agent/core/intake/intake_frames.py, sans-IO), answers pings and malformed requests
-itself, keeps every deadline, and hands each submit to the committer
-(`intake-commit`), which takes every request queued while its last commit
-ran and gives them to IntakeService.submit_many (validation, idempotency and
-index writes for the batch, one journal commit, one fsync), then sends each
-answer straight back (non-blocking; what does not fit waits for the
-selector).  No thread per connection.  One request per connection is in
-flight at a time, so requests on one connection are answered in order.
+(agent/core/intake/intake_frames.py, sans-IO), answers pings and malformed
+requests itself, keeps every deadline, and gives each pass's submits to the
+Dispatcher (agent/intake_dispatch.py): a lone sale while the committer is
+idle is committed on this thread (no hand-off on its round trip); else the
+committer (`intake-commit`) takes all that is queued into one
+IntakeService.commit_many (one commit, one fsync).  Either sends each answer
+straight back (non-blocking; what does not fit waits for the selector).  One
+request per connection is in flight at a time: answered in order.
 What can go wrong and what happens (SPEC 5.2):
 
 - a frame with no JSON object, a bad envelope: an error response, the
-  connection stays open;
-- a frame length of 0 or above the limit: an error response, then close;
+  connection stays open; a frame length of 0 or above the limit: an error
+  response, then close;
 - a frame not wholly received `frame_timeout` seconds after its first byte
-  (a deadline per frame, not per read: a client trickling one byte every
-  few seconds is closed all the same), or whose client closes: close;
-  nothing of it was journaled (a transaction is only journaled once its
-  whole frame is in and validated);
-- a connection idle (between frames) for `idle_timeout` seconds: closed
-  quietly;
-- all slots taken (MAX_CONNECTIONS), or the client's identity (its uid from
-  SO_PEERCRED) holding `max_per_identity` of them: the connection idle the
-  longest (of that identity, when it is the identity's cap) is closed to make
-  room; only when none is idle (every one mid-frame, each bounded by its frame
-  deadline) is the newcomer refused `busy`.  So idle clients never lock out
-  the real POS, and another user's clients can never take more than their
-  share;
+  (a deadline per frame, not per read: a client trickling one byte every few
+  seconds is closed all the same), or whose client closes: close; nothing of
+  it was journaled (only a whole, validated frame is);
+- a connection idle (between frames) for `idle_timeout` seconds: closed;
+- all slots taken (MAX_CONNECTIONS), or the client's uid (SO_PEERCRED)
+  holding `max_per_identity`: the connection idle the longest (of that uid,
+  at its cap) is closed to make room; only when none is idle (each mid-frame,
+  bounded by its frame deadline) is the newcomer refused `busy`.  So idle
+  clients never lock out the POS, nor another user's take more than a share;
 - a client that vanishes before its response, or does not read it within
   `frame_timeout`: the transaction stays committed (resubmitting it returns
   the same receipt), the send error is logged, the connection is closed;
-- anything unexpected inside: an `internal_error` response and a log line;
-  the daemon keeps serving.
+- anything unexpected inside: an `internal_error` response and a log line.
 """
 
-import collections
 import os
 import selectors
 import socket
@@ -44,18 +38,19 @@ import threading
 import time
 
 from daozhang.agent.core.intake import intake_frames as frames
-from daozhang.agent.intake_conn import Conn, answer_batch, bind_listener, peer_creds
+from daozhang.agent.intake_conn import Conn, bind_listener, peer_creds, refuse_busy
+from daozhang.agent.intake_dispatch import Dispatcher
 
 MAX_CONNECTIONS = 256
 MAX_PER_IDENTITY = 64      # connections one uid may hold (SO_PEERCRED)
 RECV_SIZE = 65536
-BATCH_MAX = 256            # requests one commit takes at most
 
 
 class IntakeServer:
     def __init__(self, service, path, mode=0o660, group=None, log=None,
                  idle_timeout=300.0, frame_timeout=10.0, max_frame=frames.MAX_FRAME,
-                 max_connections=MAX_CONNECTIONS, max_per_identity=MAX_PER_IDENTITY):
+                 max_connections=MAX_CONNECTIONS, max_per_identity=MAX_PER_IDENTITY,
+                 direct=True):
         self.service = service
         self.path = path
         self.mode = mode
@@ -67,16 +62,19 @@ class IntakeServer:
         self.max_connections = max_connections
         self.max_per_identity = max_per_identity
         self._listener = None
-        # Guards _conns, each connection's out/inflight/closed, _resume and _queue.
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # _conns, their out/inflight/closed, _resume, the queue
         self._conns = {}           # socket -> Conn
         self._resume = set()       # connections the selector must look at again
-        self._queue = collections.deque()      # (conn, request) for the committer
-        self._work = threading.Condition(self._lock)
+        self._round = []           # this pass's submits (selector thread only)
+        # `direct=False`: every submit goes to the committer (tests pin each path).
+        self.dispatcher = Dispatcher(service, self._lock, self._deliver_locked, self._wake,
+                                     self.log, direct=direct)
         self._gone = threading.Condition(self._lock)   # a connection closed
         self._selector = None
         self._wake_r = self._wake_w = None
-        self._io_thread = self._commit_thread = None
+        self._io_thread = None
+        self._recheck_at = 0.0     # the next deadline pass (_housekeep)
+        self._shortest = min(frame_timeout, idle_timeout)
         self._stop_accept = False
         self._accept_stopped = threading.Event()
         self._stopping = False
@@ -90,10 +88,8 @@ class IntakeServer:
         self._selector.register(listener, selectors.EVENT_READ, "accept")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._io_thread = threading.Thread(target=self._io_loop, name="intake-io", daemon=True)
-        self._commit_thread = threading.Thread(target=self._commit_loop, name="intake-commit",
-                                               daemon=True)
-        for thread in (self._io_thread, self._commit_thread):
-            thread.start()
+        self.dispatcher.start()
+        self._io_thread.start()
         self.log("intake_listening", socket=self.path, mode="%04o" % self.mode,
                  group=self.group or "-")
 
@@ -127,13 +123,13 @@ class IntakeServer:
             self._gone.wait_for(lambda: not self._conns, timeout)
             left = len(self._conns)
             self._stopping = True
-            self._work.notify_all()
         self._wake()
         alive = False
-        for thread in (self._io_thread, self._commit_thread):
-            if thread is not None:
-                thread.join(5)
-                alive = alive or thread.is_alive()
+        if self._io_thread is not None:
+            self._io_thread.join(5)     # first: it may still hand the committer a batch
+            alive = self._io_thread.is_alive()
+        self.dispatcher.stop()
+        alive = not self.dispatcher.join(5) or alive
         if not alive and self._wake_w is not None:
             # Only now: a write to a closed, reused descriptor would land elsewhere.
             wake_w, self._wake_w = self._wake_w, None
@@ -159,7 +155,9 @@ class IntakeServer:
     def _io_loop(self):
         try:
             while not self._stopping:
-                events = self._selector.select(self._next_deadline())
+                timeout = self._housekeep()
+                # Submits left from the last pass: look for more without waiting.
+                events = self._selector.select(0 if self._round else timeout)
                 for key, mask in events:
                     if key.data == "accept":
                         self._accept()
@@ -170,7 +168,8 @@ class IntakeServer:
                 if self._stop_accept and self._listener is not None:
                     self._close_listener()
                 self._resume_pending()
-                self._expire(time.monotonic())
+                self._dispatch()
+                self._resume_pending()      # answered here: next frames, closes
         finally:
             self._shutdown_io()
 
@@ -222,7 +221,9 @@ class IntakeServer:
                     conn = Conn(sock, pid, uid, self.max_frame)
                     self._conns[sock] = conn
             if not room:
-                self._refuse_busy(sock, uid)
+                refuse_busy(sock, "too many POS connections (limit %d, %d per user), none idle"
+                            % (self.max_connections, self.max_per_identity))
+                self.log("intake_busy", level="warning", limit=self.max_connections, uid=uid)
                 continue
             self._selector.register(sock, selectors.EVENT_READ, conn)
             conn.events = selectors.EVENT_READ
@@ -255,18 +256,6 @@ class IntakeServer:
         self.log("intake_evicted_idle", level="warning", pid=victim.pid, uid=victim.uid,
                  reason=why)
         return True
-
-    def _refuse_busy(self, sock, uid):
-        try:
-            # A fresh socket's send buffer is empty: the short answer fits.
-            sock.setblocking(False)
-            sock.send(frames.error_response(None, "busy", "too many POS connections (limit %d, "
-                                            "%d per user), none idle"
-                                            % (self.max_connections, self.max_per_identity)))
-        except OSError:
-            pass
-        sock.close()
-        self.log("intake_busy", level="warning", limit=self.max_connections, uid=uid)
 
     def _on_ready(self, conn, mask):
         if conn.closed:
@@ -328,8 +317,7 @@ class IntakeServer:
                 continue
             with self._lock:
                 conn.inflight = True
-                self._queue.append((conn, request))
-                self._work.notify()
+            self._round.append((conn, request))
 
     def _parse(self, message, pid):
         """A Request to submit, or the answer bytes (a ping, a bad request)."""
@@ -408,14 +396,20 @@ class IntakeServer:
             if why is not None:
                 self._close(conn)
 
-    def _next_deadline(self):
-        """Seconds until the nearest deadline (None: none)."""
+    def _housekeep(self):
+        """Close connections past a deadline; seconds the selector may wait.
+        The O(connections) pass runs only once one may be due: a deadline set
+        since the last pass is at least the shorter timeout after it."""
+        now = time.monotonic()
+        if now >= self._recheck_at:
+            self._expire(now)
+            with self._lock:
+                soonest = min((c.deadline(self.idle_timeout) for c in self._conns.values()),
+                              default=now + self._shortest)
+            self._recheck_at = min(soonest, now + self._shortest)
         if self._stop_accept and self._listener is not None:
             return 0
-        with self._lock:
-            soonest = min((c.deadline(self.idle_timeout) for c in self._conns.values()),
-                          default=None)
-        return None if soonest in (None, float("inf")) else max(0.0, soonest - time.monotonic())
+        return max(0.0, self._recheck_at - now)
 
     def _close(self, conn):
         with self._lock:
@@ -476,24 +470,29 @@ class IntakeServer:
         if conn.broken or not conn.out:
             self._resume_one(conn)
 
-    # -- the committer thread ----------------------------------------------------------
+    # -- committing (agent/intake_dispatch.py) ----------------------------------------
 
-    def _commit_loop(self):
-        while True:
-            with self._lock:
-                self._work.wait_for(lambda: self._queue or self._stopping)
-                if not self._queue:
-                    return
-                batch = [self._queue.popleft() for _ in range(min(BATCH_MAX, len(self._queue)))]
-            answers = answer_batch(self.service, [request for _, request in batch], self.log)
-            now = time.monotonic()
-            with self._lock:
-                for (conn, _), answer in zip(batch, answers):
-                    # Cleared and sent under one hold: the selector cannot answer
-                    # this connection's next frame before this one.
-                    conn.inflight = False
-                    if not conn.decoder.buffered:
-                        conn.idle_since = now
-                    self._resume.add(conn)
-                    self._send_locked(conn, answer)
-            self._wake()
+    def _dispatch(self):
+        """This pass's submits to the dispatcher (which may commit them here)."""
+        if not self._round:
+            return
+        batch, self._round = self._round, []
+        try:
+            self.dispatcher.submit(batch)
+        except Exception as exc:    # answered by answer_batch; this is a bug: keep serving
+            self.log("intake_internal_error", level="error", error=type(exc).__name__)
+            for conn, _ in batch:
+                self._close(conn)
+
+    def _deliver_locked(self, batch, answers):
+        """Send each answer (lock held, either thread); True: wake the selector."""
+        now = time.monotonic()
+        for (conn, _), answer in zip(batch, answers):
+            # Cleared and sent under one hold: the selector cannot answer
+            # this connection's next frame before this one.
+            conn.inflight = False
+            if not conn.decoder.buffered:
+                conn.idle_since = now
+            self._resume.add(conn)
+            self._send_locked(conn, answer)
+        return True

@@ -70,6 +70,17 @@ def peer_creds(sock):
         return None, None
 
 
+def refuse_busy(sock, message):
+    """Answer a connection there is no room for `busy`, and close it."""
+    try:
+        # A fresh socket's send buffer is empty: the short answer fits.
+        sock.setblocking(False)
+        sock.send(frames.error_response(None, "busy", message))
+    except OSError:
+        pass
+    sock.close()
+
+
 class Conn:
     """One POS connection.  `idle_since` is None while a frame is under way or
     its answer is being made; `evicted` once it was chosen to make room."""
@@ -113,15 +124,16 @@ class Conn:
 
 
 def answer_batch(service, requests, log):
-    """One answer frame per request, in order, from one IntakeService.submit_many."""
+    """(one answer frame per request, in order; finish) from one
+    IntakeService.commit_many: call finish() once the answers are sent."""
     try:
-        results = service.submit_many([request.txn for request in requests])
+        results, finish = service.commit_many([request.txn for request in requests])
     except Exception as exc:
         log("intake_internal_error", level="error", error=type(exc).__name__)
         return [frames.error_response(request.id, "internal_error",
                                       "the agent failed on this request (%s); nothing "
                                       "partial was journaled" % type(exc).__name__)
-                for request in requests]
+                for request in requests], _nothing
     answers = []
     for request, result in zip(requests, results):
         if isinstance(result, Refused):
@@ -129,4 +141,8 @@ def answer_batch(service, requests, log):
                                                  result.field))
         else:
             answers.append(frames.ok_response(request.id, result))
-    return answers
+    return answers, finish
+
+
+def _nothing():
+    pass

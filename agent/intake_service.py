@@ -23,7 +23,7 @@ import hashlib
 import threading
 import time
 
-from daozhang.agent.core import cbor, merchant_ids
+from daozhang.agent.core import merchant_ids
 from daozhang.agent.core.intake import receipt, txn
 from daozhang.agent.core.journal import record
 from daozhang.agent.core.journal.checkpoint import audit_path
@@ -52,7 +52,27 @@ class Refused(DaozhangError):
 
 
 def content_digest(payload):
-    return hashlib.sha256(cbor.dumps(payload)).digest()[:16]
+    return digest_of(record.Encoded(payload))
+
+
+def _nothing():
+    pass
+
+
+def _once(fn):
+    """fn, callable any number of times, run the first time only."""
+    state = [fn]
+
+    def call():
+        f, state[0] = state[0], None
+        if f is not None:
+            f()
+    return call
+
+
+def digest_of(encoded):
+    """The idempotency digest of a payload already encoded (record.Encoded)."""
+    return hashlib.sha256(encoded.data).digest()[:16]
 
 
 class IntakeService:
@@ -69,8 +89,11 @@ class IntakeService:
         self.now_ms = now_ms        # the terminal's clock: a sale far from it is refused
         self._lock = threading.Lock()
         self.index = IntakeIndex(index_path(journal, "intake"), journal, log=self.log)
-        # pos_txn_id -> (threading.Event, lowest seq its record can get)
+        # pos_txn_id -> lowest seq its record can get; `_released` wakes the
+        # callers waiting for one to finish (one shared condition: no Event per batch).
         self._pending = {}
+        self._released = threading.Condition(self._lock)
+        self._waiting = 0
         self._receipts = collections.OrderedDict()   # pos_txn_id -> result dict
         self.accepting = True
         self.committed = 0
@@ -119,7 +142,7 @@ class IntakeService:
 
     def _floor_locked(self):
         floor = self.journal.ring.next_seq - 1
-        for _, low in self._pending.values():
+        for low in self._pending.values():
             if low - 1 < floor:
                 floor = low - 1
         return floor
@@ -151,17 +174,30 @@ class IntakeService:
         return out
 
     def submit_many(self, objs):
-        """A batch of transactions (the intake's committer hands over every
-        request that arrived while the last commit ran): for each, in order,
-        its receipt result or its Refused.  Validation and idempotency run
-        for the whole batch under one lock hold, the accepted ones are
-        journaled in one commit (a few when they exceed a quarter segment),
-        and the index takes them in one write each.  A pos_txn_id seen twice
-        in the batch, or pending in another caller's batch, is answered after
-        that one commits, as a resubmission (same receipt or conflict)."""
+        """A batch of transactions: for each, in order, its receipt result or
+        its Refused (commit_many, then its finish)."""
+        out, finish = self.commit_many(objs)
+        finish()
+        return out
+
+    def commit_many(self, objs):
+        """A batch of transactions (the intake hands over every request that
+        arrived while the last commit ran): (results, finish).  Each result,
+        in order, is a receipt (its record durable) or a Refused.  Validation
+        and idempotency run for the whole batch under one lock hold, the
+        accepted ones are journaled in one commit (a few when they exceed a
+        quarter segment).  A pos_txn_id seen twice in the batch, or pending
+        in another caller's batch, is answered after that one finishes, as a
+        resubmission (same receipt or conflict).
+
+        finish() (call it once, after the answers are sent: it is not on the
+        POS's reply path) puts the batch in the index in one statement, hands
+        it to on_commit, logs it and releases its ids: until then a
+        resubmission of one waits, and the index cursors stay below it."""
         out = [None] * len(objs)
         if not self.accepting:
-            return [Refused("shutting_down", "the agent is stopping; retry in a moment") for _ in objs]
+            return [Refused("shutting_down", "the agent is stopping; retry in a moment")
+                    for _ in objs], _nothing
         checked = []
         for i, obj in enumerate(objs):
             try:
@@ -169,14 +205,15 @@ class IntakeService:
             except Refused as exc:
                 out[i] = exc
                 continue
-            checked.append((i, payload, payload["pos_txn_id"], content_digest(payload)))
+            # Encoded once: the digest, the batch's size and the journal record share it.
+            encoded = record.Encoded(payload)
+            checked.append((i, payload, payload["pos_txn_id"], digest_of(encoded), encoded))
         batch, later = [], []
-        done = threading.Event()
         with self._lock:
             low = self.journal.ring.next_seq   # every seq of this batch is at least this
             own = set()
             for item in checked:
-                i, payload, pid, digest = item
+                i, payload, pid, digest, _ = item
                 if pid in own or pid in self._pending:
                     later.append(item)
                     continue
@@ -191,22 +228,25 @@ class IntakeService:
                     continue
                 own.add(pid)
                 batch.append(item)
-                self._pending[pid] = (done, low)
+                self._pending[pid] = low
+        finish = _nothing
         if batch:
+            committed = []
+            finish = _once(lambda: self._finish(batch, committed, out))
             try:
-                self._commit_batch(batch, out)
-            finally:
-                with self._lock:
-                    for _, _, pid, _ in batch:
-                        del self._pending[pid]
-                    self._maybe_commit_locked()
-                done.set()
-        for i, payload, pid, digest in later:
+                self._commit_batch(batch, out, committed)
+            except BaseException:
+                finish()        # what did commit is indexed; the ids are released
+                raise
+        if later:
+            finish()            # a later one may wait for this batch's ids
+            finish = _nothing
+        for i, payload, pid, digest, encoded in later:
             try:
-                out[i] = self._submit_one(payload, pid, digest)
+                out[i] = self._submit_one(payload, pid, digest, encoded)
             except Refused as exc:
                 out[i] = exc
-        return out
+        return out, finish
 
     def _validate(self, obj):
         try:
@@ -227,69 +267,83 @@ class IntakeService:
             return None     # reclaimed since the index's last pruning
         return known
 
-    def _submit_one(self, payload, pid, digest):
+    def _submit_one(self, payload, pid, digest, encoded):
         """One transaction whose pos_txn_id may be pending in another batch:
         wait for that one, then answer as a resubmission or commit it."""
-        while True:
-            with self._lock:
-                known = self._known_locked(pid)
-                if known is not None:
-                    return self._duplicate(pid, digest, known)
-                waiting = self._pending.get(pid)
-                if waiting is None:
-                    self._check_original(payload, ())
-                    done = threading.Event()
-                    self._pending[pid] = (done, self.journal.ring.next_seq)
-                    break
-            waiting[0].wait()
-        out = [None]
+        with self._lock:
+            while pid in self._pending:
+                self._waiting += 1
+                try:
+                    self._released.wait()
+                finally:
+                    self._waiting -= 1
+            known = self._known_locked(pid)
+            if known is not None:
+                return self._duplicate(pid, digest, known)
+            self._check_original(payload, ())
+            self._pending[pid] = self.journal.ring.next_seq
+        out, batch, committed = [None], [(0, payload, pid, digest, encoded)], []
         try:
-            self._commit_batch([(0, payload, pid, digest)], out)
+            self._commit_batch(batch, out, committed)
         finally:
-            with self._lock:
-                del self._pending[pid]
-                self._maybe_commit_locked()
-            done.set()
+            self._finish(batch, committed, out)
         if isinstance(out[0], Refused):
             raise out[0]
         return out[0]
 
-    def _commit_batch(self, batch, out):
-        """Journal `batch` [(i, payload, pid, digest)], index it and hand it to
-        on_commit; each result (or Refused) into out[i].  Called with the
-        batch's ids pending (the index cursors stay below them until the
-        listeners have them)."""
+    def _commit_batch(self, batch, out, committed):
+        """Journal `batch` [(i, payload, pid, digest, encoded)]: each receipt
+        (or Refused) into out[i], each committed chunk and its Appended list
+        onto `committed` (for _finish).  Called with the batch's ids pending."""
         for chunk in self._chunks(batch):
             try:
-                appended = self._append_many([payload for _, payload, _, _ in chunk])
+                appended = self._append_many([item[4] for item in chunk])
             except Refused as exc:
-                for i, _, _, _ in chunk:
+                for i, _, _, _, _ in chunk:
                     out[i] = exc
                 continue
-            results = []
+            committed.append((chunk, appended))
+            for (i, _, _, _, _), a in zip(chunk, appended):
+                out[i] = self._result(receipt.from_appended(self.dev, a))
             with self._lock:
-                self.index.put_many([(pid, digest, a.seq)
-                                     for (_, _, pid, digest), a in zip(chunk, appended)])
-                for (i, payload, pid, _), a in zip(chunk, appended):
-                    rc = receipt.from_appended(self.dev, a)
-                    result = self._result(rc)
-                    self._remember(pid, result)
-                    out[i] = result
-                    results.append((result, payload))
-                    self._note_wall = (rc["wall_ms"], rc["boot_id"])
                 self.committed += len(chunk)
-            for result, payload in results:
-                self.on_commit(result["seq"], payload)
-                self.log("txn_committed", seq=result["seq"], pos_txn_id=payload["pos_txn_id"],
-                         kind=payload["kind"], amount=payload["amount"], currency=payload["currency"])
+
+    def _finish(self, batch, committed, out):
+        """After the answers: index what `batch` committed, hand it to
+        on_commit, log it; then release its ids (whatever fails here)."""
+        try:
+            for chunk, appended in committed:
+                with self._lock:
+                    self.index.put_many([(pid, digest, a.seq)
+                                         for (_, _, pid, digest, _), a in zip(chunk, appended)])
+                    for i, _, pid, _, _ in chunk:
+                        if isinstance(out[i], dict):
+                            self._remember(pid, out[i])
+                    last = appended[-1]
+                    self._note_wall = (last.checkpoint_wall_ms, last.checkpoint_boot_id)
+                for (_, payload, _, _, _), a in zip(chunk, appended):
+                    self.on_commit(a.seq, payload)
+                    self.log("txn_committed", seq=a.seq, pos_txn_id=payload["pos_txn_id"],
+                             kind=payload["kind"], amount=payload["amount"],
+                             currency=payload["currency"])
+        finally:
+            with self._lock:
+                for _, _, pid, _, _ in batch:
+                    del self._pending[pid]
+                self._maybe_commit_locked()
+                if self._waiting:
+                    self._released.notify_all()
 
     def _chunks(self, batch):
         """`batch` cut into commits of at most a quarter segment each: one
         commit must fit a segment, whatever the POS sends at once."""
+        if len(batch) == 1:
+            yield batch                 # one sale is one commit however big
+            return
         budget = self.journal.ring.capacity() // 4
         chunk, size = [], 0
         for item in batch:
-            n = len(cbor.dumps(item[1])) + 64          # + the record frame's header
+            n = len(item[4].data) + 64                  # + the record frame's header
             if chunk and size + n > budget:
                 yield chunk
                 chunk, size = [], 0
@@ -342,10 +396,10 @@ class IntakeService:
 
     # -- journal ---------------------------------------------------------------
 
-    def _append_many(self, payloads):
+    def _append_many(self, encoded):
         try:
             self._check_reserve()
-            return self.journal.append_many([(record.TYPE_TRANSACTION, p) for p in payloads])
+            return self.journal.append_many([(record.TYPE_TRANSACTION, e) for e in encoded])
         except JournalFull as exc:
             self.log("journal_full", level="critical", detail=str(exc))
             self.alert_hook("journal_full", "critical", {"detail": str(exc)})

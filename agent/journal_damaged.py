@@ -29,8 +29,13 @@ class DamagedJournalService:
         raise Refused("journal_damaged", "the terminal's journal is damaged and refuses sales (%s); call the "
                       "technician" % self.error.message)
 
+    def commit_many(self, txns):
+        """The intake's batch entry point: each refused the same way, and
+        nothing to finish."""
+        return self.submit_many(txns), lambda: None
+
     def submit_many(self, txns):
-        """The intake's batch entry point: each refused the same way."""
+        """Each refused the same way."""
         out = []
         for txn in txns:
             try:

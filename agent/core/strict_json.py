@@ -28,20 +28,20 @@ class DuplicateKey(ValueError):
 
 
 def _unique_pairs(pairs):
-    out = {}
-    for key, value in pairs:
-        if key in out:
-            # The hook does not know where it is; the scan below does.
-            raise DuplicateKey("?")
-        out[key] = value
+    out = dict(pairs)           # in C: a repeated key shows as a shorter dict
+    if len(out) != len(pairs):
+        # The hook does not know where it is; the scan below does.
+        raise DuplicateKey("?")
     return out
 
 
 def loads(text):
     """Decode JSON text (str); refuse duplicate keys with DuplicateKey."""
-    if _HOOKS:
+    if _DECODER is not None:
         try:
-            return json.loads(text, object_pairs_hook=_unique_pairs)
+            if type(text) is str:
+                return _DECODER.decode(text)
+            return json.loads(text, object_pairs_hook=_unique_pairs)   # bytes: json finds the encoding
         except DuplicateKey:
             path = _first_duplicate(text)
             raise DuplicateKey(path or "?") from None
@@ -132,4 +132,5 @@ def _hooks_supported():
         return False
 
 
-_HOOKS = _hooks_supported()
+# One decoder for every call (json.loads builds one per call when given a hook).
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_pairs) if _hooks_supported() else None

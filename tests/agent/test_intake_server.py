@@ -32,14 +32,14 @@ class FakeService:
         self.seen.append(txn)
         return {"seq": len(self.seen)}
 
-    def submit_many(self, txns):
+    def commit_many(self, txns):
         out = []
         for txn in txns:
             try:
                 out.append(self.submit(txn))
             except Refused as exc:
                 out.append(exc)
-        return out
+        return out, lambda: None
 
 
 @pytest.fixture

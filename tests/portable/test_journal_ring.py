@@ -2,7 +2,7 @@
 reopen (recovery), a torn tail cut and kept out of the chain, a full
 journal refused, and the signer-outage flag (SPEC 3.7, 3.9)."""
 
-from daozhang.agent.core.errors import JournalFull
+from daozhang.agent.core.errors import JournalFull, LocalError
 from daozhang.agent.core.journal import record, ring_storage
 
 from portable import kit
@@ -75,3 +75,17 @@ def test_full_journal_refuses_instead_of_dropping():
         assert ring.next_seq == before          # the refused commit changed nothing
         return
     raise AssertionError("a journal with nothing acked never filled")
+
+
+def test_a_payload_encoded_ahead_gives_the_same_record():
+    # The intake encodes a sale once (record.Encoded) for its digest and the record.
+    times = record.times_bytes(1795564800000, b"\x01" * 8, 42)
+    payload = {"kind": "sale", "pos_txn_id": "A-1", "amount": 1250, "note": "x" * 30, "n": [1, -2]}
+    ahead = record.encode_tail(1, 0, 7, record.ZERO_HASH, times, record.Encoded(payload))
+    assert ahead == record.encode_tail(1, 0, 7, record.ZERO_HASH, times, payload)
+    try:
+        record.Encoded([1, 2])
+    except LocalError:
+        pass
+    else:
+        raise AssertionError("a non-map payload must be refused")
