@@ -30,7 +30,7 @@ from daozhang.agent.ack_anchor import load_anchor, save_anchor
 from daozhang.agent.core.errors import DaozhangError, JournalFull, StorageError
 from daozhang.agent.core.journal import checkpoint
 from daozhang.agent.core.sync import sync_messages as msgs, topics
-from daozhang.agent.core.sync.sync_agent import SyncAgent
+from daozhang.agent.core.sync.sync_agent import SyncAgent, perform
 from daozhang.agent.core.sync.sync_stall import DEFAULT_STALL_AFTER_MS
 from daozhang.agent.frame_reader import FrameReader
 from daozhang.agent.mqtt_causes import describe_connect_error, describe_socket_error, puback_ok
@@ -72,6 +72,7 @@ class MqttLink:
         self.status_interval_ms = int(status_interval_s * 1000)
         self.reader = FrameReader(journal)
         self.topic = topics.device_prefix(device_id)
+        self._handlers = self._action_handlers()
         self.agent = SyncAgent(device_id, backend_pub, checkpoint.key_id(backend_pub), ed25519_verify,
                                self.reader.hash_at, journal.noted_cursors(), journal.ring.next_seq,
                                sync_settings, near_full, max(1, int(stall_after_s * 1000)),
@@ -226,39 +227,37 @@ class MqttLink:
     # -- actions -------------------------------------------------------------------------
 
     def _perform(self, actions):
-        for action in actions:
-            name = action[0]
-            if name == "connect":
-                self._connect()
-            elif name == "read":
-                try:
-                    records, end, last_hash = self.reader.read(action[1], action[2])
-                except (KeyError, DaozhangError, OSError) as exc:   # a damaged journal
-                    self._perform(self.agent.read_failed(action[1], str(exc), now_ms()))
-                else:
-                    self._perform(self.agent.frames(records, end, last_hash, now_ms()))
-            elif name == "publish":
-                self._publish(action[1], action[2], action[3], action[4])
-            elif name == "save_anchor":
-                save_anchor(self.journal_path, action[1])
-            elif name == "cursors":
-                self.journal.note_cursors(action[1], action[2])
-            elif name == "flush_cursors":
-                try:
-                    self.journal.set_cursors()
-                except (JournalFull, StorageError):
-                    pass
-                self._perform(self.agent.flushed(self.journal.effective_fill()))
-            elif name == "alert":
-                self.alert(action[1], action[2], action[3])
-            elif name == "settlements":
-                self._apply_settlements(action[1], action[2])
-            elif name == "deposit":
-                if self.deposit_hook is not None:
-                    self.deposit_hook(action[1])
-            elif name == "log":
-                self.log(action[1], **action[2])
-            self._status_dirty = True
+        perform(actions, self._handlers)
+        self._status_dirty = True
+
+    def _action_handlers(self):
+        return {
+            "connect": self._connect,
+            "read": self._read,
+            "publish": self._publish,
+            "save_anchor": lambda payload: save_anchor(self.journal_path, payload),
+            "cursors": self.journal.note_cursors,
+            "flush_cursors": self._flush_cursors,
+            "alert": lambda kind, severity, detail: self.alert(kind, severity, detail),
+            "settlements": self._apply_settlements,
+            "deposit": lambda msg: self.deposit_hook is not None and self.deposit_hook(msg),
+            "log": lambda event, fields: self.log(event, **fields),
+        }
+
+    def _read(self, start, max_bytes):
+        try:
+            records, end, last_hash = self.reader.read(start, max_bytes)
+        except (KeyError, DaozhangError, OSError) as exc:   # a damaged journal
+            self._perform(self.agent.read_failed(start, str(exc), now_ms()))
+        else:
+            self._perform(self.agent.frames(records, end, last_hash, now_ms()))
+
+    def _flush_cursors(self):
+        try:
+            self.journal.set_cursors()
+        except (JournalFull, StorageError):
+            pass
+        self._perform(self.agent.flushed(self.journal.effective_fill()))
 
     def _apply_settlements(self, items, redelivered):
         result = None

@@ -37,7 +37,7 @@ MicroPython.
 
 from daozhang.agent.core.journal import checkpoint
 from daozhang.agent.core.sync import sync_messages as msgs
-from daozhang.agent.core.sync.sync_agent import SyncAgent
+from daozhang.agent.core.sync.sync_agent import SyncAgent, perform
 from daozhang.agent.core.sync.sync_stall import DEFAULT_STALL_AFTER_MS
 
 TOPIC_ROOT = "daozhang/v1/"
@@ -87,6 +87,7 @@ class UmqttLink:
         self.deposit = deposit              # f(msg): a verified deposit finding (SPEC 7.10.2)
         merged = dict(BOARD_SETTINGS)
         merged.update(settings or {})
+        self._handlers = self._action_handlers()
         self.agent = SyncAgent(device_id, backend_pub, checkpoint.key_id(backend_pub), verify,
                                journal.hash_at, journal.cursors(), journal.tail(), merged,
                                near_full, stall_after_ms, release_floor, status_extra)
@@ -213,36 +214,37 @@ class UmqttLink:
     # -- actions -----------------------------------------------------------------------
 
     def _perform(self, actions):
-        for action in actions:
-            name = action[0]
-            if name == "connect":
-                self._connect()
-            elif name == "read":
-                try:
-                    records, end, last_hash = self.journal.read(action[1], action[2])
-                except Exception as exc:      # a damaged journal: the core retries slowly
-                    self._perform(self.agent.read_failed(action[1], str(exc), self.now))
-                else:
-                    self._perform(self.agent.frames(records, end, last_hash, self.now))
-            elif name == "publish":
-                self._outbox.append((action[1], action[2], action[3], action[4]))
-            elif name == "save_anchor":
-                self.journal.save_anchor(action[1])
-            elif name == "cursors":
-                self.journal.note_cursors(action[1], action[2])
-            elif name == "flush_cursors":
-                try:
-                    self.journal.flush_cursors()
-                except Exception as exc:
-                    self.log("sync_flush_failed", level="warning", error=str(exc))
-                self._perform(self.agent.flushed(self.journal.fill()))
-            elif name == "alert":
-                self.alert(action[1], action[2], action[3])
-            elif name == "settlements":
-                if self.settlements is not None:
-                    self.agent.settled(self.settlements(action[1], action[2]))
-            elif name == "deposit":
-                if self.deposit is not None:
-                    self.deposit(action[1])
-            elif name == "log":
-                self.log(action[1], **action[2])
+        perform(actions, self._handlers)
+
+    def _action_handlers(self):
+        return {
+            "connect": self._connect,
+            "read": self._read,
+            "publish": lambda topic, payload, token, retain: self._outbox.append((topic, payload, token, retain)),
+            "save_anchor": self.journal.save_anchor,
+            "cursors": self.journal.note_cursors,
+            "flush_cursors": self._flush_cursors,
+            "alert": lambda kind, severity, detail: self.alert(kind, severity, detail),
+            "settlements": self._apply_settlements,
+            "deposit": lambda msg: self.deposit is not None and self.deposit(msg),
+            "log": lambda event, fields: self.log(event, **fields),
+        }
+
+    def _read(self, start, max_bytes):
+        try:
+            records, end, last_hash = self.journal.read(start, max_bytes)
+        except Exception as exc:      # a damaged journal: the core retries slowly
+            self._perform(self.agent.read_failed(start, str(exc), self.now))
+        else:
+            self._perform(self.agent.frames(records, end, last_hash, self.now))
+
+    def _flush_cursors(self):
+        try:
+            self.journal.flush_cursors()
+        except Exception as exc:
+            self.log("sync_flush_failed", level="warning", error=str(exc))
+        self._perform(self.agent.flushed(self.journal.fill()))
+
+    def _apply_settlements(self, items, redelivered):
+        if self.settlements is not None:
+            self.agent.settled(self.settlements(items, redelivered))

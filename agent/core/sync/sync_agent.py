@@ -36,6 +36,18 @@ from daozhang.agent.core.sync import sync_messages as msgs
 from daozhang.agent.core.sync.sync_core import ONLINE, SyncCore
 from daozhang.agent.core.sync.sync_stall import DEFAULT_STALL_AFTER_MS, PUBLISH_REFUSED, READ_FAILED, StallWatch
 
+# The actions an adapter must carry out, in the order the docstring above names them.
+ACTIONS = ("connect", "read", "publish", "save_anchor", "cursors", "flush_cursors", "alert",
+           "settlements", "deposit", "log")
+
+
+def perform(actions, handlers):
+    """Carry out `actions` with `handlers` (name -> f(*args)); both adapters
+    dispatch through this, so an action either adapter lacks fails loudly."""
+    for action in actions:
+        handlers[action[0]](*action[1:])
+
+
 FLOOR_MAX_AGE_MS = 1000      # the watchdog walks every unsettled sale: not at every ack
 RELEASE_CHECK_MS = 1000
 
