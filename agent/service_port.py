@@ -21,7 +21,7 @@ import tty
 from daozhang.agent.core.errors import LocalError
 from daozhang.agent.core.service.service_frames import MAX_PAYLOAD
 from daozhang.agent.core.service.service_session import DEFAULT_IDLE_TIMEOUT, SUPERBLOCK_SIZE, DeviceSession
-from daozhang.signing import ed25519_verify, load_public_key, raw_public
+from daozhang.signing import ed25519_verify, load_public_bytes
 
 log = logging.getLogger("daozhang.service_port")
 
@@ -77,7 +77,7 @@ class ReadOnlyJournal:
 
 def load_technician_keys(paths):
     """Raw 32-byte Ed25519 keys from SubjectPublicKeyInfo PEM files."""
-    return [raw_public(load_public_key(path)) for path in paths]
+    return [load_public_bytes(path) for path in paths]
 
 
 class _FdLink:
