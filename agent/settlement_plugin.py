@@ -376,15 +376,12 @@ class SettlementPlugin:
         before = {g["kind"]: g["severity"] for g in self.machine.groups()}
         actions = [_plain(a) for a in actions]
         seqs = journal_actions(self.journal, actions, self.log)
-        published = []
         for action, seq in zip(actions, seqs):
             self.log("alert", level="warning" if action["state"] == "firing" else "info",
                      action=action["action"], kind=action["kind"], key=action["key"],
                      severity=action["severity"], seq=seq)
-            one = dict(action)
-            one["seq"] = seq
-            published.append(one)
-        self._publish(published)
+            action["seq"] = seq       # journaled already: the published copy carries its seq
+        self._publish(actions)
         self.outputs.notify(actions, before)
         if self._inline:
             self._show()
