@@ -326,8 +326,8 @@ def daemon_figures(tmp, n, clients=16, probe=2000):
         "intake_p50_ms_outage": round(p50_outage * 1000, 3),
         "receipt_p99_ms_during_burst": round(during[int(0.99 * (len(during) - 1))] * 1000, 3)
         if during else None,
-        "receipt_e2e_p99_ms_during_burst": e2e[int(0.99 * (len(e2e) - 1))] if e2e else None,
-        "receipt_e2e_p50_ms_during_burst": e2e[len(e2e) // 2] if e2e else None,
+        "receipt_e2e_p99_ms_during_burst": round(e2e[int(0.99 * (len(e2e) - 1))], 1) if e2e else None,
+        "receipt_e2e_p50_ms_during_burst": round(e2e[len(e2e) // 2], 1) if e2e else None,
         "burst_sales_per_s": round(n / burst_s, 1),
         "alerts_judged_s": round(judged_s, 1),
         "alerts_to_backend_s": round(to_backend_s, 1),
