@@ -36,6 +36,7 @@ from daozhang.agent.config import load_agent_config
 from daozhang.agent.core.errors import JournalFull, StorageError
 from daozhang.agent.intake import IntakeServer
 from daozhang.agent.journal_damaged import show_damage
+from daozhang.agent.malloc_arenas import cap_malloc_arenas
 from daozhang.agent.sim_clock import from_environment
 
 STOP_TIMEOUT_S = 20.0          # the unit's TimeoutStopSec is 30
@@ -196,6 +197,7 @@ class Daemon:
 
 
 def run_from_config(path):
+    cap_malloc_arenas()                 # before any thread starts (agent/malloc_arenas.py)
     config = load_agent_config(path)
     # Tests and the demo only: DAOZHANG_SIM_CLOCK names a simulated clock file
     # (agent/sim_clock.py); unset, the system clock.

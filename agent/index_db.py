@@ -21,7 +21,7 @@ import sqlite3
 
 from daozhang.agent.core.errors import StorageError
 
-CACHE_KIB = 1024          # SQLite page cache per index file: bounded memory
+CACHE_KIB = 256           # SQLite page cache per index file: bounded memory (docs/DESIGN.md "The daemon's memory")
 BUSY_TIMEOUT_S = 0.5      # only one owner writes an index: waiting longer would not help
 
 

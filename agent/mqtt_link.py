@@ -40,6 +40,13 @@ from daozhang.signing import ed25519_verify
 
 SESSION_EXPIRY_S = 14 * 86400
 INBOX_LIMIT = 256      # publish_alert(s) calls waiting for the link thread
+# Alert transitions waiting for the link thread, as dicts (about 500 bytes
+# each): an outage burst queued 7,680 of them (4 MiB) while the thread was
+# publishing; past this many the oldest lists give way (their latest state
+# per kind is kept, for the resend of active alerts).  Every transition is
+# journaled and reaches the backend with the records: the topic copy is the
+# fast path, best effort.
+INBOX_ALERTS = 2048
 
 
 def now_ms():
@@ -82,7 +89,8 @@ class MqttLink:
         self._wake_w.setblocking(False)
         self._lock = threading.Lock()
         self._inbox = []                # (alert or [alerts], at) from other threads
-        self.alert_messages_dropped = 0
+        self._inbox_alerts = 0          # transitions in _inbox
+        self.alert_messages_dropped = 0  # transitions the topic copy gave up (journaled all the same)
         self._events = []               # from paho callbacks, on our thread
         self._mids = {}                 # mid -> (token, topic)
         self._stop = threading.Event()
@@ -120,11 +128,28 @@ class MqttLink:
     def _to_inbox(self, item):
         with self._lock:
             self._inbox.append(item)
-            if len(self._inbox) > INBOX_LIMIT:
+            self._inbox_alerts += _count(item)
+            while len(self._inbox) > INBOX_LIMIT or (self._inbox_alerts > INBOX_ALERTS
+                                                     and len(self._inbox) > 1):
                 # Best effort (every transition is journaled): keep the newest.
-                del self._inbox[0]
-                self.alert_messages_dropped += 1
+                self._drop_oldest()
         self.wake()
+
+    def _drop_oldest(self):
+        """Drop the oldest inbox entry but for its last transition of each
+        kind (merged into the next entry), so the link still knows what is
+        active per kind; the caller holds _lock."""
+        alerts, at = self._inbox.pop(0)
+        alerts = alerts if isinstance(alerts, list) else [alerts]
+        last = {}
+        for alert in alerts:
+            last[alert.get("kind")] = alert
+        kept = list(last.values())
+        self.alert_messages_dropped += len(alerts) - len(kept)
+        following, at_next = self._inbox[0]
+        following = following if isinstance(following, list) else [following]
+        self._inbox[0] = (kept + following, at_next)
+        self._inbox_alerts -= len(alerts) - len(kept)
 
     def start(self):
         self._thread = threading.Thread(target=self._run, name="mqtt-sync", daemon=True)
@@ -155,7 +180,7 @@ class MqttLink:
     def step(self):
         """One turn of the loop (the link's thread runs them; tests drive it)."""
         with self._lock:
-            inbox, self._inbox = self._inbox, []
+            inbox, self._inbox, self._inbox_alerts = self._inbox, [], 0
         for alert, at in inbox:
             if isinstance(alert, list):
                 self.agent.queue_alerts(alert, at)
@@ -377,3 +402,7 @@ def device_client(cfg, device_id, topic):
     client = paho_client(cfg.get("client_id") or device_id, cfg, manual_ack=True)
     client.will_set(topic + "status", msgs.encode_status(device_id, "offline", 0), qos=1, retain=True)
     return client
+
+
+def _count(item):
+    return len(item[0]) if isinstance(item[0], list) else 1

@@ -21,7 +21,7 @@ from daozhang.agent.core.errors import LocalError
 from daozhang.agent.core.service.service_frames import MAX_PAYLOAD
 from daozhang.agent.core.service.service_session import DEFAULT_IDLE_TIMEOUT, SUPERBLOCK_SIZE, DeviceSession
 from daozhang.serial_port import READ_SIZE, SerialPort
-from daozhang.signing import ed25519_verify, load_public_key, raw_public
+from daozhang.signing import ed25519_verify, load_public_bytes
 
 log = logging.getLogger("daozhang.service_port")
 
@@ -74,7 +74,7 @@ class ReadOnlyJournal:
 
 def load_technician_keys(paths):
     """Raw 32-byte Ed25519 keys from SubjectPublicKeyInfo PEM files."""
-    return [raw_public(load_public_key(path)) for path in paths]
+    return [load_public_bytes(path) for path in paths]
 
 
 class _FdLink:

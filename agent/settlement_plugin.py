@@ -65,12 +65,15 @@ CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 # sync_backlog: records waiting while the link is down, or this many at any time.
 BACKLOG_ALERT_RECORDS = 10000
 # Committed sales judged per pass of the settlement thread (one journal append
-# of their alert actions, one publish batch, one display refresh).
-DRAIN_BATCH = 512
+# of their alert actions, one publish batch, one display refresh).  Each sale
+# may make three actions, each copied for the journal and the link: a pass
+# of 512 held about 1.5 MiB at once during an outage burst.
+DRAIN_BATCH = 256
 # Committed sales waiting with their payloads; more wait as a seq only (read
 # back from the journal when judged).  A payload costs ~2.5 KB of Python
-# objects: 4,096 of them were the largest part of an outage burst's peak RSS.
-QUEUE_PAYLOADS = 512
+# objects: 4,096 of them were the largest part of an outage burst's peak RSS;
+# a pass keeping up with a burst judges about 60 (docs/DESIGN.md "The daemon's memory").
+QUEUE_PAYLOADS = 128
 # alerts.json and the display are rewritten at most this often (seconds).
 SHOW_EVERY_S = 0.5
 
@@ -376,15 +379,12 @@ class SettlementPlugin:
         before = {g["kind"]: g["severity"] for g in self.machine.groups()}
         actions = [_plain(a) for a in actions]
         seqs = journal_actions(self.journal, actions, self.log)
-        published = []
         for action, seq in zip(actions, seqs):
             self.log("alert", level="warning" if action["state"] == "firing" else "info",
                      action=action["action"], kind=action["kind"], key=action["key"],
                      severity=action["severity"], seq=seq)
-            one = dict(action)
-            one["seq"] = seq
-            published.append(one)
-        self._publish(published)
+            action["seq"] = seq       # journaled already: the published copy carries its seq
+        self._publish(actions)
         self.outputs.notify(actions, before)
         if self._inline:
             self._show()

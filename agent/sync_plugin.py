@@ -36,7 +36,7 @@ import os
 from daozhang.agent.config import MQTT_KEYS, SYNC_KEYS, ConfigError, check_sync_tables
 from daozhang.agent.damaged_link import DamagedJournalLink
 from daozhang.agent.mqtt_link import MqttLink
-from daozhang.signing import load_public_key, raw_public
+from daozhang.signing import load_public_bytes
 from daozhang.toml_tables import check_tables, read_toml
 
 __all__ = ["MQTT_KEYS", "SYNC_KEYS", "sync_settings", "load_sync_config", "sync_config_path",
@@ -102,7 +102,7 @@ def build_link(config, journal, log, alert, release_floor, settlements_hook, sta
     if not config.get("backend_pubkey"):
         raise ConfigError(config["path"], "device.backend_pubkey",
                           "MQTT sync needs the backend's public key")
-    backend_pub = raw_public(load_public_key(config["backend_pubkey"]))
+    backend_pub = load_public_bytes(config["backend_pubkey"])
     sync_cfg = cfg["sync"]
     return MqttLink(
         journal, config["journal"]["path"], config["device_id"], backend_pub,

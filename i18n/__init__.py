@@ -24,6 +24,7 @@ import io
 import os
 
 from daozhang.agent.core.settlement.alerts import format_money
+from daozhang.i18n import cldr_money
 
 DOMAIN = "daozhang"
 LOCALES = ("en", "zh-CN")
@@ -88,9 +89,13 @@ class Texts:
 
     def money(self, minor, currency):
         """Minor units as the locale writes money: en keeps the terminal's
-        format (agent/core/alerts.format_money); others ask Babel (CLDR)."""
+        format (agent/core/alerts.format_money); others ask Babel (CLDR),
+        through i18n/cldr_money.py's copy of its patterns where it has one."""
         if self.locale == "en":
             return format_money(minor, currency)
+        text = cldr_money.format_money(minor, currency, self.locale)
+        if text is not None:          # the daemon's locales: no Babel locale data in memory
+            return text
         from decimal import Decimal
         from babel.numbers import format_currency, get_currency_precision
         digits = get_currency_precision(currency)

@@ -59,3 +59,39 @@ def test_raw_public_round_trips(keypair):
     prefix, public, _ = keypair
     assert raw_public(load_public_key(prefix + ".pub")) == public
     assert raw_public(load_public_key(public)) == public
+
+
+def test_the_daemons_key_path_needs_no_cryptography_and_signs_the_same_bytes(keypair):
+    """load_signer on a `keys new` file signs through libsodium straight from
+    the PEM's seed: the same signatures as `cryptography`, the same kid."""
+    from daozhang.signing import Ed25519Signer, SeedSigner, load_private_key, load_public_bytes
+    prefix, public, signer = keypair
+    assert isinstance(signer, SeedSigner) and signer.public_bytes == public
+    reference = Ed25519Signer(load_private_key(prefix + ".key"))
+    assert reference.kid == signer.kid
+    for message in (b"", b"checkpoint", bytes(range(256)) * 4):
+        assert signer.sign(message) == load_private_key(prefix + ".key").sign(message)
+    assert load_public_bytes(prefix + ".pub") == public == raw_public(load_public_key(prefix + ".pub"))
+    with open(prefix + ".pub", "rb") as f:
+        assert load_public_bytes(f.read()) == public
+    assert load_public_bytes(public) == public
+
+
+def test_other_key_forms_still_go_to_cryptography_and_its_errors(tmp_path):
+    """Anything but the RFC 8410 form (another algorithm, a PEM whose body
+    is not base64) is left to `cryptography`: loaded, or refused by name."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from daozhang.signing import load_public_bytes
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "ec.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (tmp_path / "ec.pub").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (tmp_path / "bad.pub").write_bytes(b"-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(LocalError, match="ec.key is not an Ed25519 key"):
+        load_signer(str(tmp_path / "ec.key"))
+    with pytest.raises(LocalError, match="expected Ed25519"):
+        load_public_bytes(str(tmp_path / "ec.pub"))
+    with pytest.raises(LocalError, match="bad.pub is not a PEM public key"):
+        load_public_bytes(str(tmp_path / "bad.pub"))

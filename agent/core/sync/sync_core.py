@@ -49,7 +49,9 @@ MAX_SENT_HASHES = 256
 DEFAULTS = {
     "max_inflight": 8,            # receipts messages published but not yet acked by the backend
     "max_batch_bytes": 65536,     # frames per message, in bytes (one frame may exceed it alone)
-    "max_alerts": 256,            # alerts waiting to go up (all are also journaled)
+    # alert messages waiting to go up (all are also journaled); up to 64
+    # transitions each, ~18 KB: 256 of them were 4.5 MiB of an outage burst
+    "max_alerts": 64,
     "backoff_base_ms": 500,
     "backoff_cap_ms": 60000,
     "ack_timeout_ms": 15000,      # no backend ack for this long: resend from `acked`
