@@ -35,23 +35,37 @@ CONNECT_WAIT_S = 300
 class SimSettings:
     __slots__ = ("terminals", "rate", "backlog", "duration", "host", "port", "ca", "ca_dir",
                  "cache", "prefix", "backend_pub", "register_db", "drain_timeout",
-                 "connect_concurrency", "merchants", "sync")
+                 "connect_concurrency", "merchants", "sync", "stall_timeout", "hold_backlog",
+                 "first", "processes")
 
     def __init__(self, terminals, rate, backlog=0, duration=60, host="127.0.0.1", port=8883,
                  ca=None, ca_dir=None, cache=None, prefix="sim", backend_pub=None,
                  register_db=None, drain_timeout=120, connect_concurrency=16, merchants=50,
-                 sync=None):
-        for name, value in (("terminals", terminals), ("backlog", backlog)):
+                 sync=None, stall_timeout=None, hold_backlog=False, first=0, processes=1):
+        for name, value in (("terminals", terminals), ("backlog", backlog), ("first", first)):
             if not isinstance(value, int) or value < 0:
                 raise ValueError("%s: expected an integer >= 0, got %r" % (name, value))
         if rate < 0 or duration < 0:
             raise ValueError("rate and duration must be >= 0")
+        if not isinstance(processes, int) or processes < 1:
+            raise ValueError("processes: expected an integer >= 1, got %r" % (processes,))
         self.terminals, self.rate, self.backlog, self.duration = terminals, rate, backlog, duration
         self.host, self.port, self.ca, self.ca_dir = host, port, ca, ca_dir
         self.cache, self.prefix, self.backend_pub = cache, prefix, backend_pub
         self.register_db, self.drain_timeout = register_db, drain_timeout
         self.connect_concurrency, self.merchants = connect_concurrency, merchants
         self.sync = dict(sync or {})     # SyncCore settings, e.g. {"ack_timeout_ms": 15000}
+        # Give up waiting for acks after stall_timeout s in which none came
+        # (None: only drain_timeout, a wall limit, applies).
+        self.stall_timeout = stall_timeout
+        # Hold every backlog until all terminals are online, then release it
+        # at once: the drain is then the backend's, not the connect storm's.
+        self.hold_backlog = hold_backlog
+        self.first = first               # this process simulates devices first .. first+terminals-1
+        self.processes = processes       # run_sim splits the fleet over this many processes
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def raise_fd_limit(needed):
@@ -71,14 +85,17 @@ def register_devices(db, identities):
 
 
 def build_terminals(settings, backend_pub, progress=None):
-    identities, issued = ensure_identities(settings.ca_dir, settings.cache, settings.terminals,
-                                           settings.prefix, progress)
+    """This process's terminals: devices settings.first .. first + terminals - 1."""
+    identities, issued = ensure_identities(settings.ca_dir, settings.cache,
+                                           settings.first + settings.terminals, settings.prefix,
+                                           progress)
+    identities = identities[settings.first:]
     if settings.register_db:
         register_devices(settings.register_db, identities)
     sales_room = int(settings.rate * (settings.duration + settings.drain_timeout) / 60) + 20
     terminals = [SimTerminal(ident, backend_pub, settings.backlog, sales_room,
-                             merchant=merchant_id(i % max(1, settings.merchants)),
-                             sync_settings=settings.sync)
+                             merchant=merchant_id((settings.first + i) % max(1, settings.merchants)),
+                             sync_settings=settings.sync, hold=settings.hold_backlog)
                  for i, ident in enumerate(identities)]
     return terminals, issued
 
@@ -98,7 +115,20 @@ def _percentile(values, q):
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def _run(settings, terminals, progress):
+class LocalGate:
+    """When sales (and a held backlog) start: once every terminal of this
+    process is online, or CONNECT_WAIT_S after the start."""
+
+    def __init__(self):
+        self.open_at = None
+
+    def poll(self, now, started, all_online):
+        if self.open_at is None and (all_online or now - started >= CONNECT_WAIT_S):
+            self.open_at = now
+        return self.open_at
+
+
+async def _run(settings, terminals, progress, gate):
     loop = asyncio.get_running_loop()
     pool = MqttPool(loop, (settings.host, settings.port), settings.ca,
                     connect_concurrency=settings.connect_concurrency)
@@ -110,21 +140,28 @@ async def _run(settings, terminals, progress):
     cursor = 0
     tick = 0
     drained_at = None
-    # Sales start once every terminal has connected (or CONNECT_WAIT_S
-    # passed): the lag then measures the pipeline, not the connect storm.
+    # Sales start once every terminal has connected (the gate): the lag then
+    # measures the pipeline, not the connect storm.
     selling_from = None
     selling_until = started + CONNECT_WAIT_S + settings.duration
     give_up = selling_until + settings.drain_timeout
+    acked_seen, progress_at = -1, started
     try:
         while True:
             await asyncio.sleep(TICK_S)   # the simulation's own clock tick, not a test wait
             now = time.monotonic()
-            if selling_from is None and (pool.connects >= len(terminals)
-                                         or now - started >= CONNECT_WAIT_S):
-                selling_from = now
-                selling_until = now + settings.duration
-                give_up = selling_until + settings.drain_timeout
-                pool.connected_s = now - started
+            if selling_from is None:
+                if pool.connected_s is None and pool.connects >= len(terminals):
+                    pool.connected_s = now - started
+                opened = gate.poll(now, started, pool.connects >= len(terminals))
+                if opened is not None:
+                    selling_from = opened
+                    selling_until = now + settings.duration
+                    give_up = selling_until + settings.drain_timeout
+                    if settings.hold_backlog:
+                        for t in terminals:
+                            t.release()
+                            pool.mark(pool.links[t.device_id])
             if selling_from is not None and now < selling_until and terminals and per_s > 0:
                 sold_target += per_s * TICK_S
                 now_ms = int(time.time() * 1000)
@@ -138,17 +175,23 @@ async def _run(settings, terminals, progress):
             tick += 1
             if progress is not None and tick % 50 == 0:
                 progress(_snapshot(pool, terminals, now - started))
-            if now >= selling_until:
+            if tick % UPKEEP_SLICES == 0:
+                acked = sum(t.core.acked for t in terminals)
+                if acked != acked_seen:
+                    acked_seen, progress_at = acked, now
+            if selling_from is not None and now >= selling_until:
                 if all(t.drained for t in terminals):
                     drained_at = now
                     break
-                if now >= give_up:
+                if now >= give_up or (settings.stall_timeout is not None
+                                      and now - progress_at >= settings.stall_timeout):
                     break
     finally:
         pool.close()
         await asyncio.sleep(0.2)    # let the DISCONNECTs go out before the loop closes
-    elapsed = (drained_at or time.monotonic()) - started
-    return pool, elapsed, drained_at is not None
+    times = {"started": started, "released": selling_from, "drained": drained_at,
+             "ended": drained_at or time.monotonic()}
+    return pool, times
 
 
 def _snapshot(pool, terminals, elapsed):
@@ -158,33 +201,85 @@ def _snapshot(pool, terminals, elapsed):
             "backlog": sum(t.backlog for t in terminals)}
 
 
+def load_backend_pub(path):
+    from daozhang.signing import load_public_key, raw_public
+    with open(path, "rb") as f:
+        return raw_public(load_public_key(f.read()))
+
+
 def run_sim(settings, progress=None):
-    """Build the fleet, run it, and return the report (a dict)."""
+    """Build the fleet, run it, and return the report (a dict).  With
+    settings.processes > 1 the fleet is split over that many processes
+    (fleet/sim_processes.py) and their reports summed."""
+    if settings.processes > 1:
+        from daozhang.fleet.sim_processes import run_processes
+        return run_processes(settings, progress)
     raise_fd_limit(settings.terminals + 512)
-    with open(settings.backend_pub, "rb") as f:
-        from daozhang.signing import load_public_key, raw_public
-        backend_pub = raw_public(load_public_key(f.read()))
+    backend_pub = load_backend_pub(settings.backend_pub)
     t0 = time.monotonic()
     terminals, issued = build_terminals(settings, backend_pub, progress=None)
     built_s = time.monotonic() - t0
-    pool, elapsed, drained = asyncio.run(_run(settings, terminals, progress))
-    lags = [lag for t in terminals for lag in t.lags_ms]
-    acked = sum(t.records_acked for t in terminals)
+    pool, times = asyncio.run(_run(settings, terminals, progress, LocalGate()))
+    return finish_report(settings, report_part(terminals, pool, times, issued, built_s))
+
+
+def report_part(terminals, pool, times, issued, built_s):
+    """One process's counts, lags and instants (time.monotonic(), the same
+    clock in every process of this machine): summed by finish_report."""
     return {
-        "terminals": len(terminals), "rate_per_min": settings.rate, "backlog": settings.backlog,
-        "duration_s": settings.duration, "certificates_issued": issued,
-        "build_s": round(built_s, 2), "elapsed_s": round(elapsed, 2), "drained": drained,
+        "terminals": len(terminals), "certificates_issued": issued, "build_s": built_s,
+        "times": times, "connected_s": pool.connected_s,
         "terminals_drained": sum(1 for t in terminals if t.drained),
         "sales": sum(t.sales for t in terminals),
         "sales_refused": sum(t.sales_refused for t in terminals),
-        "messages_published": pool.published, "records_acked": acked,
-        "records_acked_per_s": round(acked / elapsed, 1) if elapsed > 0 else None,
+        "messages_published": pool.published,
+        "records_acked": sum(t.records_acked for t in terminals),
         "backlog_left": sum(t.backlog for t in terminals),
         "connects": pool.connects, "connect_failures": pool.connect_failures,
-        "all_connected_s": None if pool.connected_s is None else round(pool.connected_s, 2),
         "acks_rejected": sum(t.rejects for t in terminals),
-        "lag_p50_s": _seconds(_percentile(lags, 0.5)), "lag_p99_s": _seconds(_percentile(lags, 0.99)),
+        "lags_ms": [lag for t in terminals for lag in t.lags_ms],
     }
+
+
+SUMMED = ("terminals", "certificates_issued", "terminals_drained", "sales", "sales_refused",
+          "messages_published", "records_acked", "backlog_left", "connects", "connect_failures",
+          "acks_rejected")
+
+
+def finish_report(settings, parts, released=None):
+    """The report of one or more processes' parts (report_part).
+
+    elapsed_s runs from the first process's start (its first connect) to
+    the last terminal drained; drain_s from the release of the held backlog
+    (hold_backlog) or the start of sales to the last terminal drained."""
+    if isinstance(parts, dict):
+        parts = [parts]
+    out = {key: sum(p[key] for p in parts) for key in SUMMED}
+    started = min(p["times"]["started"] for p in parts)
+    drained = all(p["times"]["drained"] is not None for p in parts)
+    ended = max(p["times"]["ended"] for p in parts)
+    if released is None:
+        opened = [p["times"]["released"] for p in parts if p["times"]["released"] is not None]
+        released = max(opened) if opened else None
+    elapsed = ended - started
+    lags = [lag for p in parts for lag in p["lags_ms"]]
+    connected = [p["connected_s"] for p in parts]
+    out.update({
+        "rate_per_min": settings.rate, "backlog": settings.backlog, "duration_s": settings.duration,
+        "processes": len(parts), "hold_backlog": settings.hold_backlog,
+        "build_s": round(max(p["build_s"] for p in parts), 2),
+        "elapsed_s": round(elapsed, 2), "drained": drained,
+        "records_acked_per_s": round(out["records_acked"] / elapsed, 1) if elapsed > 0 else None,
+        "all_connected_s": None if None in connected else round(max(connected), 2),
+        "released_s": None if released is None else round(released - started, 2),
+        "drain_s": None if released is None else round(ended - released, 2),
+        "lag_p50_s": _seconds(_percentile(lags, 0.5)), "lag_p99_s": _seconds(_percentile(lags, 0.99)),
+        # the same instants on time.monotonic(), for a caller that samples beside the run
+        "monotonic": {"started": started, "released": released, "ended": ended},
+    })
+    if released is not None and ended > released:
+        out["drain_records_per_s"] = round(out["records_acked"] / (ended - released), 1)
+    return out
 
 
 def _seconds(ms):

@@ -81,7 +81,7 @@ def _iso(now_ms):
 
 class SimTerminal:
     def __init__(self, identity, backend_pub, backlog=0, sales_room=200, merchant="102290058120001",
-                 sync_settings=None):
+                 sync_settings=None, hold=False):
         self.device_id = identity.device_id
         self.identity = identity
         self.merchant = merchant
@@ -100,9 +100,16 @@ class SimTerminal:
         if backlog:
             self._backlog(backlog)
         self.first_seq_to_send = self.journal.noted_cursors()[0]
+        # hold: the core is told of the backlog only at release(), so a storm
+        # can connect every terminal first and then measure the drain alone.
         self.core = SyncCore(self.device_id, backend_pub, checkpoint.key_id(backend_pub),
                              ed25519_verify, self.reader.hash_at, self.first_seq_to_send,
-                             self.journal.ring.next_seq, dict(SYNC_SETTINGS, **(sync_settings or {})))
+                             self.first_seq_to_send if hold else self.journal.ring.next_seq,
+                             dict(SYNC_SETTINGS, **(sync_settings or {})))
+
+    def release(self):
+        """Let the sync core see the whole journal (the held backlog)."""
+        self.core.journal_progress(self.journal.ring.next_seq)
 
     def _backlog(self, count):
         """`count` sales committed before the terminal connects (an outage);
