@@ -1,6 +1,6 @@
 """`daozhang sim --processes P`: the fleet split over P simulator processes.
 
-One asyncio process (fleet/sim.py) spends most of a 10,000-terminal
+One asyncio process (fleet/sim_run.py) spends most of a 10,000-terminal
 reconnect storm on its own TLS handshakes and frame encoding, one core at
 most; P processes (spawned, not forked: each builds its own slice of the
 terminals, its journals and its MQTT pool) share that work over the
@@ -24,7 +24,7 @@ import queue
 import time
 
 from daozhang.agent.core.errors import LocalError
-from daozhang.fleet import sim
+from daozhang.fleet import sim_run as sim
 from daozhang.fleet.identities import ensure_identities
 
 PROGRESS_EVERY_S = 5.0
