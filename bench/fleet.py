@@ -284,6 +284,8 @@ def main():
                         help="only the ingest phase (ingest_vs_raw_pg, backend_us_per_record)")
     parser.add_argument("--sim-processes", type=int, default=2,
                         help="simulator processes (daozhang sim --processes)")
+    parser.add_argument("--storm-rounds", type=int, default=1,
+                        help="storm pairs (1 and 2 workers), alternating their order; figures are means")
     parser.add_argument("--audit", action="store_true",
                         help="also ingest with --all-signatures: backend_us_per_record_all_signatures")
     args = parser.parse_args()
@@ -304,31 +306,43 @@ def main():
     # A broker per phase: a phase that ends undrained leaves queued messages
     # of its terminals' journals, which the next phase's terminals (same
     # device ids, new journals) would meet as forks.
-    phases = []
-    for workers, rate, backlog, duration, timeout, hold in ((2, 2, 0, args.steady_s, 300, False),
-                                                            (1, 0, args.backlog, 0, 7200, True),
-                                                            (2, 0, args.backlog, 0, 7200, True)):
+    def phase(workers, rate, backlog, duration, timeout, hold):
         with Broker(pki=pki, persistence=False) as broker:
-            phases.append(sim_phase(broker, workers, args.terminals, rate, backlog, duration,
-                                    timeout, args.sim_processes, hold))
-    steady, storm1, storm2 = phases
+            return sim_phase(broker, workers, args.terminals, rate, backlog, duration, timeout,
+                             args.sim_processes, hold)
+
+    steady = phase(2, 2, 0, args.steady_s, 300, False)
+    # Storm rounds alternate the order (1, 2 workers; then 2, 1; ...): the
+    # other work on this shared machine drifts, and ABBA spreads its drift
+    # over both worker counts instead of charging it to whichever ran last.
+    storms = {1: [], 2: []}
+    for r in range(args.storm_rounds):
+        for workers in ((1, 2) if r % 2 == 0 else (2, 1)):
+            storms[workers].append(phase(workers, 0, args.backlog, 0, 7200, True))
+
+    def mean(workers, key):
+        return round(sum(p[key] for p in storms[workers]) / len(storms[workers]), 2)
+    everything = [steady] + storms[1] + storms[2]
     out.update({
-        "sim_processes": args.sim_processes,
+        "sim_processes": args.sim_processes, "storm_rounds": args.storm_rounds,
         "lag_p50_s": steady["lag_p50_s"], "lag_p99_s": steady["lag_p99_s"],
         "steady_records_acked_per_s": steady["records_acked_per_s"],
         "steady_drained": steady["drained"], "steady_all_connected_s": steady["all_connected_s"],
         # the backlog's drain: from its release (every terminal online) to the last ack
-        "storm_drain_s_1w": storm1["drain_s"], "storm_drain_s_2w": storm2["drain_s"],
-        # the whole storm: from the first connect (10,000 TLS handshakes) to the last ack
-        "storm_total_s_1w": storm1["elapsed_s"], "storm_total_s_2w": storm2["elapsed_s"],
-        "storm_records": storm1["records_acked"],
-        "storm_drained": storm1["drained"] and storm2["drained"],
-        "workers_2_vs_1": round(storm1["drain_s"] / storm2["drain_s"], 3),
-        "workers_2_vs_1_total": round(storm1["elapsed_s"] / storm2["elapsed_s"], 3),
-        "sim_10k_records_per_s": max(storm1["drain_records_per_s"], storm2["drain_records_per_s"]),
-        "cores_during_drain_1w": storm1.get("cores_during_drain"),
-        "cores_during_drain_2w": storm2.get("cores_during_drain"),
-        "connect_failures": steady["connect_failures"] + storm1["connect_failures"] + storm2["connect_failures"],
+        "storm_drain_s_1w": mean(1, "drain_s"), "storm_drain_s_2w": mean(2, "drain_s"),
+        "storm_drain_runs_1w": [p["drain_s"] for p in storms[1]],
+        "storm_drain_runs_2w": [p["drain_s"] for p in storms[2]],
+        # the whole storm: from the first connect (N TLS handshakes) to the last ack
+        "storm_total_s_1w": mean(1, "elapsed_s"), "storm_total_s_2w": mean(2, "elapsed_s"),
+        "storm_connect_s": [p["released_s"] for p in storms[1] + storms[2]],
+        "storm_records": storms[1][0]["records_acked"],
+        "storm_drained": all(p["drained"] for p in storms[1] + storms[2]),
+        "workers_2_vs_1": round(mean(1, "drain_s") / mean(2, "drain_s"), 3),
+        "workers_2_vs_1_total": round(mean(1, "elapsed_s") / mean(2, "elapsed_s"), 3),
+        "sim_10k_records_per_s": max(p["drain_records_per_s"] for p in storms[1] + storms[2]),
+        "cores_during_drain_1w": [p.get("cores_during_drain") for p in storms[1]],
+        "cores_during_drain_2w": [p.get("cores_during_drain") for p in storms[2]],
+        "connect_failures": sum(p["connect_failures"] for p in everything),
     })
     out["loadavg_1m_end"] = os.getloadavg()[0]      # the machine is shared: figures move with it
     print(json.dumps(out, sort_keys=True))
