@@ -284,6 +284,8 @@ def main():
                         help="only the ingest phase (ingest_vs_raw_pg, backend_us_per_record)")
     parser.add_argument("--sim-processes", type=int, default=2,
                         help="simulator processes (daozhang sim --processes)")
+    parser.add_argument("--steady-only", action="store_true",
+                        help="only the steady phase (lag_p99_s); no ingest, no storms")
     parser.add_argument("--storm-rounds", type=int, default=1,
                         help="storm pairs (1 and 2 workers), alternating their order; figures are means")
     parser.add_argument("--audit", action="store_true",
@@ -298,7 +300,9 @@ def main():
     tmp = tempfile.mkdtemp(prefix="dzbench-fleet-")
     pki = make_test_pki(os.path.join(tmp, "pki"))
     out = {"terminals": args.terminals, "backlog": args.backlog, "loadavg_1m_start": os.getloadavg()[0]}
-    out.update(ingest_phase(pki, args.ingest_terminals, args.ingest_backlog or args.backlog, args.audit))
+    if not args.steady_only:
+        out.update(ingest_phase(pki, args.ingest_terminals, args.ingest_backlog or args.backlog,
+                                args.audit))
     if args.ingest_only:
         out["loadavg_1m_end"] = os.getloadavg()[0]
         print(json.dumps(out, sort_keys=True))
@@ -312,6 +316,13 @@ def main():
                              args.sim_processes, hold)
 
     steady = phase(2, 2, 0, args.steady_s, 300, False)
+    if args.steady_only:
+        out.update({k: steady[k] for k in ("lag_p50_s", "lag_p99_s", "records_acked_per_s", "drained",
+                                           "all_connected_s", "sales", "records_acked",
+                                           "messages_published", "cores_during_drain")})
+        out["loadavg_1m_end"] = os.getloadavg()[0]
+        print(json.dumps(out, sort_keys=True))
+        return
     # Storm rounds alternate the order (1, 2 workers; then 2, 1; ...): the
     # other work on this shared machine drifts, and ABBA spreads its drift
     # over both worker counts instead of charging it to whichever ran last.
