@@ -61,7 +61,7 @@ def proc_cpu(pid):
 
 
 def sim_phase(broker, workers, terminals, rate, backlog, duration, drain_timeout, processes,
-              hold_backlog):
+              hold_backlog, status_interval_s=10):
     """One run of the simulator against a fresh backend: the sim's report,
     with the cores each group of processes used while the backlog drained."""
     from dztest.fleet_world import FleetWorld
@@ -76,7 +76,7 @@ def sim_phase(broker, workers, terminals, rate, backlog, duration, drain_timeout
             world.start_backend(workers=workers)
             settings = world.sim_settings(terminals, rate, duration, backlog, drain_timeout,
                                           processes=processes, hold_backlog=hold_backlog,
-                                          stall_timeout=600)
+                                          stall_timeout=600, status_interval_s=status_interval_s)
             with CpuSampler(world.proc.pid, broker.process.pid) as cpu:
                 report = run_sim(settings)
                 load = os.getloadavg()
@@ -284,6 +284,8 @@ def main():
                         help="only the ingest phase (ingest_vs_raw_pg, backend_us_per_record)")
     parser.add_argument("--sim-processes", type=int, default=2,
                         help="simulator processes (daozhang sim --processes)")
+    parser.add_argument("--status-interval-s", type=float, default=10,
+                        help="the simulated terminals' status period (sim --status-interval)")
     parser.add_argument("--steady-only", action="store_true",
                         help="only the steady phase (lag_p99_s); no ingest, no storms")
     parser.add_argument("--storm-rounds", type=int, default=1,
@@ -299,7 +301,8 @@ def main():
     raise_fd_limit(args.terminals + 2048)
     tmp = tempfile.mkdtemp(prefix="dzbench-fleet-")
     pki = make_test_pki(os.path.join(tmp, "pki"))
-    out = {"terminals": args.terminals, "backlog": args.backlog, "loadavg_1m_start": os.getloadavg()[0]}
+    out = {"terminals": args.terminals, "backlog": args.backlog, "loadavg_1m_start": os.getloadavg()[0],
+           "status_interval_s": args.status_interval_s}
     if not args.steady_only:
         out.update(ingest_phase(pki, args.ingest_terminals, args.ingest_backlog or args.backlog,
                                 args.audit))
@@ -313,7 +316,7 @@ def main():
     def phase(workers, rate, backlog, duration, timeout, hold):
         with Broker(pki=pki, persistence=False) as broker:
             return sim_phase(broker, workers, args.terminals, rate, backlog, duration, timeout,
-                             args.sim_processes, hold)
+                             args.sim_processes, hold, args.status_interval_s)
 
     steady = phase(2, 2, 0, args.steady_s, 300, False)
     if args.steady_only:

@@ -36,12 +36,13 @@ class SimSettings:
     __slots__ = ("terminals", "rate", "backlog", "duration", "host", "port", "ca", "ca_dir",
                  "cache", "prefix", "backend_pub", "register_db", "drain_timeout",
                  "connect_concurrency", "merchants", "sync", "stall_timeout", "hold_backlog",
-                 "first", "processes")
+                 "first", "processes", "status_interval_s")
 
     def __init__(self, terminals, rate, backlog=0, duration=60, host="127.0.0.1", port=8883,
                  ca=None, ca_dir=None, cache=None, prefix="sim", backend_pub=None,
                  register_db=None, drain_timeout=120, connect_concurrency=16, merchants=50,
-                 sync=None, stall_timeout=None, hold_backlog=False, first=0, processes=1):
+                 sync=None, stall_timeout=None, hold_backlog=False, first=0, processes=1,
+                 status_interval_s=10):
         for name, value in (("terminals", terminals), ("backlog", backlog), ("first", first)):
             if not isinstance(value, int) or value < 0:
                 raise ValueError("%s: expected an integer >= 0, got %r" % (name, value))
@@ -63,6 +64,11 @@ class SimSettings:
         self.hold_backlog = hold_backlog
         self.first = first               # this process simulates devices first .. first+terminals-1
         self.processes = processes       # run_sim splits the fleet over this many processes
+        # A terminal's counters go up in its retained status at most this
+        # often, when they changed (the fleet view's backlog column).  The
+        # agent itself sends its status only on connect, alerts and
+        # settlement progress, so this is extra load a real fleet lacks.
+        self.status_interval_s = status_interval_s
 
     def as_dict(self):
         return {name: getattr(self, name) for name in self.__slots__}
@@ -95,7 +101,8 @@ def build_terminals(settings, backend_pub, progress=None):
     sales_room = int(settings.rate * (settings.duration + settings.drain_timeout) / 60) + 20
     terminals = [SimTerminal(ident, backend_pub, settings.backlog, sales_room,
                              merchant=merchant_id((settings.first + i) % max(1, settings.merchants)),
-                             sync_settings=settings.sync, hold=settings.hold_backlog)
+                             sync_settings=settings.sync, hold=settings.hold_backlog,
+                             status_interval_ms=int(settings.status_interval_s * 1000))
                  for i, ident in enumerate(identities)]
     return terminals, issued
 

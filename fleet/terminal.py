@@ -81,7 +81,7 @@ def _iso(now_ms):
 
 class SimTerminal:
     def __init__(self, identity, backend_pub, backlog=0, sales_room=200, merchant="102290058120001",
-                 sync_settings=None, hold=False):
+                 sync_settings=None, hold=False, status_interval_ms=STATUS_INTERVAL_MS):
         self.device_id = identity.device_id
         self.identity = identity
         self.merchant = merchant
@@ -95,6 +95,7 @@ class SimTerminal:
         self.rejects = 0
         self.lags_ms = []             # sale commit -> backend ack covering it
         self._status_at = 0
+        self.status_interval_ms = status_interval_ms
         self._status_key = None
         self._pending = collections.deque()   # (seq, committed_at_ms) not yet acked
         if backlog:
@@ -156,8 +157,8 @@ class SimTerminal:
         return self._run(self.core.message(leaf, payload, now), now)
 
     def status_due(self, now):
-        """Counters changed and the last status is STATUS_INTERVAL_MS old."""
-        return (now - self._status_at >= STATUS_INTERVAL_MS
+        """Counters changed and the last status is status_interval_ms old."""
+        return (now - self._status_at >= self.status_interval_ms
                 and self._status_key != (self.sales, self.core.acked))
 
     def status_payload(self, now, state="online"):

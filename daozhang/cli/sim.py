@@ -21,6 +21,8 @@ import click
 @click.option("--hold-backlog", is_flag=True,
               help="Connect every terminal first, then release all backlogs at once "
                    "(drain_s then measures the backend's drain, not the connect storm).")
+@click.option("--status-interval", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              help="Seconds between a terminal's status messages with its counters (when changed).")
 @click.option("--processes", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Split the terminals over this many simulator processes.")
 @click.option("--broker", default="127.0.0.1:8883", show_default=True, metavar="HOST:PORT")
@@ -34,7 +36,8 @@ import click
               help="Register the terminals' journal keys in this backend database first.")
 @click.option("--prefix", default="sim", show_default=True, help="Device ids are PREFIX-000000...")
 @click.option("--json", "as_json", is_flag=True, help="Only the final report, as one JSON object.")
-def sim(terminals, rate, backlog, duration, drain_timeout, stall_timeout, hold_backlog, processes,
+def sim(terminals, rate, backlog, duration, drain_timeout, stall_timeout, hold_backlog, status_interval,
+        processes,
         broker, pki_dir, cache, backend_pub,
         register_db, prefix, as_json):
     """N terminals in one process (or --processes P): real certificates, signed journals, real sync.
@@ -54,7 +57,8 @@ def sim(terminals, rate, backlog, duration, drain_timeout, stall_timeout, hold_b
                            cache=cache or os.path.join(os.path.dirname(ca_dir), "fleet-cache"),
                            prefix=prefix, backend_pub=backend_pub, register_db=register_db,
                            drain_timeout=drain_timeout, stall_timeout=stall_timeout,
-                           hold_backlog=hold_backlog, processes=processes)
+                           hold_backlog=hold_backlog, processes=processes,
+                           status_interval_s=status_interval)
     if not os.path.exists(settings.ca):
         raise LocalError("%s: no ca.crt: give the directory made by `daozhang pki init`" % ca_dir)
 
