@@ -5,16 +5,21 @@
 
 Everything runs on this machine: mosquitto (the shipped TLS + ACL config),
 PostgreSQL (a fresh schema per phase), the backend supervisor with W
-worker processes, and `daozhang sim` in this process.
+worker processes, and `daozhang sim` in --sim-processes processes.
 
 - lag_p99_s: N terminals x 2 sales/min for --steady-s seconds: p99 of
   sale commit -> the backend's ack covering it, at the terminal.
-- storm_drain_s_1w / _2w: N terminals x K backlog records each, connecting
-  at once (the reconnect storm after a regional outage), 1 then 2 workers:
-  seconds from the first connect until every journal is acked.
-  workers_2_vs_1 = drain_1w / drain_2w (target >= 1.6).
-- sim_10k_records_per_s: records acked per second during the faster storm
-  (the whole pipeline: simulator, broker, workers, PostgreSQL).
+- storm_drain_s_1w / _2w: N terminals x K backlog records each (the
+  reconnect storm after a regional outage), 1 then 2 workers: every
+  terminal connects first with its backlog held, then all backlogs are
+  released at once; seconds from the release until every journal is
+  acked (stored and acked by the backend: all of its work on the backlog
+  is inside).  storm_total_s_* also count the connect storm from the
+  first connect.  workers_2_vs_1 = drain_1w / drain_2w (target >= 1.6);
+  cores_during_drain_*: cores used per group of processes in the drain
+  (bench/fleet_cpu.py), which is what bounds the ratio on a small machine.
+- sim_10k_records_per_s: records acked per second during the faster
+  storm's drain (the whole pipeline: simulator, broker, workers, PostgreSQL).
 - backend_us_per_record: CPU (user + system) of the worker processes per
   record stored and acked, in the 1-worker ingest run below.
 - ingest_vs_raw_pg: the same receipts messages (the terminals' real
@@ -55,21 +60,33 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def sim_phase(broker, workers, terminals, rate, backlog, duration, drain_timeout):
-    """One run of the simulator against a fresh backend; the sim's report."""
+def sim_phase(broker, workers, terminals, rate, backlog, duration, drain_timeout, processes,
+              hold_backlog, status_interval_s=10):
+    """One run of the simulator against a fresh backend: the sim's report,
+    with the cores each group of processes used while the backlog drained."""
     from dztest.fleet_world import FleetWorld
     from dztest.pg import fresh_schema
     from daozhang.fleet.sim import run_sim
+    from fleet_cpu import CpuSampler
 
     with fresh_schema() as db:
         tmp = tempfile.mkdtemp(prefix="dzfleet-")
         world = FleetWorld(tmp, broker, db)
         try:
             world.start_backend(workers=workers)
-            settings = world.sim_settings(terminals, rate, duration, backlog, drain_timeout)
-            report = run_sim(settings)
-            print("phase workers=%d rate=%s backlog=%d: %s (load %.1f)" % (
-                workers, rate, backlog, json.dumps(report, sort_keys=True), os.getloadavg()[0]),
+            settings = world.sim_settings(terminals, rate, duration, backlog, drain_timeout,
+                                          processes=processes, hold_backlog=hold_backlog,
+                                          stall_timeout=600, status_interval_s=status_interval_s)
+            with CpuSampler(world.proc.pid, broker.process.pid) as cpu:
+                report = run_sim(settings)
+                load = os.getloadavg()
+                t = report.pop("monotonic")
+                if t["released"] is not None:
+                    report["cores_during_drain"] = cpu.window(t["released"], t["ended"])
+                    report["cores_during_connect"] = cpu.window(t["started"], t["released"])
+            report["loadavg"] = [round(v, 2) for v in load]
+            print("phase workers=%d rate=%s backlog=%d: %s" % (
+                workers, rate, backlog, json.dumps(report, sort_keys=True)),
                 file=sys.stderr, flush=True)
             return report
         finally:
@@ -265,6 +282,14 @@ def main():
     parser.add_argument("--ingest-backlog", type=int, default=None, help="default: --backlog")
     parser.add_argument("--ingest-only", action="store_true",
                         help="only the ingest phase (ingest_vs_raw_pg, backend_us_per_record)")
+    parser.add_argument("--sim-processes", type=int, default=2,
+                        help="simulator processes (daozhang sim --processes)")
+    parser.add_argument("--status-interval-s", type=float, default=10,
+                        help="the simulated terminals' status period (sim --status-interval)")
+    parser.add_argument("--steady-only", action="store_true",
+                        help="only the steady phase (lag_p99_s); no ingest, no storms")
+    parser.add_argument("--storm-rounds", type=int, default=1,
+                        help="storm pairs (1 and 2 workers), alternating their order; figures are means")
     parser.add_argument("--audit", action="store_true",
                         help="also ingest with --all-signatures: backend_us_per_record_all_signatures")
     args = parser.parse_args()
@@ -276,8 +301,11 @@ def main():
     raise_fd_limit(args.terminals + 2048)
     tmp = tempfile.mkdtemp(prefix="dzbench-fleet-")
     pki = make_test_pki(os.path.join(tmp, "pki"))
-    out = {"terminals": args.terminals, "backlog": args.backlog, "loadavg_1m_start": os.getloadavg()[0]}
-    out.update(ingest_phase(pki, args.ingest_terminals, args.ingest_backlog or args.backlog, args.audit))
+    out = {"terminals": args.terminals, "backlog": args.backlog, "loadavg_1m_start": os.getloadavg()[0],
+           "status_interval_s": args.status_interval_s}
+    if not args.steady_only:
+        out.update(ingest_phase(pki, args.ingest_terminals, args.ingest_backlog or args.backlog,
+                                args.audit))
     if args.ingest_only:
         out["loadavg_1m_end"] = os.getloadavg()[0]
         print(json.dumps(out, sort_keys=True))
@@ -285,22 +313,50 @@ def main():
     # A broker per phase: a phase that ends undrained leaves queued messages
     # of its terminals' journals, which the next phase's terminals (same
     # device ids, new journals) would meet as forks.
-    phases = []
-    for workers, rate, backlog, duration, timeout in ((2, 2, 0, args.steady_s, 300),
-                                                      (1, 0, args.backlog, 0, 3600),
-                                                      (2, 0, args.backlog, 0, 3600)):
+    def phase(workers, rate, backlog, duration, timeout, hold):
         with Broker(pki=pki, persistence=False) as broker:
-            phases.append(sim_phase(broker, workers, args.terminals, rate, backlog, duration, timeout))
-    steady, storm1, storm2 = phases
+            return sim_phase(broker, workers, args.terminals, rate, backlog, duration, timeout,
+                             args.sim_processes, hold, args.status_interval_s)
+
+    steady = phase(2, 2, 0, args.steady_s, 300, False)
+    if args.steady_only:
+        out.update({k: steady[k] for k in ("lag_p50_s", "lag_p99_s", "records_acked_per_s", "drained",
+                                           "all_connected_s", "sales", "records_acked",
+                                           "messages_published", "cores_during_drain")})
+        out["loadavg_1m_end"] = os.getloadavg()[0]
+        print(json.dumps(out, sort_keys=True))
+        return
+    # Storm rounds alternate the order (1, 2 workers; then 2, 1; ...): the
+    # other work on this shared machine drifts, and ABBA spreads its drift
+    # over both worker counts instead of charging it to whichever ran last.
+    storms = {1: [], 2: []}
+    for r in range(args.storm_rounds):
+        for workers in ((1, 2) if r % 2 == 0 else (2, 1)):
+            storms[workers].append(phase(workers, 0, args.backlog, 0, 7200, True))
+
+    def mean(workers, key):
+        return round(sum(p[key] for p in storms[workers]) / len(storms[workers]), 2)
+    everything = [steady] + storms[1] + storms[2]
     out.update({
+        "sim_processes": args.sim_processes, "storm_rounds": args.storm_rounds,
         "lag_p50_s": steady["lag_p50_s"], "lag_p99_s": steady["lag_p99_s"],
         "steady_records_acked_per_s": steady["records_acked_per_s"],
-        "steady_drained": steady["drained"],
-        "storm_drain_s_1w": storm1["elapsed_s"], "storm_drain_s_2w": storm2["elapsed_s"],
-        "storm_drained": storm1["drained"] and storm2["drained"],
-        "workers_2_vs_1": round(storm1["elapsed_s"] / storm2["elapsed_s"], 3),
-        "sim_10k_records_per_s": max(storm1["records_acked_per_s"], storm2["records_acked_per_s"]),
-        "connect_failures": steady["connect_failures"] + storm1["connect_failures"] + storm2["connect_failures"],
+        "steady_drained": steady["drained"], "steady_all_connected_s": steady["all_connected_s"],
+        # the backlog's drain: from its release (every terminal online) to the last ack
+        "storm_drain_s_1w": mean(1, "drain_s"), "storm_drain_s_2w": mean(2, "drain_s"),
+        "storm_drain_runs_1w": [p["drain_s"] for p in storms[1]],
+        "storm_drain_runs_2w": [p["drain_s"] for p in storms[2]],
+        # the whole storm: from the first connect (N TLS handshakes) to the last ack
+        "storm_total_s_1w": mean(1, "elapsed_s"), "storm_total_s_2w": mean(2, "elapsed_s"),
+        "storm_connect_s": [p["released_s"] for p in storms[1] + storms[2]],
+        "storm_records": storms[1][0]["records_acked"],
+        "storm_drained": all(p["drained"] for p in storms[1] + storms[2]),
+        "workers_2_vs_1": round(mean(1, "drain_s") / mean(2, "drain_s"), 3),
+        "workers_2_vs_1_total": round(mean(1, "elapsed_s") / mean(2, "elapsed_s"), 3),
+        "sim_10k_records_per_s": max(p["drain_records_per_s"] for p in storms[1] + storms[2]),
+        "cores_during_drain_1w": [p.get("cores_during_drain") for p in storms[1]],
+        "cores_during_drain_2w": [p.get("cores_during_drain") for p in storms[2]],
+        "connect_failures": sum(p["connect_failures"] for p in everything),
     })
     out["loadavg_1m_end"] = os.getloadavg()[0]      # the machine is shared: figures move with it
     print(json.dumps(out, sort_keys=True))

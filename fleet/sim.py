@@ -1,191 +1,23 @@
-"""`daozhang sim`: N simulated terminals in one process, against the real broker.
+"""`daozhang sim`: N simulated terminals against the real broker and backend.
 
     report = run_sim(SimSettings(terminals=2000, rate=2, backlog=100, duration=30,
                                  host="127.0.0.1", port=8883, ca_dir="pki/ca",
-                                 cache="fleet-cache", backend_pub="backend.pub"))
+                                 cache="fleet-cache", backend_pub="backend.pub",
+                                 processes=2, hold_backlog=True))
 
-Each terminal (fleet/terminal.py) has its own certificate and journal key
-(fleet/identities.py), journals real signed sales in memory and syncs them
-with the agent's sync core over its own MQTT connection (fleet/mqtt_pool.py).
-Sales start once every terminal has connected (at most CONNECT_WAIT_S), and
-are spread evenly: `rate` per terminal per minute, the fleet's total taken
-round-robin every 100 ms.  `backlog` records per terminal are
-committed before the first connect (a reconnect storm after a regional
-outage).  After `duration` seconds sales stop and the run waits (at most
-`drain_timeout` s) until every terminal's journal is acknowledged.
-
-The report (a dict, printed as JSON by the CLI): what was sold, published
-and acknowledged, how many terminals drained, the lag from a sale's commit
-to the backend's ack covering it (p50/p99), and when the backlog drained.
+One process (fleet/sim_run.py: asyncio, one MQTT connection per terminal)
+or, with settings.processes > 1, the fleet split over that many processes
+(fleet/sim_processes.py), their reports summed.  The report's keys:
+fleet/sim_run.py finish_report.
 """
 
-import asyncio
-import resource
-import time
-
-from daozhang.fleet.identities import ensure_identities
-from daozhang.fleet.mqtt_pool import MqttPool
-from daozhang.fleet.terminal import SimTerminal
-
-TICK_S = 0.1
-UPKEEP_SLICES = 10          # every link's timers and keepalive once a second
-CONNECT_WAIT_S = 300
-
-
-class SimSettings:
-    __slots__ = ("terminals", "rate", "backlog", "duration", "host", "port", "ca", "ca_dir",
-                 "cache", "prefix", "backend_pub", "register_db", "drain_timeout",
-                 "connect_concurrency", "merchants", "sync")
-
-    def __init__(self, terminals, rate, backlog=0, duration=60, host="127.0.0.1", port=8883,
-                 ca=None, ca_dir=None, cache=None, prefix="sim", backend_pub=None,
-                 register_db=None, drain_timeout=120, connect_concurrency=16, merchants=50,
-                 sync=None):
-        for name, value in (("terminals", terminals), ("backlog", backlog)):
-            if not isinstance(value, int) or value < 0:
-                raise ValueError("%s: expected an integer >= 0, got %r" % (name, value))
-        if rate < 0 or duration < 0:
-            raise ValueError("rate and duration must be >= 0")
-        self.terminals, self.rate, self.backlog, self.duration = terminals, rate, backlog, duration
-        self.host, self.port, self.ca, self.ca_dir = host, port, ca, ca_dir
-        self.cache, self.prefix, self.backend_pub = cache, prefix, backend_pub
-        self.register_db, self.drain_timeout = register_db, drain_timeout
-        self.connect_concurrency, self.merchants = connect_concurrency, merchants
-        self.sync = dict(sync or {})     # SyncCore settings, e.g. {"ack_timeout_ms": 15000}
-
-
-def raise_fd_limit(needed):
-    """One socket per terminal: lift the soft limit to the hard one if needed."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < needed:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def register_devices(db, identities):
-    """Add each terminal's journal key to the backend's registry (idempotent)."""
-    from daozhang.backend.store import open_store
-    with open_store(db) as store:
-        for ident in identities:
-            store.add_device(ident.device_id, ident.public_bytes())
-
-
-def build_terminals(settings, backend_pub, progress=None):
-    identities, issued = ensure_identities(settings.ca_dir, settings.cache, settings.terminals,
-                                           settings.prefix, progress)
-    if settings.register_db:
-        register_devices(settings.register_db, identities)
-    sales_room = int(settings.rate * (settings.duration + settings.drain_timeout) / 60) + 20
-    terminals = [SimTerminal(ident, backend_pub, settings.backlog, sales_room,
-                             merchant=merchant_id(i % max(1, settings.merchants)),
-                             sync_settings=settings.sync)
-                 for i, ident in enumerate(identities)]
-    return terminals, issued
-
-
-REGIONS = ("3100", "1100", "4401", "5101", "3301", "4403")
-
-
-def merchant_id(n):
-    """A 15-digit merchant number: acquirer 102, region (digits 4-7), MCC 5812, n."""
-    return "102%s5812%04d" % (REGIONS[n % len(REGIONS)], n % 10000)
-
-
-def _percentile(values, q):
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-async def _run(settings, terminals, progress):
-    loop = asyncio.get_running_loop()
-    pool = MqttPool(loop, (settings.host, settings.port), settings.ca,
-                    connect_concurrency=settings.connect_concurrency)
-    started = time.monotonic()
-    for t in terminals:
-        pool.add(t)
-    per_s = settings.rate * len(terminals) / 60.0
-    sold_target = 0.0
-    cursor = 0
-    tick = 0
-    drained_at = None
-    # Sales start once every terminal has connected (or CONNECT_WAIT_S
-    # passed): the lag then measures the pipeline, not the connect storm.
-    selling_from = None
-    selling_until = started + CONNECT_WAIT_S + settings.duration
-    give_up = selling_until + settings.drain_timeout
-    try:
-        while True:
-            await asyncio.sleep(TICK_S)   # the simulation's own clock tick, not a test wait
-            now = time.monotonic()
-            if selling_from is None and (pool.connects >= len(terminals)
-                                         or now - started >= CONNECT_WAIT_S):
-                selling_from = now
-                selling_until = now + settings.duration
-                give_up = selling_until + settings.drain_timeout
-                pool.connected_s = now - started
-            if selling_from is not None and now < selling_until and terminals and per_s > 0:
-                sold_target += per_s * TICK_S
-                now_ms = int(time.time() * 1000)
-                while sold_target >= 1:
-                    t = terminals[cursor % len(terminals)]
-                    cursor += 1
-                    sold_target -= 1
-                    t.sell(now_ms)
-                    pool.mark(pool.links[t.device_id])
-            pool.tick(tick % UPKEEP_SLICES, UPKEEP_SLICES)
-            tick += 1
-            if progress is not None and tick % 50 == 0:
-                progress(_snapshot(pool, terminals, now - started))
-            if now >= selling_until:
-                if all(t.drained for t in terminals):
-                    drained_at = now
-                    break
-                if now >= give_up:
-                    break
-    finally:
-        pool.close()
-        await asyncio.sleep(0.2)    # let the DISCONNECTs go out before the loop closes
-    elapsed = (drained_at or time.monotonic()) - started
-    return pool, elapsed, drained_at is not None
-
-
-def _snapshot(pool, terminals, elapsed):
-    return {"elapsed_s": round(elapsed, 1), "online": sum(1 for l in pool.links.values() if l.online),
-            "sales": sum(t.sales for t in terminals),
-            "acked": sum(t.records_acked for t in terminals),
-            "backlog": sum(t.backlog for t in terminals)}
+from daozhang.fleet.sim_processes import run_processes
+from daozhang.fleet.sim_run import (SimSettings, raise_fd_limit, register_devices,  # noqa: F401
+                                    run_one)
 
 
 def run_sim(settings, progress=None):
     """Build the fleet, run it, and return the report (a dict)."""
-    raise_fd_limit(settings.terminals + 512)
-    with open(settings.backend_pub, "rb") as f:
-        from daozhang.signing import load_public_key, raw_public
-        backend_pub = raw_public(load_public_key(f.read()))
-    t0 = time.monotonic()
-    terminals, issued = build_terminals(settings, backend_pub, progress=None)
-    built_s = time.monotonic() - t0
-    pool, elapsed, drained = asyncio.run(_run(settings, terminals, progress))
-    lags = [lag for t in terminals for lag in t.lags_ms]
-    acked = sum(t.records_acked for t in terminals)
-    return {
-        "terminals": len(terminals), "rate_per_min": settings.rate, "backlog": settings.backlog,
-        "duration_s": settings.duration, "certificates_issued": issued,
-        "build_s": round(built_s, 2), "elapsed_s": round(elapsed, 2), "drained": drained,
-        "terminals_drained": sum(1 for t in terminals if t.drained),
-        "sales": sum(t.sales for t in terminals),
-        "sales_refused": sum(t.sales_refused for t in terminals),
-        "messages_published": pool.published, "records_acked": acked,
-        "records_acked_per_s": round(acked / elapsed, 1) if elapsed > 0 else None,
-        "backlog_left": sum(t.backlog for t in terminals),
-        "connects": pool.connects, "connect_failures": pool.connect_failures,
-        "all_connected_s": None if pool.connected_s is None else round(pool.connected_s, 2),
-        "acks_rejected": sum(t.rejects for t in terminals),
-        "lag_p50_s": _seconds(_percentile(lags, 0.5)), "lag_p99_s": _seconds(_percentile(lags, 0.99)),
-    }
-
-
-def _seconds(ms):
-    return None if ms is None else round(ms / 1000.0, 3)
+    if settings.processes > 1:
+        return run_processes(settings, progress)
+    return run_one(settings, progress)

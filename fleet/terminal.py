@@ -81,7 +81,7 @@ def _iso(now_ms):
 
 class SimTerminal:
     def __init__(self, identity, backend_pub, backlog=0, sales_room=200, merchant="102290058120001",
-                 sync_settings=None):
+                 sync_settings=None, hold=False, status_interval_ms=STATUS_INTERVAL_MS):
         self.device_id = identity.device_id
         self.identity = identity
         self.merchant = merchant
@@ -95,14 +95,22 @@ class SimTerminal:
         self.rejects = 0
         self.lags_ms = []             # sale commit -> backend ack covering it
         self._status_at = 0
+        self.status_interval_ms = status_interval_ms
         self._status_key = None
         self._pending = collections.deque()   # (seq, committed_at_ms) not yet acked
         if backlog:
             self._backlog(backlog)
         self.first_seq_to_send = self.journal.noted_cursors()[0]
+        # hold: the core is told of the backlog only at release(), so a storm
+        # can connect every terminal first and then measure the drain alone.
         self.core = SyncCore(self.device_id, backend_pub, checkpoint.key_id(backend_pub),
                              ed25519_verify, self.reader.hash_at, self.first_seq_to_send,
-                             self.journal.ring.next_seq, dict(SYNC_SETTINGS, **(sync_settings or {})))
+                             self.first_seq_to_send if hold else self.journal.ring.next_seq,
+                             dict(SYNC_SETTINGS, **(sync_settings or {})))
+
+    def release(self):
+        """Let the sync core see the whole journal (the held backlog)."""
+        self.core.journal_progress(self.journal.ring.next_seq)
 
     def _backlog(self, count):
         """`count` sales committed before the terminal connects (an outage);
@@ -149,8 +157,8 @@ class SimTerminal:
         return self._run(self.core.message(leaf, payload, now), now)
 
     def status_due(self, now):
-        """Counters changed and the last status is STATUS_INTERVAL_MS old."""
-        return (now - self._status_at >= STATUS_INTERVAL_MS
+        """Counters changed and the last status is status_interval_ms old."""
+        return (now - self._status_at >= self.status_interval_ms
                 and self._status_key != (self.sales, self.core.acked))
 
     def status_payload(self, now, state="online"):

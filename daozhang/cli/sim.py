@@ -14,7 +14,17 @@ import click
               help="Records each terminal holds unsent at start (a reconnect storm).")
 @click.option("--duration", type=click.FloatRange(0), default=60.0, show_default=True,
               help="Seconds of sales; then the run waits for every ack (--drain-timeout).")
-@click.option("--drain-timeout", type=click.FloatRange(0), default=120.0, show_default=True)
+@click.option("--drain-timeout", type=click.FloatRange(0), default=120.0, show_default=True,
+              help="At most this many seconds of waiting for acks after the sales.")
+@click.option("--stall-timeout", type=click.FloatRange(0), default=None,
+              help="Stop waiting for acks after this many seconds without a new one.")
+@click.option("--hold-backlog", is_flag=True,
+              help="Connect every terminal first, then release all backlogs at once "
+                   "(drain_s then measures the backend's drain, not the connect storm).")
+@click.option("--status-interval", type=click.FloatRange(0.1), default=10.0, show_default=True,
+              help="Seconds between a terminal's status messages with its counters (when changed).")
+@click.option("--processes", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Split the terminals over this many simulator processes.")
 @click.option("--broker", default="127.0.0.1:8883", show_default=True, metavar="HOST:PORT")
 @click.option("--pki", "pki_dir", required=True, type=click.Path(file_okay=False),
               help="The fleet CA directory (daozhang pki init): issues the terminals' certificates.")
@@ -26,9 +36,11 @@ import click
               help="Register the terminals' journal keys in this backend database first.")
 @click.option("--prefix", default="sim", show_default=True, help="Device ids are PREFIX-000000...")
 @click.option("--json", "as_json", is_flag=True, help="Only the final report, as one JSON object.")
-def sim(terminals, rate, backlog, duration, drain_timeout, broker, pki_dir, cache, backend_pub,
+def sim(terminals, rate, backlog, duration, drain_timeout, stall_timeout, hold_backlog, status_interval,
+        processes,
+        broker, pki_dir, cache, backend_pub,
         register_db, prefix, as_json):
-    """N terminals in one process: real certificates, signed journals, real sync.
+    """N terminals in one process (or --processes P): real certificates, signed journals, real sync.
 
     Prints progress every few seconds, then what was sold, sent and acked.
     Exit code 1 if some terminal's journal was not fully acknowledged.
@@ -44,7 +56,9 @@ def sim(terminals, rate, backlog, duration, drain_timeout, broker, pki_dir, cach
                            ca=os.path.join(ca_dir, "ca.crt"), ca_dir=ca_dir,
                            cache=cache or os.path.join(os.path.dirname(ca_dir), "fleet-cache"),
                            prefix=prefix, backend_pub=backend_pub, register_db=register_db,
-                           drain_timeout=drain_timeout)
+                           drain_timeout=drain_timeout, stall_timeout=stall_timeout,
+                           hold_backlog=hold_backlog, processes=processes,
+                           status_interval_s=status_interval)
     if not os.path.exists(settings.ca):
         raise LocalError("%s: no ca.crt: give the directory made by `daozhang pki init`" % ca_dir)
 
@@ -54,6 +68,7 @@ def sim(terminals, rate, backlog, duration, drain_timeout, broker, pki_dir, cach
                       snap["backlog"]), err=True)
 
     report = run_sim(settings, None if as_json else progress)
+    report.pop("monotonic", None)       # instants for a caller sampling beside the run
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
     else:

@@ -55,7 +55,7 @@ class FleetWorld:
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err,
                                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
         err.close()
-        wait_for(lambda: self._subscribed() >= workers, 60, "%d workers subscribed" % workers)
+        wait_for(lambda: self._subscribed() >= workers, 180, "%d workers subscribed" % workers)
         if http:
             wait_for(lambda: self.http_address() is not None, 60, "fleet view serving")
         return self
@@ -88,7 +88,8 @@ class FleetWorld:
         wait_for(lambda: self.worker_pids()[index] != pid, 30, "worker %d restarted" % index)
         return pid
 
-    def sim_settings(self, terminals, rate, duration, backlog=0, drain_timeout=90, register=True):
+    def sim_settings(self, terminals, rate, duration, backlog=0, drain_timeout=90, register=True,
+                     **more):
         from daozhang.fleet.sim import SimSettings
         pki = self.broker.pki
         ca_dir = os.path.dirname(pki.ca_cert)
@@ -96,7 +97,8 @@ class FleetWorld:
                            port=self.broker.port, ca=pki.ca_cert, ca_dir=ca_dir,
                            cache=os.path.join(os.path.dirname(ca_dir), "fleet-cache"),
                            backend_pub=self.backend_key + ".pub",
-                           register_db=self.db if register else None, drain_timeout=drain_timeout)
+                           register_db=self.db if register else None, drain_timeout=drain_timeout,
+                           **more)
 
     def db_counts(self):
         from daozhang.backend.store import open_store
