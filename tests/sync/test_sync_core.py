@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 from daozhang.agent.core import cbor
 from daozhang.agent.core.journal import record
 from daozhang.agent.core.sync import sync_messages as msgs
-from daozhang.agent.core.sync.sync_core import CONNECTION, IllegalTransition, SyncCore
+from daozhang.agent.core.sync.sync_core import CONNECTION, MAX_ACK_TIMEOUT_DOUBLINGS, IllegalTransition, SyncCore
 from daozhang.signing import ed25519_verify
 from daozhang.backend.ack import AckSigner
 from daozhang.backend.store import open_store
@@ -181,6 +181,39 @@ def test_a_gap_grouped_with_a_resent_message_is_still_a_gap(pair):
     pair.ingestor.check_gaps()
     gaps = [f for f in pair.store.findings() if f["kind"] == "gap"]
     assert [g["seq"] for g in gaps] == [end1]
+
+
+def test_ack_timeouts_in_a_row_back_off_until_an_ack(pair):
+    """A backend too slow to ack is not sent the window again every 15 s:
+    each timeout in a row doubles the next (up to 8x); an ack resets it."""
+    commit_txns(pair.journal, 0, 50)
+    pair.core.journal_progress(pair.journal.ring.next_seq)
+    base = pair.core.settings["ack_timeout_ms"]
+
+    def sent_up_to_timeout():
+        for _ in range(3):                          # connect, then read and publish
+            if not pair.core.window:
+                pair.perform(pair.core.poll(pair.clock()))
+        assert pair.core.window                     # outstanding, never acked
+        pair.up = []
+        return pair.core.next_wakeup(pair.clock())
+
+    waits = []
+    for _ in range(MAX_ACK_TIMEOUT_DOUBLINGS + 2):
+        wait = sent_up_to_timeout()
+        waits.append(wait)
+        pair.clock.t += wait - 1
+        assert not any(a[0] == "log" and a[1] == "sync_ack_timeout" for a in pair.core.poll(pair.clock()))
+        pair.clock.t += 1
+        actions = pair.core.poll(pair.clock())
+        assert any(a[0] == "log" and a[1] == "sync_ack_timeout" for a in actions)
+        pair.perform(actions)
+    assert waits == [base << min(i, MAX_ACK_TIMEOUT_DOUBLINGS) for i in range(len(waits))]
+    pair.drain()                                    # the backend answers: acks flow again
+    assert pair.core.acked == pair.journal.ring.next_seq
+    commit_txns(pair.journal, 50, 5)
+    pair.core.journal_progress(pair.journal.ring.next_seq)
+    assert sent_up_to_timeout() == base
 
 
 def test_backoff_is_capped_full_jitter():
@@ -356,9 +389,10 @@ def test_property_random_network_never_loses_or_lies(tmp_path_factory, ops):
         p.up, p.down = [], []
         if p.core.state == "offline":
             p.clock.t += p.core.settings["backoff_cap_ms"]
-        p.clock.t += p.core.settings["ack_timeout_ms"]
+        longest = p.core.settings["ack_timeout_ms"] << MAX_ACK_TIMEOUT_DOUBLINGS
+        p.clock.t += longest
         p.drain()
-        p.clock.t += p.core.settings["ack_timeout_ms"]
+        p.clock.t += longest
         p.drain()
         assert p.core.acked == journal.ring.next_seq
         assert [r["seq"] for r in store.records(DEVICE)] == list(range(journal.ring.next_seq))
