@@ -17,21 +17,9 @@ port retries opening it every few seconds and the agent runs on.
 """
 
 from daozhang.agent.core.journal import record
+from daozhang.agent.core.service.service_session import cbor_safe
 from daozhang.agent.service_port import ServicePort
 from daozhang.signing import load_signer
-
-
-def _plain(value):
-    """CBOR-safe (the service protocol has no floats)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return "%.3f" % value
-    if value is None or isinstance(value, (bool, int, str, bytes)):
-        return value
-    return str(value)
 
 
 class ServicePortPlugin:
@@ -80,16 +68,16 @@ class ServicePortPlugin:
         pub = self._device_pubkey()
         if pub is not None:
             out["device_pubkey"] = pub
-        return _plain(out)
+        return cbor_safe(out)
 
     def alerts(self):
-        return _plain(self.current_alerts())
+        return cbor_safe(self.current_alerts())
 
     def health(self):
         out = {"journal": self.journal.stats(), "clock_trusted": bool(self.clock_trusted())}
         if self.link_health is not None:
             out["sync"] = self.link_health()
-        return _plain(out)
+        return cbor_safe(out)
 
     # -- the daemon's part ------------------------------------------------------------
 

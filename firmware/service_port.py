@@ -19,7 +19,7 @@ public key, the firing alerts.  Portable: CPython and MicroPython.
 """
 
 from daozhang.agent.core.journal import layout
-from daozhang.agent.core.service.service_session import DeviceSession
+from daozhang.agent.core.service.service_session import DeviceSession, cbor_safe
 
 SILENCE_MS = 200
 READ_SIZE = 2048
@@ -93,25 +93,12 @@ class BoardServicePort:
         return out
 
     def alerts(self):
-        return [_plain(a) for a in self.terminal.alerts.firing()]
+        return [cbor_safe(a) for a in self.terminal.alerts.firing()]
 
     def health(self):
         ring = self.terminal.journal.ring
         out = {"journal": {"next_seq": ring.next_seq, "acked": ring.acked, "released": ring.released,
                            "segments_in_use": ring.segments_in_use()}}
         if self.link is not None:
-            out["sync"] = _plain(self.link.health())
+            out["sync"] = cbor_safe(self.link.health())
         return out
-
-
-def _plain(value):
-    """Maps, lists, text, ints, bool and None only (canonical CBOR has no floats)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return int(value)
-    if value is None or isinstance(value, (str, int, bytes, bool)):
-        return value
-    return str(value)

@@ -72,6 +72,21 @@ def auth_message(device_id, nonce):
     return AUTH_DOMAIN + device_id.encode("utf-8") + bytes(nonce)
 
 
+def cbor_safe(value):
+    """A live view (alerts, health) made fit for an answer: maps, lists,
+    text, ints, bytes, bool and None only; deterministic CBOR has no floats
+    (SPEC 2), so a float becomes text with three decimals."""
+    if isinstance(value, dict):
+        return {str(k): cbor_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [cbor_safe(v) for v in value]
+    if isinstance(value, float):
+        return "%.3f" % value
+    if value is None or isinstance(value, (bool, int, str, bytes)):
+        return value
+    return str(value)
+
+
 def _same_bytes(a, b):
     # Constant time in the length of `a`: the token must not leak by timing.
     if not isinstance(a, (bytes, bytearray)) or not isinstance(b, (bytes, bytearray)):
