@@ -56,6 +56,27 @@ def utc_offset_s(zone, at=None):
     return int(at.astimezone(zoneinfo.ZoneInfo(zone)).utcoffset().total_seconds())
 
 
+def _service(agent, state, where):
+    """board.json's `service` (the USB service port, SPEC 8): the board's
+    native USB CDC port with the provisioned technicians' keys, or None when
+    no technician key was provisioned (nobody could authenticate)."""
+    names = agent.get("device", {}).get("technician_pubkeys") or []
+    if not names:
+        return None
+    device = agent.get("service_port", {}).get("device")
+    if device != "usb-cdc":
+        raise LocalError("%s: agent.toml's [service_port] device is %r; a microcontroller serves its "
+                         "journal on \"usb-cdc\"" % (where, device))
+    keys = []
+    for name in names:
+        try:
+            keys.append(raw_public(load_public_key(state[name])).hex())
+        except KeyError:
+            raise LocalError("%s: the technician key %s is missing: provision the device again"
+                             % (where, name)) from None
+    return {"technician_keys": keys, "port": "usb_cdc"}
+
+
 def board_json(board, state, where, root="/"):
     """({board path: bytes} to copy, the board.json dict) for a checked board
     dict (with "mcu") and the provisioned dir's {name: bytes}."""
@@ -91,6 +112,9 @@ def board_json(board, state, where, root="/"):
             "keepalive_s": int(mqtt.get("keepalive", 30)),
             "ca_file": sdir + mqtt["ca"], "cert_file": sdir + mqtt["cert"], "key_file": sdir + mqtt["key"]},
     }
+    service = _service(agent, state, where)
+    if service is not None:
+        cfg["service"] = service
     files = {root + "board.json": json.dumps(cfg, sort_keys=True, indent=1).encode(),
              sdir + SEED_NAME: device_seed(state[key_name], where),
              sdir + PROFILE_NAME: json.dumps(profile, sort_keys=True, default=str).encode()}

@@ -18,7 +18,8 @@ from dztest.agent_daemon import PROFILE
 STUB = b'def main():\n    print("daozhang stub agent")\n'
 
 
-def provision_dir(tmp, device_id="pos-0042", board="rpi4", journal_size="1MiB", segment_size="64KiB"):
+def provision_dir(tmp, device_id="pos-0042", board="rpi4", journal_size="1MiB", segment_size="64KiB",
+                  technician_pubkeys=()):
     from daozhang.signing import generate_keypair
     from daozhang.cli.main import cli
     tmp = str(tmp)
@@ -28,7 +29,8 @@ def provision_dir(tmp, device_id="pos-0042", board="rpi4", journal_size="1MiB", 
     result = CliRunner().invoke(cli, [
         "device", "provision", "--board", board, "--device-id", device_id, "--profile", PROFILE,
         "--backend-pubkey", backend + ".pub", "--out", out, "--journal-size", journal_size,
-        "--segment-size", segment_size, "--json"], catch_exceptions=False)
+        "--segment-size", segment_size, "--json"]
+        + [arg for path in technician_pubkeys for arg in ("--technician-pubkey", path)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out
 

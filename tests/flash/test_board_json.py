@@ -66,3 +66,23 @@ def test_board_json_carries_pins_key_profile_and_backend(tmp_path):
     assert fingerprint(raw) == summary["fingerprint"]
     profile = json.loads(files["/state/profile.json"])
     assert profile["merchant_id"] == "102290058120001" and profile["settlement"]["cutoff_minutes"] == 1380
+
+
+def test_board_json_carries_the_technicians_keys_for_the_usb_service_port(tmp_path):
+    from daozhang.signing import generate_keypair, load_public_key, raw_public
+    tech = str(tmp_path / "tech")
+    generate_keypair(tech)
+    prov = provision_dir(tmp_path, device_id="mcu-0010", board="esp32s3", technician_pubkeys=[tech + ".pub"])
+    summary, state = read_provision_dir(prov)
+    files, cfg = board_json.board_json(load_board("esp32s3"), state, prov)
+    assert board_config.check(json.loads(files["/board.json"])) == cfg
+    with open(tech + ".pub", "rb") as f:
+        assert cfg["service"] == {"technician_keys": [raw_public(load_public_key(f.read())).hex()],
+                                  "port": "usb_cdc"}
+
+
+def test_board_json_without_technicians_has_no_service_port(tmp_path):
+    prov = provision_dir(tmp_path, device_id="mcu-0011", board="esp32s3")
+    summary, state = read_provision_dir(prov)
+    files, cfg = board_json.board_json(load_board("esp32s3"), state, prov)
+    assert "service" not in cfg
