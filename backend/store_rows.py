@@ -159,4 +159,3 @@ def insert_records(tx, rows):
         tx.execute("INSERT INTO records (device_id, seq, type, hash, prev_hash, frame, "
                    "payload, received_at) VALUES %s ON CONFLICT DO NOTHING"
                    % values, [value for row in chunk for value in row])
-
