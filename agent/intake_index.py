@@ -18,6 +18,7 @@ CREATE INDEX ids_seq ON ids (seq);
 CREATE TABLE boots (boot_id BLOB PRIMARY KEY, wall INTEGER NOT NULL);
 """
 BOOTS_KEPT = 16      # the newest boots' walls: more than any start needs
+GET_MANY = 256       # ids a statement: far below SQLite's bound on parameters
 
 
 class IntakeIndex:
@@ -34,6 +35,19 @@ class IntakeIndex:
         row = self.db.execute("SELECT digest, seq FROM ids WHERE key = ?",
                               (pos_txn_id,)).fetchone()
         return None if row is None else (bytes(row[0]), row[1])
+
+    def get_many(self, pos_txn_ids):
+        """{pos_txn_id: (digest, seq)} of those retained: one statement per
+        GET_MANY ids (the intake looks a whole batch up at once)."""
+        found = {}
+        ids = list(pos_txn_ids)
+        for start in range(0, len(ids), GET_MANY):
+            part = ids[start:start + GET_MANY]
+            for key, digest, seq in self.db.execute(
+                    "SELECT key, digest, seq FROM ids WHERE key IN (%s)" % ",".join("?" * len(part)),
+                    part):
+                found[key] = (bytes(digest), seq)
+        return found
 
     def put(self, pos_txn_id, digest, seq):
         self.db.write("INSERT OR REPLACE INTO ids VALUES (?, ?, ?)", (pos_txn_id, seq, digest))

@@ -59,6 +59,9 @@ def _nothing():
     pass
 
 
+_LOOK_UP = object()       # _known_locked: no batch lookup given, ask the index
+
+
 def _once(fn):
     """fn, callable any number of times, run the first time only."""
     state = [fn]
@@ -212,13 +215,15 @@ class IntakeService:
         with self._lock:
             low = self.journal.ring.next_seq   # every seq of this batch is at least this
             own = set()
+            # One index statement for the batch: most ids are new.
+            knowns = self.index.get_many([item[2] for item in checked]) if checked else {}
             for item in checked:
                 i, payload, pid, digest, _ = item
                 if pid in own or pid in self._pending:
                     later.append(item)
                     continue
                 try:
-                    known = self._known_locked(pid)
+                    known = self._known_locked(pid, knowns.get(pid))
                     if known is not None:
                         out[i] = self._duplicate(pid, digest, known)
                         continue
@@ -261,8 +266,9 @@ class IntakeService:
         self._check_merchant(payload)
         return payload
 
-    def _known_locked(self, pid):
-        known = self.index.get(pid)
+    def _known_locked(self, pid, known=_LOOK_UP):
+        if known is _LOOK_UP:
+            known = self.index.get(pid)
         if known is not None and known[1] < self._oldest_seq():
             return None     # reclaimed since the index's last pruning
         return known
@@ -303,8 +309,10 @@ class IntakeService:
                     out[i] = exc
                 continue
             committed.append((chunk, appended))
-            for (i, _, _, _, _), a in zip(chunk, appended):
-                out[i] = self._result(receipt.from_appended(self.dev, a))
+            signed = appended[0].checkpoint["alg"] != 0
+            trusted = bool(self.clock_trusted())
+            for (i, _, _, _, _), a, code in zip(chunk, appended, receipt.codes(self.dev, appended)):
+                out[i] = self._answer(a.seq, a.hash, a.checkpoint_seq, code, signed, trusted)
             with self._lock:
                 self.committed += len(chunk)
 
@@ -420,11 +428,14 @@ class IntakeService:
             raise JournalFull("journal full for sales: %d spare segment(s), %d kept for settlement "
                               "acks and alerts" % (spare, RESERVED_SEGMENTS))
 
-    def _result(self, rc):
-        return {"dev": rc["dev"], "seq": rc["seq"], "hash": rc["hash"].hex(),
-                "checkpoint_seq": rc["cp_seq"], "receipt_code": receipt.encode(rc),
-                "signed": rc["alg"] != 0, "clock_trusted": bool(self.clock_trusted()),
+    def _answer(self, seq, rhash, cp_seq, code, signed, trusted):
+        return {"dev": self.dev, "seq": seq, "hash": rhash.hex(), "checkpoint_seq": cp_seq,
+                "receipt_code": code, "signed": signed, "clock_trusted": trusted,
                 "duplicate": False}
+
+    def _result(self, rc):
+        return self._answer(rc["seq"], rc["hash"], rc["cp_seq"], receipt.encode(rc), rc["alg"] != 0,
+                            bool(self.clock_trusted()))
 
     def _receipt_from_journal(self, seq):
         """Rebuild the receipt of committed record `seq` (a resubmission after a restart)."""

@@ -33,3 +33,15 @@ def test_damaged_codes_are_decode_errors():
     code = receipt.encode(receipt.from_appended("portable-pos", _appended(1)[0]))
     for bad in ("", "DZR", "XYZ:" + code[4:], code[:-7], code + "1", 42):
         kit.raises(DecodeError, receipt.decode, bad)
+
+
+def test_a_commits_codes_equal_each_records_own_encoding():
+    # The intake encodes what a commit's receipts share once (receipt.codes):
+    # byte for byte what encoding each receipt alone gives, for every batch
+    # size up to a tree of 6 levels and a device id past a one-byte text head.
+    for n in (1, 2, 3, 7, 16, 33):
+        appended = _appended(n)
+        for dev in ("p", "portable-pos-with-a-long-device-id"):
+            assert receipt.codes(dev, appended) == [
+                receipt.encode(receipt.from_appended(dev, a)) for a in appended]
+    assert receipt.codes("p", []) == []

@@ -143,6 +143,36 @@ def encode(receipt):
     return PREFIX + b32encode(cbor.dumps([receipt[k] for k in FIELDS]))
 
 
+def _items(values):
+    """The CBOR of `values`' items, without their array head (fewer than 24)."""
+    return cbor.dumps(values)[1:]
+
+
+def codes(dev, appended):
+    """The receipt codes of one commit's records (its Appended list, one
+    checkpoint), equal to encode(from_appended(dev, a)) for each: the items
+    every record of the commit shares are encoded once, not once a record
+    (the intake answers a batch of POS requests from one commit)."""
+    if not appended:
+        return []
+    a0 = appended[0]
+    cp = a0.checkpoint
+    lead = bytes((0x80 + len(FIELDS),)) + _items([VERSION, dev])
+    shared = _items([a0.checkpoint_seq, a0.checkpoint_head, a0.checkpoint_wall_ms,
+                     a0.checkpoint_boot_id, a0.checkpoint_mono_ms, cp["alg"], cp["kid"],
+                     cp["first"], cp["acked"], cp["released"], cp["state"]])
+    sig = cbor.bytes_item(cp["sig"])
+    out = []
+    for a in appended:
+        path = a.audit_path
+        parts = [lead, cbor.uint_bytes(a.seq), cbor.bytes_item(a.hash), shared,
+                 bytes((0x80 + len(path),))]          # at most MAX_PATH (16) hashes
+        parts.extend(cbor.bytes_item(h) for h in path)
+        parts.append(sig)
+        out.append(PREFIX + b32encode(b"".join(parts)))
+    return out
+
+
 def _want(cond, what):
     if not cond:
         raise DecodeError("receipt code: " + what)
