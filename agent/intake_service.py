@@ -19,6 +19,7 @@ listeners holds it back.
 """
 
 import collections
+import contextlib
 import hashlib
 import threading
 import time
@@ -85,6 +86,9 @@ class IntakeService:
         self.dev = journal.device_id
         self.profile = profile
         self.log = log or (lambda event, **fields: None)
+        # The daemon's EventLog writes a commit's lines at once (hold); any
+        # other log callable, line by line.
+        self._hold_log = getattr(self.log, "hold", contextlib.nullcontext)
         # Hook: the alert engine (agent/core/settlement/alerts.py, wired by the daemon)
         # receives alert_hook(kind, severity, detail) on journal_full.
         self.alert_hook = alert_hook or (lambda kind, severity, detail: None)
@@ -329,11 +333,12 @@ class IntakeService:
                             self._remember(pid, out[i])
                     last = appended[-1]
                     self._note_wall = (last.checkpoint_wall_ms, last.checkpoint_boot_id)
-                for (_, payload, _, _, _), a in zip(chunk, appended):
-                    self.on_commit(a.seq, payload)
-                    self.log("txn_committed", seq=a.seq, pos_txn_id=payload["pos_txn_id"],
-                             kind=payload["kind"], amount=payload["amount"],
-                             currency=payload["currency"])
+                with self._hold_log():
+                    for (_, payload, _, _, _), a in zip(chunk, appended):
+                        self.on_commit(a.seq, payload)
+                        self.log("txn_committed", seq=a.seq, pos_txn_id=payload["pos_txn_id"],
+                                 kind=payload["kind"], amount=payload["amount"],
+                                 currency=payload["currency"])
         finally:
             with self._lock:
                 for _, _, pid, _, _ in batch:

@@ -78,64 +78,48 @@ def _node(left, right):
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def _split(n):
-    k = 1
-    while k * 2 < n:
-        k *= 2
-    return k
-
-
 class MerkleBatch:
-    """RFC 6962 tree over one commit's record hashes, each subtree hashed once.
+    """RFC 6962 tree over one commit's record hashes, each node hashed once.
 
-    `root()` and `path(i)` share a memo of subtree hashes, so the root plus
-    every record's audit path cost O(n log n) hashes, not O(n^2).
+    `root()` hashes the tree bottom up and keeps its levels; `path(i)` reads
+    the siblings off them (no hashing): the root plus every record's audit
+    path cost n - 1 node hashes, not O(n log n) (the intake answers every
+    record of a commit with a receipt).
     """
 
     def __init__(self, hashes):
         self.hashes = hashes
-        self._memo = {}
-
-    def _mth(self, lo, hi):
-        key = (lo, hi)
-        value = self._memo.get(key)
-        if value is None:
-            if hi - lo == 1:
-                value = _leaf(self.hashes[lo])
-            else:
-                k = _split(hi - lo)
-                value = _node(self._mth(lo, lo + k), self._mth(lo + k, hi))
-            self._memo[key] = value
-        return value
+        self._levels = None
 
     def root(self):
         """MTH over all hashes, bottom up: pairing left to right and carrying
         an odd last node up unchanged is RFC 6962's split at the largest power
-        of two below n, without the memo's bookkeeping (paths are on demand)."""
+        of two below n."""
         hashes = self.hashes
         if not hashes:
             return hashlib.sha256(b"").digest()
         level = [_leaf(h) for h in hashes]
+        levels = [level]
         while len(level) > 1:
             paired = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
             if len(level) & 1:
                 paired.append(level[-1])
             level = paired
+            levels.append(level)
+        self._levels = levels
         return level[0]
 
     def path(self, index):
-        """Audit path for leaf `index`: sibling hashes, bottom up."""
+        """Audit path for leaf `index`: sibling hashes, bottom up.  A node
+        carried up unpaired (the odd last one) has no sibling at its level."""
+        if self._levels is None:
+            self.root()
         frames = []
-        lo, hi = 0, len(self.hashes)
-        while hi - lo > 1:
-            k = _split(hi - lo)
-            if index < lo + k:
-                frames.append(self._mth(lo + k, hi))
-                hi = lo + k
-            else:
-                frames.append(self._mth(lo, lo + k))
-                lo = lo + k
-        frames.reverse()
+        for level in self._levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                frames.append(level[sibling])
+            index >>= 1
         return frames
 
 
