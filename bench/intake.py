@@ -11,7 +11,9 @@ Prints one JSON line:
                             POS clients (each its own process) on the socket
   intake_16_vs_durable_1    that / in-process durable appends per second at one
                             record per commit (group commit is what makes it > 1)
-plus the raw figures they are made of.
+plus the raw figures they are made of, and where the 16 clients' run spent
+its CPU: the daemon's (all its threads, user + system) and the 16 client
+processes', in us per committed sale.
 
     python bench/intake.py [--seconds 3] [--dir DIR]
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import resource
 import shutil
 import statistics
 import sys
@@ -90,6 +93,18 @@ def _client_proc(args):
     return len(socket_latencies(sock, seconds, prefix))
 
 
+def process_cpu_s(pid):
+    """User + system CPU seconds of process `pid` so far (all its threads)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -106,9 +121,13 @@ def main():
                 inproc, one = interleaved(journal, conn, 2 * args.seconds)
             n = 16
             start_at = time.time() + 1.0
+            daemon_before, clients_before = process_cpu_s(agent.proc.pid), children_cpu_s()
             with multiprocessing.Pool(n) as pool:
                 counts = pool.map(_client_proc, [(sock, args.seconds, "M%d" % c, start_at)
                                                  for c in range(n)])
+            # The pool's workers are reaped at its exit: their CPU counts then.
+            daemon_cpu = process_cpu_s(agent.proc.pid) - daemon_before
+            clients_cpu = children_cpu_s() - clients_before
             # Durable appends at one record per commit, right after, same disk.
             durable, _ = [], None
             end = time.perf_counter() + args.seconds
@@ -135,6 +154,8 @@ def main():
             "inprocess_p50_ms": round(p50_in * 1000, 3),
             "durable_1_per_s": round(durable_1, 1),
             "intake_1_client_per_s": round(len(one) / sum(one), 1),
+            "intake_16_daemon_cpu_us_per_sale": round(daemon_cpu / max(sum(counts), 1) * 1e6, 1),
+            "intake_16_clients_cpu_us_per_sale": round(clients_cpu / max(sum(counts), 1) * 1e6, 1),
             "seconds": args.seconds,
         }))
     finally:
