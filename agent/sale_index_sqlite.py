@@ -50,6 +50,9 @@ CREATE INDEX ack_at ON ack (at);
 
 _COLUMNS = ("seq, kind, time, amount, mode, deadline, cancelled, terminal_id, rrn, auth_code, "
             "card_type, original, settlements, checks")
+_INSERT = ("INSERT INTO txn (key, " + _COLUMNS + ", since, settled, watched) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_GET = "SELECT " + _COLUMNS + " FROM txn WHERE key = ?"
 _DUMPS = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
@@ -93,7 +96,7 @@ class SqliteSaleIndex:
                 "checks": _list(checks)}
 
     def get(self, key):
-        row = self.db.execute("SELECT " + _COLUMNS + " FROM txn WHERE key = ?", (key,)).fetchone()
+        row = self.db.execute(_GET, (key,)).fetchone()
         return None if row is None else self._entry(key, row)
 
     def _many(self, where, args):
@@ -101,15 +104,16 @@ class SqliteSaleIndex:
                                + " ORDER BY n", args).fetchall()
         return [self._entry(r[0], r[1:]) for r in rows]
 
-    def add(self, entry):
+    def add(self, entry, watched=False):
+        # Watched as it goes in (the watchdog's new sales): one statement, not an
+        # INSERT and then watch()'s UPDATE of the row and its txn_due entry.
         terminal_id, rrn, auth_code, _amount, card_type, original = entry["txn"]
-        self.db.write(
-            "INSERT INTO txn (key, " + _COLUMNS + ", since, settled) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry["pos_txn_id"], entry["seq"], entry["kind"], entry["time"], entry["amount"],
-             entry["mode"], entry["deadline"], int(entry["cancelled"]), terminal_id, rrn,
-             auth_code, card_type, original, _text(entry["settlements"]),
-             _text(entry["checks"]), since_ms(entry), int(entry["first"] is not None)))
+        self.db.write(_INSERT, (
+            entry["pos_txn_id"], entry["seq"], entry["kind"], entry["time"], entry["amount"],
+            entry["mode"], entry["deadline"], int(entry["cancelled"]), terminal_id, rrn,
+            auth_code, card_type, original, _text(entry["settlements"]),
+            _text(entry["checks"]), since_ms(entry), int(entry["first"] is not None),
+            int(bool(watched))))
 
     def save(self, entry):
         self.db.write("UPDATE txn SET cancelled = ?, settlements = ?, checks = ?, settled = ? "

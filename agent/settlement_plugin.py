@@ -256,12 +256,15 @@ class SettlementPlugin:
             for seq, txn in batch:
                 txn["seq"] = seq        # a dict of our own (decoded for this pass)
                 try:
-                    actions.extend(self._judge(("transaction", txn, now), now))
+                    # The watchdog tells the sale's watched deadline (for a new
+                    # one without asking the index again).
+                    outputs, deadline = self.watchdog.judge_transaction(txn, now)
+                    actions.extend(self._alert_actions(outputs))
                 except DaozhangError as exc:
                     # One sale the checks refuse must not cost the others their judging.
                     self.log("settlement_txn_skipped", level="error", seq=seq,
                              error="%s: %s" % (type(exc).__name__, exc))
-                deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
+                    deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
                 late = late or (deadline is not None and deadline < now)
             if late:
                 actions.extend(self._judge(("tick", now), now))
@@ -383,13 +386,17 @@ class SettlementPlugin:
         self._emit(self._judge(event, now))
 
     def _judge(self, event, now):
-        outputs = self.watchdog.handle(event)
+        actions = self._alert_actions(self.watchdog.handle(event))
+        if event[0] == "tick":
+            actions.extend(self.machine.tick(now))
+        return actions
+
+    def _alert_actions(self, outputs):
+        """The alert machine's actions for the watchdog's alert outputs."""
         actions = []
         for tag, out in outputs:
             if tag == "alert":
                 actions.extend(self.machine.observe(out))
-        if event[0] == "tick":
-            actions.extend(self.machine.tick(now))
         return actions
 
     def _observe(self, obs, now):

@@ -54,3 +54,44 @@ def test_a_tick_emits_at_most_due_per_tick(monkeypatch, pair):
         assert out == memory.tick(late + k)
         sizes.append(len([o for tag, o in out if o["kind"] == "settlement_overdue"]))
     assert sizes == [3, 3, 1, 0]
+
+
+def _index(which):
+    from dztest.sale_index import flash_index, sqlite_index
+    return {"memory": MemorySaleIndex, "sqlite": sqlite_index, "flash": flash_index}[which]()
+
+
+@pytest.mark.parametrize("which", ["memory", "sqlite", "flash"])
+def test_an_entry_added_watched_is_one_added_then_watched(which):
+    """add(entry, True), the watchdog's one write for a new sale, answers
+    exactly as add(entry) then watch(entry) did, before and after the
+    watchdog's other changes (seen, unwatched, settled)."""
+    base = local(2027, 1, 4, 23)
+    entries = []
+    for n in range(1, 9):
+        deadline = base + (n % 3) * 3600000          # ties: ordered by seq, then key
+        entries.append({"txn": ("SH000001", "%012d" % n, "A%05d" % n, 1000 + n, "debit", None),
+                        "pos_txn_id": "P%d" % n, "seq": n, "kind": "sale", "time": deadline - 86400000,
+                        "amount": 1000 + n, "mode": "T1", "deadline": deadline, "cancelled": False,
+                        "settlements": (), "first": None, "checks": ()})
+    at_once, in_two = _index(which), _index(which)
+    for e in entries:
+        at_once.add(dict(e), True)
+        in_two.add(dict(e))
+        in_two.watch(dict(e))
+
+    def answers(index):
+        late = base + 3 * 3600000
+        return ([index.watched_deadline(e["pos_txn_id"]) for e in entries], index.due(late, 5),
+                index.due(late, 100), index.unsettled_keys(), index.release_floor(None, 0),
+                index.expired(base + 3600000 + 1), index.keys())
+
+    assert answers(at_once) == answers(in_two)
+    for index in (at_once, in_two):
+        index.mark_seen("P3")
+        index.unwatch("P5")
+        settled = index.get("P6")
+        settled["first"] = {"acquirer_ref": "R6"}
+        index.save(settled)
+        index.unwatch("P6")
+    assert answers(at_once) == answers(in_two)
