@@ -10,6 +10,7 @@ docs/adr/0004-on-disk-sale-index.md).  Memory: SQLite's bounded page cache, and
 nothing per sale.
 """
 
+import contextlib
 import json
 
 from daozhang.agent.core.settlement.sale_index import since_ms
@@ -53,6 +54,11 @@ _COLUMNS = ("seq, kind, time, amount, mode, deadline, cancelled, terminal_id, rr
 _INSERT = ("INSERT INTO txn (key, " + _COLUMNS + ", since, settled, watched) "
            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _GET = "SELECT " + _COLUMNS + " FROM txn WHERE key = ?"
+# prefetch(): keys per lookup statement, padded with NULL (which matches
+# nothing) so that there is one statement text, prepared once.
+_PREFETCH = 64
+_PRESENT = "SELECT key FROM txn WHERE key IN (%s)" % ", ".join("?" * _PREFETCH)
+_CANCELLED = "SELECT original FROM cancel WHERE original IN (%s)" % ", ".join("?" * _PREFETCH)
 _DUMPS = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
@@ -71,6 +77,8 @@ class SqliteSaleIndex:
         # a start observes every overdue sale again (the alert machine treats
         # them as no-ops), exactly as a rebuild from the journal would.
         self.db.write("UPDATE txn SET seen = 0 WHERE seen = 1")
+        # Inside prefetch(): keys known absent from txn, originals from cancel.
+        self._absent, self._uncancelled = set(), set()
 
     @property
     def cursor(self):
@@ -95,7 +103,33 @@ class SqliteSaleIndex:
                 "first": self.result(settlements[0]) if settlements else None,
                 "checks": _list(checks)}
 
+    @contextlib.contextmanager
+    def prefetch(self, keys):
+        """A context for judging a pass of transactions with these keys (the
+        settlement plugin's drain; not part of the shared face): which of
+        them the txn and cancel tables hold is found in one statement each
+        per _PREFETCH keys, and inside it get(key) and cancellation(key)
+        answer None for the absent ones without a statement of their own.
+        A burst's sales are all new: two lookups a sale were two thirds of
+        its statements, and each statement lets the GIL go to the intake's
+        threads and waits to take it back.  add() and set_cancellation()
+        of a key make it present again; memory: the pass's keys."""
+        keys = list(set(keys))
+        absent, uncancelled = set(keys), set(keys)
+        for i in range(0, len(keys), _PREFETCH):
+            args = keys[i:i + _PREFETCH]
+            args += [None] * (_PREFETCH - len(args))
+            absent.difference_update(r[0] for r in self.db.execute(_PRESENT, args))
+            uncancelled.difference_update(r[0] for r in self.db.execute(_CANCELLED, args))
+        self._absent, self._uncancelled = absent, uncancelled
+        try:
+            yield
+        finally:
+            self._absent, self._uncancelled = set(), set()
+
     def get(self, key):
+        if key in self._absent:
+            return None
         row = self.db.execute(_GET, (key,)).fetchone()
         return None if row is None else self._entry(key, row)
 
@@ -108,6 +142,7 @@ class SqliteSaleIndex:
         # Watched as it goes in (the watchdog's new sales): one statement, not an
         # INSERT and then watch()'s UPDATE of the row and its txn_due entry.
         terminal_id, rrn, auth_code, _amount, card_type, original = entry["txn"]
+        self._absent.discard(entry["pos_txn_id"])
         self.db.write(_INSERT, (
             entry["pos_txn_id"], entry["seq"], entry["kind"], entry["time"], entry["amount"],
             entry["mode"], entry["deadline"], int(entry["cancelled"]), terminal_id, rrn,
@@ -150,10 +185,13 @@ class SqliteSaleIndex:
             "SELECT body FROM result WHERE txn_key IS NULL ORDER BY n")]
 
     def cancellation(self, original):
+        if original in self._uncancelled:
+            return None
         row = self.db.execute("SELECT key FROM cancel WHERE original = ?", (original,)).fetchone()
         return None if row is None else row[0]
 
     def set_cancellation(self, original, key):
+        self._uncancelled.discard(original)
         self.db.write("INSERT OR REPLACE INTO cancel VALUES (?, ?)", (original, key))
 
     def forget(self, keys, unknown_before=None):

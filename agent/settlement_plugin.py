@@ -253,19 +253,23 @@ class SettlementPlugin:
                                "at": now}, now)
             actions = []
             late = False
-            for seq, txn in batch:
-                txn["seq"] = seq        # a dict of our own (decoded for this pass)
-                try:
-                    # The watchdog tells the sale's watched deadline (for a new
-                    # one without asking the index again).
-                    outputs, deadline = self.watchdog.judge_transaction(txn, now)
-                    actions.extend(self._alert_actions(outputs))
-                except DaozhangError as exc:
-                    # One sale the checks refuse must not cost the others their judging.
-                    self.log("settlement_txn_skipped", level="error", seq=seq,
-                             error="%s: %s" % (type(exc).__name__, exc))
-                    deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
-                late = late or (deadline is not None and deadline < now)
+            keys = [txn.get("pos_txn_id") for _, txn in batch]
+            # Which of the pass's keys the index knows, in a few statements
+            # for the whole pass rather than two for each sale.
+            with self.index.prefetch([k for k in keys if isinstance(k, str)]):
+                for seq, txn in batch:
+                    txn["seq"] = seq        # a dict of our own (decoded for this pass)
+                    try:
+                        # The watchdog tells the sale's watched deadline (for a
+                        # new one without asking the index again).
+                        outputs, deadline = self.watchdog.judge_transaction(txn, now)
+                        actions.extend(self._alert_actions(outputs))
+                    except DaozhangError as exc:
+                        # One sale the checks refuse must not cost the others their judging.
+                        self.log("settlement_txn_skipped", level="error", seq=seq,
+                                 error="%s: %s" % (type(exc).__name__, exc))
+                        deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
+                    late = late or (deadline is not None and deadline < now)
             if late:
                 actions.extend(self._judge(("tick", now), now))
             self._emit(actions)

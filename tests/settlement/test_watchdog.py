@@ -252,3 +252,29 @@ def test_judge_transaction_tells_the_deadline_the_index_then_answers(events):
     for w in (memory, sqlite, flash):
         assert w.state() == reference.state()
         assert w.release_cursor() == reference.release_cursor()
+
+
+@settings(max_examples=40, deadline=None)
+@given(awkward_histories(), st.lists(st.integers(1, 6), min_size=1))
+def test_sqlite_prefetch_changes_no_answer(events, passes):
+    """Invariant: judging transactions in passes inside the SQLite index's
+    prefetch() (the daemon's drain: its keys looked up per pass, not per
+    sale) emits and keeps what the memory index does, whatever the pass
+    holds (the same key twice, a void before its sale, refused records)."""
+    from dztest.sale_index import watchdog_pair
+    memory, sqlite = watchdog_pair(shanghai_profile())
+    i = 0
+    while i < len(events):
+        if events[i][0] != "transaction":
+            assert sqlite.handle(events[i]) == memory.handle(events[i])
+            i += 1
+            continue
+        j, n = i, passes[i % len(passes)]       # a pass: up to n transactions in a row
+        while j < len(events) and j - i < n and events[j][0] == "transaction":
+            j += 1
+        with sqlite.index.prefetch([e[1]["pos_txn_id"] for e in events[i:j]]):
+            for e in events[i:j]:
+                assert sqlite.judge_transaction(e[1]) == memory.judge_transaction(e[1])
+        i = j
+    assert sqlite.state() == memory.state()
+    assert sqlite.release_cursor() == memory.release_cursor()
