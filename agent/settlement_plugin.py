@@ -254,9 +254,9 @@ class SettlementPlugin:
             actions = []
             late = False
             keys = [txn.get("pos_txn_id") for _, txn in batch]
-            # Which of the pass's keys the index knows, in a few statements
-            # for the whole pass rather than two for each sale.
-            with self.index.prefetch([k for k in keys if isinstance(k, str)]):
+            # Which of the pass's keys the index knows, and its new rows, in a
+            # few statements for the whole pass rather than three a sale.
+            with self.index.judging([k for k in keys if isinstance(k, str)]):
                 for seq, txn in batch:
                     txn["seq"] = seq        # a dict of our own (decoded for this pass)
                     try:

@@ -95,3 +95,35 @@ def test_an_entry_added_watched_is_one_added_then_watched(which):
         index.save(settled)
         index.unwatch("P6")
     assert answers(at_once) == answers(in_two)
+
+
+def test_a_long_pass_judged_inside_sqlite_judging_answers_as_memory():
+    """SqliteSaleIndex.judging() holds a pass's new rows and inserts them 32
+    a statement: a pass of 90 transactions (refunds, a void before its sale,
+    voids of sales earlier in the pass, a sale twice, a void's original
+    settled) answers and keeps what the memory index does, and lookups in
+    the pass see the rows it holds."""
+    from dztest.settlement import HOUR, make_row
+    memory, sqlite = watchdog_pair(shanghai_profile())
+    start = local(2027, 1, 4, 9)
+    first = make_txn(1, when=start)
+    for w in (memory, sqlite):
+        w.handle(("transaction", first))
+        w.handle(("settlement", make_row(first, ref="S1"), start + HOUR))
+    sales = [make_txn(n, when=start + n * 60000, mode="D0" if n % 7 == 0 else "T1")
+             for n in range(2, 72)]
+    txns = list(sales)
+    txns.insert(10, make_txn(100, kind="void", original_pos_txn_id="P40", when=start))
+    txns.insert(50, make_txn(101, kind="void", original_pos_txn_id="P3", when=start))
+    txns.insert(60, make_txn(102, kind="reversal", original_pos_txn_id="P1", when=start))
+    txns.insert(70, sales[20])                          # delivered again: a no-op
+    txns += [make_txn(200 + k, kind="refund", original_pos_txn_id="P%d" % (k + 2),
+                      amount=500, when=start + HOUR) for k in range(16)]
+    with sqlite.index.judging([t["pos_txn_id"] for t in txns]):
+        for t in txns:
+            assert sqlite.judge_transaction(t) == memory.judge_transaction(t)
+    assert sqlite.state() == memory.state()
+    assert sqlite.release_cursor() == memory.release_cursor()
+    late = local(2027, 1, 6, 12)
+    assert sqlite.tick(late) == memory.tick(late)
+    assert sqlite.summary(late) == memory.summary(late)
