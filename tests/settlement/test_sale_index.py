@@ -71,8 +71,8 @@ def test_an_entry_added_watched_is_one_added_then_watched(which):
     for n in range(1, 9):
         deadline = base + (n % 3) * 3600000          # ties: ordered by seq, then key
         entries.append({"txn": ("SH000001", "%012d" % n, "A%05d" % n, 1000 + n, "debit", None),
-                        "pos_txn_id": "P%d" % n, "seq": n, "kind": "sale", "time": deadline - 86400000,
-                        "amount": 1000 + n, "mode": "T1", "deadline": deadline, "cancelled": False,
+                        "pos_txn_id": "P%d" % n, "seq": n, "kind": "sale",
+                        "time": deadline - 86400000, "amount": 1000 + n, "mode": "T1", "deadline": deadline, "cancelled": False,
                         "settlements": (), "first": None, "checks": ()})
     at_once, in_two = _index(which), _index(which)
     for e in entries:

@@ -190,7 +190,8 @@ def test_sales_queued_past_the_payload_cap_are_read_back_from_the_journal(setup,
     tmp, path, journal, daemon = setup
     sales = [backdated_sale("Q-%d" % i, "60000000000%d" % i) for i in range(10)]
     # Room for the first three sales' bytes (each as long as the others).
-    monkeypatch.setattr(sp, "QUEUE_BYTES", 3 * (len(cbor.dumps(sales[0])) + sp.QUEUE_ENTRY_OVERHEAD))
+    one = len(cbor.dumps(sales[0])) + sp.QUEUE_ENTRY_OVERHEAD
+    monkeypatch.setattr(sp, "QUEUE_BYTES", 3 * one)
     plugin = settlement_plugin(daemon)
     plugin._inline = False          # as once started, without its thread
     try:
