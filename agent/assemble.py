@@ -80,7 +80,7 @@ def assemble(config, log, now_ms):
         fill="%.3f" % stats["fill"], outage=stats["outage"], version=__version__)
 
     alert = Forward("alert", before=log_alert(log))           # -> the watchdog's alert machine
-    committed = Forward("committed", before=lambda seq, payload: None)
+    committed = Forward("committed", before=lambda seq, payload, data: None)
     # `clock` is built on the next line from this intake's index; the intake
     # asks it only once serving.
     service = IntakeService(journal, profile=profile, log=log, alert_hook=alert,
@@ -171,9 +171,9 @@ def log_alert(log):
 
 def logged(listener, log):
     """`listener` with its exceptions logged, not raised into the intake's reply path."""
-    def call(seq, payload):
+    def call(seq, payload, data):
         try:
-            listener(seq, payload)
+            listener(seq, payload, data)
         except Exception as exc:
             log("listener_error", level="error", error=type(exc).__name__)
     return call

@@ -106,9 +106,10 @@ class IntakeService:
         self.committed = 0
         self._last_commit = time.monotonic()
         self._note_wall = None      # (wall_ms, boot_id) of the newest commit, for the index
-        # Called with (seq, payload) after each committed transaction (the
-        # settlement watchdog's on_transaction, agent/assemble.py).
-        self.on_commit = on_commit or (lambda seq, payload: None)
+        # Called with (seq, payload, data) after each committed transaction,
+        # `data` the payload's canonical CBOR as journaled (the settlement
+        # watchdog's on_transaction queues those bytes, agent/assemble.py).
+        self.on_commit = on_commit or (lambda seq, payload, data: None)
         self._catch_up()
 
     def _catch_up(self):
@@ -334,8 +335,8 @@ class IntakeService:
                     last = appended[-1]
                     self._note_wall = (last.checkpoint_wall_ms, last.checkpoint_boot_id)
                 with self._hold_log():
-                    for (_, payload, _, _, _), a in zip(chunk, appended):
-                        self.on_commit(a.seq, payload)
+                    for (_, payload, _, _, encoded), a in zip(chunk, appended):
+                        self.on_commit(a.seq, payload, encoded.data)
                         self.log("txn_committed", seq=a.seq, pos_txn_id=payload["pos_txn_id"],
                                  kind=payload["kind"], amount=payload["amount"],
                                  currency=payload["currency"])

@@ -10,6 +10,7 @@ docs/adr/0004-on-disk-sale-index.md).  Memory: SQLite's bounded page cache, and
 nothing per sale.
 """
 
+import contextlib
 import json
 
 from daozhang.agent.core.settlement.sale_index import since_ms
@@ -50,6 +51,17 @@ CREATE INDEX ack_at ON ack (at);
 
 _COLUMNS = ("seq, kind, time, amount, mode, deadline, cancelled, terminal_id, rrn, auth_code, "
             "card_type, original, settlements, checks")
+_INSERT = ("INSERT INTO txn (key, " + _COLUMNS + ", since, settled, watched) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_GET = "SELECT " + _COLUMNS + " FROM txn WHERE key = ?"
+# judging(): keys per lookup statement, padded with NULL (which matches
+# nothing), and new rows per INSERT: one statement text each, prepared once.
+_LOOKUP_KEYS = 64
+_PRESENT = "SELECT key FROM txn WHERE key IN (%s)" % ", ".join("?" * _LOOKUP_KEYS)
+_CANCELLED = "SELECT original FROM cancel WHERE original IN (%s)" % ", ".join("?" * _LOOKUP_KEYS)
+_INSERT_ROWS = 32
+_INSERT_MANY = (_INSERT.split(" VALUES ")[0] + " VALUES "
+                + ", ".join(["(" + ", ".join("?" * 18) + ")"] * _INSERT_ROWS))
 _DUMPS = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 
 
@@ -63,11 +75,64 @@ def _text(items):
 
 class SqliteSaleIndex:
     def __init__(self, path, journal, log=None):
-        self.db = IndexDb(path, journal, VERSION, SCHEMA, log)
+        self._db = IndexDb(path, journal, VERSION, SCHEMA, log)
+        # Inside judging(): keys known absent from txn, originals known absent
+        # from cancel, and the rows add() holds back (None outside).
+        self._absent, self._uncancelled, self._held = set(), set(), None
         # Overdue observations are not journaled state: the first tick after
         # a start observes every overdue sale again (the alert machine treats
         # them as no-ops), exactly as a rebuild from the journal would.
         self.db.write("UPDATE txn SET seen = 0 WHERE seen = 1")
+
+    @property
+    def db(self):
+        """The index file.  Every statement goes through here, ours and the
+        plugin's, so the rows add() holds back inside judging() are written
+        first and every statement sees them."""
+        if self._held:
+            rows, self._held = self._held, []
+            self._insert(rows)
+        return self._db
+
+    def _insert(self, rows):
+        full = len(rows) - len(rows) % _INSERT_ROWS
+        for i in range(0, full, _INSERT_ROWS):
+            args = []
+            for row in rows[i:i + _INSERT_ROWS]:
+                args.extend(row)
+            self._db.write(_INSERT_MANY, args)
+        if full < len(rows):
+            self._db.write_many(_INSERT, rows[full:])
+
+    @contextlib.contextmanager
+    def judging(self, keys):
+        """A context for judging a pass of transactions with these keys (the
+        settlement plugin's drain; not part of the shared face, answers
+        unchanged).  A burst's sales are all new, and each statement lets the
+        GIL go to the intake's threads and then waits to take it back: per
+        sale a get, a cancellation and an INSERT cost the settlement thread
+        more than the Python around them.  So which of the keys the txn and
+        cancel tables hold is found in two statements per _LOOKUP_KEYS keys,
+        and get(key) and cancellation(key) answer None for the absent ones
+        without a statement (add() and set_cancellation() of a key make it
+        present again); new rows are held and inserted _INSERT_ROWS a
+        statement, at the latest when the context ends.  Memory: the pass."""
+        keys = list(set(keys))
+        absent, uncancelled = set(keys), set(keys)
+        for i in range(0, len(keys), _LOOKUP_KEYS):
+            args = keys[i:i + _LOOKUP_KEYS]
+            args += [None] * (_LOOKUP_KEYS - len(args))
+            absent.difference_update(r[0] for r in self.db.execute(_PRESENT, args))
+            uncancelled.difference_update(r[0] for r in self.db.execute(_CANCELLED, args))
+        self._absent, self._uncancelled, self._held = absent, uncancelled, []
+        try:
+            yield
+        finally:
+            self._absent, self._uncancelled = set(), set()
+            try:
+                self.db                 # the rows still held: written now
+            finally:
+                self._held = None
 
     @property
     def cursor(self):
@@ -93,7 +158,9 @@ class SqliteSaleIndex:
                 "checks": _list(checks)}
 
     def get(self, key):
-        row = self.db.execute("SELECT " + _COLUMNS + " FROM txn WHERE key = ?", (key,)).fetchone()
+        if key in self._absent:
+            return None
+        row = self.db.execute(_GET, (key,)).fetchone()
         return None if row is None else self._entry(key, row)
 
     def _many(self, where, args):
@@ -101,15 +168,21 @@ class SqliteSaleIndex:
                                + " ORDER BY n", args).fetchall()
         return [self._entry(r[0], r[1:]) for r in rows]
 
-    def add(self, entry):
+    def add(self, entry, watched=False):
+        # Watched as it goes in (the watchdog's new sales): one statement, not an
+        # INSERT and then watch()'s UPDATE of the row and its txn_due entry.
         terminal_id, rrn, auth_code, _amount, card_type, original = entry["txn"]
-        self.db.write(
-            "INSERT INTO txn (key, " + _COLUMNS + ", since, settled) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (entry["pos_txn_id"], entry["seq"], entry["kind"], entry["time"], entry["amount"],
-             entry["mode"], entry["deadline"], int(entry["cancelled"]), terminal_id, rrn,
-             auth_code, card_type, original, _text(entry["settlements"]),
-             _text(entry["checks"]), since_ms(entry), int(entry["first"] is not None)))
+        self._absent.discard(entry["pos_txn_id"])
+        row = (
+            entry["pos_txn_id"], entry["seq"], entry["kind"], entry["time"], entry["amount"],
+            entry["mode"], entry["deadline"], int(entry["cancelled"]), terminal_id, rrn,
+            auth_code, card_type, original, _text(entry["settlements"]),
+            _text(entry["checks"]), since_ms(entry), int(entry["first"] is not None),
+            int(bool(watched)))
+        if self._held is not None:
+            self._held.append(row)      # inside judging(): written with others
+        else:
+            self.db.write(_INSERT, row)
 
     def save(self, entry):
         self.db.write("UPDATE txn SET cancelled = ?, settlements = ?, checks = ?, settled = ? "
@@ -146,10 +219,13 @@ class SqliteSaleIndex:
             "SELECT body FROM result WHERE txn_key IS NULL ORDER BY n")]
 
     def cancellation(self, original):
+        if original in self._uncancelled:
+            return None
         row = self.db.execute("SELECT key FROM cancel WHERE original = ?", (original,)).fetchone()
         return None if row is None else row[0]
 
     def set_cancellation(self, original, key):
+        self._uncancelled.discard(original)
         self.db.write("INSERT OR REPLACE INTO cancel VALUES (?, ?)", (original, key))
 
     def forget(self, keys, unknown_before=None):

@@ -44,6 +44,9 @@ import itertools
 import threading
 import time
 
+from cbor2 import loads as _cbor2_loads
+
+from daozhang.agent.core import cbor
 from daozhang.agent.core.business_calendar import BusinessCalendar
 from daozhang.agent.core.errors import DaozhangError
 from daozhang.agent.core.settlement.alerts import AlertMachine
@@ -69,11 +72,18 @@ BACKLOG_ALERT_RECORDS = 10000
 # may make three actions, each copied for the journal and the link: a pass
 # of 512 held about 1.5 MiB at once during an outage burst.
 DRAIN_BATCH = 256
-# Committed sales waiting with their payloads; more wait as a seq only (read
-# back from the journal when judged).  A payload costs ~2.5 KB of Python
-# objects: 4,096 of them were the largest part of an outage burst's peak RSS;
-# a pass keeping up with a burst judges about 60 (docs/DESIGN.md "The daemon's memory").
-QUEUE_PAYLOADS = 128
+# Committed sales wait with their payload as the intake journaled it: its
+# canonical CBOR bytes (~230 for a card sale, a fifth of the decoded dict's
+# ~2 KB), up to QUEUE_BYTES counted with each entry's own overhead; past that
+# only the seq waits and the payload is read back from the journal when judged
+# (decoding its segment from the start: slow, but memory stays bounded if the
+# POS outruns the watchdog for a long time).  16 POS at ~4,000 sales/s queue
+# ~400 sales (~140 KiB) between two passes (REFRESH_S); an outage burst, whose
+# sales each raise alerts, fills the budget (docs/DESIGN.md "The daemon's memory").
+QUEUE_BYTES = 512 << 10
+# Per queued payload beside its bytes: the bytes object's header (33), the
+# (seq, data) tuple (56), the seq (32) and its heap slot (8).
+QUEUE_ENTRY_OVERHEAD = 128
 # alerts.json and the display are rewritten at most this often (seconds).
 SHOW_EVERY_S = 0.5
 
@@ -123,6 +133,7 @@ class SettlementPlugin:
         # by this plugin's thread in journal order (never on the POS's reply
         # path).  Before start() (no thread yet) they are judged at once.
         self._incoming = []
+        self._incoming_bytes = 0      # what the payloads in _incoming cost (QUEUE_BYTES)
         self._incoming_lock = threading.Lock()
         self._inline = True
         self._show_due = False
@@ -227,7 +238,10 @@ class SettlementPlugin:
                 batch = []
                 while self._incoming and self._incoming[0][0] <= floor \
                         and len(batch) < DRAIN_BATCH:
-                    batch.append(heapq.heappop(self._incoming))
+                    item = heapq.heappop(self._incoming)
+                    if item[1] is not None:
+                        self._incoming_bytes -= len(item[1]) + QUEUE_ENTRY_OVERHEAD
+                    batch.append(item)
             if not batch:
                 return 0
             batch = self._with_payloads(batch)
@@ -239,36 +253,45 @@ class SettlementPlugin:
                                "at": now}, now)
             actions = []
             late = False
-            for seq, payload in batch:
-                txn = dict(payload)
-                txn["seq"] = seq
-                try:
-                    actions.extend(self._judge(("transaction", txn, now), now))
-                except DaozhangError as exc:
-                    # One sale the checks refuse must not cost the others their judging.
-                    self.log("settlement_txn_skipped", level="error", seq=seq,
-                             error="%s: %s" % (type(exc).__name__, exc))
-                deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
-                late = late or (deadline is not None and deadline < now)
+            keys = [txn.get("pos_txn_id") for _, txn in batch]
+            # Which of the pass's keys the index knows, and its new rows, in a
+            # few statements for the whole pass rather than three a sale.
+            with self.index.judging([k for k in keys if isinstance(k, str)]):
+                for seq, txn in batch:
+                    txn["seq"] = seq        # a dict of our own (decoded for this pass)
+                    try:
+                        # The watchdog tells the sale's watched deadline (for a
+                        # new one without asking the index again).
+                        outputs, deadline = self.watchdog.judge_transaction(txn, now)
+                        actions.extend(self._alert_actions(outputs))
+                    except DaozhangError as exc:
+                        # One sale the checks refuse must not cost the others their judging.
+                        self.log("settlement_txn_skipped", level="error", seq=seq,
+                                 error="%s: %s" % (type(exc).__name__, exc))
+                        deadline = self.watchdog.watched_deadline(txn.get("pos_txn_id"))
+                    late = late or (deadline is not None and deadline < now)
             if late:
                 actions.extend(self._judge(("tick", now), now))
             self._emit(actions)
             return len(batch)
 
     def _with_payloads(self, batch):
-        """`batch` (seq order) with every payload the queue dropped read back
-        from the journal, in one pass over the records it spans."""
-        missing = [seq for seq, payload in batch if payload is None]
-        if not missing:
-            return batch
-        wanted, found = set(missing), {}
-        for rec in self.journal.records(from_seq=missing[0]):
-            if rec.seq > missing[-1]:
-                break
-            if rec.seq in wanted:
-                found[rec.seq] = rec.payload
-        return [(seq, payload if payload is not None else found.get(seq))
-                for seq, payload in batch if payload is not None or seq in found]
+        """`batch` (seq order) as (seq, payload dict): the queued bytes
+        decoded, and every payload the queue dropped read back from the
+        journal, in one pass over the records it spans."""
+        missing = [seq for seq, data in batch if data is None]
+        found = {}
+        if missing:
+            wanted = set(missing)
+            for rec in self.journal.records(from_seq=missing[0]):
+                if rec.seq > missing[-1]:
+                    break
+                if rec.seq in wanted:
+                    found[rec.seq] = rec.payload
+        # cbor2's C decoder without cbor.loads' canonical re-encoding check:
+        # these are the bytes the intake encoded and journaled itself.
+        return [(seq, _cbor2_loads(data) if data is not None else found[seq])
+                for seq, data in batch if data is not None or seq in found]
 
     def tick(self):
         self.drain()
@@ -296,15 +319,22 @@ class SettlementPlugin:
 
     # -- inputs --------------------------------------------------------------------
 
-    def on_transaction(self, seq, payload):
+    def on_transaction(self, seq, payload, data=None):
         """A committed transaction (the intake's listener): queued, nothing
-        more on the POS's reply path; the settlement thread judges it."""
+        more on the POS's reply path; the settlement thread judges it.
+        `data`: the payload's canonical CBOR as journaled (the intake has it,
+        record.Encoded); encoded here for callers without it (tests, tools)."""
+        if data is None:
+            data = cbor.dumps(payload)
+        cost = len(data) + QUEUE_ENTRY_OVERHEAD
         with self._incoming_lock:
-            # Past QUEUE_PAYLOADS waiting, only the seq waits: the payload is
-            # read back from the journal when judged (memory stays bounded
-            # if the POS outruns the watchdog for a long time).
-            keep = payload if len(self._incoming) < QUEUE_PAYLOADS else None
-            heapq.heappush(self._incoming, (seq, keep))
+            # Past QUEUE_BYTES waiting, only the seq waits: the payload is
+            # read back from the journal when judged.
+            if self._incoming_bytes + cost <= QUEUE_BYTES:
+                self._incoming_bytes += cost
+            else:
+                data = None
+            heapq.heappush(self._incoming, (seq, data))
         if self._inline:
             self.drain()
         # Else the settlement thread judges it within REFRESH_S: a pass every
@@ -360,13 +390,17 @@ class SettlementPlugin:
         self._emit(self._judge(event, now))
 
     def _judge(self, event, now):
-        outputs = self.watchdog.handle(event)
+        actions = self._alert_actions(self.watchdog.handle(event))
+        if event[0] == "tick":
+            actions.extend(self.machine.tick(now))
+        return actions
+
+    def _alert_actions(self, outputs):
+        """The alert machine's actions for the watchdog's alert outputs."""
         actions = []
         for tag, out in outputs:
             if tag == "alert":
                 actions.extend(self.machine.observe(out))
-        if event[0] == "tick":
-            actions.extend(self.machine.tick(now))
         return actions
 
     def _observe(self, obs, now):

@@ -94,7 +94,7 @@ class FlashSaleIndex(FlashSlots):
         slot, head = self._find(key)
         return None if slot is None else self._entry(slot, head)
 
-    def add(self, entry):
+    def add(self, entry, watched=False):
         txn = entry["txn"]
         if not isinstance(txn, tuple):
             raise LocalError("the flash sale index keeps slim transactions only (a tuple)")
@@ -108,6 +108,7 @@ class FlashSaleIndex(FlashSlots):
         seq, deadline = entry["seq"], entry["deadline"]
         flags = LIVE | (HAS_SEQ if seq is not None else 0) | (HAS_DEADLINE if deadline is not None else 0)
         flags |= (CANCELLED if entry["cancelled"] else 0) | (SETTLED if entry["first"] is not None else 0)
+        flags |= WATCHED if watched else 0      # as watch(entry) right after: one head write
         terminal_id, rrn, auth_code, amount = txn[0], txn[1], txn[2], txn[3]
         flags |= (_HAS_RRN if rrn else 0) | (_HAS_AUTH if auth_code else 0)
         since = deadline if deadline is not None else entry["time"]
@@ -121,6 +122,8 @@ class FlashSaleIndex(FlashSlots):
         self.heaps.push(2, slot)
         if flags & HAS_SEQ and not flags & SETTLED:
             self.heaps.push(1, slot)
+        if watched:
+            self.heaps.push(0, slot)
         self._grow()
 
     def save(self, entry):

@@ -175,7 +175,7 @@ def test_the_receipt_leaves_before_the_watchdog_and_index_take_the_sale(parts, d
     journal, storage, serve, pub = parts
     gate, entered = threading.Event(), threading.Event()
 
-    def held(seq, payload):
+    def held(seq, payload, data):
         entered.set()
         assert gate.wait(30)
 

@@ -207,3 +207,75 @@ def test_flash_index_answers_exactly_as_the_memory_one(events):
     assert flash.state() == memory.state()
     as_of = local(2027, 1, 20)
     assert flash.summary(as_of) == memory.summary(as_of)
+
+
+@st.composite
+def awkward_histories(draw):
+    """histories() with the transactions judge_transaction() cannot answer
+    from what it just wrote: one delivered again (a no-op), a record the
+    checks refuse under the key of a sale, and a void before its sale."""
+    events = draw(histories())
+    sales = [e[1] for e in events if e[0] == "transaction" and e[1]["kind"] == "sale"]
+    for t in draw(st.lists(st.sampled_from(sales), max_size=3)):
+        at = draw(st.integers(events.index(("transaction", t)) + 1, len(events)))
+        events.insert(at, ("transaction", t))
+    if draw(st.booleans()):
+        t = draw(st.sampled_from(sales))
+        at = draw(st.integers(events.index(("transaction", t)) + 1, len(events)))
+        events.insert(at, ("transaction", dict(t, kind="coffee", seq=800)))
+    if draw(st.booleans()):
+        t = draw(st.sampled_from(sales))
+        void = txn(900, kind="void", original_pos_txn_id=t["pos_txn_id"], when=txn_time_ms(t))
+        events.insert(events.index(("transaction", t)), ("transaction", void))
+    return events
+
+
+@settings(max_examples=40, deadline=None)
+@given(awkward_histories())
+def test_judge_transaction_tells_the_deadline_the_index_then_answers(events):
+    """Invariant: over each sale index, judge_transaction() emits what
+    handle() emits over the memory one, and its deadline is what
+    watched_deadline() answers right after (the daemon's "journaled after
+    its deadline" test, which it no longer asks the index for a new sale)."""
+    from dztest.sale_index import watchdog_flash_pair, watchdog_pair
+    reference, sqlite = watchdog_pair(shanghai_profile())
+    memory, flash = watchdog_flash_pair(shanghai_profile())
+    for event in events:
+        expected = reference.handle(event)
+        for w in (memory, sqlite, flash):
+            if event[0] != "transaction":
+                assert w.handle(event) == expected
+                continue
+            outputs, deadline = w.judge_transaction(event[1])
+            assert outputs == expected
+            assert deadline == w.watched_deadline(event[1]["pos_txn_id"])
+    for w in (memory, sqlite, flash):
+        assert w.state() == reference.state()
+        assert w.release_cursor() == reference.release_cursor()
+
+
+@settings(max_examples=40, deadline=None)
+@given(awkward_histories(), st.lists(st.integers(1, 40), min_size=1))
+def test_sqlite_judging_passes_change_no_answer(events, passes):
+    """Invariant: judging transactions in passes inside the SQLite index's
+    judging() (the daemon's drain: its keys looked up per pass, its new rows
+    held and inserted together) emits and keeps what the memory index does,
+    whatever the pass holds (the same key twice, a void before its sale,
+    refused records) and however long it is (past _INSERT_ROWS too)."""
+    from dztest.sale_index import watchdog_pair
+    memory, sqlite = watchdog_pair(shanghai_profile())
+    i = 0
+    while i < len(events):
+        if events[i][0] != "transaction":
+            assert sqlite.handle(events[i]) == memory.handle(events[i])
+            i += 1
+            continue
+        j, n = i, passes[i % len(passes)]       # a pass: up to n transactions in a row
+        while j < len(events) and j - i < n and events[j][0] == "transaction":
+            j += 1
+        with sqlite.index.judging([e[1]["pos_txn_id"] for e in events[i:j]]):
+            for e in events[i:j]:
+                assert sqlite.judge_transaction(e[1]) == memory.judge_transaction(e[1])
+        i = j
+    assert sqlite.state() == memory.state()
+    assert sqlite.release_cursor() == memory.release_cursor()

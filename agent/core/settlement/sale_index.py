@@ -18,7 +18,7 @@ handed out may be a copy: whoever changes one calls save(entry).
 
 The face:
 
-    get(key) -> entry | None          add(entry)          save(entry)
+    get(key) -> entry | None          add(entry[, watched])          save(entry)
     by_rrn_of(terminal_id, rrn) -> [entry]    arrival order
     by_auth_of(auth_code, amount) -> [entry]  arrival order
     result(ref) -> result | None      add_result(result, matched)
@@ -29,6 +29,8 @@ The face:
                                       cancellations; unknown results
                                       settled before `unknown_before`
   the watchdog's:
+    add(entry, True)                  add(entry), then watch(entry): one
+                                      write where the index has writes
     watch(entry)                      a sale now awaiting its money
     unwatch(key) -> bool              it was watched (settled, cancelled, expired)
     watched_deadline(key) -> ms | None
@@ -83,11 +85,13 @@ class MemorySaleIndex:
     def get(self, key):
         return self.entries.get(key)
 
-    def add(self, entry):
+    def add(self, entry, watched=False):
         key = entry["pos_txn_id"]
         self.entries[key] = entry
         self.order.append(key)
         self.add_match_keys(entry)
+        if watched:
+            self.watch(entry)
 
     def add_match_keys(self, entry):
         """Only what matching reads (the backend's router, many devices)."""

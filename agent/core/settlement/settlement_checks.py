@@ -183,6 +183,13 @@ class SettlementLedger:
 
     def add_transaction(self, txn):
         """Record a transaction; the same one twice is a no-op."""
+        return self.record_transaction(txn)[0]
+
+    def record_transaction(self, txn, watch=False):
+        """add_transaction(), also telling whether the transaction is new:
+        (entry, new).  `watch` (the watchdog's): a new sale that expects its
+        money goes into the index already watched (sale_index add(entry,
+        True)), one index write where there would be two."""
         key = txn.get("pos_txn_id")
         if not isinstance(key, str) or not key:
             raise ValidationError("pos_txn_id", "expected a non-empty string, got %r" % (key,))
@@ -194,7 +201,7 @@ class SettlementLedger:
         if known is not None:
             if known["txn"] != stored or (self.slim and known["seq"] != txn.get("seq")):
                 raise LocalError("transaction %s recorded twice with different content" % key)
-            return known
+            return known, False
         amount = _need_int(txn, "amount")
         when = txn_time_ms(txn)
         mode = txn.get("settlement") or self.profile["settlement"]["mode"]
@@ -221,8 +228,11 @@ class SettlementLedger:
             entry["deadline"] = self.calendar.deadline_ms(
                 when, mode, self.profile["settlement"]["d0_within_minutes"])
             entry["cancelled"] = self.index.cancellation(key) is not None
-        self.index.add(entry)
-        return entry
+        if watch and self.expects_settlement(entry) and kind in SALE_KINDS:
+            self.index.add(entry, True)
+        else:
+            self.index.add(entry)
+        return entry, True
 
     def _share(self, value):
         if not isinstance(value, str):

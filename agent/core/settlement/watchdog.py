@@ -42,6 +42,7 @@ from daozhang.agent.core.settlement.settlement_checks import DEFAULT_MATCH_WINDO
 DEFAULT_EXPIRE_AFTER = 35 * 86400 * 1000  # ms: five weeks
 PRUNE_EVERY = 3600 * 1000                 # ms between pruning passes
 DUE_PER_TICK = 10000                      # overdue observations a tick emits at most
+_ASK = object()                           # judge_transaction: the index knows the deadline
 
 # check name -> (alert kind, key from "txn" or "ref", amount field)
 CHECK_ALERTS = {
@@ -87,8 +88,23 @@ class SettlementWatchdog:
                          "clock or tick)" % (name,))
 
     def transaction_recorded(self, txn, now=None):
+        return self._recorded(txn, now)[0]
+
+    def judge_transaction(self, txn, now=None):
+        """transaction_recorded(), also giving what watched_deadline(its
+        pos_txn_id) answers after it: (outputs, deadline or None).  The
+        daemon asks that of every sale (one journaled after its deadline is
+        judged at once); for a new transaction it is known here, without
+        another index lookup."""
+        outputs, deadline = self._recorded(txn, now)
+        if deadline is _ASK:
+            deadline = self.index.watched_deadline(txn.get("pos_txn_id"))
+        return outputs, deadline
+
+    def _recorded(self, txn, now):
+        """(outputs, the watched deadline after them, or _ASK the index)."""
         try:
-            entry = self.ledger.add_transaction(txn)
+            entry, new = self.ledger.record_transaction(txn, watch=True)
         except ValidationError as exc:
             # A journaled sale the checks cannot place (a time the calendar
             # cannot reach, written by an older agent, or a wrong shape): not
@@ -99,9 +115,10 @@ class SettlementWatchdog:
             obs = self._obs("sale_unjudgeable", key if isinstance(key, str) else
                             "seq %s" % txn.get("seq"), True, now)
             obs["detail"] = {"seq": txn.get("seq"), "field": exc.field, "reason": str(exc)}
-            return [("alert", obs)]
+            return [("alert", obs)], _ASK
         original = txn.get("original_pos_txn_id")
         outputs = []
+        awaits = entry["kind"] in SALE_KINDS and self.ledger.expects_settlement(entry)
         if entry["kind"] in ("void", "reversal") and original \
                 and self.index.watched_deadline(original) is not None:
             # A cancelled sale expects no money: it is no longer overdue.
@@ -109,10 +126,13 @@ class SettlementWatchdog:
             # The void's own time stands for "now": transactions carry no clock.
             outputs.append(("alert", self._obs("settlement_overdue", original, False,
                                                entry["time"])))
-        elif entry["kind"] in SALE_KINDS and self.ledger.expects_settlement(entry):
-            if entry["first"] is None:
-                self.index.watch(entry)
-        return outputs
+        elif new:
+            # The ledger added it watched if it awaits money (a void that came
+            # first made it cancelled: not awaiting); its key was unknown before.
+            return outputs, entry["deadline"] if awaits else None
+        elif awaits and entry["first"] is None:
+            self.index.watch(entry)
+        return outputs, _ASK
 
     def watched_deadline(self, pos_txn_id):
         """The deadline of a sale still awaiting its money, else None."""
