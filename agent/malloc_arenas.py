@@ -11,23 +11,42 @@ The shipped unit sets MALLOC_ARENA_MAX=2 (glibc reads it at the first
 malloc); a daemon started any other way (tests, the demo, a shell) caps
 itself here with mallopt(M_ARENA_MAX), which works at run time but only for
 threads not yet started: run_from_config calls it before assembling.
+
+Fixed mmap and trim thresholds too (128 KiB and 256 KiB, glibc's starting
+values).  glibc raises its mmap threshold each time a large mmapped block
+is freed, up to 32 MiB, and its trim threshold with it: after the first
+1 MiB journal read, every later one comes from the heap and the freed space
+stays resident.  A fixed threshold (any mallopt of it turns the raising
+off) sends each large block back when freed: in a 100,000-sale outage burst
+on a quiet machine the daemon's peak fell 49.3 -> 48.1 MiB.  The 64 KiB
+receive buffers of the POS socket stay below it (no mmap per read).
 """
 
 import os
 
-M_ARENA_MAX = -8          # glibc's malloc.h
+M_TRIM_THRESHOLD = -1     # glibc's malloc.h
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 ARENAS = 2
+MMAP_THRESHOLD = 128 << 10
+TRIM_THRESHOLD = 256 << 10
+# (mallopt parameter, value, the environment variable that sets it instead)
+SETTINGS = ((M_ARENA_MAX, ARENAS, "MALLOC_ARENA_MAX"),
+            (M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
+            (M_TRIM_THRESHOLD, TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_"))
 
 
-def cap_malloc_arenas(limit=ARENAS):
-    """True when the cap was set here; False when MALLOC_ARENA_MAX is
-    already in the environment (the operator's value stands) or the C
-    library has no such knob (not glibc)."""
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return False
+def cap_malloc_arenas(settings=SETTINGS):
+    """The settings made here, by environment variable name; one already
+    in the environment is left as the operator set it; none on a C library
+    without mallopt (not glibc)."""
     try:
         import ctypes
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
-        return False
-    return mallopt(M_ARENA_MAX, limit) == 1
+        return []
+    done = []
+    for param, value, variable in settings:
+        if not os.environ.get(variable) and mallopt(param, value) == 1:
+            done.append(variable)
+    return done

@@ -46,7 +46,7 @@ INBOX_LIMIT = 256      # publish_alert(s) calls waiting for the link thread
 # per kind is kept, for the resend of active alerts).  Every transition is
 # journaled and reaches the backend with the records: the topic copy is the
 # fast path, best effort.
-INBOX_ALERTS = 2048
+INBOX_ALERTS = 512            # alert transitions waiting for the link thread (each a dict of ~1.3 KB; all journaled)
 
 
 def now_ms():

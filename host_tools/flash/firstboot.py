@@ -86,8 +86,9 @@ Wants=time-sync.target
 Type=notify
 NotifyAccess=main
 ExecStart=/opt/daozhang/bin/daozhang agent run --config %(state_dir)s/agent.toml
-# Two malloc arenas, not one per busy thread (agent/malloc_arenas.py).
-Environment=MALLOC_ARENA_MAX=2
+# Two malloc arenas, not one per busy thread; fixed mmap and trim
+# thresholds (agent/malloc_arenas.py).
+Environment=MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=262144
 User=daozhang
 Group=daozhang
 SupplementaryGroups=daozhang-pos dialout gpio
