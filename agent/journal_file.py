@@ -391,11 +391,8 @@ class JournalFile:
     def effective_fill(self):
         """Fraction of segments holding unreleased records, counting noted cursors."""
         released = self.noted_cursors()[1]
-        ring = self.ring
         with self._lock:
-            count = sum(1 for index, first in enumerate(ring.first_seqs)
-                        if first is not None and (index == ring.head_index
-                                                  or ring._segment_last_seq(index) >= released))
+            count = self.ring.segments_unreleased(released)
         return count / self.geo.segment_count
 
     def stats(self):

@@ -52,13 +52,8 @@ class LinkJournal:
         self.journal.set_cursors()
 
     def fill(self):
-        released = self.journal.noted[1]
         ring = self.ring
-        count = 0
-        for index, first in enumerate(ring.first_seqs):
-            if first is not None and (index == ring.head_index or ring._segment_last_seq(index) >= released):
-                count += 1
-        return count / ring.geo.segment_count
+        return ring.segments_unreleased(self.journal.noted[1]) / ring.geo.segment_count
 
     def save_anchor(self, payload):
         self._anchor = payload

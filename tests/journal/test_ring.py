@@ -164,11 +164,18 @@ def _spare_by_definition(ring, released):
     return count
 
 
+def _unreleased_by_definition(ring, released):
+    """The head, and each in-use segment whose last record is not released."""
+    return sum(1 for index, first in enumerate(ring.first_seqs)
+               if first is not None and (index == ring.head_index
+                                         or ring._segment_last_seq(index) >= released))
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 6), st.integers(0, 100)), min_size=1, max_size=60))
 def test_spare_segments_counts_what_a_commit_could_move_into(steps):
-    """Invariant: spare_segments() (cached) equals its definition after any
-    history of commits and releases; and with none spare, the ring can still
+    """Invariant: spare_segments() and segments_unreleased() (cached) equal
+    their definitions after any history of commits and releases; and with none spare, the ring can still
     take commits only inside the head segment."""
     storage, ring = new_ring(segment_size=8192, segment_count=4)
     n = 0
@@ -183,3 +190,5 @@ def test_spare_segments_counts_what_a_commit_could_move_into(steps):
         for probe in (None, ring.released, ring.next_seq):
             expected = _spare_by_definition(ring, ring.released if probe is None else probe)
             assert ring.spare_segments(probe) == expected
+            assert ring.segments_unreleased(probe) == _unreleased_by_definition(
+                ring, ring.released if probe is None else probe)

@@ -135,6 +135,7 @@ class Ring:
         self.torn_headers = []       # free segments whose header a power cut garbled (boot record)
         self._dev_item = cbor.text_item(geometry.device_id)    # encoded once for every checkpoint
         self._spare_cache = None     # (key, spare_segments())
+        self._unreleased_cache = None   # (key, segments_unreleased())
 
     # -- recovery ---------------------------------------------------------
 
@@ -265,12 +266,27 @@ class Ring:
     def segments_in_use(self):
         return sum(1 for s in self.first_seqs if s is not None)
 
-    def segments_unreleased(self):
-        """Segments holding at least one record that may not be overwritten yet."""
+    def segments_unreleased(self, released=None):
+        """Segments holding at least one record that may not be overwritten
+        yet (at or above `released`, default the committed cursor): the head
+        and each in-use segment whose last record is not released.  One
+        sorted pass, O(S log S) in the segment count (a segment's last record
+        is the next newer segment's first - 1), and cached like
+        spare_segments: the sync link asks it at every step, under the
+        journal's lock that the POS's commit takes too."""
+        released = self.released if released is None else released
+        key = (self.head_index, released, self.next_seq if self.head_index is None else None)
+        cached = self._unreleased_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        used = sorted((first, index) for index, first in enumerate(self.first_seqs)
+                      if first is not None)
         count = 0
-        for index, first in enumerate(self.first_seqs):
-            if first is not None and (index == self.head_index or self._segment_last_seq(index) >= self.released):
+        for k, (first, index) in enumerate(used):
+            last = used[k + 1][0] - 1 if k + 1 < len(used) else self.next_seq - 1
+            if index == self.head_index or last >= released:
                 count += 1
+        self._unreleased_cache = (key, count)
         return count
 
     def spare_segments(self, released=None):
