@@ -134,8 +134,7 @@ class Ring:
         self.quarantine = []         # (file offset, bytes) recovery sets aside before zeroing
         self.torn_headers = []       # free segments whose header a power cut garbled (boot record)
         self._dev_item = cbor.text_item(geometry.device_id)    # encoded once for every checkpoint
-        self._spare_cache = None     # (key, spare_segments())
-        self._unreleased_cache = None   # (key, segments_unreleased())
+        self._space_cache = None     # (key, (spare_segments(), segments_unreleased()))
 
     # -- recovery ---------------------------------------------------------
 
@@ -269,49 +268,41 @@ class Ring:
     def segments_unreleased(self, released=None):
         """Segments holding at least one record that may not be overwritten
         yet (at or above `released`, default the committed cursor): the head
-        and each in-use segment whose last record is not released.  One
-        sorted pass, O(S log S) in the segment count (a segment's last record
-        is the next newer segment's first - 1), and cached like
-        spare_segments: the sync link asks it at every step, under the
-        journal's lock that the POS's commit takes too."""
-        released = self.released if released is None else released
-        key = (self.head_index, released, self.next_seq if self.head_index is None else None)
-        cached = self._unreleased_cache
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        used = sorted((first, index) for index, first in enumerate(self.first_seqs)
-                      if first is not None)
-        count = 0
-        for k, (first, index) in enumerate(used):
-            last = used[k + 1][0] - 1 if k + 1 < len(used) else self.next_seq - 1
-            if index == self.head_index or last >= released:
-                count += 1
-        self._unreleased_cache = (key, count)
-        return count
+        and each in-use segment whose last record is not released.  The sync
+        link asks it at every step, under the journal's lock that the POS's
+        commit takes too: see _space."""
+        return self._space(released)[1]
 
     def spare_segments(self, released=None):
         """Segments besides the head that a commit could move into: never
         used, or holding only records released below `released` (default:
         the committed cursor).  The intake keeps one in reserve so that
         settlement acks, alerts and cursor commits still fit when sales have
-        filled the journal.  Cached: it changes only when the head moves to
-        another segment or the release cursor moves."""
+        filled the journal."""
+        return self._space(released)[0]
+
+    def _space(self, released):
+        """(spare, unreleased) segment counts for `released`: one sorted pass,
+        O(S log S) in the segment count (a segment's last record is the next
+        newer segment's first - 1), cached: both change only when the head
+        moves to another segment or the release cursor moves."""
         released = self.released if released is None else released
         key = (self.head_index, released, self.next_seq if self.head_index is None else None)
-        cached = self._spare_cache
+        cached = self._space_cache
         if cached is not None and cached[0] == key:
             return cached[1]
         used = sorted((first, index) for index, first in enumerate(self.first_seqs)
                       if first is not None)
-        count = self.geo.segment_count - len(used)
+        spare, unreleased = self.geo.segment_count - len(used), 0
         for k, (first, index) in enumerate(used):
-            if index == self.head_index:
-                continue
             last = used[k + 1][0] - 1 if k + 1 < len(used) else self.next_seq - 1
-            if last < released:
-                count += 1
-        self._spare_cache = (key, count)
-        return count
+            if index == self.head_index or last >= released:
+                unreleased += 1
+            else:
+                spare += 1
+        counts = (spare, unreleased)
+        self._space_cache = (key, counts)
+        return counts
 
     def _next_segment(self, released):
         """Index of the segment the next commit may start, or JournalFull."""
