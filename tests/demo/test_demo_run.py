@@ -113,6 +113,10 @@ def test_live_screen_and_ctrl_c_in_a_terminal(mosquitto, tmp_path):
     pid, fd = pty.fork()
     if pid == 0:                                      # the child: a terminal user
         os.environ.update({"COLUMNS": "120", "LINES": "60", "TERM": "xterm"})
+        # As a login shell leaves it: a suite started in the background of a
+        # non-interactive shell (`cmd &`) ignores SIGINT, and an ignored
+        # signal stays ignored across exec, so the demo would never see Ctrl-C.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execv(sys.executable, DEMO + ["--duration", "0", "--workdir", str(workdir)])
     try:
         buf, ok = _read_until(fd, b"", lambda b: b"paid out" in b, 60)
