@@ -52,7 +52,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
 from daozhang.client import Client  # noqa: E402
-from dztest.settlement_e2e import DAY_MS, backdated_sale, now_ms, rfc3339  # noqa: E402
+from dztest.settlement_e2e import DAY_MS, alerts_json, backdated_sale, now_ms, rfc3339  # noqa: E402
 
 DEVICE = "bench-outage"
 CALM_DEVICE = "bench-calm"
@@ -218,14 +218,6 @@ def _vm_hwm_mib(pid):
         return [int(line.split()[1]) / 1024.0 for line in f if line.startswith("VmHWM:")][0]
 
 
-def _alerts_json(config):
-    try:
-        with open(os.path.join(os.path.dirname(config), "alerts.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
 def _receipts_e2e_ms(world, sent):
     """Sorted ms from each probe sale's submit to its row at the backend
     (received_at, the backend's wall clock on this same machine)."""
@@ -297,7 +289,7 @@ def daemon_figures(tmp, n, clients=16, probe=2000):
             stop.set()
             probe_thread.join()
             total = n + len(during)
-            wait_for(lambda: _alerts_json(config).get("summary", {}).get("firing", 0) >= total,
+            wait_for(lambda: alerts_json(config).get("summary", {}).get("firing", 0) >= total,
                      3600, "every overdue sale firing on the terminal")
             judged_s = time.monotonic() - t0
             wait_for(lambda: _backend_firing(world.db) >= total, 3600,
@@ -310,7 +302,7 @@ def daemon_figures(tmp, n, clients=16, probe=2000):
                 [(sock, lambda i: overdue(i, "Q")), (peer_sock, lambda i: calm(10 ** 6 + i))], probe)
             hwm = _vm_hwm_mib(agent.proc.pid)
             e2e = _receipts_e2e_ms(world, sent)
-            display = _alerts_json(config).get("summary", {}).get("display")
+            display = alerts_json(config).get("summary", {}).get("display")
             agent.terminate()
         finally:
             world.close()

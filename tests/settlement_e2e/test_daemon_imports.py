@@ -9,20 +9,9 @@ log, PYTHONPROFILEIMPORTTIME, lists every module it loaded) and maps no
 `cryptography` extension.
 """
 
-import json
-import os
-
 from daozhang.client import Client
-from dztest.settlement_e2e import backdated_sale
+from dztest.settlement_e2e import alerts_json, backdated_sale
 from dztest.sync_world import wait_for
-
-
-def _alerts(config):
-    try:
-        with open(os.path.join(os.path.dirname(config), "alerts.json")) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
 
 
 def test_the_daemon_imports_neither_cryptography_nor_babel(world):
@@ -31,7 +20,7 @@ def test_the_daemon_imports_neither_cryptography_nor_babel(world):
     agent = world.start_agent(config, env={"PYTHONPROFILEIMPORTTIME": "1"})
     with Client(sock) as pos:
         pos.submit(backdated_sale("IMP-1", "700000000001", days_ago=5))
-    wait_for(lambda: _alerts(config).get("summary", {}).get("firing", 0) >= 1, 60,
+    wait_for(lambda: alerts_json(config).get("summary", {}).get("firing", 0) >= 1, 60,
              "the overdue sale firing on the terminal")
     # The backend acked everything: the daemon verified its signed acks.
     wait_for(lambda: world.status(config).get("backlog", 1) == 0
