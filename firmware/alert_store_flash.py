@@ -234,6 +234,15 @@ class FlashAlertStore(HashChains):
         heaps = self._kind(ident[0])
         slot, head = self._find(ident)
         if slot is None:
+            if self.count >= 2 << self.log2:
+                self._grow()
+            # The writes that grow a file (where a full file system fails)
+            # come first: refused, the store is as it was.
+            if not self.free:
+                self.rec.write(self.hw, bytes(SLOT))
+            n = max(heaps.sizes)
+            if (n + 1) * 12 > heaps.file.length:
+                heaps.file.write(n, bytes(12))
             slot = self._alloc()
             h = _hash(ident)
             head = [LIVE, self._push_link(0, h, slot), h, 0, 0, 0, 0, 0, 0, 0, 0]
@@ -256,8 +265,6 @@ class FlashAlertStore(HashChains):
         self.rec.write(slot, body, HEAD_LEN)
         for which in push:
             heaps.push(which, slot)
-        if self.count > 2 << self.log2:
-            self._grow()
 
     def _alloc(self):
         if self.free:
@@ -269,7 +276,8 @@ class FlashAlertStore(HashChains):
 
     def _grow(self):
         """Double the buckets and re-chain every alert: O(n) once per
-        doubling, amortised O(1) a put."""
+        doubling, amortised O(1) a put.  The file grows first."""
+        self.bkt.write((2 << self.log2) - 1, bytes(4))
         self.log2 += 1
         self.bkt.write(0, bytes(4 << self.log2))
         for slot, head in self._live():

@@ -59,6 +59,17 @@ PROFILE = {"merchant_id": "102290058120001", "terminal_id": "MCU00001", "mcc": "
                     "card_types": {"debit": {"bp": 55, "cap": 2000}, "credit": {"bp": 60, "cap": None}}}}
 
 
+class Rand:
+    """A seeded LCG: the same history on both interpreters."""
+
+    def __init__(self, seed):
+        self.x = seed
+
+    def below(self, n):
+        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self.x >> 8) % n
+
+
 def calendar():
     from daozhang.agent.core.business_calendar import BusinessCalendar, FixedOffset
     return BusinessCalendar.from_profile(PROFILE, FixedOffset(CST))
