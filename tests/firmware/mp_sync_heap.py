@@ -16,6 +16,7 @@ import time
 import usocket
 
 from daozhang.agent.core.journal import layout
+from daozhang.firmware import alert_store_flash  # noqa: F401  (imported before the base: frozen code on a board)
 from daozhang.firmware import ed25519
 from daozhang.firmware.flash_records import DirFiles
 from daozhang.firmware.link_journal import LinkJournal
@@ -79,7 +80,8 @@ def setup():
     # the partition's blocks stand for the board's flash: not the Python heap).
     index = FlashSaleIndex(DirFiles("/sidx"), journal.ring.geo.journal_id)
     terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, kit.Pin(), kit.Display()),
-                        lambda actions: link.queue_alerts(actions, clock.wall_ms), index=index)
+                        lambda actions: link.queue_alerts(actions, clock.wall_ms), index=index,
+                        alert_files=DirFiles("/alerts"))       # the alert machine's records too, as main() has them
     loop = Loop(terminal, None, kit.WDT(), lambda: clock.wall_ms, link=link)
 
 
