@@ -48,6 +48,7 @@ Portable: CPython and MicroPython.
 import struct
 
 from daozhang.agent.core.errors import LocalError
+from daozhang.agent.core.settlement.alert_store import DictReads
 from daozhang.firmware.alert_store_slots import (BODY_MAX, DUE, F_BLEN, F_DUE, F_HASH, F_KLEN, F_NEXT,
                                                  F_NOTIFIED, F_SINCE, FIRST_LOG2, HEAD_LEN, LIVE, NOTIFIED,
                                                  SINCE, SLOT, AlertSlots, _encode, _hash, _storage)
@@ -55,7 +56,7 @@ from daozhang.firmware.alert_store_slots import (BODY_MAX, DUE, F_BLEN, F_DUE, F
 __all__ = ("FlashAlertStore", "BODY_MAX", "SLOT", "FIRST_LOG2")
 
 
-class FlashAlertStore(AlertSlots):
+class FlashAlertStore(AlertSlots, DictReads):
     """The alert store's face over AlertSlots (see the module's docstring)."""
 
     # -- the read side of a dict ----------------------------------------------------
@@ -67,15 +68,6 @@ class FlashAlertStore(AlertSlots):
         except OSError as exc:
             raise _storage(exc)
 
-    def __getitem__(self, ident):
-        rec = self.get(ident)
-        if rec is None:
-            raise KeyError(ident)
-        return rec
-
-    def __contains__(self, ident):
-        return self.get(ident) is not None
-
     def __len__(self):
         return self.count
 
@@ -86,10 +78,6 @@ class FlashAlertStore(AlertSlots):
     def items(self):
         for slot, head in self._live():
             yield self._ident(slot, head), self._record(slot, head)
-
-    def values(self):
-        for slot, head in self._live():
-            yield self._record(slot, head)
 
     # -- changes ----------------------------------------------------------------------
 

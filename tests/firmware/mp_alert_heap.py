@@ -14,8 +14,6 @@
 # alert files.  Not counted: the modules (frozen in flash on a board); the
 # journal, the index's and the alerts' files are on the port's filesystem
 # (Node's memory, as the board's flash), not the Python heap.
-import gc
-
 from daozhang.agent.core.journal import layout
 from daozhang.firmware import alert_store_flash  # noqa: F401  (imported before the base: frozen code on a board)
 from daozhang.firmware.flash_records import DirFiles
@@ -29,22 +27,13 @@ from portable import kit
 DAY = 86400000
 HOUR = 3600000
 PER_STEP = 50
-state = {"sold": 0, "peak": 0, "where": "", "ticks": 0}
-base = {}
-
-
-def mark(where):
-    gc.collect()
-    used = gc.mem_alloc() - base["code"] - base["partition"]
-    if used > state["peak"]:
-        state["peak"], state["where"] = used, where
-    return used
+state = {"sold": 0, "ticks": 0}
+heap = kit.HeapMark()
 
 
 def setup():
     global clock, journal, loop, led, now
-    gc.collect()
-    base["code"] = gc.mem_alloc()
+    heap.base = heap.now()                  # the modules: frozen in flash on a board
     # The journal in a file, as the shipped esp32s3 board has it
     # (firmware/flash_storage.py), on the port's filesystem: not on the
     # Python heap, whose conservative collector would otherwise scan the
@@ -56,7 +45,6 @@ def setup():
         block = bytes(4096)
         for _ in range(geo.file_size // 4096 - 1):
             f.write(block)
-    base["partition"] = 0
     clock = kit.StepClock(wall_ms=P["now_ms"], step=10)
     now = [P["now_ms"]]
     led = kit.Pin()
@@ -72,7 +60,7 @@ def step(i):
     if i == 0:
         setup()
         return
-    used = mark("step %d" % i)
+    used = heap.mark("step %d" % i)
     if state["sold"] < P["sales"]:
         for _ in range(min(PER_STEP, P["sales"] - state["sold"])):
             n = state["sold"]
@@ -102,7 +90,7 @@ def _bytes(path):
 
 
 def finish():
-    mark("finish")
+    heap.mark("finish")
     print("SOLD", state["sold"])
     print("FIRING", len(loop.terminal.alerts.firing()))
     print("STORE", type(loop.terminal.alerts.alerts).__name__)
@@ -110,6 +98,6 @@ def finish():
     print("TICKS", state["ticks"])
     print("HEAP_AFTER_SALES", state.get("after_sales"))
     print("HEAP_FIRING", state.get("firing_heap"))
-    print("HEAP_PEAK", state["peak"], state["where"].replace(" ", "_"))
+    print(heap.line())
     print("ALERT_FILE_BYTES", _bytes("/alerts"))
     print("INDEX_FILE_BYTES", _bytes("/sidx"))

@@ -10,7 +10,6 @@
 # everything else, the watchdog, the alert machine, the sync state and its
 # queued alert messages, umqtt.
 import binascii
-import gc
 import time
 
 import usocket
@@ -33,15 +32,8 @@ from umqtt.simple import MQTTClient
 DAY = 86400000
 OVERDUE = 100
 PER_STEP = 10
-state = {"phase": "sales", "sold": 0, "peak": 0, "where": "", "steps": 0}
-base = {}
-
-
-def mark(where):
-    gc.collect()
-    used = gc.mem_alloc() - base["code"] - base["partition"]
-    if used > state["peak"]:
-        state["peak"], state["where"] = used, where
+state = {"phase": "sales", "sold": 0, "steps": 0}
+heap = kit.HeapMark()
 
 
 class BoardClock:
@@ -61,12 +53,11 @@ class BoardClock:
 def setup():
     global clock, journal, terminal, link, loop, led
     usocket.USE_TLS[0] = True
-    gc.collect()
-    base["code"] = gc.mem_alloc()
+    heap.base = heap.now()                  # the modules: frozen in flash on a board
     geo = layout.Geometry(65536, 16, binascii.unhexlify(P["journal_id"]), P["device"], P["now_ms"])
-    before = gc.mem_alloc()
+    before = heap.now()
     part = FakePartition(geo.file_size // 4096 + 2)
-    base["partition"] = gc.mem_alloc() - before
+    heap.base += heap.now() - before        # the flash itself
     format_partition(part, geo.encode())
     clock = BoardClock(P["now_ms"])
     state["t0"] = time.ticks_ms()
@@ -91,9 +82,9 @@ def step(i):
         return
     if state["phase"] == "done":
         return                                  # the spare steps: nothing to measure
-    mark("%s step %d" % (state["phase"], i))
+    heap.mark("%s step %d" % (state["phase"], i))
     if state["phase"] == "sync" and state["steps"] == 0:
-        state["after_sales"] = state["peak"]
+        state["after_sales"] = heap.peak
     if state["phase"] == "sales":           # offline: the backlog builds up
         for _ in range(PER_STEP):
             n = state["sold"]
@@ -116,7 +107,7 @@ def step(i):
 
 
 def finish():
-    mark("finish")
+    heap.mark("finish")
     print("PHASE", state["phase"])
     print("SOLD", state["sold"])
     print("BACKLOG", state.get("backlog"))
@@ -127,4 +118,4 @@ def finish():
     print("SALES_MS", state.get("t_sales"))
     print("SYNC_MS", state.get("t_sync"))
     print("HEAP_AFTER_SALES", state.get("after_sales"))
-    print("HEAP_PEAK", state["peak"], state["where"].replace(" ", "_"))
+    print(heap.line())
