@@ -2,7 +2,7 @@
 agent/core/settlement/alert_store.py's MemoryAlertStore (the read side of a
 dict keyed by (kind, key), put, delete, pop_due, has_due, oldest_firing,
 latest_notified, close), with nothing per alert in RAM.  A terminal's heap
-(96 KiB) cannot hold an acquirer outage's overdue alerts at some 450 bytes
+(96 KiB) cannot hold an acquirer outage's overdue alerts at some 430 bytes
 each; the Linux daemon keeps them in SQLite (agent/alert_store_sqlite.py),
 the board here (docs/DESIGN.md, "The alert store on flash").
 
@@ -37,9 +37,10 @@ objects, a few counters and three heap sizes per kind.
 Derived data, no crash consistency: the files are wiped when the store is
 created (at every boot), as the board's machine always started empty: the
 watchdog's first tick observes every overdue sale again
-(firmware/index_replay.py).  Capacity: the files grow as alerts arrive; a
-full file system (or any OSError of the files) raises StorageError, so an
-alert is never dropped silently.  A record longer than a slot raises
+(firmware/index_replay.py).  Capacity: the files grow as alerts arrive
+(512 B an alert); a full file system (or any OSError of the files) raises
+StorageError, never an alert dropped silently, and the writes that grow a
+file come first, so a new alert refused leaves the store as it was.  A record longer than a slot raises
 LocalError naming its size, before anything changes (every record the
 machine makes with a 64-character key and ref fits: SLOT is sized for it).
 Portable: CPython and MicroPython.
