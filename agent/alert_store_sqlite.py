@@ -16,6 +16,8 @@ Keys are text in the daemon (pos_txn_id, acquirer_ref, "device", ...).
 
 import json
 
+from daozhang.agent.core.settlement.alert_store import DictReads
+
 _DUMPS = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 SCHEMA = """
 CREATE TABLE alert (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL,
@@ -28,7 +30,7 @@ CREATE INDEX alert_notified ON alert (kind, notified) WHERE state = 'firing';
 _BATCH = 512   # rows fetched at a time when iterating
 
 
-class SqliteAlertStore:
+class SqliteAlertStore(DictReads):
     def __init__(self, db):
         self.db = db
         self._count = db.execute("SELECT COUNT(*) FROM alert").fetchone()[0]
@@ -39,12 +41,6 @@ class SqliteAlertStore:
         row = self.db.execute("SELECT body FROM alert WHERE kind = ? AND key = ?",
                               (ident[0], str(ident[1]))).fetchone()
         return default if row is None else json.loads(row[0])
-
-    def __getitem__(self, ident):
-        rec = self.get(ident)
-        if rec is None:
-            raise KeyError(ident)
-        return rec
 
     def __contains__(self, ident):
         return self.db.execute("SELECT 1 FROM alert WHERE kind = ? AND key = ?",
@@ -73,10 +69,6 @@ class SqliteAlertStore:
     def items(self):
         for kind, key, body in self._rows("body"):
             yield (kind, key), json.loads(body)
-
-    def values(self):
-        for _, rec in self.items():
-            yield rec
 
     # -- changes --------------------------------------------------------------------
 

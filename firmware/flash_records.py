@@ -3,6 +3,7 @@
 
     files = DirFiles("/sidx")        # a directory on the board's littlefs
     files = MemoryFiles()            # tests: BytesIO "files" that outlive a reopen
+    files.clear()                    # every file gone (a derived store starts empty)
     recs = RecordFile(files.open("ent"), 320)
     recs.read(i) -> bytes            # a record never written reads as zeros
     recs.write(i, data, at=0)        # part of record i, from byte `at`
@@ -80,6 +81,13 @@ class DirFiles:
         self.opened.append(f)
         return f
 
+    def clear(self):
+        """Close and remove every file in the directory (a derived store
+        starting empty at boot)."""
+        self.close()
+        for name in os.listdir(self.path):
+            os.remove(self.path + "/" + name)
+
     def sync(self):
         # Nothing more: a file's flush() is what makes it durable on the
         # board (littlefs lfs_file_sync, FAT f_sync), and os.sync() on CPython
@@ -141,6 +149,10 @@ class MemoryFiles:
 
     def sync(self):
         pass
+
+    def clear(self):
+        self.durable = {}
+        self.live = {}
 
     def close(self):
         pass

@@ -127,9 +127,11 @@ def main(path="/board.json"):      # pragma: no cover - runs on the board only
     # The watchdog's sales on flash, beside the journal (firmware/sale_index_flash.py):
     # the heap stays flat however many sales await their money.
     index = FlashSaleIndex(DirFiles(cfg["journal_file"] + ".idx"), journal.ring.geo.journal_id)
+    # And the alert machine's records (firmware/alert_store_flash.py), wiped
+    # at each boot: an outage's overdue alerts cost the heap nothing either.
     terminal = Terminal(journal, profile, calendar, Outputs(led, buzzer, display),
                         None if link is None else (lambda actions: link.queue_alerts(actions, wall_ms())),
-                        index=index)
+                        index=index, alert_files=DirFiles(cfg["journal_file"] + ".alerts"))
     # Started only now: a sale index rebuilt from the whole journal (after a
     # power cut while it was dirty) may take longer than one WDT period.
     wdt = machine.WDT(timeout=cfg["wdt_ms"])

@@ -10,6 +10,7 @@ import struct
 
 from daozhang.agent.core import cbor
 from daozhang.agent.core.settlement.settlement_checks import CHECKS
+from daozhang.firmware.flash_chains import HashChains
 from daozhang.firmware.flash_records import RecordFile, stable_hash
 from daozhang.firmware.sale_index_heaps import Heaps
 
@@ -72,7 +73,7 @@ def _mask(checks):
     return m
 
 
-class FlashSlots:
+class FlashSlots(HashChains):
     """The files of one index, opened; started empty when missing, torn, stale or dirty."""
 
     def __init__(self, files, journal_id):
@@ -109,6 +110,12 @@ class FlashSlots:
             self._write_head()
             self.checkpoint(None)
         self._unsee_all()
+
+    bucket_base = HEAD_SIZE // 4       # the buckets follow the header in `bkt`
+
+    @property
+    def log2(self):
+        return self.h[H_LOG2]
 
     # -- the header, dirty and clean --------------------------------------------
 
@@ -189,15 +196,6 @@ class FlashSlots:
 
     # -- hash chains (links are slot + 1; 0 ends a chain) ----------------------------
 
-    def _bucket(self, m, h):
-        return HEAD_SIZE // 4 + m * (1 << self.h[H_LOG2]) + (h & ((1 << self.h[H_LOG2]) - 1))
-
-    def _chain_head(self, m, h):
-        return struct.unpack("<i", self.bkt.read(self._bucket(m, h)))[0]
-
-    def _set_chain_head(self, m, h, link):
-        self.bkt.write(self._bucket(m, h), struct.pack("<i", link))
-
     def _ent_chain(self, m, h, field, hfield):
         """Slots (and heads) of live entries in map m's chain for hash h."""
         link = self._chain_head(m, h)
@@ -205,22 +203,6 @@ class FlashSlots:
             head = self._ent_head(link - 1)
             if head[hfield] == h:
                 yield link - 1, head
-            link = head[field]
-
-    def _unlink(self, m, h, slot, read_head, put_head, field):
-        """Take slot out of map m's chain for hash h."""
-        link = self._chain_head(m, h)
-        prev = None
-        while link:
-            head = read_head(link - 1)
-            if link - 1 == slot:
-                if prev is None:
-                    self._set_chain_head(m, h, head[field])
-                else:
-                    prev[1][field] = head[field]
-                    put_head(prev[0], prev[1])
-                return
-            prev = (link - 1, head)
             link = head[field]
 
     def _find(self, key):
@@ -283,12 +265,6 @@ class FlashSlots:
 
     def _ack_head(self, slot):
         return list(struct.unpack(ACK, self.acks.read(slot, struct.calcsize(ACK))))
-
-    def _push_link(self, m, h, slot):
-        """Slot at the front of its chain; returns the link it now points to."""
-        old = self._chain_head(m, h)
-        self._set_chain_head(m, h, slot + 1)
-        return old
 
     def _chain_in(self, slot, head):
         flags = head[E_FLAGS]

@@ -60,9 +60,14 @@ class Outputs:
 
 class Terminal:
     """`alert_sink(actions)`, if given, also gets every journaled alert
-    action (the sync link sends them up on the `alerts` topic)."""
+    action (the sync link sends them up on the `alerts` topic).
+    `alert_files` (firmware/flash_records.py's DirFiles on the board): the
+    alert machine's records on flash (firmware/alert_store_flash.py, wiped
+    here: derived, the first tick observes every overdue sale again);
+    without it they are in RAM."""
 
-    def __init__(self, journal, profile=None, calendar=None, outputs=None, alert_sink=None, index=None):
+    def __init__(self, journal, profile=None, calendar=None, outputs=None, alert_sink=None, index=None,
+                 alert_files=None):
         self.journal = journal
         self.alert_sink = alert_sink
         self.dev = journal.ring.geo.device_id
@@ -75,7 +80,11 @@ class Terminal:
         if self.index is not None:
             from daozhang.firmware.index_replay import catch_up
             self.replayed = catch_up(self.watchdog, journal)
-        self.alerts = AlertMachine(currency)
+        store = None
+        if alert_files is not None:
+            from daozhang.firmware.alert_store_flash import FlashAlertStore
+            store = FlashAlertStore(alert_files)
+        self.alerts = AlertMachine(currency, store=store)
         self.outputs = outputs or Outputs()
         self.decoder = intake_frames.FrameDecoder()
         self.taken = 0

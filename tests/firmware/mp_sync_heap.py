@@ -10,12 +10,12 @@
 # everything else, the watchdog, the alert machine, the sync state and its
 # queued alert messages, umqtt.
 import binascii
-import gc
 import time
 
 import usocket
 
 from daozhang.agent.core.journal import layout
+from daozhang.firmware import alert_store_flash  # noqa: F401  (imported before the base: frozen code on a board)
 from daozhang.firmware import ed25519
 from daozhang.firmware.flash_records import DirFiles
 from daozhang.firmware.link_journal import LinkJournal
@@ -32,15 +32,8 @@ from umqtt.simple import MQTTClient
 DAY = 86400000
 OVERDUE = 100
 PER_STEP = 10
-state = {"phase": "sales", "sold": 0, "peak": 0, "where": "", "steps": 0}
-base = {}
-
-
-def mark(where):
-    gc.collect()
-    used = gc.mem_alloc() - base["code"] - base["partition"]
-    if used > state["peak"]:
-        state["peak"], state["where"] = used, where
+state = {"phase": "sales", "sold": 0, "steps": 0}
+heap = kit.HeapMark()
 
 
 class BoardClock:
@@ -60,12 +53,11 @@ class BoardClock:
 def setup():
     global clock, journal, terminal, link, loop, led
     usocket.USE_TLS[0] = True
-    gc.collect()
-    base["code"] = gc.mem_alloc()
+    heap.base = heap.now()                  # the modules: frozen in flash on a board
     geo = layout.Geometry(65536, 16, binascii.unhexlify(P["journal_id"]), P["device"], P["now_ms"])
-    before = gc.mem_alloc()
+    before = heap.now()
     part = FakePartition(geo.file_size // 4096 + 2)
-    base["partition"] = gc.mem_alloc() - before
+    heap.base += heap.now() - before        # the flash itself
     format_partition(part, geo.encode())
     clock = BoardClock(P["now_ms"])
     state["t0"] = time.ticks_ms()
@@ -79,7 +71,8 @@ def setup():
     # the partition's blocks stand for the board's flash: not the Python heap).
     index = FlashSaleIndex(DirFiles("/sidx"), journal.ring.geo.journal_id)
     terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, kit.Pin(), kit.Display()),
-                        lambda actions: link.queue_alerts(actions, clock.wall_ms), index=index)
+                        lambda actions: link.queue_alerts(actions, clock.wall_ms), index=index,
+                        alert_files=DirFiles("/alerts"))       # the alert machine's records too, as main() has them
     loop = Loop(terminal, None, kit.WDT(), lambda: clock.wall_ms, link=link)
 
 
@@ -89,9 +82,9 @@ def step(i):
         return
     if state["phase"] == "done":
         return                                  # the spare steps: nothing to measure
-    mark("%s step %d" % (state["phase"], i))
+    heap.mark("%s step %d" % (state["phase"], i))
     if state["phase"] == "sync" and state["steps"] == 0:
-        state["after_sales"] = state["peak"]
+        state["after_sales"] = heap.peak
     if state["phase"] == "sales":           # offline: the backlog builds up
         for _ in range(PER_STEP):
             n = state["sold"]
@@ -114,7 +107,7 @@ def step(i):
 
 
 def finish():
-    mark("finish")
+    heap.mark("finish")
     print("PHASE", state["phase"])
     print("SOLD", state["sold"])
     print("BACKLOG", state.get("backlog"))
@@ -125,4 +118,4 @@ def finish():
     print("SALES_MS", state.get("t_sales"))
     print("SYNC_MS", state.get("t_sync"))
     print("HEAP_AFTER_SALES", state.get("after_sales"))
-    print("HEAP_PEAK", state["peak"], state["where"].replace(" ", "_"))
+    print(heap.line())

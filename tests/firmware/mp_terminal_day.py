@@ -12,6 +12,7 @@ import gc
 import time
 
 from daozhang.agent.core.journal import layout
+from daozhang.firmware import alert_store_flash  # noqa: F401  (imported before the base: frozen code on a board)
 from daozhang.firmware import ed25519
 from daozhang.firmware.main import Loop
 from daozhang.firmware.flash_records import DirFiles
@@ -61,7 +62,8 @@ def setup():
     now = [clock.wall_ms]
     journal = MicroJournal(PartitionStorage(part), signer, clock)
     index = FlashSaleIndex(DirFiles("/sidx"), journal.ring.geo.journal_id)     # as main() wires it
-    loop = Loop(Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, buzzer, display), index=index),
+    loop = Loop(Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, buzzer, display), index=index,
+                         alert_files=DirFiles("/alerts")),
                 None, kit.WDT(), lambda: now[0])
 
 

@@ -59,6 +59,43 @@ PROFILE = {"merchant_id": "102290058120001", "terminal_id": "MCU00001", "mcc": "
                     "card_types": {"debit": {"bp": 55, "cap": 2000}, "credit": {"bp": 60, "cap": None}}}}
 
 
+class HeapMark:
+    """The live heap under MicroPython between steps (gc.mem_alloc after
+    gc.collect: the WebAssembly port frees garbage only between runPython
+    calls), less `base` (what a board does not hold on its heap: the modules,
+    frozen in flash, and a fake flash), and its high-water mark."""
+
+    def __init__(self):
+        self.base = 0
+        self.peak = 0
+        self.where = ""
+
+    def now(self):
+        import gc
+        gc.collect()
+        return gc.mem_alloc()
+
+    def mark(self, where):
+        used = self.now() - self.base
+        if used > self.peak:
+            self.peak, self.where = used, where
+        return used
+
+    def line(self):
+        return "HEAP_PEAK %d %s" % (self.peak, self.where.replace(" ", "_"))
+
+
+class Rand:
+    """A seeded LCG: the same history on both interpreters."""
+
+    def __init__(self, seed):
+        self.x = seed
+
+    def below(self, n):
+        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
+        return (self.x >> 8) % n
+
+
 def calendar():
     from daozhang.agent.core.business_calendar import BusinessCalendar, FixedOffset
     return BusinessCalendar.from_profile(PROFILE, FixedOffset(CST))

@@ -17,22 +17,12 @@ from daozhang.firmware.flash_records import MemoryFiles
 from daozhang.firmware import sale_index_slots
 from daozhang.firmware.sale_index_flash import H_ENT_HW, FlashSaleIndex
 from portable import kit
+from portable.kit import Rand
 
 HOUR = 3600000
 DAY = 24 * HOUR
 START = kit.CREATED_MS + 9 * HOUR
 JOURNAL_ID = b"\x22" * 16
-
-
-class Rand:
-    """A seeded LCG: the same history on both interpreters."""
-
-    def __init__(self, seed):
-        self.x = seed
-
-    def below(self, n):
-        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self.x >> 8) % n
 
 
 def _txn(seq, kind, key, when, amount, original=None, mode="T1"):

@@ -8,6 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.alert_store_sqlite import SqliteAlertStore
 from daozhang.agent.core.settlement.alerts import EVENTS, INHIBIT, SEVERITY_RANK, AlertMachine, IllegalTransition
+from daozhang.firmware.alert_store_flash import F_NEXT, NOTIFIED, SINCE, FlashAlertStore
+from daozhang.firmware.flash_records import MemoryFiles
 from dztest.sale_index import sqlite_index
 
 T0 = 1_800_000_000_000
@@ -87,9 +89,10 @@ step = st.tuples(st.integers(0, DAY), op)
 
 def apply(machine, op, now):
     if op[0] == "observe":
-        _, kind, key, active, escalate_in, amount = op
+        kind, key, active, escalate_in, amount = op[1:6]
+        since = now - amount if len(op) == 6 else op[6]      # op[6]: a `since` many alerts share
         return machine.observe({"kind": kind, "key": key, "active": active, "at": now,
-                                "since": now - amount, "escalate_at": now + escalate_in,
+                                "since": since, "escalate_at": now + escalate_in,
                                 "amount": amount})
     if op[0] == "tick":
         return machine.tick(now)
@@ -100,8 +103,10 @@ def apply(machine, op, now):
     return [act] if act else []
 
 
-def check_against_reference(fast, history):
-    ref = ReferenceMachine()
+def check_against_reference(fast, history, ref=None, each=None):
+    """`fast` and `ref` (the walking ReferenceMachine unless given) agree
+    after every step; `each(fast, ref)` checks more."""
+    ref = ReferenceMachine() if ref is None else ref
     now = T0
     for dt, op in history:
         now += dt
@@ -109,6 +114,8 @@ def check_against_reference(fast, history):
         assert fast.state() == ref.state()
         assert fast.inhibited_kinds() == ref.inhibited_kinds()
         assert indexed_summary(fast) == walked_summary(fast)
+        if each is not None:
+            each(fast, ref)
 
 
 @settings(max_examples=400, deadline=None)
@@ -138,6 +145,64 @@ def test_the_daemons_on_disk_store_equals_the_reference(history):
             assert indexed_summary(fast) == walked_summary(fast)
     finally:
         index.close()
+
+
+# The board's outage: many keys (slots freed and reused, the hash map
+# doubling from one bucket), overdue sales sharing their deadline as `since`
+# (the group's oldest is then the smallest key), steps that land exactly on
+# deadlines.
+KEYS = ["S%02d" % i for i in range(24)]
+shared_op = st.one_of(
+    st.tuples(st.just("observe"), st.sampled_from(KINDS + ["settlement_overdue"] * 5), st.sampled_from(KEYS),
+              st.booleans(), st.integers(0, 2 * DAY), st.sampled_from([0, 100, 5000]),
+              st.sampled_from([T0 - DAY, T0 - HOUR, T0])),
+    st.tuples(st.just("tick")),
+    st.tuples(st.just("handle"), st.sampled_from(KINDS), st.sampled_from(KEYS), st.sampled_from(EVENTS)),
+)
+shared_step = st.tuples(st.sampled_from([0, 1, MINUTE, HOUR, 4 * HOUR, DAY]) | st.integers(0, DAY), shared_op)
+
+
+def flash_store_holds_its_orders(store):
+    """Each kind's heaps hold exactly its firing alerts (no stale entry),
+    every live slot is reachable through the map, which has at least half
+    as many buckets as alerts, and the free list and the live slots
+    partition the file (freed slots are reused)."""
+    firing = {}
+    for (kind, _), rec in store.items():
+        firing[kind] = firing.get(kind, 0) + (rec["state"] == "firing")
+    for kind, heaps in store.heaps.items():
+        assert heaps.sizes[SINCE] == heaps.sizes[NOTIFIED] == firing.get(kind, 0)
+    idents = list(store)
+    assert len(idents) == len(store) == len(set(idents))
+    for ident in idents:
+        assert store._find(ident)[0] is not None
+    free, link = 0, store.free
+    while link:
+        free += 1
+        link = store._head(link - 1)[F_NEXT]
+    assert free + len(store) == store.hw
+    assert len(store) <= 2 << store.log2           # the map doubled: chains stay short
+
+
+@settings(max_examples=250, deadline=None)
+@given(st.lists(st.one_of(step, shared_step, shared_step), min_size=20, max_size=150), st.integers(0, 2))
+def test_the_boards_flash_store_equals_the_memory_store(history, log2):
+    """A machine on the firmware's FlashAlertStore (over MemoryFiles, its
+    map starting at 1 to 4 buckets) emits exactly the actions of one on
+    MemoryAlertStore, holds the same records, and the store answers
+    oldest_firing (ties by key), latest_notified and has_due alike."""
+
+    def same_answers(flash, mem):
+        assert indexed_summary(flash) == indexed_summary(mem)
+        for kind in KINDS:
+            assert flash.alerts.oldest_firing(kind) == mem.alerts.oldest_firing(kind)
+            assert flash.alerts.latest_notified(kind) == mem.alerts.latest_notified(kind)
+        for ident in mem.alerts:
+            assert flash.alerts.has_due(ident) == mem.alerts.has_due(ident)
+        flash_store_holds_its_orders(flash.alerts)
+
+    check_against_reference(AlertMachine(store=FlashAlertStore(MemoryFiles(), log2=log2)), history,
+                            ref=AlertMachine(), each=same_answers)
 
 
 def test_a_tick_visits_only_due_alerts():

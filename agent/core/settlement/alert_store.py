@@ -25,6 +25,24 @@ iteration in insertion order, items, values) plus
 import heapq
 
 
+class DictReads:
+    """The rest of a dict's read side over get() and items(), for the stores
+    that are not dicts (agent/alert_store_sqlite.py, firmware/alert_store_flash.py)."""
+
+    def __getitem__(self, ident):
+        rec = self.get(ident)
+        if rec is None:
+            raise KeyError(ident)
+        return rec
+
+    def __contains__(self, ident):
+        return self.get(ident) is not None
+
+    def values(self):
+        for _, rec in self.items():
+            yield rec
+
+
 class MemoryAlertStore(dict):
     def __init__(self):
         super().__init__()

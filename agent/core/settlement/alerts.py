@@ -168,12 +168,14 @@ class AlertMachine:
 
     def _set(self, ident, rec):
         old = self.alerts.get(ident)
-        self.index.changed(ident, old, rec)
+        # The store first: one that refuses the record (too big for a flash
+        # slot, a full file system) leaves the index's counts as they were.
         if rec is None:
             if old is not None:
                 self.alerts.delete(ident)
         else:
             self.alerts.put(ident, rec, next_deadline(rec, self.kinds[ident[0]]))
+        self.index.changed(ident, old, rec)
         if self.changed is not None:
             self.changed.add(ident)
 

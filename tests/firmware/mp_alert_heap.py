@@ -1,0 +1,103 @@
+# Runs under MicroPython 1.29 (tests/mp/run_portable.mjs --script --steps N),
+# driven by tests/firmware/test_alert_heap.py, which puts `P = {...}` before
+# this file: P["sales"] sales, P["flash"] (the alert machine's records on
+# flash, as main() wires it, or in RAM as before), P["now_ms"] (the host's
+# clock: the sales are dated four days before it).
+#
+# An acquirer outage on the board: the firmware loop takes the sales
+# (PER_STEP a step, the sale index on flash), nothing settles, and the
+# ticks raise one settlement_overdue alert per sale (pending, firing and
+# escalated at once: their deadlines are days gone), then the group's 4-hour
+# repeat and a day more.  Prints the live-heap high-water mark (gc.mem_alloc
+# after gc.collect between steps: the port frees garbage only between
+# runPython calls), the heap once every alert fires, and the bytes of the
+# alert files.  Not counted: the modules (frozen in flash on a board); the
+# journal, the index's and the alerts' files are on the port's filesystem
+# (Node's memory, as the board's flash), not the Python heap.
+from daozhang.agent.core.journal import layout
+from daozhang.firmware import alert_store_flash  # noqa: F401  (imported before the base: frozen code on a board)
+from daozhang.firmware.flash_records import DirFiles
+from daozhang.firmware.flash_storage import FlashStorage
+from daozhang.firmware.main import Loop
+from daozhang.firmware.micro_journal import MicroJournal
+from daozhang.firmware.sale_index_flash import FlashSaleIndex
+from daozhang.firmware.terminal import Outputs, Terminal
+from portable import kit
+
+DAY = 86400000
+HOUR = 3600000
+PER_STEP = 50
+state = {"sold": 0, "ticks": 0}
+heap = kit.HeapMark()
+
+
+def setup():
+    global clock, journal, loop, led, now
+    heap.base = heap.now()                  # the modules: frozen in flash on a board
+    # The journal in a file, as the shipped esp32s3 board has it
+    # (firmware/flash_storage.py), on the port's filesystem: not on the
+    # Python heap, whose conservative collector would otherwise scan the
+    # journal's bytes for pointers.  128 segments of 64 KiB: the outage's
+    # sales and their alert records (three a sale) fit without a sync.
+    geo = layout.Geometry(65536, 128, kit.JOURNAL_ID, "mcu-outage-1", P["now_ms"] - 30 * DAY)
+    with open("/journal.dzj", "wb") as f:
+        f.write(geo.encode())
+        block = bytes(4096)
+        for _ in range(geo.file_size // 4096 - 1):
+            f.write(block)
+    clock = kit.StepClock(wall_ms=P["now_ms"], step=10)
+    now = [P["now_ms"]]
+    led = kit.Pin()
+    journal = MicroJournal(FlashStorage("/journal.dzj"), None, clock)     # unsigned: the heap, not the signer
+    index = FlashSaleIndex(DirFiles("/sidx"), journal.ring.geo.journal_id)
+    alert_files = DirFiles("/alerts") if P["flash"] else None
+    terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, kit.Pin(), kit.Display()),
+                        index=index, alert_files=alert_files)
+    loop = Loop(terminal, None, kit.WDT(), lambda: now[0])
+
+
+def step(i):
+    if i == 0:
+        setup()
+        return
+    used = heap.mark("step %d" % i)
+    if state["sold"] < P["sales"]:
+        for _ in range(min(PER_STEP, P["sales"] - state["sold"])):
+            n = state["sold"]
+            loop.submit(kit.sale(n, P["now_ms"] - 4 * DAY, amount=1000 + n))
+            state["sold"] += 1
+        return
+    if state["ticks"] == 0:
+        state["after_sales"] = used
+    elif state["ticks"] == 1:
+        state["firing_heap"] = used                     # every overdue sale has its alert
+    # One tick a step: the first raises every alert; then 4 hours (the
+    # group's repeat) and a day pass.
+    now[0] += (1000, 4 * HOUR, DAY, 1000)[min(state["ticks"], 3)]
+    loop.step()
+    state["ticks"] += 1
+
+
+def _bytes(path):
+    import os
+    total = 0
+    try:
+        for name in os.listdir(path):
+            total += os.stat(path + "/" + name)[6]
+    except OSError:
+        pass
+    return total
+
+
+def finish():
+    heap.mark("finish")
+    print("SOLD", state["sold"])
+    print("FIRING", len(loop.terminal.alerts.firing()))
+    print("STORE", type(loop.terminal.alerts.alerts).__name__)
+    print("LED", led.value())
+    print("TICKS", state["ticks"])
+    print("HEAP_AFTER_SALES", state.get("after_sales"))
+    print("HEAP_FIRING", state.get("firing_heap"))
+    print(heap.line())
+    print("ALERT_FILE_BYTES", _bytes("/alerts"))
+    print("INDEX_FILE_BYTES", _bytes("/sidx"))
