@@ -89,11 +89,14 @@ class SqliteAlertStore(DictReads):
 
     # -- the orders -------------------------------------------------------------------
 
-    def pop_due(self, now, kinds):
+    def pop_due(self, now, kinds, limit=None):
         out = []
         for kind in kinds:
+            if limit is not None and len(out) >= limit:
+                break
             rows = self.db.execute("SELECT key FROM alert WHERE kind = ? AND due IS NOT NULL "
-                                   "AND due <= ?", (kind, now)).fetchall()
+                                   "AND due <= ? ORDER BY due LIMIT ?",
+                                   (kind, now, -1 if limit is None else limit - len(out))).fetchall()
             for (key,) in rows:
                 self.db.write("UPDATE alert SET due = NULL WHERE kind = ? AND key = ?",
                               (kind, key))

@@ -152,12 +152,12 @@ class FlashAlertStore(AlertSlots, DictReads):
 
     # -- the orders -------------------------------------------------------------------
 
-    def pop_due(self, now, kinds):
+    def pop_due(self, now, kinds, limit=None):
         out = []
         try:
             for kind in kinds:
                 heaps = self.heaps.get(kind)
-                while heaps is not None:
+                while heaps is not None and (limit is None or len(out) < limit):
                     slot = heaps.top(DUE)
                     if slot is None:
                         break

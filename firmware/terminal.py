@@ -20,6 +20,13 @@ from daozhang.agent.core.settlement.alerts import AlertMachine
 from daozhang.agent.core.settlement.watchdog import SettlementWatchdog
 
 ALERTS_PER_COMMIT = 16
+# A tick observes at most this many newly overdue sales and visits at most
+# this many due alerts: each observation holds a few hundred bytes and makes
+# up to three actions, all on the heap until the tick's journal commits, so
+# an outage's first tick (every sale overdue at once, or a day's sales
+# escalating at the same deadline) must come in slices, not in one list of
+# thousands.  The rest come at the next ticks (TICK_EVERY_MS apart).
+TICK_ALERTS = 32
 CLEARED_STATES = ("clear", "resolved", "withdrawn", "expired", "inactive")
 
 
@@ -72,7 +79,8 @@ class Terminal:
         self.alert_sink = alert_sink
         self.dev = journal.ring.geo.device_id
         currency = (profile or {}).get("currency", "CNY")
-        self.watchdog = SettlementWatchdog(profile, calendar, index=index) if profile and calendar else None
+        self.watchdog = SettlementWatchdog(profile, calendar, index=index, due_per_tick=TICK_ALERTS) \
+            if profile and calendar else None
         # A sale index on flash (firmware/sale_index_flash.py) outlives a reset:
         # it catches up with the journal here and is checkpointed each tick.
         self.index = index if self.watchdog is not None and hasattr(index, "checkpoint") else None
@@ -185,7 +193,7 @@ class Terminal:
         actions = []
         if self.watchdog is not None:
             actions += self._apply(self.watchdog.handle(("tick", now_ms)), journal=False)
-        actions += self.alerts.tick(now_ms)
+        actions += self.alerts.tick(now_ms, TICK_ALERTS)
         self._journal_alerts(actions)
         self.outputs.update(self.alerts.status_summary())
         if self.index is not None and self.index.dirty:

@@ -28,6 +28,7 @@ DAY = 86400000
 HOUR = 3600000
 PER_STEP = 50
 state = {"sold": 0, "ticks": 0}
+most = [0]                                  # the most alert actions one tick made
 heap = kit.HeapMark()
 
 
@@ -54,6 +55,13 @@ def setup():
     terminal = Terminal(journal, kit.PROFILE, kit.calendar(), Outputs(led, kit.Pin(), kit.Display()),
                         index=index, alert_files=alert_files)
     loop = Loop(terminal, None, kit.WDT(), lambda: now[0])
+    tick = terminal.tick
+
+    def counted(now_ms):
+        actions = tick(now_ms)
+        most[0] = max(most[0], len(actions))
+        return actions
+    terminal.tick = counted
 
 
 def step(i):
@@ -69,11 +77,19 @@ def step(i):
         return
     if state["ticks"] == 0:
         state["after_sales"] = used
-    elif state["ticks"] == 1:
-        state["firing_heap"] = used                     # every overdue sale has its alert
-    # One tick a step: the first raises every alert; then 4 hours (the
-    # group's repeat) and a day pass.
-    now[0] += (1000, 4 * HOUR, DAY, 1000)[min(state["ticks"], 3)]
+    firing = loop.terminal.alerts.status_summary()["firing"]       # O(kinds)
+    if firing < P["sales"]:
+        # A tick a second raises the next slice of alerts (the terminal's
+        # TICK_ALERTS: the outage's first ticks never hold every overdue
+        # sale's observation and actions at once).
+        now[0] += 1000
+    else:
+        if "firing_heap" not in state:
+            state["firing_heap"] = used                 # every overdue sale has its alert
+            state["ticks_to_fire"] = state["ticks"]
+        # Then 4 hours (the group's repeat) and a day pass, a second apart after.
+        state["after"] = state.get("after", 0) + 1
+        now[0] += (4 * HOUR, DAY, 1000)[min(state["after"] - 1, 2)]
     loop.step()
     state["ticks"] += 1
 
@@ -96,6 +112,8 @@ def finish():
     print("STORE", type(loop.terminal.alerts.alerts).__name__)
     print("LED", led.value())
     print("TICKS", state["ticks"])
+    print("TICKS_TO_FIRE", state.get("ticks_to_fire"))
+    print("MOST_ACTIONS_A_TICK", most[0])
     print("HEAP_AFTER_SALES", state.get("after_sales"))
     print("HEAP_FIRING", state.get("firing_heap"))
     print(heap.line())

@@ -17,6 +17,8 @@ import subprocess
 import pytest
 
 from dztest.dates import now_ms
+from daozhang.agent.core.settlement.alerts import KINDS
+from daozhang.firmware.terminal import TICK_ALERTS
 from dztest.micropython import MP_DIR, REPO, MicroPythonFailed, micropython_available
 
 pytestmark = pytest.mark.timeout(900)
@@ -35,7 +37,9 @@ def run_outage(tmp_path, sales, flash):
     script = str(tmp_path / ("outage_%d_%s.py" % (sales, flash)))
     with open(SCRIPT) as f, open(script, "w") as out:
         out.write("P = %r\n" % {"sales": sales, "flash": flash, "now_ms": now_ms()} + f.read())
-    steps = 1 + -(-sales // PER_STEP) + 5            # boot, the sales, five ticks
+    # Boot, the sales, a tick a second until every alert fires (TICK_ALERTS
+    # a tick), then the group's repeat, a day, and a few more.
+    steps = 1 + -(-sales // PER_STEP) + -(-sales // TICK_ALERTS) + 6
     proc = subprocess.run(["node", os.path.join(MP_DIR, "run_portable.mjs"), REPO, "--script", script,
                            "--steps", str(steps)], capture_output=True, text=True, timeout=840, cwd=MP_DIR)
     if proc.returncode != 0:
@@ -60,6 +64,12 @@ def test_two_thousand_overdue_alerts_on_flash_leave_the_heap_of_a_hundred(tmp_pa
         assert run["SOLD"] == str(n) and run["FIRING"] == str(n) and run["LED"] == "1", run
         assert 0 < _peak(run) <= HEAP_BUDGET, run
         assert int(run["ALERT_FILE_BYTES"]) >= n * 512          # the records are on flash
+        # The first ticks come in slices, however many sales are overdue: a
+        # tick holds at most TICK_ALERTS observations' actions (pending,
+        # firing, escalated: three each), TICK_ALERTS due alerts' (two each)
+        # and a group repeat per kind.
+        assert 0 < int(run["MOST_ACTIONS_A_TICK"]) <= 5 * TICK_ALERTS + len(KINDS), run
+        assert int(run["TICKS_TO_FIRE"]) >= n // TICK_ALERTS, run
     # Flat: twenty times the alerts, the same live heap within 20 KiB, 10 B
     # an alert (in RAM they took some 430 B each: 800 KiB more).  What the
     # port does show grow, about 5 B an alert, is not the store's (alone,

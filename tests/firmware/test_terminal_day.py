@@ -22,13 +22,14 @@ SCRIPT = os.path.join(REPO, "tests", "firmware", "mp_terminal_day.py")
 
 
 def run_day():
-    """{name: value} printed by the MicroPython day (SALES + 4 steps)."""
+    """{name: value} printed by the MicroPython day (boot, SALES sales, 5 ticks:
+    firmware/terminal.py raises TICK_ALERTS alerts a tick)."""
     if not micropython_available():
         if os.environ.get("CI"):
             raise MicroPythonFailed("MicroPython port missing: run `npm ci --prefix tests/mp`")
         pytest.skip("MicroPython WebAssembly port not installed (npm install --prefix tests/mp)")
     proc = subprocess.run(["node", os.path.join(MP_DIR, "run_portable.mjs"), REPO, "--script", SCRIPT,
-                           "--steps", "104"], capture_output=True, text=True, timeout=540, cwd=MP_DIR)
+                           "--steps", "106"], capture_output=True, text=True, timeout=540, cwd=MP_DIR)
     if proc.returncode != 0:
         raise MicroPythonFailed(proc.stdout[-2000:] + proc.stderr[-3000:])
     out = {}

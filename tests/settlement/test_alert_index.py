@@ -7,7 +7,9 @@ same counts and groups."""
 from hypothesis import given, settings, strategies as st
 
 from daozhang.agent.alert_store_sqlite import SqliteAlertStore
-from daozhang.agent.core.settlement.alerts import EVENTS, INHIBIT, SEVERITY_RANK, AlertMachine, IllegalTransition
+from daozhang.agent.core.settlement.alert_store import MemoryAlertStore
+from daozhang.agent.core.settlement.alerts import (EVENTS, FIELDS, INHIBIT, SEVERITY_RANK, AlertMachine,
+                                                   IllegalTransition)
 from daozhang.firmware.alert_store_flash import F_NEXT, NOTIFIED, SINCE, FlashAlertStore
 from daozhang.firmware.flash_records import MemoryFiles
 from dztest.sale_index import sqlite_index
@@ -236,3 +238,70 @@ def test_held_alerts_cost_a_tick_nothing():
     acts = m.tick(T0 + 3 * HOUR)
     assert [a["action"] for a in acts] == ["escalated"] * 1000
     assert min(SEVERITY_RANK[a["severity"]] for a in acts) == 0
+
+
+def _three_stores():
+    index = sqlite_index()
+    return [MemoryAlertStore(), SqliteAlertStore(index.db), FlashAlertStore(MemoryFiles())], index
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["settlement_overdue", "settlement_short", "security"]),
+                          st.sampled_from(KEYS), st.sampled_from([T0 - DAY, T0 - HOUR, T0, T0 + HOUR])),
+                max_size=60),
+       st.integers(1, 7))
+def test_pop_due_with_a_limit_takes_slices_earliest_first(puts, limit):
+    """A board's tick visits at most `limit` due alerts (firmware/terminal.py
+    TICK_ALERTS): each store pops at most that many, kind by kind, earliest
+    deadline first, the rest staying due; slice after slice they are
+    exactly the alerts an unlimited pop takes at once."""
+    stores, index = _three_stores()
+    try:
+        dues = {}
+        for store in stores:
+            for kind, key, due in puts:
+                rec = dict.fromkeys(FIELDS)
+                rec.update(kind=kind, key=key, state="pending", severity="warning", since=due,
+                           pending_since=due, currency="CNY")
+                store.put((kind, key), rec, due)
+                dues[(kind, key)] = due             # a second put replaces the deadline
+        kinds = sorted({kind for kind, _, _ in puts})
+        expected = sorted(ident for ident, due in dues.items() if due <= T0)
+        for store in stores:
+            taken = []
+            while True:
+                got = store.pop_due(T0, kinds, limit)
+                assert len(got) <= limit and got == sorted(got)
+                if not got:
+                    break
+                left = [(ident, dues[ident]) for ident in expected if ident not in taken + got]
+                for ident in got:
+                    # Nothing left of an earlier kind, nor of its own kind with an earlier deadline.
+                    assert all(kinds.index(i[0]) > kinds.index(ident[0]) or
+                               (i[0] == ident[0] and d >= dues[ident]) for i, d in left)
+                taken.extend(got)
+            assert sorted(taken) == expected
+            assert store.pop_due(T0, kinds) == []
+    finally:
+        index.close()
+
+
+def test_a_limited_tick_emits_the_same_actions_a_slice_at_a_time():
+    """1,000 firing alerts escalating at the same moment (one deadline for
+    a day's sales): ticks limited to 32 alerts emit 32 escalations each,
+    the same 1,000 in all as one unlimited tick."""
+    machines = [AlertMachine(), AlertMachine()]
+    for m in machines:
+        for i in range(1000):
+            m.observe({"kind": "settlement_overdue", "key": "S%04d" % i, "active": True, "at": T0,
+                       "since": T0 - DAY, "escalate_at": T0 + HOUR, "amount": 100})
+    whole = machines[0].tick(T0 + HOUR)
+    sliced, sizes = [], []
+    for k in range(40):
+        acts = machines[1].tick(T0 + HOUR + k * 1000, 32)
+        sizes.append(len(acts))
+        sliced.extend(acts)
+    assert sizes[:31] == [32] * 31 and sizes[31] == 1000 - 31 * 32 and not any(sizes[32:])
+    assert sorted(a["key"] for a in sliced) == sorted(a["key"] for a in whole)
+    assert {a["action"] for a in sliced} == {"escalated"}
+    assert machines[1].status_summary()["critical"] == machines[0].status_summary()["critical"] == 1000

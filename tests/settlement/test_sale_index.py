@@ -39,10 +39,9 @@ def test_the_scenario_week_over_disk(pair):
     assert disk.release_cursor() is None and disk.index.count() == memory.index.count() == 0
 
 
-def test_a_tick_emits_at_most_due_per_tick(monkeypatch, pair):
-    from daozhang.agent.core.settlement import watchdog as wd
-    monkeypatch.setattr(wd, "DUE_PER_TICK", 3)
+def test_a_tick_emits_at_most_due_per_tick(pair):
     memory, disk = pair(shanghai_profile())
+    memory.due_per_tick = disk.due_per_tick = 3
     for n in range(1, 8):
         t = make_txn(n)
         memory.handle(("transaction", t))

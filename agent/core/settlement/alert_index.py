@@ -104,12 +104,13 @@ class AlertIndex:
                 return True
         return False
 
-    def pop_due(self, now):
+    def pop_due(self, now, limit=None):
         """Every alert due by `now`, of every kind not inhibited, in (kind,
         key) order; each leaves the due index (the machine's next change to
-        it puts it back with its new deadline)."""
+        it puts it back with its new deadline).  `limit`: at most that many,
+        the earliest deadlines of the first kinds (the rest stay due)."""
         kinds = [k for k in sorted(self.kinds) if not self.inhibited(k)]
-        return self.store.pop_due(now, kinds)
+        return self.store.pop_due(now, kinds, limit)
 
     def oldest(self, kind):
         """The earliest `since` among the kind's firing alerts (None if none)."""

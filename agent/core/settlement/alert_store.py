@@ -15,8 +15,12 @@ The face: the read side of a dict keyed by (kind, key) (get, [], in, len,
 iteration in insertion order, items, values) plus
     put(ident, record, due)     insert or replace; `due` None: nothing to do
     delete(ident)
-    pop_due(now, kinds)         idents of `kinds` due by `now`, sorted; each
-                                loses its deadline until its next put
+    pop_due(now, kinds, limit=None)
+                                idents of `kinds` due by `now`, sorted; each
+                                loses its deadline until its next put.  With
+                                `limit`, at most that many: kind by kind,
+                                earliest deadline first (among equal
+                                deadlines the store's choice); the rest stay due
     oldest_firing(kind)         (since, key) of the firing alert with the
                                 smallest `since` (then key), or None
     latest_notified(kind)       the largest `last_notified` among firing alerts
@@ -113,12 +117,12 @@ class MemoryAlertStore(dict):
                 self.heaps[ident[0]] = heap
         self.unpushed = set()
 
-    def pop_due(self, now, kinds):
+    def pop_due(self, now, kinds, limit=None):
         self._flush()
         out = []
         for kind in kinds:
             heap = self.heaps.get(kind)
-            while heap and heap[0][0] <= now:
+            while heap and heap[0][0] <= now and (limit is None or len(out) < limit):
                 due, key = heapq.heappop(heap)
                 ident = (kind, key)
                 if self.due.get(ident) == due:

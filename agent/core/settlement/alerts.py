@@ -315,13 +315,16 @@ class AlertMachine:
             actions.append(self.handle(kind, key, "repeat", now))
         return actions
 
-    def tick(self, now):
+    def tick(self, now, limit=None):
         """Time passes: pending alerts fire, firing ones escalate or repeat.
         Only alerts whose next deadline has come are visited (the index's
         due heaps), in (kind, key) order, so output is deterministic and the
-        same as visiting every alert: O(due x log n), not O(n)."""
+        same as visiting every alert: O(due x log n), not O(n).  `limit`: at
+        most that many alerts visited (a board's heap holds the actions of a
+        few dozen, not of a day's sales escalating at once); the others stay
+        due for the next tick, so their actions come a tick later."""
         actions = []
-        for ident in self.index.pop_due(now):
+        for ident in self.index.pop_due(now, limit):
             actions.extend(self._advance(ident, now, True))
             rec = self.alerts.get(ident)
             if rec is not None and not self.alerts.has_due(ident):

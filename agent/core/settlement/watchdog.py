@@ -58,8 +58,11 @@ CHECK_ALERTS = {
 
 class SettlementWatchdog:
     def __init__(self, profile, calendar, expire_after=DEFAULT_EXPIRE_AFTER,
-                 match_window_ms=DEFAULT_MATCH_WINDOW, index=None):
+                 match_window_ms=DEFAULT_MATCH_WINDOW, index=None, due_per_tick=DUE_PER_TICK):
         self.profile = profile
+        # Overdue observations one tick emits at most: a board's heap holds
+        # a few dozen at once, the daemon's thousands (firmware/terminal.py).
+        self.due_per_tick = due_per_tick
         self.calendar = calendar
         self.expire_after = expire_after
         # The sale index holds every transaction, every result and which
@@ -166,7 +169,7 @@ class SettlementWatchdog:
 
     def tick(self, now):
         """Overdue sales, observed once each, in deadline order, at most
-        DUE_PER_TICK a tick (the rest on the next: outputs stay bounded).
+        due_per_tick a tick (the rest on the next: outputs stay bounded).
         Nothing at all while the clock is untrusted: a wrong clock invents
         no overdue."""
         if not self.clock_trusted:
@@ -175,7 +178,7 @@ class SettlementWatchdog:
         outputs = []
         if self.last_prune is None or now - self.last_prune >= PRUNE_EVERY:
             outputs.extend(self.prune(now))
-        for deadline, _, key, amount in self.index.due(now, DUE_PER_TICK):
+        for deadline, _, key, amount in self.index.due(now, self.due_per_tick):
             self.index.mark_seen(key)
             obs = self._obs("settlement_overdue", key, True, now)
             obs["since"] = deadline
