@@ -5,7 +5,7 @@ settlement plugin also publishes them through the sync link and shows them
 on the board's outputs (agent/settlement_plugin.py `_emit`).
 
 Also the helpers the alerts CLI shares: plain() (an alert as CBOR/JSON),
-restore_action() (replaying a journaled transition), alerts_file_path().
+alerts_file_path().
 """
 
 import json
@@ -14,7 +14,6 @@ import os
 from daozhang.agent.core import cbor
 from daozhang.agent.core.errors import JournalFull, StorageError
 from daozhang.agent.core.journal import record
-from daozhang.agent.core.settlement.alerts import ReplayMismatch
 from daozhang.files import atomic_write
 
 # alerts.json lists at most this many single alerts; the groups count them all.
@@ -38,19 +37,6 @@ def plain(value):
         return value.hex()
     return str(value)
 
-
-def restore_action(machine, action):
-    """Replay one journaled alert action into `machine`, tolerantly."""
-    try:
-        machine.restore(action)
-    except ReplayMismatch:
-        # The journal is a ring: the alert's earlier transitions may have
-        # been reclaimed.  The action carries the alert's whole record.
-        ident = (action.get("kind"), action.get("key"))
-        if action.get("state") == "inactive" or action.get("action") == "withdrawn":
-            machine.drop(ident)
-        else:
-            machine.put_record(action)
 
 
 def commit_chunks(actions, budget):

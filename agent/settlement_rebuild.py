@@ -16,7 +16,6 @@ from daozhang.agent.core.errors import DaozhangError
 from daozhang.agent.core.journal import record
 from daozhang.agent.core.sync.settlement_ack import ack_digest
 from daozhang.agent.replay_records import readable_records
-from daozhang.agent.settlement_alerts import restore_action
 from daozhang.agent.startup_progress import StartupProgress
 
 # A rebuild from the whole journal commits the index this often (transactions).
@@ -89,7 +88,7 @@ def _replay_one(plugin, rec, counts, unjournaled):
         plugin.watchdog.handle(("clock", rec.payload.get("event") == "trusted", rec.wall_ms))
         counts["clock"] += 1
     elif rec.type == record.TYPE_ALERT:
-        restore_action(plugin.machine, rec.payload)
+        plugin.machine.replay(rec.payload)
         counts["alerts"] += 1
         return True
     return False

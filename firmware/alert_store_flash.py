@@ -35,9 +35,9 @@ Iteration (views, tests) and a doubling walk every slot.  RAM: the file
 objects, a few counters and three heap sizes per kind.
 
 Derived data, no crash consistency: the files are wiped when the store is
-created (at every boot), as the board's machine always started empty: the
-watchdog's first tick observes every overdue sale again
-(firmware/index_replay.py).  Capacity: the files grow as alerts arrive
+created (at every boot) and the terminal rebuilds the records from the
+journal's alert records (firmware/index_replay.py restore_alerts), as the
+daemon rebuilds its SQLite store when the file is missing.  Capacity: the files grow as alerts arrive
 (512 B an alert); a full file system (or any OSError of the files) raises
 StorageError, never an alert dropped silently, and the writes that grow a
 file come first, so a new alert refused leaves the store as it was.  A record longer than a slot raises

@@ -70,8 +70,8 @@ class Terminal:
     action (the sync link sends them up on the `alerts` topic).
     `alert_files` (firmware/flash_records.py's DirFiles on the board): the
     alert machine's records on flash (firmware/alert_store_flash.py, wiped
-    here: derived, the first tick observes every overdue sale again);
-    without it they are in RAM."""
+    and rebuilt here from the journal's alert records: derived data);
+    without it they are in RAM and start empty."""
 
     def __init__(self, journal, profile=None, calendar=None, outputs=None, alert_sink=None, index=None,
                  alert_files=None):
@@ -93,6 +93,13 @@ class Terminal:
             from daozhang.firmware.alert_store_flash import FlashAlertStore
             store = FlashAlertStore(alert_files)
         self.alerts = AlertMachine(currency, store=store)
+        self.restored = None
+        if store is not None:
+            # Rebuilt from the journal's alert records: what fired before the
+            # reset fires again at once, and the first ticks' re-observation
+            # of every overdue sale journals nothing twice.
+            from daozhang.firmware.index_replay import restore_alerts
+            self.restored = restore_alerts(self.alerts, journal)
         self.outputs = outputs or Outputs()
         self.decoder = intake_frames.FrameDecoder()
         self.taken = 0

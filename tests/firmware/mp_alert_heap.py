@@ -33,7 +33,7 @@ heap = kit.HeapMark()
 
 
 def setup():
-    global clock, journal, loop, led, now
+    global clock, led, now
     heap.base = heap.now()                  # the modules: frozen in flash on a board
     # The journal in a file, as the shipped esp32s3 board has it
     # (firmware/flash_storage.py), on the port's filesystem: not on the
@@ -49,6 +49,12 @@ def setup():
     clock = kit.StepClock(wall_ms=P["now_ms"], step=10)
     now = [P["now_ms"]]
     led = kit.Pin()
+    boot()
+
+
+def boot():
+    """The terminal as main() wires it; again at a reset (same files)."""
+    global journal, loop
     journal = MicroJournal(FlashStorage("/journal.dzj"), None, clock)     # unsigned: the heap, not the signer
     index = FlashSaleIndex(DirFiles("/sidx"), journal.ring.geo.journal_id)
     alert_files = DirFiles("/alerts") if P["flash"] else None
@@ -87,8 +93,16 @@ def step(i):
         if "firing_heap" not in state:
             state["firing_heap"] = used                 # every overdue sale has its alert
             state["ticks_to_fire"] = state["ticks"]
-        # Then 4 hours (the group's repeat) and a day pass, a second apart after.
+        # Then 4 hours (the group's repeat) and a day pass, a second apart
+        # after; at the fourth step the board resets (P["reset"]): its alert
+        # store is rebuilt from the journal, and the ticks after it journal
+        # nothing (no alert raised twice).
         state["after"] = state.get("after", 0) + 1
+        if state["after"] == 4 and P.get("reset"):
+            state["seq_before_reset"] = journal.ring.next_seq
+            boot()
+            state["restored"] = loop.terminal.restored
+            return
         now[0] += (4 * HOUR, DAY, 1000)[min(state["after"] - 1, 2)]
     loop.step()
     state["ticks"] += 1
@@ -113,6 +127,13 @@ def finish():
     print("LED", led.value())
     print("TICKS", state["ticks"])
     print("TICKS_TO_FIRE", state.get("ticks_to_fire"))
+    if "seq_before_reset" in state:
+        print("RESTORED", state["restored"]["alerts"], state["restored"]["skipped"])
+        from daozhang.agent.core.journal import record
+        from daozhang.firmware.journal_frames import FrameReader
+        records, _, _ = FrameReader(journal.storage, journal.ring).read(state["seq_before_reset"], 8192)
+        print("JOURNALED_AFTER_RESET", " ".join(str(t) for _, t, _ in records) or "-")
+        print("ALERTS_AFTER_RESET", len([1 for _, t, _ in records if t == record.TYPE_ALERT]))
     print("MOST_ACTIONS_A_TICK", most[0])
     print("HEAP_AFTER_SALES", state.get("after_sales"))
     print("HEAP_FIRING", state.get("firing_heap"))

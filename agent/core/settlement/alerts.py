@@ -260,6 +260,21 @@ class AlertMachine:
         else:
             self.put_record(action)
 
+    def replay(self, action):
+        """Replay one journaled action tolerantly: the journal is a ring, so
+        an alert's earlier transitions may have been reclaimed; the action
+        carries the alert's whole record, which is adopted as it stands.
+        (Rebuilding from the journal: the daemon's settlement index, the
+        board's alert store at boot, `daozhang agent alerts --from-journal`.)"""
+        try:
+            self.restore(action)
+        except ReplayMismatch:
+            ident = (action.get("kind"), action.get("key"))
+            if action.get("state") == "inactive" or action.get("action") == "withdrawn":
+                self.drop(ident)
+            else:
+                self.put_record(action)
+
     # -- the level-based face the watchdog and daemon use ----------------------
 
     def _held(self, kind):

@@ -24,14 +24,14 @@ def alerts_from_journal(journal_path, currency="CNY"):
     """Alert records rebuilt from a journal file, without writing to it."""
     from daozhang.agent.core.journal import record
     from daozhang.agent.core.settlement.alerts import AlertMachine
-    from daozhang.agent.settlement_alerts import plain as _plain, restore_action
+    from daozhang.agent.settlement_alerts import plain as _plain
     from daozhang.host_tools.verify.reader import iter_records
 
     machine = AlertMachine(currency)
     try:
         for rec in iter_records(journal_path):
             if rec.type == record.TYPE_ALERT:
-                restore_action(machine, dict(rec.payload))
+                machine.replay(dict(rec.payload))
     except (OSError, DaozhangError) as exc:
         raise LocalError("cannot read the journal %s: %s" % (journal_path, exc)) from None
     alerts = [_plain(machine.alerts[i]) for i in sorted(machine.alerts,
