@@ -147,7 +147,6 @@ class AlertSlots(HashChains):
             if head[F_FLAGS] & LIVE:
                 yield slot, head
 
-
     def _alloc(self):
         if self.free:
             slot = self.free - 1
@@ -165,6 +164,7 @@ class AlertSlots(HashChains):
         for slot, head in self._live():
             head[F_NEXT] = self._push_link(0, head[F_HASH], slot)
             self._put_head(slot, head)
+
 
 def _storage(exc):
     return StorageError("the alert store on flash could not write: %s (file system full?)" % (exc,))

@@ -3,8 +3,9 @@ each heap, so any element goes in or out in O(log n) record reads and
 writes, with no stale entries and no rebuilds.  Shared by the firmware's
 on-flash indexes (firmware/sale_index_heaps.py, firmware/alert_store_flash.py).
 
-Cells live in a RecordFile (firmware/flash_records.py) of 4 x WAYS-byte
-records: record i holds element i of heap 0, 1, ... (slot + 1; 0: empty).
+Cells live in a RecordFile (firmware/flash_records.py) of 4-byte cells per
+heap side by side (12-byte records for the three heaps both owners keep):
+record i holds element i of heap 0, 1, ... (slot + 1; 0: empty).
 A subclass says where a heap's size and a slot's places are kept and how
 two slots compare:
 

@@ -8,7 +8,6 @@
 # mark (gc.mem_alloc after gc.collect at every step), sign and commit times,
 # and the partition's journal area (un-inverted) for the host verifier.
 import binascii
-import gc
 import time
 
 from daozhang.agent.core.journal import layout
@@ -26,15 +25,9 @@ from portable.fake_partition import FakePartition
 SALES = 100
 DAY = 86400000
 SEED = bytes(range(32))
-peak = [0, ""]
 base = {}
-
-
-def mark(where):
-    gc.collect()
-    used = gc.mem_alloc() - base["code"] - base["partition"]
-    if used > peak[0]:
-        peak[0], peak[1] = used, where
+heap = kit.HeapMark()
+mark = heap.mark
 
 
 sales_ms = [0]
@@ -42,12 +35,12 @@ sales_ms = [0]
 
 def setup():
     global signer, keygen_ms, sign_ms, clock, led, buzzer, display, now, journal, loop, geo, part
-    gc.collect()
-    base["code"] = gc.mem_alloc()       # the modules: frozen in flash on a board, not on its heap
+    base["code"] = heap.now()           # the modules: frozen in flash on a board, not on its heap
     geo = layout.Geometry(65536, 16, kit.JOURNAL_ID, "mcu-pos-1", kit.CREATED_MS)
-    before = gc.mem_alloc()
+    before = heap.now()
     part = FakePartition(geo.file_size // 4096 + 2)
-    base["partition"] = gc.mem_alloc() - before     # the flash itself: not RAM on a board
+    base["partition"] = heap.now() - before         # the flash itself: not RAM on a board
+    heap.base = base["code"] + base["partition"]
     format_partition(part, geo.encode())
     t0 = time.ticks_ms()
     signer = ed25519.Ed25519Signer(SEED)
@@ -93,7 +86,7 @@ def finish():
     print("FIRING", firing)
     print("LED", led.value())
     print("DISPLAY", display.lines[-1])
-    print("HEAP_PEAK", peak[0], peak[1])
+    print("HEAP_PEAK", heap.peak, heap.where)
     print("HEAP_PARTITION", base["partition"])
     print("HEAP_CODE", base["code"])
     print("KEYGEN_MS", keygen_ms)

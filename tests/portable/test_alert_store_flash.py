@@ -11,7 +11,7 @@ pending alerts withdrawn (their slots freed and reused), findings expiring,
 the hash map doubling from one bucket.  Then the edges: the largest record
 the machine makes fits a slot and a bigger one is refused with nothing
 changed, a full file system raises StorageError, and a board that resets
-starts its alerts empty and observes every overdue sale again.
+rebuilds its alerts from the journal and journals none of them twice.
 """
 
 from daozhang.agent.core.errors import LocalError, StorageError
